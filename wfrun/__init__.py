@@ -1,0 +1,74 @@
+"""wfrun: durable async Python workflows on one machine, with no server.
+
+Code written for Mistral Workflows runs with one changed line::
+
+    import wfrun as workflows        # was: import mistralai.workflows as workflows
+
+    @workflows.activity()
+    async def fetch_user_data(user_id: str) -> dict: ...
+
+    @workflows.workflow.define(name="user_report")
+    class UserReportWorkflow:
+        @workflows.workflow.entrypoint
+        async def run(self, user_id: str) -> dict:
+            return await fetch_user_data(user_id)
+
+Run it with ``wfrun start app.py:UserReportWorkflow --arg user_id=42``, or from Python with
+``await workflows.execute_workflow(UserReportWorkflow, {"user_id": "42"})``. Every event of the
+run is appended to a history file; ``wfrun resume <run-id>`` continues after any crash, and no
+completed activity runs again.
+"""
+
+from . import workflow
+from ._version import __version__
+from .activity import activity, activity_heartbeat, activity_info
+from .client import execute_workflow, resume_workflow
+from .errors import (
+    ActivityError,
+    ApplicationError,
+    DefinitionError,
+    EncodingError,
+    HistoryCorruptError,
+    InputError,
+    NonDeterminismError,
+    PayloadTooLargeError,
+    RunLockedError,
+    RunNotFoundError,
+    TargetError,
+    UsageError,
+    WfrunError,
+    WorkflowError,
+    WorkflowFailedError,
+)
+from .guard import DeterminismWarning
+from .policy import RetryPolicy
+from .runtime import ActivityInfo, WorkflowInfo
+
+__all__ = [
+    "ActivityError",
+    "ActivityInfo",
+    "ApplicationError",
+    "DefinitionError",
+    "DeterminismWarning",
+    "EncodingError",
+    "HistoryCorruptError",
+    "InputError",
+    "NonDeterminismError",
+    "PayloadTooLargeError",
+    "RetryPolicy",
+    "RunLockedError",
+    "RunNotFoundError",
+    "TargetError",
+    "UsageError",
+    "WfrunError",
+    "WorkflowError",
+    "WorkflowFailedError",
+    "WorkflowInfo",
+    "__version__",
+    "activity",
+    "activity_heartbeat",
+    "activity_info",
+    "execute_workflow",
+    "resume_workflow",
+    "workflow",
+]

@@ -1,0 +1,210 @@
+"""``@workflows.activity``: the steps of a workflow that touch the world.
+
+The decorator is thin. Inside a workflow, calling the decorated function hands the call to the
+workflow's runtime (`wfrun.runtime`), which records it, runs it under its retry policy and
+timeout, and returns its recorded result. Anywhere else the function simply runs, with its
+retry policy and no history, so activities stay unit-testable.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from types import CodeType
+from typing import Any, Final, ParamSpec, Protocol, TypeVar, overload
+
+from .errors import DefinitionError
+from .payload import Signature
+from .policy import ActivityOptions, RetryPolicy
+from .runtime import ActivityInfo, current_workflow, require_activity
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Activity functions by code object: how the blocking watchdog names the culprit.
+_BY_CODE: Final[dict[CodeType, str]] = {}
+
+
+class ActivityDefinition:
+    """An activity as the engine sees it: the function, its options, its typed signature."""
+
+    __slots__ = ("fn", "is_async", "name", "options", "signature")
+
+    def __init__(self, fn: Callable[..., Any], options: ActivityOptions) -> None:
+        self.fn = fn
+        self.name = options.name
+        self.options = options
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.signature = Signature(fn, owner=f"activity {options.name!r}")
+
+
+@overload
+def activity(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Callable[P, Coroutine[Any, Any, R]]: ...
+
+
+@overload
+def activity(fn: Callable[P, R], /) -> Callable[P, Coroutine[Any, Any, R]]: ...
+
+
+@overload
+def activity(
+    fn: None = None,
+    /,
+    *,
+    name: str | None = None,
+    start_to_close_timeout: timedelta = ...,
+    retry_policy_max_attempts: int = ...,
+    retry_policy_backoff_coefficient: float = ...,
+    retry_policy_initial_interval: timedelta = ...,
+    retry_policy_max_interval: timedelta = ...,
+    retry_policy_non_retryable_errors: tuple[str, ...] | list[str] = ...,
+    heartbeat_timeout: timedelta | None = ...,
+    max_payload: int | None = ...,
+) -> _Decorator: ...
+
+
+def activity(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    start_to_close_timeout: timedelta = timedelta(minutes=5),
+    retry_policy_max_attempts: int = 3,
+    retry_policy_backoff_coefficient: float = 2.0,
+    retry_policy_initial_interval: timedelta = timedelta(seconds=1),
+    retry_policy_max_interval: timedelta = timedelta(seconds=100),
+    retry_policy_non_retryable_errors: tuple[str, ...] | list[str] = (),
+    heartbeat_timeout: timedelta | None = None,
+    max_payload: int | None = None,
+) -> Any:
+    """Declare an activity: a module-level function a workflow calls to act on the world.
+
+    Each call from a workflow is attempted up to ``retry_policy_max_attempts`` times in all,
+    waiting ``min(initial * coefficient ** (n - 1), max_interval)`` after failed attempt n; an
+    attempt past ``start_to_close_timeout`` is cancelled and counts as failed. Once an attempt
+    succeeds its result is recorded and the call never runs again, even after a crash.
+    ``async def`` activities run on the event loop; plain ``def`` ones in a worker thread.
+
+    Example::
+
+        @workflows.activity(start_to_close_timeout=timedelta(seconds=30),
+                            retry_policy_max_attempts=5)
+        async def fetch_user_data(user_id: str) -> dict:
+            async with httpx.AsyncClient() as client:
+                response = await client.get(f"https://api.example.com/users/{user_id}")
+                response.raise_for_status()
+                return response.json()
+
+    Args:
+        name: the name recorded in the history (default: the function's name).
+        start_to_close_timeout: one attempt's time limit.
+        retry_policy_max_attempts: attempts in all; 1 means no retry, 0 no limit.
+        retry_policy_backoff_coefficient: growth of the delay between attempts.
+        retry_policy_initial_interval: the delay after the first failed attempt.
+        retry_policy_max_interval: the longest delay between attempts.
+        retry_policy_non_retryable_errors: exception class names that fail the call at once.
+        heartbeat_timeout: with `activity_heartbeat`, the longest silence of an attempt.
+        max_payload: this activity's limit on encoded input and output, in bytes.
+    """
+
+    def decorate(target: Callable[..., Any]) -> Callable[..., Any]:
+        if not inspect.isfunction(target) or target.__qualname__ != target.__name__:
+            raise DefinitionError(
+                f"@workflows.activity takes a module-level function, not {_describe(target)}: "
+                "the engine must find it again by name after a crash"
+            )
+        options = ActivityOptions(
+            name=name or target.__name__,
+            start_to_close_timeout=start_to_close_timeout,
+            heartbeat_timeout=heartbeat_timeout,
+            retry_policy=RetryPolicy(
+                initial_interval=retry_policy_initial_interval,
+                backoff_coefficient=retry_policy_backoff_coefficient,
+                maximum_interval=retry_policy_max_interval,
+                maximum_attempts=retry_policy_max_attempts,
+                non_retryable_error_types=tuple(retry_policy_non_retryable_errors),
+            ),
+            max_payload=max_payload,
+        )
+        definition = ActivityDefinition(target, options)
+        _BY_CODE[target.__code__] = definition.name
+
+        @functools.wraps(target)
+        def call(*args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
+            runtime = current_workflow()
+            if runtime is not None:
+                return runtime.call_activity(definition, args, kwargs)
+            from .worker import run_outside_workflow
+
+            return run_outside_workflow(definition, args, kwargs)
+
+        call.__wfrun_activity__ = definition  # type: ignore[attr-defined]
+        return call
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate
+
+
+class _Decorator(Protocol):
+    """The type of ``activity(...)`` with options: typed so that users' signatures survive."""
+
+    @overload
+    def __call__(
+        self, fn: Callable[P, Coroutine[Any, Any, R]], /
+    ) -> Callable[P, Coroutine[Any, Any, R]]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Callable[P, Coroutine[Any, Any, R]]: ...
+
+
+def definition_of(obj: Any) -> ActivityDefinition | None:
+    """The activity behind a decorated function, or None."""
+    return getattr(obj, "__wfrun_activity__", None)
+
+
+def activity_name_at(code: CodeType) -> str | None:
+    return _BY_CODE.get(code)
+
+
+def activity_info() -> ActivityInfo:
+    """The running attempt's `ActivityInfo`: run id, activity id, name, attempt, idempotency key.
+
+    Example::
+
+        info = workflows.activity_info()
+        payments.charge(order, idempotency_key=info.idempotency_key)  # charged once
+    """
+    return require_activity("workflows.activity_info()").info
+
+
+def activity_heartbeat(*details: Any) -> None:
+    """Record the attempt's progress; with ``heartbeat_timeout``, also prove it is alive.
+
+    The latest details are recorded (at most about once a second, so a tight loop does not
+    flood the history) and the next attempt, after a failure or a crash, reads them from
+    ``activity_info().heartbeat_details`` to carry on where this one stopped.
+
+    Example::
+
+        start = (workflows.activity_info().heartbeat_details or (0,))[0]
+        for offset in range(start, size, CHUNK):
+            download(url, offset)
+            workflows.activity_heartbeat(offset + CHUNK)
+    """
+    require_activity("workflows.activity_heartbeat()").heartbeat(details)
+
+
+def _describe(target: Any) -> str:
+    if isinstance(target, (staticmethod, classmethod)):
+        return f"a {type(target).__name__}"
+    if inspect.isclass(target):
+        return f"the class {target.__name__}"
+    qualname = getattr(target, "__qualname__", None)
+    if qualname and "<locals>" in qualname:
+        return f"{qualname} (defined inside a function)"
+    if qualname and "." in qualname:
+        return f"the method {qualname}"
+    return repr(target)

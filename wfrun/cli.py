@@ -1,0 +1,522 @@
+"""The ``wfrun`` command line: parse, call the library, print, map errors to exit codes.
+
+Exit codes (the same for start, resume and ``resume --all``):
+
+    0   completed; the result is on stdout          4   no such run
+    1   the workflow failed                         5   the run is locked by another process
+    2   bad usage or bad input: nothing was run     6   the history file is damaged
+    3   non-determinism: code and history disagree  75  waiting: resume it later
+    130 interrupted (Ctrl-C, SIGTERM): ``wfrun resume`` continues it
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Final, TypeVar
+
+import orjson
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from .client import (
+    new_run_id,
+    replay_run,
+    resume_run,
+    start_run,
+)
+from .engine import RunOutcome
+from .errors import InputError, PayloadError, UsageError, WfrunError, describe_failure
+from .events import TERMINAL, event_from_json
+from .history import History, RunStore, validate_run_id
+from .loader import canonical_target, load
+from .payload import default_max_payload, parse_size
+from .render import (
+    STATUS_STYLES,
+    HistoryRows,
+    RunView,
+    history_columns,
+    history_table,
+    run_summary,
+    runs_table,
+    summarize,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CODES: Final = {"COMPLETED": 0, "FAILED": 1, "WAITING": 75}
+INTERRUPTED: Final = 130
+#: For ``resume --all``: the most serious code among the runs wins.
+SEVERITY: Final = (130, 6, 3, 5, 4, 2, 1, 75, 0)
+STATUSES: Final = ("RUNNING", "INTERRUPTED", "WAITING", "COMPLETED", "FAILED", "DAMAGED")
+
+app = typer.Typer(
+    name="wfrun",
+    help="Durable async Python workflows on one machine: a JSONL history per run, no server.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar="WFRUN_HOME",
+        help="Where runs live (default: ./.wfrun).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")]
+
+
+def _stdout() -> Console:
+    # A pipe or a file has no width: rich would assume 80 columns and squeeze the tables.
+    width = None if sys.stdout.isatty() else 200
+    return Console(highlight=False, width=width)
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn wfrun's errors into a message on stderr and their documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except WfrunError as exc:
+            _stderr().print(f"[bold red]wfrun:[/] {_escape(str(exc))}")
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(INTERRUPTED) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+# -- start and resume ------------------------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def start(
+    target: Annotated[
+        str,
+        typer.Argument(help="module:Workflow or path/to/file.py:Workflow (class or defined name)."),
+    ],
+    arg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--arg",
+            "-a",
+            metavar="NAME=VALUE",
+            help="An entrypoint argument; VALUE is JSON if it parses, else a string.",
+        ),
+    ] = None,
+    input_: Annotated[
+        str | None,
+        typer.Option("--input", metavar="JSON|@FILE", help="All arguments as one JSON object."),
+    ] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run-id",
+            help="Make start idempotent: a completed run prints its result, an unfinished "
+            "one is resumed.",
+        ),
+    ] = None,
+    max_payload: Annotated[
+        str | None,
+        typer.Option(
+            "--max-payload",
+            metavar="SIZE",
+            help="Limit on each encoded input and output (default 2MiB, or $WFRUN_MAX_PAYLOAD).",
+        ),
+    ] = None,
+    home: HomeOption = None,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Start a run of a workflow and follow it to its end."""
+    store = RunStore(home)
+    if run_id:
+        validate_run_id(run_id)
+    definition = load(target)
+    arguments = definition.arguments_from_cli(arg or [], _read_input(input_))
+    data = definition.encode_input(arguments)
+    limit = parse_size(max_payload) if max_payload else default_max_payload()
+    run_id = run_id or new_run_id(definition.name)
+    view = _live_view(json_output, quiet)
+    try:
+        outcome = _run(
+            start_run(
+                definition,
+                data,
+                target=canonical_target(target),
+                store=store,
+                run_id=run_id,
+                max_payload=limit,
+                observers=[view.apply] if view else [],
+            ),
+            run_id,
+            view,
+        )
+    except PayloadError as exc:  # the workflow's own input: bad input, nothing ran
+        raise InputError(str(exc)) from None
+    _report(outcome, json_output=json_output, quiet=quiet)
+
+
+@app.command()
+@handle_errors
+def resume(
+    run_id: Annotated[str | None, typer.Argument(help="The run to continue.")] = None,
+    all_runs: Annotated[
+        bool, typer.Option("--all", help="Continue every INTERRUPTED run under the home.")
+    ] = False,
+    home: HomeOption = None,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Replay a run's history against today's code and carry it on to its end."""
+    store = RunStore(home)
+    if all_runs == bool(run_id):
+        raise UsageError("give either a RUN_ID or --all")
+    if all_runs:
+        raise typer.Exit(_resume_all(store, json_output=json_output))
+    assert run_id is not None
+    history = store.read(run_id)
+    if history.torn_tail:
+        _stderr().print(f"[yellow]wfrun:[/] {_escape(history.torn_note() or '')}")
+    view = _live_view(json_output, quiet)
+    if view is not None:
+        for event in history.events:
+            view.apply(event)
+    outcome = _run(
+        resume_run(run_id, store=store, observers=[view.apply] if view else []), run_id, view
+    )
+    _report(outcome, json_output=json_output, quiet=quiet)
+
+
+def _resume_all(store: RunStore, *, json_output: bool) -> int:
+    run_ids = [run.run_id for run in store.list_runs() if run.status == "INTERRUPTED"]
+    if not run_ids:
+        _stderr().print(f"wfrun: no interrupted run under {store.home}")
+        return 0
+
+    async def one(run_id: str) -> RunOutcome | WfrunError:
+        try:
+            return await resume_run(run_id, store=store)
+        except WfrunError as exc:
+            return exc
+
+    async def every() -> list[RunOutcome | WfrunError]:
+        return list(await asyncio.gather(*(one(run_id) for run_id in run_ids)))
+
+    results = _run(every(), "--all", None)
+    codes = []
+    out = _stdout()
+    for run_id, result in zip(run_ids, results, strict=True):
+        if isinstance(result, WfrunError):
+            codes.append(result.exit_code)
+            line: dict[str, Any] = {"run_id": run_id, "status": "ERROR", "error": str(result)}
+        else:
+            codes.append(EXIT_CODES[result.status])
+            line = _outcome_json(result)
+        if json_output:
+            sys.stdout.write(orjson.dumps(line).decode() + "\n")
+        else:
+            detail = line.get("error") or line.get("reason") or ""
+            if isinstance(detail, dict):
+                detail = describe_failure(detail)
+            out.print(f"{run_id} {line['status']} {_escape(str(detail))}".rstrip())
+    return min(codes, key=SEVERITY.index)
+
+
+def _read_input(value: str | None) -> Any:
+    if value is None:
+        return None
+    text = value
+    if value.startswith("@"):
+        path = Path(value[1:])
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise InputError(f"--input {value}: cannot read {path}: {exc.strerror}") from None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"--input is not valid JSON: {exc}") from None
+
+
+def _live_view(json_output: bool, quiet: bool) -> RunView | None:
+    if json_output or quiet or not sys.stderr.isatty():
+        return None
+    return RunView()
+
+
+T = TypeVar("T")
+
+
+def _run(work: Coroutine[Any, Any, T], run_id: str, view: RunView | None) -> T:
+    """Run ``work``; SIGINT and SIGTERM cancel it cleanly and exit 130."""
+
+    async def main() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, task.cancel)
+        try:
+            return await work
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+    _configure_logging()
+    live: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if view is not None:
+        live = Live(
+            get_renderable=lambda: view.renderable(datetime.now(UTC)),
+            console=_stderr(),
+            refresh_per_second=8,
+        )
+    try:
+        with live:
+            return asyncio.run(main())
+    except asyncio.CancelledError:
+        target = f"wfrun resume {run_id}" if run_id != "--all" else "wfrun resume --all"
+        _stderr().print(
+            f"[yellow]wfrun:[/] interrupted; the history is consistent: `{target}` continues"
+        )
+        raise typer.Exit(INTERRUPTED) from None
+
+
+def _configure_logging() -> None:
+    """Show ``workflows.workflow.logger`` lines on stderr, unless the user set logging up."""
+    logger = logging.getLogger("wfrun.workflow")
+    if logger.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(
+            "%(levelname)s %(workflow)s %(run_id)s: %(message)s",
+            defaults={"workflow": "-", "run_id": "-"},
+        )
+    )
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
+    line: dict[str, Any] = {
+        "run_id": outcome.run_id,
+        "status": outcome.status,
+        "result": outcome.result,
+    }
+    if outcome.error is not None:
+        line["error"] = {k: v for k, v in outcome.error.items() if k != "traceback"}
+    if outcome.reason is not None:
+        line["reason"] = outcome.reason
+    return line
+
+
+def _report(outcome: RunOutcome, *, json_output: bool, quiet: bool) -> None:
+    code = EXIT_CODES[outcome.status]
+    if json_output:
+        sys.stdout.write(orjson.dumps(_outcome_json(outcome)).decode() + "\n")
+        raise typer.Exit(code)
+    if outcome.status == "COMPLETED":
+        tty = sys.stdout.isatty()
+        option = orjson.OPT_INDENT_2 if tty and not quiet else 0
+        sys.stdout.write(orjson.dumps(outcome.result, option=option).decode() + "\n")
+        if tty and not quiet:
+            _stderr().print(f"[green]✓[/] run {outcome.run_id} completed")
+    elif outcome.status == "FAILED":
+        error = outcome.error or {}
+        _stderr().print(
+            f"[bold red]✗[/] run {outcome.run_id} failed: {_escape(describe_failure(error))}\n"
+            f"  `wfrun show {outcome.run_id}` shows the traceback"
+        )
+    else:
+        _stderr().print(
+            f"[blue]…[/] run {outcome.run_id} is {outcome.status}: {_escape(outcome.reason or '')}"
+        )
+    raise typer.Exit(code)
+
+
+# -- reading runs ----------------------------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def history(
+    run_id: Annotated[str, typer.Argument(help="The run whose events to show.")],
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the events as JSON Lines, exactly as stored.")
+    ] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing events while the run is live.")
+    ] = False,
+    home: HomeOption = None,
+) -> None:
+    """Show a run's events as a table."""
+    store = RunStore(home)
+    recorded = store.read(run_id)
+    if json_output:
+        data = recorded.path.read_bytes()[: recorded.intact_size]
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    if follow:
+        _follow(store, recorded, json_output)
+        return
+    if not json_output:
+        started = recorded.started
+        title = f"{started.workflow} · run {started.run_id} · {started.ts[:10]}"
+        _stdout().print(history_table(recorded.events, title=title))
+    if recorded.torn_tail:
+        _stderr().print(f"[yellow]wfrun:[/] {_escape(recorded.torn_note() or '')}")
+
+
+def _follow(store: RunStore, recorded: History, json_output: bool) -> None:
+    """Print new events as the live process appends them, until the run ends or stops."""
+    out = _stdout()
+    rows = HistoryRows()
+
+    def show(event: Any, line: bytes) -> None:
+        if json_output:
+            sys.stdout.buffer.write(line + b"\n")
+            sys.stdout.flush()
+        else:
+            table = history_columns(Table(show_header=False, box=None, padding=(0, 1)))
+            table.add_row(*rows.row(event))
+            out.print(table)
+
+    if not json_output:
+        header = history_columns(Table(box=None, padding=(0, 1)))
+        out.print(header)
+        for event in recorded.events:
+            show(event, b"")
+    offset = recorded.intact_size
+    last = recorded.events[-1]
+    pending = b""
+    while last.role != TERMINAL:
+        with open(recorded.path, "rb") as f:
+            f.seek(offset)
+            chunk = f.read()
+        offset += len(chunk)
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            last = event_from_json(orjson.loads(line))
+            show(last, line)
+        if not lines and not store.is_locked(recorded.started.run_id):
+            status = "a terminal event" if last.role == TERMINAL else "no live process"
+            _stderr().print(f"wfrun: run {recorded.started.run_id} has {status}; stopped following")
+            return
+        time.sleep(0.2)
+
+
+@app.command(name="list")
+@handle_errors
+def list_runs(
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help=f"Only runs in this status: {', '.join(STATUSES)}."),
+    ] = None,
+    json_output: JsonOption = False,
+    home: HomeOption = None,
+) -> None:
+    """List the runs under the home, oldest first."""
+    store = RunStore(home)
+    wanted = status.upper() if status else None
+    if wanted is not None and wanted not in STATUSES:
+        raise UsageError(f"--status {status!r} is not a status; use one of {', '.join(STATUSES)}")
+    runs = [run for run in store.list_runs() if wanted is None or run.status == wanted]
+    if json_output:
+        rows = [
+            {
+                "run_id": run.run_id,
+                "workflow": run.workflow,
+                "status": run.status,
+                "started": run.started or None,
+                "ended": run.ended,
+                **({"problem": run.problem} if run.problem else {}),
+            }
+            for run in runs
+        ]
+        sys.stdout.write(orjson.dumps(rows).decode() + "\n")
+        return
+    if not runs:
+        _stderr().print(
+            f"wfrun: no runs{f' with status {wanted}' if wanted else ''} under {store.home}"
+        )
+        return
+    _stdout().print(runs_table(runs))
+    for run in runs:
+        if run.problem:
+            _stderr().print(f"[bold red]{run.run_id}:[/] {_escape(run.problem)}")
+
+
+@app.command()
+@handle_errors
+def show(
+    run_id: Annotated[str, typer.Argument(help="The run to describe.")],
+    json_output: JsonOption = False,
+    home: HomeOption = None,
+) -> None:
+    """Describe a run: its workflow, status, timing, input and result or error."""
+    store = RunStore(home)
+    recorded = store.read(run_id)
+    summary = summarize(recorded.events, store.status(recorded))
+    if json_output:
+        sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+        return
+    _stdout().print(run_summary(summary))
+
+
+@app.command()
+@handle_errors
+def replay(
+    run_id: Annotated[str, typer.Argument(help="The run whose history to check.")],
+    home: HomeOption = None,
+) -> None:
+    """Check today's code against a run's history: runs no activity, writes nothing."""
+    store = RunStore(home)
+    recorded, found = replay_run(run_id, store=store)
+    out = _stderr()
+    style = STATUS_STYLES.get("COMPLETED")
+    out.print(
+        f"[{style}]✓[/] run {run_id} replays: today's code agrees with its "
+        f"{len(recorded.events)} events"
+    )
+    if found.backlog and recorded.terminal is None:
+        out.print(f"  a resume would go on with {len(found.backlog)} new step(s)")
+
+
+def main() -> None:
+    """The console script."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

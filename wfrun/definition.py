@@ -1,0 +1,206 @@
+"""A workflow as the engine sees it: its class, its entrypoint, its typed input and result.
+
+An entrypoint's input is a JSON object of its arguments by name. Mistral Workflows'
+convention is kept: an entrypoint whose single parameter is a pydantic model takes *that
+model's fields* as its input, so ``run(self, params: HelloInput)`` is started with
+``--arg name=Ada`` and recorded as ``{"name": "Ada"}``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+import orjson
+
+from .errors import DefinitionError, InputError
+from .payload import Signature, abbreviate, encode, encode_arguments, explain
+
+
+class WorkflowDefinition:
+    """What ``@workflows.workflow.define`` attaches to a workflow class."""
+
+    def __init__(
+        self,
+        cls: type,
+        *,
+        name: str,
+        entrypoint: Callable[..., Any],
+        description: str | None,
+        display_name: str | None,
+        execution_timeout: timedelta | None,
+        determinism_warnings: bool,
+    ) -> None:
+        self.cls = cls
+        self.name = name
+        self.entrypoint = entrypoint
+        self.description = description
+        self.display_name = display_name
+        self.execution_timeout = execution_timeout
+        self.determinism_warnings = determinism_warnings
+        self.signature = Signature(entrypoint, owner=f"workflow {name!r}", skip_first=True)
+
+    def __repr__(self) -> str:
+        return f"<workflow {self.name!r} ({self.cls.__module__}.{self.cls.__qualname__})>"
+
+    # -- the single-model convention ---------------------------------------------------------
+
+    @property
+    def input_model(self) -> Any:
+        """The pydantic model the input *is*, when the entrypoint takes one model; else None."""
+        parameters = self.signature.parameters
+        if len(parameters) != 1:
+            return None
+        annotation = self.signature.annotation(parameters[0].name)
+        pydantic = sys.modules.get("pydantic")
+        if pydantic and inspect.isclass(annotation) and issubclass(annotation, pydantic.BaseModel):
+            return annotation
+        return None
+
+    def parameter_types(self) -> dict[str, Any]:
+        """The input's field names and their annotations (a model's fields, or parameters)."""
+        model = self.input_model
+        if model is not None:
+            return {name: f.annotation for name, f in model.model_fields.items()}
+        return {p.name: self.signature.annotation(p.name) for p in self.signature.parameters}
+
+    # -- input -------------------------------------------------------------------------------
+
+    def encode_input(self, params: Any) -> bytes:
+        """Validate ``params`` (a dict of arguments by name, or the input model) and encode it.
+
+        Raises `InputError` naming the argument at fault, before anything runs.
+        """
+        model = self.input_model
+        subject = f"the input of workflow {self.name!r}"
+        if params is None:
+            params = {}
+        if model is not None and isinstance(params, model):
+            return encode(params, subject=subject)
+        if not isinstance(params, Mapping):
+            raise InputError(
+                f"{subject} must be a mapping of arguments by name"
+                + (f" or a {model.__name__}" if model is not None else "")
+                + f", not {type(params).__name__}"
+            )
+        self._check_names(params)
+        if model is not None:
+            from pydantic import ValidationError
+
+            try:
+                return encode(model.model_validate(dict(params)), subject=subject)
+            except ValidationError as exc:
+                raise InputError(f"{subject} is invalid: {explain(exc)}") from None
+        values = self.signature.decode_input(encode_arguments(params, subject=subject))
+        return encode_arguments(values, subject=subject)
+
+    def decode_input(self, data: bytes) -> tuple[list[Any], dict[str, Any]]:
+        """The entrypoint's positional and keyword arguments from an encoded input."""
+        model = self.input_model
+        if model is not None:
+            from pydantic import ValidationError
+
+            try:
+                return [model.model_validate_json(data)], {}
+            except ValidationError as exc:
+                raise InputError(
+                    f"the input of workflow {self.name!r} is invalid: {explain(exc)}"
+                ) from None
+        return self.signature.call_arguments(self.signature.decode_input(data))
+
+    def decode_result(self, data: bytes) -> Any:
+        return self.signature.decode_result(data)
+
+    def _check_names(self, params: Mapping[str, Any]) -> None:
+        known = self.parameter_types()
+        unknown = [name for name in params if name not in known]
+        if unknown:
+            takes = ", ".join(known) if known else "no arguments"
+            raise InputError(
+                f"workflow {self.name!r} has no parameter {unknown[0]!r}; it takes: {takes}"
+            )
+
+    # -- the command line --------------------------------------------------------------------
+
+    def arguments_from_cli(self, pairs: list[str], input_json: Any) -> dict[str, Any]:
+        """Arguments from ``--input`` (a JSON object) and ``--arg NAME=VALUE`` pairs.
+
+        VALUE is JSON when it parses as JSON, else a string. When the parameter is a string
+        and VALUE parses as something else (``--arg user_id=42``), the string is kept: the
+        parameter's type decides.
+        """
+        if input_json is None:
+            arguments: dict[str, Any] = {}
+        elif isinstance(input_json, dict):
+            arguments = dict(input_json)
+        else:
+            raise InputError(
+                f"--input must be a JSON object of arguments by name, not {abbreviate(input_json)}"
+            )
+        types = self.parameter_types()
+        for pair in pairs:
+            name, sep, raw = pair.partition("=")
+            name = name.strip()
+            if not sep or not name:
+                raise InputError(f"--arg {pair!r} is not NAME=VALUE")
+            if name not in types:
+                takes = ", ".join(types) if types else "no arguments"
+                raise InputError(
+                    f"--arg {name}: workflow {self.name!r} has no parameter {name!r}; "
+                    f"it takes: {takes}"
+                )
+            arguments[name] = _cli_value(raw, types[name])
+        missing = [name for name in self.required_names() if name not in arguments]
+        if missing:
+            raise InputError(
+                f"missing argument {missing[0]!r} of workflow {self.name!r}: "
+                f"pass --arg {missing[0]}=VALUE"
+            )
+        return arguments
+
+    def required_names(self) -> list[str]:
+        model = self.input_model
+        if model is not None:
+            return [name for name, f in model.model_fields.items() if f.is_required()]
+        return [p.name for p in self.signature.parameters if p.default is p.empty]
+
+
+def _cli_value(raw: str, annotation: Any) -> Any:
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw
+    if isinstance(parsed, str) or not _accepts_str_only(annotation):
+        return parsed
+    return raw
+
+
+def _accepts_str_only(annotation: Any) -> bool:
+    """True when the annotation wants a string (``str``, ``str | None``…), so 42 means "42"."""
+    import typing
+
+    if annotation is str:
+        return True
+    options = typing.get_args(annotation)
+    return bool(options) and str in options and int not in options and float not in options
+
+
+def definition_of(cls: Any) -> WorkflowDefinition | None:
+    """The definition attached to a workflow class, or None."""
+    definition = getattr(cls, "__wfrun_workflow__", None)
+    if isinstance(definition, WorkflowDefinition) and definition.cls is cls:
+        return definition
+    return None
+
+
+def require_definition(cls: Any) -> WorkflowDefinition:
+    definition = definition_of(cls)
+    if definition is None:
+        raise DefinitionError(
+            f"{getattr(cls, '__qualname__', cls)!r} is not a workflow: decorate the class with "
+            "@workflows.workflow.define and its entry method with @workflows.workflow.entrypoint"
+        )
+    return definition

@@ -1,0 +1,447 @@
+"""The local engine: replays a run's history into its workflow, then carries the run on.
+
+::
+
+    history ─► replay (no I/O; today's code checked against the recorded commands)
+            ─► live: commands ─► recorded ─► activities and timers run on the real loop
+                     outcomes ─► recorded, fsync ─► delivered to the workflow one at a time
+
+Outcomes reach the workflow only through the history, in history order: an outcome is
+appended, made durable (outcomes that arrive together share one fsync), and only then
+delivered, one event at a time, each followed by the workflow running as far as it can. A
+replay delivers the same events in the same order, so the workflow makes the same decisions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from ._version import __version__
+from .clock import Clock, sleep_until
+from .definition import WorkflowDefinition
+from .errors import (
+    HistoryCorruptError,
+    NonDeterminismError,
+    PayloadError,
+    WfrunError,
+    failure_record,
+)
+from .events import (
+    ActivityCanceled,
+    ActivityCompleted,
+    ActivityFailed,
+    ActivityHeartbeat,
+    ActivityScheduled,
+    ActivityStarted,
+    ActivityTimedOut,
+    Encoded,
+    Event,
+    MarkerRecorded,
+    RunResumed,
+    TimerCanceled,
+    TimerFired,
+    TimerStarted,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowStarted,
+    format_ts,
+    parse_ts,
+)
+from .history import History, HistoryWriter
+from .instance import (
+    CancelActivity,
+    CancelTimer,
+    Command,
+    RecordMarker,
+    ScheduleActivity,
+    StartTimer,
+    WorkflowInstance,
+)
+from .payload import check_size, encode, plain, raw
+from .replay import InFlight, RecordedRun, Replay
+from .retry import next_delay
+from .runtime import ActivityInfo
+from .watchdog import watching
+from .worker import Heartbeats, Outcome, run_attempt
+
+#: The latest heartbeat details of an attempt are recorded at most this often (seconds).
+HEARTBEAT_RECORD_INTERVAL: Final = 1.0
+
+_IDEMPOTENCY_NAMESPACE: Final = uuid.UUID("8a6f2d1e-53c4-4b0a-9f62-7e1f0c9d3b5a")
+
+
+@dataclass(slots=True, frozen=True)
+class RunOutcome:
+    """How a run ended (or stopped), as the CLI and the Python API report it."""
+
+    run_id: str
+    status: str
+    #: The workflow's result as JSON, when COMPLETED.
+    result: Any = None
+    #: The recorded failure (type, message, traceback), when FAILED.
+    error: dict[str, Any] | None = None
+    #: Why a run stopped without ending (WAITING).
+    reason: str | None = None
+
+    @classmethod
+    def from_terminal(cls, run_id: str, event: Event) -> RunOutcome:
+        if isinstance(event, WorkflowCompleted):
+            return cls(run_id, "COMPLETED", result=event.result)
+        assert isinstance(event, WorkflowFailed)
+        return cls(run_id, "FAILED", error=event.error)
+
+
+def new_instance(
+    definition: WorkflowDefinition, started: WorkflowStarted, recorded: RecordedRun | None
+) -> tuple[WorkflowInstance, list[Any], dict[str, Any]]:
+    """A fresh instance of the run's workflow and its decoded entrypoint arguments."""
+    args, kwargs = definition.decode_input(raw(started.input))
+    instance = WorkflowInstance(
+        definition,
+        run_id=started.run_id,
+        seed=started.seed,
+        start_time=started.time,
+        max_payload=started.max_payload,
+        recorded=recorded.command if recorded is not None else (lambda seq: None),
+    )
+    return instance, args, kwargs
+
+
+def replay_only(definition: WorkflowDefinition, history: History) -> tuple[RecordedRun, Replay]:
+    """Replay a history against today's code, running and writing nothing."""
+    started = history.started
+    recorded = RecordedRun(started.run_id, history.events)
+    instance, args, kwargs = new_instance(definition, started, recorded)
+    try:
+        return recorded, recorded.replay(instance, args, kwargs)
+    finally:
+        instance.close()
+
+
+class RunEngine:
+    """Executes one run: replay its history, then go on until it ends or has to stop."""
+
+    def __init__(
+        self,
+        definition: WorkflowDefinition,
+        history: History,
+        writer: HistoryWriter,
+        clock: Clock,
+    ) -> None:
+        started = history.started
+        if started.workflow != definition.name:
+            raise NonDeterminismError(
+                f"run {started.run_id} is a run of workflow {started.workflow!r}, but its target "
+                f"{started.target} now defines {definition.name!r}; resume it with the code that "
+                "defines it",
+                run_id=started.run_id,
+                event_id=1,
+                recorded=started.workflow,
+                requested=definition.name,
+            )
+        self.definition = definition
+        self.history = history
+        self.run_id = started.run_id
+        self._started = started
+        self._writer = writer
+        self._clock = clock
+        self._queue: asyncio.Queue[tuple[type[Event], dict[str, Any]] | BaseException] = (
+            asyncio.Queue()
+        )
+        self._executions: dict[int, asyncio.Task[None]] = {}
+        self._commands: dict[int, Command] = {}
+
+    async def run(self) -> RunOutcome:
+        """Replay, then execute until the workflow ends; CancelledError leaves it resumable."""
+        if self.history.terminal is not None:
+            return RunOutcome.from_terminal(self.run_id, self.history.terminal)
+        recorded = RecordedRun(self.run_id, self.history.events)
+        _check_structure(recorded, self.history)
+        instance, args, kwargs = new_instance(self.definition, self._started, recorded)
+        try:
+            replay = recorded.replay(instance, args, kwargs)  # raises before anything is written
+            self._writer.repair_tail(self.history)
+            if len(self.history.events) > 1 or self.history.torn_tail:
+                self._writer.append(
+                    RunResumed, wfrun_version=__version__, repaired=self.history.torn_note()
+                )
+            with watching():
+                return await self._live(instance, recorded, replay)
+        finally:
+            await self._stop_executions()
+            self._writer.flush()
+            instance.close()
+
+    # -- live --------------------------------------------------------------------------------
+
+    async def _live(
+        self, instance: WorkflowInstance, recorded: RecordedRun, replay: Replay
+    ) -> RunOutcome:
+        now = self._clock.now()
+        for seq, event in recorded.commands.items():
+            if seq in replay.cancelled or recorded.was_cancelled(seq) or not instance.awaits(seq):
+                continue
+            if isinstance(event, ActivityScheduled):
+                command = instance.activity_command(seq)
+                if command is not None:
+                    self._start_activity(command, recorded.in_flight(seq, now))
+            elif isinstance(event, TimerStarted):
+                self._start_timer(seq, parse_ts(event.due))
+        self._issue(replay.backlog)
+        self._writer.flush()
+
+        while not instance.done:
+            if not self._executions:
+                return RunOutcome(
+                    self.run_id,
+                    "WAITING",
+                    reason="the workflow waits on a condition and nothing is in flight that "
+                    "could change it",
+                )
+            batch = [await self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            appended = []
+            for item in batch:
+                if isinstance(item, BaseException):
+                    raise item
+                cls, fields = item
+                appended.append(self._writer.append(cls, **fields))
+            self._writer.sync()  # durable before the workflow sees any of it
+            for event in appended:
+                self._executions.pop(event.seq, None)  # type: ignore[attr-defined]
+                instance.apply(event)
+                self._issue(instance.take_commands())
+            self._writer.flush()
+        return self._finish(instance)
+
+    def _issue(self, commands: list[Command]) -> None:
+        for command in commands:
+            if isinstance(command, ScheduleActivity):
+                self._writer.append(
+                    ActivityScheduled,
+                    seq=command.seq,
+                    name=command.definition.name,
+                    input=Encoded(command.input),
+                )
+                self._start_activity(command, InFlight())
+            elif isinstance(command, StartTimer):
+                self._writer.append(
+                    TimerStarted,
+                    seq=command.seq,
+                    duration=round(command.duration, 6),
+                    due=format_ts(command.due),
+                )
+                self._start_timer(command.seq, command.due)
+            elif isinstance(command, RecordMarker):
+                self._writer.append(
+                    MarkerRecorded, seq=command.seq, name=command.name, value=command.value
+                )
+            elif isinstance(command, CancelActivity):
+                self._cancel(command.seq)
+                self._writer.append(ActivityCanceled, seq=command.seq)
+            elif isinstance(command, CancelTimer):
+                self._cancel(command.seq)
+                self._writer.append(TimerCanceled, seq=command.seq)
+
+    def _finish(self, instance: WorkflowInstance) -> RunOutcome:
+        value, exc = instance.outcome()
+        data = None
+        if exc is None:
+            try:
+                data = encode(value, subject=f"the result of workflow {self.definition.name!r}")
+                check_size(
+                    data,
+                    limit=self._started.max_payload,
+                    owner=f"workflow {self.definition.name!r}",
+                    side="output",
+                )
+                self.definition.decode_result(data)
+            except PayloadError as error:
+                exc = error.with_traceback(None)
+            except Exception as error:
+                exc = WfrunError(
+                    f"the result of workflow {self.definition.name!r} does not match its return "
+                    f"annotation: {error}"
+                )
+        for seq in list(self._executions):  # still running, but nobody will ever await them
+            self._cancel(seq)
+            self._writer.append(ActivityCanceled, seq=seq)
+        if exc is None and data is not None:
+            event: Event = self._writer.append(WorkflowCompleted, result=Encoded(data))
+        else:
+            assert exc is not None
+            event = self._writer.append(WorkflowFailed, error=failure_record(exc))
+        self._writer.sync()
+        return RunOutcome.from_terminal(self.run_id, _readable(event))
+
+    # -- executions on the real loop ---------------------------------------------------------
+
+    def _start_activity(self, command: ScheduleActivity, state: InFlight) -> None:
+        self._commands[command.seq] = command
+        self._executions[command.seq] = asyncio.create_task(
+            self._guarded(self._execute_activity(command, state)),
+            name=f"wfrun activity {command.definition.name}#{command.seq}",
+        )
+
+    def _start_timer(self, seq: int, due: datetime) -> None:
+        self._executions[seq] = asyncio.create_task(
+            self._guarded(self._execute_timer(seq, due)), name=f"wfrun timer #{seq}"
+        )
+
+    def _cancel(self, seq: int) -> None:
+        task = self._executions.pop(seq, None)
+        if task is not None:
+            task.cancel()
+
+    async def _stop_executions(self) -> None:
+        tasks = list(self._executions.values())
+        self._executions.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
+
+    async def _guarded(self, work: Any) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # an engine fault: stop the run, loudly
+            self._queue.put_nowait(exc)
+
+    async def _execute_timer(self, seq: int, due: datetime) -> None:
+        await sleep_until(self._clock, due)
+        self._queue.put_nowait((TimerFired, {"seq": seq}))
+
+    async def _execute_activity(self, command: ScheduleActivity, state: InFlight) -> None:
+        definition = command.definition
+        options = definition.options
+        limit = options.max_payload or self._started.max_payload
+        recorder = _HeartbeatRecorder(self._writer, command.seq)
+        heartbeats = Heartbeats(details=state.heartbeat_details, recorder=recorder)
+        attempt = state.attempt
+        if state.due is not None:
+            await sleep_until(self._clock, state.due)
+        key = str(
+            uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{self.run_id}/{self._started.seed}/{command.seq}")
+        )
+        while True:
+            recorder.attempt = attempt
+            self._writer.append(ActivityStarted, seq=command.seq, attempt=attempt)
+            self._writer.flush()
+            info = ActivityInfo(
+                run_id=self.run_id,
+                activity_id=command.seq,
+                name=definition.name,
+                attempt=attempt,
+                idempotency_key=key,
+                workflow_name=self.definition.name,
+                heartbeat_details=heartbeats.details,
+                start_to_close_timeout=options.start_to_close_timeout,
+                heartbeat_timeout=options.heartbeat_timeout,
+            )
+            try:
+                outcome = await run_attempt(
+                    definition, command.values, info, max_payload=limit, heartbeats=heartbeats
+                )
+            finally:
+                recorder.flush()
+            if outcome.ok:
+                assert outcome.result is not None
+                self._queue.put_nowait(
+                    (
+                        ActivityCompleted,
+                        {
+                            "seq": command.seq,
+                            "attempt": attempt,
+                            "duration": round(outcome.duration, 6),
+                            "result": Encoded(outcome.result),
+                        },
+                    )
+                )
+                return
+            delay = next_delay(
+                options.retry_policy, attempt, outcome.type_names, outcome.non_retryable
+            )
+            cls, fields = _failure_event(command.seq, attempt, outcome, delay)
+            if delay is None:
+                self._queue.put_nowait((cls, fields))
+                return
+            self._writer.append(cls, **fields)
+            self._writer.flush()
+            await self._clock.sleep(delay)
+            attempt += 1
+
+
+class _HeartbeatRecorder:
+    """Records an attempt's latest heartbeat details, at most once per interval, durably."""
+
+    def __init__(self, writer: HistoryWriter, seq: int) -> None:
+        self._writer = writer
+        self._seq = seq
+        self.attempt = 1
+        self._pending: tuple[Any, ...] | None = None
+        self._last = float("-inf")
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __call__(self, details: tuple[Any, ...]) -> None:
+        self._pending = details
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._last >= HEARTBEAT_RECORD_INTERVAL:
+            self.flush()
+        elif self._timer is None:
+            self._timer = loop.call_at(self._last + HEARTBEAT_RECORD_INTERVAL, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._pending is None:
+            return
+        details, self._pending = self._pending, None
+        self._writer.append(
+            ActivityHeartbeat, seq=self._seq, attempt=self.attempt, details=list(details)
+        )
+        self._writer.sync()
+        self._last = asyncio.get_running_loop().time()
+
+
+def _failure_event(
+    seq: int, attempt: int, outcome: Outcome, delay: float | None
+) -> tuple[type[Event], dict[str, Any]]:
+    common = {"seq": seq, "attempt": attempt, "duration": round(outcome.duration, 6)}
+    retry_in = round(delay, 6) if delay is not None else None
+    if outcome.timeout is not None:
+        return ActivityTimedOut, {
+            **common,
+            "timeout": outcome.timeout,
+            "limit": outcome.limit,
+            "retry_in": retry_in,
+        }
+    assert outcome.error is not None
+    return ActivityFailed, {**common, "error": outcome.error, "retry_in": retry_in}
+
+
+def _check_structure(recorded: RecordedRun, history: History) -> None:
+    """Outcomes and attempts must belong to a recorded command: else the file was edited."""
+    for event in history.events[1:]:
+        seq = getattr(event, "seq", None)
+        if seq is not None and seq not in recorded.commands:
+            raise HistoryCorruptError(
+                f"{history.path}:{event.id}: {event.type} refers to command #{seq}, which no "
+                "earlier event scheduled; the history is damaged. Nothing was changed",
+                path=str(history.path),
+                line=event.id,
+            )
+
+
+def _readable(event: Event) -> Event:
+    """The terminal event with its payload as a plain JSON value."""
+    if isinstance(event, WorkflowCompleted):
+        return WorkflowCompleted(id=event.id, ts=event.ts, result=plain(event.result))
+    return event

@@ -1,0 +1,249 @@
+"""Every error wfrun raises, under one root.
+
+    WfrunError                      exit
+    ├── UsageError                    2   bad usage or input; nothing was run
+    │   ├── DefinitionError           2   a decorator used where it cannot work
+    │   ├── TargetError               2   TARGET names no loadable workflow
+    │   ├── InputError                2   a workflow or activity input fails its type hints
+    │   └── InvalidRunIdError         2   a run id outside [A-Za-z0-9._-]{1,128}
+    ├── PayloadError                      a value that cannot travel through the history
+    │   ├── EncodingError             1   not JSON-encodable (names the activity and the type)
+    │   └── PayloadTooLargeError      1   over the per-payload limit (names side and size)
+    ├── ApplicationError              1   raised by user code; `non_retryable` stops retries
+    │   └── WorkflowError             1   Mistral Workflows' name for the same thing
+    ├── ActivityError                 1   an activity failed for good (`__cause__`: last failure)
+    ├── WorkflowFailedError           1   `execute_workflow` of a run that ended FAILED or TIMED_OUT
+    ├── NonDeterminismError           3   today's code disagrees with the recorded history
+    ├── RunNotFoundError              4   no history for that run id
+    ├── RunLockedError                5   another live process holds the run
+    └── HistoryCorruptError           6   the history file is damaged; nothing was changed
+
+Each class carries the exit code of the CLI (`exit_code`), so the command line maps errors to
+codes in one place and a library user can ignore it. Every message says what happened, where,
+and what to do next.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class WfrunError(Exception):
+    """Root of every error wfrun raises."""
+
+    exit_code: int = 1
+
+
+class UsageError(WfrunError):
+    """Bad usage or bad input, detected before anything ran."""
+
+    exit_code = 2
+
+
+class DefinitionError(UsageError):
+    """A decorator was applied to something it cannot work with."""
+
+
+class TargetError(UsageError):
+    """A TARGET such as ``pkg.mod:Class`` or ``file.py:Class`` names no loadable workflow."""
+
+
+class InputError(UsageError):
+    """An input does not match the entrypoint's (or an activity's) type hints."""
+
+
+class InvalidRunIdError(UsageError):
+    """A run id that is not ``[A-Za-z0-9._-]{1,128}`` (this also rules out path traversal)."""
+
+
+class PayloadError(WfrunError):
+    """A value that cannot be recorded in the history."""
+
+
+class EncodingError(PayloadError, TypeError):
+    """A value that has no JSON encoding; the message names the activity and the type."""
+
+
+class PayloadTooLargeError(PayloadError):
+    """An encoded input or output over the payload limit (2 MiB unless configured).
+
+    Attributes:
+        activity: the activity (or ``workflow <name>``) whose payload it is.
+        side: ``"input"`` or ``"output"``.
+        size: the encoded size in bytes.
+        limit: the limit in bytes.
+    """
+
+    def __init__(self, message: str, *, activity: str, side: str, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.activity = activity
+        self.side = side
+        self.size = size
+        self.limit = limit
+
+
+class ApplicationError(WfrunError):
+    """An error raised on purpose by activity or workflow code.
+
+    ``non_retryable=True`` fails an activity at once, with no further attempt. ``type`` names
+    the original error class when wfrun rebuilds a failure from the history (an activity's
+    last failure is always rebuilt this way, so a replayed run sees exactly what a live one did).
+
+    Example::
+
+        if response.status == 404:
+            raise workflows.ApplicationError("user 42 does not exist", non_retryable=True)
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *details: Any,
+        type: str | None = None,
+        non_retryable: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        self.type = type or self.__class__.__name__
+        self.non_retryable = non_retryable
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class WorkflowError(ApplicationError):
+    """Mistral Workflows' application error; behaves exactly as `ApplicationError`."""
+
+
+class ActivityError(WfrunError):
+    """An activity failed for good: its attempts are spent, or the failure was non-retryable.
+
+    ``__cause__`` is the last failure, an `ApplicationError` whose ``type`` and ``message`` are
+    those of the original exception.
+
+    Attributes:
+        activity: the activity's name.
+        activity_id: its position among the run's commands (stable across resumes).
+        attempts: how many attempts ran.
+        retry_state: why it stopped: ``"MAXIMUM_ATTEMPTS_REACHED"``, ``"NON_RETRYABLE_FAILURE"``.
+    """
+
+    def __init__(
+        self, message: str, *, activity: str, activity_id: int, attempts: int, retry_state: str
+    ) -> None:
+        super().__init__(message)
+        self.activity = activity
+        self.activity_id = activity_id
+        self.attempts = attempts
+        self.retry_state = retry_state
+
+
+class WorkflowFailedError(WfrunError):
+    """A run ended FAILED: raised by `execute_workflow` and `resume_workflow`.
+
+    ``__cause__`` is the workflow's error rebuilt from the history (an `ApplicationError`
+    carrying the original type name and message).
+    """
+
+    def __init__(self, message: str, *, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class NonDeterminismError(WfrunError):
+    """The workflow code asked for a different step than the history recorded.
+
+    Attributes:
+        run_id: the run being replayed.
+        event_id: the id of the history event where code and history part ways.
+        recorded: what the history holds there (a short description).
+        requested: what the code asked for instead.
+    """
+
+    exit_code = 3
+
+    def __init__(
+        self, message: str, *, run_id: str, event_id: int | None, recorded: str, requested: str
+    ) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.event_id = event_id
+        self.recorded = recorded
+        self.requested = requested
+
+
+class RunNotFoundError(WfrunError):
+    """No history file exists for that run id under the wfrun home."""
+
+    exit_code = 4
+
+
+class RunLockedError(WfrunError):
+    """Another live process is executing the run; it is never run twice at once."""
+
+    exit_code = 5
+
+
+class HistoryCorruptError(WfrunError):
+    """The history file is damaged beyond a torn last line; nothing was run or changed.
+
+    Attributes:
+        path: the history file.
+        line: the 1-based line number of the damage.
+    """
+
+    exit_code = 6
+
+    def __init__(self, message: str, *, path: str, line: int) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
+
+
+# -- failures as the history records them ----------------------------------------------------
+
+_TRACEBACK_LIMIT = 8_000
+
+
+def failure_record(exc: BaseException, *, with_traceback: bool = True) -> dict[str, Any]:
+    """The JSON object a history stores for an exception: type name, message, traceback."""
+    import traceback
+
+    record: dict[str, Any] = {"type": failure_type(exc), "message": str(exc)}
+    if isinstance(exc, ApplicationError) and exc.non_retryable:
+        record["non_retryable"] = True
+    if with_traceback and exc.__traceback__ is not None:
+        text = "".join(traceback.format_exception(exc))
+        record["traceback"] = text[-_TRACEBACK_LIMIT:]
+    return record
+
+
+def failure_type(exc: BaseException) -> str:
+    if isinstance(exc, ApplicationError):
+        return exc.type
+    return type(exc).__name__
+
+
+def failure_type_names(exc: BaseException) -> list[str]:
+    """The names a retry policy can list to stop retrying ``exc``: its type and its bases."""
+    names = [cls.__name__ for cls in type(exc).__mro__ if cls not in (BaseException, object)]
+    if isinstance(exc, ApplicationError):
+        names.insert(0, exc.type)
+    return names
+
+
+def rebuild_failure(record: dict[str, Any]) -> ApplicationError:
+    """The exception a workflow sees for a recorded failure, identical live and on replay."""
+    error = ApplicationError(
+        str(record.get("message", "")),
+        type=str(record.get("type", "Error")),
+        non_retryable=bool(record.get("non_retryable", False)),
+    )
+    return error
+
+
+def describe_failure(record: dict[str, Any]) -> str:
+    """``ValueError: boom``."""
+    message = record.get("message", "")
+    return f"{record.get('type', 'Error')}: {message}" if message else str(record.get("type"))

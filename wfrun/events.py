@@ -1,0 +1,346 @@
+"""The history's event types, defined once for the writer, the replayer and the renderer.
+
+A run's history is a sequence of these events, one JSON object per line. Every event has
+``id`` (1, 2, 3, … without gaps), ``ts`` (UTC, ISO 8601) and ``type``. Events that belong to a
+command of the workflow carry ``seq``: the command's number in the run, in the order the
+workflow code issued its commands. ``seq`` is how replay pairs today's code with the history.
+
+Events come in four roles, which is all the replayer needs to know about them:
+
+- *command* events record what the workflow code asked for (``ActivityScheduled``,
+  ``TimerStarted``, ``MarkerRecorded``); replay checks that today's code asks for the same;
+- *resolution* events deliver an outcome to the workflow (``ActivityCompleted``, a final
+  ``ActivityFailed``/``ActivityTimedOut``, ``TimerFired``), in history order;
+- *bookkeeping* events tell the story without reaching the workflow (attempts, heartbeats,
+  retries, resumes, cancellations);
+- *terminal* events end the run.
+
+Field values are JSON. Payloads (inputs, results) are the encoded values of `wfrun.payload`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Final
+
+import orjson
+
+#: Bumped when a change would make an older wfrun misread a history; older formats stay readable.
+FORMAT_VERSION: Final = 1
+
+#: Roles, see the module docstring.
+COMMAND: Final = "command"
+RESOLUTION: Final = "resolution"
+BOOKKEEPING: Final = "bookkeeping"
+TERMINAL: Final = "terminal"
+
+
+class Encoded(bytes):
+    """A payload already encoded as JSON, held in an event: written verbatim, never re-encoded.
+
+    Events read back from a file hold plain JSON values instead; `wfrun.payload.raw` gives the
+    bytes of either.
+    """
+
+    __slots__ = ()
+
+
+def _verbatim(value: Any) -> Any:
+    if type(value) is Encoded:
+        return orjson.Fragment(bytes(value))
+    raise TypeError(type(value).__qualname__)
+
+
+def serialize(event: Event) -> bytes:
+    """The event's line in the history file, without the newline."""
+    return orjson.dumps(event, default=_verbatim)
+
+
+def format_ts(moment: datetime) -> str:
+    """``2026-11-24T10:15:00.123456Z``: UTC, microseconds, so that replay gets the same instant."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+@dataclass(slots=True, kw_only=True)
+class Event:
+    id: int
+    ts: str
+    type: str
+
+    role: ClassVar[str] = BOOKKEEPING
+
+    @property
+    def time(self) -> datetime:
+        return parse_ts(self.ts)
+
+    def resolves(self) -> bool:
+        """True when this event delivers an outcome to the workflow code."""
+        return self.role == RESOLUTION
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, kw_only=True)
+class WorkflowStarted(Event):
+    """The first event: everything `resume` needs to rebuild the run."""
+
+    type: str = "WorkflowStarted"
+    format: int
+    run_id: str
+    workflow: str
+    target: str
+    input: Any
+    wfrun_version: str
+    seed: int
+    cwd: str
+    max_payload: int
+
+
+@dataclass(slots=True, kw_only=True)
+class RunResumed(Event):
+    """A process took the run over again; ``repaired`` tells what a torn tail held, if any."""
+
+    type: str = "RunResumed"
+    wfrun_version: str
+    repaired: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class WorkflowCompleted(Event):
+    type: str = "WorkflowCompleted"
+    result: Any
+    role: ClassVar[str] = TERMINAL
+
+
+@dataclass(slots=True, kw_only=True)
+class WorkflowFailed(Event):
+    type: str = "WorkflowFailed"
+    error: dict[str, Any]
+    role: ClassVar[str] = TERMINAL
+
+
+# -- activities ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, kw_only=True)
+class ActivityScheduled(Event):
+    """The workflow called an activity; ``input`` maps parameter names to encoded values."""
+
+    type: str = "ActivityScheduled"
+    seq: int
+    name: str
+    input: dict[str, Any]
+    role: ClassVar[str] = COMMAND
+
+
+@dataclass(slots=True, kw_only=True)
+class ActivityStarted(Event):
+    type: str = "ActivityStarted"
+    seq: int
+    attempt: int
+
+
+@dataclass(slots=True, kw_only=True)
+class ActivityHeartbeat(Event):
+    """The latest progress details of an attempt (throttled; the next attempt reads them)."""
+
+    type: str = "ActivityHeartbeat"
+    seq: int
+    attempt: int
+    details: list[Any]
+
+
+@dataclass(slots=True, kw_only=True)
+class ActivityCompleted(Event):
+    type: str = "ActivityCompleted"
+    seq: int
+    attempt: int
+    duration: float
+    result: Any
+    role: ClassVar[str] = RESOLUTION
+
+
+@dataclass(slots=True, kw_only=True)
+class ActivityFailed(Event):
+    """An attempt raised. ``retry_in`` is the delay before the next attempt, null when final."""
+
+    type: str = "ActivityFailed"
+    seq: int
+    attempt: int
+    duration: float
+    error: dict[str, Any]
+    retry_in: float | None
+
+    def resolves(self) -> bool:
+        return self.retry_in is None
+
+
+@dataclass(slots=True, kw_only=True)
+class ActivityTimedOut(Event):
+    """An attempt ran past a timeout (``timeout`` names which) and was cancelled."""
+
+    type: str = "ActivityTimedOut"
+    seq: int
+    attempt: int
+    duration: float
+    timeout: str
+    limit: float
+    retry_in: float | None
+
+    def resolves(self) -> bool:
+        return self.retry_in is None
+
+
+@dataclass(slots=True, kw_only=True)
+class ActivityCanceled(Event):
+    """The workflow stopped waiting for the activity (a lost race); its attempt was cancelled."""
+
+    type: str = "ActivityCanceled"
+    seq: int
+
+
+# -- timers and markers ----------------------------------------------------------------------
+
+
+@dataclass(slots=True, kw_only=True)
+class TimerStarted(Event):
+    type: str = "TimerStarted"
+    seq: int
+    duration: float
+    due: str
+    role: ClassVar[str] = COMMAND
+
+
+@dataclass(slots=True, kw_only=True)
+class TimerFired(Event):
+    type: str = "TimerFired"
+    seq: int
+    role: ClassVar[str] = RESOLUTION
+
+
+@dataclass(slots=True, kw_only=True)
+class TimerCanceled(Event):
+    type: str = "TimerCanceled"
+    seq: int
+
+
+@dataclass(slots=True, kw_only=True)
+class MarkerRecorded(Event):
+    """A decision recorded once and replayed as is; ``name`` is the marker kind (``patch``)."""
+
+    type: str = "MarkerRecorded"
+    seq: int
+    name: str
+    value: Any
+    role: ClassVar[str] = COMMAND
+
+
+EVENT_TYPES: Final[dict[str, type[Event]]] = {
+    cls.__dataclass_fields__["type"].default: cls  # type: ignore[misc]
+    for cls in (
+        WorkflowStarted,
+        RunResumed,
+        WorkflowCompleted,
+        WorkflowFailed,
+        ActivityScheduled,
+        ActivityStarted,
+        ActivityHeartbeat,
+        ActivityCompleted,
+        ActivityFailed,
+        ActivityTimedOut,
+        ActivityCanceled,
+        TimerStarted,
+        TimerFired,
+        TimerCanceled,
+        MarkerRecorded,
+    )
+}
+
+TERMINAL_STATUS: Final = {"WorkflowCompleted": "COMPLETED", "WorkflowFailed": "FAILED"}
+
+
+class EventFormatError(ValueError):
+    """A JSON object that is not a valid event; the history store adds the file and line."""
+
+
+def _field_checks(
+    cls: type[Event],
+) -> tuple[frozenset[str], tuple[tuple[str, tuple[type, ...]], ...]]:
+    """Required field names and the scalar fields' accepted types, read from the annotations."""
+    hints = typing.get_type_hints(cls)
+    required: set[str] = set()
+    checks: list[tuple[str, tuple[type, ...]]] = []
+    for f in dataclasses.fields(cls):
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            required.add(f.name)
+        accepted = _scalar_types(hints[f.name])
+        if accepted:
+            checks.append((f.name, accepted))
+    return frozenset(required), tuple(checks)
+
+
+def _scalar_types(hint: Any) -> tuple[type, ...]:
+    options = typing.get_args(hint) if typing.get_origin(hint) is not None else (hint,)
+    if typing.get_origin(hint) not in (None, typing.Union, type(int | None)):
+        options = (typing.get_origin(hint),)
+    accepted: list[type] = []
+    for option in options:
+        if option is Any:
+            return ()
+        if option is float:
+            accepted += [float, int]
+        elif option is type(None):
+            accepted.append(type(None))
+        elif isinstance(option, type):
+            accepted.append(option)
+        else:
+            return ()
+    return tuple(accepted)
+
+
+_CHECKS: Final = {name: _field_checks(cls) for name, cls in EVENT_TYPES.items()}
+
+
+def event_from_json(obj: Any) -> Event:
+    """Build an event from one parsed history line; raises `EventFormatError` saying what is off."""
+    if not isinstance(obj, dict):
+        raise EventFormatError(f"expected a JSON object, found {type(obj).__name__}")
+    kind = obj.get("type")
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise EventFormatError(
+            f"unknown event type {kind!r} (written by a newer wfrun? this one reads "
+            f"{', '.join(EVENT_TYPES)})"
+        )
+    required, checks = _CHECKS[kind]  # type: ignore[index]
+    missing = required - obj.keys()
+    if missing:
+        raise EventFormatError(f"{kind} lacks {', '.join(sorted(missing))}")
+    unknown = obj.keys() - cls.__dataclass_fields__.keys()
+    if unknown:
+        raise EventFormatError(f"{kind} has unknown fields {', '.join(sorted(unknown))}")
+    for name, accepted in checks:
+        if name in obj and not _is_one_of(obj[name], accepted):
+            raise EventFormatError(
+                f"{kind}.{name} should be {_describe(accepted)}, found {obj[name]!r}"
+            )
+    return cls(**obj)
+
+
+def _is_one_of(value: Any, accepted: tuple[type, ...]) -> bool:
+    # JSON true/false parse as bool, a subclass of int: an int field must not take them.
+    if isinstance(value, bool):
+        return bool in accepted
+    return isinstance(value, accepted)
+
+
+def _describe(accepted: tuple[type, ...]) -> str:
+    return " or ".join(t.__name__ if t is not type(None) else "null" for t in accepted)

@@ -1,0 +1,135 @@
+"""Guard rails: a warning when workflow code calls something that breaks replay.
+
+While workflow code runs, a profile hook (per thread, only during the step) watches for calls
+of ``time.time``, ``datetime.now``/``utcnow``/``today``, the ``random`` module's functions,
+``uuid.uuid1``/``uuid4`` and ``asyncio.sleep`` made *directly* from the user's code (not from
+wfrun, the standard library or installed packages). Each offending line is reported once per
+process as a `DeterminismWarning` naming the file, the line and the deterministic replacement.
+
+It warns rather than refuses: no sandbox, nothing rewritten. A workflow opts out with
+``@workflows.workflow.define(..., determinism_warnings=False)``; warnings can also be silenced
+or made errors with the standard filters (``-W error::wfrun.DeterminismWarning``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import os
+import random
+import sys
+import sysconfig
+import time
+import uuid
+import warnings
+from types import CodeType, FrameType
+from typing import Any, Final
+
+
+class DeterminismWarning(UserWarning):
+    """Workflow code called something whose result differs between live run and replay."""
+
+
+_C_CALLS: Final[dict[Any, tuple[str, str]]] = {
+    time.time: ("time.time()", "workflows.workflow.now()"),
+    time.time_ns: ("time.time_ns()", "workflows.workflow.now()"),
+    _dt.datetime.now: ("datetime.now()", "workflows.workflow.now()"),
+    _dt.datetime.utcnow: ("datetime.utcnow()", "workflows.workflow.now()"),
+    _dt.datetime.today: ("datetime.today()", "workflows.workflow.now()"),
+    _dt.date.today: ("date.today()", "workflows.workflow.now().date()"),
+    random.random: ("random.random()", "workflows.workflow.random().random()"),
+    random.getrandbits: ("random.getrandbits()", "workflows.workflow.random().getrandbits()"),
+}
+
+_PY_CALLS: Final[dict[CodeType, tuple[str, str]]] = {
+    uuid.uuid4.__code__: ("uuid.uuid4()", "workflows.workflow.uuid4()"),
+    uuid.uuid1.__code__: ("uuid.uuid1()", "workflows.workflow.uuid4()"),
+    asyncio.sleep.__code__: ("asyncio.sleep()", "await workflows.workflow.sleep(seconds)"),
+}
+
+# The random module's functions are methods of one hidden Random instance; the same methods on
+# workflow.random()'s own instance are fine, so these are matched on that instance only.
+_RANDOM_METHODS: Final[dict[CodeType, str]] = {
+    getattr(random.Random, name).__code__: name
+    for name in ("randint", "randrange", "choice", "choices", "shuffle", "sample", "uniform")
+}
+
+_NOT_USER_CODE: Final = tuple(
+    {
+        os.path.dirname(__file__) + os.sep,
+        sysconfig.get_paths()["stdlib"] + os.sep,
+        sysconfig.get_paths()["purelib"] + os.sep,
+        sysconfig.get_paths()["platlib"] + os.sep,
+    }
+)
+
+_reported: set[tuple[str, int, str]] = set()
+
+
+class Guard:
+    """Context manager watching one step of workflow code (a no-op when disabled)."""
+
+    __slots__ = ("_enabled", "_found", "_previous", "workflow")
+
+    def __init__(self, workflow: str, enabled: bool) -> None:
+        self.workflow = workflow
+        self._enabled = enabled
+        self._found: list[tuple[str, int, str, str]] = []
+        self._previous: Any = None
+
+    def __enter__(self) -> Guard:
+        if self._enabled:
+            self._previous = sys.getprofile()
+            sys.setprofile(self._hook)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._enabled:
+            return
+        sys.setprofile(self._previous)
+        found, self._found = self._found, []
+        for filename, lineno, call, replacement in found:
+            # Emitted here, outside the hook: a filter that turns warnings into errors then
+            # raises in the engine's hands rather than tearing the profiler down mid-step.
+            warnings.warn_explicit(
+                f"workflow {self.workflow!r} calls {call} at {filename}:{lineno}: its result "
+                f"changes when the run is replayed after a crash. Use {replacement} instead "
+                "(or opt out with @workflows.workflow.define(..., determinism_warnings=False))",
+                DeterminismWarning,
+                filename,
+                lineno,
+            )
+
+    def _hook(self, frame: FrameType, event: str, arg: Any) -> None:
+        if event == "c_call":
+            entry = _C_CALLS.get(arg) if _hashable(arg) else None
+            caller: FrameType | None = frame
+        elif event == "call":
+            entry = _PY_CALLS.get(frame.f_code)
+            if (
+                entry is None
+                and frame.f_code in _RANDOM_METHODS
+                and frame.f_locals.get("self") is random._inst  # type: ignore[attr-defined]
+            ):
+                name = _RANDOM_METHODS[frame.f_code]
+                entry = (f"random.{name}()", f"workflows.workflow.random().{name}()")
+            caller = frame.f_back
+        else:
+            return
+        if entry is None or caller is None:
+            return
+        filename = caller.f_code.co_filename
+        if filename.startswith(_NOT_USER_CODE) or filename.startswith("<"):
+            return
+        key = (filename, caller.f_lineno, entry[0])
+        if key not in _reported:
+            _reported.add(key)
+            self._found.append((filename, caller.f_lineno, *entry))
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True

@@ -1,0 +1,400 @@
+"""One workflow's code, running on its deterministic loop: calls in, commands out.
+
+`WorkflowInstance` is the local implementation of the runtime seam (`wfrun.runtime`). It does
+no I/O and reads no clock: workflow code's calls become numbered *commands* (schedule an
+activity, start a timer, record a marker) that the engine takes with `take_commands`, and the
+engine delivers outcomes back as history events through `apply`. Each `apply` sets the
+workflow's clock to the event's time and runs the workflow as far as it can go; the engine
+delivers one event at a time, in history order, live and on replay alike. That is the whole
+of determinism here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import random as _random
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    ActivityError,
+    ApplicationError,
+    NonDeterminismError,
+    WfrunError,
+    describe_failure,
+    rebuild_failure,
+)
+from .events import (
+    ActivityCompleted,
+    ActivityFailed,
+    ActivityTimedOut,
+    Event,
+    MarkerRecorded,
+    TimerFired,
+)
+from .guard import Guard
+from .payload import abbreviate, check_size, encode_arguments, loads, raw
+from .retry import attempts_left
+from .runtime import WorkflowInfo, set_workflow_runtime
+from .scheduler import WorkflowCall, WorkflowFuture, WorkflowLoop, WorkflowTimerHandle
+
+if TYPE_CHECKING:
+    from .activity import ActivityDefinition
+    from .definition import WorkflowDefinition
+
+
+# -- commands: what workflow code asks the engine for ----------------------------------------
+
+
+@dataclass(slots=True)
+class ScheduleActivity:
+    seq: int
+    definition: ActivityDefinition
+    #: The encoded input, as recorded.
+    input: bytes
+    #: The input decoded against the activity's annotations, as the activity receives it.
+    values: dict[str, Any]
+
+    kind = "activity"
+
+    def describe(self) -> str:
+        return f"activity {self.definition.name}({_arguments(loads(self.input))})"
+
+
+@dataclass(slots=True)
+class StartTimer:
+    seq: int
+    duration: float
+    due: datetime
+
+    kind = "timer"
+
+    def describe(self) -> str:
+        return f"a timer of {self.duration:g}s"
+
+
+@dataclass(slots=True)
+class RecordMarker:
+    seq: int
+    name: str
+    value: Any
+
+    kind = "marker"
+
+    def describe(self) -> str:
+        return f"{self.name} marker {self.value!r}"
+
+
+@dataclass(slots=True)
+class CancelActivity:
+    """Workflow code stopped waiting for an activity (a lost race, a cancelled task)."""
+
+    seq: int
+
+
+@dataclass(slots=True)
+class CancelTimer:
+    seq: int
+
+
+Command = ScheduleActivity | StartTimer | RecordMarker | CancelActivity | CancelTimer
+NumberedCommand = ScheduleActivity | StartTimer | RecordMarker
+
+
+def _arguments(values: Any) -> str:
+    if isinstance(values, dict):
+        return ", ".join(f"{k}={abbreviate(v, 40)}" for k, v in values.items())
+    return abbreviate(values, 60)
+
+
+# -- the instance ----------------------------------------------------------------------------
+
+
+class WorkflowInstance:
+    """A run's workflow object and tasks, driven one history event at a time."""
+
+    def __init__(
+        self,
+        definition: WorkflowDefinition,
+        *,
+        run_id: str,
+        seed: int,
+        start_time: datetime,
+        max_payload: int,
+        recorded: Callable[[int], Event | None] = lambda seq: None,
+    ) -> None:
+        self.definition = definition
+        self.run_id = run_id
+        self.max_payload = max_payload
+        self.replaying = False
+        self._now = start_time
+        self._start_time = start_time
+        self._random = _random.Random(seed)
+        self._recorded = recorded
+        self._loop = WorkflowLoop(self, start_time.timestamp())
+        self._loop.set_exception_handler(self._unhandled)
+        self._seq = 0
+        self._commands: list[Command] = []
+        self._activities: dict[int, tuple[WorkflowFuture[Any], ScheduleActivity]] = {}
+        self._timers: dict[int, WorkflowTimerHandle] = {}
+        self._conditions: list[tuple[Callable[[], bool], WorkflowFuture[None]]] = []
+        self._patches: dict[str, bool] = {}
+        self._guard = Guard(definition.name, definition.determinism_warnings)
+        self._logger = logging.LoggerAdapter(logging.getLogger("wfrun.workflow"), {})
+        self._main: asyncio.Task[Any] | None = None
+
+    # -- driving, for the engine -------------------------------------------------------------
+
+    def start(self, args: list[Any], kwargs: dict[str, Any]) -> None:
+        """Create the workflow object and run its entrypoint as far as it goes."""
+        context = contextvars.copy_context()
+        context.run(set_workflow_runtime, self)
+        obj = context.run(self.definition.cls)
+        entry = self.definition.entrypoint.__get__(obj)
+        self._main = self._loop.create_task(entry(*args, **kwargs), context=context)
+        self._run()
+
+    def apply(self, event: Event) -> None:
+        """Deliver one resolution event and run the workflow as far as it goes."""
+        self._now = event.time
+        self._loop.set_time(self._now.timestamp())
+        if isinstance(event, ActivityCompleted):
+            self._complete_activity(event)
+        elif isinstance(event, (ActivityFailed, ActivityTimedOut)):
+            self._fail_activity(event)
+        elif isinstance(event, TimerFired):
+            handle = self._timers.pop(event.seq, None)
+            if handle is not None:  # else the code cancelled it before it fired
+                self._loop.fire(handle)
+        else:  # pragma: no cover - the engine only passes resolutions
+            raise TypeError(f"not a resolution: {event.type}")
+        self._run()
+
+    def take_commands(self) -> list[Command]:
+        commands, self._commands = self._commands, []
+        return commands
+
+    def activity_command(self, seq: int) -> ScheduleActivity | None:
+        """The command of an activity the workflow still awaits."""
+        entry = self._activities.get(seq)
+        return entry[1] if entry is not None else None
+
+    def awaits(self, seq: int) -> bool:
+        """Whether command ``seq`` was issued and still waits for its outcome."""
+        return seq in self._activities or seq in self._timers
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    @property
+    def done(self) -> bool:
+        return self._main is not None and self._main.done()
+
+    def outcome(self) -> tuple[Any, BaseException | None]:
+        """The entrypoint's return value, or the exception it ended with."""
+        assert self._main is not None
+        assert self._main.done()
+        if self._main.cancelled():
+            return None, asyncio.CancelledError("the workflow's main task was cancelled")
+        exc = self._main.exception()
+        return (None, exc) if exc is not None else (self._main.result(), None)
+
+    def close(self) -> None:
+        self._loop.abandon()
+
+    def _run(self) -> None:
+        self._loop.run_until_quiescent()
+
+    # -- the runtime seam, for workflow code -------------------------------------------------
+
+    @property
+    def is_replaying(self) -> bool:
+        return self.replaying
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        return self._logger
+
+    def now(self) -> datetime:
+        return self._now
+
+    def random(self) -> _random.Random:
+        return self._random
+
+    def uuid4(self) -> uuid.UUID:
+        return uuid.UUID(int=self._random.getrandbits(128), version=4)
+
+    def info(self) -> WorkflowInfo:
+        return WorkflowInfo(self.run_id, self.definition.name, self._start_time)
+
+    def call_activity(
+        self, definition: ActivityDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Coroutine[Any, Any, Any]:
+        future: WorkflowFuture[Any] = WorkflowFuture(loop=self._loop)
+        try:
+            command = self._schedule(definition, args, kwargs)
+        except WfrunError as exc:  # bad input: the call fails before anything is recorded
+            future.set_exception(exc.with_traceback(None))
+            return WorkflowCall(future, hash(future))
+        self._activities[command.seq] = (future, command)
+        future.add_done_callback(lambda f: self._activity_abandoned(command.seq, f))
+        self._issue(command)
+        return WorkflowCall(future, hash(future))
+
+    def sleep(self, seconds: float) -> Coroutine[Any, Any, None]:
+        future: WorkflowFuture[None] = WorkflowFuture(loop=self._loop)
+        if seconds <= 0:
+            future.set_result(None)
+        else:
+            handle = self._loop.call_later(seconds, _resolve, future)
+            future.add_done_callback(lambda f: handle.cancel() if f.cancelled() else None)
+        return WorkflowCall(future, hash(future))
+
+    def wait_condition(
+        self, predicate: Callable[[], bool], timeout: float | None
+    ) -> Coroutine[Any, Any, None]:
+        future: WorkflowFuture[None] = WorkflowFuture(loop=self._loop)
+        self._conditions.append((predicate, future))
+        if timeout is not None:
+            handle = self._loop.call_later(timeout, _time_out, future, timeout)
+            future.add_done_callback(lambda f: handle.cancel())
+        return WorkflowCall(future, hash(future))
+
+    def patched(self, patch_id: str) -> bool:
+        if patch_id not in self._patches:
+            recorded = self._recorded(self._seq + 1)
+            if recorded is None or (
+                isinstance(recorded, MarkerRecorded)
+                and recorded.name == "patch"
+                and recorded.value == patch_id
+            ):
+                self._seq += 1
+                self._issue(RecordMarker(self._seq, "patch", patch_id))
+                self._patches[patch_id] = True
+            else:  # replaying a run recorded before the patch: keep to the old code
+                self._patches[patch_id] = False
+        return self._patches[patch_id]
+
+    # -- the loop's owner --------------------------------------------------------------------
+
+    def start_timer(self, handle: WorkflowTimerHandle) -> None:
+        self._seq += 1
+        handle.seq = self._seq
+        duration = max(handle.when() - self._loop.time(), 0.0)
+        self._timers[handle.seq] = handle
+        self._issue(StartTimer(handle.seq, duration, self._now + timedelta(seconds=duration)))
+
+    def timer_cancelled(self, handle: WorkflowTimerHandle) -> None:
+        if self._timers.pop(handle.seq, None) is not None:
+            self._commands.append(CancelTimer(handle.seq))
+
+    def check_conditions(self) -> bool:
+        met = False
+        for predicate, future in list(self._conditions):
+            if future.done():
+                self._conditions.remove((predicate, future))
+                continue
+            try:
+                satisfied = predicate()
+            except Exception as exc:  # the waiting workflow code gets it, as if it had asked
+                satisfied = True
+                future.set_exception(exc)
+            if satisfied:
+                self._conditions.remove((predicate, future))
+                if not future.done():
+                    future.set_result(None)
+                met = True
+        return met
+
+    def guard(self) -> Guard:
+        return self._guard
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _schedule(
+        self, definition: ActivityDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> ScheduleActivity:
+        subject = f"activity {definition.name!r}"
+        arguments = definition.signature.bind(args, kwargs)
+        data = encode_arguments(arguments, subject=subject)
+        limit = definition.options.max_payload or self.max_payload
+        check_size(data, limit=limit, owner=subject, side="input")
+        values = definition.signature.decode_input(data)
+        self._seq += 1
+        return ScheduleActivity(self._seq, definition, data, values)
+
+    def _issue(self, command: NumberedCommand) -> None:
+        self._commands.append(command)
+
+    def _activity_abandoned(self, seq: int, future: asyncio.Future[Any]) -> None:
+        if future.cancelled() and self._activities.pop(seq, None) is not None:
+            self._commands.append(CancelActivity(seq))
+
+    def _complete_activity(self, event: ActivityCompleted) -> None:
+        entry = self._activities.pop(event.seq, None)
+        if entry is None:
+            return  # cancelled by the workflow before this outcome arrived
+        future, command = entry
+        try:
+            value = command.definition.signature.decode_result(raw(event.result))
+        except Exception as exc:
+            raise NonDeterminismError(
+                f"run {self.run_id}: the result recorded at event {event.id} for "
+                f"{command.describe()} no longer matches the activity's return annotation "
+                f"({exc}). The code changed since this run started: revert the change to "
+                "finish this run, or start a new run.",
+                run_id=self.run_id,
+                event_id=event.id,
+                recorded=abbreviate(event.result),
+                requested=str(command.definition.signature.result_annotation),
+            ) from None
+        future.set_result(value)
+
+    def _fail_activity(self, event: ActivityFailed | ActivityTimedOut) -> None:
+        entry = self._activities.pop(event.seq, None)
+        if entry is None:
+            return
+        future, command = entry
+        if isinstance(event, ActivityTimedOut):
+            record = {
+                "type": "TimeoutError",
+                "message": f"ran past its {event.timeout} timeout of {event.limit:g}s",
+            }
+        else:
+            record = event.error
+        cause = rebuild_failure(record)
+        policy = command.definition.options.retry_policy
+        exhausted = not attempts_left(policy, event.attempt) and not record.get("non_retryable")
+        error = ActivityError(
+            f"activity {command.definition.name!r} failed after {event.attempt} "
+            f"attempt{'s' if event.attempt != 1 else ''}: {describe_failure(record)}",
+            activity=command.definition.name,
+            activity_id=command.seq,
+            attempts=event.attempt,
+            retry_state="MAXIMUM_ATTEMPTS_REACHED" if exhausted else "NON_RETRYABLE_FAILURE",
+        )
+        error.__cause__ = cause
+        future.set_exception(error)
+
+    def _unhandled(self, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, ApplicationError | ActivityError | asyncio.CancelledError):
+            return  # an outcome nobody awaited, e.g. the loser of a race
+        message = context.get("message", "unhandled error in workflow code")
+        self._logger.warning("%s: %r", message, exc)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _time_out(future: asyncio.Future[None], timeout: float) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError(f"condition not met within {timeout:g}s"))

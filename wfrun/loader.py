@@ -1,0 +1,153 @@
+"""From a TARGET on the command line to a workflow definition.
+
+TARGET is ``package.module:Name`` or ``path/to/file.py:Name``, where Name is the workflow's
+class name or the name given to ``@workflows.workflow.define(name=...)``. Module targets are
+imported with the current directory on ``sys.path`` (as ``python -m`` would); file targets are
+imported from their path, with their folder on ``sys.path`` so that they can import their
+neighbours. Every way a TARGET can be wrong is a `TargetError` saying which part is wrong and
+what there is instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+
+from .activity import definition_of as activity_definition_of
+from .definition import WorkflowDefinition, definition_of
+from .errors import TargetError
+
+
+def load(target: str, *, cwd: str | None = None) -> WorkflowDefinition:
+    """The workflow TARGET names; ``cwd`` is where relative paths and modules are found."""
+    module_part, sep, name = target.rpartition(":")
+    if not sep or not module_part or not name:
+        raise TargetError(
+            f"TARGET {target!r} should be module:Workflow or path/to/file.py:Workflow "
+            "(e.g. samples/user_report.py:UserReportWorkflow)"
+        )
+    base = Path(cwd or os.getcwd())
+    if module_part.endswith(".py") or os.sep in module_part or "/" in module_part:
+        module = _import_file(base / module_part, module_part)
+    else:
+        module = _import_module(module_part, base)
+    return _find(module, name, target)
+
+
+def canonical_target(target: str, *, cwd: str | None = None) -> str:
+    """The TARGET with a file path made absolute, so that a resume works from anywhere."""
+    module_part, _, name = target.rpartition(":")
+    if module_part.endswith(".py") or "/" in module_part or os.sep in module_part:
+        path = (Path(cwd or os.getcwd()) / module_part).resolve()
+        return f"{path}:{name}"
+    return target
+
+
+def target_of(cls: type) -> str:
+    """A TARGET that finds ``cls`` again, for runs started from Python."""
+    module = sys.modules.get(cls.__module__)
+    filename = getattr(module, "__file__", None)
+    from_file = cls.__module__ == "__main__" or cls.__module__.startswith("wfrun_target_")
+    if from_file and filename:
+        return f"{Path(filename).resolve()}:{cls.__qualname__}"
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _import_file(path: Path, shown: str) -> ModuleType:
+    if not path.is_file():
+        reason = "is a folder" if path.is_dir() else "does not exist"
+        raise TargetError(f"cannot load {shown}: the file {path} {reason}")
+    resolved = path.resolve()
+    for module in list(sys.modules.values()):
+        if getattr(module, "__file__", None) and Path(module.__file__).resolve() == resolved:
+            return module  # already imported (a second run of the same file in one process)
+    name = "wfrun_target_" + "".join(c if c.isalnum() else "_" for c in resolved.stem)
+    spec = importlib.util.spec_from_file_location(name, resolved)
+    if spec is None or spec.loader is None:
+        raise TargetError(f"cannot load {shown}: {path} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    folder = str(resolved.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise TargetError(f"importing {shown} failed:\n{_user_traceback(exc)}") from exc
+    return module
+
+
+def _import_module(dotted: str, base: Path) -> ModuleType:
+    if str(base) not in sys.path:
+        sys.path.insert(0, str(base))
+    try:
+        return importlib.import_module(dotted)
+    except ModuleNotFoundError as exc:
+        if exc.name and (dotted == exc.name or dotted.startswith(exc.name + ".")):
+            raise TargetError(
+                f"cannot load {dotted}: no module named {exc.name!r} (looked in {base} and "
+                "the installed packages); for a file, write path/to/file.py:Workflow"
+            ) from None
+        raise TargetError(f"importing {dotted} failed:\n{_user_traceback(exc)}") from exc
+    except Exception as exc:
+        raise TargetError(f"importing {dotted} failed:\n{_user_traceback(exc)}") from exc
+
+
+def _find(module: ModuleType, name: str, target: str) -> WorkflowDefinition:
+    workflows: dict[int, WorkflowDefinition] = {}
+    for value in vars(module).values():
+        definition = definition_of(value) if inspect.isclass(value) else None
+        if definition is not None:
+            workflows[id(definition.cls)] = definition
+    matches = {id(d.cls): d for d in workflows.values() if name in (d.cls.__name__, d.name)}
+    if len(matches) == 1:
+        return next(iter(matches.values()))
+    if len(matches) > 1:
+        listed = ", ".join(f"class {d.cls.__name__} (name {d.name!r})" for d in matches.values())
+        raise TargetError(
+            f"{target} is ambiguous: {name!r} names several workflows: {listed}; "
+            "use the class name of the one you mean"
+        )
+    value = getattr(module, name, None)
+    available = (
+        ", ".join(
+            sorted(
+                f"{d.cls.__name__}" + (f" ({d.name!r})" if d.name != d.cls.__name__ else "")
+                for d in workflows.values()
+            )
+        )
+        or "none"
+    )
+    if activity_definition_of(value) is not None:
+        raise TargetError(
+            f"{target} names an activity, not a workflow: start a workflow class "
+            f"(workflows here: {available})"
+        )
+    if value is not None:
+        kind = "class" if inspect.isclass(value) else type(value).__name__
+        raise TargetError(
+            f"{target} names a {kind} that is not a workflow: decorate it with "
+            f"@workflows.workflow.define (workflows here: {available})"
+        )
+    raise TargetError(
+        f"{target}: {module.__name__.removeprefix('wfrun_target_')} has no workflow {name!r} "
+        f"(workflows here: {available})"
+    )
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback without the import machinery's frames: where the user's code broke."""
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if "importlib" not in f.filename and not f.filename.endswith("loader.py")
+    ]
+    lines = traceback.format_list(frames) + traceback.format_exception_only(exc)
+    return "".join(lines).rstrip()

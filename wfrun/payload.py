@@ -1,0 +1,300 @@
+"""Values in and out of the history: JSON encoding, typed decoding, the size limit.
+
+Everything a workflow exchanges with the world (activity inputs and results, the workflow's own
+input and result) is encoded once, with orjson, into the bytes that the history stores. The
+workflow then receives the value *decoded from those bytes* against the annotation of the
+function, live and on replay alike: a replayed ``ApiResponse`` is an ``ApiResponse``, and a
+live run cannot observe anything a replay would not.
+
+Encoded: the JSON builtins, tuples (as lists), sets (as sorted lists, so that the bytes do not
+depend on hash seeds), ``datetime``/``date``/``time`` (ISO 8601, offset kept), ``UUID``,
+``Enum`` (its value), ``Decimal`` (a string), ``bytes`` (base64), dataclasses, and pydantic
+models (``model_dump(mode="json")``, so bytes inside a model follow that model's own
+``ser_json_bytes``). Dict keys that are not strings become strings, as JSON requires.
+
+Decoding goes through pydantic in JSON mode, so the annotation decides the type: ``-> dict``
+gives a dict, ``-> ApiResponse`` an ``ApiResponse``, ``-> tuple[int, str]`` a tuple.
+"""
+
+from __future__ import annotations
+
+import base64
+import decimal
+import inspect
+import sys
+import typing
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, time
+from typing import Any, Final
+
+import orjson
+
+from .errors import EncodingError, InputError, PayloadTooLargeError
+from .events import Encoded
+
+#: 2 MiB of encoded JSON per payload, as the Mistral Workflows service enforces it.
+DEFAULT_MAX_PAYLOAD: Final = 2 * 1024 * 1024
+MAX_PAYLOAD_ENV: Final = "WFRUN_MAX_PAYLOAD"
+
+_OPTIONS: Final = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+
+
+def _default(value: Any) -> Any:
+    # orjson calls this for every type it does not encode natively.
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, (set, frozenset)):
+        return _sorted(value)
+    pydantic = sys.modules.get("pydantic")  # never import pydantic just to look
+    if pydantic is not None and isinstance(value, pydantic.BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(type(value).__qualname__)
+
+
+def _sorted(items: set[Any] | frozenset[Any]) -> list[Any]:
+    try:
+        return sorted(items)
+    except TypeError:  # mixed or unorderable members: order by their encoding instead
+        return sorted(items, key=lambda item: orjson.dumps(item, default=_default, option=_OPTIONS))
+
+
+def encode(value: Any, *, subject: str) -> bytes:
+    """The JSON bytes of ``value``; `EncodingError` naming ``subject`` and the offending type.
+
+    Example::
+
+        encode({"user_id": 42}, subject="input of activity 'fetch_user'")  # b'{"user_id":42}'
+    """
+    try:
+        return orjson.dumps(value, default=_default, option=_OPTIONS)
+    except (TypeError, ValueError, UnicodeError) as exc:
+        culprit = exc.__cause__ or exc
+        kind = str(culprit) if isinstance(culprit, TypeError) else repr(culprit)
+        raise EncodingError(
+            f"{subject} cannot be encoded as JSON: {kind} is not supported. Use JSON builtins, "
+            "datetime, UUID, Enum, Decimal, bytes, dataclasses or pydantic models."
+        ) from None
+
+
+def encode_arguments(arguments: Mapping[str, Any], *, subject: str) -> bytes:
+    """Encode an input (parameter name → value); an error names the offending parameter."""
+    try:
+        return orjson.dumps(arguments, default=_default, option=_OPTIONS)
+    except (TypeError, ValueError, UnicodeError):
+        for name, value in arguments.items():
+            encode(value, subject=f"argument {name!r} of {subject}")
+        raise  # every argument encodes alone, so the failure is elsewhere: show it as is
+
+
+def loads(data: bytes) -> Any:
+    return orjson.loads(data)
+
+
+def dumps(value: Any) -> bytes:
+    """Bytes of an already-encoded JSON value (one read back from a history)."""
+    return orjson.dumps(value)
+
+
+def raw(value: Any) -> bytes:
+    """The encoded bytes of a payload field, as the writer holds it or as read back."""
+    # orjson and pydantic read exact bytes only: hand them a plain copy.
+    return bytes(value) if isinstance(value, Encoded) else orjson.dumps(value)
+
+
+def plain(value: Any) -> Any:
+    """A payload field as a plain JSON value, whichever form it is in."""
+    return orjson.loads(bytes(value)) if isinstance(value, Encoded) else value
+
+
+# -- the size limit --------------------------------------------------------------------------
+
+
+def format_size(size: int) -> str:
+    """``2.0 MiB``, ``512 KiB``, ``17 B``."""
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} MiB"
+    if size >= 1024:
+        return f"{size / 1024:.0f} KiB"
+    return f"{size} B"
+
+
+def parse_size(text: str) -> int:
+    """``"2MiB"``, ``"512KiB"``, ``"4MB"``, ``"100000"`` → bytes."""
+    cleaned = text.strip().replace(" ", "").replace("_", "")
+    units = {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
+    lowered = cleaned.lower()
+    for unit, factor in sorted(units.items(), key=lambda item: -len(item[0])):
+        if lowered.endswith(unit):
+            number, multiplier = lowered[: -len(unit)], factor
+            break
+    else:
+        number, multiplier = lowered.removesuffix("b"), 1
+    try:
+        size = int(float(number) * multiplier)
+    except ValueError:
+        raise InputError(
+            f"payload limit {text!r} is not a size: write bytes (2097152) or 2MiB, 512KiB"
+        ) from None
+    if size <= 0:
+        raise InputError(f"payload limit {text!r} must be positive")
+    return size
+
+
+def default_max_payload() -> int:
+    """The payload limit in bytes: ``$WFRUN_MAX_PAYLOAD`` if set, else 2 MiB."""
+    import os
+
+    configured = os.environ.get(MAX_PAYLOAD_ENV)
+    return parse_size(configured) if configured else DEFAULT_MAX_PAYLOAD
+
+
+def check_size(data: bytes, *, limit: int, owner: str, side: str) -> None:
+    """Raise `PayloadTooLargeError` when ``data`` is over ``limit`` bytes."""
+    if len(data) > limit:
+        raise PayloadTooLargeError(
+            f"{side} of {owner} is {format_size(len(data))} ({len(data):,} bytes), over the "
+            f"{format_size(limit)} limit ({limit:,} bytes). Pass a reference (a path, a URL, "
+            "an object key) instead of the data, or raise the limit explicitly with "
+            "--max-payload, WFRUN_MAX_PAYLOAD or @activity(max_payload=...).",
+            activity=owner,
+            side=side,
+            size=len(data),
+            limit=limit,
+        )
+
+
+# -- typed decoding --------------------------------------------------------------------------
+
+
+class Signature:
+    """The typed shape of a function's input and result, for encoding and decoding them.
+
+    Built lazily on first use: annotations may name classes defined later in the module.
+    """
+
+    def __init__(self, fn: Callable[..., Any], *, owner: str, skip_first: bool = False) -> None:
+        self._fn = fn
+        self.owner = owner
+        self._skip_first = skip_first
+        parameters = list(inspect.signature(fn).parameters.values())
+        self.parameters = parameters[1:] if skip_first else parameters
+        self._input_model: Any = None
+        self._result_model: Any = None
+        self._hints: dict[str, Any] | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.parameters]
+
+    def hints(self) -> dict[str, Any]:
+        if self._hints is None:
+            try:
+                self._hints = typing.get_type_hints(self._fn, include_extras=True)
+            except Exception as exc:  # a name the annotations use is not defined
+                raise InputError(f"cannot read the type hints of {self.owner}: {exc}") from exc
+        return self._hints
+
+    def annotation(self, name: str) -> Any:
+        return self.hints().get(name, Any)
+
+    @property
+    def result_annotation(self) -> Any:
+        return self.hints().get("return", Any)
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Arguments by parameter name, defaults applied, as a call would bind them."""
+        try:
+            bound = inspect.Signature(self.parameters).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InputError(f"{self.owner}: {exc}") from None
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def call_arguments(self, values: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """Split decoded values into positional and keyword arguments for the real call."""
+        positional, keywords = [], {}
+        for p in self.parameters:
+            if p.name not in values:
+                continue
+            if p.kind is p.KEYWORD_ONLY:
+                keywords[p.name] = values[p.name]
+            else:
+                positional.append(values[p.name])
+        return positional, keywords
+
+    def decode_input(self, data: bytes) -> dict[str, Any]:
+        """Validate encoded arguments against the parameter annotations; `InputError` if off."""
+        model = self._input_model or self._build_input_model()
+        from pydantic import ValidationError
+
+        try:
+            validated = model.model_validate_json(data)
+        except ValidationError as exc:
+            raise InputError(f"input of {self.owner} is invalid: {explain(exc)}") from None
+        return {p.name: getattr(validated, f"p{i}") for i, p in enumerate(self.parameters)}
+
+    def decode_result(self, data: bytes) -> Any:
+        """Validate an encoded result against the return annotation (pydantic errors pass up)."""
+        annotation = self.result_annotation
+        if annotation is Any or annotation is object:
+            return orjson.loads(data)
+        model = self._result_model or self._build_result_model(annotation)
+        return model.model_validate_json(b'{"result":' + data + b"}").result
+
+    def _build_input_model(self) -> Any:
+        from pydantic import ConfigDict, Field, create_model
+
+        fields: dict[str, Any] = {}
+        for i, p in enumerate(self.parameters):
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                raise InputError(f"{self.owner} takes *args or **kwargs: name every parameter")
+            default = ... if p.default is p.empty else p.default
+            # Aliases keep parameter names such as "json" or "schema" from clashing with
+            # BaseModel's own attributes.
+            fields[f"p{i}"] = (self.annotation(p.name), Field(default, alias=p.name))
+        self._input_model = create_model(
+            "Input", __config__=ConfigDict(**_CONFIG, extra="forbid"), **fields
+        )
+        return self._input_model
+
+    def _build_result_model(self, annotation: Any) -> Any:
+        from pydantic import ConfigDict, create_model
+
+        self._result_model = create_model(
+            "Output", __config__=ConfigDict(**_CONFIG), result=(annotation, ...)
+        )
+        return self._result_model
+
+
+_CONFIG: Final[dict[str, Any]] = {
+    "val_json_bytes": "base64",
+    "ser_json_bytes": "base64",
+    "arbitrary_types_allowed": True,
+}
+
+
+def explain(exc: Exception) -> str:
+    """One line per pydantic error: ``user.age: Input should be a valid integer (got 'x')``."""
+    errors = getattr(exc, "errors", None)
+    if errors is None:
+        return str(exc)
+    lines = []
+    for error in errors(include_url=False):
+        location = ".".join(str(part) for part in error["loc"]) or "value"
+        got = error.get("input")
+        shown = f" (got {abbreviate(got, 40)})" if error["type"] != "missing" else ""
+        lines.append(f"{location}: {error['msg']}{shown}")
+    return "; ".join(lines)
+
+
+def abbreviate(value: Any, width: int = 60) -> str:
+    """A short JSON rendering of a value for messages and tables."""
+    try:
+        text = orjson.dumps(value, default=_default, option=_OPTIONS).decode()
+    except TypeError:
+        text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"

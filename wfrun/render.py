@@ -1,0 +1,355 @@
+"""Events into rich renderables: the history table, the live view, the run list and summary.
+
+Pure: every function takes events (or run infos) and returns something rich can print; nothing
+here prints, reads files or looks at the clock (the live view is handed ``now``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from .errors import describe_failure
+from .events import (
+    ActivityCanceled,
+    ActivityCompleted,
+    ActivityFailed,
+    ActivityHeartbeat,
+    ActivityScheduled,
+    ActivityStarted,
+    ActivityTimedOut,
+    Event,
+    MarkerRecorded,
+    RunResumed,
+    TimerCanceled,
+    TimerFired,
+    TimerStarted,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowStarted,
+    parse_ts,
+)
+from .history import RunInfo
+from .payload import abbreviate, plain
+
+_STYLES = {
+    "WorkflowStarted": "bold",
+    "RunResumed": "bold cyan",
+    "WorkflowCompleted": "bold green",
+    "WorkflowFailed": "bold red",
+    "ActivityCompleted": "green",
+    "ActivityFailed": "red",
+    "ActivityTimedOut": "yellow",
+    "ActivityCanceled": "dim",
+    "TimerCanceled": "dim",
+    "ActivityHeartbeat": "dim",
+    "MarkerRecorded": "magenta",
+}
+
+STATUS_STYLES = {
+    "COMPLETED": "green",
+    "FAILED": "red",
+    "RUNNING": "cyan",
+    "INTERRUPTED": "yellow",
+    "WAITING": "blue",
+    "DAMAGED": "bold red",
+}
+
+
+def duration_text(seconds: float | None) -> str:
+    """``12 ms``, ``1.20 s``, ``3 min 05 s``."""
+    if seconds is None:
+        return ""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
+def _clock(ts: str) -> str:
+    return ts[11:23]
+
+
+# -- the history table -----------------------------------------------------------------------
+
+
+class _Names:
+    """Activity and timer names by command number, learned while walking the events."""
+
+    def __init__(self) -> None:
+        self._by_seq: dict[int, str] = {}
+
+    def learn(self, event: Event) -> None:
+        if isinstance(event, ActivityScheduled):
+            self._by_seq[event.seq] = f"{event.name}#{event.seq}"
+        elif isinstance(event, TimerStarted):
+            self._by_seq[event.seq] = f"timer#{event.seq}"
+        elif isinstance(event, MarkerRecorded):
+            self._by_seq[event.seq] = f"{event.name}#{event.seq}"
+
+    def of(self, event: Event) -> str:
+        seq = getattr(event, "seq", None)
+        return self._by_seq.get(seq, f"#{seq}") if seq is not None else ""
+
+
+def history_columns(table: Table) -> Table:
+    table.add_column("id", justify="right", style="dim")
+    table.add_column("time (UTC)", style="dim", no_wrap=True)
+    table.add_column("type", no_wrap=True)
+    table.add_column("activity", no_wrap=True)
+    table.add_column("attempt", justify="right")
+    table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("detail", no_wrap=True, overflow="ellipsis")
+    return table
+
+
+class HistoryRows:
+    """Turns events into rows of the history table, remembering names across calls."""
+
+    def __init__(self, width: int = 60) -> None:
+        self._names = _Names()
+        self._width = width
+
+    def row(self, event: Event) -> list[RenderableType]:
+        self._names.learn(event)
+        style = _STYLES.get(event.type, "")
+        return [
+            str(event.id),
+            _clock(event.ts),
+            Text(event.type, style=style),
+            self._names.of(event),
+            str(getattr(event, "attempt", "") or ""),
+            duration_text(getattr(event, "duration", None)),
+            Text(detail(event, self._width), style=style if "Failed" in event.type else ""),
+        ]
+
+
+def history_table(events: list[Event], *, title: str | None = None) -> Table:
+    table = history_columns(Table(title=title, title_justify="left", expand=False))
+    rows = HistoryRows()
+    for event in events:
+        table.add_row(*rows.row(event))
+    return table
+
+
+def detail(event: Event, width: int = 60) -> str:
+    """A short description of what the event carries."""
+    if isinstance(event, WorkflowStarted):
+        where = event.target.rsplit("/", 1)[-1]
+        return f"{event.workflow} ({where}) input {abbreviate(plain(event.input), width)}"
+    if isinstance(event, ActivityScheduled):
+        return abbreviate(plain(event.input), width)
+    if isinstance(event, ActivityCompleted | WorkflowCompleted):
+        return abbreviate(plain(event.result), width)
+    if isinstance(event, ActivityFailed):
+        return describe_failure(event.error)[:width] + _retry(event.retry_in)
+    if isinstance(event, ActivityTimedOut):
+        return f"{event.timeout} timeout of {event.limit:g} s" + _retry(event.retry_in)
+    if isinstance(event, WorkflowFailed):
+        return describe_failure(event.error)[:width]
+    if isinstance(event, ActivityHeartbeat):
+        return abbreviate(event.details, width)
+    if isinstance(event, TimerStarted):
+        return f"{event.duration:g} s, due {_clock(event.due)}"
+    if isinstance(event, MarkerRecorded):
+        return abbreviate(event.value, width)
+    if isinstance(event, RunResumed):
+        return f"resumed by wfrun {event.wfrun_version}" + (
+            f"; {event.repaired}" if event.repaired else ""
+        )
+    return ""
+
+
+def _retry(retry_in: float | None) -> str:
+    return " · final" if retry_in is None else f" · retry in {duration_text(retry_in)}"
+
+
+# -- the live view ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Step:
+    label: str
+    kind: str
+    state: str = "scheduled"
+    attempt: int = 0
+    since: datetime | None = None
+    until: datetime | None = None
+    took: float | None = None
+    note: str = ""
+
+
+@dataclass
+class RunView:
+    """What a terminal shows while a run is live: one line per activity and timer."""
+
+    run_id: str = ""
+    workflow: str = ""
+    started: datetime | None = None
+    status: str = "RUNNING"
+    steps: dict[int, _Step] = field(default_factory=dict)
+    max_lines: int = 12
+
+    def apply(self, event: Event) -> None:
+        """Take one event into the view (an observer of the history writer)."""
+        seq = getattr(event, "seq", None)
+        step = self.steps.get(seq) if seq is not None else None
+        when = parse_ts(event.ts)
+        if isinstance(event, WorkflowStarted):
+            self.run_id, self.workflow, self.started = event.run_id, event.workflow, when
+        elif isinstance(event, ActivityScheduled):
+            self.steps[event.seq] = _Step(f"{event.name}#{event.seq}", "activity")
+        elif isinstance(event, TimerStarted):
+            self.steps[event.seq] = _Step(
+                f"timer#{event.seq} ({event.duration:g} s)",
+                "timer",
+                "waiting",
+                since=when,
+                until=parse_ts(event.due),
+            )
+        elif step is None:
+            if isinstance(event, WorkflowCompleted):
+                self.status = "COMPLETED"
+            elif isinstance(event, WorkflowFailed):
+                self.status = "FAILED"
+        elif isinstance(event, ActivityStarted):
+            step.state, step.attempt, step.since, step.note = "running", event.attempt, when, ""
+        elif isinstance(event, ActivityCompleted):
+            step.state, step.took, step.note = "done", event.duration, ""
+        elif isinstance(event, ActivityFailed | ActivityTimedOut):
+            reason = (
+                describe_failure(event.error)
+                if isinstance(event, ActivityFailed)
+                else f"{event.timeout} timeout"
+            )
+            if event.retry_in is None:
+                step.state, step.took, step.note = "failed", event.duration, reason
+            else:
+                step.state, step.note = "retrying", reason
+                step.until = when + timedelta(seconds=event.retry_in)
+        elif isinstance(event, TimerFired):
+            step.state = "done"
+        elif isinstance(event, ActivityCanceled | TimerCanceled):
+            step.state = "cancelled"
+
+    def renderable(self, now: datetime) -> RenderableType:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(no_wrap=True)
+        table.add_column(no_wrap=True)
+        table.add_column(justify="right", no_wrap=True)
+        table.add_column(overflow="ellipsis", no_wrap=True, max_width=60)
+        steps = list(self.steps.values())
+        hidden = max(0, len(steps) - self.max_lines)
+        for step in steps[hidden:]:
+            table.add_row(*self._line(step, now))
+        elapsed = (now - self.started).total_seconds() if self.started else 0.0
+        header = Text.assemble(
+            (f"{self.workflow} ", "bold"),
+            (f"run {self.run_id} ", "dim"),
+            (self.status, STATUS_STYLES.get(self.status, "")),
+            f" · {duration_text(elapsed)}",
+            (f" · {hidden} earlier steps not shown" if hidden else "", "dim"),
+        )
+        return Group(header, table)
+
+    def _line(self, step: _Step, now: datetime) -> list[RenderableType]:
+        marks = {
+            "scheduled": ("·", "dim"),
+            "running": ("▶", "cyan"),
+            "waiting": ("⏲", "blue"),
+            "retrying": ("↻", "yellow"),
+            "done": ("✓", "green"),
+            "failed": ("✗", "red"),
+            "cancelled": ("–", "dim"),
+        }
+        mark, style = marks[step.state]
+        if step.state == "running" and step.since:
+            timing = duration_text((now - step.since).total_seconds())
+        elif step.state in ("retrying", "waiting") and step.until:
+            left = max((step.until - now).total_seconds(), 0.0)
+            timing = f"in {duration_text(left)}"
+        else:
+            timing = duration_text(step.took)
+        attempt = f"attempt {step.attempt}" if step.kind == "activity" and step.attempt else ""
+        note = step.note if step.state != "retrying" else f"retry after {step.note}"
+        return [Text(f"{mark} {step.label}", style=style), attempt, timing, Text(note, "dim")]
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+
+def runs_table(runs: list[RunInfo]) -> Table:
+    table = Table(expand=False)
+    table.add_column("run id", no_wrap=True)
+    table.add_column("workflow", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("started (UTC)", no_wrap=True, style="dim")
+    table.add_column("took", justify="right", no_wrap=True)
+    for run in runs:
+        took = ""
+        if run.ended and run.started:
+            took = duration_text((parse_ts(run.ended) - parse_ts(run.started)).total_seconds())
+        table.add_row(
+            run.run_id,
+            run.workflow,
+            Text(run.status, style=STATUS_STYLES.get(run.status, "")),
+            run.started[:19].replace("T", " "),
+            took,
+        )
+    return table
+
+
+def run_summary(summary: dict[str, Any]) -> RenderableType:
+    """``wfrun show``: the fields of `summarize` as a two-column grid."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for key, value in summary.items():
+        if value is None or key == "traceback":
+            continue
+        if key == "status":
+            shown: RenderableType = Text(str(value), style=STATUS_STYLES.get(str(value), ""))
+        elif isinstance(value, dict | list):
+            shown = abbreviate(value, 400)
+        else:
+            shown = str(value)
+        grid.add_row(key.replace("_", " "), shown)
+    traceback = summary.get("traceback")
+    return Group(grid, Text(traceback, style="dim")) if traceback else grid
+
+
+def summarize(events: list[Event], status: str) -> dict[str, Any]:
+    """The facts ``wfrun show`` reports about a run, as JSON-ready values."""
+    started = events[0]
+    assert isinstance(started, WorkflowStarted)
+    last = events[-1]
+    ended = last.ts if status in ("COMPLETED", "FAILED") else None
+    activities = [e for e in events if isinstance(e, ActivityScheduled)]
+    attempts = [e for e in events if isinstance(e, ActivityStarted)]
+    summary: dict[str, Any] = {
+        "run_id": started.run_id,
+        "workflow": started.workflow,
+        "target": started.target,
+        "status": status,
+        "started": started.ts,
+        "ended": ended,
+        "duration": duration_text((parse_ts(ended) - parse_ts(started.ts)).total_seconds())
+        if ended
+        else None,
+        "events": len(events),
+        "activities": len(activities),
+        "attempts": len(attempts),
+        "resumes": sum(isinstance(e, RunResumed) for e in events),
+        "input": plain(started.input),
+        "result": plain(last.result) if isinstance(last, WorkflowCompleted) else None,
+        "error": describe_failure(last.error) if isinstance(last, WorkflowFailed) else None,
+        "traceback": last.error.get("traceback") if isinstance(last, WorkflowFailed) else None,
+    }
+    return summary

@@ -1,0 +1,261 @@
+"""Replay: today's workflow code against a recorded history, with nothing run and nothing written.
+
+The workflow is started from the top, and the history's outcomes are delivered to it one at a
+time, in history order. Every command the code issues is checked against the command the
+history recorded under the same number:
+
+- an activity must have the same name and the same encoded input;
+- a timer must be a timer, a patch marker the same marker;
+- an outcome must arrive for a command the code has issued;
+- and the code must end where the history ends (or go on past an unfinished one).
+
+Any difference is a `NonDeterminismError` naming the run, the event, what the history holds
+and what the code asked for. What the code asks for beyond the end of an unfinished history is
+not an error: it is the work a resume goes on to do (`Replay.backlog`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .errors import NonDeterminismError, failure_type
+from .events import (
+    COMMAND,
+    ActivityCanceled,
+    ActivityFailed,
+    ActivityHeartbeat,
+    ActivityScheduled,
+    ActivityStarted,
+    ActivityTimedOut,
+    Event,
+    MarkerRecorded,
+    TimerCanceled,
+    TimerStarted,
+    WorkflowCompleted,
+    WorkflowFailed,
+)
+from .instance import (
+    CancelActivity,
+    CancelTimer,
+    Command,
+    RecordMarker,
+    ScheduleActivity,
+    StartTimer,
+    WorkflowInstance,
+)
+from .payload import abbreviate, encode, loads
+
+
+@dataclass(slots=True)
+class InFlight:
+    """Where an activity stood when its run stopped: what a resume needs to carry it on."""
+
+    attempt: int = 1
+    #: When the next attempt is due (after a recorded retry delay); None: at once.
+    due: datetime | None = None
+    heartbeat_details: tuple[Any, ...] = ()
+
+
+@dataclass(slots=True)
+class Replay:
+    """What a replay found."""
+
+    #: Commands the code issued past the end of the history: the work a resume goes on to do.
+    backlog: list[Command] = field(default_factory=list)
+    #: Recorded commands the code cancelled (a resume must not restart them).
+    cancelled: set[int] = field(default_factory=set)
+
+
+class RecordedRun:
+    """A history, indexed for replay."""
+
+    def __init__(self, run_id: str, events: list[Event]) -> None:
+        self.run_id = run_id
+        self.events = events
+        self.commands: dict[int, Event] = {}
+        self.resolutions: list[Event] = []
+        self.terminal: Event | None = None
+        self._bookkeeping: dict[int, list[Event]] = {}
+        for event in events[1:]:
+            seq = getattr(event, "seq", None)
+            if event.role == COMMAND:
+                self.commands[event.seq] = event  # type: ignore[attr-defined]
+            elif event.resolves():
+                self.resolutions.append(event)
+            elif event.role == "terminal":
+                self.terminal = event
+            if seq is not None and not event.resolves() and event.role != COMMAND:
+                self._bookkeeping.setdefault(seq, []).append(event)
+
+    def command(self, seq: int) -> Event | None:
+        return self.commands.get(seq)
+
+    # -- replay ------------------------------------------------------------------------------
+
+    def replay(self, instance: WorkflowInstance, args: list[Any], kwargs: dict[str, Any]) -> Replay:
+        """Run ``instance`` through the whole history; raise on the first disagreement."""
+        found = Replay()
+        instance.replaying = True
+        try:
+            instance.start(args, kwargs)
+            self._check(instance.take_commands(), found)
+            for event in self.resolutions:
+                seq: int = event.seq  # type: ignore[attr-defined]
+                if instance.done:
+                    raise self._mismatch(
+                        event, self._describe(event), "nothing more: the workflow code returned"
+                    )
+                if seq > instance.last_seq:
+                    raise self._mismatch(
+                        event,
+                        f"the outcome of {self._describe(self.commands.get(seq))} (command #{seq})",
+                        "nothing yet: the code is still waiting on earlier steps"
+                        if not instance.done
+                        else "nothing more",
+                    )
+                instance.apply(event)
+                self._check(instance.take_commands(), found)
+            self._check_end(instance)
+        finally:
+            instance.replaying = False
+        return found
+
+    def _check(self, commands: list[Command], found: Replay) -> None:
+        for command in commands:
+            if isinstance(command, CancelActivity | CancelTimer):
+                if command.seq in self.commands:
+                    found.cancelled.add(command.seq)
+                else:
+                    found.backlog.append(command)
+                continue
+            recorded = self.commands.get(command.seq)
+            if recorded is None:
+                found.backlog.append(command)
+            elif not _same(command, recorded):
+                raise self._mismatch(recorded, self._describe(recorded), command.describe())
+
+    def _check_end(self, instance: WorkflowInstance) -> None:
+        unasked = [seq for seq in self.commands if seq > instance.last_seq]
+        if unasked:
+            recorded = self.commands[min(unasked)]
+            doing = "returned" if instance.done else "is waiting on earlier steps"
+            raise self._mismatch(
+                recorded, self._describe(recorded), f"nothing: the workflow code {doing}"
+            )
+        terminal = self.terminal
+        if terminal is None:
+            return
+        if not instance.done:
+            raise self._mismatch(
+                terminal,
+                f"the end of the workflow ({terminal.type})",
+                "more: the workflow code has not returned",
+            )
+        value, exc = instance.outcome()
+        if isinstance(terminal, WorkflowCompleted):
+            if exc is not None:
+                raise self._mismatch(
+                    terminal,
+                    f"a completed workflow returning {abbreviate(terminal.result)}",
+                    f"a failure: {failure_type(exc)}: {exc}",
+                )
+            try:
+                same = loads(encode(value, subject="the workflow's result")) == terminal.result
+            except Exception:
+                same = False
+            if not same:
+                raise self._mismatch(
+                    terminal,
+                    f"a workflow returning {abbreviate(terminal.result)}",
+                    f"a workflow returning {abbreviate(value)}",
+                )
+        elif isinstance(terminal, WorkflowFailed):
+            recorded_type = terminal.error.get("type")
+            if exc is None:
+                raise self._mismatch(
+                    terminal,
+                    f"a workflow failing with {recorded_type}",
+                    f"a workflow returning {abbreviate(value)}",
+                )
+            if failure_type(exc) != recorded_type:
+                raise self._mismatch(
+                    terminal,
+                    f"a workflow failing with {recorded_type}",
+                    f"a workflow failing with {failure_type(exc)}: {exc}",
+                )
+
+    # -- resuming what was in flight ---------------------------------------------------------
+
+    def in_flight(self, seq: int, clock_now: datetime) -> InFlight:
+        """Attempt number, due time and heartbeat details for a recorded, unresolved activity.
+
+        An attempt interrupted by the crash never reached an outcome: it runs again under the
+        same attempt number (the crash is not the activity's failure).
+        """
+        state = InFlight()
+        for event in self._bookkeeping.get(seq, []):
+            if isinstance(event, ActivityStarted):
+                state.attempt, state.due = event.attempt, None
+            elif (
+                isinstance(event, ActivityFailed | ActivityTimedOut) and event.retry_in is not None
+            ):
+                state.attempt = event.attempt + 1
+                state.due = event.time + timedelta(seconds=event.retry_in)
+            elif isinstance(event, ActivityHeartbeat):
+                state.heartbeat_details = tuple(event.details)
+        if state.due is not None and state.due <= clock_now:
+            state.due = None
+        return state
+
+    def was_cancelled(self, seq: int) -> bool:
+        return any(
+            isinstance(e, ActivityCanceled | TimerCanceled) for e in self._bookkeeping.get(seq, [])
+        )
+
+    # -- messages ----------------------------------------------------------------------------
+
+    def _describe(self, event: Event | None) -> str:
+        if isinstance(event, ActivityScheduled):
+            arguments = ", ".join(f"{k}={abbreviate(v, 40)}" for k, v in event.input.items())
+            return f"activity {event.name}({arguments})"
+        if isinstance(event, TimerStarted):
+            return f"a timer of {event.duration:g}s"
+        if isinstance(event, MarkerRecorded):
+            return f"{event.name} marker {event.value!r}"
+        if event is None:
+            return "a command that was never recorded"
+        return event.type
+
+    def _mismatch(self, event: Event | None, recorded: str, requested: str) -> NonDeterminismError:
+        where = f"event {event.id} ({event.type})" if event is not None else "its end"
+        return NonDeterminismError(
+            f"run {self.run_id} does not replay: at {where} the history holds {recorded}, but "
+            f"the code asked for {requested}.\n"
+            "The workflow code changed since this run started. To finish this run, revert the "
+            "change (or guard it with workflows.workflow.patched(...)); otherwise start a new "
+            "run. The history file was not changed.",
+            run_id=self.run_id,
+            event_id=event.id if event is not None else None,
+            recorded=recorded,
+            requested=requested,
+        )
+
+
+def _same(command: Command, recorded: Event) -> bool:
+    if isinstance(command, ScheduleActivity):
+        return (
+            isinstance(recorded, ActivityScheduled)
+            and recorded.name == command.definition.name
+            and recorded.input == loads(command.input)
+        )
+    if isinstance(command, StartTimer):
+        return isinstance(recorded, TimerStarted)
+    if isinstance(command, RecordMarker):
+        return (
+            isinstance(recorded, MarkerRecorded)
+            and recorded.name == command.name
+            and recorded.value == command.value
+        )
+    return False

@@ -1,0 +1,124 @@
+"""The seam between the calls users write and whatever carries them out.
+
+``await fetch_user(42)``, ``workflows.workflow.now()`` or ``workflows.activity_info()`` find the
+code that serves them here, in two context variables: the workflow runtime of the workflow
+whose code is running, and the context of the activity attempt that is running. wfrun's
+local engine (`wfrun.instance`) is one implementation of `WorkflowRuntime`; another backend
+would add another, and no user code would change.
+
+Context variables, not globals: many runs share one process and one event loop, each workflow
+task and each activity attempt sees its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+from uuid import UUID
+
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .activity import ActivityDefinition
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowInfo:
+    """What `workflows.workflow.info()` returns."""
+
+    run_id: str
+    workflow_name: str
+    start_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityInfo:
+    """What `workflows.activity_info()` returns inside an activity.
+
+    ``idempotency_key`` is the same for every attempt of one activity call, across retries and
+    resumes: pass it to the service the activity calls (an ``Idempotency-Key`` header, a unique
+    column) and the side effect happens once even when the attempt runs again.
+    """
+
+    run_id: str
+    activity_id: int
+    name: str
+    attempt: int
+    idempotency_key: str
+    workflow_name: str | None = None
+    heartbeat_details: tuple[Any, ...] = ()
+    start_to_close_timeout: timedelta | None = None
+    heartbeat_timeout: timedelta | None = None
+
+
+class WorkflowRuntime(Protocol):
+    """What workflow code can ask of the engine running it."""
+
+    @property
+    def is_replaying(self) -> bool: ...
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]: ...
+
+    def call_activity(
+        self, definition: ActivityDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Coroutine[Any, Any, Any]: ...
+
+    def sleep(self, seconds: float) -> Coroutine[Any, Any, None]: ...
+
+    def wait_condition(
+        self, predicate: Callable[[], bool], timeout: float | None
+    ) -> Coroutine[Any, Any, None]: ...
+
+    def now(self) -> datetime: ...
+
+    def random(self) -> random.Random: ...
+
+    def uuid4(self) -> UUID: ...
+
+    def info(self) -> WorkflowInfo: ...
+
+    def patched(self, patch_id: str) -> bool: ...
+
+
+@dataclass(slots=True)
+class ActivityContext:
+    """The running attempt: its info, and where its heartbeats go."""
+
+    info: ActivityInfo
+    heartbeat: Callable[[tuple[Any, ...]], None] = field(default=lambda details: None)
+
+
+_workflow: ContextVar[WorkflowRuntime | None] = ContextVar("wfrun_workflow", default=None)
+_activity: ContextVar[ActivityContext | None] = ContextVar("wfrun_activity", default=None)
+
+set_workflow_runtime = _workflow.set
+set_activity_context = _activity.set
+reset_activity_context = _activity.reset
+
+
+def current_workflow() -> WorkflowRuntime | None:
+    """The runtime of the workflow whose code is running, or None outside workflow code."""
+    return _workflow.get()
+
+
+def require_workflow(call: str) -> WorkflowRuntime:
+    runtime = _workflow.get()
+    if runtime is None:
+        raise UsageError(
+            f"{call} can only be called from workflow code (inside a workflow's entrypoint "
+            "and what it awaits), not from an activity or ordinary code"
+        )
+    return runtime
+
+
+def require_activity(call: str) -> ActivityContext:
+    context = _activity.get()
+    if context is None:
+        raise UsageError(f"{call} can only be called from inside an activity")
+    return context

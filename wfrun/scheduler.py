@@ -1,0 +1,243 @@
+"""A deterministic asyncio event loop for workflow code.
+
+Workflow code is ordinary asyncio code: ``asyncio.gather``, ``asyncio.wait``,
+``asyncio.as_completed``, ``create_task``, ``wait_for``, ``TaskGroup`` and ``asyncio.sleep``
+all work. What makes a replay exact is that this loop, unlike a real one, never decides
+anything by itself:
+
+- it runs only when the engine steps it (`WorkflowLoop.run_until_quiescent`), after the engine
+  has delivered one history event, and it runs ready callbacks in FIFO order until none is left;
+  so the workflow makes the same decisions in the same order, live and on replay;
+- its clock (`WorkflowLoop.time`) is the time of the event being delivered;
+- every delay (``call_at``/``call_later``, hence ``asyncio.sleep``, ``wait_for``'s and
+  ``timeout()``'s deadlines) becomes a durable timer owned by the engine;
+- tasks, futures and awaitable commands get hashes from a per-run counter instead of their
+  memory address, so the sets that ``asyncio.wait`` and ``asyncio.as_completed`` build iterate
+  in the same order in every process.
+
+The loop knows nothing of activities or histories: its owner (`LoopOwner`) turns timers into
+commands and decides when a condition is met.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextvars
+import itertools
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+class LoopOwner(Protocol):
+    def start_timer(self, handle: WorkflowTimerHandle) -> None:
+        """A durable timer was asked for; fire it with `WorkflowLoop.fire`."""
+
+    def timer_cancelled(self, handle: WorkflowTimerHandle) -> None:
+        """Workflow code cancelled a timer that has not fired."""
+
+    def check_conditions(self) -> bool:
+        """Resolve the conditions now met; True if any was (there is more to run)."""
+
+    def guard(self) -> Any:
+        """A context manager active while workflow code runs (determinism checks)."""
+
+
+class WorkflowFuture(asyncio.Future[T]):
+    """A future whose hash is deterministic (see the module docstring)."""
+
+    def __init__(self, *, loop: WorkflowLoop) -> None:
+        super().__init__(loop=loop)
+        self._key = loop.next_key()
+
+    def __hash__(self) -> int:
+        return self._key
+
+
+class WorkflowTask(asyncio.Task[T]):
+    """A task whose hash is deterministic (see the module docstring)."""
+
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, T],
+        *,
+        loop: WorkflowLoop,
+        name: str | None = None,
+        context: contextvars.Context | None = None,
+    ) -> None:
+        self._key = loop.next_key()
+        super().__init__(coro, loop=loop, name=name, context=context)
+
+    def __hash__(self) -> int:
+        return self._key
+
+
+class WorkflowCall(Coroutine[Any, Any, T]):
+    """What an activity call or a durable sleep returns inside a workflow.
+
+    The command behind it was issued when the function was *called*, so commands are numbered
+    in the order the code makes its calls, whatever order asyncio later starts tasks in. It is
+    a coroutine (``asyncio.create_task`` accepts it) with a deterministic hash.
+    """
+
+    __slots__ = ("_future", "_iterator", "_key")
+
+    def __init__(self, future: asyncio.Future[T], key: int) -> None:
+        self._future = future
+        self._iterator: Generator[Any, None, T] | None = None
+        self._key = key
+
+    def __hash__(self) -> int:
+        return self._key
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self._future.__await__()
+
+    def _started(self) -> Generator[Any, None, T]:
+        if self._iterator is None:
+            self._iterator = self._future.__await__()
+        return self._iterator
+
+    def send(self, value: Any) -> Any:
+        return self._started().send(value)
+
+    def throw(self, typ: Any, value: Any = None, traceback: Any = None) -> Any:
+        return self._started().throw(typ, value, traceback)
+
+    def close(self) -> None:
+        if self._iterator is not None:
+            self._iterator.close()
+
+
+class WorkflowTimerHandle(asyncio.TimerHandle):
+    """A ``call_at`` that the owner turns into a durable timer; ``seq`` is its command number."""
+
+    seq: int = 0
+    fired: bool = False
+
+
+class WorkflowLoop(asyncio.AbstractEventLoop):
+    """The loop workflow code runs on; only `run_until_quiescent` ever runs anything."""
+
+    def __init__(self, owner: LoopOwner, now: float) -> None:
+        self._owner = owner
+        self._ready: collections.deque[asyncio.Handle] = collections.deque()
+        self._keys = itertools.count(1)
+        self._now = now
+        self._exception_handler: Callable[[dict[str, Any]], None] | None = None
+
+    # -- what the engine uses ----------------------------------------------------------------
+
+    def next_key(self) -> int:
+        return next(self._keys)
+
+    def set_time(self, now: float) -> None:
+        self._now = now
+
+    def run_until_quiescent(self) -> None:
+        """Run ready callbacks, FIFO, and met conditions, until nothing is left to run."""
+        previous = asyncio.events._get_running_loop()
+        asyncio.events._set_running_loop(self)
+        try:
+            with self._owner.guard():
+                while True:
+                    while self._ready:
+                        self._ready.popleft()._run()
+                    if not self._owner.check_conditions():
+                        break
+        finally:
+            asyncio.events._set_running_loop(previous)
+
+    def fire(self, handle: WorkflowTimerHandle) -> None:
+        """Deliver a durable timer (the run is stepped by the caller)."""
+        handle.fired = True
+        if not handle.cancelled():
+            self._ready.append(handle)
+
+    def abandon(self) -> None:
+        """Drop unfinished workflow tasks quietly: the run stops here and resumes elsewhere."""
+        self._ready.clear()
+        for task in asyncio.all_tasks(self):
+            task._log_destroy_pending = False  # type: ignore[attr-defined]
+
+    # -- the asyncio loop API workflow code and asyncio's helpers rely on ---------------------
+
+    def time(self) -> float:
+        return self._now
+
+    def call_soon(
+        self,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Handle:
+        handle = asyncio.Handle(callback, args, self, context)
+        self._ready.append(handle)
+        return handle
+
+    def call_later(
+        self,
+        delay: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.TimerHandle:
+        return self.call_at(self._now + delay, callback, *args, context=context)
+
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.TimerHandle:
+        handle = WorkflowTimerHandle(when, callback, args, self, context)
+        self._owner.start_timer(handle)
+        return handle
+
+    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        # asyncio.sleep cancels its handle even after it fired: only a pending one matters.
+        if isinstance(handle, WorkflowTimerHandle) and not handle.fired:
+            self._owner.timer_cancelled(handle)
+
+    def create_future(self) -> asyncio.Future[Any]:
+        return WorkflowFuture(loop=self)
+
+    def create_task(  # type: ignore[override]
+        self,
+        coro: Coroutine[Any, Any, T],
+        *,
+        name: str | None = None,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Task[T]:
+        return WorkflowTask(coro, loop=self, name=name, context=context)
+
+    def get_debug(self) -> bool:
+        return False
+
+    def is_running(self) -> bool:
+        return True
+
+    def is_closed(self) -> bool:
+        return False
+
+    def set_exception_handler(self, handler: Any) -> None:
+        self._exception_handler = handler
+
+    def get_exception_handler(self) -> Any:
+        return self._exception_handler
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        if self._exception_handler is not None:
+            self._exception_handler(context)
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        self.call_exception_handler(context)
+
+    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> Any:
+        raise RuntimeError(
+            "workflow code cannot run threads or do I/O (it is replayed after a crash): "
+            "move this call into an @activity"
+        )

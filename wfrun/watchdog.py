@@ -1,0 +1,133 @@
+"""Spotting ``async`` activities that block the event loop (``time.sleep``, ``requests.post``).
+
+A blocking call inside an ``async def`` activity stalls every other activity, timer and run in
+the process. The watchdog measures it without touching the hot path: a callback on the loop
+records a tick every 50 ms, and a thread checks that ticks keep coming. When one is late past
+the threshold, the thread looks at the loop thread's stack *while it is still blocked*, finds
+the activity function in it, and, once the loop breathes again, a warning names the activity,
+the time it blocked, the line it blocked at and the fix.
+
+The threshold is 0.25 s; set ``WFRUN_BLOCKING_THRESHOLD`` (seconds, ``0`` turns it off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Final
+
+from .activity import activity_name_at
+
+THRESHOLD_ENV: Final = "WFRUN_BLOCKING_THRESHOLD"
+DEFAULT_THRESHOLD: Final = 0.25
+_TICK: Final = 0.05
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class LoopWatchdog:
+    """Watches one event loop from a helper thread."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        threshold: float,
+        report: Callable[[str], None] = _stderr,
+    ) -> None:
+        self._loop = loop
+        self._threshold = threshold
+        self._report = report
+        self._loop_thread = threading.get_ident()
+        self._last_tick = time.monotonic()
+        self._suspect: str | None = None
+        self._stop = threading.Event()
+        self._handle: asyncio.TimerHandle | None = None
+        self._thread = threading.Thread(target=self._watch, name="wfrun-watchdog", daemon=True)
+        self.users = 0
+
+    def start(self) -> None:
+        self._last_tick = time.monotonic()
+        self._handle = self._loop.call_later(_TICK, self._tick)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._handle is not None:
+            self._handle.cancel()
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        blocked = now - self._last_tick - _TICK
+        suspect, self._suspect = self._suspect, None
+        if suspect is not None and blocked >= self._threshold:
+            self._report(
+                f"wfrun: {suspect} blocked the event loop for {blocked:.2f}s, stalling every "
+                "other activity and timer. Use an async library (httpx.AsyncClient, "
+                "asyncio.sleep, aiofiles) or make it a plain `def` activity, which runs in a "
+                "worker thread."
+            )
+        self._last_tick = now
+        self._handle = self._loop.call_later(_TICK, self._tick)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(_TICK):
+            late = time.monotonic() - self._last_tick - _TICK
+            if late >= self._threshold and self._suspect is None:
+                frame = sys._current_frames().get(self._loop_thread)
+                self._suspect = _blame(frame) if frame is not None else "the event loop"
+
+
+def _blame(frame: FrameType) -> str:
+    """``activity 'fetch' (at app.py:12)`` for the innermost activity on the stack."""
+    innermost = frame
+    while frame is not None:
+        name = activity_name_at(frame.f_code)
+        if name is not None:
+            return f"activity {name!r} (at {_where(frame)})"
+        frame = frame.f_back  # type: ignore[assignment]
+    return f"code at {_where(innermost)}"
+
+
+def _where(frame: FrameType) -> str:
+    return f"{os.path.relpath(frame.f_code.co_filename)}:{frame.f_lineno}"
+
+
+_watchdogs: dict[asyncio.AbstractEventLoop, LoopWatchdog] = {}
+
+
+def threshold() -> float:
+    configured = os.environ.get(THRESHOLD_ENV)
+    try:
+        return float(configured) if configured else DEFAULT_THRESHOLD
+    except ValueError:
+        return DEFAULT_THRESHOLD
+
+
+@contextlib.contextmanager
+def watching() -> Iterator[None]:
+    """Keep a watchdog on the running loop while the body runs (shared by concurrent runs)."""
+    limit = threshold()
+    if limit <= 0:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    watchdog = _watchdogs.get(loop)
+    if watchdog is None:
+        watchdog = _watchdogs[loop] = LoopWatchdog(loop, limit)
+        watchdog.start()
+    watchdog.users += 1
+    try:
+        yield
+    finally:
+        watchdog.users -= 1
+        if watchdog.users == 0:
+            watchdog.stop()
+            del _watchdogs[loop]

@@ -1,0 +1,307 @@
+"""Running one attempt of an activity, on the real event loop or in a worker thread.
+
+An attempt is bounded by ``start_to_close_timeout`` (and ``heartbeat_timeout`` when set): past
+it the attempt is cancelled and reported as timed out. ``async def`` activities run as tasks
+on the event loop; plain ``def`` activities in a thread pool, so that they block nothing. A
+thread cannot be stopped from outside, so a timed-out thread is abandoned, not killed: the
+timeout error says so.
+
+The result is checked before anyone sees it: it must encode as JSON, fit the payload limit and
+match the return annotation; each failure is final (retrying cannot change it).
+
+`run_attempt` reports outcomes and never raises for the activity's own failures; the engine
+records them, and `run_outside_workflow` (an activity called from ordinary code) retries
+them under the same policy without a history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import os
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from .errors import (
+    EncodingError,
+    PayloadTooLargeError,
+    failure_record,
+    failure_type_names,
+)
+from .payload import (
+    check_size,
+    default_max_payload,
+    encode,
+    encode_arguments,
+    explain,
+)
+from .retry import next_delay
+from .runtime import ActivityContext, ActivityInfo, reset_activity_context, set_activity_context
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .activity import ActivityDefinition
+
+THREADS_ENV: Final = "WFRUN_ACTIVITY_THREADS"
+_pool: ThreadPoolExecutor | None = None
+
+
+def thread_pool() -> ThreadPoolExecutor:
+    """The worker threads of plain ``def`` activities (``$WFRUN_ACTIVITY_THREADS``, 32 default)."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(
+            max_workers=int(os.environ.get(THREADS_ENV, "32")), thread_name_prefix="wfrun-activity"
+        )
+    return _pool
+
+
+@dataclass(slots=True)
+class Heartbeats:
+    """One activity call's heartbeats, carried from attempt to attempt."""
+
+    details: tuple[Any, ...] = ()
+    last_beat: float = 0.0
+    #: Called on the event loop with each new set of details (the engine records them).
+    recorder: Callable[[tuple[Any, ...]], None] | None = None
+
+    def beat(self, details: tuple[Any, ...], at: float) -> None:
+        self.last_beat = at
+        if details:
+            self.details = details
+            if self.recorder is not None:
+                self.recorder(details)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How one attempt ended."""
+
+    duration: float
+    #: The encoded result, when the attempt succeeded.
+    result: bytes | None = None
+    #: The result decoded against the return annotation.
+    value: Any = None
+    #: The failure as the history records it, when it failed.
+    error: dict[str, Any] | None = None
+    type_names: list[str] = field(default_factory=list)
+    non_retryable: bool = False
+    #: ``"start_to_close"`` or ``"heartbeat"`` when it ran past a timeout.
+    timeout: str | None = None
+    limit: float = 0.0
+    exception: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+async def run_attempt(
+    definition: ActivityDefinition,
+    values: dict[str, Any],
+    info: ActivityInfo,
+    *,
+    max_payload: int,
+    heartbeats: Heartbeats,
+) -> Outcome:
+    """Run one attempt and report how it ended (cancellation of the caller propagates)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    heartbeats.last_beat = started
+    context = ActivityContext(info, heartbeat=_heartbeat_sink(loop, heartbeats))
+    positional, keywords = definition.signature.call_arguments(values)
+    token = set_activity_context(context)
+    try:
+        work: asyncio.Future[Any]
+        if definition.is_async:
+            work = loop.create_task(definition.fn(*positional, **keywords))
+        else:
+            call = functools.partial(definition.fn, *positional, **keywords)
+            work = loop.run_in_executor(thread_pool(), contextvars.copy_context().run, call)
+    finally:
+        reset_activity_context(token)
+
+    expired = await _supervise(work, definition, heartbeats)
+    duration = loop.time() - started
+    if expired is not None:
+        return _timed_out(definition, info, expired, duration)
+    try:
+        value = work.result()
+    except Exception as exc:
+        return _failed(exc, duration)
+    return _checked_result(definition, value, max_payload, duration)
+
+
+async def _supervise(
+    work: asyncio.Future[Any], definition: ActivityDefinition, heartbeats: Heartbeats
+) -> str | None:
+    """Wait for ``work``; cancel it and say which timeout expired, if one did."""
+    loop = asyncio.get_running_loop()
+    options = definition.options
+    deadline = loop.time() + options.start_to_close_timeout.total_seconds()
+    silence = options.heartbeat_timeout.total_seconds() if options.heartbeat_timeout else None
+    try:
+        while True:
+            now = loop.time()
+            expired = "start_to_close" if now >= deadline else None
+            if silence is not None and now - heartbeats.last_beat >= silence:
+                expired = "heartbeat"
+            if expired is not None:
+                await _cancel(work)
+                return expired
+            wait = deadline - now
+            if silence is not None:
+                wait = min(wait, heartbeats.last_beat + silence - now)
+            done, _ = await asyncio.wait({work}, timeout=wait)
+            if done:
+                return None
+    except asyncio.CancelledError:
+        await _cancel(work)
+        raise
+
+
+async def _cancel(work: asyncio.Future[Any]) -> None:
+    work.cancel()
+    if isinstance(work, asyncio.Task):
+        # Let the activity's own cleanup (finally blocks, async context managers) run, briefly.
+        await asyncio.wait({work}, timeout=1.0)
+
+
+def _heartbeat_sink(
+    loop: asyncio.AbstractEventLoop, heartbeats: Heartbeats
+) -> Callable[[tuple[Any, ...]], None]:
+    loop_thread = threading.get_ident()
+
+    def sink(details: tuple[Any, ...]) -> None:
+        if threading.get_ident() == loop_thread:
+            heartbeats.beat(details, loop.time())
+        else:  # a plain def activity in a worker thread
+            loop.call_soon_threadsafe(lambda: heartbeats.beat(details, loop.time()))
+
+    return sink
+
+
+def _failed(exc: BaseException, duration: float, *, non_retryable: bool = False) -> Outcome:
+    record = failure_record(exc)
+    flagged = non_retryable or bool(record.get("non_retryable"))
+    if flagged:
+        record["non_retryable"] = True
+    return Outcome(
+        duration=duration,
+        error=record,
+        type_names=failure_type_names(exc),
+        non_retryable=flagged,
+        exception=exc,
+    )
+
+
+def _timed_out(
+    definition: ActivityDefinition, info: ActivityInfo, expired: str, duration: float
+) -> Outcome:
+    options = definition.options
+    if expired == "heartbeat":
+        assert options.heartbeat_timeout is not None
+        limit = options.heartbeat_timeout.total_seconds()
+        message = (
+            f"attempt {info.attempt} of activity {definition.name!r} sent no heartbeat for "
+            f"{limit:g}s (heartbeat_timeout) and was cancelled"
+        )
+    else:
+        limit = options.start_to_close_timeout.total_seconds()
+        message = (
+            f"attempt {info.attempt} of activity {definition.name!r} ran past its "
+            f"start_to_close_timeout of {limit:g}s and was cancelled"
+        )
+    if not definition.is_async:
+        message += (
+            "; it runs in a thread (a plain def activity), which Python cannot stop, so the "
+            "thread may still be running: make the function return on its own (e.g. pass a "
+            "timeout to the call that hangs)"
+        )
+    exc = TimeoutError(message)
+    return Outcome(
+        duration=duration,
+        error={"type": "TimeoutError", "message": message},
+        type_names=["TimeoutError", "OSError", "Exception"],
+        timeout=expired,
+        limit=limit,
+        exception=exc,
+    )
+
+
+def _checked_result(
+    definition: ActivityDefinition, value: Any, max_payload: int, duration: float
+) -> Outcome:
+    subject = f"activity {definition.name!r}"
+    try:
+        data = encode(value, subject=f"the result of {subject}")
+        check_size(data, limit=max_payload, owner=subject, side="output")
+    except (EncodingError, PayloadTooLargeError) as exc:
+        return _failed(exc.with_traceback(None), duration, non_retryable=True)
+    try:
+        typed = definition.signature.decode_result(data)
+    except Exception as exc:
+        mismatch = ResultTypeError(
+            f"the result of {subject} does not match its return annotation "
+            f"{_annotation_name(definition.signature.result_annotation)}: {explain(exc)}"
+        )
+        return _failed(mismatch, duration, non_retryable=True)
+    return Outcome(duration=duration, result=data, value=typed)
+
+
+class ResultTypeError(TypeError):
+    """An activity returned something its return annotation does not allow."""
+
+
+def _annotation_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation)
+
+
+# -- activities called outside any workflow --------------------------------------------------
+
+
+async def run_outside_workflow(
+    definition: ActivityDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Run an activity called from ordinary code: its retry policy and checks, no history.
+
+    When every attempt fails, the last attempt's own exception is raised (a ``TimeoutError``
+    for a timeout), as a unit test of the activity expects.
+    """
+    limit = definition.options.max_payload or default_max_payload()
+    subject = f"activity {definition.name!r}"
+    arguments = definition.signature.bind(args, kwargs)
+    data = encode_arguments(arguments, subject=subject)
+    check_size(data, limit=limit, owner=subject, side="input")
+    values = definition.signature.decode_input(data)
+    run_id = f"local-{uuid.uuid4().hex[:12]}"
+    heartbeats = Heartbeats()
+    attempt = 1
+    while True:
+        info = ActivityInfo(
+            run_id=run_id,
+            activity_id=1,
+            name=definition.name,
+            attempt=attempt,
+            idempotency_key=f"{run_id}/1",
+            heartbeat_details=heartbeats.details,
+            start_to_close_timeout=definition.options.start_to_close_timeout,
+            heartbeat_timeout=definition.options.heartbeat_timeout,
+        )
+        outcome = await run_attempt(
+            definition, values, info, max_payload=limit, heartbeats=heartbeats
+        )
+        if outcome.ok:
+            return outcome.value
+        policy = definition.options.retry_policy
+        delay = next_delay(policy, attempt, outcome.type_names, outcome.non_retryable)
+        if delay is None:
+            assert outcome.exception is not None
+            raise outcome.exception
+        await asyncio.sleep(delay)
+        attempt += 1

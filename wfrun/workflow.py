@@ -1,0 +1,267 @@
+"""``workflows.workflow``: defining workflows, and what workflow code may call.
+
+Workflow code is replayed after a crash, so it must make the same decisions every time: the
+helpers here give it time, randomness, ids and waiting that replay identically. Everything that
+touches the world belongs in an ``@workflows.activity``.
+
+Example::
+
+    import wfrun as workflows
+
+    @workflows.workflow.define(name="user_report")
+    class UserReportWorkflow:
+        @workflows.workflow.entrypoint
+        async def run(self, user_id: str) -> dict:
+            user = await fetch_user_data(user_id)
+            await workflows.workflow.sleep(timedelta(hours=1))   # durable: survives a crash
+            return await generate_report(user)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random as _random
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, MutableMapping
+from datetime import datetime, timedelta
+from typing import Any, TypeVar, overload
+from uuid import UUID
+
+from .definition import WorkflowDefinition
+from .errors import DefinitionError
+from .runtime import WorkflowInfo, current_workflow, require_workflow
+
+__all__ = [
+    "as_completed",
+    "define",
+    "entrypoint",
+    "info",
+    "logger",
+    "now",
+    "patched",
+    "random",
+    "sleep",
+    "uuid4",
+    "wait",
+    "wait_condition",
+]
+
+C = TypeVar("C", bound=type)
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+# -- definition ------------------------------------------------------------------------------
+
+
+@overload
+def define(cls: C, /) -> C: ...
+
+
+@overload
+def define(
+    cls: None = None,
+    /,
+    *,
+    name: str | None = None,
+    workflow_description: str | None = None,
+    workflow_display_name: str | None = None,
+    execution_timeout: timedelta | None = None,
+    determinism_warnings: bool = True,
+) -> Callable[[C], C]: ...
+
+
+def define(
+    cls: type | None = None,
+    /,
+    *,
+    name: str | None = None,
+    workflow_description: str | None = None,
+    workflow_display_name: str | None = None,
+    execution_timeout: timedelta | None = None,
+    determinism_warnings: bool = True,
+) -> Any:
+    """Declare a workflow class; exactly one of its methods is the `entrypoint`.
+
+    Args:
+        name: the workflow's name in histories and on the command line (default: the class
+            name). ``wfrun start file.py:NAME`` accepts it as well as the class name.
+        workflow_description: free text, shown by ``wfrun show``.
+        workflow_display_name: a human-friendly title.
+        execution_timeout: not supported yet: passing it is an error rather than a silent
+            no-op.
+        determinism_warnings: warn when the workflow's code calls ``time.time``,
+            ``datetime.now``, ``random``, ``uuid4`` or ``asyncio.sleep`` directly.
+    """
+
+    def decorate(target: type) -> type:
+        if not inspect.isclass(target):
+            raise DefinitionError(f"@workflows.workflow.define decorates a class, not {target!r}")
+        if execution_timeout is not None:
+            raise DefinitionError(
+                f"workflow {name or target.__name__!r}: execution_timeout is not supported by "
+                "this version of wfrun yet; remove it (activities keep their own timeouts)"
+            )
+        entry = _find_entrypoint(target)
+        target.__wfrun_workflow__ = WorkflowDefinition(  # type: ignore[attr-defined]
+            target,
+            name=name or target.__name__,
+            entrypoint=entry,
+            description=workflow_description,
+            display_name=workflow_display_name,
+            execution_timeout=execution_timeout,
+            determinism_warnings=determinism_warnings,
+        )
+        return target
+
+    if cls is not None:
+        return decorate(cls)
+    return decorate
+
+
+def entrypoint(fn: F) -> F:
+    """Mark the ``async`` method that runs the workflow; its parameters are the input."""
+    if not inspect.iscoroutinefunction(fn):
+        raise DefinitionError(
+            f"@workflows.workflow.entrypoint needs an async method; "
+            f"{getattr(fn, '__qualname__', fn)!r} is not one"
+        )
+    fn.__wfrun_entrypoint__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+def _find_entrypoint(cls: type) -> Callable[..., Any]:
+    found = [
+        member
+        for klass in reversed(cls.__mro__)
+        for member in vars(klass).values()
+        if getattr(member, "__wfrun_entrypoint__", False)
+    ]
+    unique = list(dict.fromkeys(found))
+    if len(unique) != 1:
+        problem = "has no" if not unique else "has more than one"
+        raise DefinitionError(
+            f"workflow class {cls.__qualname__} {problem} @workflows.workflow.entrypoint "
+            "method: mark exactly one async method"
+        )
+    return unique[0]
+
+
+# -- inside a workflow -----------------------------------------------------------------------
+
+
+def now() -> datetime:
+    """The workflow's current time (UTC): the time of the event being processed.
+
+    It moves only when the workflow receives something (an activity result, a timer), and a
+    replay sees exactly the same values.
+    """
+    return require_workflow("workflows.workflow.now()").now()
+
+
+def random() -> _random.Random:
+    """The run's own ``random.Random``, seeded once per run: same numbers on replay."""
+    return require_workflow("workflows.workflow.random()").random()
+
+
+def uuid4() -> UUID:
+    """A random UUID drawn from the run's seeded generator: the same one on replay."""
+    return require_workflow("workflows.workflow.uuid4()").uuid4()
+
+
+def info() -> WorkflowInfo:
+    """The running workflow's run id, name and start time."""
+    return require_workflow("workflows.workflow.info()").info()
+
+
+def sleep(duration: timedelta | float) -> Coroutine[Any, Any, None]:
+    """A durable timer: ``await workflows.workflow.sleep(timedelta(hours=1))``.
+
+    Recorded in the history; a run resumed after a crash waits only the time that is left.
+    """
+    seconds = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
+    return require_workflow("workflows.workflow.sleep()").sleep(seconds)
+
+
+def wait_condition(
+    predicate: Callable[[], bool], timeout: timedelta | float | None = None
+) -> Coroutine[Any, Any, None]:
+    """Wait until ``predicate()`` is true; ``asyncio.TimeoutError`` after ``timeout``.
+
+    The predicate is checked each time the workflow has run as far as it can, so it should
+    only read the workflow's own state.
+    """
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+    return require_workflow("workflows.workflow.wait_condition()").wait_condition(
+        predicate, seconds
+    )
+
+
+def patched(patch_id: str) -> bool:
+    """Ship a change to workflow code without breaking the runs already in flight.
+
+    True in new runs (and in replays of runs that took the new branch), False when replaying a
+    run recorded before the change, which must keep following the old code::
+
+        if workflows.workflow.patched("send-receipt"):
+            await send_receipt(order)        # new code
+    """
+    return require_workflow("workflows.workflow.patched()").patched(patch_id)
+
+
+async def wait(
+    aws: Iterable[Awaitable[T]],
+    *,
+    timeout: timedelta | float | None = None,  # noqa: ASYNC109 - asyncio.wait's own signature
+    return_when: str = asyncio.ALL_COMPLETED,
+) -> tuple[list[asyncio.Future[T]], list[asyncio.Future[T]]]:
+    """``asyncio.wait`` with lists instead of sets, in the order the awaitables were given.
+
+    ``asyncio.wait`` also replays exactly on wfrun, but its sets make the order of ``done``
+    arbitrary to read; these lists do not.
+    """
+    futures = [asyncio.ensure_future(aw) for aw in aws]
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+    done, pending = await asyncio.wait(futures, timeout=seconds, return_when=return_when)
+    return [f for f in futures if f in done], [f for f in futures if f in pending]
+
+
+def as_completed(
+    aws: Iterable[Awaitable[T]], *, timeout: timedelta | float | None = None
+) -> Iterator[Coroutine[Any, Any, T]]:
+    """``asyncio.as_completed`` that starts the awaitables in the order given.
+
+    Needed for coroutines of your own ``async def`` helpers: the standard one starts them in
+    an order that depends on memory addresses, which differs between a run and its replay.
+    (Activity calls and tasks are safe with either.)
+    """
+    futures = [asyncio.ensure_future(aw) for aw in aws]
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+    return asyncio.as_completed(futures, timeout=seconds)
+
+
+class _WorkflowLogger(logging.LoggerAdapter[logging.Logger]):
+    """``workflows.workflow.logger``: silent while a resume replays what was already logged."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.getLogger("wfrun.workflow"), {})
+
+    def isEnabledFor(self, level: int) -> bool:
+        runtime = current_workflow()
+        if runtime is not None and runtime.is_replaying:
+            return False
+        return self.logger.isEnabledFor(level)
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        runtime = current_workflow()
+        if runtime is not None:
+            run = runtime.info()
+            extra = {"run_id": run.run_id, "workflow": run.workflow_name}
+            kwargs["extra"] = {**extra, **kwargs.get("extra", {})}
+        return msg, kwargs
+
+
+logger = _WorkflowLogger()
