@@ -124,7 +124,7 @@ def activity(
                 backoff_coefficient=retry_policy_backoff_coefficient,
                 maximum_interval=retry_policy_max_interval,
                 maximum_attempts=retry_policy_max_attempts,
-                non_retryable_error_types=tuple(retry_policy_non_retryable_errors),
+                non_retryable_error_types=_names(retry_policy_non_retryable_errors),
             ),
             max_payload=max_payload,
         )
@@ -195,6 +195,12 @@ def activity_heartbeat(*details: Any) -> None:
             workflows.activity_heartbeat(offset + CHUNK)
     """
     require_activity("workflows.activity_heartbeat()").heartbeat(details)
+
+
+def _names(names: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:
+    # A lone string is a classic slip ("ValueError" instead of ("ValueError",)): let the
+    # policy refuse it rather than turn it into a tuple of letters.
+    return names if isinstance(names, str) else tuple(names)  # type: ignore[return-value]
 
 
 def _describe(target: Any) -> str:

@@ -54,11 +54,19 @@ from .render import (
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_CODES: Final = {"COMPLETED": 0, "FAILED": 1, "WAITING": 75}
+EXIT_CODES: Final = {"COMPLETED": 0, "FAILED": 1, "TIMED_OUT": 1, "WAITING": 75}
 INTERRUPTED: Final = 130
 #: For ``resume --all``: the most serious code among the runs wins.
 SEVERITY: Final = (130, 6, 3, 5, 4, 2, 1, 75, 0)
-STATUSES: Final = ("RUNNING", "INTERRUPTED", "WAITING", "COMPLETED", "FAILED", "DAMAGED")
+STATUSES: Final = (
+    "RUNNING",
+    "INTERRUPTED",
+    "WAITING",
+    "COMPLETED",
+    "FAILED",
+    "TIMED_OUT",
+    "DAMAGED",
+)
 
 app = typer.Typer(
     name="wfrun",
@@ -89,7 +97,7 @@ def _stdout() -> Console:
 
 
 def _stderr() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def handle_errors(fn: F) -> F:
@@ -351,7 +359,7 @@ def _report(outcome: RunOutcome, *, json_output: bool, quiet: bool) -> None:
         sys.stdout.write(orjson.dumps(outcome.result, option=option).decode() + "\n")
         if tty and not quiet:
             _stderr().print(f"[green]✓[/] run {outcome.run_id} completed")
-    elif outcome.status == "FAILED":
+    elif outcome.status in ("FAILED", "TIMED_OUT"):
         error = outcome.error or {}
         _stderr().print(
             f"[bold red]✗[/] run {outcome.run_id} failed: {_escape(describe_failure(error))}\n"

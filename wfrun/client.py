@@ -67,6 +67,9 @@ async def start_run(
         "seed": secrets.randbits(63),
         "cwd": os.getcwd(),
         "max_payload": limit,
+        "execution_timeout": (
+            definition.execution_timeout.total_seconds() if definition.execution_timeout else None
+        ),
     }
     try:
         writer, started = store.create(fields, clock)
@@ -173,7 +176,7 @@ def result_of(definition: WorkflowDefinition, outcome: RunOutcome) -> Any:
     """The typed result of a completed run; raise for any other ending."""
     if outcome.status == "COMPLETED":
         return definition.decode_result(dumps(outcome.result))
-    if outcome.status == "FAILED":
+    if outcome.status in ("FAILED", "TIMED_OUT"):
         error = outcome.error or {}
         failure = WorkflowFailedError(
             f"run {outcome.run_id} of workflow {definition.name!r} failed: "

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from ._version import __version__
@@ -48,6 +48,7 @@ from .events import (
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowStarted,
+    WorkflowTimedOut,
     format_ts,
     parse_ts,
 )
@@ -67,6 +68,11 @@ from .retry import next_delay
 from .runtime import ActivityInfo
 from .watchdog import watching
 from .worker import Heartbeats, Outcome, run_attempt
+
+
+class _Expired:
+    """Put on the queue when the run's execution_timeout expires."""
+
 
 #: The latest heartbeat details of an attempt are recorded at most this often (seconds).
 HEARTBEAT_RECORD_INTERVAL: Final = 1.0
@@ -91,6 +97,9 @@ class RunOutcome:
     def from_terminal(cls, run_id: str, event: Event) -> RunOutcome:
         if isinstance(event, WorkflowCompleted):
             return cls(run_id, "COMPLETED", result=event.result)
+        if isinstance(event, WorkflowTimedOut):
+            message = f"the run went past its execution_timeout of {event.timeout:g}s"
+            return cls(run_id, "TIMED_OUT", error={"type": "TimeoutError", "message": message})
         assert isinstance(event, WorkflowFailed)
         return cls(run_id, "FAILED", error=event.error)
 
@@ -149,11 +158,14 @@ class RunEngine:
         self._started = started
         self._writer = writer
         self._clock = clock
-        self._queue: asyncio.Queue[tuple[type[Event], dict[str, Any]] | BaseException] = (
-            asyncio.Queue()
-        )
+        self._queue: asyncio.Queue[
+            tuple[type[Event], dict[str, Any]] | _Expired | BaseException
+        ] = asyncio.Queue()
         self._executions: dict[int, asyncio.Task[None]] = {}
-        self._commands: dict[int, Command] = {}
+        self._activities: set[int] = set()
+        # Unique to this run (its id and seed), stable across attempts and resumes.
+        self._key_prefix = uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{self.run_id}/{started.seed}").hex
+        self._deadline: asyncio.Task[None] | None = None
 
     async def run(self) -> RunOutcome:
         """Replay, then execute until the workflow ends; CancelledError leaves it resumable."""
@@ -178,10 +190,17 @@ class RunEngine:
 
     # -- live --------------------------------------------------------------------------------
 
+    def _deadline_due(self) -> datetime | None:
+        timeout = self._started.execution_timeout
+        return None if timeout is None else self._started.time + timedelta(seconds=timeout)
+
     async def _live(
         self, instance: WorkflowInstance, recorded: RecordedRun, replay: Replay
     ) -> RunOutcome:
         now = self._clock.now()
+        due = self._deadline_due()
+        if due is not None and now >= due and not instance.done:
+            return self._time_out()  # before anything starts again
         for seq, event in recorded.commands.items():
             if seq in replay.cancelled or recorded.was_cancelled(seq) or not instance.awaits(seq):
                 continue
@@ -193,9 +212,10 @@ class RunEngine:
                 self._start_timer(seq, parse_ts(event.due))
         self._issue(replay.backlog)
         self._writer.flush()
+        self._start_deadline()
 
         while not instance.done:
-            if not self._executions:
+            if not self._executions and self._deadline is None:
                 return RunOutcome(
                     self.run_id,
                     "WAITING",
@@ -207,6 +227,8 @@ class RunEngine:
                 batch.append(self._queue.get_nowait())
             appended = []
             for item in batch:
+                if isinstance(item, _Expired):
+                    return self._time_out()
                 if isinstance(item, BaseException):
                     raise item
                 cls, fields = item
@@ -248,6 +270,28 @@ class RunEngine:
                 self._cancel(command.seq)
                 self._writer.append(TimerCanceled, seq=command.seq)
 
+    def _start_deadline(self) -> None:
+        due = self._deadline_due()
+        if due is None:
+            return
+
+        async def expire() -> None:
+            await sleep_until(self._clock, due)
+            self._queue.put_nowait(_Expired())
+
+        self._deadline = asyncio.create_task(expire(), name=f"wfrun deadline {self.run_id}")
+
+    def _time_out(self) -> RunOutcome:
+        for seq in list(self._executions):
+            self._cancel(seq)
+            if seq in self._activities:
+                self._writer.append(ActivityCanceled, seq=seq)
+        timeout = self._started.execution_timeout
+        assert timeout is not None
+        event = self._writer.append(WorkflowTimedOut, timeout=timeout)
+        self._writer.sync()
+        return RunOutcome.from_terminal(self.run_id, event)
+
     def _finish(self, instance: WorkflowInstance) -> RunOutcome:
         value, exc = instance.outcome()
         data = None
@@ -270,7 +314,10 @@ class RunEngine:
                 )
         for seq in list(self._executions):  # still running, but nobody will ever await them
             self._cancel(seq)
-            self._writer.append(ActivityCanceled, seq=seq)
+            if seq in self._activities:
+                self._writer.append(ActivityCanceled, seq=seq)
+            else:
+                self._writer.append(TimerCanceled, seq=seq)
         if exc is None and data is not None:
             event: Event = self._writer.append(WorkflowCompleted, result=Encoded(data))
         else:
@@ -282,9 +329,12 @@ class RunEngine:
     # -- executions on the real loop ---------------------------------------------------------
 
     def _start_activity(self, command: ScheduleActivity, state: InFlight) -> None:
-        self._commands[command.seq] = command
+        self._activities.add(command.seq)
+        announced = state.due is None
+        if announced:  # starts right away: recorded in the same write as its scheduling
+            self._writer.append(ActivityStarted, seq=command.seq, attempt=state.attempt)
         self._executions[command.seq] = asyncio.create_task(
-            self._guarded(self._execute_activity(command, state)),
+            self._guarded(self._execute_activity(command, state, announced)),
             name=f"wfrun activity {command.definition.name}#{command.seq}",
         )
 
@@ -300,6 +350,8 @@ class RunEngine:
 
     async def _stop_executions(self) -> None:
         tasks = list(self._executions.values())
+        if self._deadline is not None:
+            tasks.append(self._deadline)
         self._executions.clear()
         for task in tasks:
             task.cancel()
@@ -318,7 +370,9 @@ class RunEngine:
         await sleep_until(self._clock, due)
         self._queue.put_nowait((TimerFired, {"seq": seq}))
 
-    async def _execute_activity(self, command: ScheduleActivity, state: InFlight) -> None:
+    async def _execute_activity(
+        self, command: ScheduleActivity, state: InFlight, announced: bool
+    ) -> None:
         definition = command.definition
         options = definition.options
         limit = options.max_payload or self._started.max_payload
@@ -327,13 +381,13 @@ class RunEngine:
         attempt = state.attempt
         if state.due is not None:
             await sleep_until(self._clock, state.due)
-        key = str(
-            uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{self.run_id}/{self._started.seed}/{command.seq}")
-        )
+        key = f"{self._key_prefix}-{command.seq}"
         while True:
             recorder.attempt = attempt
-            self._writer.append(ActivityStarted, seq=command.seq, attempt=attempt)
-            self._writer.flush()
+            if not announced:
+                self._writer.append(ActivityStarted, seq=command.seq, attempt=attempt)
+                self._writer.flush()
+            announced = False
             info = ActivityInfo(
                 run_id=self.run_id,
                 activity_id=command.seq,

@@ -61,7 +61,9 @@ def serialize(event: Event) -> bytes:
 
 def format_ts(moment: datetime) -> str:
     """``2026-11-24T10:15:00.123456Z``: UTC, microseconds, so that replay gets the same instant."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # isoformat is C-fast
 
 
 def parse_ts(text: str) -> datetime:
@@ -102,6 +104,8 @@ class WorkflowStarted(Event):
     seed: int
     cwd: str
     max_payload: int
+    #: The whole run's limit in seconds (``execution_timeout``), if any.
+    execution_timeout: float | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -124,6 +128,15 @@ class WorkflowCompleted(Event):
 class WorkflowFailed(Event):
     type: str = "WorkflowFailed"
     error: dict[str, Any]
+    role: ClassVar[str] = TERMINAL
+
+
+@dataclass(slots=True, kw_only=True)
+class WorkflowTimedOut(Event):
+    """The run went past its ``execution_timeout``; what was in flight was cancelled."""
+
+    type: str = "WorkflowTimedOut"
+    timeout: float
     role: ClassVar[str] = TERMINAL
 
 
@@ -250,6 +263,7 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
         RunResumed,
         WorkflowCompleted,
         WorkflowFailed,
+        WorkflowTimedOut,
         ActivityScheduled,
         ActivityStarted,
         ActivityHeartbeat,
@@ -264,7 +278,11 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
     )
 }
 
-TERMINAL_STATUS: Final = {"WorkflowCompleted": "COMPLETED", "WorkflowFailed": "FAILED"}
+TERMINAL_STATUS: Final = {
+    "WorkflowCompleted": "COMPLETED",
+    "WorkflowFailed": "FAILED",
+    "WorkflowTimedOut": "TIMED_OUT",
+}
 
 
 class EventFormatError(ValueError):

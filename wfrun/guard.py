@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import functools
 import os
 import random
 import sys
@@ -22,8 +23,9 @@ import sysconfig
 import time
 import uuid
 import warnings
+from collections.abc import Callable
 from types import CodeType, FrameType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 
 class DeterminismWarning(UserWarning):
@@ -65,28 +67,52 @@ _NOT_USER_CODE: Final = tuple(
 
 _reported: set[tuple[str, int, str]] = set()
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def unwatched(method: F) -> F:
+    """Suspend the guard while wfrun's own code runs inside a workflow step.
+
+    The hook is only for the user's calls; letting it see every call wfrun makes on their
+    behalf (binding, encoding, validation) would multiply the cost of a step.
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        hook = sys.getprofile()
+        if not _is_guard(hook):
+            return method(*args, **kwargs)
+        sys.setprofile(None)
+        try:
+            return method(*args, **kwargs)
+        finally:
+            sys.setprofile(hook)
+
+    return wrapper  # type: ignore[return-value]
+
 
 class Guard:
     """Context manager watching one step of workflow code (a no-op when disabled)."""
 
-    __slots__ = ("_enabled", "_found", "_previous", "workflow")
+    __slots__ = ("_active", "_enabled", "_found", "workflow")
 
     def __init__(self, workflow: str, enabled: bool) -> None:
         self.workflow = workflow
         self._enabled = enabled
         self._found: list[tuple[str, int, str, str]] = []
-        self._previous: Any = None
+        self._active = False
 
     def __enter__(self) -> Guard:
-        if self._enabled:
-            self._previous = sys.getprofile()
+        # A profiler the user runs (cProfile, pyinstrument) holds the hook: step aside for it.
+        self._active = self._enabled and sys.getprofile() is None
+        if self._active:
             sys.setprofile(self._hook)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if not self._enabled:
+        if not self._active:
             return
-        sys.setprofile(self._previous)
+        sys.setprofile(None)
         found, self._found = self._found, []
         for filename, lineno, call, replacement in found:
             # Emitted here, outside the hook: a filter that turns warnings into errors then
@@ -125,6 +151,10 @@ class Guard:
         if key not in _reported:
             _reported.add(key)
             self._found.append((filename, caller.f_lineno, *entry))
+
+
+def _is_guard(hook: Any) -> bool:
+    return isinstance(getattr(hook, "__self__", None), Guard)
 
 
 def _hashable(value: Any) -> bool:

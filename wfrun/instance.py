@@ -37,7 +37,7 @@ from .events import (
     MarkerRecorded,
     TimerFired,
 )
-from .guard import Guard
+from .guard import Guard, unwatched
 from .payload import abbreviate, check_size, encode_arguments, loads, raw
 from .retry import attempts_left
 from .runtime import WorkflowInfo, set_workflow_runtime
@@ -227,12 +227,15 @@ class WorkflowInstance:
     def random(self) -> _random.Random:
         return self._random
 
+    @unwatched
     def uuid4(self) -> uuid.UUID:
         return uuid.UUID(int=self._random.getrandbits(128), version=4)
 
+    @unwatched
     def info(self) -> WorkflowInfo:
         return WorkflowInfo(self.run_id, self.definition.name, self._start_time)
 
+    @unwatched
     def call_activity(
         self, definition: ActivityDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Coroutine[Any, Any, Any]:
@@ -247,6 +250,7 @@ class WorkflowInstance:
         self._issue(command)
         return WorkflowCall(future, hash(future))
 
+    @unwatched
     def sleep(self, seconds: float) -> Coroutine[Any, Any, None]:
         future: WorkflowFuture[None] = WorkflowFuture(loop=self._loop)
         if seconds <= 0:
@@ -256,6 +260,7 @@ class WorkflowInstance:
             future.add_done_callback(lambda f: handle.cancel() if f.cancelled() else None)
         return WorkflowCall(future, hash(future))
 
+    @unwatched
     def wait_condition(
         self, predicate: Callable[[], bool], timeout: float | None
     ) -> Coroutine[Any, Any, None]:
@@ -266,6 +271,7 @@ class WorkflowInstance:
             future.add_done_callback(lambda f: handle.cancel())
         return WorkflowCall(future, hash(future))
 
+    @unwatched
     def patched(self, patch_id: str) -> bool:
         if patch_id not in self._patches:
             recorded = self._recorded(self._seq + 1)
@@ -283,6 +289,7 @@ class WorkflowInstance:
 
     # -- the loop's owner --------------------------------------------------------------------
 
+    @unwatched
     def start_timer(self, handle: WorkflowTimerHandle) -> None:
         self._seq += 1
         handle.seq = self._seq
@@ -290,10 +297,12 @@ class WorkflowInstance:
         self._timers[handle.seq] = handle
         self._issue(StartTimer(handle.seq, duration, self._now + timedelta(seconds=duration)))
 
+    @unwatched
     def timer_cancelled(self, handle: WorkflowTimerHandle) -> None:
         if self._timers.pop(handle.seq, None) is not None:
             self._commands.append(CancelTimer(handle.seq))
 
+    @unwatched
     def check_conditions(self) -> bool:
         met = False
         for predicate, future in list(self._conditions):

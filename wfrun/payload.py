@@ -182,6 +182,9 @@ class Signature:
         self._skip_first = skip_first
         parameters = list(inspect.signature(fn).parameters.values())
         self.parameters = parameters[1:] if skip_first else parameters
+        self._names = tuple(p.name for p in self.parameters)
+        # Plain positional-or-keyword parameters bind without inspect (the per-call path).
+        self._plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in self.parameters)
         self._input_model: Any = None
         self._result_model: Any = None
         self._hints: dict[str, Any] | None = None
@@ -207,6 +210,8 @@ class Signature:
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Arguments by parameter name, defaults applied, as a call would bind them."""
+        if self._plain and not kwargs and len(args) == len(self._names):
+            return dict(zip(self._names, args, strict=True))
         try:
             bound = inspect.Signature(self.parameters).bind(*args, **kwargs)
         except TypeError as exc:
@@ -216,6 +221,8 @@ class Signature:
 
     def call_arguments(self, values: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         """Split decoded values into positional and keyword arguments for the real call."""
+        if self._plain:
+            return [values[name] for name in self._names if name in values], {}
         positional, keywords = [], {}
         for p in self.parameters:
             if p.name not in values:

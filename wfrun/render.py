@@ -32,6 +32,7 @@ from .events import (
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowStarted,
+    WorkflowTimedOut,
     parse_ts,
 )
 from .history import RunInfo
@@ -42,6 +43,7 @@ _STYLES = {
     "RunResumed": "bold cyan",
     "WorkflowCompleted": "bold green",
     "WorkflowFailed": "bold red",
+    "WorkflowTimedOut": "bold red",
     "ActivityCompleted": "green",
     "ActivityFailed": "red",
     "ActivityTimedOut": "yellow",
@@ -54,6 +56,7 @@ _STYLES = {
 STATUS_STYLES = {
     "COMPLETED": "green",
     "FAILED": "red",
+    "TIMED_OUT": "red",
     "RUNNING": "cyan",
     "INTERRUPTED": "yellow",
     "WAITING": "blue",
@@ -154,6 +157,8 @@ def detail(event: Event, width: int = 60) -> str:
         return f"{event.timeout} timeout of {event.limit:g} s" + _retry(event.retry_in)
     if isinstance(event, WorkflowFailed):
         return describe_failure(event.error)[:width]
+    if isinstance(event, WorkflowTimedOut):
+        return f"past its execution_timeout of {event.timeout:g} s"
     if isinstance(event, ActivityHeartbeat):
         return abbreviate(event.details, width)
     if isinstance(event, TimerStarted):
@@ -219,6 +224,8 @@ class RunView:
                 self.status = "COMPLETED"
             elif isinstance(event, WorkflowFailed):
                 self.status = "FAILED"
+            elif isinstance(event, WorkflowTimedOut):
+                self.status = "TIMED_OUT"
         elif isinstance(event, ActivityStarted):
             step.state, step.attempt, step.since, step.note = "running", event.attempt, when, ""
         elif isinstance(event, ActivityCompleted):
@@ -330,7 +337,7 @@ def summarize(events: list[Event], status: str) -> dict[str, Any]:
     started = events[0]
     assert isinstance(started, WorkflowStarted)
     last = events[-1]
-    ended = last.ts if status in ("COMPLETED", "FAILED") else None
+    ended = last.ts if status in ("COMPLETED", "FAILED", "TIMED_OUT") else None
     activities = [e for e in events if isinstance(e, ActivityScheduled)]
     attempts = [e for e in events if isinstance(e, ActivityStarted)]
     summary: dict[str, Any] = {
@@ -349,7 +356,11 @@ def summarize(events: list[Event], status: str) -> dict[str, Any]:
         "resumes": sum(isinstance(e, RunResumed) for e in events),
         "input": plain(started.input),
         "result": plain(last.result) if isinstance(last, WorkflowCompleted) else None,
-        "error": describe_failure(last.error) if isinstance(last, WorkflowFailed) else None,
+        "error": describe_failure(last.error)
+        if isinstance(last, WorkflowFailed)
+        else f"TimeoutError: past its execution_timeout of {last.timeout:g}s"
+        if isinstance(last, WorkflowTimedOut)
+        else None,
         "traceback": last.error.get("traceback") if isinstance(last, WorkflowFailed) else None,
     }
     return summary

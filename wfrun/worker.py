@@ -115,6 +115,8 @@ async def run_attempt(
     heartbeats.last_beat = started
     context = ActivityContext(info, heartbeat=_heartbeat_sink(loop, heartbeats))
     positional, keywords = definition.signature.call_arguments(values)
+    if definition.is_async and definition.options.heartbeat_timeout is None:
+        return await _run_in_task(definition, positional, keywords, context, max_payload, started)
     token = set_activity_context(context)
     try:
         work: asyncio.Future[Any]
@@ -135,6 +137,32 @@ async def run_attempt(
     except Exception as exc:
         return _failed(exc, duration)
     return _checked_result(definition, value, max_payload, duration)
+
+
+async def _run_in_task(
+    definition: ActivityDefinition,
+    positional: list[Any],
+    keywords: dict[str, Any],
+    context: ActivityContext,
+    max_payload: int,
+    started: float,
+) -> Outcome:
+    """The common case, kept lean: an async activity awaited in this task under a timeout."""
+    loop = asyncio.get_running_loop()
+    token = set_activity_context(context)
+    scope = asyncio.timeout(definition.options.start_to_close_timeout.total_seconds())
+    try:
+        async with scope:
+            value = await definition.fn(*positional, **keywords)
+    except TimeoutError as exc:
+        if scope.expired():
+            return _timed_out(definition, context.info, "start_to_close", loop.time() - started)
+        return _failed(exc, loop.time() - started)  # the activity's own TimeoutError
+    except Exception as exc:
+        return _failed(exc, loop.time() - started)
+    finally:
+        reset_activity_context(token)
+    return _checked_result(definition, value, max_payload, loop.time() - started)
 
 
 async def _supervise(

@@ -89,8 +89,8 @@ def define(
             name). ``wfrun start file.py:NAME`` accepts it as well as the class name.
         workflow_description: free text, shown by ``wfrun show``.
         workflow_display_name: a human-friendly title.
-        execution_timeout: not supported yet: passing it is an error rather than a silent
-            no-op.
+        execution_timeout: the whole run's limit, counted from its start (resumes included);
+            past it, what is in flight is cancelled and the run ends TIMED_OUT.
         determinism_warnings: warn when the workflow's code calls ``time.time``,
             ``datetime.now``, ``random``, ``uuid4`` or ``asyncio.sleep`` directly.
     """
@@ -98,10 +98,9 @@ def define(
     def decorate(target: type) -> type:
         if not inspect.isclass(target):
             raise DefinitionError(f"@workflows.workflow.define decorates a class, not {target!r}")
-        if execution_timeout is not None:
+        if execution_timeout is not None and execution_timeout <= timedelta(0):
             raise DefinitionError(
-                f"workflow {name or target.__name__!r}: execution_timeout is not supported by "
-                "this version of wfrun yet; remove it (activities keep their own timeouts)"
+                f"workflow {name or target.__name__!r}: execution_timeout must be positive"
             )
         entry = _find_entrypoint(target)
         target.__wfrun_workflow__ = WorkflowDefinition(  # type: ignore[attr-defined]
