@@ -21,6 +21,7 @@ Field values are JSON. Payloads (inputs, results) are the encoded values of `wfr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -289,6 +290,7 @@ class EventFormatError(ValueError):
     """A JSON object that is not a valid event; the history store adds the file and line."""
 
 
+@functools.cache
 def _field_checks(
     cls: type[Event],
 ) -> tuple[frozenset[str], tuple[tuple[str, tuple[type, ...]], ...]]:
@@ -324,9 +326,6 @@ def _scalar_types(hint: Any) -> tuple[type, ...]:
     return tuple(accepted)
 
 
-_CHECKS: Final = {name: _field_checks(cls) for name, cls in EVENT_TYPES.items()}
-
-
 def event_from_json(obj: Any) -> Event:
     """Build an event from one parsed history line; raises `EventFormatError` saying what is off."""
     if not isinstance(obj, dict):
@@ -338,7 +337,7 @@ def event_from_json(obj: Any) -> Event:
             f"unknown event type {kind!r} (written by a newer wfrun? this one reads "
             f"{', '.join(EVENT_TYPES)})"
         )
-    required, checks = _CHECKS[kind]  # type: ignore[index]
+    required, checks = _field_checks(cls)  # computed once per type, on first use
     missing = required - obj.keys()
     if missing:
         raise EventFormatError(f"{kind} lacks {', '.join(sorted(missing))}")
