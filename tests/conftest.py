@@ -85,3 +85,15 @@ def cut_history(run_id: str, keep: int, tail: bytes = b"") -> Path:
     lines = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(b"".join(lines[:keep]) + tail)
     return path
+
+
+def write_module(path: Path, source: str) -> Path:
+    """Write a workflow module, and forget any earlier import of it (new code, new process)."""
+    import textwrap
+
+    path.write_text(textwrap.dedent(source))
+    resolved = str(path.resolve())
+    for name, module in list(sys.modules.items()):
+        if getattr(module, "__file__", None) == resolved:
+            del sys.modules[name]
+    return path

@@ -6,12 +6,13 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from conftest import attempts
-from flows.steps import GreeterWorkflow, StepsWorkflow
 from pydantic import BaseModel
 
 import wfrun as workflows
 from wfrun.history import RunStore
+
+from conftest import attempts
+from flows.steps import GreeterWorkflow, StepsWorkflow
 
 
 def test_the_public_api_is_exactly_this() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from conftest import ROOT, attempts, cli, cut_history, run_wfrun, wf
 
 STEPS = f"{wf('steps')}:StepsWorkflow"

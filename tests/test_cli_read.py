@@ -13,11 +13,12 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import cli, cut_history, run_wfrun, spawn_wfrun, wf
 from rich.console import Console
 
 from wfrun.events import event_from_json
 from wfrun.render import RunView
+
+from conftest import cli, cut_history, run_wfrun, spawn_wfrun, wf
 
 STEPS = f"{wf('steps')}:StepsWorkflow"
 

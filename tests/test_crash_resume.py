@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from conftest import attempts, run_wfrun, spawn_wfrun, wf
 
 pytestmark = pytest.mark.slow
@@ -129,17 +130,18 @@ def test_ctrl_c_or_sigterm_stop_the_run_cleanly_with_exit_130(
 
 
 def test_a_second_process_on_a_live_run_exits_5_and_runs_nothing(home: Path, log: Path) -> None:
+    # Long enough (4 x 1 s) to outlast three more process starts on a busy machine.
     process = spawn_wfrun(
-        "start", STEPS, "--arg", "count=3", "--arg", "delay=0.5", "--run-id", "busy"
+        "start", STEPS, "--arg", "count=4", "--arg", "delay=1.0", "--run-id", "busy"
     )
     try:
         wait_for(home, "busy", lambda ev: ev and ev[-1]["type"] == "ActivityStarted")
-        for args in (["resume", "busy"], ["start", STEPS, "--arg", "count=3", "--run-id", "busy"]):
+        listed = orjson.loads(run_wfrun("list", "--json").stdout)
+        assert listed[0]["status"] == "RUNNING"
+        for args in (["resume", "busy"], ["start", STEPS, "--arg", "count=4", "--run-id", "busy"]):
             second = run_wfrun(*args)
             assert second.returncode == 5, second.stderr
             assert "locked" in second.stderr
-        listed = orjson.loads(run_wfrun("list", "--json").stdout)
-        assert listed[0]["status"] == "RUNNING"
     finally:
         process.wait(timeout=30)
     assert process.returncode == 0

@@ -7,6 +7,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
+import wfrun as workflows
+from wfrun.events import ActivityFailed, ActivityTimedOut
+from wfrun.history import RunStore
+from wfrun.policy import RetryPolicy
+from wfrun.retry import delay_after, next_delay
+
 from conftest import attempts, cli, wf
 from flows.steps import (
     CaughtWorkflow,
@@ -16,12 +23,6 @@ from flows.steps import (
     NonRetryableWorkflow,
     flaky,
 )
-
-import wfrun as workflows
-from wfrun.events import ActivityFailed, ActivityTimedOut
-from wfrun.history import RunStore
-from wfrun.policy import RetryPolicy
-from wfrun.retry import delay_after, next_delay
 
 
 def run(workflow: type, params: object = None, run_id: str | None = None) -> object:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from conftest import ROOT, cli
 
 from wfrun.history import RunStore
+
+from conftest import ROOT, cli
 
 SAMPLES = ROOT / "samples"
 

@@ -2,7 +2,9 @@
 
 While workflow code runs, a profile hook (per thread, only during the step) watches for calls
 of ``time.time``, ``datetime.now``/``utcnow``/``today``, the ``random`` module's functions,
-``uuid.uuid1``/``uuid4`` and ``asyncio.sleep`` made *directly* from the user's code (not from
+``uuid.uuid1``/``uuid4``, ``asyncio.sleep``, and ``asyncio.as_completed`` over coroutines of
+the user's own ``async def`` functions (it starts them in an order that depends on memory
+addresses), made *directly* from the user's code (not from
 wfrun, the standard library or installed packages). Each offending line is reported once per
 process as a `DeterminismWarning` naming the file, the line and the deterministic replacement.
 
@@ -21,6 +23,7 @@ import random
 import sys
 import sysconfig
 import time
+import types
 import uuid
 import warnings
 from collections.abc import Callable
@@ -139,6 +142,8 @@ class Guard:
             ):
                 name = _RANDOM_METHODS[frame.f_code]
                 entry = (f"random.{name}()", f"workflows.workflow.random().{name}()")
+            if entry is None and frame.f_code is _AS_COMPLETED and _has_coroutines(frame):
+                entry = _UNORDERED
             caller = frame.f_back
         else:
             return
@@ -151,6 +156,17 @@ class Guard:
         if key not in _reported:
             _reported.add(key)
             self._found.append((filename, caller.f_lineno, *entry))
+
+
+_AS_COMPLETED: Final = asyncio.as_completed.__code__
+_UNORDERED: Final = ("asyncio.as_completed() on coroutines", "workflows.workflow.as_completed()")
+
+
+def _has_coroutines(frame: FrameType) -> bool:
+    awaitables = frame.f_locals.get("fs")
+    if not isinstance(awaitables, list | tuple | set):
+        return False  # a generator: looking would consume it
+    return any(isinstance(aw, types.CoroutineType) for aw in awaitables)
 
 
 def _is_guard(hook: Any) -> bool:

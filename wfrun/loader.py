@@ -2,10 +2,13 @@
 
 TARGET is ``package.module:Name`` or ``path/to/file.py:Name``, where Name is the workflow's
 class name or the name given to ``@workflows.workflow.define(name=...)``. Module targets are
-imported with the current directory on ``sys.path`` (as ``python -m`` would); file targets are
-imported from their path, with their folder on ``sys.path`` so that they can import their
-neighbours. Every way a TARGET can be wrong is a `TargetError` saying which part is wrong and
-what there is instead.
+imported with the current directory on ``sys.path`` (as ``python -m`` would). A file inside a
+package (its folder has an ``__init__.py``) is imported under its package name, with the
+package's parent folder on ``sys.path``, so that its relative and package imports work; any
+other file is imported from its path, with its folder on ``sys.path`` for its neighbours.
+
+Every way a TARGET can be wrong is a `TargetError` saying which part is wrong and what there
+is instead.
 """
 
 from __future__ import annotations
@@ -67,6 +70,9 @@ def _import_file(path: Path, shown: str) -> ModuleType:
     for module in list(sys.modules.values()):
         if getattr(module, "__file__", None) and Path(module.__file__).resolve() == resolved:
             return module  # already imported (a second run of the same file in one process)
+    root, dotted = _package_path(resolved)
+    if dotted is not None:
+        return _import_module(dotted, root)
     name = "wfrun_target_" + "".join(c if c.isalnum() else "_" for c in resolved.stem)
     spec = importlib.util.spec_from_file_location(name, resolved)
     if spec is None or spec.loader is None:
@@ -82,6 +88,16 @@ def _import_file(path: Path, shown: str) -> ModuleType:
         del sys.modules[name]
         raise TargetError(f"importing {shown} failed:\n{_user_traceback(exc)}") from exc
     return module
+
+
+def _package_path(path: Path) -> tuple[Path, str | None]:
+    """The folder to import from and the dotted name, for a file inside a package."""
+    parts = [path.stem]
+    folder = path.parent
+    while (folder / "__init__.py").is_file():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return (folder, ".".join(parts)) if len(parts) > 1 else (path.parent, None)
 
 
 def _import_module(dotted: str, base: Path) -> ModuleType:

@@ -1,0 +1,50 @@
+"""Workflows whose saved histories (tests/histories/*.jsonl) must keep replaying."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import wfrun as workflows
+
+FAST = timedelta(milliseconds=5)
+
+
+@workflows.activity(retry_policy_initial_interval=FAST)
+async def lookup(key: str) -> dict:
+    if workflows.activity_info().attempt == 1:
+        raise ConnectionError("cold cache")
+    return {"key": key, "name": f"item {key}"}
+
+
+@workflows.activity
+async def shout(text: str) -> str:
+    return text.upper()
+
+
+@workflows.activity(retry_policy_max_attempts=1)
+async def refuse(reason: str) -> None:
+    raise workflows.ApplicationError(reason, non_retryable=True)
+
+
+@workflows.workflow.define(name="golden")
+class GoldenWorkflow:
+    """One of each: a retried activity, a timer, a patch, a gather, a caught failure."""
+
+    @workflows.workflow.entrypoint
+    async def run(self, key: str) -> dict:
+        item = await lookup(key)
+        await workflows.workflow.sleep(30)
+        shouted: list[str] = []
+        if workflows.workflow.patched("shout"):
+            shouted = list(await asyncio.gather(shout(item["name"]), shout("again")))
+        try:
+            await refuse("not today")
+        except workflows.ActivityError as exc:
+            refused = getattr(exc.__cause__, "message", "")
+        return {
+            "item": item,
+            "shouted": shouted,
+            "refused": refused,
+            "at": workflows.workflow.now().isoformat(),
+        }

@@ -1,0 +1,59 @@
+"""Workflow code that calls what it should not: the guard rails name each line."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from datetime import datetime
+
+import wfrun as workflows
+
+from flows.steps import step
+
+
+async def impure_body() -> list[object]:
+    stamp = time.time()  # IMPURE time.time
+    today = datetime.now()  # IMPURE datetime.now
+    roll = random.random()  # IMPURE random.random
+    ident = uuid.uuid4()  # IMPURE uuid.uuid4
+    await asyncio.sleep(0.01)  # IMPURE asyncio.sleep
+    pick = random.choice([1, 2])  # IMPURE random.choice
+    fine = workflows.workflow.random().choice([1, 2])  # PURE: the run's own generator
+    return [stamp > 0, today.year > 2000, 0 <= roll < 1, ident.version, pick, fine]
+
+
+@workflows.workflow.define(name="impure")
+class ImpureWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> list[object]:
+        return await impure_body()
+
+
+@workflows.workflow.define(name="impure_quiet", determinism_warnings=False)
+class QuietImpureWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> list[object]:
+        return await impure_body()
+
+
+async def doubled(n: int) -> int:
+    return 2 * await step(n)
+
+
+@workflows.workflow.define(name="unordered")
+class UnorderedWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> list[int]:
+        return [await c for c in asyncio.as_completed([doubled(1), doubled(2)])]  # IMPURE order
+
+
+@workflows.workflow.define(name="chatty")
+class ChattyWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self, count: int) -> int:
+        for i in range(1, count + 1):
+            await step(i)
+            workflows.workflow.logger.info("finished step %d", i)
+        return count

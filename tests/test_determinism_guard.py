@@ -1,0 +1,100 @@
+"""Guard rails and the replay-safe logger."""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import logging
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import wfrun as workflows
+from wfrun import guard
+
+from conftest import FLOWS, cut_history
+from flows.impure import ChattyWorkflow, ImpureWorkflow, QuietImpureWorkflow
+
+SOURCE = (FLOWS / "impure.py").read_text().splitlines()
+
+
+def line_of(marker: str) -> int:
+    return next(n for n, text in enumerate(SOURCE, start=1) if marker in text)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_guard() -> Iterator[None]:
+    guard._reported.clear()  # each line is reported once per process: start clean
+    yield
+    guard._reported.clear()
+
+
+def run(workflow: type, params: object = None) -> object:
+    return asyncio.run(workflows.execute_workflow(workflow, params))
+
+
+def test_each_nondeterministic_call_is_reported_with_its_line_and_replacement() -> None:
+    with pytest.warns(workflows.DeterminismWarning) as caught:
+        run(ImpureWorkflow)
+    messages = [str(w.message) for w in caught]
+    expected = {
+        "time.time": "workflows.workflow.now()",
+        "datetime.now": "workflows.workflow.now()",
+        "random.random": "workflows.workflow.random().random()",
+        "uuid.uuid4": "workflows.workflow.uuid4()",
+        "asyncio.sleep": "await workflows.workflow.sleep(seconds)",
+        "random.choice": "workflows.workflow.random().choice()",
+    }
+    for call, replacement in expected.items():
+        where = f"impure.py:{line_of(f'IMPURE {call}')}"
+        assert any(f"calls {call}()" in m and where in m and replacement in m for m in messages), (
+            call
+        )
+    assert not any(f"impure.py:{line_of('PURE: the run')}" in m for m in messages)
+
+
+def test_as_completed_over_own_coroutines_points_to_the_deterministic_helper() -> None:
+    from flows.impure import UnorderedWorkflow
+
+    with pytest.warns(workflows.DeterminismWarning) as caught:
+        run(UnorderedWorkflow)
+    [message] = [str(w.message) for w in caught]
+    assert f"impure.py:{line_of('IMPURE order')}" in message
+    assert "workflows.workflow.as_completed()" in message
+
+
+def test_each_line_is_reported_once() -> None:
+    def twice() -> None:
+        run(ImpureWorkflow)
+        run(ImpureWorkflow)
+
+    with pytest.warns(workflows.DeterminismWarning) as caught:
+        twice()
+    assert len(caught) == 6
+
+
+def test_a_workflow_can_opt_out_of_the_warnings() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", workflows.DeterminismWarning)
+        run(QuietImpureWorkflow)
+
+
+def test_the_guard_steps_aside_for_a_profiler_the_user_runs() -> None:
+    profiler = cProfile.Profile()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        profiler.runcall(run, ImpureWorkflow)
+
+
+def test_the_workflow_logger_does_not_repeat_lines_on_replay(
+    caplog: pytest.LogCaptureFixture, log: Path
+) -> None:
+    asyncio.run(workflows.execute_workflow(ChattyWorkflow, {"count": 3}, execution_id="c"))
+    cut_history("c", keep=4)  # step 1 is done: its line was logged before the "crash"
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="wfrun.workflow"):
+        asyncio.run(workflows.resume_workflow("c"))
+    assert [r.getMessage() for r in caplog.records] == ["finished step 2", "finished step 3"]
+    assert {r.run_id for r in caplog.records} == {"c"}  # type: ignore[attr-defined]

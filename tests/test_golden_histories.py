@@ -1,0 +1,97 @@
+"""Saved histories keep replaying, and today's writer still writes their format.
+
+tests/histories/ holds histories written by real runs. A change that makes them unreadable, or
+makes today's code replay them differently, or changes what the writer writes, fails here
+loudly. After an intended format change, regenerate them with
+``WFRUN_REGENERATE_GOLDEN=1 pytest tests/test_golden_histories.py`` and bump FORMAT_VERSION.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+import wfrun as workflows
+from wfrun.history import RunStore
+from wfrun.testing import FakeClock, replay
+
+from conftest import TESTS
+from flows.golden import GoldenWorkflow
+from flows.race import FirstCompletedWorkflow, HelpersWorkflow, RaceWorkflow, TimerRaceWorkflow
+
+HISTORIES = TESTS / "histories"
+GOLDEN = {
+    "golden.jsonl": GoldenWorkflow,
+    "race.jsonl": RaceWorkflow,
+    "first_completed.jsonl": FirstCompletedWorkflow,
+    "timer_race.jsonl": TimerRaceWorkflow,
+    "helpers.jsonl": HelpersWorkflow,
+}
+VOLATILE = {"ts", "seed", "cwd", "wfrun_version", "duration", "due", "traceback", "at"}
+
+
+def fresh_golden_run(run_id: str = "golden") -> Path:
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    asyncio.run(
+        workflows.execute_workflow(GoldenWorkflow, {"key": "k1"}, execution_id=run_id, clock=clock)
+    )
+    return RunStore().path(run_id)
+
+
+def shape(value: object) -> object:
+    """The structure of an event, with the values that differ from run to run blanked."""
+    if isinstance(value, dict):
+        return {k: "…" if k in VOLATILE else shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shape(v) for v in value]
+    return value
+
+
+def events(path: Path) -> list[dict]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_a_saved_history_replays_against_todays_code(name: str) -> None:
+    result = replay(HISTORIES / name, GOLDEN[name])
+    assert result.finished
+    assert result.next_steps == 0
+
+
+def test_the_writer_still_writes_the_saved_format() -> None:
+    written = events(fresh_golden_run())
+    saved = events(HISTORIES / "golden.jsonl")
+    assert [shape(e) for e in written] == [
+        shape({**e, "run_id": "golden"} if e["type"] == "WorkflowStarted" else e) for e in saved
+    ]
+
+
+def test_the_saved_histories_cover_every_kind_of_event_but_a_few() -> None:
+    from wfrun.events import EVENT_TYPES
+
+    seen = {e["type"] for path in HISTORIES.glob("*.jsonl") for e in events(path)}
+    assert set(EVENT_TYPES) - seen <= {
+        "RunResumed",
+        "WorkflowFailed",
+        "WorkflowTimedOut",
+        "ActivityTimedOut",
+        "ActivityHeartbeat",
+        "TimerCanceled",
+    }
+
+
+@pytest.mark.skipif(not os.environ.get("WFRUN_REGENERATE_GOLDEN"), reason="regeneration only")
+def test_regenerate(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WFRUN_TEST_DELAYS", '{"later": 0.0}')
+    shutil.copy(fresh_golden_run(), HISTORIES / "golden.jsonl")
+    for name, workflow in GOLDEN.items():
+        if workflow is not GoldenWorkflow:
+            run_id = name.removesuffix(".jsonl")
+            asyncio.run(workflows.execute_workflow(workflow, execution_id=run_id))
+            shutil.copy(RunStore().path(run_id), HISTORIES / name)
