@@ -127,6 +127,22 @@ def test_a_finished_history_is_compared_with_what_the_code_returns(order: Path) 
     assert 'a workflow returning ["charged 100","shipped","NOTIFIED"]' in result.stderr
 
 
+def test_code_going_on_past_a_finished_history_is_a_mismatch(order: Path, log: Path) -> None:
+    cli("start", f"{order}:OrderWorkflow", "--arg", "order=A1", "--run-id", "o")
+    write_module(
+        order,
+        variant(
+            "return [await charge(order, 100), await ship(order), await notify(order), "
+            "await notify(order)]"
+        ),
+    )
+    result = cli("replay", "o")
+    assert result.exit_code == 3
+    assert "the history holds the end of the workflow (WorkflowCompleted)" in result.stderr
+    assert "the code asked for more: the workflow code has not returned" in result.stderr
+    assert attempts(log, "notify") == 1
+
+
 def test_replay_agrees_on_unchanged_code_and_runs_no_activity(order: Path, log: Path) -> None:
     path = crashed_after(order, completed=2)
     before = path.read_bytes()
