@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from wfrun.history import RunStore
 
-from conftest import ROOT, cli
+from conftest import ROOT, cli, run_wfrun, spawn_wfrun
+from test_crash_resume import kill_when
 
 SAMPLES = ROOT / "samples"
 
@@ -66,6 +68,94 @@ def test_hung_call_times_out_twice_then_fails() -> None:
     assert "start_to_close" in result.stderr
     timeouts = [e for e in RunStore().read("h").events if e.type == "ActivityTimedOut"]
     assert [t.attempt for t in timeouts] == [1, 2]
+
+
+def test_long_download_downloads_chunk_by_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOWNLOAD_CHUNKS", "8")
+    monkeypatch.setenv("DOWNLOAD_DELAY", "0")
+    result = cli(
+        "start",
+        f"{SAMPLES / 'long_download.py'}:DownloadWorkflow",
+        "--arg",
+        "url=https://example.com/big.iso",
+    )
+    assert result.exit_code == 0, result.stderr
+    report = orjson.loads(result.stdout)
+    assert (report["bytes"], report["resumed_at_chunk"]) == (8 * 64 * 1024, 0)
+    assert Path("downloads/big.iso").stat().st_size == 8 * 64 * 1024
+
+
+@pytest.mark.slow
+def test_long_download_resumes_from_its_last_heartbeat_after_kill_9(home: Path) -> None:
+    target = f"{SAMPLES / 'long_download.py'}:DownloadWorkflow"
+    env = {"DOWNLOAD_CHUNKS": "30", "DOWNLOAD_DELAY": "0.1"}
+    process = spawn_wfrun(
+        "start", target, "--arg", "url=https://example.com/a.iso", "--run-id", "dl", env=env
+    )
+    before = kill_when(
+        process,
+        home,
+        "dl",
+        lambda ev: any(e["type"] == "ActivityHeartbeat" and e["details"][0] >= 5 for e in ev),
+    )
+    recorded = max(e["details"][0] for e in before if e["type"] == "ActivityHeartbeat")
+    resumed = run_wfrun("resume", "dl", "--json", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    report = orjson.loads(resumed.stdout)["result"]
+    assert report["resumed_at_chunk"] == recorded
+    whole = run_wfrun(
+        "start",
+        target,
+        "--arg",
+        "url=https://example.com/a.iso",
+        "--quiet",
+        env={**env, "DOWNLOAD_DELAY": "0"},
+    )
+    assert orjson.loads(whole.stdout)["sha256"] == report["sha256"]  # the same bytes in the end
+
+
+def test_idempotent_payment_charges_once_although_it_ran_twice() -> None:
+    result = cli(
+        "start",
+        f"{SAMPLES / 'idempotent_payment.py'}:PaymentWorkflow",
+        "--arg",
+        "order_id=A-17",
+        "--arg",
+        "cents=4200",
+    )
+    assert result.exit_code == 0, result.stderr
+    receipt = orjson.loads(result.stdout)
+    assert receipt["attempts"] == 2
+    ledger = orjson.loads(Path("bank-ledger.json").read_bytes())
+    assert len(ledger) == 1
+    assert next(iter(ledger.values()))["charge"] == receipt["charge"]
+
+
+def test_large_report_passes_a_reference_and_shows_the_limit() -> None:
+    result = cli(
+        "start",
+        f"{SAMPLES / 'large_report.py'}:LargeReportWorkflow",
+        "--arg",
+        "rows=100000",
+        "--run-id",
+        "big",
+    )
+    assert result.exit_code == 0, result.stderr
+    outcome = orjson.loads(result.stdout)
+    assert outcome["report"]["rows"] == 100_000
+    assert sum(outcome["totals"].values()) == sum(i % 997 for i in range(100_000))
+    assert "the output of activity 'build_report_inline' is" in outcome["inline"]
+    assert RunStore().path("big").stat().st_size < 64 * 1024
+
+
+def test_blocking_calls_overlap_in_threads_and_the_careless_one_is_named() -> None:
+    result = cli(
+        "start", f"{SAMPLES / 'blocking_calls.py'}:BlockingCallsWorkflow", "--arg", "calls=4"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert orjson.loads(result.stdout)["threaded_seconds"] < 1.5  # not 4 x 0.5 s
+    assert "activity 'careless_lookup'" in result.stderr
+    assert "blocked the event loop" in result.stderr
 
 
 def test_every_sample_has_a_test_here() -> None:

@@ -34,7 +34,7 @@ def new_run_id(workflow: str, clock: Clock | None = None) -> str:
 
 
 def check_workflow_input(definition: WorkflowDefinition, data: bytes, limit: int) -> None:
-    check_size(data, limit=limit, owner=f"workflow {definition.name!r}", side="input")
+    check_size(data, limit=limit, workflow=definition.name, side="input")
 
 
 async def start_run(

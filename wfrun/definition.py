@@ -128,9 +128,9 @@ class WorkflowDefinition:
     def arguments_from_cli(self, pairs: list[str], input_json: Any) -> dict[str, Any]:
         """Arguments from ``--input`` (a JSON object) and ``--arg NAME=VALUE`` pairs.
 
-        VALUE is JSON when it parses as JSON, else a string. When the parameter is a string
-        and VALUE parses as something else (``--arg user_id=42``), the string is kept: the
-        parameter's type decides.
+        VALUE is JSON when it parses as JSON, else a string. When the parameter is a string or
+        a ``Decimal`` and VALUE parses as a number (``--arg user_id=42``, ``--arg total=9.90``),
+        the text is kept as typed: the parameter's type decides, and no digit is lost.
         """
         if input_json is None:
             arguments: dict[str, Any] = {}
@@ -173,19 +173,19 @@ def _cli_value(raw: str, annotation: Any) -> Any:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return raw
-    if isinstance(parsed, str) or not _accepts_str_only(annotation):
+    if isinstance(parsed, str) or not _wants_the_text(annotation):
         return parsed
     return raw
 
 
-def _accepts_str_only(annotation: Any) -> bool:
-    """True when the annotation wants a string (``str``, ``str | None``…), so 42 means "42"."""
+def _wants_the_text(annotation: Any) -> bool:
+    """True for ``str`` and ``Decimal`` (or optional ones): ``42`` means "42", ``9.90`` 9.90."""
     import typing
+    from decimal import Decimal
 
-    if annotation is str:
-        return True
-    options = typing.get_args(annotation)
-    return bool(options) and str in options and int not in options and float not in options
+    options = typing.get_args(annotation) or (annotation,)
+    textual = {str, Decimal}
+    return any(o in textual for o in options) and int not in options and float not in options
 
 
 def definition_of(cls: Any) -> WorkflowDefinition | None:

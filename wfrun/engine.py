@@ -301,7 +301,7 @@ class RunEngine:
                 check_size(
                     data,
                     limit=self._started.max_payload,
-                    owner=f"workflow {self.definition.name!r}",
+                    workflow=self.definition.name,
                     side="output",
                 )
                 self.definition.decode_result(data)
@@ -377,7 +377,7 @@ class RunEngine:
         options = definition.options
         limit = options.max_payload or self._started.max_payload
         recorder = _HeartbeatRecorder(self._writer, command.seq)
-        heartbeats = Heartbeats(details=state.heartbeat_details, recorder=recorder)
+        heartbeats = Heartbeats(encoded=state.heartbeat_details, recorder=recorder)
         attempt = state.attempt
         if state.due is not None:
             await sleep_until(self._clock, state.due)
@@ -439,11 +439,11 @@ class _HeartbeatRecorder:
         self._writer = writer
         self._seq = seq
         self.attempt = 1
-        self._pending: tuple[Any, ...] | None = None
+        self._pending: bytes | None = None
         self._last = float("-inf")
         self._timer: asyncio.TimerHandle | None = None
 
-    def __call__(self, details: tuple[Any, ...]) -> None:
+    def __call__(self, details: bytes) -> None:
         self._pending = details
         loop = asyncio.get_running_loop()
         if loop.time() - self._last >= HEARTBEAT_RECORD_INTERVAL:
@@ -459,7 +459,7 @@ class _HeartbeatRecorder:
             return
         details, self._pending = self._pending, None
         self._writer.append(
-            ActivityHeartbeat, seq=self._seq, attempt=self.attempt, details=list(details)
+            ActivityHeartbeat, seq=self._seq, attempt=self.attempt, details=Encoded(details)
         )
         self._writer.sync()
         self._last = asyncio.get_running_loop().time()
@@ -471,11 +471,13 @@ def _failure_event(
     common = {"seq": seq, "attempt": attempt, "duration": round(outcome.duration, 6)}
     retry_in = round(delay, 6) if delay is not None else None
     if outcome.timeout is not None:
+        assert outcome.error is not None
         return ActivityTimedOut, {
             **common,
             "timeout": outcome.timeout,
             "limit": outcome.limit,
             "retry_in": retry_in,
+            "message": outcome.error["message"],
         }
     assert outcome.error is not None
     return ActivityFailed, {**common, "error": outcome.error, "retry_in": retry_in}

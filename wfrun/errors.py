@@ -68,15 +68,26 @@ class PayloadTooLargeError(PayloadError):
     """An encoded input or output over the payload limit (2 MiB unless configured).
 
     Attributes:
-        activity: the activity (or ``workflow <name>``) whose payload it is.
+        activity: the activity whose payload it is (None for a workflow's input or result).
+        workflow: the workflow whose input or result it is (None for an activity's payload).
         side: ``"input"`` or ``"output"``.
         size: the encoded size in bytes.
         limit: the limit in bytes.
     """
 
-    def __init__(self, message: str, *, activity: str, side: str, size: int, limit: int) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        activity: str | None,
+        side: str,
+        size: int,
+        limit: int,
+        workflow: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.activity = activity
+        self.workflow = workflow
         self.side = side
         self.size = size
         self.limit = limit
@@ -213,6 +224,14 @@ def failure_record(exc: BaseException, *, with_traceback: bool = True) -> dict[s
     record: dict[str, Any] = {"type": failure_type(exc), "message": str(exc)}
     if isinstance(exc, ApplicationError) and exc.non_retryable:
         record["non_retryable"] = True
+    if isinstance(exc, PayloadTooLargeError):
+        record.update(
+            activity=exc.activity,
+            workflow=exc.workflow,
+            side=exc.side,
+            size=exc.size,
+            limit=exc.limit,
+        )
     if with_traceback and exc.__traceback__ is not None:
         text = "".join(traceback.format_exception(exc))
         record["traceback"] = text[-_TRACEBACK_LIMIT:]
@@ -235,12 +254,25 @@ def failure_type_names(exc: BaseException) -> list[str]:
 
 def rebuild_failure(record: dict[str, Any]) -> ApplicationError:
     """The exception a workflow sees for a recorded failure, identical live and on replay."""
-    error = ApplicationError(
+    return ApplicationError(
         str(record.get("message", "")),
         type=str(record.get("type", "Error")),
         non_retryable=bool(record.get("non_retryable", False)),
     )
-    return error
+
+
+def rebuild_payload_error(record: dict[str, Any]) -> PayloadTooLargeError | None:
+    """The `PayloadTooLargeError` a recorded failure stands for, if it is one."""
+    if record.get("type") != "PayloadTooLargeError" or "size" not in record:
+        return None
+    return PayloadTooLargeError(
+        str(record.get("message", "")),
+        activity=record.get("activity"),
+        workflow=record.get("workflow"),
+        side=str(record.get("side")),
+        size=int(record["size"]),
+        limit=int(record.get("limit", 0)),
+    )
 
 
 def describe_failure(record: dict[str, Any]) -> str:

@@ -208,6 +208,8 @@ class ActivityTimedOut(Event):
     timeout: str
     limit: float
     retry_in: float | None
+    #: What happened, as the workflow's error says it (e.g. that a thread was abandoned).
+    message: str | None = None
 
     def resolves(self) -> bool:
         return self.retry_in is None

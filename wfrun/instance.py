@@ -28,6 +28,7 @@ from .errors import (
     WfrunError,
     describe_failure,
     rebuild_failure,
+    rebuild_payload_error,
 )
 from .events import (
     ActivityCompleted,
@@ -333,7 +334,7 @@ class WorkflowInstance:
         arguments = definition.signature.bind(args, kwargs)
         data = encode_arguments(arguments, subject=subject)
         limit = definition.options.max_payload or self.max_payload
-        check_size(data, limit=limit, owner=subject, side="input")
+        check_size(data, limit=limit, activity=definition.name, side="input")
         values = definition.signature.decode_input(data)
         self._seq += 1
         return ScheduleActivity(self._seq, definition, data, values)
@@ -371,12 +372,14 @@ class WorkflowInstance:
             return
         future, command = entry
         if isinstance(event, ActivityTimedOut):
-            record = {
-                "type": "TimeoutError",
-                "message": f"ran past its {event.timeout} timeout of {event.limit:g}s",
-            }
+            message = event.message or f"ran past its {event.timeout} timeout of {event.limit:g}s"
+            record = {"type": "TimeoutError", "message": message}
         else:
             record = event.error
+            too_large = rebuild_payload_error(record)
+            if too_large is not None:  # the spec's promise: both sides raise this error
+                future.set_exception(too_large)
+                return
         cause = rebuild_failure(record)
         policy = command.definition.options.retry_policy
         exhausted = not attempts_left(policy, event.attempt) and not record.get("non_retryable")

@@ -152,15 +152,20 @@ def default_max_payload() -> int:
     return parse_size(configured) if configured else DEFAULT_MAX_PAYLOAD
 
 
-def check_size(data: bytes, *, limit: int, owner: str, side: str) -> None:
-    """Raise `PayloadTooLargeError` when ``data`` is over ``limit`` bytes."""
+def check_size(
+    data: bytes, *, limit: int, side: str, activity: str | None = None, workflow: str | None = None
+) -> None:
+    """Raise `PayloadTooLargeError` when ``data`` (an ``activity``'s or a ``workflow``'s
+    ``side``, "input" or "output") is over ``limit`` bytes."""
     if len(data) > limit:
+        owner = f"activity {activity!r}" if activity is not None else f"workflow {workflow!r}"
         raise PayloadTooLargeError(
-            f"{side} of {owner} is {format_size(len(data))} ({len(data):,} bytes), over the "
+            f"the {side} of {owner} is {format_size(len(data))} ({len(data):,} bytes), over the "
             f"{format_size(limit)} limit ({limit:,} bytes). Pass a reference (a path, a URL, "
             "an object key) instead of the data, or raise the limit explicitly with "
             "--max-payload, WFRUN_MAX_PAYLOAD or @activity(max_payload=...).",
-            activity=owner,
+            activity=activity,
+            workflow=workflow,
             side=side,
             size=len(data),
             limit=limit,

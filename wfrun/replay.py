@@ -46,7 +46,7 @@ from .instance import (
     StartTimer,
     WorkflowInstance,
 )
-from .payload import abbreviate, encode, loads
+from .payload import abbreviate, encode, loads, raw
 
 
 @dataclass(slots=True)
@@ -56,7 +56,8 @@ class InFlight:
     attempt: int = 1
     #: When the next attempt is due (after a recorded retry delay); None: at once.
     due: datetime | None = None
-    heartbeat_details: tuple[Any, ...] = ()
+    #: The last recorded heartbeat details, encoded (empty: none).
+    heartbeat_details: bytes = b""
 
 
 @dataclass(slots=True)
@@ -200,7 +201,7 @@ class RecordedRun:
                 state.attempt = event.attempt + 1
                 state.due = event.time + timedelta(seconds=event.retry_in)
             elif isinstance(event, ActivityHeartbeat):
-                state.heartbeat_details = tuple(event.details)
+                state.heartbeat_details = raw(event.details)
         if state.due is not None and state.due <= clock_now:
             state.due = None
         return state

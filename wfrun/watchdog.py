@@ -62,24 +62,30 @@ class LoopWatchdog:
         self._stop.set()
         if self._handle is not None:
             self._handle.cancel()
+        self._check()  # the block may have been the run's last step: report it all the same
 
     def _tick(self) -> None:
+        self._check()
+        self._handle = self._loop.call_later(_TICK, self._tick)
+
+    def _check(self) -> None:
         now = time.monotonic()
-        blocked = now - self._last_tick - _TICK
+        # The block began within one tick after the last tick: the middle of that tick is
+        # the best estimate of its start (±25 ms).
+        blocked = now - self._last_tick - _TICK / 2
         suspect, self._suspect = self._suspect, None
         if suspect is not None and blocked >= self._threshold:
             self._report(
-                f"wfrun: {suspect} blocked the event loop for {blocked:.2f}s, stalling every "
+                f"wfrun: {suspect} blocked the event loop for about {blocked:.2f}s, stalling every "
                 "other activity and timer. Use an async library (httpx.AsyncClient, "
                 "asyncio.sleep, aiofiles) or make it a plain `def` activity, which runs in a "
                 "worker thread."
             )
         self._last_tick = now
-        self._handle = self._loop.call_later(_TICK, self._tick)
 
     def _watch(self) -> None:
         while not self._stop.wait(_TICK):
-            late = time.monotonic() - self._last_tick - _TICK
+            late = time.monotonic() - self._last_tick - _TICK / 2
             if late >= self._threshold and self._suspect is None:
                 frame = sys._current_frames().get(self._loop_thread)
                 self._suspect = _blame(frame) if frame is not None else "the event loop"

@@ -38,6 +38,7 @@ from .payload import (
     encode,
     encode_arguments,
     explain,
+    loads,
 )
 from .retry import next_delay
 from .runtime import ActivityContext, ActivityInfo, reset_activity_context, set_activity_context
@@ -63,19 +64,28 @@ def thread_pool() -> ThreadPoolExecutor:
 
 @dataclass(slots=True)
 class Heartbeats:
-    """One activity call's heartbeats, carried from attempt to attempt."""
+    """One activity call's heartbeats, carried from attempt to attempt.
 
-    details: tuple[Any, ...] = ()
+    Details are kept encoded (a JSON list), exactly as the history records them, so the next
+    attempt reads the same values whether it follows a failure in this process or a crash.
+    """
+
+    #: The latest details, encoded; empty when none were given yet.
+    encoded: bytes = b""
     last_beat: float = 0.0
-    #: Called on the event loop with each new set of details (the engine records them).
-    recorder: Callable[[tuple[Any, ...]], None] | None = None
+    #: Called on the event loop with each new set of encoded details (the engine records them).
+    recorder: Callable[[bytes], None] | None = None
 
-    def beat(self, details: tuple[Any, ...], at: float) -> None:
+    @property
+    def details(self) -> tuple[Any, ...]:
+        return tuple(loads(self.encoded)) if self.encoded else ()
+
+    def beat(self, encoded: bytes | None, at: float) -> None:
         self.last_beat = at
-        if details:
-            self.details = details
+        if encoded is not None:
+            self.encoded = encoded
             if self.recorder is not None:
-                self.recorder(details)
+                self.recorder(encoded)
 
 
 @dataclass(slots=True)
@@ -113,7 +123,7 @@ async def run_attempt(
     loop = asyncio.get_running_loop()
     started = loop.time()
     heartbeats.last_beat = started
-    context = ActivityContext(info, heartbeat=_heartbeat_sink(loop, heartbeats))
+    context = ActivityContext(info, heartbeat=_heartbeat_sink(loop, heartbeats, info.name))
     positional, keywords = definition.signature.call_arguments(values)
     if definition.is_async and definition.options.heartbeat_timeout is None:
         return await _run_in_task(definition, positional, keywords, context, max_payload, started)
@@ -201,15 +211,19 @@ async def _cancel(work: asyncio.Future[Any]) -> None:
 
 
 def _heartbeat_sink(
-    loop: asyncio.AbstractEventLoop, heartbeats: Heartbeats
+    loop: asyncio.AbstractEventLoop, heartbeats: Heartbeats, name: str
 ) -> Callable[[tuple[Any, ...]], None]:
     loop_thread = threading.get_ident()
+    subject = f"the heartbeat details of activity {name!r}"
 
     def sink(details: tuple[Any, ...]) -> None:
+        # Encoded here, in the activity's own call: a value that cannot be recorded fails
+        # where it was given, not later in the engine.
+        encoded = encode(list(details), subject=subject) if details else None
         if threading.get_ident() == loop_thread:
-            heartbeats.beat(details, loop.time())
+            heartbeats.beat(encoded, loop.time())
         else:  # a plain def activity in a worker thread
-            loop.call_soon_threadsafe(lambda: heartbeats.beat(details, loop.time()))
+            loop.call_soon_threadsafe(lambda: heartbeats.beat(encoded, loop.time()))
 
     return sink
 
@@ -268,7 +282,7 @@ def _checked_result(
     subject = f"activity {definition.name!r}"
     try:
         data = encode(value, subject=f"the result of {subject}")
-        check_size(data, limit=max_payload, owner=subject, side="output")
+        check_size(data, limit=max_payload, activity=definition.name, side="output")
     except (EncodingError, PayloadTooLargeError) as exc:
         return _failed(exc.with_traceback(None), duration, non_retryable=True)
     try:
@@ -305,7 +319,7 @@ async def run_outside_workflow(
     subject = f"activity {definition.name!r}"
     arguments = definition.signature.bind(args, kwargs)
     data = encode_arguments(arguments, subject=subject)
-    check_size(data, limit=limit, owner=subject, side="input")
+    check_size(data, limit=limit, activity=definition.name, side="input")
     values = definition.signature.decode_input(data)
     run_id = f"local-{uuid.uuid4().hex[:12]}"
     heartbeats = Heartbeats()
