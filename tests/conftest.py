@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import orjson
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -69,6 +72,14 @@ def run_wfrun(
     )
 
 
+def list_runs_json() -> list[dict]:
+    """``wfrun list --json`` from a real process; a failure shows what the process said."""
+    result = run_wfrun("list", "--json")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout, result.stderr
+    return orjson.loads(result.stdout)
+
+
 def spawn_wfrun(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "wfrun", *args],
@@ -97,3 +108,53 @@ def write_module(path: Path, source: str) -> Path:
         if getattr(module, "__file__", None) == resolved:
             del sys.modules[name]
     return path
+
+
+# -- watching a live run from outside -----------------------------------------------------------
+
+
+def history(home: Path, run_id: str) -> list[dict]:
+    path = home / "runs" / f"{run_id}.jsonl"
+    if not path.exists():
+        return []
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.endswith(b"}")]
+
+
+def wait_for(home: Path, run_id: str, predicate, timeout: float = 30) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events = history(home, run_id)
+        if predicate(events):
+            return events
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting on {run_id}: {history(home, run_id)}")
+
+
+def completed(events: list[dict]) -> int:
+    return sum(e["type"] == "ActivityCompleted" for e in events)
+
+
+def heartbeat_reached(at_least: int):
+    """Predicate: a heartbeat with details[0] >= at_least has been recorded."""
+
+    def check(events: list[dict]) -> bool:
+        return last_heartbeat(events) >= at_least
+
+    return check
+
+
+def last_heartbeat(events: list[dict]) -> int:
+    return max((e["details"][0] for e in events if e["type"] == "ActivityHeartbeat"), default=-1)
+
+
+def kill_when(
+    process: subprocess.Popen[str], home: Path, run_id: str, predicate, signum: int = signal.SIGKILL
+) -> list[dict]:
+    try:
+        events = wait_for(home, run_id, predicate)
+    except AssertionError:
+        process.kill()
+        raise
+    os.kill(process.pid, signum)
+    process.wait(timeout=30)
+    return events

@@ -2,54 +2,27 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import time
 from pathlib import Path
 
 import orjson
 import pytest
 
-from conftest import attempts, run_wfrun, spawn_wfrun, wf
+from conftest import (
+    attempts,
+    completed,
+    history,
+    kill_when,
+    list_runs_json,
+    run_wfrun,
+    spawn_wfrun,
+    wait_for,
+    wf,
+)
 
 pytestmark = pytest.mark.slow
 
 STEPS = f"{wf('steps')}:StepsWorkflow"
-
-
-def history(home: Path, run_id: str) -> list[dict]:
-    path = home / "runs" / f"{run_id}.jsonl"
-    if not path.exists():
-        return []
-    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.endswith(b"}")]
-
-
-def wait_for(home: Path, run_id: str, predicate, timeout: float = 30) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        events = history(home, run_id)
-        if predicate(events):
-            return events
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting on {run_id}: {history(home, run_id)}")
-
-
-def completed(events: list[dict]) -> int:
-    return sum(e["type"] == "ActivityCompleted" for e in events)
-
-
-def kill_when(
-    process: subprocess.Popen[str], home: Path, run_id: str, predicate, signum: int = signal.SIGKILL
-) -> list[dict]:
-    try:
-        events = wait_for(home, run_id, predicate)
-    except AssertionError:
-        process.kill()
-        raise
-    os.kill(process.pid, signum)
-    process.wait(timeout=30)
-    return events
 
 
 def test_a_run_killed_mid_activity_resumes_without_rerunning_completed_steps(
@@ -121,7 +94,7 @@ def test_ctrl_c_or_sigterm_stop_the_run_cleanly_with_exit_130(
     kill_when(process, home, "stop", lambda ev: completed(ev) == 1, signum=signum)
     assert process.returncode == 130
     assert "wfrun resume stop" in process.stderr.read()
-    listed = orjson.loads(run_wfrun("list", "--json").stdout)
+    listed = list_runs_json()
     assert listed[0]["status"] == "INTERRUPTED"
     resumed = run_wfrun("resume", "stop", "--quiet")
     assert resumed.returncode == 0, resumed.stderr
@@ -136,7 +109,7 @@ def test_a_second_process_on_a_live_run_exits_5_and_runs_nothing(home: Path, log
     )
     try:
         wait_for(home, "busy", lambda ev: ev and ev[-1]["type"] == "ActivityStarted")
-        listed = orjson.loads(run_wfrun("list", "--json").stdout)
+        listed = list_runs_json()
         assert listed[0]["status"] == "RUNNING"
         for args in (["resume", "busy"], ["start", STEPS, "--arg", "count=4", "--run-id", "busy"]):
             second = run_wfrun(*args)

@@ -12,7 +12,17 @@ import pytest
 import wfrun as workflows
 from wfrun.history import RunStore
 
-from conftest import attempts, cli, cut_history, run_wfrun, spawn_wfrun, wf
+from conftest import (
+    attempts,
+    cli,
+    cut_history,
+    heartbeat_reached,
+    kill_when,
+    last_heartbeat,
+    run_wfrun,
+    spawn_wfrun,
+    wf,
+)
 from flows.contract import (
     BadValuesWorkflow,
     DownloadWorkflow,
@@ -21,7 +31,6 @@ from flows.contract import (
     ThreadsWorkflow,
     TypesWorkflow,
 )
-from test_crash_resume import kill_when
 
 MiB = 1024 * 1024
 ALL_SAME = {
@@ -247,13 +256,7 @@ def test_heartbeat_details_reach_the_next_attempt_after_a_kill_9(home: Path, log
         "--run-id",
         "dl",
     )
-    before = kill_when(
-        process,
-        home,
-        "dl",
-        lambda ev: any(e["type"] == "ActivityHeartbeat" and e["details"][0] >= 4 for e in ev),
-    )
-    recorded = max(e["details"][0] for e in before if e["type"] == "ActivityHeartbeat")
+    recorded = last_heartbeat(kill_when(process, home, "dl", heartbeat_reached(4)))
     resumed = run_wfrun("resume", "dl", "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     assert journal(log, "download") == ["attempt 1 from 0", f"attempt 1 from {recorded}"]

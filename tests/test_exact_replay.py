@@ -14,8 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conftest import attempts, run_wfrun, spawn_wfrun, wf
-from test_crash_resume import kill_when
+from conftest import attempts, kill_when, run_wfrun, spawn_wfrun, wf
 
 pytestmark = pytest.mark.slow
 

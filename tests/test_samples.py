@@ -9,8 +9,7 @@ import pytest
 
 from wfrun.history import RunStore
 
-from conftest import ROOT, cli, run_wfrun, spawn_wfrun
-from test_crash_resume import kill_when
+from conftest import ROOT, cli, heartbeat_reached, kill_when, last_heartbeat, run_wfrun, spawn_wfrun
 
 SAMPLES = ROOT / "samples"
 
@@ -92,13 +91,7 @@ def test_long_download_resumes_from_its_last_heartbeat_after_kill_9(home: Path) 
     process = spawn_wfrun(
         "start", target, "--arg", "url=https://example.com/a.iso", "--run-id", "dl", env=env
     )
-    before = kill_when(
-        process,
-        home,
-        "dl",
-        lambda ev: any(e["type"] == "ActivityHeartbeat" and e["details"][0] >= 5 for e in ev),
-    )
-    recorded = max(e["details"][0] for e in before if e["type"] == "ActivityHeartbeat")
+    recorded = last_heartbeat(kill_when(process, home, "dl", heartbeat_reached(5)))
     resumed = run_wfrun("resume", "dl", "--json", env=env)
     assert resumed.returncode == 0, resumed.stderr
     report = orjson.loads(resumed.stdout)["result"]

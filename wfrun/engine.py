@@ -282,10 +282,7 @@ class RunEngine:
         self._deadline = asyncio.create_task(expire(), name=f"wfrun deadline {self.run_id}")
 
     def _time_out(self) -> RunOutcome:
-        for seq in list(self._executions):
-            self._cancel(seq)
-            if seq in self._activities:
-                self._writer.append(ActivityCanceled, seq=seq)
+        self._cancel_the_rest()
         timeout = self._started.execution_timeout
         assert timeout is not None
         event = self._writer.append(WorkflowTimedOut, timeout=timeout)
@@ -312,12 +309,7 @@ class RunEngine:
                     f"the result of workflow {self.definition.name!r} does not match its return "
                     f"annotation: {error}"
                 )
-        for seq in list(self._executions):  # still running, but nobody will ever await them
-            self._cancel(seq)
-            if seq in self._activities:
-                self._writer.append(ActivityCanceled, seq=seq)
-            else:
-                self._writer.append(TimerCanceled, seq=seq)
+        self._cancel_the_rest()
         if exc is None and data is not None:
             event: Event = self._writer.append(WorkflowCompleted, result=Encoded(data))
         else:
@@ -342,6 +334,13 @@ class RunEngine:
         self._executions[seq] = asyncio.create_task(
             self._guarded(self._execute_timer(seq, due)), name=f"wfrun timer #{seq}"
         )
+
+    def _cancel_the_rest(self) -> None:
+        """The run ends: cancel what still runs (nobody will await it) and record it."""
+        for seq in list(self._executions):
+            self._cancel(seq)
+            kind = ActivityCanceled if seq in self._activities else TimerCanceled
+            self._writer.append(kind, seq=seq)
 
     def _cancel(self, seq: int) -> None:
         task = self._executions.pop(seq, None)

@@ -21,7 +21,6 @@ Field values are JSON. Payloads (inputs, results) are the encoded values of `wfr
 from __future__ import annotations
 
 import dataclasses
-import functools
 import typing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -292,8 +291,19 @@ class EventFormatError(ValueError):
     """A JSON object that is not a valid event; the history store adds the file and line."""
 
 
-@functools.cache
 def _field_checks(
+    cls: type[Event],
+) -> tuple[frozenset[str], tuple[tuple[str, tuple[type, ...]], ...]]:
+    """Computed once per event type, on first use (keeps ``import wfrun`` quick)."""
+    if cls not in _CHECKS:
+        _CHECKS[cls] = _compute_checks(cls)
+    return _CHECKS[cls]
+
+
+_CHECKS: dict[type[Event], tuple[frozenset[str], tuple[tuple[str, tuple[type, ...]], ...]]] = {}
+
+
+def _compute_checks(
     cls: type[Event],
 ) -> tuple[frozenset[str], tuple[tuple[str, tuple[type, ...]], ...]]:
     """Required field names and the scalar fields' accepted types, read from the annotations."""
@@ -339,7 +349,7 @@ def event_from_json(obj: Any) -> Event:
             f"unknown event type {kind!r} (written by a newer wfrun? this one reads "
             f"{', '.join(EVENT_TYPES)})"
         )
-    required, checks = _field_checks(cls)  # computed once per type, on first use
+    required, checks = _field_checks(cls)
     missing = required - obj.keys()
     if missing:
         raise EventFormatError(f"{kind} lacks {', '.join(sorted(missing))}")

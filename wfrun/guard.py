@@ -138,7 +138,7 @@ class Guard:
             if (
                 entry is None
                 and frame.f_code in _RANDOM_METHODS
-                and frame.f_locals.get("self") is random._inst  # type: ignore[attr-defined]
+                and frame.f_locals.get("self") is random._inst
             ):
                 name = _RANDOM_METHODS[frame.f_code]
                 entry = (f"random.{name}()", f"workflows.workflow.random().{name}()")

@@ -39,7 +39,7 @@ from .events import (
     TimerFired,
 )
 from .guard import Guard, unwatched
-from .payload import abbreviate, check_size, encode_arguments, loads, raw
+from .payload import abbreviate, check_size, describe_call, encode_arguments, loads, raw
 from .retry import attempts_left
 from .runtime import WorkflowInfo, set_workflow_runtime
 from .scheduler import WorkflowCall, WorkflowFuture, WorkflowLoop, WorkflowTimerHandle
@@ -61,10 +61,8 @@ class ScheduleActivity:
     #: The input decoded against the activity's annotations, as the activity receives it.
     values: dict[str, Any]
 
-    kind = "activity"
-
     def describe(self) -> str:
-        return f"activity {self.definition.name}({_arguments(loads(self.input))})"
+        return describe_call(self.definition.name, loads(self.input))
 
 
 @dataclass(slots=True)
@@ -72,8 +70,6 @@ class StartTimer:
     seq: int
     duration: float
     due: datetime
-
-    kind = "timer"
 
     def describe(self) -> str:
         return f"a timer of {self.duration:g}s"
@@ -84,8 +80,6 @@ class RecordMarker:
     seq: int
     name: str
     value: Any
-
-    kind = "marker"
 
     def describe(self) -> str:
         return f"{self.name} marker {self.value!r}"
@@ -105,12 +99,6 @@ class CancelTimer:
 
 Command = ScheduleActivity | StartTimer | RecordMarker | CancelActivity | CancelTimer
 NumberedCommand = ScheduleActivity | StartTimer | RecordMarker
-
-
-def _arguments(values: Any) -> str:
-    if isinstance(values, dict):
-        return ", ".join(f"{k}={abbreviate(v, 40)}" for k, v in values.items())
-    return abbreviate(values, 60)
 
 
 # -- the instance ----------------------------------------------------------------------------
@@ -137,7 +125,9 @@ class WorkflowInstance:
         self._start_time = start_time
         self._random = _random.Random(seed)
         self._recorded = recorded
-        self._loop = WorkflowLoop(self, start_time.timestamp())
+        # asyncio's stubs mark the loop API abstract; the methods workflow code may not use
+        # (sockets, subprocesses, signals) raise NotImplementedError, which is the point.
+        self._loop = WorkflowLoop(self, start_time.timestamp())  # type: ignore[abstract]
         self._loop.set_exception_handler(self._unhandled)
         self._seq = 0
         self._commands: list[Command] = []

@@ -68,7 +68,8 @@ def _import_file(path: Path, shown: str) -> ModuleType:
         raise TargetError(f"cannot load {shown}: the file {path} {reason}")
     resolved = path.resolve()
     for module in list(sys.modules.values()):
-        if getattr(module, "__file__", None) and Path(module.__file__).resolve() == resolved:
+        filename = getattr(module, "__file__", None)
+        if filename and Path(filename).resolve() == resolved:
             return module  # already imported (a second run of the same file in one process)
     root, dotted = _package_path(resolved)
     if dotted is not None:

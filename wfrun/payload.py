@@ -25,12 +25,15 @@ import sys
 import typing
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from .errors import EncodingError, InputError, PayloadTooLargeError
 from .events import Encoded
+
+if TYPE_CHECKING:
+    from pydantic import ConfigDict
 
 #: 2 MiB of encoded JSON per payload, as the Mistral Workflows service enforces it.
 DEFAULT_MAX_PAYLOAD: Final = 2 * 1024 * 1024
@@ -282,7 +285,7 @@ class Signature:
         return self._result_model
 
 
-_CONFIG: Final[dict[str, Any]] = {
+_CONFIG: Final[ConfigDict] = {
     "val_json_bytes": "base64",
     "ser_json_bytes": "base64",
     "arbitrary_types_allowed": True,
@@ -301,6 +304,15 @@ def explain(exc: Exception) -> str:
         shown = f" (got {abbreviate(got, 40)})" if error["type"] != "missing" else ""
         lines.append(f"{location}: {error['msg']}{shown}")
     return "; ".join(lines)
+
+
+def describe_call(name: str, arguments: Any) -> str:
+    """``activity fetch(user_id="42")``: an activity call as messages show it."""
+    if isinstance(arguments, dict):
+        shown = ", ".join(f"{k}={abbreviate(v, 40)}" for k, v in arguments.items())
+    else:
+        shown = abbreviate(arguments)
+    return f"activity {name}({shown})"
 
 
 def abbreviate(value: Any, width: int = 60) -> str:

@@ -46,7 +46,7 @@ from .instance import (
     StartTimer,
     WorkflowInstance,
 )
-from .payload import abbreviate, encode, loads, raw
+from .payload import abbreviate, describe_call, encode, loads, raw
 
 
 @dataclass(slots=True)
@@ -215,8 +215,7 @@ class RecordedRun:
 
     def _describe(self, event: Event | None) -> str:
         if isinstance(event, ActivityScheduled):
-            arguments = ", ".join(f"{k}={abbreviate(v, 40)}" for k, v in event.input.items())
-            return f"activity {event.name}({arguments})"
+            return describe_call(event.name, event.input)
         if isinstance(event, TimerStarted):
             return f"a timer of {event.duration:g}s"
         if isinstance(event, MarkerRecorded):

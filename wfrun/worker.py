@@ -125,54 +125,52 @@ async def run_attempt(
     heartbeats.last_beat = started
     context = ActivityContext(info, heartbeat=_heartbeat_sink(loop, heartbeats, info.name))
     positional, keywords = definition.signature.call_arguments(values)
-    if definition.is_async and definition.options.heartbeat_timeout is None:
-        return await _run_in_task(definition, positional, keywords, context, max_payload, started)
     token = set_activity_context(context)
     try:
-        work: asyncio.Future[Any]
-        if definition.is_async:
-            work = loop.create_task(definition.fn(*positional, **keywords))
+        if definition.is_async and definition.options.heartbeat_timeout is None:
+            expired, value = await _awaited_here(definition, positional, keywords)
         else:
-            call = functools.partial(definition.fn, *positional, **keywords)
-            work = loop.run_in_executor(thread_pool(), contextvars.copy_context().run, call)
-    finally:
-        reset_activity_context(token)
-
-    expired = await _supervise(work, definition, heartbeats)
-    duration = loop.time() - started
-    if expired is not None:
-        return _timed_out(definition, info, expired, duration)
-    try:
-        value = work.result()
-    except Exception as exc:
-        return _failed(exc, duration)
-    return _checked_result(definition, value, max_payload, duration)
-
-
-async def _run_in_task(
-    definition: ActivityDefinition,
-    positional: list[Any],
-    keywords: dict[str, Any],
-    context: ActivityContext,
-    max_payload: int,
-    started: float,
-) -> Outcome:
-    """The common case, kept lean: an async activity awaited in this task under a timeout."""
-    loop = asyncio.get_running_loop()
-    token = set_activity_context(context)
-    scope = asyncio.timeout(definition.options.start_to_close_timeout.total_seconds())
-    try:
-        async with scope:
-            value = await definition.fn(*positional, **keywords)
-    except TimeoutError as exc:
-        if scope.expired():
-            return _timed_out(definition, context.info, "start_to_close", loop.time() - started)
-        return _failed(exc, loop.time() - started)  # the activity's own TimeoutError
+            expired, value = await _supervised(definition, positional, keywords, heartbeats)
     except Exception as exc:
         return _failed(exc, loop.time() - started)
     finally:
         reset_activity_context(token)
-    return _checked_result(definition, value, max_payload, loop.time() - started)
+    duration = loop.time() - started
+    if expired is not None:
+        return _timed_out(definition, info, expired, duration)
+    return _checked_result(definition, value, max_payload, duration)
+
+
+async def _awaited_here(
+    definition: ActivityDefinition, positional: list[Any], keywords: dict[str, Any]
+) -> tuple[str | None, Any]:
+    """The common case, kept lean: an async activity awaited in this task under a timeout."""
+    scope = asyncio.timeout(definition.options.start_to_close_timeout.total_seconds())
+    try:
+        async with scope:
+            return None, await definition.fn(*positional, **keywords)
+    except TimeoutError:
+        if scope.expired():
+            return "start_to_close", None
+        raise  # the activity's own TimeoutError: a failure like any other
+
+
+async def _supervised(
+    definition: ActivityDefinition,
+    positional: list[Any],
+    keywords: dict[str, Any],
+    heartbeats: Heartbeats,
+) -> tuple[str | None, Any]:
+    """A task or a thread of its own, watched for both timeouts (the context is copied in)."""
+    loop = asyncio.get_running_loop()
+    work: asyncio.Future[Any]
+    if definition.is_async:
+        work = loop.create_task(definition.fn(*positional, **keywords))
+    else:
+        call = functools.partial(definition.fn, *positional, **keywords)
+        work = loop.run_in_executor(thread_pool(), contextvars.copy_context().run, call)
+    expired = await _supervise(work, definition, heartbeats)
+    return (expired, None) if expired is not None else (None, work.result())
 
 
 async def _supervise(

@@ -144,7 +144,8 @@ def _find_entrypoint(cls: type) -> Callable[..., Any]:
             f"workflow class {cls.__qualname__} {problem} @workflows.workflow.entrypoint "
             "method: mark exactly one async method"
         )
-    return unique[0]
+    entry: Callable[..., Any] = unique[0]
+    return entry
 
 
 # -- inside a workflow -----------------------------------------------------------------------
@@ -228,7 +229,7 @@ async def wait(
 
 def as_completed(
     aws: Iterable[Awaitable[T]], *, timeout: timedelta | float | None = None
-) -> Iterator[Coroutine[Any, Any, T]]:
+) -> Iterator[asyncio.Future[T]]:
     """``asyncio.as_completed`` that starts the awaitables in the order given.
 
     Needed for coroutines of your own ``async def`` helpers: the standard one starts them in

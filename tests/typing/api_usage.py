@@ -1,0 +1,53 @@
+"""Type-checked by mypy in CI (never run): the public API keeps users' types intact.
+
+A ``# type: ignore[...]`` here marks a call that must be an error: mypy's
+``warn_unused_ignores`` fails the check if the decorators stop catching it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import assert_type
+from uuid import UUID
+
+import wfrun as workflows
+
+
+@workflows.activity
+async def fetch(user_id: str) -> dict[str, int]:
+    return {user_id: 1}
+
+
+@workflows.activity(start_to_close_timeout=timedelta(seconds=1), retry_policy_max_attempts=1)
+def blocking(n: int) -> str:
+    return str(n)
+
+
+@workflows.workflow.define(name="typed")
+class Typed:
+    @workflows.workflow.entrypoint
+    async def run(self, user_id: str) -> int:
+        data = await fetch(user_id)
+        assert_type(data, dict[str, int])
+        assert_type(await blocking(3), str)
+        both = await asyncio.gather(fetch("a"), fetch("b"))
+        assert_type(both, tuple[dict[str, int], dict[str, int]])
+        task = asyncio.create_task(fetch("b"))
+        assert_type(task, asyncio.Task[dict[str, int]])
+        await fetch(42)  # type: ignore[arg-type]
+        assert_type(workflows.workflow.now(), datetime)
+        assert_type(workflows.workflow.uuid4(), UUID)
+        assert_type(workflows.workflow.random().random(), float)
+        await workflows.workflow.sleep(timedelta(seconds=1))
+        await workflows.workflow.wait_condition(lambda: True, timeout=5)
+        return len(data)
+
+
+@workflows.activity
+async def introspect() -> int:
+    info = workflows.activity_info()
+    assert_type(info, workflows.ActivityInfo)
+    assert_type(info.idempotency_key, str)
+    workflows.activity_heartbeat(info.attempt, "details")
+    return info.attempt
