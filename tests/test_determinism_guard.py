@@ -98,3 +98,27 @@ def test_the_workflow_logger_does_not_repeat_lines_on_replay(
         asyncio.run(workflows.resume_workflow("c"))
     assert [r.getMessage() for r in caplog.records] == ["finished step 2", "finished step 3"]
     assert {r.run_id for r in caplog.records} == {"c"}  # type: ignore[attr-defined]
+
+
+def test_a_new_run_logs_from_its_very_first_line(caplog: pytest.LogCaptureFixture) -> None:
+    from flows.impure import EagerLoggerWorkflow
+
+    with caplog.at_level(logging.INFO, logger="wfrun.workflow"):
+        run(EagerLoggerWorkflow)
+    assert [r.getMessage() for r in caplog.records] == ["starting", "done"]
+
+
+def test_a_resume_replays_without_the_guard_and_wfrun_replay_with_it(log: Path) -> None:
+    from conftest import cli
+
+    with pytest.warns(workflows.DeterminismWarning):
+        asyncio.run(workflows.execute_workflow(ImpureWorkflow, execution_id="i"))
+    guard._reported.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", workflows.DeterminismWarning)
+        cut_history("i", keep=2)  # resume: the replayed part is not watched again...
+        with pytest.warns(workflows.DeterminismWarning):  # ...but what runs live is
+            asyncio.run(workflows.resume_workflow("i"))
+    guard._reported.clear()
+    with pytest.warns(workflows.DeterminismWarning):
+        assert cli("replay", "i").exit_code == 0

@@ -79,6 +79,8 @@ async def start_run(
         )
     try:
         writer.observers.extend(observers)
+        for observer in writer.observers:  # they were not there when the first event was written
+            observer(started)
         history = History(path=writer.path, events=[started])
         return await RunEngine(definition, history, writer, clock).run()
     finally:

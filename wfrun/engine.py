@@ -175,6 +175,7 @@ class RunEngine:
         _check_structure(recorded, self.history)
         instance, args, kwargs = new_instance(self.definition, self._started, recorded)
         try:
+            instance.watch_replay = False  # a resume replays everything, each time: keep it cheap
             replay = recorded.replay(instance, args, kwargs)  # raises before anything is written
             self._writer.repair_tail(self.history)
             if len(self.history.events) > 1 or self.history.torn_tail:

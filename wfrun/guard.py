@@ -11,6 +11,9 @@ process as a `DeterminismWarning` naming the file, the line and the deterministi
 It warns rather than refuses: no sandbox, nothing rewritten. A workflow opts out with
 ``@workflows.workflow.define(..., determinism_warnings=False)``; warnings can also be silenced
 or made errors with the standard filters (``-W error::wfrun.DeterminismWarning``).
+
+The guard watches live steps and ``wfrun replay``, not the replay phase of a resume: what a
+resume replays ran live before (and was watched then), and a resume must stay cheap.
 """
 
 from __future__ import annotations
@@ -97,17 +100,19 @@ def unwatched(method: F) -> F:
 class Guard:
     """Context manager watching one step of workflow code (a no-op when disabled)."""
 
-    __slots__ = ("_active", "_enabled", "_found", "workflow")
+    __slots__ = ("_active", "_enabled", "_found", "paused", "workflow")
 
     def __init__(self, workflow: str, enabled: bool) -> None:
         self.workflow = workflow
         self._enabled = enabled
+        #: Set while a resume replays: every replayed line ran live before, watched then.
+        self.paused = False
         self._found: list[tuple[str, int, str, str]] = []
         self._active = False
 
     def __enter__(self) -> Guard:
         # A profiler the user runs (cProfile, pyinstrument) holds the hook: step aside for it.
-        self._active = self._enabled and sys.getprofile() is None
+        self._active = self._enabled and not self.paused and sys.getprofile() is None
         if self._active:
             sys.setprofile(self._hook)
         return self

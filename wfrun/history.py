@@ -172,9 +172,6 @@ class RunStore:
     def path(self, run_id: str) -> Path:
         return self.runs_dir / f"{validate_run_id(run_id)}.jsonl"
 
-    def exists(self, run_id: str) -> bool:
-        return self.path(run_id).exists()
-
     # -- writing -----------------------------------------------------------------------------
 
     def create(

@@ -121,6 +121,9 @@ class WorkflowInstance:
         self.run_id = run_id
         self.max_payload = max_payload
         self.replaying = False
+        #: Whether the determinism guard watches replayed steps too (`wfrun replay` does; a
+        #: resume, which replays the whole history each time, does not).
+        self.watch_replay = True
         self._now = start_time
         self._start_time = start_time
         self._random = _random.Random(seed)
@@ -313,6 +316,7 @@ class WorkflowInstance:
         return met
 
     def guard(self) -> Guard:
+        self._guard.paused = self.replaying and not self.watch_replay
         return self._guard
 
     # -- internals ---------------------------------------------------------------------------

@@ -80,12 +80,16 @@ class RecordedRun:
         self.resolutions: list[Event] = []
         self.terminal: Event | None = None
         self._bookkeeping: dict[int, list[Event]] = {}
+        #: The last event that shows the workflow's progress (a command or an outcome).
+        self.last_progress = 0
         for event in events[1:]:
             seq = getattr(event, "seq", None)
             if event.role == COMMAND:
                 self.commands[event.seq] = event  # type: ignore[attr-defined]
+                self.last_progress = event.id
             elif event.resolves():
                 self.resolutions.append(event)
+                self.last_progress = event.id
             elif event.role == "terminal":
                 self.terminal = event
             if seq is not None and not event.resolves() and event.role != COMMAND:
@@ -99,9 +103,13 @@ class RecordedRun:
     def replay(self, instance: WorkflowInstance, args: list[Any], kwargs: dict[str, Any]) -> Replay:
         """Run ``instance`` through the whole history; raise on the first disagreement."""
         found = Replay()
-        instance.replaying = True
         try:
+            # Replaying (quiet logger, no guard on resumes) means: this code ran live before.
+            # The first activation did if anything was recorded after WorkflowStarted; each
+            # outcome's did, since the engine delivers an outcome right after recording it.
+            instance.replaying = self.last_progress > 1
             instance.start(args, kwargs)
+            instance.replaying = True
             self._check(instance.take_commands(), found)
             for event in self.resolutions:
                 # Outcomes may still arrive after the workflow returned (those recorded in the

@@ -21,7 +21,7 @@ async def impure_body() -> list[object]:
     await asyncio.sleep(0.01)  # IMPURE asyncio.sleep
     pick = random.choice([1, 2])  # IMPURE random.choice
     fine = workflows.workflow.random().choice([1, 2])  # PURE: the run's own generator
-    return [stamp > 0, today.year > 2000, 0 <= roll < 1, ident.version, pick, fine]
+    return [stamp > 0, today.year > 2000, 0 <= roll < 1, ident.version, pick in (1, 2), fine]
 
 
 @workflows.workflow.define(name="impure")
@@ -57,3 +57,13 @@ class ChattyWorkflow:
             await step(i)
             workflows.workflow.logger.info("finished step %d", i)
         return count
+
+
+@workflows.workflow.define(name="eager_logger")
+class EagerLoggerWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        workflows.workflow.logger.info("starting")  # before any activity: a live line
+        value = await step(1)
+        workflows.workflow.logger.info("done")
+        return value
