@@ -17,6 +17,7 @@ from conftest import (
     cli,
     cut_history,
     heartbeat_reached,
+    history,
     kill_when,
     last_heartbeat,
     run_wfrun,
@@ -256,7 +257,8 @@ def test_heartbeat_details_reach_the_next_attempt_after_a_kill_9(home: Path, log
         "--run-id",
         "dl",
     )
-    recorded = last_heartbeat(kill_when(process, home, "dl", heartbeat_reached(4)))
+    kill_when(process, home, "dl", heartbeat_reached(4))
+    recorded = last_heartbeat(history(home, "dl"))  # read after the kill: the truth then
     resumed = run_wfrun("resume", "dl", "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     assert journal(log, "download") == ["attempt 1 from 0", f"attempt 1 from {recorded}"]

@@ -9,7 +9,16 @@ import pytest
 
 from wfrun.history import RunStore
 
-from conftest import ROOT, cli, heartbeat_reached, kill_when, last_heartbeat, run_wfrun, spawn_wfrun
+from conftest import (
+    ROOT,
+    cli,
+    heartbeat_reached,
+    history,
+    kill_when,
+    last_heartbeat,
+    run_wfrun,
+    spawn_wfrun,
+)
 
 SAMPLES = ROOT / "samples"
 
@@ -91,7 +100,8 @@ def test_long_download_resumes_from_its_last_heartbeat_after_kill_9(home: Path) 
     process = spawn_wfrun(
         "start", target, "--arg", "url=https://example.com/a.iso", "--run-id", "dl", env=env
     )
-    recorded = last_heartbeat(kill_when(process, home, "dl", heartbeat_reached(5)))
+    kill_when(process, home, "dl", heartbeat_reached(5))
+    recorded = last_heartbeat(history(home, "dl"))  # read after the kill: the truth then
     resumed = run_wfrun("resume", "dl", "--json", env=env)
     assert resumed.returncode == 0, resumed.stderr
     report = orjson.loads(resumed.stdout)["result"]
