@@ -6,6 +6,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from typer.testing import Result
 
 from wfrun.history import RunStore
 
@@ -23,8 +24,20 @@ from conftest import (
 SAMPLES = ROOT / "samples"
 
 
+def start_sample(target: str, *, run_id: str | None = None, **arguments: object) -> Result:
+    """``wfrun start samples/<target> --arg NAME=VALUE...`` in-process."""
+    args = ["start", str(SAMPLES / target)]
+    for name, value in arguments.items():
+        args += ["--arg", f"{name}={value}"]
+    return cli(*args, *(["--run-id", run_id] if run_id else []))
+
+
+def recorded(run_id: str, kind: str) -> list:
+    return [e for e in RunStore().read(run_id).events if e.type == kind]
+
+
 def test_user_report_builds_the_report() -> None:
-    result = cli("start", f"{SAMPLES / 'user_report.py'}:UserReportWorkflow", "--arg", "user_id=42")
+    result = start_sample("user_report.py:UserReportWorkflow", user_id=42)
     assert result.exit_code == 0, result.stderr
     assert orjson.loads(result.stdout) == {
         "user": "Ada Lovelace",
@@ -34,59 +47,32 @@ def test_user_report_builds_the_report() -> None:
 
 
 def test_user_report_of_an_unknown_user_fails_without_retrying() -> None:
-    result = cli(
-        "start",
-        f"{SAMPLES / 'user_report.py'}:UserReportWorkflow",
-        "--arg",
-        "user_id=7",
-        "--run-id",
-        "u",
-    )
+    result = start_sample("user_report.py:UserReportWorkflow", user_id=7, run_id="u")
     assert result.exit_code == 1
     assert "user 7 does not exist" in result.stderr
-    started = [e for e in RunStore().read("u").events if e.type == "ActivityStarted"]
-    assert len(started) == 1
+    assert len(recorded("u", "ActivityStarted")) == 1
 
 
 def test_flaky_api_succeeds_on_the_third_attempt() -> None:
-    result = cli(
-        "start",
-        f"{SAMPLES / 'flaky_api.py'}:FlakyApiWorkflow",
-        "--arg",
-        "order_id=A-17",
-        "--run-id",
-        "f",
-    )
+    result = start_sample("flaky_api.py:FlakyApiWorkflow", order_id="A-17", run_id="f")
     assert result.exit_code == 0, result.stderr
     assert orjson.loads(result.stdout) == {"order_id": "A-17", "status": "confirmed", "attempts": 3}
-    failures = [e for e in RunStore().read("f").events if e.type == "ActivityFailed"]
-    assert [f.retry_in for f in failures] == [0.2, 0.4]
+    assert [f.retry_in for f in recorded("f", "ActivityFailed")] == [0.2, 0.4]
 
 
 def test_hung_call_times_out_twice_then_fails() -> None:
-    result = cli(
-        "start",
-        f"{SAMPLES / 'hung_call.py'}:HungCallWorkflow",
-        "--arg",
-        "url=https://slow.example.com",
-        "--run-id",
-        "h",
+    result = start_sample(
+        "hung_call.py:HungCallWorkflow", url="https://slow.example.com", run_id="h"
     )
     assert result.exit_code == 1
     assert "start_to_close" in result.stderr
-    timeouts = [e for e in RunStore().read("h").events if e.type == "ActivityTimedOut"]
-    assert [t.attempt for t in timeouts] == [1, 2]
+    assert [t.attempt for t in recorded("h", "ActivityTimedOut")] == [1, 2]
 
 
 def test_long_download_downloads_chunk_by_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOWNLOAD_CHUNKS", "8")
     monkeypatch.setenv("DOWNLOAD_DELAY", "0")
-    result = cli(
-        "start",
-        f"{SAMPLES / 'long_download.py'}:DownloadWorkflow",
-        "--arg",
-        "url=https://example.com/big.iso",
-    )
+    result = start_sample("long_download.py:DownloadWorkflow", url="https://example.com/big.iso")
     assert result.exit_code == 0, result.stderr
     report = orjson.loads(result.stdout)
     assert (report["bytes"], report["resumed_at_chunk"]) == (8 * 64 * 1024, 0)
@@ -95,17 +81,17 @@ def test_long_download_downloads_chunk_by_chunk(monkeypatch: pytest.MonkeyPatch)
 
 @pytest.mark.slow
 def test_long_download_resumes_from_its_last_heartbeat_after_kill_9(home: Path) -> None:
-    target = f"{SAMPLES / 'long_download.py'}:DownloadWorkflow"
+    target = str(SAMPLES / "long_download.py:DownloadWorkflow")
     env = {"DOWNLOAD_CHUNKS": "30", "DOWNLOAD_DELAY": "0.1"}
     process = spawn_wfrun(
         "start", target, "--arg", "url=https://example.com/a.iso", "--run-id", "dl", env=env
     )
     kill_when(process, home, "dl", heartbeat_reached(5))
-    recorded = last_heartbeat(history(home, "dl"))  # read after the kill: the truth then
+    offset = last_heartbeat(history(home, "dl"))  # read after the kill: the truth then
     resumed = run_wfrun("resume", "dl", "--json", env=env)
     assert resumed.returncode == 0, resumed.stderr
     report = orjson.loads(resumed.stdout)["result"]
-    assert report["resumed_at_chunk"] == recorded
+    assert report["resumed_at_chunk"] == offset
     whole = run_wfrun(
         "start",
         target,
@@ -118,14 +104,7 @@ def test_long_download_resumes_from_its_last_heartbeat_after_kill_9(home: Path) 
 
 
 def test_idempotent_payment_charges_once_although_it_ran_twice() -> None:
-    result = cli(
-        "start",
-        f"{SAMPLES / 'idempotent_payment.py'}:PaymentWorkflow",
-        "--arg",
-        "order_id=A-17",
-        "--arg",
-        "cents=4200",
-    )
+    result = start_sample("idempotent_payment.py:PaymentWorkflow", order_id="A-17", cents=4200)
     assert result.exit_code == 0, result.stderr
     receipt = orjson.loads(result.stdout)
     assert receipt["attempts"] == 2
@@ -135,14 +114,7 @@ def test_idempotent_payment_charges_once_although_it_ran_twice() -> None:
 
 
 def test_large_report_passes_a_reference_and_shows_the_limit() -> None:
-    result = cli(
-        "start",
-        f"{SAMPLES / 'large_report.py'}:LargeReportWorkflow",
-        "--arg",
-        "rows=100000",
-        "--run-id",
-        "big",
-    )
+    result = start_sample("large_report.py:LargeReportWorkflow", rows=100_000, run_id="big")
     assert result.exit_code == 0, result.stderr
     outcome = orjson.loads(result.stdout)
     assert outcome["report"]["rows"] == 100_000
@@ -152,9 +124,7 @@ def test_large_report_passes_a_reference_and_shows_the_limit() -> None:
 
 
 def test_blocking_calls_overlap_in_threads_and_the_careless_one_is_named() -> None:
-    result = cli(
-        "start", f"{SAMPLES / 'blocking_calls.py'}:BlockingCallsWorkflow", "--arg", "calls=4"
-    )
+    result = start_sample("blocking_calls.py:BlockingCallsWorkflow", calls=4)
     assert result.exit_code == 0, result.stderr
     assert orjson.loads(result.stdout)["threaded_seconds"] < 1.5  # not 4 x 0.5 s
     assert "activity 'careless_lookup'" in result.stderr
@@ -163,5 +133,5 @@ def test_blocking_calls_overlap_in_threads_and_the_careless_one_is_named() -> No
 
 def test_every_sample_has_a_test_here() -> None:
     source = Path(__file__).read_text()
-    untested = [p.name for p in SAMPLES.glob("*.py") if f"'{p.name}'" not in source]
+    untested = [p.name for p in SAMPLES.glob("*.py") if f'"{p.name}:' not in source]
     assert untested == []
