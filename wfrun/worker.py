@@ -123,7 +123,8 @@ async def run_attempt(
     loop = asyncio.get_running_loop()
     started = loop.time()
     heartbeats.last_beat = started
-    context = ActivityContext(info, heartbeat=_heartbeat_sink(loop, heartbeats, info.name))
+    sink = _HeartbeatSink(loop, heartbeats, info.name)
+    context = ActivityContext(info, heartbeat=sink)
     positional, keywords = definition.signature.call_arguments(values)
     token = set_activity_context(context)
     try:
@@ -135,6 +136,7 @@ async def run_attempt(
         return _failed(exc, loop.time() - started)
     finally:
         reset_activity_context(token)
+        sink.closed = True  # an abandoned thread may go on beating: not for this attempt
     duration = loop.time() - started
     if expired is not None:
         return _timed_out(definition, info, expired, duration)
@@ -169,11 +171,11 @@ async def _supervised(
     else:
         call = functools.partial(definition.fn, *positional, **keywords)
         work = loop.run_in_executor(thread_pool(), contextvars.copy_context().run, call)
-    expired = await _supervise(work, definition, heartbeats)
+    expired = await _watch_timeouts(work, definition, heartbeats)
     return (expired, None) if expired is not None else (None, work.result())
 
 
-async def _supervise(
+async def _watch_timeouts(
     work: asyncio.Future[Any], definition: ActivityDefinition, heartbeats: Heartbeats
 ) -> str | None:
     """Wait for ``work``; cancel it and say which timeout expired, if one did."""
@@ -208,22 +210,28 @@ async def _cancel(work: asyncio.Future[Any]) -> None:
         await asyncio.wait({work}, timeout=1.0)
 
 
-def _heartbeat_sink(
-    loop: asyncio.AbstractEventLoop, heartbeats: Heartbeats, name: str
-) -> Callable[[tuple[Any, ...]], None]:
-    loop_thread = threading.get_ident()
-    subject = f"the heartbeat details of activity {name!r}"
+class _HeartbeatSink:
+    """Where one attempt's `activity_heartbeat` calls go, from the loop or from a thread."""
 
-    def sink(details: tuple[Any, ...]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, heartbeats: Heartbeats, name: str) -> None:
+        self._loop = loop
+        self._heartbeats = heartbeats
+        self._loop_thread = threading.get_ident()
+        self._subject = f"the heartbeat details of activity {name!r}"
+        self.closed = False
+
+    def __call__(self, details: tuple[Any, ...]) -> None:
         # Encoded here, in the activity's own call: a value that cannot be recorded fails
         # where it was given, not later in the engine.
-        encoded = encode(list(details), subject=subject) if details else None
-        if threading.get_ident() == loop_thread:
-            heartbeats.beat(encoded, loop.time())
+        encoded = encode(list(details), subject=self._subject) if details else None
+        if threading.get_ident() == self._loop_thread:
+            self._beat(encoded)
         else:  # a plain def activity in a worker thread
-            loop.call_soon_threadsafe(lambda: heartbeats.beat(encoded, loop.time()))
+            self._loop.call_soon_threadsafe(self._beat, encoded)
 
-    return sink
+    def _beat(self, encoded: bytes | None) -> None:
+        if not self.closed:
+            self._heartbeats.beat(encoded, self._loop.time())
 
 
 def _failed(exc: BaseException, duration: float, *, non_retryable: bool = False) -> Outcome:
