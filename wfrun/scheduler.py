@@ -105,6 +105,8 @@ class WorkflowCall(Coroutine[Any, Any, T]):
         return self._started().send(value)
 
     def throw(self, typ: Any, value: Any = None, traceback: Any = None) -> Any:
+        if value is None and traceback is None:  # the one-argument form (3.12+ deprecates 3)
+            return self._started().throw(typ)
         return self._started().throw(typ, value, traceback)
 
     def close(self) -> None:
