@@ -212,16 +212,19 @@ def resume(
     if all_runs:
         raise typer.Exit(_resume_all(store, json_output=json_output))
     assert run_id is not None
-    history = store.read(run_id)
-    if history.torn_tail:
-        _stderr().print(f"[yellow]wfrun:[/] {_escape(history.torn_note() or '')}")
     view = _live_view(json_output, quiet)
-    if view is not None:
-        for event in history.events:
-            view.apply(event)
-    outcome = _run(
-        resume_run(run_id, store=store, observers=[view.apply] if view else []), run_id, view
+
+    def opened(history: History) -> None:
+        if history.torn_tail:
+            _stderr().print(f"[yellow]wfrun:[/] {_escape(history.torn_note() or '')}")
+        if view is not None:
+            for event in history.events:
+                view.apply(event)
+
+    work = resume_run(
+        run_id, store=store, observers=[view.apply] if view else [], on_history=opened
     )
+    outcome = _run(work, run_id, view)
     _report(outcome, json_output=json_output, quiet=quiet)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC
 from typing import Any
 
@@ -33,10 +33,6 @@ def new_run_id(workflow: str, clock: Clock | None = None) -> str:
     return f"{slug}-{moment:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
-def check_workflow_input(definition: WorkflowDefinition, data: bytes, limit: int) -> None:
-    check_size(data, limit=limit, workflow=definition.name, side="input")
-
-
 async def start_run(
     definition: WorkflowDefinition,
     input_data: bytes,
@@ -55,7 +51,7 @@ async def start_run(
     """
     clock = clock or SystemClock()
     limit = max_payload or default_max_payload()
-    check_workflow_input(definition, input_data, limit)
+    check_size(input_data, limit=limit, workflow=definition.name, side="input")
     run_id = validate_run_id(run_id) if run_id else new_run_id(definition.name, clock)
     fields = {
         "format": FORMAT_VERSION,
@@ -94,11 +90,18 @@ async def resume_run(
     clock: Clock | None = None,
     definition: WorkflowDefinition | None = None,
     observers: Iterable[Observer] = (),
+    on_history: Callable[[History], None] | None = None,
 ) -> RunOutcome:
-    """Lock a run, replay its history against today's code and carry it on to its end."""
+    """Lock a run, replay its history against today's code and carry it on to its end.
+
+    ``on_history`` sees the history as read under the lock, before anything runs: callers
+    that want it (to show it, or to find its workflow) need not read the file again.
+    """
     clock = clock or SystemClock()
     writer, history = store.open_for_append(run_id, clock)
     try:
+        if on_history is not None:
+            on_history(history)
         if history.terminal is not None:
             return RunOutcome.from_terminal(run_id, history.terminal)
         definition = definition or load_definition(history.started)
@@ -168,10 +171,14 @@ async def resume_workflow(
     run_id: str, home: str | os.PathLike[str] | None = None, *, clock: Clock | None = None
 ) -> Any:
     """Continue an interrupted run (``wfrun resume`` from Python) and return its result."""
-    store = RunStore(home)
-    definition = load_definition(store.read(run_id).started)
-    outcome = await resume_run(run_id, store=store, clock=clock, definition=definition)
-    return result_of(definition, outcome)
+    loaded: list[WorkflowDefinition] = []
+    outcome = await resume_run(
+        run_id,
+        store=RunStore(home),
+        clock=clock,
+        on_history=lambda history: loaded.append(load_definition(history.started)),
+    )
+    return result_of(loaded[0], outcome)
 
 
 def result_of(definition: WorkflowDefinition, outcome: RunOutcome) -> Any:

@@ -98,7 +98,6 @@ class CancelTimer:
 
 
 Command = ScheduleActivity | StartTimer | RecordMarker | CancelActivity | CancelTimer
-NumberedCommand = ScheduleActivity | StartTimer | RecordMarker
 
 
 # -- the instance ----------------------------------------------------------------------------
@@ -241,7 +240,7 @@ class WorkflowInstance:
             return WorkflowCall(future, hash(future))
         self._activities[command.seq] = (future, command)
         future.add_done_callback(lambda f: self._activity_abandoned(command.seq, f))
-        self._issue(command)
+        self._commands.append(command)
         return WorkflowCall(future, hash(future))
 
     @unwatched
@@ -275,7 +274,7 @@ class WorkflowInstance:
                 and recorded.value == patch_id
             ):
                 self._seq += 1
-                self._issue(RecordMarker(self._seq, "patch", patch_id))
+                self._commands.append(RecordMarker(self._seq, "patch", patch_id))
                 self._patches[patch_id] = True
             else:  # replaying a run recorded before the patch: keep to the old code
                 self._patches[patch_id] = False
@@ -289,15 +288,16 @@ class WorkflowInstance:
         handle.seq = self._seq
         duration = max(handle.when() - self._loop.time(), 0.0)
         self._timers[handle.seq] = handle
-        self._issue(StartTimer(handle.seq, duration, self._now + timedelta(seconds=duration)))
+        self._commands.append(
+            StartTimer(handle.seq, duration, self._now + timedelta(seconds=duration))
+        )
 
     @unwatched
     def timer_cancelled(self, handle: WorkflowTimerHandle) -> None:
         if self._timers.pop(handle.seq, None) is not None:
             self._commands.append(CancelTimer(handle.seq))
 
-    @unwatched
-    def check_conditions(self) -> bool:
+    def check_conditions(self) -> bool:  # runs at every quiescence: not worth unwatching
         met = False
         for predicate, future in list(self._conditions):
             if future.done():
@@ -332,9 +332,6 @@ class WorkflowInstance:
         values = definition.signature.decode_input(data)
         self._seq += 1
         return ScheduleActivity(self._seq, definition, data, values)
-
-    def _issue(self, command: NumberedCommand) -> None:
-        self._commands.append(command)
 
     def _activity_abandoned(self, seq: int, future: asyncio.Future[Any]) -> None:
         if future.cancelled() and self._activities.pop(seq, None) is not None:
