@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 import wfrun as workflows
-from wfrun.engine import replay_only
-from wfrun.history import RunStore
+from wfrun.local.engine import replay_only
+from wfrun.local.store import RunStore
 
 
 @workflows.activity
@@ -77,7 +77,7 @@ def main() -> None:
             history = RunStore(home).read(f"seq{i}")
             definition = Sequential.__wfrun_workflow__  # type: ignore[attr-defined]
             start = time.perf_counter()
-            replay_only(definition, history)
+            replay_only(definition, history.events)
             replay.append(time.perf_counter() - start)
             path = RunStore(home).path(f"seq{i}")  # as if it crashed before its last event
             path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:-1]))

@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 import wfrun as workflows
-from wfrun.history import RunStore
+from wfrun.local.store import RunStore
 
 from conftest import attempts
 from flows.steps import GreeterWorkflow, StepsWorkflow

@@ -16,8 +16,8 @@ import orjson
 import pytest
 from rich.console import Console
 
+from wfrun.cli.render import RunView
 from wfrun.events import event_from_json
-from wfrun.render import RunView
 
 from conftest import cli, cut_history, run_wfrun, spawn_wfrun, wf
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 import wfrun as workflows
-from wfrun.history import RunStore
+from wfrun.local.store import RunStore
 
 from conftest import (
     attempts,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import wfrun as workflows
-from wfrun import guard
+from wfrun.local import guard
 
 from conftest import FLOWS, cut_history
 from flows.impure import ChattyWorkflow, ImpureWorkflow, QuietImpureWorkflow

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 import wfrun as workflows
-from wfrun.history import RunStore
+from wfrun.local.store import RunStore
 from wfrun.testing import FakeClock, replay
 
 from conftest import TESTS

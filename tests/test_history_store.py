@@ -13,7 +13,7 @@ import wfrun as workflows
 from wfrun.clock import SystemClock
 from wfrun.errors import HistoryCorruptError, InvalidRunIdError, RunLockedError
 from wfrun.events import EVENT_TYPES, RunResumed, WorkflowStarted
-from wfrun.history import RunStore, validate_run_id
+from wfrun.local.store import RunStore, validate_run_id
 
 from conftest import attempts, cli, cut_history, wf
 from flows.steps import StepsWorkflow

@@ -10,9 +10,8 @@ import pytest
 
 import wfrun as workflows
 from wfrun.events import ActivityFailed, ActivityTimedOut
-from wfrun.history import RunStore
+from wfrun.local.store import RunStore
 from wfrun.policy import RetryPolicy
-from wfrun.retry import delay_after, next_delay
 
 from conftest import attempts, cli, wf
 from flows.steps import (
@@ -102,22 +101,22 @@ def test_the_delay_grows_by_the_coefficient_up_to_the_maximum() -> None:
         backoff_coefficient=2.0,
         maximum_interval=timedelta(seconds=5),
     )
-    assert [delay_after(policy, n) for n in (1, 2, 3, 4, 5)] == [1, 2, 4, 5, 5]
+    assert [policy.delay_after(n) for n in (1, 2, 3, 4, 5)] == [1, 2, 4, 5, 5]
 
 
 def test_no_retry_after_the_last_attempt() -> None:
     policy = RetryPolicy(maximum_attempts=2)
-    assert next_delay(policy, 1, ["ValueError"], False) == 1.0
-    assert next_delay(policy, 2, ["ValueError"], False) is None
+    assert policy.next_delay(1, ["ValueError"], False) == 1.0
+    assert policy.next_delay(2, ["ValueError"], False) is None
 
 
 def test_zero_max_attempts_means_no_limit() -> None:
-    assert next_delay(RetryPolicy(maximum_attempts=0), 1000, ["ValueError"], False) == 100.0
+    assert RetryPolicy(maximum_attempts=0).next_delay(1000, ["ValueError"], False) == 100.0
 
 
 def test_listing_a_base_class_stops_its_subclasses() -> None:
     policy = RetryPolicy(non_retryable_error_types=("OSError",))
-    assert next_delay(policy, 1, ["ConnectionError", "OSError", "Exception"], False) is None
+    assert policy.next_delay(1, ["ConnectionError", "OSError", "Exception"], False) is None
 
 
 def test_cli_reports_an_exhausted_activity_as_a_failed_workflow(log: Path) -> None:

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from typer.testing import Result
 
-from wfrun.history import RunStore
+from wfrun.local.store import RunStore
 
 from conftest import (
     ROOT,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import wfrun as workflows
-from wfrun.history import RunStore
+from wfrun.local.store import RunStore
 from wfrun.testing import FakeClock
 
 from conftest import cut_history

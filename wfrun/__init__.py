@@ -22,11 +22,11 @@ completed activity runs again.
 from . import workflow
 from ._version import __version__
 from .activity import activity, activity_heartbeat, activity_info
-from .client import execute_workflow, resume_workflow
 from .errors import (
     ActivityError,
     ApplicationError,
     DefinitionError,
+    DeterminismWarning,
     EncodingError,
     HistoryCorruptError,
     InputError,
@@ -40,9 +40,13 @@ from .errors import (
     WorkflowError,
     WorkflowFailedError,
 )
-from .guard import DeterminismWarning
+from .execute import execute_workflow, resume_workflow
+from .local import DirectRuntime
 from .policy import RetryPolicy
-from .runtime import ActivityInfo, WorkflowInfo
+from .runtime import ActivityInfo, WorkflowInfo, use_direct_runtime
+
+# An activity called outside any workflow runs here: its retry policy, no history.
+use_direct_runtime(DirectRuntime())
 
 __all__ = [
     "ActivityError",

@@ -1,9 +1,9 @@
 """``@workflows.activity``: the steps of a workflow that touch the world.
 
-The decorator is thin. Inside a workflow, calling the decorated function hands the call to the
-workflow's runtime (`wfrun.runtime`), which records it, runs it under its retry policy and
-timeout, and returns its recorded result. Anywhere else the function simply runs, with its
-retry policy and no history, so activities stay unit-testable.
+The decorator is thin: calling the decorated function hands the call to the runtime seam
+(`wfrun.runtime`). Inside a workflow, the workflow's runtime records it, runs it under its
+retry policy and timeout, and returns its recorded result. Anywhere else the direct runtime
+runs it, with its retry policy and no history, so activities stay unit-testable.
 """
 
 from __future__ import annotations
@@ -12,32 +12,15 @@ import functools
 import inspect
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from types import CodeType
-from typing import Any, Final, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
+from .definitions import ActivityDefinition
 from .errors import DefinitionError
-from .payload import Signature
 from .policy import ActivityOptions, RetryPolicy
-from .runtime import ActivityInfo, current_workflow, require_activity
+from .runtime import ActivityInfo, activity_runtime, require_activity
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-#: Activity functions by code object: how the blocking watchdog names the culprit.
-_BY_CODE: Final[dict[CodeType, str]] = {}
-
-
-class ActivityDefinition:
-    """An activity as the engine sees it: the function, its options, its typed signature."""
-
-    __slots__ = ("fn", "is_async", "name", "options", "signature")
-
-    def __init__(self, fn: Callable[..., Any], options: ActivityOptions) -> None:
-        self.fn = fn
-        self.name = options.name
-        self.options = options
-        self.is_async = inspect.iscoroutinefunction(fn)
-        self.signature = Signature(fn, owner=f"activity {options.name!r}")
 
 
 @overload
@@ -129,16 +112,10 @@ def activity(
             max_payload=max_payload,
         )
         definition = ActivityDefinition(target, options)
-        _BY_CODE[target.__code__] = definition.name
 
         @functools.wraps(target)
         def call(*args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
-            runtime = current_workflow()
-            if runtime is not None:
-                return runtime.call_activity(definition, args, kwargs)
-            from .worker import run_outside_workflow
-
-            return run_outside_workflow(definition, args, kwargs)
+            return activity_runtime().call_activity(definition, args, kwargs)
 
         call.__wfrun_activity__ = definition  # type: ignore[attr-defined]
         return call
@@ -158,15 +135,6 @@ class _Decorator(Protocol):
 
     @overload
     def __call__(self, fn: Callable[P, R], /) -> Callable[P, Coroutine[Any, Any, R]]: ...
-
-
-def definition_of(obj: Any) -> ActivityDefinition | None:
-    """The activity behind a decorated function, or None."""
-    return getattr(obj, "__wfrun_activity__", None)
-
-
-def activity_name_at(code: CodeType) -> str | None:
-    return _BY_CODE.get(code)
 
 
 def activity_info() -> ActivityInfo:

@@ -20,11 +20,15 @@
 
 Each class carries the exit code of the CLI (`exit_code`), so the command line maps errors to
 codes in one place and a library user can ignore it. Every message says what happened, where,
-and what to do next.
+and what to do next. Every error pickles with its attributes: errors cross process boundaries.
+
+`DeterminismWarning` is a warning, not an error: workflow code called something whose result
+changes on replay. `Failure` is how a history records an exception.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -32,6 +36,18 @@ class WfrunError(Exception):
     """Root of every error wfrun raises."""
 
     exit_code: int = 1
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception pickles as cls(*args), which loses keyword-only attributes: restore the
+        # message and the attributes as they are instead.
+        return _restore, (type(self), self.args, self.__dict__)
+
+
+def _restore(cls: type[WfrunError], args: tuple[Any, ...], state: dict[str, Any]) -> WfrunError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class UsageError(WfrunError):
@@ -212,30 +228,92 @@ class HistoryCorruptError(WfrunError):
         self.line = line
 
 
+class DeterminismWarning(UserWarning):
+    """Workflow code called something whose result differs between live run and replay."""
+
+
 # -- failures as the history records them ----------------------------------------------------
 
 _TRACEBACK_LIMIT = 8_000
+#: The attributes of a `PayloadTooLargeError` that its record keeps, so replay rebuilds it.
+_PAYLOAD_FIELDS = ("activity", "workflow", "side", "size", "limit")
 
 
-def failure_record(exc: BaseException, *, with_traceback: bool = True) -> dict[str, Any]:
-    """The JSON object a history stores for an exception: type name, message, traceback."""
-    import traceback
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """An exception as a history records it: type name, message, traceback.
 
-    record: dict[str, Any] = {"type": failure_type(exc), "message": str(exc)}
-    if isinstance(exc, ApplicationError) and exc.non_retryable:
-        record["non_retryable"] = True
-    if isinstance(exc, PayloadTooLargeError):
-        record.update(
-            activity=exc.activity,
-            workflow=exc.workflow,
-            side=exc.side,
-            size=exc.size,
-            limit=exc.limit,
+    The record is a JSON object (``{"type": ..., "message": ...}``); `rebuild` gives the
+    exception workflow code sees for it, identical live and on replay.
+    """
+
+    type: str
+    message: str
+    non_retryable: bool = False
+    traceback: str | None = None
+    #: A `PayloadTooLargeError`'s attributes (activity, workflow, side, size, limit).
+    payload: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, exc: BaseException, *, non_retryable: bool = False) -> Failure:
+        """The failure ``exc`` stands for; ``non_retryable`` forces the flag on."""
+        import traceback
+
+        text = None
+        if exc.__traceback__ is not None:
+            text = "".join(traceback.format_exception(exc))[-_TRACEBACK_LIMIT:]
+        flagged = isinstance(exc, ApplicationError) and exc.non_retryable
+        payload = None
+        if isinstance(exc, PayloadTooLargeError):
+            payload = {name: getattr(exc, name) for name in _PAYLOAD_FIELDS}
+        return cls(failure_type(exc), str(exc), non_retryable or flagged, text, payload)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Failure:
+        payload = None
+        if record.get("type") == "PayloadTooLargeError" and "size" in record:
+            payload = {name: record.get(name) for name in _PAYLOAD_FIELDS}
+        traceback = record.get("traceback")
+        return cls(
+            type=str(record.get("type", "Error")),
+            message=str(record.get("message", "")),
+            non_retryable=bool(record.get("non_retryable", False)),
+            traceback=traceback if isinstance(traceback, str) else None,
+            payload=payload,
         )
-    if with_traceback and exc.__traceback__ is not None:
-        text = "".join(traceback.format_exception(exc))
-        record["traceback"] = text[-_TRACEBACK_LIMIT:]
-    return record
+
+    def record(self, *, with_traceback: bool = True) -> dict[str, Any]:
+        """The JSON object the history stores."""
+        record: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.payload is not None:
+            record.update(self.payload)
+        if self.non_retryable:
+            record["non_retryable"] = True
+        if with_traceback and self.traceback is not None:
+            record["traceback"] = self.traceback
+        return record
+
+    def describe(self) -> str:
+        """``ValueError: boom``."""
+        return f"{self.type}: {self.message}" if self.message else self.type
+
+    def rebuild(self) -> ApplicationError:
+        """The exception a workflow sees for this failure, identical live and on replay."""
+        return ApplicationError(self.message, type=self.type, non_retryable=self.non_retryable)
+
+    def rebuild_payload_error(self) -> PayloadTooLargeError | None:
+        """The `PayloadTooLargeError` this failure stands for, if it is one (the spec's
+        promise: the workflow sees that error, live and on replay)."""
+        if self.payload is None:
+            return None
+        return PayloadTooLargeError(
+            self.message,
+            activity=self.payload.get("activity"),
+            workflow=self.payload.get("workflow"),
+            side=str(self.payload.get("side")),
+            size=int(self.payload["size"]),
+            limit=int(self.payload.get("limit") or 0),
+        )
 
 
 def failure_type(exc: BaseException) -> str:
@@ -250,32 +328,3 @@ def failure_type_names(exc: BaseException) -> list[str]:
     if isinstance(exc, ApplicationError):
         names.insert(0, exc.type)
     return names
-
-
-def rebuild_failure(record: dict[str, Any]) -> ApplicationError:
-    """The exception a workflow sees for a recorded failure, identical live and on replay."""
-    return ApplicationError(
-        str(record.get("message", "")),
-        type=str(record.get("type", "Error")),
-        non_retryable=bool(record.get("non_retryable", False)),
-    )
-
-
-def rebuild_payload_error(record: dict[str, Any]) -> PayloadTooLargeError | None:
-    """The `PayloadTooLargeError` a recorded failure stands for, if it is one."""
-    if record.get("type") != "PayloadTooLargeError" or "size" not in record:
-        return None
-    return PayloadTooLargeError(
-        str(record.get("message", "")),
-        activity=record.get("activity"),
-        workflow=record.get("workflow"),
-        side=str(record.get("side")),
-        size=int(record["size"]),
-        limit=int(record.get("limit", 0)),
-    )
-
-
-def describe_failure(record: dict[str, Any]) -> str:
-    """``ValueError: boom``."""
-    message = record.get("message", "")
-    return f"{record.get('type', 'Error')}: {message}" if message else str(record.get("type"))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
@@ -87,6 +88,13 @@ class Event:
         return self.role == RESOLUTION
 
 
+@dataclass(slots=True, kw_only=True)
+class StepEvent(Event):
+    """An event about one step of the workflow: ``seq`` is the number of the command behind it."""
+
+    seq: int
+
+
 # -- the run ---------------------------------------------------------------------------------
 
 
@@ -144,37 +152,33 @@ class WorkflowTimedOut(Event):
 
 
 @dataclass(slots=True, kw_only=True)
-class ActivityScheduled(Event):
+class ActivityScheduled(StepEvent):
     """The workflow called an activity; ``input`` maps parameter names to encoded values."""
 
     type: str = "ActivityScheduled"
-    seq: int
     name: str
     input: dict[str, Any]
     role: ClassVar[str] = COMMAND
 
 
 @dataclass(slots=True, kw_only=True)
-class ActivityStarted(Event):
+class ActivityStarted(StepEvent):
     type: str = "ActivityStarted"
-    seq: int
     attempt: int
 
 
 @dataclass(slots=True, kw_only=True)
-class ActivityHeartbeat(Event):
+class ActivityHeartbeat(StepEvent):
     """The latest progress details of an attempt (throttled; the next attempt reads them)."""
 
     type: str = "ActivityHeartbeat"
-    seq: int
     attempt: int
     details: list[Any]
 
 
 @dataclass(slots=True, kw_only=True)
-class ActivityCompleted(Event):
+class ActivityCompleted(StepEvent):
     type: str = "ActivityCompleted"
-    seq: int
     attempt: int
     duration: float
     result: Any
@@ -182,11 +186,10 @@ class ActivityCompleted(Event):
 
 
 @dataclass(slots=True, kw_only=True)
-class ActivityFailed(Event):
+class ActivityFailed(StepEvent):
     """An attempt raised. ``retry_in`` is the delay before the next attempt, null when final."""
 
     type: str = "ActivityFailed"
-    seq: int
     attempt: int
     duration: float
     error: dict[str, Any]
@@ -197,11 +200,10 @@ class ActivityFailed(Event):
 
 
 @dataclass(slots=True, kw_only=True)
-class ActivityTimedOut(Event):
+class ActivityTimedOut(StepEvent):
     """An attempt ran past a timeout (``timeout`` names which) and was cancelled."""
 
     type: str = "ActivityTimedOut"
-    seq: int
     attempt: int
     duration: float
     timeout: str
@@ -215,44 +217,39 @@ class ActivityTimedOut(Event):
 
 
 @dataclass(slots=True, kw_only=True)
-class ActivityCanceled(Event):
+class ActivityCanceled(StepEvent):
     """The workflow stopped waiting for the activity (a lost race); its attempt was cancelled."""
 
     type: str = "ActivityCanceled"
-    seq: int
 
 
 # -- timers and markers ----------------------------------------------------------------------
 
 
 @dataclass(slots=True, kw_only=True)
-class TimerStarted(Event):
+class TimerStarted(StepEvent):
     type: str = "TimerStarted"
-    seq: int
     duration: float
     due: str
     role: ClassVar[str] = COMMAND
 
 
 @dataclass(slots=True, kw_only=True)
-class TimerFired(Event):
+class TimerFired(StepEvent):
     type: str = "TimerFired"
-    seq: int
     role: ClassVar[str] = RESOLUTION
 
 
 @dataclass(slots=True, kw_only=True)
-class TimerCanceled(Event):
+class TimerCanceled(StepEvent):
     type: str = "TimerCanceled"
-    seq: int
 
 
 @dataclass(slots=True, kw_only=True)
-class MarkerRecorded(Event):
+class MarkerRecorded(StepEvent):
     """A decision recorded once and replayed as is; ``name`` is the marker kind (``patch``)."""
 
     type: str = "MarkerRecorded"
-    seq: int
     name: str
     value: Any
     role: ClassVar[str] = COMMAND
@@ -280,11 +277,8 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
     )
 }
 
-TERMINAL_STATUS: Final = {
-    "WorkflowCompleted": "COMPLETED",
-    "WorkflowFailed": "FAILED",
-    "WorkflowTimedOut": "TIMED_OUT",
-}
+#: Called with each event as it is recorded (the live view on a terminal follows a run so).
+Observer = Callable[[Event], None]
 
 
 class EventFormatError(ValueError):

@@ -22,8 +22,7 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
-from .activity import definition_of as activity_definition_of
-from .definition import WorkflowDefinition, definition_of
+from .definitions import WorkflowDefinition, activity_definition_of, workflow_definition_of
 from .errors import TargetError
 
 
@@ -120,7 +119,7 @@ def _import_module(dotted: str, base: Path) -> ModuleType:
 def _find(module: ModuleType, name: str, target: str) -> WorkflowDefinition:
     workflows: dict[int, WorkflowDefinition] = {}
     for value in vars(module).values():
-        definition = definition_of(value) if inspect.isclass(value) else None
+        definition = workflow_definition_of(value) if inspect.isclass(value) else None
         if definition is not None:
             workflows[id(definition.cls)] = definition
     matches = {id(d.cls): d for d in workflows.values() if name in (d.cls.__name__, d.name)}

@@ -31,13 +31,10 @@ import orjson
 
 from .errors import EncodingError, InputError, PayloadTooLargeError
 from .events import Encoded
+from .settings import format_size
 
 if TYPE_CHECKING:
     from pydantic import ConfigDict
-
-#: 2 MiB of encoded JSON per payload, as the Mistral Workflows service enforces it.
-DEFAULT_MAX_PAYLOAD: Final = 2 * 1024 * 1024
-MAX_PAYLOAD_ENV: Final = "WFRUN_MAX_PAYLOAD"
 
 _OPTIONS: Final = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
 
@@ -114,45 +111,6 @@ def plain(value: Any) -> Any:
 
 
 # -- the size limit --------------------------------------------------------------------------
-
-
-def format_size(size: int) -> str:
-    """``2.0 MiB``, ``512 KiB``, ``17 B``."""
-    if size >= 1024 * 1024:
-        return f"{size / (1024 * 1024):.1f} MiB"
-    if size >= 1024:
-        return f"{size / 1024:.0f} KiB"
-    return f"{size} B"
-
-
-def parse_size(text: str) -> int:
-    """``"2MiB"``, ``"512KiB"``, ``"4MB"``, ``"100000"`` → bytes."""
-    cleaned = text.strip().replace(" ", "").replace("_", "")
-    units = {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
-    lowered = cleaned.lower()
-    for unit, factor in sorted(units.items(), key=lambda item: -len(item[0])):
-        if lowered.endswith(unit):
-            number, multiplier = lowered[: -len(unit)], factor
-            break
-    else:
-        number, multiplier = lowered.removesuffix("b"), 1
-    try:
-        size = int(float(number) * multiplier)
-    except ValueError:
-        raise InputError(
-            f"payload limit {text!r} is not a size: write bytes (2097152) or 2MiB, 512KiB"
-        ) from None
-    if size <= 0:
-        raise InputError(f"payload limit {text!r} must be positive")
-    return size
-
-
-def default_max_payload() -> int:
-    """The payload limit in bytes: ``$WFRUN_MAX_PAYLOAD`` if set, else 2 MiB."""
-    import os
-
-    configured = os.environ.get(MAX_PAYLOAD_ENV)
-    return parse_size(configured) if configured else DEFAULT_MAX_PAYLOAD
 
 
 def check_size(

@@ -1,12 +1,15 @@
-"""How an activity is attempted: its retry policy and its timeouts.
+"""How an activity is attempted: its retry policy, the retry schedule and its timeouts.
 
-Field names follow Temporal's ``RetryPolicy`` so that a Temporal backend maps them one to one;
+The schedule is pure (no clock, no I/O, no state): the retry loop asks the policy how long to
+wait, and waits itself. Field names follow Temporal's ``RetryPolicy`` so that a Temporal
+backend maps them one to one;
 the ``@activity`` decorator takes them under Mistral Workflows' flat names
 (``retry_policy_max_attempts`` and so on).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -40,6 +43,43 @@ class RetryPolicy:
                 "retry_policy_non_retryable_errors takes a sequence of class names, "
                 f"not the string {self.non_retryable_error_types!r}"
             )
+
+    def delay_after(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based) before the next one.
+
+        ``min(initial * coefficient ** (attempt - 1), maximum_interval)``: with the defaults,
+        1 s, 2 s, 4 s, … capped at 100 s.
+        """
+        initial = self.initial_interval.total_seconds()
+        cap = self.maximum_interval.total_seconds()
+        try:
+            delay = initial * self.backoff_coefficient ** (attempt - 1)
+        except OverflowError:
+            return cap
+        return min(delay, cap)
+
+    def attempts_left(self, attempt: int) -> bool:
+        """Whether another attempt may follow attempt ``attempt``."""
+        return self.maximum_attempts == 0 or attempt < self.maximum_attempts
+
+    def is_retryable(self, type_names: Iterable[str], non_retryable: bool) -> bool:
+        """A failure is retried unless flagged non-retryable or one of its type names is listed.
+
+        ``type_names`` holds the exception's class and base class names (and an
+        `ApplicationError`'s ``type``), so listing ``"ValueError"`` also stops its subclasses.
+        """
+        if non_retryable:
+            return False
+        listed = set(self.non_retryable_error_types)
+        return not any(name in listed for name in type_names)
+
+    def next_delay(
+        self, attempt: int, type_names: Iterable[str], non_retryable: bool
+    ) -> float | None:
+        """Seconds before the next attempt, or None when this failure is final."""
+        if not self.is_retryable(type_names, non_retryable) or not self.attempts_left(attempt):
+            return None
+        return self.delay_after(attempt)
 
 
 @dataclass(frozen=True, slots=True)

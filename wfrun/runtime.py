@@ -1,10 +1,15 @@
-"""The seam between the calls users write and whatever carries them out.
+"""Seam 1: between the calls users write and whatever carries them out.
 
 ``await fetch_user(42)``, ``workflows.workflow.now()`` or ``workflows.activity_info()`` find the
 code that serves them here, in two context variables: the workflow runtime of the workflow
-whose code is running, and the context of the activity attempt that is running. wfrun's
-local engine (`wfrun.instance`) is one implementation of `WorkflowRuntime`; another backend
-would add another, and no user code would change.
+whose code is running, and the context of the activity attempt that is running. The local
+backend's `wfrun.local.instance.WorkflowInstance` is one implementation of `WorkflowRuntime`;
+another backend adds another, and no user code changes.
+
+An activity called outside any workflow goes through the same seam: `activity_runtime` then
+returns the *direct* runtime, which runs the call with its retry policy and no history. The
+package root installs the local one (`use_direct_runtime`), so that this module, and the
+decorators built on it, depend on no backend.
 
 Context variables, not globals: many runs share one process and one event loop, each workflow
 task and each activity attempt sees its own.
@@ -12,7 +17,6 @@ task and each activity attempt sees its own.
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
@@ -24,7 +28,7 @@ from uuid import UUID
 from .errors import UsageError
 
 if TYPE_CHECKING:
-    from .activity import ActivityDefinition
+    from .definitions import ActivityDefinition
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,18 +60,19 @@ class ActivityInfo:
     heartbeat_timeout: timedelta | None = None
 
 
-class WorkflowRuntime(Protocol):
-    """What workflow code can ask of the engine running it."""
-
-    @property
-    def is_replaying(self) -> bool: ...
-
-    @property
-    def logger(self) -> logging.LoggerAdapter[logging.Logger]: ...
+class ActivityRuntime(Protocol):
+    """What carries out an activity call."""
 
     def call_activity(
         self, definition: ActivityDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Coroutine[Any, Any, Any]: ...
+
+
+class WorkflowRuntime(ActivityRuntime, Protocol):
+    """What workflow code can ask of the engine running it."""
+
+    @property
+    def is_replaying(self) -> bool: ...
 
     def sleep(self, seconds: float) -> Coroutine[Any, Any, None]: ...
 
@@ -97,14 +102,29 @@ class ActivityContext:
 _workflow: ContextVar[WorkflowRuntime | None] = ContextVar("wfrun_workflow", default=None)
 _activity: ContextVar[ActivityContext | None] = ContextVar("wfrun_activity", default=None)
 
+_direct: ActivityRuntime | None = None
+
 set_workflow_runtime = _workflow.set
 set_activity_context = _activity.set
 reset_activity_context = _activity.reset
 
 
+def use_direct_runtime(runtime: ActivityRuntime) -> None:
+    """Install what runs activities called outside any workflow (done once, by the package)."""
+    global _direct
+    _direct = runtime
+
+
 def current_workflow() -> WorkflowRuntime | None:
     """The runtime of the workflow whose code is running, or None outside workflow code."""
     return _workflow.get()
+
+
+def activity_runtime() -> ActivityRuntime:
+    """What an activity call goes through here: the workflow's runtime, else the direct one."""
+    runtime = _workflow.get() or _direct
+    assert runtime is not None, "wfrun/__init__.py installs the direct runtime"
+    return runtime
 
 
 def require_workflow(call: str) -> WorkflowRuntime:

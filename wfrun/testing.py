@@ -23,29 +23,15 @@ import asyncio
 import heapq
 import itertools
 import os
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from .definition import require_definition
-from .engine import replay_only
-from .history import parse_history
+from .definitions import require_workflow_definition
+from .local.backend import replay_history
+from .local.history import parse_history
+from .runs import ReplayResult
 
 __all__ = ["FakeClock", "ReplayResult", "replay"]
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayResult:
-    """What a successful replay found."""
-
-    #: The run id the history belongs to.
-    run_id: str
-    #: How many events the history holds.
-    events: int
-    #: Whether the history records the run's end.
-    finished: bool
-    #: How many new steps the code would take after an unfinished history.
-    next_steps: int
 
 
 def replay(history: str | os.PathLike[str], workflow: type) -> ReplayResult:
@@ -57,13 +43,7 @@ def replay(history: str | os.PathLike[str], workflow: type) -> ReplayResult:
     """
     path = Path(history)
     parsed = parse_history(path, path.read_bytes())
-    recorded, found = replay_only(require_definition(workflow), parsed)
-    return ReplayResult(
-        run_id=parsed.started.run_id,
-        events=len(parsed.events),
-        finished=recorded.terminal is not None,
-        next_steps=len(found.backlog),
-    )
+    return replay_history(parsed, require_workflow_definition(workflow))
 
 
 class FakeClock:

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 from uuid import UUID
 
-from .definition import WorkflowDefinition
+from .definitions import WorkflowDefinition
 from .errors import DefinitionError
 from .runtime import WorkflowInfo, current_workflow, require_workflow
 

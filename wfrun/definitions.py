@@ -1,4 +1,8 @@
-"""A workflow as the engine sees it: its class, its entrypoint, its typed input and result.
+"""Workflows and activities as the engines see them: what the decorators attach to user code.
+
+`ActivityDefinition` is an activity's function, options and typed signature; `WorkflowDefinition`
+a workflow's class, entrypoint and typed input and result. Both are plain data: nothing here
+runs anything, so every backend (and the watchdog naming a blocking activity) can read them.
 
 An entrypoint's input is a JSON object of its arguments by name. Mistral Workflows'
 convention is kept: an entrypoint whose single parameter is a pydantic model takes *that
@@ -12,12 +16,41 @@ import inspect
 import sys
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from types import CodeType
+from typing import Any, Final
 
 import orjson
 
 from .errors import DefinitionError, InputError
 from .payload import Signature, abbreviate, encode, encode_arguments, explain
+from .policy import ActivityOptions
+
+#: Activity functions by code object: how the blocking watchdog names the culprit.
+_ACTIVITY_CODE: Final[dict[CodeType, str]] = {}
+
+
+class ActivityDefinition:
+    """An activity as the engine sees it: the function, its options, its typed signature."""
+
+    __slots__ = ("fn", "is_async", "name", "options", "signature")
+
+    def __init__(self, fn: Callable[..., Any], options: ActivityOptions) -> None:
+        self.fn = fn
+        self.name = options.name
+        self.options = options
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.signature = Signature(fn, owner=f"activity {options.name!r}")
+        _ACTIVITY_CODE[fn.__code__] = self.name
+
+
+def activity_definition_of(obj: Any) -> ActivityDefinition | None:
+    """The activity behind a decorated function, or None."""
+    return getattr(obj, "__wfrun_activity__", None)
+
+
+def activity_name_at(code: CodeType) -> str | None:
+    """The name of the activity whose function body ``code`` is, if any."""
+    return _ACTIVITY_CODE.get(code)
 
 
 class WorkflowDefinition:
@@ -188,7 +221,7 @@ def _wants_the_text(annotation: Any) -> bool:
     return any(o in textual for o in options) and int not in options and float not in options
 
 
-def definition_of(cls: Any) -> WorkflowDefinition | None:
+def workflow_definition_of(cls: Any) -> WorkflowDefinition | None:
     """The definition attached to a workflow class, or None."""
     definition = getattr(cls, "__wfrun_workflow__", None)
     if isinstance(definition, WorkflowDefinition) and definition.cls is cls:
@@ -196,8 +229,8 @@ def definition_of(cls: Any) -> WorkflowDefinition | None:
     return None
 
 
-def require_definition(cls: Any) -> WorkflowDefinition:
-    definition = definition_of(cls)
+def require_workflow_definition(cls: Any) -> WorkflowDefinition:
+    definition = workflow_definition_of(cls)
     if definition is None:
         raise DefinitionError(
             f"{getattr(cls, '__qualname__', cls)!r} is not a workflow: decorate the class with "

@@ -17,20 +17,17 @@ import logging
 import random as _random
 import uuid
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from ..errors import (
     ActivityError,
     ApplicationError,
+    Failure,
     NonDeterminismError,
     WfrunError,
-    describe_failure,
-    rebuild_failure,
-    rebuild_payload_error,
 )
-from .events import (
+from ..events import (
     ActivityCompleted,
     ActivityFailed,
     ActivityTimedOut,
@@ -38,67 +35,21 @@ from .events import (
     MarkerRecorded,
     TimerFired,
 )
+from ..payload import abbreviate, check_size, encode_arguments, raw
+from ..runtime import WorkflowInfo, set_workflow_runtime
+from .commands import (
+    CancelActivity,
+    CancelTimer,
+    Command,
+    RecordMarker,
+    ScheduleActivity,
+    StartTimer,
+)
 from .guard import Guard, unwatched
-from .payload import abbreviate, check_size, describe_call, encode_arguments, loads, raw
-from .retry import attempts_left
-from .runtime import WorkflowInfo, set_workflow_runtime
-from .scheduler import WorkflowCall, WorkflowFuture, WorkflowLoop, WorkflowTimerHandle
+from .loop import WorkflowCall, WorkflowFuture, WorkflowLoop, WorkflowTimerHandle
 
 if TYPE_CHECKING:
-    from .activity import ActivityDefinition
-    from .definition import WorkflowDefinition
-
-
-# -- commands: what workflow code asks the engine for ----------------------------------------
-
-
-@dataclass(slots=True)
-class ScheduleActivity:
-    seq: int
-    definition: ActivityDefinition
-    #: The encoded input, as recorded.
-    input: bytes
-    #: The input decoded against the activity's annotations, as the activity receives it.
-    values: dict[str, Any]
-
-    def describe(self) -> str:
-        return describe_call(self.definition.name, loads(self.input))
-
-
-@dataclass(slots=True)
-class StartTimer:
-    seq: int
-    duration: float
-    due: datetime
-
-    def describe(self) -> str:
-        return f"a timer of {self.duration:g}s"
-
-
-@dataclass(slots=True)
-class RecordMarker:
-    seq: int
-    name: str
-    value: Any
-
-    def describe(self) -> str:
-        return f"{self.name} marker {self.value!r}"
-
-
-@dataclass(slots=True)
-class CancelActivity:
-    """Workflow code stopped waiting for an activity (a lost race, a cancelled task)."""
-
-    seq: int
-
-
-@dataclass(slots=True)
-class CancelTimer:
-    seq: int
-
-
-Command = ScheduleActivity | StartTimer | RecordMarker | CancelActivity | CancelTimer
-
+    from ..definitions import ActivityDefinition, WorkflowDefinition
 
 # -- the instance ----------------------------------------------------------------------------
 
@@ -138,7 +89,6 @@ class WorkflowInstance:
         self._conditions: list[tuple[Callable[[], bool], WorkflowFuture[None]]] = []
         self._patches: dict[str, bool] = {}
         self._guard = Guard(definition.name, definition.determinism_warnings)
-        self._logger = logging.LoggerAdapter(logging.getLogger("wfrun.workflow"), {})
         self._main: asyncio.Task[Any] | None = None
 
     # -- driving, for the engine -------------------------------------------------------------
@@ -209,10 +159,6 @@ class WorkflowInstance:
     @property
     def is_replaying(self) -> bool:
         return self.replaying
-
-    @property
-    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
-        return self._logger
 
     def now(self) -> datetime:
         return self._now
@@ -364,19 +310,19 @@ class WorkflowInstance:
         future, command = entry
         if isinstance(event, ActivityTimedOut):
             message = event.message or f"ran past its {event.timeout} timeout of {event.limit:g}s"
-            record = {"type": "TimeoutError", "message": message}
+            failure = Failure("TimeoutError", message)
         else:
-            record = event.error
-            too_large = rebuild_payload_error(record)
-            if too_large is not None:  # the spec's promise: both sides raise this error
+            failure = Failure.from_record(event.error)
+            too_large = failure.rebuild_payload_error()
+            if too_large is not None:
                 future.set_exception(too_large)
                 return
-        cause = rebuild_failure(record)
+        cause = failure.rebuild()
         policy = command.definition.options.retry_policy
-        exhausted = not attempts_left(policy, event.attempt) and not record.get("non_retryable")
+        exhausted = not policy.attempts_left(event.attempt) and not failure.non_retryable
         error = ActivityError(
             f"activity {command.definition.name!r} failed after {event.attempt} "
-            f"attempt{'s' if event.attempt != 1 else ''}: {describe_failure(record)}",
+            f"attempt{'s' if event.attempt != 1 else ''}: {failure.describe()}",
             activity=command.definition.name,
             activity_id=command.seq,
             attempts=event.attempt,
@@ -390,7 +336,7 @@ class WorkflowInstance:
         if isinstance(exc, ApplicationError | ActivityError | asyncio.CancelledError):
             return  # an outcome nobody awaited, e.g. the loser of a race
         message = context.get("message", "unhandled error in workflow code")
-        self._logger.warning("%s: %r", message, exc)
+        logging.getLogger("wfrun.workflow").warning("%s: %r", message, exc)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

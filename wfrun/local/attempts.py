@@ -1,4 +1,5 @@
-"""Running one attempt of an activity, on the real event loop or in a worker thread.
+"""Attempting an activity: one attempt, on the real event loop or in a worker thread, and the
+retry loop that repeats attempts under the activity's policy.
 
 An attempt is bounded by ``start_to_close_timeout`` (and ``heartbeat_timeout`` when set): past
 it the attempt is cancelled and reported as timed out. ``async def`` activities run as tasks
@@ -9,46 +10,32 @@ timeout error says so.
 The result is checked before anyone sees it: it must encode as JSON, fit the payload limit and
 match the return annotation; each failure is final (retrying cannot change it).
 
-`run_attempt` reports outcomes and never raises for the activity's own failures; the engine
-records them, and `run_outside_workflow` (an activity called from ordinary code) retries
-them under the same policy without a history.
+`run_attempt` reports outcomes and never raises for the activity's own failures.
+`attempt_until_final` is the one retry loop: the engine runs it with hooks that record each
+attempt, the direct runtime (an activity called from ordinary code) with none.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import functools
-import os
 import threading
-import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import (
-    EncodingError,
-    PayloadTooLargeError,
-    failure_record,
-    failure_type_names,
-)
-from .payload import (
-    check_size,
-    default_max_payload,
-    encode,
-    encode_arguments,
-    explain,
-    loads,
-)
-from .retry import next_delay
-from .runtime import ActivityContext, ActivityInfo, reset_activity_context, set_activity_context
+from .. import settings
+from ..clock import Clock
+from ..errors import EncodingError, Failure, PayloadTooLargeError, failure_type_names
+from ..payload import check_size, encode, explain, loads
+from ..runtime import ActivityContext, ActivityInfo, reset_activity_context, set_activity_context
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from ..definitions import ActivityDefinition
 
-    from .activity import ActivityDefinition
-
-THREADS_ENV: Final = "WFRUN_ACTIVITY_THREADS"
 _pool: ThreadPoolExecutor | None = None
 
 
@@ -57,7 +44,7 @@ def thread_pool() -> ThreadPoolExecutor:
     global _pool
     if _pool is None:
         _pool = ThreadPoolExecutor(
-            max_workers=int(os.environ.get(THREADS_ENV, "32")), thread_name_prefix="wfrun-activity"
+            max_workers=settings.activity_threads(), thread_name_prefix="wfrun-activity"
         )
     return _pool
 
@@ -97,8 +84,8 @@ class Outcome:
     result: bytes | None = None
     #: The result decoded against the return annotation.
     value: Any = None
-    #: The failure as the history records it, when it failed.
-    error: dict[str, Any] | None = None
+    #: The failure, when it failed.
+    error: Failure | None = None
     type_names: list[str] = field(default_factory=list)
     non_retryable: bool = False
     #: ``"start_to_close"`` or ``"heartbeat"`` when it ran past a timeout.
@@ -235,15 +222,12 @@ class _HeartbeatSink:
 
 
 def _failed(exc: BaseException, duration: float, *, non_retryable: bool = False) -> Outcome:
-    record = failure_record(exc)
-    flagged = non_retryable or bool(record.get("non_retryable"))
-    if flagged:
-        record["non_retryable"] = True
+    failure = Failure.of(exc, non_retryable=non_retryable)
     return Outcome(
         duration=duration,
-        error=record,
+        error=failure,
         type_names=failure_type_names(exc),
-        non_retryable=flagged,
+        non_retryable=failure.non_retryable,
         exception=exc,
     )
 
@@ -274,7 +258,7 @@ def _timed_out(
     exc = TimeoutError(message)
     return Outcome(
         duration=duration,
-        error={"type": "TimeoutError", "message": message},
+        error=Failure("TimeoutError", message),
         type_names=["TimeoutError", "OSError", "Exception"],
         timeout=expired,
         limit=limit,
@@ -310,46 +294,52 @@ def _annotation_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", None) or str(annotation)
 
 
-# -- activities called outside any workflow --------------------------------------------------
+# -- the retry loop -----------------------------------------------------------------------------
 
 
-async def run_outside_workflow(
-    definition: ActivityDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    """Run an activity called from ordinary code: its retry policy and checks, no history.
+class AttemptHooks(Protocol):
+    """What the caller of `attempt_until_final` learns as attempts start and end."""
 
-    When every attempt fails, the last attempt's own exception is raised (a ``TimeoutError``
-    for a timeout), as a unit test of the activity expects.
-    """
-    limit = definition.options.max_payload or default_max_payload()
-    subject = f"activity {definition.name!r}"
-    arguments = definition.signature.bind(args, kwargs)
-    data = encode_arguments(arguments, subject=subject)
-    check_size(data, limit=limit, activity=definition.name, side="input")
-    values = definition.signature.decode_input(data)
-    run_id = f"local-{uuid.uuid4().hex[:12]}"
-    heartbeats = Heartbeats()
-    attempt = 1
+    def starting(self, attempt: int) -> None:
+        """Attempt ``attempt`` is about to run."""
+
+    def retrying(self, attempt: int, outcome: Outcome, delay: float) -> None:
+        """Attempt ``attempt`` failed and the next one follows after ``delay`` seconds."""
+
+
+class NoHooks:
+    def starting(self, attempt: int) -> None:
+        pass
+
+    def retrying(self, attempt: int, outcome: Outcome, delay: float) -> None:
+        pass
+
+
+async def attempt_until_final(
+    definition: ActivityDefinition,
+    values: dict[str, Any],
+    info: ActivityInfo,
+    *,
+    max_payload: int,
+    heartbeats: Heartbeats,
+    clock: Clock,
+    hooks: AttemptHooks = NoHooks(),  # noqa: B008 - stateless
+) -> tuple[int, Outcome]:
+    """Attempt the call from attempt ``info.attempt`` on, under its retry policy, until one
+    attempt succeeds or a failure is final; return that attempt's number and outcome."""
+    policy = definition.options.retry_policy
+    attempt = info.attempt
     while True:
-        info = ActivityInfo(
-            run_id=run_id,
-            activity_id=1,
-            name=definition.name,
-            attempt=attempt,
-            idempotency_key=f"{run_id}/1",
-            heartbeat_details=heartbeats.details,
-            start_to_close_timeout=definition.options.start_to_close_timeout,
-            heartbeat_timeout=definition.options.heartbeat_timeout,
-        )
+        hooks.starting(attempt)
+        info = dataclasses.replace(info, attempt=attempt, heartbeat_details=heartbeats.details)
         outcome = await run_attempt(
-            definition, values, info, max_payload=limit, heartbeats=heartbeats
+            definition, values, info, max_payload=max_payload, heartbeats=heartbeats
         )
         if outcome.ok:
-            return outcome.value
-        policy = definition.options.retry_policy
-        delay = next_delay(policy, attempt, outcome.type_names, outcome.non_retryable)
+            return attempt, outcome
+        delay = policy.next_delay(attempt, outcome.type_names, outcome.non_retryable)
         if delay is None:
-            assert outcome.exception is not None
-            raise outcome.exception
-        await asyncio.sleep(delay)
+            return attempt, outcome
+        hooks.retrying(attempt, outcome, delay)
+        await clock.sleep(delay)
         attempt += 1

@@ -14,8 +14,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .errors import describe_failure
-from .events import (
+from ..errors import Failure
+from ..events import (
+    TERMINAL,
     ActivityCanceled,
     ActivityCompleted,
     ActivityFailed,
@@ -26,6 +27,7 @@ from .events import (
     Event,
     MarkerRecorded,
     RunResumed,
+    StepEvent,
     TimerCanceled,
     TimerFired,
     TimerStarted,
@@ -35,8 +37,8 @@ from .events import (
     WorkflowTimedOut,
     parse_ts,
 )
-from .history import RunInfo
-from .payload import abbreviate, plain
+from ..payload import abbreviate, plain
+from ..runs import RunInfo, RunStatus
 
 _STYLES = {
     "WorkflowStarted": "bold",
@@ -54,13 +56,13 @@ _STYLES = {
 }
 
 STATUS_STYLES = {
-    "COMPLETED": "green",
-    "FAILED": "red",
-    "TIMED_OUT": "red",
-    "RUNNING": "cyan",
-    "INTERRUPTED": "yellow",
-    "WAITING": "blue",
-    "DAMAGED": "bold red",
+    RunStatus.COMPLETED: "green",
+    RunStatus.FAILED: "red",
+    RunStatus.TIMED_OUT: "red",
+    RunStatus.RUNNING: "cyan",
+    RunStatus.INTERRUPTED: "yellow",
+    RunStatus.WAITING: "blue",
+    RunStatus.DAMAGED: "bold red",
 }
 
 
@@ -98,8 +100,9 @@ class _Names:
             self._by_seq[event.seq] = f"{event.name}#{event.seq}"
 
     def of(self, event: Event) -> str:
-        seq = getattr(event, "seq", None)
-        return self._by_seq.get(seq, f"#{seq}") if seq is not None else ""
+        if not isinstance(event, StepEvent):
+            return ""
+        return self._by_seq.get(event.seq, f"#{event.seq}")
 
 
 def history_columns(table: Table) -> Table:
@@ -152,11 +155,11 @@ def detail(event: Event, width: int = 60) -> str:
     if isinstance(event, ActivityCompleted | WorkflowCompleted):
         return abbreviate(plain(event.result), width)
     if isinstance(event, ActivityFailed):
-        return describe_failure(event.error)[:width] + _retry(event.retry_in)
+        return Failure.from_record(event.error).describe()[:width] + _retry(event.retry_in)
     if isinstance(event, ActivityTimedOut):
         return f"{event.timeout} timeout of {event.limit:g} s" + _retry(event.retry_in)
     if isinstance(event, WorkflowFailed):
-        return describe_failure(event.error)[:width]
+        return Failure.from_record(event.error).describe()[:width]
     if isinstance(event, WorkflowTimedOut):
         return f"past its execution_timeout of {event.timeout:g} s"
     if isinstance(event, ActivityHeartbeat):
@@ -198,14 +201,13 @@ class RunView:
     run_id: str = ""
     workflow: str = ""
     started: datetime | None = None
-    status: str = "RUNNING"
+    status: RunStatus = RunStatus.RUNNING
     steps: dict[int, _Step] = field(default_factory=dict)
     max_lines: int = 12
 
     def apply(self, event: Event) -> None:
         """Take one event into the view (an observer of the history writer)."""
-        seq = getattr(event, "seq", None)
-        step = self.steps.get(seq) if seq is not None else None
+        step = self.steps.get(event.seq) if isinstance(event, StepEvent) else None
         when = parse_ts(event.ts)
         if isinstance(event, WorkflowStarted):
             self.run_id, self.workflow, self.started = event.run_id, event.workflow, when
@@ -220,19 +222,15 @@ class RunView:
                 until=parse_ts(event.due),
             )
         elif step is None:
-            if isinstance(event, WorkflowCompleted):
-                self.status = "COMPLETED"
-            elif isinstance(event, WorkflowFailed):
-                self.status = "FAILED"
-            elif isinstance(event, WorkflowTimedOut):
-                self.status = "TIMED_OUT"
+            if event.role == TERMINAL:
+                self.status = RunStatus.after(event)
         elif isinstance(event, ActivityStarted):
             step.state, step.attempt, step.since, step.note = "running", event.attempt, when, ""
         elif isinstance(event, ActivityCompleted):
             step.state, step.took, step.note = "done", event.duration, ""
         elif isinstance(event, ActivityFailed | ActivityTimedOut):
             reason = (
-                describe_failure(event.error)
+                Failure.from_record(event.error).describe()
                 if isinstance(event, ActivityFailed)
                 else f"{event.timeout} timeout"
             )
@@ -322,7 +320,7 @@ def run_summary(summary: dict[str, Any]) -> RenderableType:
         if value is None or key == "traceback":
             continue
         if key == "status":
-            shown: RenderableType = Text(str(value), style=STATUS_STYLES.get(str(value), ""))
+            shown: RenderableType = Text(str(value), style=STATUS_STYLES.get(RunStatus(value), ""))
         elif isinstance(value, dict | list):
             shown = abbreviate(value, 400)
         else:
@@ -332,12 +330,12 @@ def run_summary(summary: dict[str, Any]) -> RenderableType:
     return Group(grid, Text(traceback, style="dim")) if traceback else grid
 
 
-def summarize(events: list[Event], status: str) -> dict[str, Any]:
+def summarize(events: list[Event], status: RunStatus) -> dict[str, Any]:
     """The facts ``wfrun show`` reports about a run, as JSON-ready values."""
     started = events[0]
     assert isinstance(started, WorkflowStarted)
     last = events[-1]
-    ended = last.ts if status in ("COMPLETED", "FAILED", "TIMED_OUT") else None
+    ended = last.ts if status.ended else None
     activities = [e for e in events if isinstance(e, ActivityScheduled)]
     attempts = [e for e in events if isinstance(e, ActivityStarted)]
     summary: dict[str, Any] = {
@@ -356,7 +354,7 @@ def summarize(events: list[Event], status: str) -> dict[str, Any]:
         "resumes": sum(isinstance(e, RunResumed) for e in events),
         "input": plain(started.input),
         "result": plain(last.result) if isinstance(last, WorkflowCompleted) else None,
-        "error": describe_failure(last.error)
+        "error": Failure.from_record(last.error).describe()
         if isinstance(last, WorkflowFailed)
         else f"TimeoutError: past its execution_timeout of {last.timeout:g}s"
         if isinstance(last, WorkflowTimedOut)

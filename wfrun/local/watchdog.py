@@ -22,10 +22,9 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Final
 
-from .activity import activity_name_at
+from .. import settings
+from ..definitions import activity_name_at
 
-THRESHOLD_ENV: Final = "WFRUN_BLOCKING_THRESHOLD"
-DEFAULT_THRESHOLD: Final = 0.25
 _TICK: Final = 0.05
 
 
@@ -109,18 +108,10 @@ def _where(frame: FrameType) -> str:
 _watchdogs: dict[asyncio.AbstractEventLoop, LoopWatchdog] = {}
 
 
-def threshold() -> float:
-    configured = os.environ.get(THRESHOLD_ENV)
-    try:
-        return float(configured) if configured else DEFAULT_THRESHOLD
-    except ValueError:
-        return DEFAULT_THRESHOLD
-
-
 @contextlib.contextmanager
 def watching() -> Iterator[None]:
     """Keep a watchdog on the running loop while the body runs (shared by concurrent runs)."""
-    limit = threshold()
+    limit = settings.blocking_threshold()
     if limit <= 0:
         yield
         return

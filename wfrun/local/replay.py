@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .errors import NonDeterminismError, failure_type
-from .events import (
+from ..errors import NonDeterminismError, failure_type
+from ..events import (
     COMMAND,
+    TERMINAL,
     ActivityCanceled,
     ActivityFailed,
     ActivityHeartbeat,
@@ -31,22 +32,23 @@ from .events import (
     ActivityTimedOut,
     Event,
     MarkerRecorded,
+    StepEvent,
     TimerCanceled,
     TimerStarted,
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowTimedOut,
 )
-from .instance import (
+from ..payload import abbreviate, describe_call, encode, loads, raw
+from .commands import (
     CancelActivity,
     CancelTimer,
     Command,
     RecordMarker,
     ScheduleActivity,
     StartTimer,
-    WorkflowInstance,
 )
-from .payload import abbreviate, describe_call, encode, loads, raw
+from .instance import WorkflowInstance
 
 
 @dataclass(slots=True)
@@ -76,24 +78,24 @@ class RecordedRun:
     def __init__(self, run_id: str, events: list[Event]) -> None:
         self.run_id = run_id
         self.events = events
-        self.commands: dict[int, Event] = {}
-        self.resolutions: list[Event] = []
+        self.commands: dict[int, StepEvent] = {}
+        self.resolutions: list[StepEvent] = []
         self.terminal: Event | None = None
-        self._bookkeeping: dict[int, list[Event]] = {}
+        self._bookkeeping: dict[int, list[StepEvent]] = {}
         #: The last event that shows the workflow's progress (a command or an outcome).
         self.last_progress = 0
         for event in events[1:]:
-            seq = getattr(event, "seq", None)
-            if event.role == COMMAND:
-                self.commands[event.seq] = event  # type: ignore[attr-defined]
+            if not isinstance(event, StepEvent):
+                if event.role == TERMINAL:
+                    self.terminal = event
+            elif event.role == COMMAND:
+                self.commands[event.seq] = event
                 self.last_progress = event.id
             elif event.resolves():
                 self.resolutions.append(event)
                 self.last_progress = event.id
-            elif event.role == "terminal":
-                self.terminal = event
-            if seq is not None and not event.resolves() and event.role != COMMAND:
-                self._bookkeeping.setdefault(seq, []).append(event)
+            else:
+                self._bookkeeping.setdefault(event.seq, []).append(event)
 
     def command(self, seq: int) -> Event | None:
         return self.commands.get(seq)
@@ -114,7 +116,7 @@ class RecordedRun:
             for event in self.resolutions:
                 # Outcomes may still arrive after the workflow returned (those recorded in the
                 # same commit): only an outcome of a step the code never asked for is wrong.
-                if event.seq > instance.last_seq:  # type: ignore[attr-defined]
+                if event.seq > instance.last_seq:
                     self._check_unasked(instance)
                 instance.apply(event)
                 self._check(instance.take_commands(), found)

@@ -33,10 +33,7 @@ from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any, Final, TypeVar
 
-
-class DeterminismWarning(UserWarning):
-    """Workflow code called something whose result differs between live run and replay."""
-
+from ..errors import DeterminismWarning
 
 _C_CALLS: Final[dict[Any, tuple[str, str]]] = {
     time.time: ("time.time()", "workflows.workflow.now()"),
@@ -64,7 +61,7 @@ _RANDOM_METHODS: Final[dict[CodeType, str]] = {
 
 _NOT_USER_CODE: Final = tuple(
     {
-        os.path.dirname(__file__) + os.sep,
+        os.path.dirname(os.path.dirname(__file__)) + os.sep,  # wfrun itself
         sysconfig.get_paths()["stdlib"] + os.sep,
         sysconfig.get_paths()["purelib"] + os.sep,
         sysconfig.get_paths()["platlib"] + os.sep,

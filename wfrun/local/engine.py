@@ -16,21 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from ._version import __version__
-from .clock import Clock, sleep_until
-from .definition import WorkflowDefinition
-from .errors import (
-    HistoryCorruptError,
-    NonDeterminismError,
-    PayloadError,
-    WfrunError,
-    failure_record,
-)
-from .events import (
+from .._version import __version__
+from ..clock import Clock, sleep_until
+from ..definitions import WorkflowDefinition
+from ..errors import Failure, HistoryCorruptError, NonDeterminismError, PayloadError, WfrunError
+from ..events import (
     ActivityCanceled,
     ActivityCompleted,
     ActivityFailed,
@@ -42,6 +35,7 @@ from .events import (
     Event,
     MarkerRecorded,
     RunResumed,
+    StepEvent,
     TimerCanceled,
     TimerFired,
     TimerStarted,
@@ -52,22 +46,23 @@ from .events import (
     format_ts,
     parse_ts,
 )
-from .history import History, HistoryWriter
-from .instance import (
+from ..payload import check_size, encode, plain, raw
+from ..runs import RunOutcome, RunStatus
+from ..runtime import ActivityInfo
+from .attempts import Heartbeats, Outcome, attempt_until_final
+from .commands import (
     CancelActivity,
     CancelTimer,
     Command,
     RecordMarker,
     ScheduleActivity,
     StartTimer,
-    WorkflowInstance,
 )
-from .payload import check_size, encode, plain, raw
+from .history import History
+from .instance import WorkflowInstance
 from .replay import InFlight, RecordedRun, Replay
-from .retry import next_delay
-from .runtime import ActivityInfo
+from .store import HistoryWriter
 from .watchdog import watching
-from .worker import Heartbeats, Outcome, run_attempt
 
 
 class _Expired:
@@ -78,30 +73,6 @@ class _Expired:
 HEARTBEAT_RECORD_INTERVAL: Final = 1.0
 
 _IDEMPOTENCY_NAMESPACE: Final = uuid.UUID("8a6f2d1e-53c4-4b0a-9f62-7e1f0c9d3b5a")
-
-
-@dataclass(slots=True, frozen=True)
-class RunOutcome:
-    """How a run ended (or stopped), as the CLI and the Python API report it."""
-
-    run_id: str
-    status: str
-    #: The workflow's result as JSON, when COMPLETED.
-    result: Any = None
-    #: The recorded failure (type, message, traceback), when FAILED.
-    error: dict[str, Any] | None = None
-    #: Why a run stopped without ending (WAITING).
-    reason: str | None = None
-
-    @classmethod
-    def from_terminal(cls, run_id: str, event: Event) -> RunOutcome:
-        if isinstance(event, WorkflowCompleted):
-            return cls(run_id, "COMPLETED", result=event.result)
-        if isinstance(event, WorkflowTimedOut):
-            message = f"the run went past its execution_timeout of {event.timeout:g}s"
-            return cls(run_id, "TIMED_OUT", error={"type": "TimeoutError", "message": message})
-        assert isinstance(event, WorkflowFailed)
-        return cls(run_id, "FAILED", error=event.error)
 
 
 def new_instance(
@@ -120,10 +91,11 @@ def new_instance(
     return instance, args, kwargs
 
 
-def replay_only(definition: WorkflowDefinition, history: History) -> tuple[RecordedRun, Replay]:
-    """Replay a history against today's code, running and writing nothing."""
-    started = history.started
-    recorded = RecordedRun(started.run_id, history.events)
+def replay_only(definition: WorkflowDefinition, events: list[Event]) -> tuple[RecordedRun, Replay]:
+    """Replay a run's events against today's code, running and writing nothing."""
+    started = events[0]
+    assert isinstance(started, WorkflowStarted)
+    recorded = RecordedRun(started.run_id, events)
     instance, args, kwargs = new_instance(definition, started, recorded)
     try:
         return recorded, recorded.replay(instance, args, kwargs)
@@ -159,7 +131,7 @@ class RunEngine:
         self._writer = writer
         self._clock = clock
         self._queue: asyncio.Queue[
-            tuple[type[Event], dict[str, Any]] | _Expired | BaseException
+            tuple[type[StepEvent], dict[str, Any]] | _Expired | BaseException
         ] = asyncio.Queue()
         self._executions: dict[int, asyncio.Task[None]] = {}
         self._activities: set[int] = set()
@@ -180,7 +152,7 @@ class RunEngine:
             self._writer.repair_tail(self.history)
             if len(self.history.events) > 1 or self.history.torn_tail:
                 self._writer.append(
-                    RunResumed, wfrun_version=__version__, repaired=self.history.torn_note()
+                    RunResumed, wfrun_version=__version__, repaired=self.history.note
                 )
             with watching():
                 return await self._live(instance, recorded, replay)
@@ -219,14 +191,14 @@ class RunEngine:
             if not self._executions and self._deadline is None:
                 return RunOutcome(
                     self.run_id,
-                    "WAITING",
+                    RunStatus.WAITING,
                     reason="the workflow waits on a condition and nothing is in flight that "
                     "could change it",
                 )
             batch = [await self._queue.get()]
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            appended = []
+            appended: list[StepEvent] = []
             for item in batch:
                 if isinstance(item, _Expired):
                     return self._time_out()
@@ -236,7 +208,7 @@ class RunEngine:
                 appended.append(self._writer.append(cls, **fields))
             self._writer.sync()  # durable before the workflow sees any of it
             for event in appended:
-                self._executions.pop(event.seq, None)  # type: ignore[attr-defined]
+                self._executions.pop(event.seq, None)
                 instance.apply(event)
                 self._issue(instance.take_commands())
             self._writer.flush()
@@ -315,7 +287,7 @@ class RunEngine:
             event: Event = self._writer.append(WorkflowCompleted, result=Encoded(data))
         else:
             assert exc is not None
-            event = self._writer.append(WorkflowFailed, error=failure_record(exc))
+            event = self._writer.append(WorkflowFailed, error=Failure.of(exc).record())
         self._writer.sync()
         return RunOutcome.from_terminal(self.run_id, _readable(event))
 
@@ -375,61 +347,69 @@ class RunEngine:
     ) -> None:
         definition = command.definition
         options = definition.options
-        limit = options.max_payload or self._started.max_payload
         recorder = _HeartbeatRecorder(self._writer, command.seq)
-        heartbeats = Heartbeats(encoded=state.heartbeat_details, recorder=recorder)
-        attempt = state.attempt
         if state.due is not None:
             await sleep_until(self._clock, state.due)
-        key = f"{self._key_prefix}-{command.seq}"
-        while True:
-            recorder.attempt = attempt
-            if not announced:
-                self._writer.append(ActivityStarted, seq=command.seq, attempt=attempt)
-                self._writer.flush()
-            announced = False
-            info = ActivityInfo(
-                run_id=self.run_id,
-                activity_id=command.seq,
-                name=definition.name,
-                attempt=attempt,
-                idempotency_key=key,
-                workflow_name=self.definition.name,
-                heartbeat_details=heartbeats.details,
-                start_to_close_timeout=options.start_to_close_timeout,
-                heartbeat_timeout=options.heartbeat_timeout,
+        info = ActivityInfo(
+            run_id=self.run_id,
+            activity_id=command.seq,
+            name=definition.name,
+            attempt=state.attempt,
+            idempotency_key=f"{self._key_prefix}-{command.seq}",
+            workflow_name=self.definition.name,
+            start_to_close_timeout=options.start_to_close_timeout,
+            heartbeat_timeout=options.heartbeat_timeout,
+        )
+        try:
+            attempt, outcome = await attempt_until_final(
+                definition,
+                command.values,
+                info,
+                max_payload=options.max_payload or self._started.max_payload,
+                heartbeats=Heartbeats(encoded=state.heartbeat_details, recorder=recorder),
+                clock=self._clock,
+                hooks=_RecordedAttempts(self._writer, command.seq, recorder, announced),
             )
-            try:
-                outcome = await run_attempt(
-                    definition, command.values, info, max_payload=limit, heartbeats=heartbeats
-                )
-            finally:
-                recorder.flush()
-            if outcome.ok:
-                assert outcome.result is not None
-                self._queue.put_nowait(
-                    (
-                        ActivityCompleted,
-                        {
-                            "seq": command.seq,
-                            "attempt": attempt,
-                            "duration": round(outcome.duration, 6),
-                            "result": Encoded(outcome.result),
-                        },
-                    )
-                )
-                return
-            delay = next_delay(
-                options.retry_policy, attempt, outcome.type_names, outcome.non_retryable
-            )
-            cls, fields = _failure_event(command.seq, attempt, outcome, delay)
-            if delay is None:
-                self._queue.put_nowait((cls, fields))
-                return
-            self._writer.append(cls, **fields)
-            self._writer.flush()
-            await self._clock.sleep(delay)
-            attempt += 1
+        finally:
+            recorder.flush()
+        if outcome.ok:
+            assert outcome.result is not None
+            fields = {
+                "seq": command.seq,
+                "attempt": attempt,
+                "duration": round(outcome.duration, 6),
+                "result": Encoded(outcome.result),
+            }
+            self._queue.put_nowait((ActivityCompleted, fields))
+        else:
+            self._queue.put_nowait(_failure_event(command.seq, attempt, outcome, None))
+
+
+class _RecordedAttempts:
+    """The engine's hooks into the retry loop: each attempt's start and retry, recorded."""
+
+    def __init__(
+        self, writer: HistoryWriter, seq: int, recorder: _HeartbeatRecorder, announced: bool
+    ) -> None:
+        self._writer = writer
+        self._seq = seq
+        self._recorder = recorder
+        #: The first attempt's start was recorded already (with its scheduling).
+        self._announced = announced
+
+    def starting(self, attempt: int) -> None:
+        self._recorder.attempt = attempt
+        if self._announced:
+            self._announced = False
+            return
+        self._writer.append(ActivityStarted, seq=self._seq, attempt=attempt)
+        self._writer.flush()
+
+    def retrying(self, attempt: int, outcome: Outcome, delay: float) -> None:
+        self._recorder.flush()
+        cls, fields = _failure_event(self._seq, attempt, outcome, delay)
+        self._writer.append(cls, **fields)
+        self._writer.flush()
 
 
 class _HeartbeatRecorder:
@@ -467,29 +447,27 @@ class _HeartbeatRecorder:
 
 def _failure_event(
     seq: int, attempt: int, outcome: Outcome, delay: float | None
-) -> tuple[type[Event], dict[str, Any]]:
+) -> tuple[type[StepEvent], dict[str, Any]]:
     common = {"seq": seq, "attempt": attempt, "duration": round(outcome.duration, 6)}
     retry_in = round(delay, 6) if delay is not None else None
+    assert outcome.error is not None
     if outcome.timeout is not None:
-        assert outcome.error is not None
         return ActivityTimedOut, {
             **common,
             "timeout": outcome.timeout,
             "limit": outcome.limit,
             "retry_in": retry_in,
-            "message": outcome.error["message"],
+            "message": outcome.error.message,
         }
-    assert outcome.error is not None
-    return ActivityFailed, {**common, "error": outcome.error, "retry_in": retry_in}
+    return ActivityFailed, {**common, "error": outcome.error.record(), "retry_in": retry_in}
 
 
 def _check_structure(recorded: RecordedRun, history: History) -> None:
     """Outcomes and attempts must belong to a recorded command: else the file was edited."""
     for event in history.events[1:]:
-        seq = getattr(event, "seq", None)
-        if seq is not None and seq not in recorded.commands:
+        if isinstance(event, StepEvent) and event.seq not in recorded.commands:
             raise HistoryCorruptError(
-                f"{history.path}:{event.id}: {event.type} refers to command #{seq}, which no "
+                f"{history.path}:{event.id}: {event.type} refers to command #{event.seq}, which no "
                 "earlier event scheduled; the history is damaged. Nothing was changed",
                 path=str(history.path),
                 line=event.id,

@@ -1,4 +1,7 @@
-"""The ``wfrun`` command line: parse, call the library, print, map errors to exit codes.
+"""The ``wfrun`` command line: parse, call a backend, render, map errors to exit codes.
+
+Commands know only the backend seam (`wfrun.backend`): no store, no engine. What they print
+is drawn by `wfrun.cli.render`.
 
 Exit codes (the same for start, resume and ``resume --all``):
 
@@ -17,7 +20,6 @@ import functools
 import logging
 import signal
 import sys
-import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,18 +31,13 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from .client import (
-    new_run_id,
-    replay_run,
-    resume_run,
-    start_run,
-)
-from .engine import RunOutcome
-from .errors import InputError, PayloadError, UsageError, WfrunError, describe_failure
-from .events import TERMINAL, event_from_json
-from .history import History, RunStore, validate_run_id
-from .loader import canonical_target, load
-from .payload import default_max_payload, parse_size
+from ..backend import Backend, open_backend
+from ..errors import InputError, PayloadError, UsageError, WfrunError
+from ..events import TERMINAL
+from ..loader import canonical_target, load
+from ..runs import RunHistory, RunOutcome, RunStatus, new_run_id
+from ..settings import max_payload as default_max_payload
+from ..settings import parse_size
 from .render import (
     STATUS_STYLES,
     HistoryRows,
@@ -54,19 +51,16 @@ from .render import (
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_CODES: Final = {"COMPLETED": 0, "FAILED": 1, "TIMED_OUT": 1, "WAITING": 75}
+EXIT_CODES: Final = {
+    RunStatus.COMPLETED: 0,
+    RunStatus.FAILED: 1,
+    RunStatus.TIMED_OUT: 1,
+    RunStatus.WAITING: 75,
+}
 INTERRUPTED: Final = 130
 #: For ``resume --all``: the most serious code among the runs wins.
 SEVERITY: Final = (130, 6, 3, 5, 4, 2, 1, 75, 0)
-STATUSES: Final = (
-    "RUNNING",
-    "INTERRUPTED",
-    "WAITING",
-    "COMPLETED",
-    "FAILED",
-    "TIMED_OUT",
-    "DAMAGED",
-)
+STATUSES: Final = tuple(RunStatus)
 
 app = typer.Typer(
     name="wfrun",
@@ -166,9 +160,9 @@ def start(
     quiet: QuietOption = False,
 ) -> None:
     """Start a run of a workflow and follow it to its end."""
-    store = RunStore(home)
+    backend = open_backend(home)
     if run_id:
-        validate_run_id(run_id)
+        backend.validate_run_id(run_id)
     definition = load(target)
     arguments = definition.arguments_from_cli(arg or [], _read_input(input_))
     data = definition.encode_input(arguments)
@@ -177,11 +171,10 @@ def start(
     view = _live_view(json_output, quiet)
     try:
         outcome = _run(
-            start_run(
+            backend.start(
                 definition,
                 data,
                 target=canonical_target(target),
-                store=store,
                 run_id=run_id,
                 max_payload=limit,
                 observers=[view.apply] if view else [],
@@ -206,37 +199,35 @@ def resume(
     quiet: QuietOption = False,
 ) -> None:
     """Replay a run's history against today's code and carry it on to its end."""
-    store = RunStore(home)
+    backend = open_backend(home)
     if all_runs == bool(run_id):
         raise UsageError("give either a RUN_ID or --all")
     if all_runs:
-        raise typer.Exit(_resume_all(store, json_output=json_output))
+        raise typer.Exit(_resume_all(backend, json_output=json_output))
     assert run_id is not None
     view = _live_view(json_output, quiet)
 
-    def opened(history: History) -> None:
-        if history.torn_tail:
-            _stderr().print(f"[yellow]wfrun:[/] {_escape(history.torn_note() or '')}")
+    def opened(history: RunHistory) -> None:
+        if history.note:
+            _stderr().print(f"[yellow]wfrun:[/] {_escape(history.note)}")
         if view is not None:
             for event in history.events:
                 view.apply(event)
 
-    work = resume_run(
-        run_id, store=store, observers=[view.apply] if view else [], on_history=opened
-    )
+    work = backend.resume(run_id, observers=[view.apply] if view else [], on_history=opened)
     outcome = _run(work, run_id, view)
     _report(outcome, json_output=json_output, quiet=quiet)
 
 
-def _resume_all(store: RunStore, *, json_output: bool) -> int:
-    run_ids = [run.run_id for run in store.list_runs() if run.status == "INTERRUPTED"]
+def _resume_all(backend: Backend, *, json_output: bool) -> int:
+    run_ids = [run.run_id for run in backend.list_runs() if run.status is RunStatus.INTERRUPTED]
     if not run_ids:
-        _stderr().print(f"wfrun: no interrupted run under {store.home}")
+        _stderr().print(f"wfrun: no interrupted run under {backend.location}")
         return 0
 
     async def one(run_id: str) -> RunOutcome | WfrunError:
         try:
-            return await resume_run(run_id, store=store)
+            return await backend.resume(run_id)
         except WfrunError as exc:
             return exc
 
@@ -250,16 +241,15 @@ def _resume_all(store: RunStore, *, json_output: bool) -> int:
         if isinstance(result, WfrunError):
             codes.append(result.exit_code)
             line: dict[str, Any] = {"run_id": run_id, "status": "ERROR", "error": str(result)}
+            detail = str(result)
         else:
             codes.append(EXIT_CODES[result.status])
             line = _outcome_json(result)
+            detail = result.error.describe() if result.error else result.reason or ""
         if json_output:
             sys.stdout.write(orjson.dumps(line).decode() + "\n")
         else:
-            detail = line.get("error") or line.get("reason") or ""
-            if isinstance(detail, dict):
-                detail = describe_failure(detail)
-            out.print(f"{run_id} {line['status']} {_escape(str(detail))}".rstrip())
+            out.print(f"{run_id} {line['status']} {_escape(detail)}".rstrip())
     return min(codes, key=SEVERITY.index)
 
 
@@ -345,7 +335,7 @@ def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
         "result": outcome.result,
     }
     if outcome.error is not None:
-        line["error"] = {k: v for k, v in outcome.error.items() if k != "traceback"}
+        line["error"] = outcome.error.record(with_traceback=False)
     if outcome.reason is not None:
         line["reason"] = outcome.reason
     return line
@@ -356,16 +346,15 @@ def _report(outcome: RunOutcome, *, json_output: bool, quiet: bool) -> None:
     if json_output:
         sys.stdout.write(orjson.dumps(_outcome_json(outcome)).decode() + "\n")
         raise typer.Exit(code)
-    if outcome.status == "COMPLETED":
+    if outcome.status is RunStatus.COMPLETED:
         tty = sys.stdout.isatty()
         option = orjson.OPT_INDENT_2 if tty and not quiet else 0
         sys.stdout.write(orjson.dumps(outcome.result, option=option).decode() + "\n")
         if tty and not quiet:
             _stderr().print(f"[green]✓[/] run {outcome.run_id} completed")
-    elif outcome.status in ("FAILED", "TIMED_OUT"):
-        error = outcome.error or {}
+    elif outcome.error is not None:
         _stderr().print(
-            f"[bold red]✗[/] run {outcome.run_id} failed: {_escape(describe_failure(error))}\n"
+            f"[bold red]✗[/] run {outcome.run_id} failed: {_escape(outcome.error.describe())}\n"
             f"  `wfrun show {outcome.run_id}` shows the traceback"
         )
     else:
@@ -391,24 +380,23 @@ def history(
     home: HomeOption = None,
 ) -> None:
     """Show a run's events as a table."""
-    store = RunStore(home)
-    recorded = store.read(run_id)
+    backend = open_backend(home)
+    recorded = backend.history(run_id)
     if json_output:
-        data = recorded.path.read_bytes()[: recorded.intact_size]
-        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.write(recorded.stored)
         sys.stdout.flush()
     if follow:
-        _follow(store, recorded, json_output)
+        _follow(backend, recorded, json_output)
         return
     if not json_output:
         started = recorded.started
         title = f"{started.workflow} · run {started.run_id} · {started.ts[:10]}"
         _stdout().print(history_table(recorded.events, title=title))
-    if recorded.torn_tail:
-        _stderr().print(f"[yellow]wfrun:[/] {_escape(recorded.torn_note() or '')}")
+    if recorded.note:
+        _stderr().print(f"[yellow]wfrun:[/] {_escape(recorded.note)}")
 
 
-def _follow(store: RunStore, recorded: History, json_output: bool) -> None:
+def _follow(backend: Backend, recorded: RunHistory, json_output: bool) -> None:
     """Print new events as the live process appends them, until the run ends or stops."""
     out = _stdout()
     rows = HistoryRows()
@@ -427,24 +415,12 @@ def _follow(store: RunStore, recorded: History, json_output: bool) -> None:
         out.print(header)
         for event in recorded.events:
             show(event, b"")
-    offset = recorded.intact_size
     last = recorded.events[-1]
-    pending = b""
-    while last.role != TERMINAL:
-        with open(recorded.path, "rb") as f:
-            f.seek(offset)
-            chunk = f.read()
-        offset += len(chunk)
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            last = event_from_json(orjson.loads(line))
-            show(last, line)
-        if not lines and not store.is_locked(recorded.started.run_id):
-            status = "a terminal event" if last.role == TERMINAL else "no live process"
-            _stderr().print(f"wfrun: run {recorded.started.run_id} has {status}; stopped following")
-            return
-        time.sleep(0.2)
+    for last, line in backend.follow(recorded):
+        show(last, line)
+    if last.role != TERMINAL:
+        run_id = recorded.started.run_id
+        _stderr().print(f"wfrun: run {run_id} has no live process; stopped following")
 
 
 @app.command(name="list")
@@ -458,11 +434,11 @@ def list_runs(
     home: HomeOption = None,
 ) -> None:
     """List the runs under the home, oldest first."""
-    store = RunStore(home)
+    backend = open_backend(home)
     wanted = status.upper() if status else None
     if wanted is not None and wanted not in STATUSES:
         raise UsageError(f"--status {status!r} is not a status; use one of {', '.join(STATUSES)}")
-    runs = [run for run in store.list_runs() if wanted is None or run.status == wanted]
+    runs = [run for run in backend.list_runs() if wanted is None or run.status == wanted]
     if json_output:
         rows = [
             {
@@ -479,7 +455,7 @@ def list_runs(
         return
     if not runs:
         _stderr().print(
-            f"wfrun: no runs{f' with status {wanted}' if wanted else ''} under {store.home}"
+            f"wfrun: no runs{f' with status {wanted}' if wanted else ''} under {backend.location}"
         )
         return
     _stdout().print(runs_table(runs))
@@ -496,9 +472,8 @@ def show(
     home: HomeOption = None,
 ) -> None:
     """Describe a run: its workflow, status, timing, input and result or error."""
-    store = RunStore(home)
-    recorded = store.read(run_id)
-    summary = summarize(recorded.events, store.status(recorded))
+    recorded = open_backend(home).history(run_id)
+    summary = summarize(recorded.events, recorded.status)
     if json_output:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
         return
@@ -512,16 +487,14 @@ def replay(
     home: HomeOption = None,
 ) -> None:
     """Check today's code against a run's history: runs no activity, writes nothing."""
-    store = RunStore(home)
-    recorded, found = replay_run(run_id, store=store)
+    found = open_backend(home).replay(run_id)
     out = _stderr()
-    style = STATUS_STYLES.get("COMPLETED")
+    style = STATUS_STYLES.get(RunStatus.COMPLETED)
     out.print(
-        f"[{style}]✓[/] run {run_id} replays: today's code agrees with its "
-        f"{len(recorded.events)} events"
+        f"[{style}]✓[/] run {run_id} replays: today's code agrees with its {found.events} events"
     )
-    if found.backlog and recorded.terminal is None:
-        out.print(f"  a resume would go on with {len(found.backlog)} new step(s)")
+    if found.next_steps and not found.finished:
+        out.print(f"  a resume would go on with {found.next_steps} new step(s)")
 
 
 def main() -> None:

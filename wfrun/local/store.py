@@ -10,10 +10,8 @@ Guarantees, and how they are kept:
   fsync, lock) and linked into place; an existing run is never overwritten.
 - *One process at a time.* The writer holds an exclusive ``flock`` on the file; the kernel
   releases it when the process dies, however it dies.
-- *Damage is named, never papered over.* Reading checks every line (JSON, a known event, ids
-  1..N without gaps). A torn last line, which only a crash mid-write can leave, is reported, and
-  cut off by `HistoryWriter.repair_tail` when a resume is about to append. Anything else is a
-  `HistoryCorruptError` naming the line; the file is not touched.
+- *Damage is named, never papered over.* Every read goes through `wfrun.local.history`; a torn
+  tail is cut off by `HistoryWriter.repair_tail` only when a resume is about to append.
 - *Private.* Files are created 0600 and the runs folder 0700: payloads may hold private data.
 """
 
@@ -23,34 +21,19 @@ import fcntl
 import os
 import re
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-import orjson
-
-from .clock import Clock
-from .errors import HistoryCorruptError, InvalidRunIdError, RunLockedError, RunNotFoundError
-from .events import (
-    FORMAT_VERSION,
-    TERMINAL,
-    TERMINAL_STATUS,
-    Event,
-    EventFormatError,
-    WorkflowStarted,
-    event_from_json,
-    format_ts,
-    serialize,
-)
-
-HOME_ENV: Final = "WFRUN_HOME"
-DEFAULT_HOME: Final = ".wfrun"
+from .. import settings
+from ..clock import Clock
+from ..errors import HistoryCorruptError, InvalidRunIdError, RunLockedError, RunNotFoundError
+from ..events import TERMINAL, Event, Observer, WorkflowStarted, format_ts, serialize
+from ..runs import RunInfo, RunStatus
+from .history import History, parse_history, parse_line
 
 _RUN_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 E = TypeVar("E", bound=Event)
-Observer = Callable[[Event], None]
 
 
 def validate_run_id(run_id: str) -> str:
@@ -63,53 +46,6 @@ def validate_run_id(run_id: str) -> str:
     return run_id
 
 
-def resolve_home(home: str | os.PathLike[str] | None) -> Path:
-    """``home`` if given, else ``$WFRUN_HOME``, else ``./.wfrun``."""
-    return Path(home or os.environ.get(HOME_ENV) or DEFAULT_HOME)
-
-
-@dataclass(slots=True)
-class History:
-    """A run's events as read from its file, and what a torn tail held (if anything)."""
-
-    path: Path
-    events: list[Event]
-    torn_tail: bytes = b""
-    intact_size: int = 0
-
-    @property
-    def started(self) -> WorkflowStarted:
-        first = self.events[0]
-        assert isinstance(first, WorkflowStarted)
-        return first
-
-    @property
-    def terminal(self) -> Event | None:
-        last = self.events[-1]
-        return last if last.role == TERMINAL else None
-
-    def torn_note(self) -> str | None:
-        if not self.torn_tail:
-            return None
-        return (
-            f"the last line of {self.path} was torn by a crash mid-write ({len(self.torn_tail)} "
-            "bytes, never acknowledged to the workflow); it was cut off"
-        )
-
-
-@dataclass(slots=True, frozen=True)
-class RunInfo:
-    """One line of ``wfrun list``."""
-
-    run_id: str
-    workflow: str
-    status: str
-    started: str
-    ended: str | None
-    path: Path
-    problem: str | None = None
-
-
 class HistoryWriter:
     """Appends events to one run's file, which it holds locked until `close`."""
 
@@ -120,10 +56,6 @@ class HistoryWriter:
         self._clock = clock
         self._buffer = bytearray()
         self.observers: list[Observer] = []
-
-    @property
-    def next_id(self) -> int:
-        return self._next_id
 
     def append(self, cls: type[E], /, **fields: Any) -> E:
         """Record a new event (numbered and timestamped here); written at the next flush."""
@@ -150,7 +82,7 @@ class HistoryWriter:
         os.fsync(self._fd)
 
     def repair_tail(self, history: History) -> None:
-        """Cut off a torn last line (see `History.torn_note`) before appending after it."""
+        """Cut off a torn last line (see `History.note`) before appending after it."""
         if history.torn_tail:
             os.ftruncate(self._fd, history.intact_size)
             os.fsync(self._fd)
@@ -166,7 +98,7 @@ class RunStore:
     """The runs under one wfrun home."""
 
     def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
-        self.home = resolve_home(home)
+        self.home = settings.home(home)
         self.runs_dir = self.home / "runs"
 
     def path(self, run_id: str) -> Path:
@@ -247,12 +179,15 @@ class RunStore:
             os.close(fd)
         return False
 
-    def status(self, history: History) -> str:
+    def status(self, history: History) -> RunStatus:
         """COMPLETED/FAILED… from the terminal event, else RUNNING (locked) or INTERRUPTED."""
         terminal = history.terminal
         if terminal is not None:
-            return TERMINAL_STATUS[terminal.type]
-        return "RUNNING" if self.is_locked(history.started.run_id) else "INTERRUPTED"
+            return RunStatus.after(terminal)
+        return self._unfinished(history.started.run_id)
+
+    def _unfinished(self, run_id: str) -> RunStatus:
+        return RunStatus.RUNNING if self.is_locked(run_id) else RunStatus.INTERRUPTED
 
     def run_ids(self) -> list[str]:
         if not self.runs_dir.is_dir():
@@ -273,25 +208,23 @@ class RunStore:
             try:
                 infos.append(self._info(run_id))
             except HistoryCorruptError as exc:
-                infos.append(RunInfo(run_id, "?", "DAMAGED", "", None, self.path(run_id), str(exc)))
+                infos.append(RunInfo(run_id, "?", RunStatus.DAMAGED, "", None, str(exc)))
         return sorted(infos, key=lambda info: info.started)
 
     def _info(self, run_id: str) -> RunInfo:
         path = self.path(run_id)
         first, last = _first_and_last_lines(path)
-        started = _parse_line(path, 1, first)
+        started = parse_line(path, 1, first)
         if not isinstance(started, WorkflowStarted):
             raise HistoryCorruptError(
                 f"{path}:1: the first event is {started.type}, not WorkflowStarted",
                 path=str(path),
                 line=1,
             )
-        final = _parse_line(path, 0, last)
+        final = parse_line(path, 0, last)
         if final.role == TERMINAL:
-            status, ended = TERMINAL_STATUS[final.type], final.ts
-        else:
-            status, ended = ("RUNNING" if self.is_locked(run_id) else "INTERRUPTED"), None
-        return RunInfo(run_id, started.workflow, status, started.ts, ended, path)
+            return RunInfo(run_id, started.workflow, RunStatus.after(final), started.ts, final.ts)
+        return RunInfo(run_id, started.workflow, self._unfinished(run_id), started.ts, None)
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -319,80 +252,6 @@ class RunStore:
 def _read_all(fd: int) -> bytes:
     size = os.fstat(fd).st_size
     return os.pread(fd, size, 0)
-
-
-def parse_history(path: Path, data: bytes, run_id: str | None = None) -> History:
-    """Check and parse a whole history file's bytes (see the module docstring)."""
-    intact = data.rfind(b"\n") + 1
-    torn = data[intact:]
-    lines = data[:intact].split(b"\n")[:-1]
-    if not lines:
-        raise HistoryCorruptError(
-            f"{path}: the file holds no complete event"
-            + (f" (only {len(torn)} bytes of a torn first line)" if torn else ""),
-            path=str(path),
-            line=1,
-        )
-    events: list[Event] = []
-    for number, line in enumerate(lines, start=1):
-        event = _parse_line(path, number, line)
-        if event.id != number:
-            raise HistoryCorruptError(
-                f"{path}:{number}: event id {event.id} where {number} was expected "
-                "(ids run 1, 2, 3… without gaps: lines were lost, added or reordered)",
-                path=str(path),
-                line=number,
-            )
-        if events and events[-1].role == TERMINAL:
-            raise HistoryCorruptError(
-                f"{path}:{number}: {event.type} after the run ended with {events[-1].type}",
-                path=str(path),
-                line=number,
-            )
-        events.append(event)
-    started = events[0]
-    if not isinstance(started, WorkflowStarted):
-        raise HistoryCorruptError(
-            f"{path}:1: the first event is {started.type}, not WorkflowStarted",
-            path=str(path),
-            line=1,
-        )
-    if started.format > FORMAT_VERSION:
-        raise HistoryCorruptError(
-            f"{path}:1: history format {started.format} was written by wfrun "
-            f"{started.wfrun_version}; this wfrun reads format {FORMAT_VERSION} and older: "
-            "upgrade wfrun",
-            path=str(path),
-            line=1,
-        )
-    if run_id is not None and started.run_id != run_id:
-        raise HistoryCorruptError(
-            f"{path}:1: the file holds run {started.run_id!r}, not {run_id!r} (renamed by hand?)",
-            path=str(path),
-            line=1,
-        )
-    return History(path=path, events=events, torn_tail=torn, intact_size=intact)
-
-
-def _parse_line(path: Path, number: int, line: bytes) -> Event:
-    where = f"{path}:{number}" if number else f"{path} (last line)"
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise HistoryCorruptError(
-            f"{where}: not valid JSON ({exc}); the history is damaged. Nothing was changed: "
-            "restore the file from a backup, or start a new run",
-            path=str(path),
-            line=number,
-        ) from None
-    try:
-        return event_from_json(obj)
-    except (EventFormatError, TypeError) as exc:
-        raise HistoryCorruptError(
-            f"{where}: not a valid event: {exc}. Nothing was changed",
-            path=str(path),
-            line=number,
-        ) from None
 
 
 def _first_and_last_lines(path: Path) -> tuple[bytes, bytes]:

@@ -1,0 +1,95 @@
+"""Seam 2, for callers: what the command line and the Python API ask of a backend.
+
+A backend keeps runs and carries them out. The local backend (`wfrun.local.LocalBackend`:
+history files, in-process engine) is the first implementation; a second one (a Temporal
+cluster) implements the same `Backend` and plugs in at `open_backend`, and neither the
+command line nor ``execute_workflow`` changes. The message verbs (signal, query, update,
+cancel) join the protocol with the runs that can receive them.
+
+Everything crossing the seam is backend-neutral: definitions (`wfrun.definitions`), encoded
+payloads (`wfrun.payload`), events (`wfrun.events`) and run reports (`wfrun.runs`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
+
+from .clock import Clock
+from .definitions import WorkflowDefinition
+from .events import Event, Observer
+from .local import LocalBackend
+from .runs import ReplayResult, RunHistory, RunInfo, RunOutcome
+
+
+class Backend(Protocol):
+    """Where runs are kept and carried out."""
+
+    @property
+    def location(self) -> str:
+        """Where this backend keeps its runs, as messages name it (a folder, an address)."""
+        ...
+
+    def validate_run_id(self, run_id: str) -> str:
+        """Return ``run_id`` if this backend accepts it; else raise `InvalidRunIdError`."""
+        ...
+
+    async def start(
+        self,
+        definition: WorkflowDefinition,
+        input_data: bytes,
+        *,
+        target: str,
+        run_id: str | None = None,
+        max_payload: int | None = None,
+        clock: Clock | None = None,
+        observers: Iterable[Observer] = (),
+    ) -> RunOutcome:
+        """Start a run of ``definition`` with its encoded input and carry it to its end.
+
+        With the ``run_id`` of an existing run, continue that run instead: a finished one
+        returns its recorded outcome without running anything, an unfinished one is resumed.
+        """
+        ...
+
+    async def resume(
+        self,
+        run_id: str,
+        *,
+        definition: WorkflowDefinition | None = None,
+        clock: Clock | None = None,
+        observers: Iterable[Observer] = (),
+        on_history: Callable[[RunHistory], None] | None = None,
+    ) -> RunOutcome:
+        """Replay a run's history against today's code and carry it on to its end.
+
+        ``on_history`` sees the history as read, before anything runs. Without a
+        ``definition``, the workflow is loaded from the TARGET the run recorded.
+        """
+        ...
+
+    def history(self, run_id: str) -> RunHistory:
+        """A run's events and status, read without taking the run over."""
+        ...
+
+    def follow(self, history: RunHistory) -> Iterator[tuple[Event, bytes]]:
+        """The events recorded after ``history`` (each with its stored line), as they come,
+        until the run ends or no process is carrying it on."""
+        ...
+
+    def list_runs(self) -> list[RunInfo]:
+        """Every run, oldest first; a damaged one with status DAMAGED and its problem."""
+        ...
+
+    def replay(self, run_id: str, definition: WorkflowDefinition | None = None) -> ReplayResult:
+        """Check today's code against a run's history: nothing runs, nothing is written.
+
+        Raises `NonDeterminismError` where they disagree.
+        """
+        ...
+
+
+def open_backend(home: str | os.PathLike[str] | None = None) -> Backend:
+    """The backend that keeps the runs under ``home`` (else ``$WFRUN_HOME``, else ``./.wfrun``)."""
+    return LocalBackend(home)

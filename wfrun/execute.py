@@ -1,0 +1,87 @@
+"""Durable runs from Python: ``execute_workflow`` and ``resume_workflow``, via the backend seam."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .backend import open_backend
+from .clock import Clock
+from .definitions import WorkflowDefinition, require_workflow_definition
+from .errors import WfrunError, WorkflowFailedError
+from .loader import load, target_of
+from .payload import dumps
+from .runs import RunHistory, RunOutcome, RunStatus
+
+
+async def execute_workflow(
+    workflow: type,
+    params: Any = None,
+    *,
+    execution_id: str | None = None,
+    home: str | os.PathLike[str] | None = None,
+    clock: Clock | None = None,
+    max_payload: int | None = None,
+) -> Any:
+    """Run a workflow durably, in this process, and return its result.
+
+    The same history file, guarantees and errors as ``wfrun start``: the run can be resumed
+    with ``wfrun resume`` or `resume_workflow` if this process dies. ``params`` is an instance
+    of the entrypoint's input model, or a dict of its arguments by name. With an
+    ``execution_id`` that already exists, the call is idempotent: a completed run returns its
+    recorded result without running anything, an incomplete one is resumed.
+
+    Example::
+
+        report = await workflows.execute_workflow(UserReportWorkflow, {"user_id": "42"})
+
+    Raises:
+        WorkflowFailedError: the workflow failed; ``__cause__`` holds its error.
+        InputError: ``params`` does not match the entrypoint's type hints (nothing ran).
+    """
+    definition = require_workflow_definition(workflow)
+    outcome = await open_backend(home).start(
+        definition,
+        definition.encode_input(params),
+        target=target_of(workflow),
+        run_id=execution_id,
+        clock=clock,
+        max_payload=max_payload,
+    )
+    return result_of(definition, outcome)
+
+
+async def resume_workflow(
+    run_id: str, home: str | os.PathLike[str] | None = None, *, clock: Clock | None = None
+) -> Any:
+    """Continue an interrupted run (``wfrun resume`` from Python) and return its result.
+
+    Example::
+
+        report = await workflows.resume_workflow("user_report-20261124-101500-3f9a1c")
+    """
+    loaded: list[WorkflowDefinition] = []
+
+    def find_workflow(history: RunHistory) -> None:
+        started = history.started
+        loaded.append(load(started.target, cwd=started.cwd))
+
+    outcome = await open_backend(home).resume(run_id, clock=clock, on_history=find_workflow)
+    return result_of(loaded[0], outcome)
+
+
+def result_of(definition: WorkflowDefinition, outcome: RunOutcome) -> Any:
+    """The typed result of a completed run; raise for any other ending."""
+    if outcome.status is RunStatus.COMPLETED:
+        return definition.decode_result(dumps(outcome.result))
+    if outcome.error is not None:
+        failure = WorkflowFailedError(
+            f"run {outcome.run_id} of workflow {definition.name!r} failed: "
+            f"{outcome.error.type}: {outcome.error.message}",
+            run_id=outcome.run_id,
+        )
+        raise failure from outcome.error.rebuild()
+    raise WfrunError(
+        f"run {outcome.run_id} is {outcome.status}: {outcome.reason}; resume it later with "
+        f"`wfrun resume {outcome.run_id}`"
+    )

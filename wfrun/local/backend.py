@@ -1,0 +1,167 @@
+"""The local backend: runs kept as history files under a wfrun home, carried out in this process.
+
+``wfrun start`` and `execute_workflow` both come down to `LocalBackend.start`; ``wfrun
+resume`` and `resume_workflow` to `LocalBackend.resume`. Each run lives in its own history file
+(`wfrun.local.store`), is carried out by a `wfrun.local.engine.RunEngine`, and many runs may be
+in flight in one process at once.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+import orjson
+
+from .. import settings
+from .._version import __version__
+from ..clock import Clock, SystemClock
+from ..definitions import WorkflowDefinition
+from ..events import FORMAT_VERSION, TERMINAL, Encoded, Event, Observer, event_from_json
+from ..loader import load
+from ..payload import check_size
+from ..runs import ReplayResult, RunHistory, RunInfo, RunOutcome, new_run_id
+from .engine import RunEngine, replay_only
+from .history import History
+from .store import RunStore, validate_run_id
+
+#: How often `LocalBackend.follow` looks for new lines (seconds).
+FOLLOW_INTERVAL = 0.2
+
+
+class LocalBackend:
+    """Runs under one wfrun home: ``<home>/runs/<run-id>.jsonl``, one file per run."""
+
+    def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
+        settings.check()  # a bad environment variable stops here, before anything runs
+        self.store = RunStore(home)
+
+    @property
+    def location(self) -> str:
+        return str(self.store.home)
+
+    def validate_run_id(self, run_id: str) -> str:
+        return validate_run_id(run_id)
+
+    # -- carrying runs out -------------------------------------------------------------------
+
+    async def start(
+        self,
+        definition: WorkflowDefinition,
+        input_data: bytes,
+        *,
+        target: str,
+        run_id: str | None = None,
+        max_payload: int | None = None,
+        clock: Clock | None = None,
+        observers: Iterable[Observer] = (),
+    ) -> RunOutcome:
+        clock = clock or SystemClock()
+        limit = max_payload or settings.max_payload()
+        check_size(input_data, limit=limit, workflow=definition.name, side="input")
+        run_id = validate_run_id(run_id) if run_id else new_run_id(definition.name, clock)
+        fields = {
+            "format": FORMAT_VERSION,
+            "run_id": run_id,
+            "workflow": definition.name,
+            "target": target,
+            "input": Encoded(input_data),
+            "wfrun_version": __version__,
+            "seed": secrets.randbits(63),
+            "cwd": os.getcwd(),
+            "max_payload": limit,
+            "execution_timeout": (
+                definition.execution_timeout.total_seconds()
+                if definition.execution_timeout
+                else None
+            ),
+        }
+        try:
+            writer, started = self.store.create(fields, clock)
+        except FileExistsError:
+            return await self.resume(
+                run_id, definition=definition, clock=clock, observers=observers
+            )
+        try:
+            writer.observers.extend(observers)
+            for observer in writer.observers:  # they were not there when the first event was
+                observer(started)
+            history = History(path=writer.path, events=[started])
+            return await RunEngine(definition, history, writer, clock).run()
+        finally:
+            writer.close()
+
+    async def resume(
+        self,
+        run_id: str,
+        *,
+        definition: WorkflowDefinition | None = None,
+        clock: Clock | None = None,
+        observers: Iterable[Observer] = (),
+        on_history: Callable[[RunHistory], None] | None = None,
+    ) -> RunOutcome:
+        clock = clock or SystemClock()
+        writer, history = self.store.open_for_append(run_id, clock)
+        try:
+            if on_history is not None:
+                on_history(history)
+            if history.terminal is not None:
+                return RunOutcome.from_terminal(run_id, history.terminal)
+            definition = definition or load_definition(history)
+            writer.observers.extend(observers)
+            return await RunEngine(definition, history, writer, clock).run()
+        finally:
+            writer.close()
+
+    # -- reading runs ------------------------------------------------------------------------
+
+    def history(self, run_id: str) -> RunHistory:
+        history = self.store.read(run_id)
+        history.status = self.store.status(history)
+        return history
+
+    def follow(self, history: RunHistory) -> Iterator[tuple[Event, bytes]]:
+        assert isinstance(history, History)
+        run_id = history.started.run_id
+        offset = history.intact_size
+        last = history.events[-1]
+        pending = b""
+        while last.role != TERMINAL:
+            with open(history.path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+            offset += len(chunk)
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                last = event_from_json(orjson.loads(line))
+                yield last, line
+            if not lines and not self.store.is_locked(run_id):
+                return
+            time.sleep(FOLLOW_INTERVAL)
+
+    def list_runs(self) -> list[RunInfo]:
+        return self.store.list_runs()
+
+    def replay(self, run_id: str, definition: WorkflowDefinition | None = None) -> ReplayResult:
+        history = self.store.read(run_id)
+        return replay_history(history, definition or load_definition(history))
+
+
+def load_definition(history: RunHistory) -> WorkflowDefinition:
+    """The workflow a run was started with, found again from its recorded TARGET."""
+    started = history.started
+    return load(started.target, cwd=started.cwd)
+
+
+def replay_history(history: RunHistory, definition: WorkflowDefinition) -> ReplayResult:
+    """Replay ``history`` against ``definition``'s code, running and writing nothing."""
+    recorded, found = replay_only(definition, history.events)
+    return ReplayResult(
+        run_id=history.started.run_id,
+        events=len(history.events),
+        finished=recorded.terminal is not None,
+        next_steps=len(found.backlog),
+    )

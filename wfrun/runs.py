@@ -1,0 +1,149 @@
+"""What a backend tells its callers about runs: statuses, outcomes, listings, histories.
+
+These values cross the backend seam (`wfrun.backend`): the local backend builds them from its
+history files, another backend from its own records, and the command line and the Python API
+read them without knowing which backend they came from.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC
+from enum import StrEnum
+from typing import Any
+
+from .clock import Clock, SystemClock
+from .errors import Failure
+from .events import (
+    TERMINAL,
+    Event,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowStarted,
+    WorkflowTimedOut,
+)
+
+
+class RunStatus(StrEnum):
+    """Where a run stands. A `StrEnum`: it prints, compares and encodes as its name."""
+
+    #: A live process holds the run.
+    RUNNING = "RUNNING"
+    #: No live process and not finished: ``resume`` continues it.
+    INTERRUPTED = "INTERRUPTED"
+    #: Stopped on purpose until something arrives; ``resume`` continues it later.
+    WAITING = "WAITING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    #: Past its ``execution_timeout``.
+    TIMED_OUT = "TIMED_OUT"
+    #: Its history cannot be read (``list`` shows the problem).
+    DAMAGED = "DAMAGED"
+
+    @property
+    def ended(self) -> bool:
+        """Whether the run is over for good."""
+        return self in _ENDED
+
+    @classmethod
+    def after(cls, terminal: Event) -> RunStatus:
+        """The status a terminal event gives its run."""
+        return _BY_TERMINAL[type(terminal)]
+
+
+_ENDED = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.TIMED_OUT})
+_BY_TERMINAL: dict[type[Event], RunStatus] = {
+    WorkflowCompleted: RunStatus.COMPLETED,
+    WorkflowFailed: RunStatus.FAILED,
+    WorkflowTimedOut: RunStatus.TIMED_OUT,
+}
+
+
+def new_run_id(workflow: str, clock: Clock | None = None) -> str:
+    """``user_report-20261124-101500-3f9a1c``: readable, sortable, unique."""
+    moment = (clock or SystemClock()).now().astimezone(UTC)
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", workflow).strip(".-")[:80] or "run"
+    return f"{slug}-{moment:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+@dataclass(slots=True, frozen=True)
+class RunOutcome:
+    """How a run ended (or stopped), as the CLI and the Python API report it."""
+
+    run_id: str
+    status: RunStatus
+    #: The workflow's result as JSON, when COMPLETED.
+    result: Any = None
+    #: The recorded failure, when FAILED or TIMED_OUT.
+    error: Failure | None = None
+    #: Why a run stopped without ending (WAITING).
+    reason: str | None = None
+
+    @classmethod
+    def from_terminal(cls, run_id: str, event: Event) -> RunOutcome:
+        status = RunStatus.after(event)
+        if isinstance(event, WorkflowCompleted):
+            return cls(run_id, status, result=event.result)
+        if isinstance(event, WorkflowTimedOut):
+            message = f"the run went past its execution_timeout of {event.timeout:g}s"
+            return cls(run_id, status, error=Failure("TimeoutError", message))
+        assert isinstance(event, WorkflowFailed)
+        return cls(run_id, status, error=Failure.from_record(event.error))
+
+
+@dataclass(slots=True, frozen=True)
+class RunInfo:
+    """One line of ``wfrun list``."""
+
+    run_id: str
+    workflow: str
+    status: RunStatus
+    started: str
+    ended: str | None
+    #: What is wrong with a DAMAGED run's history.
+    problem: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class RunHistory:
+    """A run's events, oldest first, and what the reader had to say about them."""
+
+    events: list[Event]
+    #: The events exactly as the backend stores them (JSON Lines), for ``history --json``.
+    stored: bytes = b""
+    #: Something the user should know about how the history was read (a repaired tail).
+    note: str | None = None
+    #: Where the run stood when it was read.
+    status: RunStatus = RunStatus.INTERRUPTED
+
+    def __post_init__(self) -> None:
+        terminal = self.terminal
+        if terminal is not None:
+            self.status = RunStatus.after(terminal)
+
+    @property
+    def started(self) -> WorkflowStarted:
+        first = self.events[0]
+        assert isinstance(first, WorkflowStarted)
+        return first
+
+    @property
+    def terminal(self) -> Event | None:
+        last = self.events[-1]
+        return last if last.role == TERMINAL else None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """What a successful replay found."""
+
+    #: The run id the history belongs to.
+    run_id: str
+    #: How many events the history holds.
+    events: int
+    #: Whether the history records the run's end.
+    finished: bool
+    #: How many new steps the code would take after an unfinished history.
+    next_steps: int
