@@ -145,7 +145,6 @@ class Signature:
     def __init__(self, fn: Callable[..., Any], *, owner: str, skip_first: bool = False) -> None:
         self._fn = fn
         self.owner = owner
-        self._skip_first = skip_first
         parameters = list(inspect.signature(fn).parameters.values())
         self.parameters = parameters[1:] if skip_first else parameters
         self._names = tuple(p.name for p in self.parameters)
@@ -154,10 +153,6 @@ class Signature:
         self._input_model: Any = None
         self._result_model: Any = None
         self._hints: dict[str, Any] | None = None
-
-    @property
-    def names(self) -> list[str]:
-        return [p.name for p in self.parameters]
 
     def hints(self) -> dict[str, Any]:
         if self._hints is None:
