@@ -9,7 +9,7 @@ from .backend import open_backend
 from .clock import Clock
 from .definitions import WorkflowDefinition, require_workflow_definition
 from .errors import WfrunError, WorkflowFailedError
-from .loader import load, target_of
+from .loader import load_recorded, target_of
 from .payload import dumps
 from .runs import RunHistory, RunOutcome, RunStatus
 
@@ -63,8 +63,7 @@ async def resume_workflow(
     loaded: list[WorkflowDefinition] = []
 
     def find_workflow(history: RunHistory) -> None:
-        started = history.started
-        loaded.append(load(started.target, cwd=started.cwd))
+        loaded.append(load_recorded(history.started))
 
     outcome = await open_backend(home).resume(run_id, clock=clock, on_history=find_workflow)
     return result_of(loaded[0], outcome)

@@ -24,6 +24,7 @@ from types import ModuleType
 
 from .definitions import WorkflowDefinition, activity_definition_of, workflow_definition_of
 from .errors import TargetError
+from .events import WorkflowStarted
 
 
 def load(target: str, *, cwd: str | None = None) -> WorkflowDefinition:
@@ -40,6 +41,11 @@ def load(target: str, *, cwd: str | None = None) -> WorkflowDefinition:
     else:
         module = _import_module(module_part, base)
     return _find(module, name, target)
+
+
+def load_recorded(started: WorkflowStarted) -> WorkflowDefinition:
+    """The workflow a run was started with, found again from the TARGET and folder it recorded."""
+    return load(started.target, cwd=started.cwd)
 
 
 def canonical_target(target: str, *, cwd: str | None = None) -> str:

@@ -307,7 +307,7 @@ class AttemptHooks(Protocol):
         """Attempt ``attempt`` failed and the next one follows after ``delay`` seconds."""
 
 
-class NoHooks:
+class _NoHooks:
     def starting(self, attempt: int) -> None:
         pass
 
@@ -323,10 +323,11 @@ async def attempt_until_final(
     max_payload: int,
     heartbeats: Heartbeats,
     clock: Clock,
-    hooks: AttemptHooks = NoHooks(),  # noqa: B008 - stateless
+    hooks: AttemptHooks | None = None,
 ) -> tuple[int, Outcome]:
     """Attempt the call from attempt ``info.attempt`` on, under its retry policy, until one
     attempt succeeds or a failure is final; return that attempt's number and outcome."""
+    hooks = hooks or _NoHooks()
     policy = definition.options.retry_policy
     attempt = info.attempt
     while True:

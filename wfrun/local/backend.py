@@ -20,7 +20,7 @@ from .._version import __version__
 from ..clock import Clock, SystemClock
 from ..definitions import WorkflowDefinition
 from ..events import FORMAT_VERSION, TERMINAL, Encoded, Event, Observer, event_from_json
-from ..loader import load
+from ..loader import load_recorded
 from ..payload import check_size
 from ..runs import ReplayResult, RunHistory, RunInfo, RunOutcome, new_run_id
 from .engine import RunEngine, replay_only
@@ -109,7 +109,7 @@ class LocalBackend:
                 on_history(history)
             if history.terminal is not None:
                 return RunOutcome.from_terminal(run_id, history.terminal)
-            definition = definition or load_definition(history)
+            definition = definition or load_recorded(history.started)
             writer.observers.extend(observers)
             return await RunEngine(definition, history, writer, clock).run()
         finally:
@@ -147,13 +147,7 @@ class LocalBackend:
 
     def replay(self, run_id: str, definition: WorkflowDefinition | None = None) -> ReplayResult:
         history = self.store.read(run_id)
-        return replay_history(history, definition or load_definition(history))
-
-
-def load_definition(history: RunHistory) -> WorkflowDefinition:
-    """The workflow a run was started with, found again from its recorded TARGET."""
-    started = history.started
-    return load(started.target, cwd=started.cwd)
+        return replay_history(history, definition or load_recorded(history.started))
 
 
 def replay_history(history: RunHistory, definition: WorkflowDefinition) -> ReplayResult:
