@@ -25,6 +25,7 @@ def test_the_public_api_is_exactly_this() -> None:
             "DeterminismWarning",
             "EncodingError",
             "HistoryCorruptError",
+            "HistoryIOError",
             "InputError",
             "NonDeterminismError",
             "PayloadTooLargeError",
@@ -193,7 +194,7 @@ def test_many_runs_can_be_in_flight_in_one_process_at_once(log: Path) -> None:
 
     assert asyncio.run(main()) == [[10, 20, 30]] * 20
     assert attempts(log, "step1") == 20
-    assert len(RunStore().run_ids()) == 20
+    assert len(RunStore().list_runs()) == 20
 
 
 def test_resume_workflow_continues_an_interrupted_run(log: Path) -> None:

@@ -136,6 +136,7 @@ EXAMPLES: list[errors.WfrunError] = [
     errors.RunNotFoundError("no run"),
     errors.RunLockedError("locked"),
     errors.HistoryCorruptError("damaged", path="/tmp/r1.jsonl", line=3),
+    errors.HistoryIOError("disk full", path="/tmp/r1.jsonl"),
 ]
 
 

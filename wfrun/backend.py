@@ -78,8 +78,12 @@ class Backend(Protocol):
         until the run ends or no process is carrying it on."""
         ...
 
-    def list_runs(self) -> list[RunInfo]:
-        """Every run, oldest first; a damaged one with status DAMAGED and its problem."""
+    def list_runs(self, warn: Callable[[str], None] = ...) -> list[RunInfo]:
+        """Every run, oldest first; a damaged one with status DAMAGED and its problem.
+
+        What is not a run at all (a stray folder, a link, someone else's file) is skipped,
+        and ``warn`` is told so in one line.
+        """
         ...
 
     def replay(self, run_id: str, definition: WorkflowDefinition | None = None) -> ReplayResult:

@@ -16,7 +16,10 @@
     ├── NonDeterminismError           3   today's code disagrees with the recorded history
     ├── RunNotFoundError              4   no history for that run id
     ├── RunLockedError                5   another live process holds the run
-    └── HistoryCorruptError           6   the history file is damaged; nothing was changed
+    ├── HistoryCorruptError           6   the history file is damaged; nothing was changed
+    └── HistoryIOError               74   the history cannot be read or written (disk full,
+                                          read-only, permissions, not a regular file of
+                                          yours); what was recorded is intact
 
 Each class carries the exit code of the CLI (`exit_code`), so the command line maps errors to
 codes in one place and a library user can ignore it. Every message says what happened, where,
@@ -226,6 +229,24 @@ class HistoryCorruptError(WfrunError):
         super().__init__(message)
         self.path = path
         self.line = line
+
+
+class HistoryIOError(WfrunError):
+    """The history cannot be read or written, or is not to be trusted; nothing recorded is lost.
+
+    Raised for a full disk, a read-only or failing disk, missing permissions, and for a run
+    file or runs folder that others could have written (a run file names code to import).
+    ``resume`` continues the run once the cause is fixed.
+
+    Attributes:
+        path: the file or folder at fault.
+    """
+
+    exit_code = 74
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class DeterminismWarning(UserWarning):

@@ -110,6 +110,10 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _warn(message: str) -> None:
+    _stderr().print(f"[yellow]wfrun:[/] {_escape(message)}")
+
+
 def _escape(text: str) -> str:
     from rich.markup import escape
 
@@ -220,7 +224,8 @@ def resume(
 
 
 def _resume_all(backend: Backend, *, json_output: bool) -> int:
-    run_ids = [run.run_id for run in backend.list_runs() if run.status is RunStatus.INTERRUPTED]
+    runs = backend.list_runs(warn=_warn)
+    run_ids = [run.run_id for run in runs if run.status is RunStatus.INTERRUPTED]
     if not run_ids:
         _stderr().print(f"wfrun: no interrupted run under {backend.location}")
         return 0
@@ -438,7 +443,7 @@ def list_runs(
     wanted = status.upper() if status else None
     if wanted is not None and wanted not in STATUSES:
         raise UsageError(f"--status {status!r} is not a status; use one of {', '.join(STATUSES)}")
-    runs = [run for run in backend.list_runs() if wanted is None or run.status == wanted]
+    runs = [run for run in backend.list_runs(_warn) if wanted is None or run.status == wanted]
     if json_output:
         rows = [
             {

@@ -142,8 +142,8 @@ class LocalBackend:
                 return
             time.sleep(FOLLOW_INTERVAL)
 
-    def list_runs(self) -> list[RunInfo]:
-        return self.store.list_runs()
+    def list_runs(self, warn: Callable[[str], None] = lambda _: None) -> list[RunInfo]:
+        return self.store.list_runs(warn)
 
     def replay(self, run_id: str, definition: WorkflowDefinition | None = None) -> ReplayResult:
         history = self.store.read(run_id)

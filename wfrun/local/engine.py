@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -299,13 +300,13 @@ class RunEngine:
         if announced:  # starts right away: recorded in the same write as its scheduling
             self._writer.append(ActivityStarted, seq=command.seq, attempt=state.attempt)
         self._executions[command.seq] = asyncio.create_task(
-            self._guarded(self._execute_activity(command, state, announced)),
+            self._guarded(self._execute_activity, command, state, announced),
             name=f"wfrun activity {command.definition.name}#{command.seq}",
         )
 
     def _start_timer(self, seq: int, due: datetime) -> None:
         self._executions[seq] = asyncio.create_task(
-            self._guarded(self._execute_timer(seq, due)), name=f"wfrun timer #{seq}"
+            self._guarded(self._execute_timer, seq, due), name=f"wfrun timer #{seq}"
         )
 
     def _cancel_the_rest(self) -> None:
@@ -330,9 +331,11 @@ class RunEngine:
         if tasks:
             await asyncio.wait(tasks, timeout=2.0)
 
-    async def _guarded(self, work: Any) -> None:
+    async def _guarded(self, work: Callable[..., Awaitable[None]], *args: Any) -> None:
+        # The coroutine is made here, not by the caller: a task cancelled before it ever ran
+        # (the run stopped at once) then leaves no coroutine behind that was never awaited.
         try:
-            await work
+            await work(*args)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # an engine fault: stop the run, loudly

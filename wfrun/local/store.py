@@ -17,45 +17,78 @@ Guarantees, and how they are kept:
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import os
 import re
 import secrets
+import stat
+import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 from .. import settings
 from ..clock import Clock
-from ..errors import HistoryCorruptError, InvalidRunIdError, RunLockedError, RunNotFoundError
+from ..errors import (
+    HistoryCorruptError,
+    HistoryIOError,
+    InvalidRunIdError,
+    RunLockedError,
+    RunNotFoundError,
+)
 from ..events import TERMINAL, Event, Observer, WorkflowStarted, format_ts, serialize
 from ..runs import RunInfo, RunStatus
 from .history import History, parse_history, parse_line
 
-_RUN_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_RUN_ID: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 
 E = TypeVar("E", bound=Event)
 
 
 def validate_run_id(run_id: str) -> str:
-    """Return ``run_id`` if it is ``[A-Za-z0-9._-]{1,128}``, not hidden and free of ``..``."""
-    if not _RUN_ID.fullmatch(run_id) or run_id.startswith(".") or ".." in run_id:
+    """Return ``run_id`` if it is ``[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`` and free of ``..``.
+
+    No path traversal, no hidden files, and nothing that looks like an option (``-x``).
+    """
+    if not _RUN_ID.fullmatch(run_id) or ".." in run_id:
         raise InvalidRunIdError(
-            f"invalid run id {run_id!r}: use 1 to 128 of A-Z a-z 0-9 . _ -, not starting "
-            "with '.' and without '..'"
+            f"invalid run id {run_id!r}: use 1 to 128 of A-Z a-z 0-9 . _ -, starting with a "
+            "letter, a digit or '_', and without '..'"
         )
     return run_id
 
 
 class HistoryWriter:
-    """Appends events to one run's file, which it holds locked until `close`."""
+    """Appends events to one run's file, which it holds locked until `close`.
 
-    def __init__(self, fd: int, path: Path, next_id: int, clock: Clock) -> None:
+    A write that fails (or stops short) poisons the writer: the file is cut back to its last
+    whole event, and every later write raises the same `HistoryIOError` without touching the
+    file, so a failing disk can never leave a duplicated or half event in the middle of it.
+    """
+
+    def __init__(
+        self,
+        fd: int,
+        path: Path,
+        next_id: int,
+        clock: Clock,
+        *,
+        size: int,
+        write: Callable[[int, memoryview], int] = os.write,
+    ) -> None:
         self._fd = fd
         self.path = path
         self._next_id = next_id
         self._clock = clock
+        #: The file's length: every byte of it a whole event this writer knows of.
+        self._size = size
+        self._write = write
         self._buffer = bytearray()
+        self._failure: HistoryIOError | None = None
         self.observers: list[Observer] = []
+        _open_writers.add(self)
 
     def append(self, cls: type[E], /, **fields: Any) -> E:
         """Record a new event (numbered and timestamped here); written at the next flush."""
@@ -69,33 +102,88 @@ class HistoryWriter:
 
     def flush(self) -> None:
         """Hand what was appended to the OS (visible to readers, not yet durable)."""
-        if self._buffer:
-            with memoryview(self._buffer) as view:
-                written = 0
+        if self._failure is not None:
+            raise self._failure
+        if not self._buffer:
+            return
+        written = 0
+        failure: OSError | None = None
+        with memoryview(self._buffer) as view:
+            try:
                 while written < len(view):  # a write may be partial (signals, full disks)
-                    written += os.write(self._fd, view[written:])
-            self._buffer.clear()
+                    done = self._write(self._fd, view[written:])
+                    if done <= 0:
+                        raise OSError(errno.EIO, "the write made no progress")
+                    written += done
+            except OSError as exc:
+                failure = exc
+        if failure is not None:
+            whole = self._buffer.rfind(b"\n", 0, written) + 1
+            self._fail(failure, "write", keep=self._size + whole)
+        self._size += written
+        self._buffer.clear()
 
     def sync(self) -> None:
         """Make everything appended so far durable: one write, one fsync."""
         self.flush()
-        os.fsync(self._fd)
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            self._fail(exc, "sync", keep=None)
 
     def repair_tail(self, history: History) -> None:
         """Cut off a torn last line (see `History.note`) before appending after it."""
         if history.torn_tail:
-            os.ftruncate(self._fd, history.intact_size)
-            os.fsync(self._fd)
+            try:
+                os.ftruncate(self._fd, history.intact_size)
+                os.fsync(self._fd)
+            except OSError as exc:
+                self._fail(exc, "repair", keep=None)
+            self._size = history.intact_size
 
     def close(self) -> None:
         """Release the run (and its lock) without writing what was not flushed."""
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        _open_writers.discard(self)
+
+    def _fail(self, exc: OSError, action: str, *, keep: int | None) -> NoReturn:
+        if keep is not None:
+            # Whatever did reach the file past its last whole event goes: never acknowledged.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, keep)
+                os.fsync(self._fd)
+        self._buffer = bytearray()  # a new one: a view on the old may live in the traceback
+        self._failure = io_error(exc, self.path, f"cannot {action} the history")
+        raise self._failure
+
+
+def _forget_in_child() -> None:
+    # A process forked by an activity must not hold (or, by closing, release) a run's lock:
+    # the child closes its copies, and the parent's lock stays where it is.
+    for writer in list(_open_writers):
+        with contextlib.suppress(OSError):
+            os.close(writer._fd)
+        writer._fd = -1
+    _open_writers.clear()
+
+
+_open_writers: weakref.WeakSet[HistoryWriter] = weakref.WeakSet()
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 class RunStore:
-    """The runs under one wfrun home."""
+    """The runs under one wfrun home.
+
+    Every run file is opened without following links and checked before it is believed: a
+    regular file owned by this user, in a runs folder no one else can write to. A run file
+    names the code that ``resume`` and ``replay`` import, so anything else is refused
+    (`HistoryIOError`, exit 74) before anything is read, let alone imported.
+    """
+
+    #: How writers write: the fault tests put a failing one here.
+    write: Callable[[int, memoryview], int] = staticmethod(os.write)
 
     def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
         self.home = settings.home(home)
@@ -118,28 +206,31 @@ class RunStore:
         final = self.path(run_id)
         self._ensure_dirs()
         temporary = self.runs_dir / f".{run_id}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        try:
+            fd = os.open(temporary, _CREATE, 0o600)
+        except OSError as exc:
+            raise io_error(exc, self.runs_dir, "cannot create a run file in") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            writer = HistoryWriter(fd, final, 1, clock)
+            writer = HistoryWriter(fd, final, 1, clock, size=0, write=self.write)
             event = writer.append(WorkflowStarted, **started)
             writer.sync()
             os.link(temporary, final)  # atomic, and refuses to replace an existing run
-        except BaseException:
+        except BaseException as exc:
             os.close(fd)
+            if isinstance(exc, OSError) and not isinstance(exc, FileExistsError):
+                raise io_error(exc, final, "cannot create") from None
             raise
         finally:
-            temporary.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
         self._sync_dir()
         return writer, event
 
     def open_for_append(self, run_id: str, clock: Clock) -> tuple[HistoryWriter, History]:
         """Lock a run for this process and read it; `RunLockedError` if another holds it."""
         path = self.path(run_id)
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND)
-        except FileNotFoundError:
-            raise self._not_found(run_id) from None
+        fd = self._open(run_id, os.O_RDWR | os.O_APPEND)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -148,33 +239,40 @@ class RunStore:
                     f"run {run_id} is being executed by another live process (its history "
                     f"{path} is locked); wait for it to finish, or stop that process"
                 ) from None
-            history = parse_history(path, _read_all(fd), run_id)
+            data = _read_all(fd, path)
+            history = parse_history(path, data, run_id)
         except BaseException:
             os.close(fd)
             raise
-        return HistoryWriter(fd, path, len(history.events) + 1, clock), history
+        writer = HistoryWriter(
+            fd, path, len(history.events) + 1, clock, size=len(data), write=self.write
+        )
+        return writer, history
 
     # -- reading -----------------------------------------------------------------------------
 
     def read(self, run_id: str) -> History:
         """Read and check a run's history without locking it (a torn tail is reported only)."""
         path = self.path(run_id)
+        fd = self._open(run_id, os.O_RDONLY)
         try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise self._not_found(run_id) from None
+            data = _read_all(fd, path)
+        finally:
+            os.close(fd)
         return parse_history(path, data, run_id)
 
     def is_locked(self, run_id: str) -> bool:
         """Whether a live process holds the run."""
         try:
-            fd = os.open(self.path(run_id), os.O_RDONLY)
-        except FileNotFoundError:
+            fd = os.open(self.path(run_id), os.O_RDONLY | _SAFE)
+        except OSError:
             return False
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             return True
+        except OSError:
+            return False
         finally:
             os.close(fd)
         return False
@@ -189,31 +287,51 @@ class RunStore:
     def _unfinished(self, run_id: str) -> RunStatus:
         return RunStatus.RUNNING if self.is_locked(run_id) else RunStatus.INTERRUPTED
 
-    def run_ids(self) -> list[str]:
-        if not self.runs_dir.is_dir():
-            return []
-        return sorted(
-            p.name.removesuffix(".jsonl")
-            for p in self.runs_dir.iterdir()
-            if p.name.endswith(".jsonl") and not p.name.startswith(".")
-        )
-
-    def list_runs(self) -> list[RunInfo]:
+    def list_runs(self, warn: Callable[[str], None] = lambda _: None) -> list[RunInfo]:
         """Every run, oldest first, read from the first and last lines of each file.
 
-        A damaged file is listed with status ``DAMAGED`` and the problem, rather than hidden.
+        A damaged file is listed with status ``DAMAGED`` and the problem, rather than hidden;
+        what is not a run file of this user (a folder, a link, someone else's file, a name that
+        is no run id) is skipped, and ``warn`` is told why.
         """
         infos = []
-        for run_id in self.run_ids():
+        for name in self._file_names(warn):
+            run_id = name.removesuffix(".jsonl")
             try:
                 infos.append(self._info(run_id))
             except HistoryCorruptError as exc:
                 infos.append(RunInfo(run_id, "?", RunStatus.DAMAGED, "", None, str(exc)))
+            except (HistoryIOError, RunNotFoundError) as exc:
+                warn(f"skipped {self.runs_dir / name}: {exc}")
         return sorted(infos, key=lambda info: info.started)
+
+    def _file_names(self, warn: Callable[[str], None]) -> list[str]:
+        try:
+            self._check_folder()
+            names = os.listdir(self.runs_dir)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise io_error(exc, self.runs_dir, "cannot list") from None
+        found = []
+        for name in sorted(names):
+            if name.startswith(".") or not name.endswith(".jsonl"):
+                continue
+            try:
+                validate_run_id(name.removesuffix(".jsonl"))
+            except InvalidRunIdError:
+                warn(f"skipped {self.runs_dir / name}: its name is not a run id")
+                continue
+            found.append(name)
+        return found
 
     def _info(self, run_id: str) -> RunInfo:
         path = self.path(run_id)
-        first, last = _first_and_last_lines(path)
+        fd = self._open(run_id, os.O_RDONLY)
+        try:
+            first, last = _first_and_last_lines(fd, path)
+        finally:
+            os.close(fd)
         started = parse_line(path, 1, first)
         if not isinstance(started, WorkflowStarted):
             raise HistoryCorruptError(
@@ -226,7 +344,52 @@ class RunStore:
             return RunInfo(run_id, started.workflow, RunStatus.after(final), started.ts, final.ts)
         return RunInfo(run_id, started.workflow, self._unfinished(run_id), started.ts, None)
 
-    # -- internals ---------------------------------------------------------------------------
+    # -- trust and errors --------------------------------------------------------------------
+
+    def _open(self, run_id: str, flags: int) -> int:
+        """Open a run file that is safe to believe: see the class docstring."""
+        path = self.path(run_id)
+        try:
+            self._check_folder()
+            fd = os.open(path, flags | _SAFE)
+        except FileNotFoundError:
+            raise self._not_found(run_id) from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _untrusted(path, "it is a symbolic link") from None
+            if exc.errno == errno.EISDIR:
+                raise _untrusted(path, "it is a folder, not a regular file") from None
+            raise io_error(exc, path, "cannot open") from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise _untrusted(path, f"it is {_kind(info.st_mode)}, not a regular file")
+            if info.st_uid != os.geteuid():
+                raise _untrusted(path, f"it belongs to user id {info.st_uid}, not to you")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _check_folder(self) -> None:
+        """The runs folder must be a folder of this user that nobody else can write to."""
+        try:
+            info = os.lstat(self.runs_dir)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise io_error(exc, self.runs_dir, "cannot read") from None
+        folder = self.runs_dir
+        if not stat.S_ISDIR(info.st_mode):
+            raise _untrusted(folder, f"it is {_kind(info.st_mode)}, not a folder")
+        if info.st_uid != os.geteuid():
+            raise _untrusted(folder, f"it belongs to user id {info.st_uid}, not to you")
+        if info.st_mode & 0o022:
+            raise _untrusted(
+                folder,
+                f"others can write to it (mode {stat.S_IMODE(info.st_mode):o}); "
+                f"`chmod 700 {folder}` if you trust every file in it",
+            )
 
     def _not_found(self, run_id: str) -> RunNotFoundError:
         return RunNotFoundError(
@@ -235,10 +398,14 @@ class RunStore:
         )
 
     def _ensure_dirs(self) -> None:
-        for folder in (self.home, self.runs_dir):
-            if not folder.is_dir():
-                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-                folder.chmod(0o700)
+        try:
+            for folder in (self.home, self.runs_dir):
+                if not folder.is_dir():
+                    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    folder.chmod(0o700)
+        except OSError as exc:
+            raise io_error(exc, self.runs_dir, "cannot create") from None
+        self._check_folder()
 
     def _sync_dir(self) -> None:
         # The new file's name must survive a crash too, not only its contents.
@@ -249,27 +416,91 @@ class RunStore:
             os.close(fd)
 
 
-def _read_all(fd: int) -> bytes:
-    size = os.fstat(fd).st_size
-    return os.pread(fd, size, 0)
+#: Never follow a link (a planted one could point anywhere), never block on a FIFO, never
+#: leak the descriptor into a program an activity starts.
+_SAFE: Final = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_CREATE: Final = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | _SAFE
+
+_REASONS: Final = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exhausted",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EFBIG: "the file is too large (a file size limit, e.g. ulimit -f)",
+    errno.EIO: "an I/O error (a failing disk?)",
+    errno.EISDIR: "it is a folder",
+}
 
 
-def _first_and_last_lines(path: Path) -> tuple[bytes, bytes]:
+def io_error(exc: OSError, path: Path, doing: str) -> HistoryIOError:
+    """A `HistoryIOError` saying what failed, where, and that the run can go on later."""
+    reason = _REASONS.get(exc.errno or 0) or exc.strerror or str(exc)
+    return HistoryIOError(
+        f"{doing} {path}: {reason} ({errno.errorcode.get(exc.errno or 0, 'error')}). What was "
+        "recorded before is intact: fix the cause, then `wfrun resume` carries the run on",
+        path=str(path),
+    )
+
+
+def _untrusted(path: Path, why: str) -> HistoryIOError:
+    return HistoryIOError(
+        f"refusing {path}: {why}. A run file names code to import, so wfrun reads only regular "
+        "files of your own in a folder only you can write to; nothing was read or imported",
+        path=str(path),
+    )
+
+
+def _kind(mode: int) -> str:
+    kinds = {
+        stat.S_ISDIR: "a folder",
+        stat.S_ISFIFO: "a FIFO",
+        stat.S_ISCHR: "a device",
+        stat.S_ISBLK: "a device",
+        stat.S_ISSOCK: "a socket",
+        stat.S_ISLNK: "a symbolic link",
+    }
+    return next((name for test, name in kinds.items() if test(mode)), "not a regular file")
+
+
+def _read_all(fd: int, path: Path) -> bytes:
+    try:
+        size = os.fstat(fd).st_size
+        chunks: list[bytes] = []
+        offset = 0
+        while True:  # read to the real end: the file may have grown since fstat
+            chunk = os.pread(fd, max(size - offset, 1 << 16), offset)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            offset += len(chunk)
+    except OSError as exc:
+        raise io_error(exc, path, "cannot read") from None
+
+
+def _first_and_last_lines(fd: int, path: Path) -> tuple[bytes, bytes]:
     """The first and the last complete lines, reading only the two ends of the file."""
-    with open(path, "rb") as f:
-        first = f.readline()
-        if not first.endswith(b"\n"):
+    try:
+        size = os.fstat(fd).st_size
+        head = os.pread(fd, min(size, 1 << 16), 0)
+        end_of_first = head.find(b"\n")
+        block = 1 << 16
+        while end_of_first < 0 and len(head) < size:
+            head = os.pread(fd, min(size, len(head) + block), 0)
+            end_of_first = head.find(b"\n")
+            block *= 4
+        if end_of_first < 0:
             raise HistoryCorruptError(
                 f"{path}:1: the file holds no complete event", path=str(path), line=1
             )
-        size = f.seek(0, os.SEEK_END)
         block = 4096
         while True:
             start = max(0, size - block)
-            f.seek(start)
-            tail = f.read(size - start)
+            tail = os.pread(fd, size - start, start)
             end = tail.rfind(b"\n")  # whatever follows is a torn tail, not an event
             begin = tail.rfind(b"\n", 0, end) + 1
             if begin > 0 or start == 0:
-                return first[:-1], tail[begin:end]
+                return head[:end_of_first], tail[begin:end]
             block *= 4
+    except OSError as exc:
+        raise io_error(exc, path, "cannot read") from None

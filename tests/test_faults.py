@@ -1,0 +1,234 @@
+"""A failing disk never corrupts a history: the run stops with exit 74, and resumes once fixed.
+
+Faults are real where this machine allows it (a size limit, a full and a read-only file
+system, a FIFO, a folder, a link) and injected where only injection reaches every byte (a
+writer that fails at byte N, for every N of a small run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import resource
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+import wfrun as workflows
+from wfrun.local.history import parse_history
+from wfrun.local.store import RunStore
+
+from conftest import attempts, cli, run_wfrun, wf
+from flows.steps import StepsWorkflow
+
+STEPS = f"{wf('steps')}:StepsWorkflow"
+
+
+class DiskFullAt:
+    """``os.write`` for history files that stops at byte ``limit``: a short write, then ENOSPC."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+
+    def __call__(self, fd: int, data: memoryview) -> int:
+        if self.left <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written = os.write(fd, data[: self.left])
+        self.left -= written
+        return written
+
+
+def run_steps(home: Path, count: int = 2) -> list[int]:
+    return asyncio.run(
+        workflows.execute_workflow(StepsWorkflow, {"count": count}, execution_id="r", home=home)
+    )
+
+
+def completed_steps(path: Path) -> set[int]:
+    history = parse_history(path, path.read_bytes())
+    assert not history.torn_tail, "a failed write must leave whole events only"
+    scheduled = {e.seq: e.input["n"] for e in history.events if e.type == "ActivityScheduled"}
+    return {scheduled[e.seq] for e in history.events if e.type == "ActivityCompleted"}
+
+
+@pytest.mark.slow
+def test_a_write_failing_at_any_byte_stops_the_run_and_resume_finishes_it(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_steps(isolated / "measure")
+    size = RunStore(isolated / "measure").path("r").stat().st_size
+    for limit in range(size):
+        home, log = isolated / f"home{limit}", isolated / f"log{limit}"
+        log.mkdir()
+        monkeypatch.setenv("WFRUN_TEST_LOG", str(log))
+        with monkeypatch.context() as faulty:
+            faulty.setattr(RunStore, "write", DiskFullAt(limit))
+            with pytest.raises(workflows.HistoryIOError, match="the disk is full"):
+                run_steps(home)
+        path = RunStore(home).path("r")
+        done = completed_steps(path) if path.exists() else set()
+        assert run_steps(home) == [10, 20], limit  # space is back: start/resume finishes
+        for n in done:
+            assert attempts(log, f"step{n}") == 1, (limit, n)  # recorded: never run again
+        assert completed_steps(path) == {1, 2}
+
+
+def test_a_file_size_limit_stops_the_run_with_exit_74_and_resume_finishes_it(
+    home: Path, log: Path
+) -> None:
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1500, 1500))
+
+    stopped = subprocess.run(
+        [sys.executable, "-m", "wfrun", "start", STEPS, "--arg", "count=8", "--run-id", "f"],
+        capture_output=True,
+        text=True,
+        preexec_fn=limited,
+        timeout=60,
+    )
+    assert stopped.returncode == 74, stopped.stderr
+    assert "too large" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    done = completed_steps(RunStore(home).path("f"))
+    resumed = run_wfrun("resume", "f", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert orjson.loads(resumed.stdout) == [10 * n for n in range(1, 9)]
+    assert len(done) < 8
+    for n in done:
+        assert attempts(log, f"step{n}") == 1
+
+
+# -- real file systems: full and read-only (root can mount a tmpfs; others skip) ------------------
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "fs"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=700", "wfrun-test", str(mount)],
+        capture_output=True,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def remount(mount: Path, options: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{options}", str(mount)], check=True)
+
+
+def test_a_full_disk_stops_the_run_with_exit_74_and_resume_finishes_it_once_space_is_back(
+    tmpfs: Path, log: Path
+) -> None:
+    home = tmpfs / "home"
+    env = {"WFRUN_HOME": str(home)}
+    big = f"{wf('faults')}:BigResultsWorkflow"
+    stopped = run_wfrun("start", big, "--arg", "count=6", "--run-id", "full", env=env)
+    assert stopped.returncode == 74, stopped.stderr
+    assert "the disk is full" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    done = completed_steps(home / "runs" / "full.jsonl")
+    remount(tmpfs, "size=4m")
+    resumed = run_wfrun("resume", "full", "--quiet", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert orjson.loads(resumed.stdout) == [12_000] * 6
+    for n in done:
+        assert attempts(log, f"big{n}") == 1
+
+
+def test_a_read_only_file_system_is_exit_74_for_start_and_resume(tmpfs: Path) -> None:
+    env = {"WFRUN_HOME": str(tmpfs / "home")}
+    first = run_wfrun("start", STEPS, "--arg", "count=1", "--run-id", "ro", env=env)
+    assert first.returncode == 0, first.stderr
+    (tmpfs / "home" / "runs" / "ro.jsonl").write_bytes(
+        b"".join((tmpfs / "home" / "runs" / "ro.jsonl").read_bytes().splitlines(True)[:1])
+    )
+    remount(tmpfs, "ro")
+    for args in (["resume", "ro"], ["start", STEPS, "--arg", "count=1", "--run-id", "other"]):
+        result = run_wfrun(*args, env=env)
+        assert result.returncode == 74, result.stderr
+        assert "read-only" in result.stderr
+        assert "Traceback" not in result.stderr
+    remount(tmpfs, "rw")
+    assert run_wfrun("resume", "ro", env=env).returncode == 0
+
+
+# -- files that are not what they claim ---------------------------------------------------------
+
+
+@pytest.fixture
+def planted(home: Path) -> Path:
+    """A runs folder made by wfrun (a real run in it), for tests to plant things in."""
+    assert cli("start", STEPS, "--arg", "count=1", "--run-id", "real").exit_code == 0
+    return home / "runs"
+
+
+def plant(runs: Path, kind: str) -> None:
+    path = runs / "odd.jsonl"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "link to /dev/zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "link to a real run":
+        path.symlink_to(runs / "real.jsonl")
+
+
+KINDS = ["fifo", "folder", "link to /dev/zero", "link to a real run"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("command", ["resume", "replay", "history", "show"])
+def test_a_run_file_that_is_not_a_regular_file_is_refused_with_exit_74(
+    planted: Path, kind: str, command: str
+) -> None:
+    plant(planted, kind)
+    result = cli(command, "odd")  # a FIFO must not block: the suite's timeout would say so
+    assert result.exit_code == 74, result.stderr
+    assert "refusing" in result.stderr
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_list_skips_what_is_not_a_run_file_with_a_warning(planted: Path, kind: str) -> None:
+    plant(planted, kind)
+    result = cli("list", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [run["run_id"] for run in orjson.loads(result.stdout)] == ["real"]
+    assert "skipped" in result.stderr
+    assert "odd.jsonl" in result.stderr
+
+
+def test_a_runs_folder_others_can_write_to_is_refused_before_importing_anything(
+    planted: Path, isolated: Path
+) -> None:
+    marker = isolated / "imported"
+    module = isolated / "planted.py"
+    module.write_text(f"open({str(marker)!r}, 'w').close()\n")
+    history = (
+        (planted / "real.jsonl").read_bytes().replace(wf("steps").encode(), str(module).encode())
+    )
+    (planted / "real.jsonl").write_bytes(history)
+    planted.chmod(0o777)
+    for command in ("resume", "replay"):
+        result = cli(command, "real")
+        assert result.exit_code == 74, result.stderr
+        assert "others can write to it" in result.stderr
+    assert not marker.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_run_file_owned_by_someone_else_is_refused(planted: Path) -> None:
+    os.chown(planted / "real.jsonl", 65534, 65534)
+    result = cli("resume", "real")
+    assert result.exit_code == 74, result.stderr
+    assert "not to you" in result.stderr
