@@ -29,6 +29,7 @@ import orjson
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from ..backend import Backend, open_backend
@@ -46,6 +47,8 @@ from .render import (
     history_table,
     run_summary,
     runs_table,
+    safe,
+    safe_json,
     summarize,
 )
 
@@ -87,11 +90,11 @@ QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the
 def _stdout() -> Console:
     # A pipe or a file has no width: rich would assume 80 columns and squeeze the tables.
     width = None if sys.stdout.isatty() else 200
-    return Console(highlight=False, width=width)
+    return Console(highlight=False, emoji=False, width=width)
 
 
 def _stderr() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
 
 
 def handle_errors(fn: F) -> F:
@@ -115,9 +118,8 @@ def _warn(message: str) -> None:
 
 
 def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
+    """A user's or a history's text, safe to put inside markup: see `render.safe`."""
+    return escape(safe(text))
 
 
 # -- start and resume ------------------------------------------------------------------------
@@ -227,7 +229,7 @@ def _resume_all(backend: Backend, *, json_output: bool) -> int:
     runs = backend.list_runs(warn=_warn)
     run_ids = [run.run_id for run in runs if run.status is RunStatus.INTERRUPTED]
     if not run_ids:
-        _stderr().print(f"wfrun: no interrupted run under {backend.location}")
+        _stderr().print(f"wfrun: no interrupted run under {_escape(backend.location)}")
         return 0
 
     async def one(run_id: str) -> RunOutcome | WfrunError:
@@ -252,7 +254,7 @@ def _resume_all(backend: Backend, *, json_output: bool) -> int:
             line = _outcome_json(result)
             detail = result.error.describe() if result.error else result.reason or ""
         if json_output:
-            sys.stdout.write(orjson.dumps(line).decode() + "\n")
+            _write_json(line)
         else:
             out.print(f"{run_id} {line['status']} {_escape(detail)}".rstrip())
     return min(codes, key=SEVERITY.index)
@@ -333,6 +335,11 @@ def _configure_logging() -> None:
     logger.setLevel(logging.INFO)
 
 
+def _write_json(value: Any, option: int = 0) -> None:
+    sys.stdout.buffer.write(safe_json(orjson.dumps(value, option=option)) + b"\n")
+    sys.stdout.flush()
+
+
 def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
     line: dict[str, Any] = {
         "run_id": outcome.run_id,
@@ -349,12 +356,12 @@ def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
 def _report(outcome: RunOutcome, *, json_output: bool, quiet: bool) -> None:
     code = EXIT_CODES[outcome.status]
     if json_output:
-        sys.stdout.write(orjson.dumps(_outcome_json(outcome)).decode() + "\n")
+        _write_json(_outcome_json(outcome))
         raise typer.Exit(code)
     if outcome.status is RunStatus.COMPLETED:
         tty = sys.stdout.isatty()
         option = orjson.OPT_INDENT_2 if tty and not quiet else 0
-        sys.stdout.write(orjson.dumps(outcome.result, option=option).decode() + "\n")
+        _write_json(outcome.result, option)
         if tty and not quiet:
             _stderr().print(f"[green]✓[/] run {outcome.run_id} completed")
     elif outcome.error is not None:
@@ -388,7 +395,7 @@ def history(
     backend = open_backend(home)
     recorded = backend.history(run_id)
     if json_output:
-        sys.stdout.buffer.write(recorded.stored)
+        sys.stdout.buffer.write(safe_json(recorded.stored))
         sys.stdout.flush()
     if follow:
         _follow(backend, recorded, json_output)
@@ -408,7 +415,7 @@ def _follow(backend: Backend, recorded: RunHistory, json_output: bool) -> None:
 
     def show(event: Any, line: bytes) -> None:
         if json_output:
-            sys.stdout.buffer.write(line + b"\n")
+            sys.stdout.buffer.write(safe_json(line) + b"\n")
             sys.stdout.flush()
         else:
             table = history_columns(Table(show_header=False, box=None, padding=(0, 1)))
@@ -456,11 +463,12 @@ def list_runs(
             }
             for run in runs
         ]
-        sys.stdout.write(orjson.dumps(rows).decode() + "\n")
+        _write_json(rows)
         return
     if not runs:
         _stderr().print(
-            f"wfrun: no runs{f' with status {wanted}' if wanted else ''} under {backend.location}"
+            f"wfrun: no runs{f' with status {wanted}' if wanted else ''} under "
+            f"{_escape(backend.location)}"
         )
         return
     _stdout().print(runs_table(runs))
@@ -480,7 +488,7 @@ def show(
     recorded = open_backend(home).history(run_id)
     summary = summarize(recorded.events, recorded.status)
     if json_output:
-        sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+        _write_json(summary)
         return
     _stdout().print(run_summary(summary))
 

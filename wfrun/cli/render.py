@@ -2,10 +2,15 @@
 
 Pure: every function takes events (or run infos) and returns something rich can print; nothing
 here prints, reads files or looks at the clock (the live view is handed ``now``).
+
+Everything that comes from a history or a user's value is text, never instructions to the
+terminal: it goes through `safe` (control characters shown as escapes) into a `Text`, which
+rich never parses for markup. Only wfrun's own labels carry styles.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -64,6 +69,36 @@ STATUS_STYLES = {
     RunStatus.WAITING: "blue",
     RunStatus.DAMAGED: "bold red",
 }
+
+
+#: Control characters (C0 but tab and newline, DEL, C1) and the invisible bidirectional
+#: controls that can make a terminal act or text read differently than it is.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def safe(value: object) -> str:
+    """``value`` as text a terminal shows and never acts on: ``\x1b`` for an escape character."""
+    return _UNSAFE.sub(_escaped, str(value))
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def text(value: object, style: str = "") -> Text:
+    """A user's or a history's value as a renderable: escaped (`safe`), never markup."""
+    return Text(safe(value), style=style)
+
+
+def safe_json(data: bytes) -> bytes:
+    """JSON with the C1 and bidirectional controls it holds raw written as ``\\u`` escapes.
+
+    The same JSON values; JSON already escapes every other control character.
+    """
+    if data.isascii():
+        return data
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", data.decode()).encode()
 
 
 def duration_text(seconds: float | None) -> str:
@@ -128,17 +163,18 @@ class HistoryRows:
         style = _STYLES.get(event.type, "")
         return [
             str(event.id),
-            _clock(event.ts),
+            text(_clock(event.ts)),
             Text(event.type, style=style),
-            self._names.of(event),
+            text(self._names.of(event)),
             str(getattr(event, "attempt", "") or ""),
             duration_text(getattr(event, "duration", None)),
-            Text(detail(event, self._width), style=style if "Failed" in event.type else ""),
+            text(detail(event, self._width), style=style if "Failed" in event.type else ""),
         ]
 
 
 def history_table(events: list[Event], *, title: str | None = None) -> Table:
-    table = history_columns(Table(title=title, title_justify="left", expand=False))
+    shown = text(title) if title is not None else None
+    table = history_columns(Table(title=shown, title_justify="left", expand=False))
     rows = HistoryRows()
     for event in events:
         table.add_row(*rows.row(event))
@@ -256,8 +292,8 @@ class RunView:
             table.add_row(*self._line(step, now))
         elapsed = (now - self.started).total_seconds() if self.started else 0.0
         header = Text.assemble(
-            (f"{self.workflow} ", "bold"),
-            (f"run {self.run_id} ", "dim"),
+            (f"{safe(self.workflow)} ", "bold"),
+            (f"run {safe(self.run_id)} ", "dim"),
             (self.status, STATUS_STYLES.get(self.status, "")),
             f" · {duration_text(elapsed)}",
             (f" · {hidden} earlier steps not shown" if hidden else "", "dim"),
@@ -284,7 +320,7 @@ class RunView:
             timing = duration_text(step.took)
         attempt = f"attempt {step.attempt}" if step.kind == "activity" and step.attempt else ""
         note = step.note if step.state != "retrying" else f"retry after {step.note}"
-        return [Text(f"{mark} {step.label}", style=style), attempt, timing, Text(note, "dim")]
+        return [text(f"{mark} {step.label}", style=style), attempt, timing, text(note, "dim")]
 
 
 # -- runs ------------------------------------------------------------------------------------
@@ -302,10 +338,10 @@ def runs_table(runs: list[RunInfo]) -> Table:
         if run.ended and run.started:
             took = duration_text((parse_ts(run.ended) - parse_ts(run.started)).total_seconds())
         table.add_row(
-            run.run_id,
-            run.workflow,
+            text(run.run_id),
+            text(run.workflow),
             Text(run.status, style=STATUS_STYLES.get(run.status, "")),
-            run.started[:19].replace("T", " "),
+            text(run.started[:19].replace("T", " ")),
             took,
         )
     return table
@@ -320,14 +356,14 @@ def run_summary(summary: dict[str, Any]) -> RenderableType:
         if value is None or key == "traceback":
             continue
         if key == "status":
-            shown: RenderableType = Text(str(value), style=STATUS_STYLES.get(RunStatus(value), ""))
+            shown = Text(str(value), style=STATUS_STYLES.get(RunStatus(value), ""))
         elif isinstance(value, dict | list):
-            shown = abbreviate(value, 400)
+            shown = text(abbreviate(value, 400))
         else:
-            shown = str(value)
+            shown = text(value)
         grid.add_row(key.replace("_", " "), shown)
     traceback = summary.get("traceback")
-    return Group(grid, Text(traceback, style="dim")) if traceback else grid
+    return Group(grid, text(traceback, style="dim")) if traceback else grid
 
 
 def summarize(events: list[Event], status: RunStatus) -> dict[str, Any]:
