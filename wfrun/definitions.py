@@ -174,11 +174,15 @@ class WorkflowDefinition:
                 f"--input must be a JSON object of arguments by name, not {abbreviate(input_json)}"
             )
         types = self.parameter_types()
+        given: set[str] = set()
         for pair in pairs:
             name, sep, raw = pair.partition("=")
             name = name.strip()
             if not sep or not name:
                 raise InputError(f"--arg {pair!r} is not NAME=VALUE")
+            if name in given:
+                raise InputError(f"--arg {name} is given twice: give each argument once")
+            given.add(name)
             if name not in types:
                 takes = ", ".join(types) if types else "no arguments"
                 raise InputError(

@@ -96,7 +96,7 @@ def parse_size(text: str) -> int:
         number, multiplier = lowered.removesuffix("b"), 1
     try:
         size = int(float(number) * multiplier)
-    except ValueError:
+    except (ValueError, OverflowError):  # "abc", "nan", "inf", "1e400"
         raise InputError(
             f"payload limit {text!r} is not a size: write bytes (2097152) or 2MiB, 512KiB"
         ) from None

@@ -167,13 +167,13 @@ def start(
 ) -> None:
     """Start a run of a workflow and follow it to its end."""
     backend = open_backend(home)
-    if run_id:
+    if run_id is not None:  # "" too: an id given is never replaced by a generated one
         backend.validate_run_id(run_id)
     definition = load(target)
     arguments = definition.arguments_from_cli(arg or [], _read_input(input_))
     data = definition.encode_input(arguments)
     limit = parse_size(max_payload) if max_payload else default_max_payload()
-    run_id = run_id or new_run_id(definition.name)
+    run_id = run_id if run_id is not None else new_run_id(definition.name)
     view = _live_view(json_output, quiet)
     try:
         outcome = _run(

@@ -19,9 +19,10 @@ from .. import settings
 from .._version import __version__
 from ..clock import Clock, SystemClock
 from ..definitions import WorkflowDefinition
+from ..errors import InputError
 from ..events import FORMAT_VERSION, TERMINAL, Encoded, Event, Observer, event_from_json
 from ..loader import load_recorded
-from ..payload import check_size
+from ..payload import abbreviate, check_size, loads, plain
 from ..runs import ReplayResult, RunHistory, RunInfo, RunOutcome, new_run_id
 from .engine import RunEngine, replay_only
 from .history import History
@@ -61,7 +62,10 @@ class LocalBackend:
         clock = clock or SystemClock()
         limit = max_payload or settings.max_payload()
         check_size(input_data, limit=limit, workflow=definition.name, side="input")
-        run_id = validate_run_id(run_id) if run_id else new_run_id(definition.name, clock)
+        given = run_id is not None
+        run_id = (
+            validate_run_id(run_id) if run_id is not None else new_run_id(definition.name, clock)
+        )
         fields = {
             "format": FORMAT_VERSION,
             "run_id": run_id,
@@ -81,8 +85,14 @@ class LocalBackend:
         try:
             writer, started = self.store.create(fields, clock)
         except FileExistsError:
+            if not given:  # pragma: no cover - a generated id is unique
+                raise
             return await self.resume(
-                run_id, definition=definition, clock=clock, observers=observers
+                run_id,
+                definition=definition,
+                clock=clock,
+                observers=observers,
+                on_history=lambda history: _same_run(history, definition, input_data),
             )
         try:
             writer.observers.extend(observers)
@@ -148,6 +158,23 @@ class LocalBackend:
     def replay(self, run_id: str, definition: WorkflowDefinition | None = None) -> ReplayResult:
         history = self.store.read(run_id)
         return replay_history(history, definition or load_recorded(history.started))
+
+
+def _same_run(history: RunHistory, definition: WorkflowDefinition, input_data: bytes) -> None:
+    """An idempotent start of an existing run must ask for that very run: same workflow, same
+    input. Anything else is a mistake (a reused id), never answered with the other's result."""
+    started = history.started
+    if started.workflow != definition.name:
+        raise InputError(
+            f"run {started.run_id} exists for workflow {started.workflow!r}, not "
+            f"{definition.name!r}: pick another --run-id (nothing was run)"
+        )
+    if plain(started.input) != loads(input_data):
+        raise InputError(
+            f"run {started.run_id} exists with input {abbreviate(plain(started.input))}, not "
+            f"{abbreviate(loads(input_data))}: pick another --run-id, or start it with the same "
+            "input to get its result (nothing was run)"
+        )
 
 
 def replay_history(history: RunHistory, definition: WorkflowDefinition) -> ReplayResult:
