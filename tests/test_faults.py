@@ -11,8 +11,10 @@ import asyncio
 import errno
 import os
 import resource
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +25,7 @@ import wfrun as workflows
 from wfrun.local.history import parse_history
 from wfrun.local.store import RunStore
 
-from conftest import attempts, cli, run_wfrun, wf
+from conftest import attempts, cli, run_wfrun, spawn_wfrun, wf
 from flows.steps import StepsWorkflow
 
 STEPS = f"{wf('steps')}:StepsWorkflow"
@@ -232,3 +234,49 @@ def test_a_run_file_owned_by_someone_else_is_refused(planted: Path) -> None:
     result = cli("resume", "real")
     assert result.exit_code == 74, result.stderr
     assert "not to you" in result.stderr
+
+
+# -- no two executions at once --------------------------------------------------------------------
+
+
+def wait_for_file(path: Path, process: subprocess.Popen[str] | None = None) -> None:
+    for _ in range(1200):  # a generous bound that only a real hang reaches
+        if path.exists():
+            return
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"the process ended first: {process.communicate()}")
+        time.sleep(0.025)
+    pytest.fail(f"{path} never appeared")
+
+
+@pytest.mark.slow
+def test_after_sigterm_the_lock_is_held_until_the_thread_activity_returns(
+    isolated: Path, log: Path
+) -> None:
+    markers = isolated / "markers"
+    markers.mkdir()
+    held = f"{wf('faults')}:HeldWorkflow"
+    process = spawn_wfrun("start", held, "--arg", f"marker_dir={markers}", "--run-id", "held")
+    wait_for_file(markers / "started1", process)
+    process.send_signal(signal.SIGTERM)
+    second = run_wfrun("resume", "held")
+    assert second.returncode == 5, second.stderr  # the thread still runs: so does the lock
+    assert attempts(log, "held") == 1
+    (markers / "release").touch()
+    assert process.wait(timeout=60) == 130
+    resumed = run_wfrun("resume", "held", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+
+
+@pytest.mark.slow
+def test_a_process_forked_by_an_activity_does_not_hold_the_run(isolated: Path) -> None:
+    markers = isolated / "markers"
+    markers.mkdir()
+    forks = f"{wf('faults')}:ForkingWorkflow"
+    try:
+        result = run_wfrun("start", forks, "--arg", f"marker_dir={markers}", "--run-id", "fk")
+        assert result.returncode == 0, result.stderr
+        wait_for_file(markers / "child")
+        assert not RunStore().is_locked("fk")  # the child lives on, without the lock
+    finally:
+        (markers / "release").touch()

@@ -23,7 +23,7 @@ import dataclasses
 import functools
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -105,8 +105,13 @@ async def run_attempt(
     *,
     max_payload: int,
     heartbeats: Heartbeats,
+    threads: set[Future[Any]] | None = None,
 ) -> Outcome:
-    """Run one attempt and report how it ended (cancellation of the caller propagates)."""
+    """Run one attempt and report how it ended (cancellation of the caller propagates).
+
+    A plain ``def`` activity's thread is added to ``threads`` while it runs: it cannot be
+    stopped, so its caller must not let the run go before it returns.
+    """
     loop = asyncio.get_running_loop()
     started = loop.time()
     heartbeats.last_beat = started
@@ -118,7 +123,9 @@ async def run_attempt(
         if definition.is_async and definition.options.heartbeat_timeout is None:
             expired, value = await _awaited_here(definition, positional, keywords)
         else:
-            expired, value = await _supervised(definition, positional, keywords, heartbeats)
+            expired, value = await _supervised(
+                definition, positional, keywords, heartbeats, threads
+            )
     except Exception as exc:
         return _failed(exc, loop.time() - started)
     finally:
@@ -149,6 +156,7 @@ async def _supervised(
     positional: list[Any],
     keywords: dict[str, Any],
     heartbeats: Heartbeats,
+    threads: set[Future[Any]] | None,
 ) -> tuple[str | None, Any]:
     """A task or a thread of its own, watched for both timeouts (the context is copied in)."""
     loop = asyncio.get_running_loop()
@@ -157,7 +165,11 @@ async def _supervised(
         work = loop.create_task(definition.fn(*positional, **keywords))
     else:
         call = functools.partial(definition.fn, *positional, **keywords)
-        work = loop.run_in_executor(thread_pool(), contextvars.copy_context().run, call)
+        thread = thread_pool().submit(contextvars.copy_context().run, call)
+        if threads is not None:
+            threads.add(thread)
+            thread.add_done_callback(threads.discard)
+        work = asyncio.wrap_future(thread, loop=loop)
     expired = await _watch_timeouts(work, definition, heartbeats)
     return (expired, None) if expired is not None else (None, work.result())
 
@@ -324,6 +336,7 @@ async def attempt_until_final(
     heartbeats: Heartbeats,
     clock: Clock,
     hooks: AttemptHooks | None = None,
+    threads: set[Future[Any]] | None = None,
 ) -> tuple[int, Outcome]:
     """Attempt the call from attempt ``info.attempt`` on, under its retry policy, until one
     attempt succeeds or a failure is final; return that attempt's number and outcome."""
@@ -334,7 +347,12 @@ async def attempt_until_final(
         hooks.starting(attempt)
         info = dataclasses.replace(info, attempt=attempt, heartbeat_details=heartbeats.details)
         outcome = await run_attempt(
-            definition, values, info, max_payload=max_payload, heartbeats=heartbeats
+            definition,
+            values,
+            info,
+            max_payload=max_payload,
+            heartbeats=heartbeats,
+            threads=threads,
         )
         if outcome.ok:
             return attempt, outcome

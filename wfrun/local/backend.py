@@ -94,14 +94,16 @@ class LocalBackend:
                 observers=observers,
                 on_history=lambda history: _same_run(history, definition, input_data),
             )
+        engine: RunEngine | None = None
         try:
             writer.observers.extend(observers)
             for observer in writer.observers:  # they were not there when the first event was
                 observer(started)
             history = History(path=writer.path, events=[started])
-            return await RunEngine(definition, history, writer, clock).run()
+            engine = RunEngine(definition, history, writer, clock)
+            return await engine.run()
         finally:
-            writer.close()
+            writer.close(after=engine.threads if engine else ())
 
     async def resume(
         self,
@@ -114,6 +116,7 @@ class LocalBackend:
     ) -> RunOutcome:
         clock = clock or SystemClock()
         writer, history = self.store.open_for_append(run_id, clock)
+        engine: RunEngine | None = None
         try:
             if on_history is not None:
                 on_history(history)
@@ -121,9 +124,10 @@ class LocalBackend:
                 return RunOutcome.from_terminal(run_id, history.terminal)
             definition = definition or load_recorded(history.started)
             writer.observers.extend(observers)
-            return await RunEngine(definition, history, writer, clock).run()
+            engine = RunEngine(definition, history, writer, clock)
+            return await engine.run()
         finally:
-            writer.close()
+            writer.close(after=engine.threads if engine else ())
 
     # -- reading runs ------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -136,6 +137,8 @@ class RunEngine:
         ] = asyncio.Queue()
         self._executions: dict[int, asyncio.Task[None]] = {}
         self._activities: set[int] = set()
+        #: Threads of plain def attempts still running: cancelled or not, they run on.
+        self.threads: set[Future[Any]] = set()
         # Unique to this run (its id and seed), stable across attempts and resumes.
         self._key_prefix = uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{self.run_id}/{started.seed}").hex
         self._deadline: asyncio.Task[None] | None = None
@@ -372,6 +375,7 @@ class RunEngine:
                 heartbeats=Heartbeats(encoded=state.heartbeat_details, recorder=recorder),
                 clock=self._clock,
                 hooks=_RecordedAttempts(self._writer, command.seq, recorder, announced),
+                threads=self.threads,
             )
         finally:
             recorder.flush()

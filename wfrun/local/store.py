@@ -24,8 +24,10 @@ import os
 import re
 import secrets
 import stat
+import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Final, NoReturn, TypeVar
 
@@ -141,8 +143,30 @@ class HistoryWriter:
                 self._fail(exc, "repair", keep=None)
             self._size = history.intact_size
 
-    def close(self) -> None:
-        """Release the run (and its lock) without writing what was not flushed."""
+    def close(self, *, after: Iterable[Future[Any]] = ()) -> None:
+        """Release the run (and its lock) without writing what was not flushed.
+
+        With ``after`` (threads of the run's attempts, which nothing can stop), the lock is held
+        until the last of them returns: no second process may run the run meanwhile.
+        """
+        pending = [future for future in list(after) if not future.done()]  # list(): atomic
+        if not pending:
+            self._release()
+            return
+        left = [len(pending)]
+        guard = threading.Lock()
+
+        def one_returned(_: Future[Any]) -> None:
+            with guard:
+                left[0] -= 1
+                last = left[0] == 0
+            if last:
+                self._release()
+
+        for future in pending:
+            future.add_done_callback(one_returned)
+
+    def _release(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
