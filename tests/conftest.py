@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -95,6 +96,24 @@ def cut_history(run_id: str, keep: int, tail: bytes = b"") -> Path:
     path = Path(os.environ["WFRUN_HOME"]) / "runs" / f"{run_id}.jsonl"
     lines = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(b"".join(lines[:keep]) + tail)
+    return path
+
+
+def backdate(run_id: str, seconds: float) -> Path:
+    """Move every time a run recorded ``seconds`` into the past: as if it had been down that long.
+
+    How a test gets past a deadline or a timer's due time without waiting for it.
+    """
+    path = Path(os.environ["WFRUN_HOME"]) / "runs" / f"{run_id}.jsonl"
+    shifted = []
+    for line in path.read_bytes().splitlines():
+        event = orjson.loads(line)
+        for field in ("ts", "due"):
+            if isinstance(event.get(field), str):
+                moment = datetime.fromisoformat(event[field]) - timedelta(seconds=seconds)
+                event[field] = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        shifted.append(orjson.dumps(event) + b"\n")
+    path.write_bytes(b"".join(shifted))
     return path
 
 

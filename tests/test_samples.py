@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import threading
+import time
 from pathlib import Path
 
 import orjson
@@ -123,10 +126,28 @@ def test_large_report_passes_a_reference_and_shows_the_limit() -> None:
     assert RunStore().path("big").stat().st_size < 64 * 1024
 
 
-def test_blocking_calls_overlap_in_threads_and_the_careless_one_is_named() -> None:
+def test_blocking_calls_overlap_in_threads_and_the_careless_one_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Inside its blocking call, each legacy_lookup waits for the other three to be inside
+    # theirs: all four get through only if they block at the same time, in threads of their own.
+    inside = threading.Barrier(4)
+    met: list[bool] = []
+    blocking_call = time.sleep
+
+    def sleep(seconds: float) -> None:
+        if sys._getframe(1).f_code.co_name == "legacy_lookup":
+            try:
+                inside.wait(timeout=10)  # a bound, so that calls made in turn fail, not hang
+                met.append(True)
+            except threading.BrokenBarrierError:
+                met.append(False)
+        blocking_call(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
     result = start_sample("blocking_calls.py:BlockingCallsWorkflow", calls=4)
     assert result.exit_code == 0, result.stderr
-    assert orjson.loads(result.stdout)["threaded_seconds"] < 1.5  # not 4 x 0.5 s
+    assert met == [True] * 4
     assert "activity 'careless_lookup'" in result.stderr
     assert "blocked the event loop" in result.stderr
 

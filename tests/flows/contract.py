@@ -245,6 +245,23 @@ def blocking_sleep(seconds: float) -> float:
 
 
 @workflows.activity
+def meets(me: str, other: str) -> bool:
+    """A plain def activity that says it started, then waits in its thread for ``other`` to.
+
+    True when it saw the other start: both bodies ran at the same time. A bounded wait, so that
+    activities run one after the other fail the test instead of hanging it.
+    """
+    log_attempt(me)
+    other_started = Path(os.environ["WFRUN_TEST_LOG"]) / f"{other}.log"
+    deadline = time.monotonic() + 10
+    while not other_started.exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@workflows.activity
 async def naughty_sleep(seconds: float) -> float:
     """An async activity that blocks the event loop: the watchdog names it."""
     time.sleep(seconds)
@@ -262,6 +279,8 @@ class ThreadsWorkflow:
     async def run(self, which: str, seconds: float) -> Any:
         if which == "plain":
             return await asyncio.gather(blocking_sleep(seconds), blocking_sleep(seconds))
+        if which == "meet":
+            return await asyncio.gather(meets("left", "right"), meets("right", "left"))
         if which == "naughty":
             return await naughty_sleep(seconds)
         await hangs_in_a_thread()

@@ -15,11 +15,11 @@ import wfrun as workflows
 FAST_RETRY = timedelta(milliseconds=10)
 
 
-def log_attempt(name: str) -> int:
+def log_attempt(name: str, line: str = "x") -> int:
     """Append a line for this attempt; return how many attempts there have been."""
     path = Path(os.environ["WFRUN_TEST_LOG"]) / f"{name}.log"
     with open(path, "a") as f:
-        f.write("x\n")
+        f.write(f"{line}\n")
     return len(path.read_text().splitlines())
 
 
@@ -116,7 +116,12 @@ class NonRetryableWorkflow:
 )
 async def hangs() -> None:
     log_attempt("hangs")
-    await asyncio.sleep(60)
+    log_attempt("hangs_story", "started")
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        log_attempt("hangs_story", "cancelled")  # in order with the starts: when it happened
+        raise
 
 
 @workflows.workflow.define(name="hung")
