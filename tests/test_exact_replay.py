@@ -1,8 +1,8 @@
 """Concurrent workflows replay exactly: a resume delivers results in the order the live run saw.
 
-Each test kills a real process with SIGKILL during the final, long activity, then resumes it
-with every timing reversed: anything executed again instead of replayed would change the
-result, and no completed activity may run twice.
+Each race test kills a real process with SIGKILL while the body of the final activity runs (it
+logs that it started, and stays), then resumes it with every timing reversed: anything executed
+again instead of replayed would change the result, and no completed activity may run twice.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from conftest import (
     attempts,
     cut_history,
     history,
-    kill_when,
+    hold,
+    kill_after_marker,
     run_wfrun,
     spawn_wfrun,
     wf,
@@ -37,36 +38,26 @@ REVERSED = json.dumps(
 )
 
 
-def scheduled(name: str):
-    """Predicate: the activity called ``name`` has started."""
-
-    def check(events: list[dict]) -> bool:
-        seqs = {
-            e["seq"]
-            for e in events
-            if e["type"] == "ActivityScheduled" and e["input"].get("name") == name
-        }
-        return any(e["type"] == "ActivityStarted" and e["seq"] in seqs for e in events)
-
-    return check
-
-
 def completion_order(events: list[dict]) -> list[str]:
     """The names of the activities, in the order the live run recorded their results."""
     names = {e["seq"]: e["input"].get("name") for e in events if e["type"] == "ActivityScheduled"}
     return [names[e["seq"]] for e in events if e["type"] == "ActivityCompleted"]
 
 
-def crash_and_resume(home: Path, workflow: str, run_id: str) -> tuple[dict, list[dict]]:
-    process = spawn_wfrun("start", f"{wf('race')}:{workflow}", "--run-id", run_id)
-    before = kill_when(process, home, run_id, scheduled("later"))
+def crash_and_resume(home: Path, log: Path, workflow: str, run_id: str) -> tuple[dict, list[dict]]:
+    """Kill the live run once the body of "later" runs (and stays); resume with reversed timings."""
+    process = spawn_wfrun(
+        "start", f"{wf('race')}:{workflow}", "--run-id", run_id, env=hold("later")
+    )
+    kill_after_marker(process, log, "later")
+    before = history(home, run_id)  # read after the kill: what the crash left
     resumed = run_wfrun("resume", run_id, "--quiet", env={"WFRUN_TEST_DELAYS": REVERSED})
     assert resumed.returncode == 0, resumed.stderr
     return orjson.loads(resumed.stdout), before
 
 
 def test_as_completed_then_gather_resume_in_the_live_order(home: Path, log: Path) -> None:
-    result, before = crash_and_resume(home, "RaceWorkflow", "race")
+    result, before = crash_and_resume(home, log, "RaceWorkflow", "race")
     live = completion_order(before)
     assert result["order"] == [n for n in live if n in ("slow", "mid", "fast")]
     assert result["gathered"] == ["g1", "g2"]  # gather keeps argument order, whatever came first
@@ -76,7 +67,7 @@ def test_as_completed_then_gather_resume_in_the_live_order(home: Path, log: Path
 
 
 def test_now_random_and_uuid4_are_identical_across_a_crash(home: Path, log: Path) -> None:
-    result, before = crash_and_resume(home, "RaceWorkflow", "stamp")
+    result, before = crash_and_resume(home, log, "RaceWorkflow", "stamp")
     [noted] = [
         e["input"]["values"]
         for e in before
@@ -86,7 +77,7 @@ def test_now_random_and_uuid4_are_identical_across_a_crash(home: Path, log: Path
 
 
 def test_wait_first_completed_resumes_with_the_live_winner(home: Path, log: Path) -> None:
-    result, before = crash_and_resume(home, "FirstCompletedWorkflow", "first")
+    result, before = crash_and_resume(home, log, "FirstCompletedWorkflow", "first")
     assert result == {"winner": completion_order(before)[0], "losers": 1}
     assert attempts(log, "fast") == 1
     assert attempts(log, "slow") == 1
@@ -94,14 +85,14 @@ def test_wait_first_completed_resumes_with_the_live_winner(home: Path, log: Path
 
 
 def test_a_timer_racing_an_activity_resumes_with_the_live_outcome(home: Path, log: Path) -> None:
-    result, before = crash_and_resume(home, "TimerRaceWorkflow", "timer")
+    result, before = crash_and_resume(home, log, "TimerRaceWorkflow", "timer")
     kinds = [e["type"] for e in before if e["type"] in ("TimerFired", "ActivityCompleted")]
     assert result == {"result": "timed out" if kinds[0] == "TimerFired" else "slow"}
     assert attempts(log, "slow") == 1
 
 
 def test_the_deterministic_helpers_resume_in_the_live_order(home: Path, log: Path) -> None:
-    result, before = crash_and_resume(home, "HelpersWorkflow", "helpers")
+    result, before = crash_and_resume(home, log, "HelpersWorkflow", "helpers")
     live = completion_order(before)
     assert result["order"] == [n.upper() for n in live if n in ("slow", "mid", "fast")]
     first = next(n for n in live if n in ("g1", "g2"))

@@ -16,9 +16,8 @@ from wfrun.history import RunStore
 from conftest import (
     ROOT,
     cli,
-    heartbeat_reached,
     history,
-    kill_when,
+    kill_after,
     last_heartbeat,
     run_wfrun,
     spawn_wfrun,
@@ -85,13 +84,27 @@ def test_long_download_downloads_chunk_by_chunk(monkeypatch: pytest.MonkeyPatch)
 @pytest.mark.slow
 def test_long_download_resumes_from_its_last_heartbeat_after_kill_9(home: Path) -> None:
     target = str(SAMPLES / "long_download.py:DownloadWorkflow")
-    env = {"DOWNLOAD_CHUNKS": "30", "DOWNLOAD_DELAY": "0.1"}
+    chunks = {"DOWNLOAD_CHUNKS": "100"}
     process = spawn_wfrun(
-        "start", target, "--arg", "url=https://example.com/a.iso", "--run-id", "dl", env=env
+        "start",
+        target,
+        "--arg",
+        "url=https://example.com/a.iso",
+        "--run-id",
+        "dl",
+        env={**chunks, "DOWNLOAD_DELAY": "0.2"},  # 20 s in all: it is killed long before
     )
-    kill_when(process, home, "dl", heartbeat_reached(5))
+    # The body writes each chunk to disk, then heartbeats: three chunks on disk mean the first
+    # two heartbeats were given, and the first is recorded at once.
+    written = Path("downloads/a.iso")
+    kill_after(
+        process,
+        lambda: written.exists() and written.stat().st_size >= 3 * 64 * 1024,
+        "three chunks on disk",
+    )
     offset = last_heartbeat(history(home, "dl"))  # read after the kill: the truth then
-    resumed = run_wfrun("resume", "dl", "--json", env=env)
+    assert offset >= 1
+    resumed = run_wfrun("resume", "dl", "--json", env={**chunks, "DOWNLOAD_DELAY": "0"})
     assert resumed.returncode == 0, resumed.stderr
     report = orjson.loads(resumed.stdout)["result"]
     assert report["resumed_at_chunk"] == offset
@@ -101,7 +114,7 @@ def test_long_download_resumes_from_its_last_heartbeat_after_kill_9(home: Path) 
         "--arg",
         "url=https://example.com/a.iso",
         "--quiet",
-        env={**env, "DOWNLOAD_DELAY": "0"},
+        env={**chunks, "DOWNLOAD_DELAY": "0"},
     )
     assert orjson.loads(whole.stdout)["sha256"] == report["sha256"]  # the same bytes in the end
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 import wfrun as workflows
 
-from flows.steps import FAST_RETRY, log_attempt, step
+from flows.steps import FAST_RETRY, log_attempt, reached, step
 
 
 class Color(enum.Enum):
@@ -131,14 +131,14 @@ class TypesWorkflow:
     """Sends every type through activities and reports, field by field, what came back."""
 
     @workflows.workflow.entrypoint
-    async def run(self, linger: float = 0.0) -> dict:
+    async def run(self) -> dict:
         sent = everything()
         back = await echo(sent)
         each = await echo_each(
             *(getattr(sent, f.name) for f in dataclasses.fields(sent) if f.name != "nothing")
         )
         response = await fetch_response(201)
-        await step(99, linger)  # a test kills the process here
+        await step(99)  # a test kills the process here
         fields = [f.name for f in dataclasses.fields(sent)]
         return {
             "echo": {name: _same(getattr(back, name), getattr(sent, name)) for name in fields},
@@ -310,6 +310,7 @@ async def download(chunks: int, delay: float, fail_at: int) -> int:
             raise ConnectionError(f"connection reset at chunk {chunk}")
         await asyncio.sleep(delay)
         workflows.activity_heartbeat(chunk + 1)
+        await reached(f"chunk{chunk + 1}")  # a test kills the process here
     return chunks
 
 
@@ -379,6 +380,7 @@ async def charge_card(order: str, delay: float) -> str:
     )
     if info.attempt == 1:
         raise ConnectionError("timeout talking to the bank")
+    await reached("charging")  # a test kills the process here
     await asyncio.sleep(delay)
     return f"charged {order}"
 
