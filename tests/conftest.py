@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -98,6 +100,24 @@ def cut_history(run_id: str, keep: int, tail: bytes = b"") -> Path:
     return path
 
 
+def backdate(run_id: str, seconds: float) -> Path:
+    """Move every time a run recorded ``seconds`` into the past: as if it had been down that long.
+
+    How a test gets past a deadline or a timer's due time without waiting for it.
+    """
+    path = Path(os.environ["WFRUN_HOME"]) / "runs" / f"{run_id}.jsonl"
+    shifted = []
+    for line in path.read_bytes().splitlines():
+        event = orjson.loads(line)
+        for field in ("ts", "due"):
+            if isinstance(event.get(field), str):
+                moment = datetime.fromisoformat(event[field]) - timedelta(seconds=seconds)
+                event[field] = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        shifted.append(orjson.dumps(event) + b"\n")
+    path.write_bytes(b"".join(shifted))
+    return path
+
+
 def write_module(path: Path, source: str) -> Path:
     """Write a workflow module, and forget any earlier import of it (new code, new process)."""
     import textwrap
@@ -110,7 +130,70 @@ def write_module(path: Path, source: str) -> Path:
     return path
 
 
-# -- watching a live run from outside -----------------------------------------------------------
+# -- killing a live run ------------------------------------------------------------------------
+#
+# A crash test kills a process only once a marker that the activity body itself wrote is there
+# (its attempt line, see flows.steps.reached): then the body is known to have run that far. An
+# event in the history, or a sleep, says nothing of how far the body got; the events a test
+# needs from before the kill are read after the process is dead.
+
+
+def kill_after_marker(
+    process: subprocess.Popen[str],
+    log: Path,
+    name: str,
+    count: int = 1,
+    signum: int = signal.SIGKILL,
+) -> None:
+    """Send ``signum`` once the body logged as ``name`` wrote its ``count``-th line, and reap it."""
+    kill_after(
+        process, lambda: attempts(log, name) >= count, f"{count} line(s) in {name}.log", signum
+    )
+
+
+def wait_for_marker(process: subprocess.Popen[str], log: Path, name: str, count: int = 1) -> None:
+    """Wait, the process still running, until the body logged as ``name`` wrote ``count`` lines."""
+    wait_until(process, lambda: attempts(log, name) >= count, f"{count} line(s) in {name}.log")
+
+
+def kill_after(
+    process: subprocess.Popen[str],
+    marked: Callable[[], bool],
+    what: str,
+    signum: int = signal.SIGKILL,
+) -> None:
+    """Send ``signum`` as soon as ``marked()`` (a marker the body wrote) holds, and reap it."""
+    wait_until(process, marked, what)
+    os.kill(process.pid, signum)
+    process.wait(timeout=30)
+
+
+def wait_until(
+    process: subprocess.Popen[str], marked: Callable[[], bool], what: str, timeout: float = 30
+) -> None:
+    """Poll ``marked()``; fail if the process ends first, or on a hang (then it is killed)."""
+    deadline = time.monotonic() + timeout
+    while not marked():
+        if process.poll() is not None:
+            raise AssertionError(f"the process ended before {what}: {process.stderr.read()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait(timeout=30)
+            raise AssertionError(f"timed out waiting for {what}: {process.stderr.read()}")
+        time.sleep(0.01)
+
+
+def hold(*names: str) -> dict[str, str]:
+    """The environment of a process whose bodies stay where they reach ``names`` (to be killed)."""
+    return {"WFRUN_TEST_HOLD": ",".join(names)}
+
+
+def release(log: Path, name: str) -> None:
+    """Let a body held at ``name`` (see flows.steps.reached) go on."""
+    (log / f"{name}.release").touch()
+
+
+# -- reading a run's history from outside ----------------------------------------------------
 
 
 def history(home: Path, run_id: str) -> list[dict]:
@@ -120,41 +203,5 @@ def history(home: Path, run_id: str) -> list[dict]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.endswith(b"}")]
 
 
-def wait_for(home: Path, run_id: str, predicate, timeout: float = 30) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        events = history(home, run_id)
-        if predicate(events):
-            return events
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting on {run_id}: {history(home, run_id)}")
-
-
-def completed(events: list[dict]) -> int:
-    return sum(e["type"] == "ActivityCompleted" for e in events)
-
-
-def heartbeat_reached(at_least: int):
-    """Predicate: a heartbeat with details[0] >= at_least has been recorded."""
-
-    def check(events: list[dict]) -> bool:
-        return last_heartbeat(events) >= at_least
-
-    return check
-
-
 def last_heartbeat(events: list[dict]) -> int:
     return max((e["details"][0] for e in events if e["type"] == "ActivityHeartbeat"), default=-1)
-
-
-def kill_when(
-    process: subprocess.Popen[str], home: Path, run_id: str, predicate, signum: int = signal.SIGKILL
-) -> list[dict]:
-    try:
-        events = wait_for(home, run_id, predicate)
-    except AssertionError:
-        process.kill()
-        raise
-    os.kill(process.pid, signum)
-    process.wait(timeout=30)
-    return events

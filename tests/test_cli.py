@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import orjson
 import pytest
 
-from conftest import ROOT, attempts, cli, cut_history, run_wfrun, wf
+from conftest import ROOT, attempts, backdate, cli, cut_history, run_wfrun, wf
 
 STEPS = f"{wf('steps')}:StepsWorkflow"
 GREETER = f"{wf('steps')}:GreeterWorkflow"
@@ -267,8 +266,8 @@ def test_a_run_past_its_execution_timeout_ends_timed_out_and_cancels_what_runs(l
 def test_a_resume_past_the_deadline_times_out_before_running_anything(log: Path) -> None:
     cli("start", f"{wf('steps')}:DeadlineWorkflow", "--arg", "count=2", "--run-id", "late")
     cut_history("late", keep=4)  # what followed step 1 was never recorded
+    backdate("late", 3600)  # it was started an hour ago: far past its 0.3 s
     ran = (attempts(log, "step1"), attempts(log, "step2"))
-    time.sleep(0.35)
     result = cli("resume", "late", "--json")
     assert orjson.loads(result.stdout)["status"] == "TIMED_OUT"
     assert (attempts(log, "step1"), attempts(log, "step2")) == ran  # the resume ran nothing
@@ -277,6 +276,6 @@ def test_a_resume_past_the_deadline_times_out_before_running_anything(log: Path)
 def test_a_run_that_finished_its_work_before_the_deadline_completes_on_resume(log: Path) -> None:
     cli("start", f"{wf('steps')}:DeadlineWorkflow", "--arg", "count=0", "--run-id", "early")
     cut_history("early", keep=1)  # it had nothing to do; its completion was never recorded
-    time.sleep(0.35)
+    backdate("early", 3600)  # it was started an hour ago: far past its 0.3 s
     result = cli("resume", "early", "--json")
     assert orjson.loads(result.stdout)["status"] == "COMPLETED"

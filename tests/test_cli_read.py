@@ -8,7 +8,6 @@ import re
 import select
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from rich.console import Console
 from wfrun.cli.render import RunView
 from wfrun.events import event_from_json
 
-from conftest import cli, cut_history, run_wfrun, spawn_wfrun, wf
+from conftest import cli, cut_history, hold, release, spawn_wfrun, wait_for_marker, wf
 
 STEPS = f"{wf('steps')}:StepsWorkflow"
 
@@ -58,18 +57,20 @@ def test_history_of_a_torn_file_shows_the_intact_events_and_says_so() -> None:
 
 
 @pytest.mark.slow
-def test_history_follow_prints_events_while_the_run_is_live(home: Path) -> None:
-    process = spawn_wfrun(
-        "start", STEPS, "--arg", "count=3", "--arg", "delay=0.3", "--run-id", "live"
-    )
+def test_history_follow_prints_events_while_the_run_is_live(log: Path) -> None:
+    process = spawn_wfrun("start", STEPS, "--arg", "count=3", "--run-id", "live", env=hold("step2"))
     try:
-        deadline = time.monotonic() + 20
-        while not (home / "runs" / "live.jsonl").exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        followed = run_wfrun("history", "live", "--follow", "--json", timeout=30)
+        wait_for_marker(process, log, "step2")  # live, and held in step 2 until released
+        follower = spawn_wfrun("history", "live", "--follow", "--json")
+        assert follower.stdout is not None
+        first = follower.stdout.readline()  # printed while the run could not have ended
+        release(log, "step2")
+        rest = follower.stdout.read()  # to its end: the follower stops when the run does
+        follower.wait(timeout=30)
     finally:
+        release(log, "step2")
         process.wait(timeout=30)
-    kinds = [orjson.loads(line)["type"] for line in followed.stdout.splitlines()]
+    kinds = [orjson.loads(line)["type"] for line in (first + rest).splitlines()]
     assert kinds[0] == "WorkflowStarted"
     assert kinds[-1] == "WorkflowCompleted"
     assert kinds.count("ActivityCompleted") == 3

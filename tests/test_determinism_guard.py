@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import cProfile
 import logging
+import pstats
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,9 +84,21 @@ def test_a_workflow_can_opt_out_of_the_warnings() -> None:
 
 def test_the_guard_steps_aside_for_a_profiler_the_user_runs() -> None:
     profiler = cProfile.Profile()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         profiler.runcall(run, ImpureWorkflow)
+    # The profiler kept its hook through the workflow's steps: it saw the workflow code run,
+    # down to the time.time() call that the guard would have reported...
+    stats = pstats.Stats(profiler).stats
+    time_callers = {
+        (Path(file).name, caller)
+        for (_, _, name), (*_, callers) in stats.items()
+        if name.endswith(" time.time>")
+        for file, _, caller in callers
+    }
+    assert ("impure.py", "impure_body") in time_callers
+    # ...and the guard, standing aside, reported nothing.
+    assert [str(w.message) for w in caught if w.category is workflows.DeterminismWarning] == []
 
 
 def test_the_workflow_logger_does_not_repeat_lines_on_replay(

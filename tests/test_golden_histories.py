@@ -3,14 +3,13 @@
 tests/histories/ holds histories written by real runs. A change that makes them unreadable, or
 makes today's code replay them differently, or changes what the writer writes, fails here
 loudly. After an intended format change, regenerate them with
-``WFRUN_REGENERATE_GOLDEN=1 pytest tests/test_golden_histories.py`` and bump FORMAT_VERSION.
+``python tests/histories/regenerate.py`` (a script: no test writes into the tree) and bump
+FORMAT_VERSION.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -84,14 +83,3 @@ def test_the_saved_histories_cover_every_kind_of_event_but_a_few() -> None:
         "ActivityHeartbeat",
         "TimerCanceled",
     }
-
-
-@pytest.mark.skipif(not os.environ.get("WFRUN_REGENERATE_GOLDEN"), reason="regeneration only")
-def test_regenerate(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("WFRUN_TEST_DELAYS", '{"later": 0.0}')
-    shutil.copy(fresh_golden_run(), HISTORIES / "golden.jsonl")
-    for name, workflow in GOLDEN.items():
-        if workflow is not GoldenWorkflow:
-            run_id = name.removesuffix(".jsonl")
-            asyncio.run(workflows.execute_workflow(workflow, execution_id=run_id))
-            shutil.copy(RunStore().path(run_id), HISTORIES / name)

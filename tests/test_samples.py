@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import threading
+import time
 from pathlib import Path
 
 import orjson
@@ -13,9 +16,8 @@ from wfrun.local.store import RunStore
 from conftest import (
     ROOT,
     cli,
-    heartbeat_reached,
     history,
-    kill_when,
+    kill_after,
     last_heartbeat,
     run_wfrun,
     spawn_wfrun,
@@ -82,13 +84,27 @@ def test_long_download_downloads_chunk_by_chunk(monkeypatch: pytest.MonkeyPatch)
 @pytest.mark.slow
 def test_long_download_resumes_from_its_last_heartbeat_after_kill_9(home: Path) -> None:
     target = str(SAMPLES / "long_download.py:DownloadWorkflow")
-    env = {"DOWNLOAD_CHUNKS": "30", "DOWNLOAD_DELAY": "0.1"}
+    chunks = {"DOWNLOAD_CHUNKS": "100"}
     process = spawn_wfrun(
-        "start", target, "--arg", "url=https://example.com/a.iso", "--run-id", "dl", env=env
+        "start",
+        target,
+        "--arg",
+        "url=https://example.com/a.iso",
+        "--run-id",
+        "dl",
+        env={**chunks, "DOWNLOAD_DELAY": "0.2"},  # 20 s in all: it is killed long before
     )
-    kill_when(process, home, "dl", heartbeat_reached(5))
+    # The body writes each chunk to disk, then heartbeats: three chunks on disk mean the first
+    # two heartbeats were given, and the first is recorded at once.
+    written = Path("downloads/a.iso")
+    kill_after(
+        process,
+        lambda: written.exists() and written.stat().st_size >= 3 * 64 * 1024,
+        "three chunks on disk",
+    )
     offset = last_heartbeat(history(home, "dl"))  # read after the kill: the truth then
-    resumed = run_wfrun("resume", "dl", "--json", env=env)
+    assert offset >= 1
+    resumed = run_wfrun("resume", "dl", "--json", env={**chunks, "DOWNLOAD_DELAY": "0"})
     assert resumed.returncode == 0, resumed.stderr
     report = orjson.loads(resumed.stdout)["result"]
     assert report["resumed_at_chunk"] == offset
@@ -98,7 +114,7 @@ def test_long_download_resumes_from_its_last_heartbeat_after_kill_9(home: Path) 
         "--arg",
         "url=https://example.com/a.iso",
         "--quiet",
-        env={**env, "DOWNLOAD_DELAY": "0"},
+        env={**chunks, "DOWNLOAD_DELAY": "0"},
     )
     assert orjson.loads(whole.stdout)["sha256"] == report["sha256"]  # the same bytes in the end
 
@@ -123,10 +139,28 @@ def test_large_report_passes_a_reference_and_shows_the_limit() -> None:
     assert RunStore().path("big").stat().st_size < 64 * 1024
 
 
-def test_blocking_calls_overlap_in_threads_and_the_careless_one_is_named() -> None:
+def test_blocking_calls_overlap_in_threads_and_the_careless_one_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Inside its blocking call, each legacy_lookup waits for the other three to be inside
+    # theirs: all four get through only if they block at the same time, in threads of their own.
+    inside = threading.Barrier(4)
+    met: list[bool] = []
+    blocking_call = time.sleep
+
+    def sleep(seconds: float) -> None:
+        if sys._getframe(1).f_code.co_name == "legacy_lookup":
+            try:
+                inside.wait(timeout=10)  # a bound, so that calls made in turn fail, not hang
+                met.append(True)
+            except threading.BrokenBarrierError:
+                met.append(False)
+        blocking_call(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
     result = start_sample("blocking_calls.py:BlockingCallsWorkflow", calls=4)
     assert result.exit_code == 0, result.stderr
-    assert orjson.loads(result.stdout)["threaded_seconds"] < 1.5  # not 4 x 0.5 s
+    assert met == [True] * 4
     assert "activity 'careless_lookup'" in result.stderr
     assert "blocked the event loop" in result.stderr
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 import wfrun as workflows
 
-from flows.steps import FAST_RETRY, log_attempt, step
+from flows.steps import FAST_RETRY, log_attempt, reached, step
 
 
 class Color(enum.Enum):
@@ -131,14 +131,14 @@ class TypesWorkflow:
     """Sends every type through activities and reports, field by field, what came back."""
 
     @workflows.workflow.entrypoint
-    async def run(self, linger: float = 0.0) -> dict:
+    async def run(self) -> dict:
         sent = everything()
         back = await echo(sent)
         each = await echo_each(
             *(getattr(sent, f.name) for f in dataclasses.fields(sent) if f.name != "nothing")
         )
         response = await fetch_response(201)
-        await step(99, linger)  # a test kills the process here
+        await step(99)  # a test kills the process here
         fields = [f.name for f in dataclasses.fields(sent)]
         return {
             "echo": {name: _same(getattr(back, name), getattr(sent, name)) for name in fields},
@@ -245,6 +245,23 @@ def blocking_sleep(seconds: float) -> float:
 
 
 @workflows.activity
+def meets(me: str, other: str) -> bool:
+    """A plain def activity that says it started, then waits in its thread for ``other`` to.
+
+    True when it saw the other start: both bodies ran at the same time. A bounded wait, so that
+    activities run one after the other fail the test instead of hanging it.
+    """
+    log_attempt(me)
+    other_started = Path(os.environ["WFRUN_TEST_LOG"]) / f"{other}.log"
+    deadline = time.monotonic() + 10
+    while not other_started.exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@workflows.activity
 async def naughty_sleep(seconds: float) -> float:
     """An async activity that blocks the event loop: the watchdog names it."""
     time.sleep(seconds)
@@ -262,6 +279,8 @@ class ThreadsWorkflow:
     async def run(self, which: str, seconds: float) -> Any:
         if which == "plain":
             return await asyncio.gather(blocking_sleep(seconds), blocking_sleep(seconds))
+        if which == "meet":
+            return await asyncio.gather(meets("left", "right"), meets("right", "left"))
         if which == "naughty":
             return await naughty_sleep(seconds)
         await hangs_in_a_thread()
@@ -291,6 +310,7 @@ async def download(chunks: int, delay: float, fail_at: int) -> int:
             raise ConnectionError(f"connection reset at chunk {chunk}")
         await asyncio.sleep(delay)
         workflows.activity_heartbeat(chunk + 1)
+        await reached(f"chunk{chunk + 1}")  # a test kills the process here
     return chunks
 
 
@@ -360,6 +380,7 @@ async def charge_card(order: str, delay: float) -> str:
     )
     if info.attempt == 1:
         raise ConnectionError("timeout talking to the bank")
+    await reached("charging")  # a test kills the process here
     await asyncio.sleep(delay)
     return f"charged {order}"
 

@@ -13,7 +13,7 @@ import os
 
 import wfrun as workflows
 
-from flows.steps import log_attempt
+from flows.steps import reached
 
 DEFAULT_DELAYS = {
     "slow": 0.6,
@@ -33,7 +33,7 @@ def delay_of(name: str) -> float:
 
 @workflows.activity
 async def sleepy(name: str) -> str:
-    log_attempt(name)
+    await reached(name)
     await asyncio.sleep(delay_of(name))
     return name
 

@@ -1,6 +1,7 @@
 """Test workflows whose activities log every attempt to $WFRUN_TEST_LOG/<name>.log.
 
-Counting lines in those files is how the tests prove what really ran, across processes.
+Counting lines in those files is how the tests prove what really ran, across processes. The
+same lines are the markers a crash test waits for before it kills a process (`reached`).
 """
 
 from __future__ import annotations
@@ -15,17 +16,35 @@ import wfrun as workflows
 FAST_RETRY = timedelta(milliseconds=10)
 
 
-def log_attempt(name: str) -> int:
+def log_attempt(name: str, line: str = "x") -> int:
     """Append a line for this attempt; return how many attempts there have been."""
     path = Path(os.environ["WFRUN_TEST_LOG"]) / f"{name}.log"
     with open(path, "a") as f:
-        f.write("x\n")
+        f.write(f"{line}\n")
     return len(path.read_text().splitlines())
+
+
+async def reached(name: str) -> None:
+    """Log that the body got here (like an attempt), and stay here if $WFRUN_TEST_HOLD says so.
+
+    A crash test gives the process it means to kill ``WFRUN_TEST_HOLD=<name>`` (a comma-separated
+    list) and kills it once the line is logged: the body is then in flight, however slow the
+    machine. The body stays until the test writes ``<name>.release`` beside the log (or for an
+    hour); a process without the variable, such as the resume, goes straight on.
+    """
+    log_attempt(name)
+    if name not in os.environ.get("WFRUN_TEST_HOLD", "").split(","):
+        return
+    release = Path(os.environ["WFRUN_TEST_LOG"]) / f"{name}.release"
+    for _ in range(36_000):
+        if release.exists():
+            return
+        await asyncio.sleep(0.1)
 
 
 @workflows.activity(retry_policy_initial_interval=FAST_RETRY)
 async def step(n: int, delay: float = 0.0) -> int:
-    log_attempt(f"step{n}")
+    await reached(f"step{n}")
     await asyncio.sleep(delay)
     return n * 10
 
@@ -116,7 +135,12 @@ class NonRetryableWorkflow:
 )
 async def hangs() -> None:
     log_attempt("hangs")
-    await asyncio.sleep(60)
+    log_attempt("hangs_story", "started")
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        log_attempt("hangs_story", "cancelled")  # in order with the starts: when it happened
+        raise
 
 
 @workflows.workflow.define(name="hung")
