@@ -68,11 +68,15 @@ def test_a_write_failing_at_any_byte_stops_the_run_and_resume_finishes_it(
         home, log = isolated / f"home{limit}", isolated / f"log{limit}"
         log.mkdir()
         monkeypatch.setenv("WFRUN_TEST_LOG", str(log))
+        path = RunStore(home).path("r")
         with monkeypatch.context() as faulty:
             faulty.setattr(RunStore, "write", DiskFullAt(limit))
-            with pytest.raises(workflows.HistoryIOError, match="the disk is full"):
+            try:
                 run_steps(home)
-        path = RunStore(home).path("r")
+            except workflows.HistoryIOError as exc:
+                assert "the disk is full" in str(exc)
+            else:  # durations vary in length: this run happened to fit
+                assert path.stat().st_size <= limit
         done = completed_steps(path) if path.exists() else set()
         assert run_steps(home) == [10, 20], limit  # space is back: start/resume finishes
         for n in done:
