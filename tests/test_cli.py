@@ -219,8 +219,7 @@ def test_resume_all_continues_every_interrupted_run(log: Path) -> None:
     cut_history("b", keep=7)
     result = cli("resume", "--all", "--json")
     assert result.exit_code == 0, result.stderr
-    lines = [orjson.loads(line) for line in result.stdout.splitlines()]
-    assert {(line["run_id"], line["status"]) for line in lines} == {
+    assert {(line["run_id"], line["status"]) for line in orjson.loads(result.stdout)} == {
         ("a", "COMPLETED"),
         ("b", "COMPLETED"),
     }
@@ -242,6 +241,12 @@ def test_resume_all_with_nothing_to_do_exits_0() -> None:
     result = cli("resume", "--all")
     assert result.exit_code == 0
     assert "no interrupted run" in result.stderr
+
+
+def test_resume_all_json_with_nothing_to_do_prints_an_empty_list() -> None:
+    result = cli("resume", "--all", "--json")
+    assert result.exit_code == 0
+    assert orjson.loads(result.stdout) == []
 
 
 # -- execution timeout -----------------------------------------------------------------------

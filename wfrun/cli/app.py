@@ -33,12 +33,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..backend import Backend, open_backend
-from ..errors import InputError, PayloadError, UsageError, WfrunError
+from ..errors import Failure, InputError, PayloadError, UsageError, WfrunError
 from ..events import TERMINAL
 from ..loader import canonical_target, load
 from ..runs import RunHistory, RunOutcome, RunStatus, new_run_id
 from ..settings import max_payload as default_max_payload
 from ..settings import parse_size
+from .batch import default_parallel, resume_each
 from .render import (
     STATUS_STYLES,
     HistoryRows,
@@ -62,7 +63,7 @@ EXIT_CODES: Final = {
 }
 INTERRUPTED: Final = 130
 #: For ``resume --all``: the most serious code among the runs wins.
-SEVERITY: Final = (130, 6, 3, 5, 4, 2, 1, 75, 0)
+SEVERITY: Final = (130, 74, 6, 3, 5, 4, 2, 1, 75, 0)
 STATUSES: Final = tuple(RunStatus)
 
 app = typer.Typer(
@@ -198,8 +199,20 @@ def start(
 def resume(
     run_id: Annotated[str | None, typer.Argument(help="The run to continue.")] = None,
     all_runs: Annotated[
-        bool, typer.Option("--all", help="Continue every INTERRUPTED run under the home.")
+        bool,
+        typer.Option(
+            "--all", help="Continue every INTERRUPTED run under the home, each in its own process."
+        ),
     ] = False,
+    time_limit: Annotated[
+        float,
+        typer.Option(
+            "--time-limit",
+            metavar="SECONDS",
+            min=0.001,
+            help="With --all: stop a run that is still going after this long (it stays resumable).",
+        ),
+    ] = 600.0,
     home: HomeOption = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
@@ -209,7 +222,8 @@ def resume(
     if all_runs == bool(run_id):
         raise UsageError("give either a RUN_ID or --all")
     if all_runs:
-        raise typer.Exit(_resume_all(backend, json_output=json_output))
+        code = _resume_all(backend, home=home, time_limit=time_limit, json_output=json_output)
+        raise typer.Exit(code)
     assert run_id is not None
     view = _live_view(json_output, quiet)
 
@@ -225,39 +239,33 @@ def resume(
     _report(outcome, json_output=json_output, quiet=quiet)
 
 
-def _resume_all(backend: Backend, *, json_output: bool) -> int:
+def _resume_all(
+    backend: Backend, *, home: Path | None, time_limit: float, json_output: bool
+) -> int:
     runs = backend.list_runs(warn=_warn)
     run_ids = [run.run_id for run in runs if run.status is RunStatus.INTERRUPTED]
     if not run_ids:
         _stderr().print(f"wfrun: no interrupted run under {_escape(backend.location)}")
-        return 0
-
-    async def one(run_id: str) -> RunOutcome | WfrunError:
-        try:
-            return await backend.resume(run_id)
-        except WfrunError as exc:
-            return exc
-
-    async def every() -> list[RunOutcome | WfrunError]:
-        return list(await asyncio.gather(*(one(run_id) for run_id in run_ids)))
-
-    results = _run(every(), "--all", None)
-    codes = []
-    out = _stdout()
-    for run_id, result in zip(run_ids, results, strict=True):
-        if isinstance(result, WfrunError):
-            codes.append(result.exit_code)
-            line: dict[str, Any] = {"run_id": run_id, "status": "ERROR", "error": str(result)}
-            detail = str(result)
-        else:
-            codes.append(EXIT_CODES[result.status])
-            line = _outcome_json(result)
-            detail = result.error.describe() if result.error else result.reason or ""
         if json_output:
-            _write_json(line)
-        else:
-            out.print(f"{run_id} {line['status']} {_escape(detail)}".rstrip())
-    return min(codes, key=SEVERITY.index)
+            _write_json([])
+        return 0
+    _configure_logging()
+    results = resume_each(run_ids, home=home, time_limit=time_limit, parallel=default_parallel())
+    if json_output:
+        _write_json([{**result.report, "exit_code": result.exit_code} for result in results])
+    else:
+        out = _stdout()
+        for result in results:
+            report = result.report
+            detail = report.get("error") or report.get("reason") or ""
+            if isinstance(detail, dict):
+                detail = Failure.from_record(detail).describe()
+            out.print(f"{result.run_id} {report['status']} {_escape(str(detail))}".rstrip())
+    return min((result.exit_code for result in results), key=_severity)
+
+
+def _severity(code: int) -> int:
+    return SEVERITY.index(code) if code in SEVERITY else 0  # an unknown code: most serious
 
 
 def _read_input(value: str | None) -> Any:
