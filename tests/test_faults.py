@@ -287,3 +287,15 @@ def test_a_process_forked_by_an_activity_does_not_hold_the_run(isolated: Path) -
         assert not RunStore().is_locked("fk")  # the child lives on, without the lock
     finally:
         (markers / "release").touch()
+
+
+def test_resume_and_replay_say_which_code_they_import_and_from_where(
+    isolated: Path, log: Path
+) -> None:
+    assert cli("start", STEPS, "--arg", "count=2", "--run-id", "said").exit_code == 0
+    cut = RunStore().path("said")
+    cut.write_bytes(b"".join(cut.read_bytes().splitlines(keepends=True)[:4]))
+    for command in ("replay", "resume"):
+        result = cli(command, "said")
+        assert result.exit_code == 0, result.stderr
+        assert f"runs {STEPS} (imported from {isolated})" in result.stderr

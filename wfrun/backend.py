@@ -86,10 +86,16 @@ class Backend(Protocol):
         """
         ...
 
-    def replay(self, run_id: str, definition: WorkflowDefinition | None = None) -> ReplayResult:
+    def replay(
+        self,
+        run_id: str,
+        definition: WorkflowDefinition | None = None,
+        on_history: Callable[[RunHistory], None] | None = None,
+    ) -> ReplayResult:
         """Check today's code against a run's history: nothing runs, nothing is written.
 
-        Raises `NonDeterminismError` where they disagree.
+        ``on_history`` sees the history before its workflow is loaded. Raises
+        `NonDeterminismError` where code and history disagree.
         """
         ...
 

@@ -230,6 +230,8 @@ def resume(
     def opened(history: RunHistory) -> None:
         if history.note:
             _stderr().print(f"[yellow]wfrun:[/] {_escape(history.note)}")
+        if history.terminal is None and not quiet:
+            _say_what_is_imported(history)
         if view is not None:
             for event in history.events:
                 view.apply(event)
@@ -266,6 +268,15 @@ def _resume_all(
 
 def _severity(code: int) -> int:
     return SEVERITY.index(code) if code in SEVERITY else 0  # an unknown code: most serious
+
+
+def _say_what_is_imported(history: RunHistory) -> None:
+    """A history names the code to run: say which, and from where, before importing it."""
+    started = history.started
+    _stderr().print(
+        f"wfrun: run {_escape(started.run_id)} runs {_escape(started.target)} "
+        f"(imported from {_escape(started.cwd)})"
+    )
 
 
 def _read_input(value: str | None) -> Any:
@@ -508,7 +519,7 @@ def replay(
     home: HomeOption = None,
 ) -> None:
     """Check today's code against a run's history: runs no activity, writes nothing."""
-    found = open_backend(home).replay(run_id)
+    found = open_backend(home).replay(run_id, on_history=_say_what_is_imported)
     out = _stderr()
     style = STATUS_STYLES.get(RunStatus.COMPLETED)
     out.print(

@@ -159,8 +159,15 @@ class LocalBackend:
     def list_runs(self, warn: Callable[[str], None] = lambda _: None) -> list[RunInfo]:
         return self.store.list_runs(warn)
 
-    def replay(self, run_id: str, definition: WorkflowDefinition | None = None) -> ReplayResult:
+    def replay(
+        self,
+        run_id: str,
+        definition: WorkflowDefinition | None = None,
+        on_history: Callable[[RunHistory], None] | None = None,
+    ) -> ReplayResult:
         history = self.store.read(run_id)
+        if on_history is not None:
+            on_history(history)
         return replay_history(history, definition or load_recorded(history.started))
 
 
