@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from wfrun.cli import app
+from wfrun.events import with_checksum
 
 TESTS = Path(__file__).parent
 FLOWS = TESTS / "flows"
@@ -113,9 +114,18 @@ def backdate(run_id: str, seconds: float) -> Path:
             if isinstance(event.get(field), str):
                 moment = datetime.fromisoformat(event[field]) - timedelta(seconds=seconds)
                 event[field] = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        shifted.append(orjson.dumps(event) + b"\n")
+        shifted.append(signed(event))
     path.write_bytes(b"".join(shifted))
     return path
+
+
+def signed(event: dict) -> bytes:
+    """An event's history line with a valid checksum: an edit the checksum cannot catch.
+
+    How a test plants damage that only a deeper check (ids, types, structure) can find.
+    """
+    fields = {key: value for key, value in event.items() if key != "crc"}
+    return with_checksum(orjson.dumps(fields)) + b"\n"
 
 
 def write_module(path: Path, source: str) -> Path:

@@ -16,7 +16,7 @@ import pytest
 from rich.console import Console
 
 from wfrun.cli.render import RunView
-from wfrun.events import event_from_json
+from wfrun.local.history import parse_line
 
 from conftest import cli, cut_history, hold, release, spawn_wfrun, wait_for_marker, wf
 
@@ -148,7 +148,7 @@ def test_the_live_view_shows_each_activity_its_attempt_and_state() -> None:
     cli("start", f"{wf('steps')}:FlakyWorkflow", "--arg", "fail_times=1", "--run-id", "v")
     view = RunView()
     lines = (Path(os.environ["WFRUN_HOME"]) / "runs" / "v.jsonl").read_bytes().splitlines()
-    events = [event_from_json(orjson.loads(line)) for line in lines]
+    events = [parse_line(Path("v"), 0, line, checksummed=True) for line in lines]
     for event in events[:4]:  # up to the failed first attempt
         view.apply(event)
     console = Console(record=True, width=120)

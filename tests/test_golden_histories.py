@@ -2,7 +2,8 @@
 
 tests/histories/ holds histories written by real runs. A change that makes them unreadable, or
 makes today's code replay them differently, or changes what the writer writes, fails here
-loudly. After an intended format change, regenerate them with
+loudly. After an intended format change, keep the old ones (tests/histories/format1/ holds the
+format-1 originals, which must stay readable), regenerate them with
 ``python tests/histories/regenerate.py`` (a script: no test writes into the tree) and bump
 FORMAT_VERSION.
 """
@@ -25,6 +26,8 @@ from flows.golden import GoldenWorkflow
 from flows.race import FirstCompletedWorkflow, HelpersWorkflow, RaceWorkflow, TimerRaceWorkflow
 
 HISTORIES = TESTS / "histories"
+#: Every older format's histories, which today's wfrun must still read and replay.
+OLDER = [HISTORIES / "format1"]
 GOLDEN = {
     "golden.jsonl": GoldenWorkflow,
     "race.jsonl": RaceWorkflow,
@@ -32,7 +35,7 @@ GOLDEN = {
     "timer_race.jsonl": TimerRaceWorkflow,
     "helpers.jsonl": HelpersWorkflow,
 }
-VOLATILE = {"ts", "seed", "cwd", "wfrun_version", "duration", "due", "traceback", "at"}
+VOLATILE = {"ts", "seed", "cwd", "wfrun_version", "duration", "due", "traceback", "at", "crc"}
 
 
 def fresh_golden_run(run_id: str = "golden") -> Path:
@@ -61,6 +64,13 @@ def test_a_saved_history_replays_against_todays_code(name: str) -> None:
     result = replay(HISTORIES / name, GOLDEN[name])
     assert result.finished
     assert result.next_steps == 0
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+@pytest.mark.parametrize("folder", OLDER, ids=lambda folder: folder.name)
+def test_a_history_of_an_older_format_still_replays(folder: Path, name: str) -> None:
+    result = replay(folder / name, GOLDEN[name])
+    assert result.finished
 
 
 def test_the_writer_still_writes_the_saved_format() -> None:

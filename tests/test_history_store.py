@@ -15,7 +15,7 @@ from wfrun.errors import HistoryCorruptError, InvalidRunIdError, RunLockedError
 from wfrun.events import EVENT_TYPES, RunResumed, WorkflowStarted
 from wfrun.local.store import RunStore, validate_run_id
 
-from conftest import attempts, cli, cut_history, wf
+from conftest import attempts, cli, cut_history, signed, wf
 from flows.steps import StepsWorkflow
 
 STEPS = f"{wf('steps')}:StepsWorkflow"
@@ -44,7 +44,7 @@ def test_the_first_event_carries_what_resume_needs() -> None:
     assert first["workflow"] == "steps"
     assert first["target"] == "flows.steps:StepsWorkflow"
     assert first["input"] == {"count": 3, "delay": 0.0}
-    assert first["format"] == 1
+    assert first["format"] == 2
     assert {"wfrun_version", "seed", "cwd", "max_payload"} <= first.keys()
 
 
@@ -92,7 +92,9 @@ def test_a_gap_in_the_ids_is_damage() -> None:
 def test_an_unknown_event_type_is_damage_not_skipped() -> None:
     path = completed_run()
     data = path.read_bytes().splitlines(keepends=True)
-    data[2] = b'{"id":3,"ts":"2026-11-24T10:00:00Z","type":"ActivityTeleported","seq":1}\n'
+    data[2] = signed(
+        {"id": 3, "ts": "2026-11-24T10:00:00Z", "type": "ActivityTeleported", "seq": 1}
+    )
     path.write_bytes(b"".join(data))
     with pytest.raises(HistoryCorruptError, match="unknown event type 'ActivityTeleported'"):
         RunStore().read("r")
@@ -101,7 +103,7 @@ def test_an_unknown_event_type_is_damage_not_skipped() -> None:
 def test_an_event_missing_a_field_is_damage() -> None:
     path = completed_run()
     data = path.read_bytes().splitlines(keepends=True)
-    data[2] = b'{"id":3,"ts":"2026-11-24T10:00:00Z","type":"ActivityStarted","seq":1}\n'
+    data[2] = signed({"id": 3, "ts": "2026-11-24T10:00:00Z", "type": "ActivityStarted", "seq": 1})
     path.write_bytes(b"".join(data))
     with pytest.raises(HistoryCorruptError, match="ActivityStarted lacks attempt"):
         RunStore().read("r")
@@ -111,7 +113,9 @@ def test_an_outcome_for_a_command_never_scheduled_is_damage(log: Path) -> None:
     path = completed_run()
     cut_history("r", keep=4)
     with open(path, "ab") as f:
-        f.write(b'{"id":5,"ts":"2026-11-24T10:00:00.000000Z","type":"TimerFired","seq":9}\n')
+        f.write(
+            signed({"id": 5, "ts": "2026-11-24T10:00:00.000000Z", "type": "TimerFired", "seq": 9})
+        )
     before = path.read_bytes()
     result = cli("resume", "r")
     assert result.exit_code == 6

@@ -16,12 +16,20 @@ Events come in four roles, which is all the replayer needs to know about them:
 - *terminal* events end the run.
 
 Field values are JSON. Payloads (inputs, results) are the encoded values of `wfrun.payload`.
+
+From format 2, every line ends with ``"crc":"xxxxxxxx"``: the CRC-32 of the line as it would be
+without that field. A flipped bit or an edited line is then damage, named with its line
+number, instead of a plausible event replayed as truth. Format 1 lines have no checksum and
+stay readable.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import typing
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,7 +38,9 @@ from typing import Any, ClassVar, Final
 import orjson
 
 #: Bumped when a change would make an older wfrun misread a history; older formats stay readable.
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
+#: The first format whose lines carry a checksum.
+CHECKSUMMED: Final = 2
 
 #: Roles, see the module docstring.
 COMMAND: Final = "command"
@@ -56,8 +66,48 @@ def _verbatim(value: Any) -> Any:
 
 
 def serialize(event: Event) -> bytes:
-    """The event's line in the history file, without the newline."""
-    return orjson.dumps(event, default=_verbatim)
+    """The event's line in the history file (with its checksum), without the newline."""
+    return with_checksum(orjson.dumps(event, default=_verbatim))
+
+
+def with_checksum(body: bytes) -> bytes:
+    """A JSON object's line with its checksum field added (format 2)."""
+    return b'%s,"crc":"%08x"}' % (body[:-1], zlib.crc32(body))
+
+
+_CRC_FIELD: Final = b',"crc":"'
+_CRC_LENGTH: Final = len(b',"crc":"00000000"}')
+_HEX: Final = frozenset(b"0123456789abcdef")
+
+
+def checked_body(line: bytes, *, checksummed: bool) -> bytes:
+    """The line without its checksum, once the checksum is verified.
+
+    Raises `EventFormatError` when a checksummed line's checksum is missing or wrong, or when a
+    line of an older format carries one.
+    """
+    tail = line[-_CRC_LENGTH:]
+    has_crc = (
+        len(line) > _CRC_LENGTH
+        and tail.startswith(_CRC_FIELD)
+        and tail.endswith(b'"}')
+        and _HEX.issuperset(tail[8:16])
+    )
+    if not checksummed:
+        if has_crc:
+            raise EventFormatError("a checksum in a history of format 1")
+        return line
+    if not has_crc:
+        raise EventFormatError("the line has no checksum (every line of this format has one)")
+    body = line[:-_CRC_LENGTH] + b"}"
+    if zlib.crc32(body) != int(tail[8:16], 16):
+        raise EventFormatError("the checksum does not match: the line was changed after writing")
+    return body
+
+
+def has_checksum(line: bytes) -> bool:
+    """Whether a line ends with a checksum field (how the first line tells its format)."""
+    return line[-_CRC_LENGTH:].startswith(_CRC_FIELD)
 
 
 def format_ts(moment: datetime) -> str:
@@ -355,7 +405,51 @@ def event_from_json(obj: Any) -> Event:
             raise EventFormatError(
                 f"{kind}.{name} should be {_describe(accepted)}, found {obj[name]!r}"
             )
+    for name, (valid, wanted) in _VALUES.items():
+        value = obj.get(name)
+        if value is not None and not valid(value):
+            raise EventFormatError(f"{kind}.{name} should be {wanted}, found {value!r}")
     return cls(**obj)
+
+
+_TIMESTAMP: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)")
+
+
+def _is_timestamp(value: Any) -> bool:
+    if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
+        return False
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:  # the 31st of February, hour 25
+        return False
+    # Far enough from the calendar's ends that adding any valid duration stays on it.
+    return _EARLIEST_YEAR <= moment.year <= _LATEST_YEAR
+
+
+def _at_least(low: float) -> Callable[[Any], bool]:
+    return lambda value: math.isfinite(value) and low <= value <= _LONGEST
+
+
+#: No duration in a history is longer (about 317 years): timer and retry arithmetic stays safe.
+_LONGEST: Final = 1e10
+_EARLIEST_YEAR: Final = 1970
+_LATEST_YEAR: Final = 9000
+
+
+#: Checks on values, by field name, beyond their JSON types (which the annotations give).
+_VALUES: Final[dict[str, tuple[Callable[[Any], bool], str]]] = {
+    "ts": (_is_timestamp, "an ISO 8601 time with its offset, years 1970 to 9000"),
+    "due": (_is_timestamp, "an ISO 8601 time with its offset, years 1970 to 9000"),
+    "id": (_at_least(1), "1 or more"),
+    "seq": (_at_least(1), "1 or more"),
+    "attempt": (_at_least(1), "1 or more"),
+    "format": (_at_least(1), "1 or more"),
+    "max_payload": (_at_least(1), "1 or more"),
+    "duration": (_at_least(0), "a number of seconds, 0 to 1e10"),
+    "retry_in": (_at_least(0), "a number of seconds, 0 to 1e10"),
+    "limit": (_at_least(0), "a number of seconds, 0 to 1e10"),
+    "execution_timeout": (_at_least(0), "a number of seconds, 0 to 1e10"),
+}
 
 
 def _is_one_of(value: Any, accepted: tuple[type, ...]) -> bool:

@@ -33,7 +33,7 @@ def regenerate(scratch: Path) -> list[Path]:
     from test_golden_histories import GOLDEN, fresh_golden_run
 
     import wfrun as workflows
-    from wfrun.history import RunStore
+    from wfrun.local.store import RunStore
 
     from flows.golden import GoldenWorkflow
 

@@ -13,19 +13,17 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-import orjson
-
 from .. import settings
 from .._version import __version__
 from ..clock import Clock, SystemClock
 from ..definitions import WorkflowDefinition
 from ..errors import InputError
-from ..events import FORMAT_VERSION, TERMINAL, Encoded, Event, Observer, event_from_json
+from ..events import CHECKSUMMED, FORMAT_VERSION, TERMINAL, Encoded, Event, Observer
 from ..loader import load_recorded
 from ..payload import abbreviate, check_size, loads, plain
 from ..runs import ReplayResult, RunHistory, RunInfo, RunOutcome, new_run_id
 from .engine import RunEngine, replay_only
-from .history import History
+from .history import History, parse_line
 from .store import RunStore, validate_run_id
 
 #: How often `LocalBackend.follow` looks for new lines (seconds).
@@ -139,6 +137,7 @@ class LocalBackend:
     def follow(self, history: RunHistory) -> Iterator[tuple[Event, bytes]]:
         assert isinstance(history, History)
         run_id = history.started.run_id
+        checksummed = history.started.format >= CHECKSUMMED
         offset = history.intact_size
         last = history.events[-1]
         pending = b""
@@ -150,7 +149,7 @@ class LocalBackend:
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for line in lines:
-                last = event_from_json(orjson.loads(line))
+                last = parse_line(history.path, last.id + 1, line, checksummed=checksummed)
                 yield last, line
             if not lines and not self.store.is_locked(run_id):
                 return

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import orjson
 
 from ..errors import HistoryCorruptError
 from ..events import (
+    CHECKSUMMED,
     FORMAT_VERSION,
     TERMINAL,
     Event,
     EventFormatError,
     WorkflowStarted,
+    checked_body,
     event_from_json,
+    has_checksum,
 )
 from ..runs import RunHistory
 
@@ -43,6 +47,14 @@ class History(RunHistory):
             )
 
 
+#: A torn tail is the start of one event line cut short by a crash: it is at most one line
+#: long (a payload within the run's limit, plus the event around it and a traceback).
+_TORN_SLACK: Final = 1024 * 1024
+_LINE_START: Final = b'{"id":'
+#: Nesting a history can hold: wfrun encodes nothing deeper than orjson's limit of 254.
+_MAX_DEPTH: Final = 256
+
+
 def parse_history(path: Path, data: bytes, run_id: str | None = None) -> History:
     """Check and parse a whole history file's bytes (see the module docstring)."""
     intact = data.rfind(b"\n") + 1
@@ -55,24 +67,7 @@ def parse_history(path: Path, data: bytes, run_id: str | None = None) -> History
             path=str(path),
             line=1,
         )
-    events: list[Event] = []
-    for number, line in enumerate(lines, start=1):
-        event = parse_line(path, number, line)
-        if event.id != number:
-            raise HistoryCorruptError(
-                f"{path}:{number}: event id {event.id} where {number} was expected "
-                "(ids run 1, 2, 3… without gaps: lines were lost, added or reordered)",
-                path=str(path),
-                line=number,
-            )
-        if events and events[-1].role == TERMINAL:
-            raise HistoryCorruptError(
-                f"{path}:{number}: {event.type} after the run ended with {events[-1].type}",
-                path=str(path),
-                line=number,
-            )
-        events.append(event)
-    started = events[0]
+    started = parse_line(path, 1, lines[0], checksummed=None)
     if not isinstance(started, WorkflowStarted):
         raise HistoryCorruptError(
             f"{path}:1: the first event is {started.type}, not WorkflowStarted",
@@ -93,15 +88,57 @@ def parse_history(path: Path, data: bytes, run_id: str | None = None) -> History
             path=str(path),
             line=1,
         )
+    checksummed = started.format >= CHECKSUMMED
+    events: list[Event] = [started]
+    for number, line in enumerate(lines[1:], start=2):
+        event = parse_line(path, number, line, checksummed=checksummed)
+        if event.id != number:
+            raise HistoryCorruptError(
+                f"{path}:{number}: event id {event.id} where {number} was expected "
+                "(ids run 1, 2, 3… without gaps: lines were lost, added or reordered)",
+                path=str(path),
+                line=number,
+            )
+        if events[-1].role == TERMINAL:
+            raise HistoryCorruptError(
+                f"{path}:{number}: {event.type} after the run ended with {events[-1].type}",
+                path=str(path),
+                line=number,
+            )
+        events.append(event)
+    if torn and not _could_be_torn(torn, started.max_payload):
+        raise HistoryCorruptError(
+            f"{path}:{len(lines) + 1}: the file ends with {len(torn):,} bytes that are no "
+            "event (a crash can only leave the start of one line). Nothing was changed",
+            path=str(path),
+            line=len(lines) + 1,
+        )
     return History(
         path=path, events=events, stored=data[:intact], torn_tail=torn, intact_size=intact
     )
 
 
-def parse_line(path: Path, number: int, line: bytes) -> Event:
+def _could_be_torn(tail: bytes, max_payload: int) -> bool:
+    start = tail[: len(_LINE_START)]
+    return _LINE_START.startswith(start) and len(tail) <= max_payload + _TORN_SLACK
+
+
+def parse_line(path: Path, number: int, line: bytes, *, checksummed: bool | None) -> Event:
+    """One line as an event, checked; ``checksummed`` None: as the line itself says (line 1)."""
     where = f"{path}:{number}" if number else f"{path} (last line)"
     try:
-        obj = orjson.loads(line)
+        if checksummed is None:
+            checksummed = has_checksum(line)
+        body = checked_body(line, checksummed=checksummed)
+    except EventFormatError as exc:
+        raise HistoryCorruptError(
+            f"{where}: {exc}; the history is damaged. Nothing was changed: restore the file "
+            "from a backup, or start a new run",
+            path=str(path),
+            line=number,
+        ) from None
+    try:
+        obj = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise HistoryCorruptError(
             f"{where}: not valid JSON ({exc}); the history is damaged. Nothing was changed: "
@@ -110,10 +147,27 @@ def parse_line(path: Path, number: int, line: bytes) -> Event:
             line=number,
         ) from None
     try:
-        return event_from_json(obj)
+        if body.count(b"[") + body.count(b"{") > _MAX_DEPTH:  # only then can it be too deep
+            _check_depth(obj)
+        event = event_from_json(obj)
+        if checksummed and isinstance(event, WorkflowStarted) and event.format < CHECKSUMMED:
+            raise EventFormatError(f"a checksum in a history of format {event.format}")
+        return event
     except (EventFormatError, TypeError) as exc:
         raise HistoryCorruptError(
             f"{where}: not a valid event: {exc}. Nothing was changed",
             path=str(path),
             line=number,
         ) from None
+
+
+def _check_depth(value: object) -> None:
+    level: list[tuple[object, int]] = [(value, 1)]
+    while level:
+        item, depth = level.pop()
+        if depth > _MAX_DEPTH:
+            raise EventFormatError(f"its values nest deeper than {_MAX_DEPTH} levels")
+        if isinstance(item, dict):
+            level.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            level.extend((child, depth + 1) for child in item)

@@ -40,7 +40,15 @@ from ..errors import (
     RunLockedError,
     RunNotFoundError,
 )
-from ..events import TERMINAL, Event, Observer, WorkflowStarted, format_ts, serialize
+from ..events import (
+    CHECKSUMMED,
+    TERMINAL,
+    Event,
+    Observer,
+    WorkflowStarted,
+    format_ts,
+    serialize,
+)
 from ..runs import RunInfo, RunStatus
 from .history import History, parse_history, parse_line
 
@@ -356,14 +364,14 @@ class RunStore:
             first, last = _first_and_last_lines(fd, path)
         finally:
             os.close(fd)
-        started = parse_line(path, 1, first)
+        started = parse_line(path, 1, first, checksummed=None)
         if not isinstance(started, WorkflowStarted):
             raise HistoryCorruptError(
                 f"{path}:1: the first event is {started.type}, not WorkflowStarted",
                 path=str(path),
                 line=1,
             )
-        final = parse_line(path, 0, last)
+        final = parse_line(path, 0, last, checksummed=started.format >= CHECKSUMMED)
         if final.role == TERMINAL:
             return RunInfo(run_id, started.workflow, RunStatus.after(final), started.ts, final.ts)
         return RunInfo(run_id, started.workflow, self._unfinished(run_id), started.ts, None)
