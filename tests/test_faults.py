@@ -54,6 +54,11 @@ def run_steps(home: Path, count: int = 2) -> list[int]:
 def completed_steps(path: Path) -> set[int]:
     history = parse_history(path, path.read_bytes())
     assert not history.torn_tail, "a failed write must leave whole events only"
+    return completed_steps_of(path, path.read_bytes())
+
+
+def completed_steps_of(path: Path, data: bytes) -> set[int]:
+    history = parse_history(path, data)
     scheduled = {e.seq: e.input["n"] for e in history.events if e.type == "ActivityScheduled"}
     return {scheduled[e.seq] for e in history.events if e.type == "ActivityCompleted"}
 
@@ -85,6 +90,76 @@ def test_a_write_failing_at_any_byte_stops_the_run_and_resume_finishes_it(
         for n in done:
             assert attempts(log, f"step{n}") == 1, (limit, n)  # recorded: never run again
         assert completed_steps(path) == {1, 2}
+
+
+@pytest.mark.parametrize(
+    ("code", "said"),
+    [
+        (errno.ENOSPC, "the disk is full"),
+        (errno.EIO, "an I/O error"),
+        (errno.EROFS, "read-only"),
+        (errno.EACCES, "permission denied"),
+        (errno.EFBIG, "too large"),
+        (errno.EDQUOT, "quota"),
+    ],
+)
+def test_each_os_error_on_a_write_is_a_clean_exit_74_saying_what_failed(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, code: int, said: str
+) -> None:
+    def failing(fd: int, data: memoryview) -> int:
+        raise OSError(code, os.strerror(code))
+
+    assert cli("start", STEPS, "--arg", "count=2", "--run-id", "io").exit_code == 0
+    cut = RunStore().path("io")
+    cut.write_bytes(b"".join(cut.read_bytes().splitlines(keepends=True)[:4]))
+    before = cut.read_bytes()
+    monkeypatch.setattr(RunStore, "write", staticmethod(failing))
+    result = cli("resume", "io")
+    assert result.exit_code == 74, result.output
+    assert said in result.stderr
+    assert cut.read_bytes() == before  # nothing half-written
+
+
+@pytest.mark.slow
+def test_a_crash_after_any_event_resumes_without_rerunning_what_completed(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_steps(isolated / "full", count=3)
+    lines = RunStore(isolated / "full").path("r").read_bytes().splitlines(keepends=True)
+    for keep in range(1, len(lines) + 1):  # what a crash right after event `keep` leaves
+        home, log = isolated / f"home{keep}", isolated / f"log{keep}"
+        log.mkdir()
+        monkeypatch.setenv("WFRUN_TEST_LOG", str(log))
+        path = RunStore(home).path("r")
+        path.parent.mkdir(parents=True, mode=0o700)
+        path.write_bytes(b"".join(lines[:keep]))
+        path.chmod(0o600)
+        done = completed_steps(path)
+        assert run_steps(home, count=3) == [10, 20, 30], keep
+        for n in (1, 2, 3):
+            assert attempts(log, f"step{n}") == (0 if n in done else 1), (keep, n)
+
+
+@pytest.mark.slow
+def test_a_crash_at_any_byte_leaves_a_tail_that_resume_repairs(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_steps(isolated / "full")
+    data = RunStore(isolated / "full").path("r").read_bytes()
+    first_line = data.index(b"\n") + 1
+    for size in range(first_line, len(data)):
+        home, log = isolated / f"home{size}", isolated / f"log{size}"
+        log.mkdir()
+        monkeypatch.setenv("WFRUN_TEST_LOG", str(log))
+        path = RunStore(home).path("r")
+        path.parent.mkdir(parents=True, mode=0o700)
+        path.write_bytes(data[:size])
+        path.chmod(0o600)
+        intact = data[: data.rindex(b"\n", 0, size) + 1]
+        done = completed_steps_of(path, intact)
+        assert run_steps(home) == [10, 20], size
+        for n in done:
+            assert attempts(log, f"step{n}") == 0, (size, n)
 
 
 def test_a_file_size_limit_stops_the_run_with_exit_74_and_resume_finishes_it(
