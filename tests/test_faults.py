@@ -374,3 +374,32 @@ def test_resume_and_replay_say_which_code_they_import_and_from_where(
         result = cli(command, "said")
         assert result.exit_code == 0, result.stderr
         assert f"runs {STEPS} (imported from {isolated})" in result.stderr
+
+
+# -- interrupted at any moment --------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.15, 0.3])
+def test_ctrl_c_or_sigterm_during_start_up_exits_130_without_a_traceback(
+    home: Path, signum: int, delay: float
+) -> None:
+    # The signal is blocked until wfrun's first code unblocks it: sent at any delay, it lands
+    # at the earliest moment wfrun can handle it or later, never in the interpreter's own
+    # start-up (which no program can handle), so the test does not depend on machine speed.
+    def blocked() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "_wfrun_launcher", "start", STEPS, "--arg", "count=3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=blocked,
+    )
+    time.sleep(delay)  # where in start-up the signal lands; the outcome must not depend on it
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode in (130, 0), stderr  # 0: it had already finished
+    assert "Traceback" not in stderr

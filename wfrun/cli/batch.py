@@ -58,7 +58,7 @@ class _Runner:
         self._stopping = False
 
     def resume(self, run_id: str) -> Resumed:
-        command = [sys.executable, "-m", "wfrun", "resume", run_id, "--json"]
+        command = [sys.executable, "-m", "_wfrun_launcher", "resume", run_id, "--json"]
         if self._home is not None:
             command += ["--home", str(self._home)]
         with self._lock:
