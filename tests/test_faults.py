@@ -266,9 +266,11 @@ def plant(runs: Path, kind: str) -> None:
         path.symlink_to("/dev/zero")
     elif kind == "link to a real run":
         path.symlink_to(runs / "real.jsonl")
+    elif kind == "dangling link":
+        path.symlink_to(runs / "gone.jsonl")
 
 
-KINDS = ["fifo", "folder", "link to /dev/zero", "link to a real run"]
+KINDS = ["fifo", "folder", "link to /dev/zero", "link to a real run", "dangling link"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -290,6 +292,15 @@ def test_list_skips_what_is_not_a_run_file_with_a_warning(planted: Path, kind: s
     assert [run["run_id"] for run in orjson.loads(result.stdout)] == ["real"]
     assert "skipped" in result.stderr
     assert "odd.jsonl" in result.stderr
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_resume_all_skips_what_is_not_a_run_file_with_a_warning(planted: Path, kind: str) -> None:
+    plant(planted, kind)
+    result = cli("resume", "--all", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert orjson.loads(result.stdout) == []
+    assert "skipped" in result.stderr
 
 
 def test_a_runs_folder_others_can_write_to_is_refused_before_importing_anything(
