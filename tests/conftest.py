@@ -215,3 +215,15 @@ def history(home: Path, run_id: str) -> list[dict]:
 
 def last_heartbeat(events: list[dict]) -> int:
     return max((e["details"][0] for e in events if e["type"] == "ActivityHeartbeat"), default=-1)
+
+
+def wait_for_file(path: Path, process: subprocess.Popen[str] | None = None) -> None:
+    """Wait until ``path`` exists (a marker the code under test wrote); fail if ``process`` ends
+    first. The bound is generous: only a real hang reaches it."""
+    for _ in range(1200):
+        if path.exists():
+            return
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"the process ended first: {process.communicate()}")
+        time.sleep(0.025)
+    pytest.fail(f"{path} never appeared")

@@ -25,7 +25,7 @@ import wfrun as workflows
 from wfrun.local.history import parse_history
 from wfrun.local.store import RunStore
 
-from conftest import attempts, cli, run_wfrun, spawn_wfrun, wf
+from conftest import attempts, cli, run_wfrun, spawn_wfrun, wait_for_file, wf
 from flows.steps import StepsWorkflow
 
 STEPS = f"{wf('steps')}:StepsWorkflow"
@@ -330,16 +330,6 @@ def test_a_run_file_owned_by_someone_else_is_refused(planted: Path) -> None:
 
 
 # -- no two executions at once --------------------------------------------------------------------
-
-
-def wait_for_file(path: Path, process: subprocess.Popen[str] | None = None) -> None:
-    for _ in range(1200):  # a generous bound that only a real hang reaches
-        if path.exists():
-            return
-        if process is not None and process.poll() is not None:
-            pytest.fail(f"the process ended first: {process.communicate()}")
-        time.sleep(0.025)
-    pytest.fail(f"{path} never appeared")
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conftest import attempts, cut_history, run_wfrun, spawn_wfrun, wf
+from conftest import attempts, cut_history, run_wfrun, spawn_wfrun, wait_for_file, wf
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +60,7 @@ def test_a_run_past_the_time_limit_is_stopped_resumably_and_the_others_finish(
     markers.mkdir()
     held = f"{wf('faults')}:HeldWorkflow"
     process = spawn_wfrun("start", held, "--arg", f"marker_dir={markers}", "--run-id", "slow")
-    _wait_for(markers / "started1")
+    wait_for_file(markers / "started1", process)
     process.kill()
     process.wait()
     assert run_wfrun("start", f"{wf('steps')}:StepsWorkflow", "--arg", "count=2").returncode == 0
@@ -80,13 +80,3 @@ def test_a_run_past_the_time_limit_is_stopped_resumably_and_the_others_finish(
 def _only_other_run(isolated: Path, known: str) -> str:
     [other] = [p.stem for p in (isolated / "home" / "runs").glob("*.jsonl") if p.stem != known]
     return other
-
-
-def _wait_for(path: Path) -> None:
-    import time
-
-    for _ in range(1200):
-        if path.exists():
-            return
-        time.sleep(0.025)
-    pytest.fail(f"{path} never appeared")
