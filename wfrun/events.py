@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import typing
 import zlib
 from collections.abc import Callable
@@ -80,8 +79,8 @@ _CRC_LENGTH: Final = len(b',"crc":"00000000"}')
 _HEX: Final = frozenset(b"0123456789abcdef")
 
 
-def checked_body(line: bytes, *, checksummed: bool) -> bytes:
-    """The line without its checksum, once the checksum is verified.
+def verify_checksum(line: bytes, *, checksummed: bool) -> None:
+    """Check a line's checksum field (the caller drops it from the parsed object).
 
     Raises `EventFormatError` when a checksummed line's checksum is missing or wrong, or when a
     line of an older format carries one.
@@ -96,13 +95,13 @@ def checked_body(line: bytes, *, checksummed: bool) -> bytes:
     if not checksummed:
         if has_crc:
             raise EventFormatError("a checksum in a history of format 1")
-        return line
+        return
     if not has_crc:
         raise EventFormatError("the line has no checksum (every line of this format has one)")
-    body = line[:-_CRC_LENGTH] + b"}"
-    if zlib.crc32(body) != int(tail[8:16], 16):
+    with memoryview(line) as view:  # the CRC of the line as written before the field was added
+        crc = zlib.crc32(b"}", zlib.crc32(view[:-_CRC_LENGTH]))
+    if crc != int(tail[8:16], 16):
         raise EventFormatError("the checksum does not match: the line was changed after writing")
-    return body
 
 
 def has_checksum(line: bytes) -> bool:
@@ -335,32 +334,35 @@ class EventFormatError(ValueError):
     """A JSON object that is not a valid event; the history store adds the file and line."""
 
 
-def _field_checks(
-    cls: type[Event],
-) -> tuple[frozenset[str], tuple[tuple[str, tuple[type, ...]], ...]]:
+def _field_checks(cls: type[Event]) -> _Checks:
     """Computed once per event type, on first use (keeps ``import wfrun`` quick)."""
-    if cls not in _CHECKS:
-        _CHECKS[cls] = _compute_checks(cls)
-    return _CHECKS[cls]
+    checks = _CHECKS.get(cls)
+    if checks is None:
+        checks = _CHECKS[cls] = _compute_checks(cls)
+    return checks
 
 
-_CHECKS: dict[type[Event], tuple[frozenset[str], tuple[tuple[str, tuple[type, ...]], ...]]] = {}
+#: One field's check: its name, the exact JSON types it takes (None: any), and a check of
+#: its value with what it should be (None: none).
+_FieldCheck = tuple[str, frozenset[type] | None, Callable[[Any], bool] | None, str]
+#: Per event type: the required field names, all field names, and the checks.
+_Checks = tuple[frozenset[str], frozenset[str], tuple[_FieldCheck, ...]]
+_CHECKS: dict[type[Event], _Checks] = {}
 
 
-def _compute_checks(
-    cls: type[Event],
-) -> tuple[frozenset[str], tuple[tuple[str, tuple[type, ...]], ...]]:
-    """Required field names and the scalar fields' accepted types, read from the annotations."""
+def _compute_checks(cls: type[Event]) -> _Checks:
+    """Read from the annotations: required fields, accepted types; `_VALUES` by field name."""
     hints = typing.get_type_hints(cls)
     required: set[str] = set()
-    checks: list[tuple[str, tuple[type, ...]]] = []
+    checks: list[_FieldCheck] = []
     for f in dataclasses.fields(cls):
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             required.add(f.name)
         accepted = _scalar_types(hints[f.name])
-        if accepted:
-            checks.append((f.name, accepted))
-    return frozenset(required), tuple(checks)
+        valid, wanted = _VALUES.get(f.name, (None, ""))
+        if accepted or valid:
+            checks.append((f.name, frozenset(accepted) or None, valid, wanted))
+    return frozenset(required), frozenset(cls.__dataclass_fields__), tuple(checks)
 
 
 def _scalar_types(hint: Any) -> tuple[type, ...]:
@@ -384,43 +386,41 @@ def _scalar_types(hint: Any) -> tuple[type, ...]:
 
 def event_from_json(obj: Any) -> Event:
     """Build an event from one parsed history line; raises `EventFormatError` saying what is off."""
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         raise EventFormatError(f"expected a JSON object, found {type(obj).__name__}")
     kind = obj.get("type")
-    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    cls = EVENT_TYPES.get(kind) if type(kind) is str else None
     if cls is None:
         raise EventFormatError(
             f"unknown event type {kind!r} (written by a newer wfrun? this one reads "
             f"{', '.join(EVENT_TYPES)})"
         )
-    required, checks = _field_checks(cls)
-    missing = required - obj.keys()
-    if missing:
-        raise EventFormatError(f"{kind} lacks {', '.join(sorted(missing))}")
-    unknown = obj.keys() - cls.__dataclass_fields__.keys()
-    if unknown:
-        raise EventFormatError(f"{kind} has unknown fields {', '.join(sorted(unknown))}")
-    for name, accepted in checks:
-        if name in obj and not _is_one_of(obj[name], accepted):
+    required, fields, checks = _field_checks(cls)
+    keys = obj.keys()
+    if not required <= keys:
+        raise EventFormatError(f"{kind} lacks {', '.join(sorted(required - keys))}")
+    if not keys <= fields:
+        raise EventFormatError(f"{kind} has unknown fields {', '.join(sorted(keys - fields))}")
+    for name, accepted, valid, wanted in checks:
+        if name not in obj:
+            continue
+        value = obj[name]
+        # Exact types: JSON gives exact ones, and true/false must not pass for an int.
+        if accepted is not None and type(value) not in accepted:
             raise EventFormatError(
-                f"{kind}.{name} should be {_describe(accepted)}, found {obj[name]!r}"
+                f"{kind}.{name} should be {_describe(accepted)}, found {value!r}"
             )
-    for name, (valid, wanted) in _VALUES.items():
-        value = obj.get(name)
-        if value is not None and not valid(value):
+        if valid is not None and value is not None and not valid(value):
             raise EventFormatError(f"{kind}.{name} should be {wanted}, found {value!r}")
     return cls(**obj)
 
 
-_TIMESTAMP: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:\d\d)")
-
-
 def _is_timestamp(value: Any) -> bool:
-    if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
-        return False
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:  # the 31st of February, hour 25
+    except (TypeError, ValueError):  # not text; the 31st of February, hour 25
+        return False
+    if moment.tzinfo is None or "T" not in value:
         return False
     # Far enough from the calendar's ends that adding any valid duration stays on it.
     return _EARLIEST_YEAR <= moment.year <= _LATEST_YEAR
@@ -452,12 +452,6 @@ _VALUES: Final[dict[str, tuple[Callable[[Any], bool], str]]] = {
 }
 
 
-def _is_one_of(value: Any, accepted: tuple[type, ...]) -> bool:
-    # JSON true/false parse as bool, a subclass of int: an int field must not take them.
-    if isinstance(value, bool):
-        return bool in accepted
-    return isinstance(value, accepted)
-
-
-def _describe(accepted: tuple[type, ...]) -> str:
-    return " or ".join(t.__name__ if t is not type(None) else "null" for t in accepted)
+def _describe(accepted: frozenset[type]) -> str:
+    names = sorted(t.__name__ if t is not type(None) else "null" for t in accepted)
+    return " or ".join(names)

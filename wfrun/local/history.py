@@ -23,9 +23,9 @@ from ..events import (
     Event,
     EventFormatError,
     WorkflowStarted,
-    checked_body,
     event_from_json,
     has_checksum,
+    verify_checksum,
 )
 from ..runs import RunHistory
 
@@ -129,7 +129,7 @@ def parse_line(path: Path, number: int, line: bytes, *, checksummed: bool | None
     try:
         if checksummed is None:
             checksummed = has_checksum(line)
-        body = checked_body(line, checksummed=checksummed)
+        verify_checksum(line, checksummed=checksummed)
     except EventFormatError as exc:
         raise HistoryCorruptError(
             f"{where}: {exc}; the history is damaged. Nothing was changed: restore the file "
@@ -138,7 +138,7 @@ def parse_line(path: Path, number: int, line: bytes, *, checksummed: bool | None
             line=number,
         ) from None
     try:
-        obj = orjson.loads(body)
+        obj = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         raise HistoryCorruptError(
             f"{where}: not valid JSON ({exc}); the history is damaged. Nothing was changed: "
@@ -147,7 +147,9 @@ def parse_line(path: Path, number: int, line: bytes, *, checksummed: bool | None
             line=number,
         ) from None
     try:
-        if body.count(b"[") + body.count(b"{") > _MAX_DEPTH:  # only then can it be too deep
+        if checksummed and isinstance(obj, dict):
+            obj.pop("crc", None)  # verified above; not a field of the event
+        if line.count(b"[") + line.count(b"{") > _MAX_DEPTH:  # only then can it be too deep
             _check_depth(obj)
         event = event_from_json(obj)
         if checksummed and isinstance(event, WorkflowStarted) and event.format < CHECKSUMMED:
