@@ -12,6 +12,7 @@ import errno
 import os
 import resource
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -268,9 +269,13 @@ def plant(runs: Path, kind: str) -> None:
         path.symlink_to(runs / "real.jsonl")
     elif kind == "dangling link":
         path.symlink_to(runs / "gone.jsonl")
+    elif kind == "device":
+        os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 5))  # /dev/zero's numbers
 
 
 KINDS = ["fifo", "folder", "link to /dev/zero", "link to a real run", "dangling link"]
+if os.geteuid() == 0:  # making a device node needs root
+    KINDS.append("device")
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -21,6 +21,8 @@ from typing import Any, Final
 
 import orjson
 
+from ..runs import RunStatus
+
 #: Seconds a run stopped at its time limit gets to stop cleanly before it is killed.
 GRACE: Final = 10.0
 INTERRUPTED: Final = 130
@@ -117,7 +119,7 @@ def _report(run_id: str, stdout: str, stderr: str) -> dict[str, Any]:
 
 
 def _interrupted(run_id: str, why: str, code: int = INTERRUPTED) -> Resumed:
-    return Resumed(run_id, code, {"run_id": run_id, "status": "INTERRUPTED", "reason": why})
+    return Resumed(run_id, code, {"run_id": run_id, "status": RunStatus.INTERRUPTED, "reason": why})
 
 
 def default_parallel() -> int:
