@@ -110,7 +110,7 @@ def backdate(run_id: str, seconds: float) -> Path:
     shifted = []
     for line in path.read_bytes().splitlines():
         event = orjson.loads(line)
-        for field in ("ts", "due"):
+        for field in ("ts", "due", "until"):
             if isinstance(event.get(field), str):
                 moment = datetime.fromisoformat(event[field]) - timedelta(seconds=seconds)
                 event[field] = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

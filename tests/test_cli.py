@@ -240,7 +240,7 @@ def test_resume_all_exits_with_the_most_serious_code() -> None:
 def test_resume_all_with_nothing_to_do_exits_0() -> None:
     result = cli("resume", "--all")
     assert result.exit_code == 0
-    assert "no interrupted run" in result.stderr
+    assert "no run to go on with" in result.stderr
 
 
 def test_resume_all_json_with_nothing_to_do_prints_an_empty_list() -> None:

@@ -45,8 +45,12 @@ class Backend(Protocol):
         max_payload: int | None = None,
         clock: Clock | None = None,
         observers: Iterable[Observer] = (),
+        max_wait: float | None = None,
     ) -> RunOutcome:
         """Start a run of ``definition`` with its encoded input and carry it to its end.
+
+        A run whose next timer is more than ``max_wait`` seconds away, or that only a message
+        can move, stops WAITING instead (None: wait here, however long).
 
         With the ``run_id`` of an existing run, continue that run instead: a finished one
         returns its recorded outcome without running anything, an unfinished one is resumed.
@@ -61,6 +65,7 @@ class Backend(Protocol):
         clock: Clock | None = None,
         observers: Iterable[Observer] = (),
         on_history: Callable[[RunHistory], None] | None = None,
+        max_wait: float | None = None,
     ) -> RunOutcome:
         """Replay a run's history against today's code and carry it on to its end.
 

@@ -175,6 +175,19 @@ class RunResumed(Event):
 
 
 @dataclass(slots=True, kw_only=True)
+class RunWaiting(Event):
+    """The run stopped on purpose until something happens, and released everything.
+
+    ``until`` is when its next timer (or its deadline) falls due; null when only a message can
+    move it. ``resume`` carries it on at any time; ``resume --all`` once it is due.
+    """
+
+    type: str = "RunWaiting"
+    reason: str
+    until: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
 class WorkflowCompleted(Event):
     type: str = "WorkflowCompleted"
     result: Any
@@ -309,6 +322,7 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
     for cls in (
         WorkflowStarted,
         RunResumed,
+        RunWaiting,
         WorkflowCompleted,
         WorkflowFailed,
         WorkflowTimedOut,
@@ -440,6 +454,7 @@ _LATEST_YEAR: Final = 9000
 _VALUES: Final[dict[str, tuple[Callable[[Any], bool], str]]] = {
     "ts": (_is_timestamp, "an ISO 8601 time with its offset, years 1970 to 9000"),
     "due": (_is_timestamp, "an ISO 8601 time with its offset, years 1970 to 9000"),
+    "until": (_is_timestamp, "an ISO 8601 time with its offset, years 1970 to 9000"),
     "id": (_at_least(1), "1 or more"),
     "seq": (_at_least(1), "1 or more"),
     "attempt": (_at_least(1), "1 or more"),

@@ -19,6 +19,7 @@ from .errors import Failure
 from .events import (
     TERMINAL,
     Event,
+    RunWaiting,
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowStarted,
@@ -80,6 +81,8 @@ class RunOutcome:
     error: Failure | None = None
     #: Why a run stopped without ending (WAITING).
     reason: str | None = None
+    #: When a WAITING run is due to go on (its next timer); None: when a message arrives.
+    until: str | None = None
 
     @classmethod
     def from_terminal(cls, run_id: str, event: Event) -> RunOutcome:
@@ -104,6 +107,8 @@ class RunInfo:
     ended: str | None
     #: What is wrong with a DAMAGED run's history.
     problem: str | None = None
+    #: When a WAITING run is due to go on; None: when a message arrives.
+    due: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -122,6 +127,14 @@ class RunHistory:
         terminal = self.terminal
         if terminal is not None:
             self.status = RunStatus.after(terminal)
+        elif isinstance(self.events[-1], RunWaiting):
+            self.status = RunStatus.WAITING
+
+    @property
+    def waiting(self) -> RunWaiting | None:
+        """What the run waits for, when it stopped to wait (and nothing happened since)."""
+        last = self.events[-1]
+        return last if isinstance(last, RunWaiting) else None
 
     @property
     def started(self) -> WorkflowStarted:

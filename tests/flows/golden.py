@@ -48,3 +48,13 @@ class GoldenWorkflow:
             "refused": refused,
             "at": workflows.workflow.now().isoformat(),
         }
+
+
+@workflows.workflow.define(name="overnight")
+class OvernightWorkflow:
+    """A timer longer than a command waits for: the run stops WAITING, and goes on later."""
+
+    @workflows.workflow.entrypoint
+    async def run(self, key: str) -> str:
+        await workflows.workflow.sleep(timedelta(hours=8))
+        return await shout(key)

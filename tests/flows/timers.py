@@ -37,3 +37,14 @@ class PatienceWorkflow:
             helper.cancel()
             return "gave up"
         return "ready"
+
+
+@workflows.workflow.define(name="forever")
+class ForeverWorkflow:
+    """Waits on its own state, which nothing in the run can change: only a message could."""
+
+    @workflows.workflow.entrypoint
+    async def run(self) -> str:
+        self.approved = False
+        await workflows.workflow.wait_condition(lambda: self.approved)
+        return "approved"

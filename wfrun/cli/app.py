@@ -34,9 +34,9 @@ from rich.table import Table
 
 from ..backend import Backend, open_backend
 from ..errors import Failure, InputError, PayloadError, UsageError, WfrunError
-from ..events import TERMINAL
+from ..events import TERMINAL, format_ts
 from ..loader import canonical_target, load
-from ..runs import RunHistory, RunOutcome, RunStatus, new_run_id
+from ..runs import RunHistory, RunInfo, RunOutcome, RunStatus, new_run_id
 from ..settings import max_payload as default_max_payload
 from ..settings import parse_size
 from .batch import default_parallel, resume_each
@@ -86,6 +86,18 @@ HomeOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")]
+MaxWaitOption = Annotated[
+    float,
+    typer.Option(
+        "--max-wait",
+        metavar="SECONDS",
+        min=0,
+        help="Wait in this process for timers due within this long; a longer wait, or one only "
+        "a message can end, stops the run WAITING (exit 75) for a later resume.",
+    ),
+]
+#: How long a command waits in-process for the next timer before the run stops WAITING.
+DEFAULT_MAX_WAIT: Final = 60.0
 
 
 def _stdout() -> Console:
@@ -165,6 +177,7 @@ def start(
     home: HomeOption = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
+    max_wait: MaxWaitOption = DEFAULT_MAX_WAIT,
 ) -> None:
     """Start a run of a workflow and follow it to its end."""
     backend = open_backend(home)
@@ -185,6 +198,7 @@ def start(
                 run_id=run_id,
                 max_payload=limit,
                 observers=[view.apply] if view else [],
+                max_wait=max_wait,
             ),
             run_id,
             view,
@@ -216,13 +230,16 @@ def resume(
     home: HomeOption = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
+    max_wait: MaxWaitOption = DEFAULT_MAX_WAIT,
 ) -> None:
     """Replay a run's history against today's code and carry it on to its end."""
     backend = open_backend(home)
     if all_runs == bool(run_id):
         raise UsageError("give either a RUN_ID or --all")
     if all_runs:
-        code = _resume_all(backend, home=home, time_limit=time_limit, json_output=json_output)
+        code = _resume_all(
+            backend, home=home, time_limit=time_limit, max_wait=max_wait, json_output=json_output
+        )
         raise typer.Exit(code)
     assert run_id is not None
     view = _live_view(json_output, quiet)
@@ -236,23 +253,27 @@ def resume(
             for event in history.events:
                 view.apply(event)
 
-    work = backend.resume(run_id, observers=[view.apply] if view else [], on_history=opened)
+    work = backend.resume(
+        run_id, observers=[view.apply] if view else [], on_history=opened, max_wait=max_wait
+    )
     outcome = _run(work, run_id, view)
     _report(outcome, json_output=json_output, quiet=quiet)
 
 
 def _resume_all(
-    backend: Backend, *, home: Path | None, time_limit: float, json_output: bool
+    backend: Backend, *, home: Path | None, time_limit: float, max_wait: float, json_output: bool
 ) -> int:
-    runs = backend.list_runs(warn=_warn)
-    run_ids = [run.run_id for run in runs if run.status is RunStatus.INTERRUPTED]
+    now = format_ts(datetime.now(UTC))
+    run_ids = [run.run_id for run in backend.list_runs(warn=_warn) if _can_go_on(run, now)]
     if not run_ids:
-        _stderr().print(f"wfrun: no interrupted run under {_escape(backend.location)}")
+        _stderr().print(f"wfrun: no run to go on with under {_escape(backend.location)}")
         if json_output:
             _write_json([])
         return 0
     _configure_logging()
-    results = resume_each(run_ids, home=home, time_limit=time_limit, parallel=default_parallel())
+    results = resume_each(
+        run_ids, home=home, time_limit=time_limit, max_wait=max_wait, parallel=default_parallel()
+    )
     if json_output:
         _write_json([{**result.report, "exit_code": result.exit_code} for result in results])
     else:
@@ -264,6 +285,13 @@ def _resume_all(
                 detail = Failure.from_record(detail).describe()
             out.print(f"{result.run_id} {report['status']} {_escape(str(detail))}".rstrip())
     return min((result.exit_code for result in results), key=_severity)
+
+
+def _can_go_on(run: RunInfo, now: str) -> bool:
+    """Interrupted, or waiting for a time that has come (ISO 8601 UTC strings sort as times)."""
+    if run.status is RunStatus.INTERRUPTED:
+        return True
+    return run.status is RunStatus.WAITING and run.due is not None and run.due <= now
 
 
 def _severity(code: int) -> int:
@@ -369,6 +397,8 @@ def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
         line["error"] = outcome.error.record(with_traceback=False)
     if outcome.reason is not None:
         line["reason"] = outcome.reason
+    if outcome.until is not None:
+        line["until"] = outcome.until
     return line
 
 
@@ -391,6 +421,7 @@ def _report(outcome: RunOutcome, *, json_output: bool, quiet: bool) -> None:
     else:
         _stderr().print(
             f"[blue]…[/] run {outcome.run_id} is {outcome.status}: {_escape(outcome.reason or '')}"
+            f"; `wfrun resume {outcome.run_id}` carries it on"
         )
     raise typer.Exit(code)
 
@@ -479,6 +510,7 @@ def list_runs(
                 "started": run.started or None,
                 "ended": run.ended,
                 **({"problem": run.problem} if run.problem else {}),
+                **({"due": run.due} if run.due else {}),
             }
             for run in runs
         ]

@@ -39,10 +39,10 @@ class Resumed:
 
 
 def resume_each(
-    run_ids: list[str], *, home: Path | None, time_limit: float, parallel: int
+    run_ids: list[str], *, home: Path | None, time_limit: float, max_wait: float, parallel: int
 ) -> list[Resumed]:
     """Resume each run in a ``wfrun resume`` process, ``parallel`` at a time, in order."""
-    runner = _Runner(home, time_limit)
+    runner = _Runner(home, time_limit, max_wait)
     previous = signal.signal(signal.SIGTERM, runner.stop_all)
     try:
         with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
@@ -52,15 +52,17 @@ def resume_each(
 
 
 class _Runner:
-    def __init__(self, home: Path | None, time_limit: float) -> None:
+    def __init__(self, home: Path | None, time_limit: float, max_wait: float) -> None:
         self._home = home
         self._time_limit = time_limit
+        self._max_wait = max_wait
         self._children: set[subprocess.Popen[str]] = set()
         self._lock = threading.Lock()
         self._stopping = False
 
     def resume(self, run_id: str) -> Resumed:
         command = [sys.executable, "-m", "_wfrun_launcher", "resume", run_id, "--json"]
+        command += ["--max-wait", str(self._max_wait)]
         if self._home is not None:
             command += ["--home", str(self._home)]
         with self._lock:

@@ -32,6 +32,7 @@ from ..events import (
     Event,
     MarkerRecorded,
     RunResumed,
+    RunWaiting,
     StepEvent,
     TimerCanceled,
     TimerFired,
@@ -48,6 +49,7 @@ from ..runs import RunInfo, RunStatus
 _STYLES = {
     "WorkflowStarted": "bold",
     "RunResumed": "bold cyan",
+    "RunWaiting": "bold blue",
     "WorkflowCompleted": "bold green",
     "WorkflowFailed": "bold red",
     "WorkflowTimedOut": "bold red",
@@ -204,6 +206,8 @@ def detail(event: Event, width: int = 60) -> str:
         return f"{event.duration:g} s, due {_clock(event.due)}"
     if isinstance(event, MarkerRecorded):
         return abbreviate(event.value, width)
+    if isinstance(event, RunWaiting):
+        return event.reason
     if isinstance(event, RunResumed):
         return f"resumed by wfrun {event.wfrun_version}" + (
             f"; {event.repaired}" if event.repaired else ""
@@ -337,10 +341,11 @@ def runs_table(runs: list[RunInfo]) -> Table:
         took = ""
         if run.ended and run.started:
             took = duration_text((parse_ts(run.ended) - parse_ts(run.started)).total_seconds())
+        status = f"{run.status} until {run.due[:19].replace('T', ' ')}" if run.due else run.status
         table.add_row(
             text(run.run_id),
             text(run.workflow),
-            Text(run.status, style=STATUS_STYLES.get(run.status, "")),
+            Text(safe(status), style=STATUS_STYLES.get(run.status, "")),
             text(run.started[:19].replace("T", " ")),
             took,
         )
@@ -397,4 +402,7 @@ def summarize(events: list[Event], status: RunStatus) -> dict[str, Any]:
         else None,
         "traceback": last.error.get("traceback") if isinstance(last, WorkflowFailed) else None,
     }
+    if isinstance(last, RunWaiting) and status is RunStatus.WAITING:
+        summary["waiting"] = last.reason
+        summary["due"] = last.until
     return summary

@@ -56,6 +56,7 @@ class LocalBackend:
         max_payload: int | None = None,
         clock: Clock | None = None,
         observers: Iterable[Observer] = (),
+        max_wait: float | None = None,
     ) -> RunOutcome:
         clock = clock or SystemClock()
         limit = max_payload or settings.max_payload()
@@ -90,6 +91,7 @@ class LocalBackend:
                 definition=definition,
                 clock=clock,
                 observers=observers,
+                max_wait=max_wait,
                 on_history=lambda history: _same_run(history, definition, input_data),
             )
         engine: RunEngine | None = None
@@ -98,7 +100,7 @@ class LocalBackend:
             for observer in writer.observers:  # they were not there when the first event was
                 observer(started)
             history = History(path=writer.path, events=[started])
-            engine = RunEngine(definition, history, writer, clock)
+            engine = RunEngine(definition, history, writer, clock, max_wait=max_wait)
             return await engine.run()
         finally:
             writer.close(after=engine.threads if engine else ())
@@ -111,6 +113,7 @@ class LocalBackend:
         clock: Clock | None = None,
         observers: Iterable[Observer] = (),
         on_history: Callable[[RunHistory], None] | None = None,
+        max_wait: float | None = None,
     ) -> RunOutcome:
         clock = clock or SystemClock()
         writer, history = self.store.open_for_append(run_id, clock)
@@ -122,7 +125,7 @@ class LocalBackend:
                 return RunOutcome.from_terminal(run_id, history.terminal)
             definition = definition or load_recorded(history.started)
             writer.observers.extend(observers)
-            engine = RunEngine(definition, history, writer, clock)
+            engine = RunEngine(definition, history, writer, clock, max_wait=max_wait)
             return await engine.run()
         finally:
             writer.close(after=engine.threads if engine else ())

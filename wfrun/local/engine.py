@@ -37,6 +37,7 @@ from ..events import (
     Event,
     MarkerRecorded,
     RunResumed,
+    RunWaiting,
     StepEvent,
     TimerCanceled,
     TimerFired,
@@ -114,7 +115,11 @@ class RunEngine:
         history: History,
         writer: HistoryWriter,
         clock: Clock,
+        *,
+        max_wait: float | None = None,
     ) -> None:
+        """``max_wait``: a run whose next timer is further away stops WAITING instead of
+        waiting in this process (None: it waits here, however long)."""
         started = history.started
         if started.workflow != definition.name:
             raise NonDeterminismError(
@@ -137,6 +142,8 @@ class RunEngine:
         ] = asyncio.Queue()
         self._executions: dict[int, asyncio.Task[None]] = {}
         self._activities: set[int] = set()
+        self._timer_dues: dict[int, datetime] = {}
+        self._max_wait = max_wait
         #: Threads of plain def attempts still running: cancelled or not, they run on.
         self.threads: set[Future[Any]] = set()
         # Unique to this run (its id and seed), stable across attempts and resumes.
@@ -192,13 +199,9 @@ class RunEngine:
         self._start_deadline()
 
         while not instance.done:
-            if not self._executions and self._deadline is None:
-                return RunOutcome(
-                    self.run_id,
-                    RunStatus.WAITING,
-                    reason="the workflow waits on a condition and nothing is in flight that "
-                    "could change it",
-                )
+            waiting = self._nothing_to_do_here()
+            if waiting is not None:
+                return self._stop_to_wait(*waiting)
             batch = [await self._queue.get()]
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
@@ -213,10 +216,37 @@ class RunEngine:
             self._writer.sync()  # durable before the workflow sees any of it
             for event in appended:
                 self._executions.pop(event.seq, None)
+                self._timer_dues.pop(event.seq, None)
                 instance.apply(event)
                 self._issue(instance.take_commands())
             self._writer.flush()
         return self._finish(instance)
+
+    def _nothing_to_do_here(self) -> tuple[str, datetime | None] | None:
+        """Why the run should stop and wait, and until when; None while it should go on here.
+
+        It goes on while an activity runs, or while the next timer (or the deadline) is due
+        within ``max_wait``; a longer wait, or one that only a message can end, is a state.
+        """
+        if any(seq in self._activities for seq in self._executions):
+            return None
+        deadline = self._deadline_due() if self._deadline is not None else None
+        dues = [*self._timer_dues.values(), *([deadline] if deadline is not None else [])]
+        if not dues:
+            return "the workflow waits on a condition that only a message can change", None
+        until = min(dues)
+        if self._max_wait is None or (until - self._clock.now()).total_seconds() <= self._max_wait:
+            return None
+        what = "its deadline" if until == deadline else "its next timer"
+        return f"{what} is due at {format_ts(until)}", until
+
+    def _stop_to_wait(self, reason: str, until: datetime | None) -> RunOutcome:
+        # Timers still pending stay pending in the history: a resume starts them again.
+        event = self._writer.append(
+            RunWaiting, reason=reason, until=format_ts(until) if until is not None else None
+        )
+        self._writer.sync()
+        return RunOutcome(self.run_id, RunStatus.WAITING, reason=reason, until=event.until)
 
     def _issue(self, commands: list[Command]) -> None:
         for command in commands:
@@ -308,6 +338,7 @@ class RunEngine:
         )
 
     def _start_timer(self, seq: int, due: datetime) -> None:
+        self._timer_dues[seq] = due
         self._executions[seq] = asyncio.create_task(
             self._guarded(self._execute_timer, seq, due), name=f"wfrun timer #{seq}"
         )
@@ -320,6 +351,7 @@ class RunEngine:
             self._writer.append(kind, seq=seq)
 
     def _cancel(self, seq: int) -> None:
+        self._timer_dues.pop(seq, None)
         task = self._executions.pop(seq, None)
         if task is not None:
             task.cancel()

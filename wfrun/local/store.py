@@ -45,6 +45,7 @@ from ..events import (
     TERMINAL,
     Event,
     Observer,
+    RunWaiting,
     WorkflowStarted,
     format_ts,
     serialize,
@@ -310,14 +311,17 @@ class RunStore:
         return False
 
     def status(self, history: History) -> RunStatus:
-        """COMPLETED/FAILED… from the terminal event, else RUNNING (locked) or INTERRUPTED."""
+        """COMPLETED/FAILED… from the terminal event; RUNNING when a process holds the run;
+        WAITING when it stopped to wait; else INTERRUPTED."""
         terminal = history.terminal
         if terminal is not None:
             return RunStatus.after(terminal)
-        return self._unfinished(history.started.run_id)
+        return self._unfinished(history.started.run_id, history.events[-1])
 
-    def _unfinished(self, run_id: str) -> RunStatus:
-        return RunStatus.RUNNING if self.is_locked(run_id) else RunStatus.INTERRUPTED
+    def _unfinished(self, run_id: str, last: Event) -> RunStatus:
+        if self.is_locked(run_id):
+            return RunStatus.RUNNING
+        return RunStatus.WAITING if isinstance(last, RunWaiting) else RunStatus.INTERRUPTED
 
     def list_runs(self, warn: Callable[[str], None] = lambda _: None) -> list[RunInfo]:
         """Every run, oldest first, read from the first and last lines of each file.
@@ -374,7 +378,9 @@ class RunStore:
         final = parse_line(path, 0, last, checksummed=started.format >= CHECKSUMMED)
         if final.role == TERMINAL:
             return RunInfo(run_id, started.workflow, RunStatus.after(final), started.ts, final.ts)
-        return RunInfo(run_id, started.workflow, self._unfinished(run_id), started.ts, None)
+        status = self._unfinished(run_id, final)
+        due = final.until if isinstance(final, RunWaiting) and status is RunStatus.WAITING else None
+        return RunInfo(run_id, started.workflow, status, started.ts, None, due=due)
 
     # -- trust and errors --------------------------------------------------------------------
 
