@@ -32,6 +32,7 @@ def test_the_public_api_is_exactly_this() -> None:
             "RetryPolicy",
             "RunLockedError",
             "RunNotFoundError",
+            "SignalSent",
             "TargetError",
             "UsageError",
             "WfrunError",
@@ -43,7 +44,9 @@ def test_the_public_api_is_exactly_this() -> None:
             "activity_heartbeat",
             "activity_info",
             "execute_workflow",
+            "query_workflow",
             "resume_workflow",
+            "signal_workflow",
             "workflow",
         ]
     )

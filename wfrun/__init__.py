@@ -41,9 +41,10 @@ from .errors import (
     WorkflowError,
     WorkflowFailedError,
 )
-from .execute import execute_workflow, resume_workflow
+from .execute import execute_workflow, query_workflow, resume_workflow, signal_workflow
 from .local import DirectRuntime
 from .policy import RetryPolicy
+from .runs import SignalSent
 from .runtime import ActivityInfo, WorkflowInfo, use_direct_runtime
 
 # An activity called outside any workflow runs here: its retry policy, no history.
@@ -64,6 +65,7 @@ __all__ = [
     "RetryPolicy",
     "RunLockedError",
     "RunNotFoundError",
+    "SignalSent",
     "TargetError",
     "UsageError",
     "WfrunError",
@@ -75,6 +77,8 @@ __all__ = [
     "activity_heartbeat",
     "activity_info",
     "execute_workflow",
+    "query_workflow",
     "resume_workflow",
+    "signal_workflow",
     "workflow",
 ]

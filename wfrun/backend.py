@@ -1,10 +1,9 @@
 """Seam 2, for callers: what the command line and the Python API ask of a backend.
 
-A backend keeps runs and carries them out. The local backend (`wfrun.local.LocalBackend`:
-history files, in-process engine) is the first implementation; a second one (a Temporal
-cluster) implements the same `Backend` and plugs in at `open_backend`, and neither the
-command line nor ``execute_workflow`` changes. The message verbs (signal, query, update,
-cancel) join the protocol with the runs that can receive them.
+A backend keeps runs, carries them out and takes messages to them. The local backend
+(`wfrun.local.LocalBackend`: history files, in-process engine) is the first implementation;
+a second one (a Temporal cluster) implements the same `Backend` and plugs in at
+`open_backend`, and neither the command line nor ``execute_workflow`` changes.
 
 Everything crossing the seam is backend-neutral: definitions (`wfrun.definitions`), encoded
 payloads (`wfrun.payload`), events (`wfrun.events`) and run reports (`wfrun.runs`).
@@ -13,14 +12,14 @@ payloads (`wfrun.payload`), events (`wfrun.events`) and run reports (`wfrun.runs
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol
 
 from .clock import Clock
 from .definitions import WorkflowDefinition
 from .events import Event, Observer
 from .local import LocalBackend
-from .runs import ReplayResult, RunHistory, RunInfo, RunOutcome
+from .runs import ReplayResult, RunHistory, RunInfo, RunOutcome, SignalSent
 
 
 class Backend(Protocol):
@@ -71,6 +70,33 @@ class Backend(Protocol):
 
         ``on_history`` sees the history as read, before anything runs. Without a
         ``definition``, the workflow is loaded from the TARGET the run recorded.
+        """
+        ...
+
+    async def signal(
+        self,
+        run_id: str,
+        name: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        resume: bool = True,
+        clock: Clock | None = None,
+        max_wait: float | None = None,
+        observers: Iterable[Observer] = (),
+    ) -> SignalSent:
+        """Send signal ``name`` (its arguments by name) to a run, durably, then see it taken.
+
+        The message is durable before anything else happens. A live run records it within a
+        second; a run that nobody runs is resumed here (unless ``resume`` is false: then the
+        next resume takes it). Raises `UsageError` for a name the workflow does not define
+        (listing those it does), bad arguments, or a run that has ended.
+        """
+        ...
+
+    def query(self, run_id: str, name: str, payload: Mapping[str, Any] | None = None) -> Any:
+        """Ask query ``name`` of a run (live, waiting or ended): its answer, as JSON values.
+
+        The history is replayed and the handler called: no activity runs, nothing is written.
         """
         ...
 

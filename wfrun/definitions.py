@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import orjson
 
-from .errors import DefinitionError, InputError
+from .errors import DefinitionError, InputError, UsageError
 from .payload import Signature, abbreviate, encode, encode_arguments, explain
 from .policy import ActivityOptions
 
@@ -53,6 +53,40 @@ def activity_name_at(code: CodeType) -> str | None:
     return _ACTIVITY_CODE.get(code)
 
 
+class HandlerDefinition:
+    """A message handler of a workflow: a signal (changes the run) or a query (reads it).
+
+    Its input is a JSON object of the method's arguments by name, as an entrypoint's is.
+    """
+
+    __slots__ = ("fn", "is_async", "kind", "name", "signature")
+
+    def __init__(self, fn: Callable[..., Any], *, kind: str, name: str, workflow: str) -> None:
+        self.fn = fn
+        self.kind = kind
+        self.name = name
+        self.is_async = inspect.iscoroutinefunction(fn)
+        owner = f"{kind} {name!r} of workflow {workflow!r}"
+        self.signature = Signature(fn, owner=owner, skip_first=True)
+
+    def encode_input(self, params: Mapping[str, Any] | None) -> bytes:
+        """Validate arguments by name against the handler's type hints, and encode them."""
+        subject = f"the input of {self.signature.owner}"
+        if params is None:
+            params = {}
+        if not isinstance(params, Mapping):
+            raise InputError(f"{subject} must be a JSON object of arguments by name")
+        known = [p.name for p in self.signature.parameters]
+        unknown = [name for name in params if name not in known]
+        if unknown:
+            takes = ", ".join(known) or "no arguments"
+            raise InputError(
+                f"{self.signature.owner} has no parameter {unknown[0]!r}; it takes: {takes}"
+            )
+        values = self.signature.decode_input(encode_arguments(params, subject=subject))
+        return encode_arguments(values, subject=subject)
+
+
 class WorkflowDefinition:
     """What ``@workflows.workflow.define`` attaches to a workflow class."""
 
@@ -66,6 +100,7 @@ class WorkflowDefinition:
         display_name: str | None,
         execution_timeout: timedelta | None,
         determinism_warnings: bool,
+        handlers: Mapping[tuple[str, str], Callable[..., Any]] | None = None,
     ) -> None:
         self.cls = cls
         self.name = name
@@ -75,6 +110,22 @@ class WorkflowDefinition:
         self.execution_timeout = execution_timeout
         self.determinism_warnings = determinism_warnings
         self.signature = Signature(entrypoint, owner=f"workflow {name!r}", skip_first=True)
+        #: Message handlers by kind ("signal", "query") and name.
+        self.handlers = {
+            (kind, handler_name): HandlerDefinition(fn, kind=kind, name=handler_name, workflow=name)
+            for (kind, handler_name), fn in (handlers or {}).items()
+        }
+
+    def handler(self, kind: str, name: str) -> HandlerDefinition:
+        """The ``kind`` handler called ``name``; `UsageError` listing the defined ones if none."""
+        found = self.handlers.get((kind, name))
+        if found is None:
+            defined = sorted(n for k, n in self.handlers if k == kind)
+            raise UsageError(
+                f"workflow {self.name!r} has no {kind} {name!r}; it defines "
+                + (", ".join(repr(n) for n in defined) if defined else f"no {kind}s")
+            )
+        return found
 
     def __repr__(self) -> str:
         return f"<workflow {self.name!r} ({self.cls.__module__}.{self.cls.__qualname__})>"

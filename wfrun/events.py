@@ -185,6 +185,22 @@ class RunWaiting(Event):
     type: str = "RunWaiting"
     reason: str
     until: str | None = None
+    #: How much of the run's inbox it had read (bytes): more there is a message to go on with.
+    inbox: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class SignalReceived(Event):
+    """A signal reached the workflow here: its handler ran at this point, and runs here on replay.
+
+    ``message`` is the id the message had in the run's inbox: each is delivered once.
+    """
+
+    type: str = "SignalReceived"
+    message: str
+    name: str
+    input: dict[str, Any]
+    role: ClassVar[str] = RESOLUTION
 
 
 @dataclass(slots=True, kw_only=True)
@@ -323,6 +339,7 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
         WorkflowStarted,
         RunResumed,
         RunWaiting,
+        SignalReceived,
         WorkflowCompleted,
         WorkflowFailed,
         WorkflowTimedOut,

@@ -1,8 +1,9 @@
-"""Durable runs from Python: ``execute_workflow`` and ``resume_workflow``, via the backend seam."""
+"""Durable runs from Python: start, resume, signal and query them, through the backend seam."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from .backend import open_backend
@@ -11,7 +12,7 @@ from .definitions import WorkflowDefinition, require_workflow_definition
 from .errors import WfrunError, WorkflowFailedError
 from .loader import load_recorded, target_of
 from .payload import dumps
-from .runs import RunHistory, RunOutcome, RunStatus
+from .runs import RunHistory, RunOutcome, RunStatus, SignalSent
 
 
 async def execute_workflow(
@@ -67,6 +68,41 @@ async def resume_workflow(
 
     outcome = await open_backend(home).resume(run_id, clock=clock, on_history=find_workflow)
     return result_of(loaded[0], outcome)
+
+
+async def signal_workflow(
+    run_id: str,
+    name: str,
+    payload: Mapping[str, Any] | None = None,
+    *,
+    home: str | os.PathLike[str] | None = None,
+    resume: bool = True,
+) -> SignalSent:
+    """Send a signal to a run (``wfrun signal`` from Python); it is durable when this returns.
+
+    ``payload`` holds the handler's arguments by name. A live run records the signal within a
+    second; a run that no process runs is resumed in this process (``resume=False`` leaves
+    that to the next resume), and `SignalSent.outcome` says how it went on.
+
+    Example::
+
+        await workflows.signal_workflow(run_id, "approve", {"approver": "ada"})
+    """
+    return await open_backend(home).signal(run_id, name, payload, resume=resume)
+
+
+async def query_workflow(
+    run_id: str,
+    name: str,
+    payload: Mapping[str, Any] | None = None,
+    *,
+    home: str | os.PathLike[str] | None = None,
+) -> Any:
+    """Ask a run's query handler (``wfrun query`` from Python): its answer as JSON values.
+
+    The history is replayed and the handler called: no activity runs, nothing is written.
+    """
+    return open_backend(home).query(run_id, name, payload)
 
 
 def result_of(definition: WorkflowDefinition, outcome: RunOutcome) -> Any:

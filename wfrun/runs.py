@@ -109,6 +109,8 @@ class RunInfo:
     problem: str | None = None
     #: When a WAITING run is due to go on; None: when a message arrives.
     due: str | None = None
+    #: Whether messages wait in its inbox that it has not read yet.
+    messages: bool = False
 
 
 @dataclass(slots=True, kw_only=True)
@@ -146,6 +148,19 @@ class RunHistory:
     def terminal(self) -> Event | None:
         last = self.events[-1]
         return last if last.role == TERMINAL else None
+
+
+@dataclass(frozen=True, slots=True)
+class SignalSent:
+    """What became of a signal: it is durable in the run's inbox in any case."""
+
+    run_id: str
+    #: The message's id (the history records it in ``SignalReceived``).
+    message: str
+    #: Whether it is in the run's history already (else the run reads it when it goes on).
+    recorded: bool
+    #: How the run went on, when the signal resumed it in this process.
+    outcome: RunOutcome | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,9 @@ __all__ = [
     "logger",
     "now",
     "patched",
+    "query",
     "random",
+    "signal",
     "sleep",
     "uuid4",
     "wait",
@@ -111,6 +113,7 @@ def define(
             display_name=workflow_display_name,
             execution_timeout=execution_timeout,
             determinism_warnings=determinism_warnings,
+            handlers=_find_handlers(target),
         )
         return target
 
@@ -128,6 +131,76 @@ def entrypoint(fn: F) -> F:
         )
     fn.__wfrun_entrypoint__ = True  # type: ignore[attr-defined]
     return fn
+
+
+@overload
+def signal(fn: F, /) -> F: ...
+
+
+@overload
+def signal(fn: None = None, /, *, name: str | None = None) -> Callable[[F], F]: ...
+
+
+def signal(fn: F | None = None, /, *, name: str | None = None) -> Any:
+    """Mark a method (sync or async) that handles a signal: a one-way message to the run.
+
+    ``wfrun signal RUN NAME '{"arg": ...}'`` (or `signal_workflow`) delivers it; the handler
+    runs inside the workflow, is recorded as ``SignalReceived`` at the point the workflow
+    observed it, and runs there again on replay. It usually changes the workflow's state, for
+    a `wait_condition` to see::
+
+        @workflows.workflow.signal
+        def approve(self, approver: str) -> None:
+            self.approved_by = approver
+    """
+    return _handler("signal", fn, name)
+
+
+@overload
+def query(fn: F, /) -> F: ...
+
+
+@overload
+def query(fn: None = None, /, *, name: str | None = None) -> Callable[[F], F]: ...
+
+
+def query(fn: F | None = None, /, *, name: str | None = None) -> Any:
+    """Mark a sync method that answers a query from the run's state.
+
+    ``wfrun query RUN NAME`` (or `query_workflow`) replays the run's history and calls it: no
+    activity runs, nothing is recorded, and it works on a live, waiting or finished run.
+    """
+    return _handler("query", fn, name)
+
+
+def _handler(kind: str, fn: Any, name: str | None) -> Any:
+    def decorate(method: Any) -> Any:
+        if not inspect.isfunction(method):
+            raise DefinitionError(f"@workflows.workflow.{kind} decorates a method, not {method!r}")
+        if kind == "query" and inspect.iscoroutinefunction(method):
+            raise DefinitionError(
+                f"query {method.__qualname__} must be a plain def: a query reads the run's "
+                "state and may not wait for anything"
+            )
+        method.__wfrun_handler__ = (kind, name or method.__name__)  # type: ignore[attr-defined]
+        return method
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def _find_handlers(cls: type) -> dict[tuple[str, str], Callable[..., Any]]:
+    found: dict[tuple[str, str], Callable[..., Any]] = {}
+    for klass in reversed(cls.__mro__):
+        for member in vars(klass).values():
+            key = getattr(member, "__wfrun_handler__", None)
+            if key is None:
+                continue
+            if key in found and found[key].__name__ != member.__name__:
+                raise DefinitionError(
+                    f"workflow class {cls.__qualname__} has two {key[0]}s named {key[1]!r}"
+                )
+            found[key] = member
+    return found
 
 
 def _find_entrypoint(cls: type) -> Callable[..., Any]:

@@ -58,3 +58,24 @@ class OvernightWorkflow:
     async def run(self, key: str) -> str:
         await workflows.workflow.sleep(timedelta(hours=8))
         return await shout(key)
+
+
+@workflows.workflow.define(name="approval")
+class ApprovalWorkflow:
+    """Waits for a person's signal, answers a query meanwhile, then acts."""
+
+    def __init__(self) -> None:
+        self.approver: str | None = None
+
+    @workflows.workflow.entrypoint
+    async def run(self, order: str) -> str:
+        await workflows.workflow.wait_condition(lambda: self.approver is not None)
+        return await shout(f"{order} approved by {self.approver}")
+
+    @workflows.workflow.signal
+    def approve(self, approver: str) -> None:
+        self.approver = approver
+
+    @workflows.workflow.query
+    def status(self) -> str:
+        return f"approved by {self.approver}" if self.approver else "waiting for approval"

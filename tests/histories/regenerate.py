@@ -30,17 +30,22 @@ def regenerate(scratch: Path) -> list[Path]:
     os.environ.pop("WFRUN_MAX_PAYLOAD", None)
     sys.path.insert(0, str(TESTS))  # flows/ and the test module, as pytest imports them
 
-    from test_golden_histories import GOLDEN, fresh_golden_run, fresh_waiting_run
+    from test_golden_histories import (
+        GOLDEN,
+        SPECIAL,
+        fresh_approval_run,
+        fresh_golden_run,
+        fresh_waiting_run,
+    )
 
     import wfrun as workflows
     from wfrun.local.store import RunStore
 
-    from flows.golden import GoldenWorkflow, OvernightWorkflow
-
     written = [Path(shutil.copy(fresh_golden_run(), HISTORIES / "golden.jsonl"))]
     written.append(Path(shutil.copy(fresh_waiting_run(), HISTORIES / "overnight.jsonl")))
+    written.append(Path(shutil.copy(fresh_approval_run(), HISTORIES / "approval.jsonl")))
     for name, workflow in GOLDEN.items():
-        if workflow not in (GoldenWorkflow, OvernightWorkflow):
+        if name not in SPECIAL:
             run_id = name.removesuffix(".jsonl")
             asyncio.run(workflows.execute_workflow(workflow, execution_id=run_id))
             written.append(Path(shutil.copy(RunStore().path(run_id), HISTORIES / name)))

@@ -288,10 +288,13 @@ def _resume_all(
 
 
 def _can_go_on(run: RunInfo, now: str) -> bool:
-    """Interrupted, or waiting for a time that has come (ISO 8601 UTC strings sort as times)."""
+    """Interrupted, or waiting for a time that has come (ISO 8601 UTC strings sort as times)
+    or with a message it has not read."""
     if run.status is RunStatus.INTERRUPTED:
         return True
-    return run.status is RunStatus.WAITING and run.due is not None and run.due <= now
+    if run.status is not RunStatus.WAITING:
+        return False
+    return run.messages or (run.due is not None and run.due <= now)
 
 
 def _severity(code: int) -> int:
@@ -307,7 +310,7 @@ def _say_what_is_imported(history: RunHistory) -> None:
     )
 
 
-def _read_input(value: str | None) -> Any:
+def _read_input(value: str | None, what: str = "--input") -> Any:
     if value is None:
         return None
     text = value
@@ -316,11 +319,11 @@ def _read_input(value: str | None) -> Any:
         try:
             text = path.read_text()
         except OSError as exc:
-            raise InputError(f"--input {value}: cannot read {path}: {exc.strerror}") from None
+            raise InputError(f"{what} {value}: cannot read {path}: {exc.strerror}") from None
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        raise InputError(f"--input is not valid JSON: {exc}") from None
+        raise InputError(f"{what} is not valid JSON: {exc}") from None
 
 
 def _live_view(json_output: bool, quiet: bool) -> RunView | None:
@@ -424,6 +427,64 @@ def _report(outcome: RunOutcome, *, json_output: bool, quiet: bool) -> None:
             f"; `wfrun resume {outcome.run_id}` carries it on"
         )
     raise typer.Exit(code)
+
+
+# -- messages --------------------------------------------------------------------------------
+
+
+@app.command(name="signal")
+@handle_errors
+def send_signal(
+    run_id: Annotated[str, typer.Argument(help="The run to send the signal to.")],
+    name: Annotated[str, typer.Argument(help="The signal, as the workflow names it.")],
+    payload: Annotated[
+        str | None,
+        typer.Argument(metavar="[JSON|@FILE]", help="The handler's arguments by name."),
+    ] = None,
+    no_resume: Annotated[
+        bool,
+        typer.Option(
+            "--no-resume", help="Only store the signal: the next resume (or resume --all) takes it."
+        ),
+    ] = False,
+    home: HomeOption = None,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+    max_wait: MaxWaitOption = DEFAULT_MAX_WAIT,
+) -> None:
+    """Send a signal to a run: stored durably, then taken by the live run or resumed here."""
+    arguments = _read_input(payload, "the signal's arguments")
+    backend = open_backend(home)
+    sent = _run(
+        backend.signal(run_id, name, arguments, resume=not no_resume, max_wait=max_wait),
+        run_id,
+        None,
+    )
+    if sent.outcome is not None:
+        _stderr().print(f"wfrun: signal {_escape(name)} delivered to run {run_id}")
+        _report(sent.outcome, json_output=json_output, quiet=quiet)
+    how = (
+        "recorded by the live run" if sent.recorded else "stored; the run takes it when it goes on"
+    )
+    _stderr().print(f"wfrun: signal {_escape(name)} to run {run_id} {how}")
+    if json_output:
+        _write_json({"run_id": run_id, "signal": name, "recorded": sent.recorded})
+
+
+@app.command(name="query")
+@handle_errors
+def ask_query(
+    run_id: Annotated[str, typer.Argument(help="The run to ask.")],
+    name: Annotated[str, typer.Argument(help="The query, as the workflow names it.")],
+    payload: Annotated[
+        str | None,
+        typer.Argument(metavar="[JSON|@FILE]", help="The handler's arguments by name."),
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """Ask a run's query: its history is replayed, nothing runs, nothing is written."""
+    arguments = _read_input(payload, "the query's arguments")
+    _write_json(open_backend(home).query(run_id, name, arguments))
 
 
 # -- reading runs ----------------------------------------------------------------------------

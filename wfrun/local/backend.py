@@ -8,26 +8,49 @@ in flight in one process at once.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Final
 
 from .. import settings
 from .._version import __version__
 from ..clock import Clock, SystemClock
 from ..definitions import WorkflowDefinition
-from ..errors import InputError
-from ..events import CHECKSUMMED, FORMAT_VERSION, TERMINAL, Encoded, Event, Observer
+from ..errors import InputError, RunLockedError, UsageError
+from ..events import (
+    CHECKSUMMED,
+    FORMAT_VERSION,
+    TERMINAL,
+    Encoded,
+    Event,
+    Observer,
+    SignalReceived,
+    format_ts,
+)
 from ..loader import load_recorded
-from ..payload import abbreviate, check_size, loads, plain
-from ..runs import ReplayResult, RunHistory, RunInfo, RunOutcome, new_run_id
-from .engine import RunEngine, replay_only
+from ..payload import abbreviate, check_size, encode, loads, plain
+from ..runs import (
+    ReplayResult,
+    RunHistory,
+    RunInfo,
+    RunOutcome,
+    RunStatus,
+    SignalSent,
+    new_run_id,
+)
+from .engine import RunEngine, query_history, replay_only
 from .history import History, parse_line
+from .inbox import Inbox
 from .store import RunStore, validate_run_id
 
 #: How often `LocalBackend.follow` looks for new lines (seconds).
 FOLLOW_INTERVAL = 0.2
+#: How long a signal sent to a live run waits to see it recorded (it is durable anyway).
+HAND_OVER: Final = 10.0
+HAND_OVER_POLL: Final = 0.05
 
 
 class LocalBackend:
@@ -100,7 +123,9 @@ class LocalBackend:
             for observer in writer.observers:  # they were not there when the first event was
                 observer(started)
             history = History(path=writer.path, events=[started])
-            engine = RunEngine(definition, history, writer, clock, max_wait=max_wait)
+            engine = RunEngine(
+                definition, history, writer, clock, max_wait=max_wait, inbox=self._inbox(run_id)
+            )
             return await engine.run()
         finally:
             writer.close(after=engine.threads if engine else ())
@@ -125,10 +150,73 @@ class LocalBackend:
                 return RunOutcome.from_terminal(run_id, history.terminal)
             definition = definition or load_recorded(history.started)
             writer.observers.extend(observers)
-            engine = RunEngine(definition, history, writer, clock, max_wait=max_wait)
+            engine = RunEngine(
+                definition, history, writer, clock, max_wait=max_wait, inbox=self._inbox(run_id)
+            )
             return await engine.run()
         finally:
             writer.close(after=engine.threads if engine else ())
+
+    # -- messages ----------------------------------------------------------------------------
+
+    async def signal(
+        self,
+        run_id: str,
+        name: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        resume: bool = True,
+        clock: Clock | None = None,
+        max_wait: float | None = None,
+        observers: Iterable[Observer] = (),
+    ) -> SignalSent:
+        history = self.store.read(run_id)
+        if history.terminal is not None:
+            raise UsageError(
+                f"run {run_id} has ended ({RunStatus.after(history.terminal)}): no signal can "
+                "reach it any more"
+            )
+        definition = load_recorded(history.started)
+        data = definition.handler("signal", name).encode_input(payload)
+        now = format_ts((clock or SystemClock()).now())
+        message = self._inbox(run_id).post("signal", name, data, now).id
+        if not resume:
+            return SignalSent(run_id, message, recorded=False)
+        # Someone must carry the message into the history: the live process, or this one.
+        taken_before: list[bool] = []
+
+        def opened(history: RunHistory) -> None:
+            taken_before.append(_records(history, message))
+
+        for _ in range(int(HAND_OVER / HAND_OVER_POLL)):
+            try:
+                outcome = await self.resume(
+                    run_id,
+                    definition=definition,
+                    clock=clock,
+                    max_wait=max_wait,
+                    observers=observers,
+                    on_history=opened,
+                )
+            except RunLockedError:
+                if _records(self.store.read(run_id), message):
+                    return SignalSent(run_id, message, recorded=True)
+                await asyncio.sleep(HAND_OVER_POLL)
+                continue
+            if taken_before and taken_before[-1]:  # the live run took it, and has let go since
+                return SignalSent(run_id, message, recorded=True)
+            return SignalSent(run_id, message, recorded=True, outcome=outcome)
+        return SignalSent(run_id, message, recorded=_records(self.store.read(run_id), message))
+
+    def query(self, run_id: str, name: str, payload: Mapping[str, Any] | None = None) -> Any:
+        history = self.store.read(run_id)
+        definition = load_recorded(history.started)
+        handler = definition.handler("query", name)
+        result = query_history(definition, history.events, name, handler.encode_input(payload))
+        return loads(encode(result, subject=f"the answer of query {name!r}"))
+
+    def _inbox(self, run_id: str) -> Inbox:
+        return Inbox(self.store, run_id)
 
     # -- reading runs ------------------------------------------------------------------------
 
@@ -171,6 +259,13 @@ class LocalBackend:
         if on_history is not None:
             on_history(history)
         return replay_history(history, definition or load_recorded(history.started))
+
+
+def _records(history: RunHistory, message: str) -> bool:
+    """Whether the history holds the message (each is recorded once, by whoever runs the run)."""
+    return any(
+        isinstance(event, SignalReceived) and event.message == message for event in history.events
+    )
 
 
 def _same_run(history: RunHistory, definition: WorkflowDefinition, input_data: bytes) -> None:

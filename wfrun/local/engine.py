@@ -38,6 +38,7 @@ from ..events import (
     MarkerRecorded,
     RunResumed,
     RunWaiting,
+    SignalReceived,
     StepEvent,
     TimerCanceled,
     TimerFired,
@@ -62,6 +63,7 @@ from .commands import (
     StartTimer,
 )
 from .history import History
+from .inbox import POLL, Inbox
 from .instance import WorkflowInstance
 from .replay import InFlight, RecordedRun, Replay
 from .store import HistoryWriter
@@ -106,6 +108,21 @@ def replay_only(definition: WorkflowDefinition, events: list[Event]) -> tuple[Re
         instance.close()
 
 
+def query_history(
+    definition: WorkflowDefinition, events: list[Event], name: str, input_data: bytes
+) -> Any:
+    """Replay a run's events, then ask its query handler ``name``: nothing runs or is written."""
+    started = events[0]
+    assert isinstance(started, WorkflowStarted)
+    recorded = RecordedRun(started.run_id, events)
+    instance, args, kwargs = new_instance(definition, started, recorded)
+    try:
+        recorded.replay(instance, args, kwargs)
+        return instance.query(name, input_data)
+    finally:
+        instance.close()
+
+
 class RunEngine:
     """Executes one run: replay its history, then go on until it ends or has to stop."""
 
@@ -117,9 +134,11 @@ class RunEngine:
         clock: Clock,
         *,
         max_wait: float | None = None,
+        inbox: Inbox | None = None,
     ) -> None:
         """``max_wait``: a run whose next timer is further away stops WAITING instead of
-        waiting in this process (None: it waits here, however long)."""
+        waiting in this process (None: it waits here, however long). ``inbox``: where messages
+        to the run arrive."""
         started = history.started
         if started.workflow != definition.name:
             raise NonDeterminismError(
@@ -138,12 +157,17 @@ class RunEngine:
         self._writer = writer
         self._clock = clock
         self._queue: asyncio.Queue[
-            tuple[type[StepEvent], dict[str, Any]] | _Expired | BaseException
+            tuple[type[Event], dict[str, Any]] | _Expired | BaseException
         ] = asyncio.Queue()
         self._executions: dict[int, asyncio.Task[None]] = {}
         self._activities: set[int] = set()
         self._timer_dues: dict[int, datetime] = {}
         self._max_wait = max_wait
+        self._inbox = inbox
+        self._inbox_offset = 0
+        self._inbox_watch: asyncio.Task[None] | None = None
+        #: Messages already recorded (by id): each reaches the workflow once.
+        self._delivered = {e.message for e in history.events if isinstance(e, SignalReceived)}
         #: Threads of plain def attempts still running: cancelled or not, they run on.
         self.threads: set[Future[Any]] = set()
         # Unique to this run (its id and seed), stable across attempts and resumes.
@@ -197,15 +221,21 @@ class RunEngine:
         self._issue(replay.backlog)
         self._writer.flush()
         self._start_deadline()
+        self._take_messages()
+        if self._inbox is not None:
+            self._inbox_watch = asyncio.create_task(
+                self._guarded(self._watch_inbox), name=f"wfrun inbox {self.run_id}"
+            )
 
         while not instance.done:
-            waiting = self._nothing_to_do_here()
-            if waiting is not None:
-                return self._stop_to_wait(*waiting)
+            if self._queue.empty():
+                waiting = self._nothing_to_do_here()
+                if waiting is not None and not self._take_messages():
+                    return self._stop_to_wait(*waiting)
             batch = [await self._queue.get()]
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            appended: list[StepEvent] = []
+            appended: list[Event] = []
             for item in batch:
                 if isinstance(item, _Expired):
                     return self._time_out()
@@ -214,10 +244,11 @@ class RunEngine:
                 cls, fields = item
                 appended.append(self._writer.append(cls, **fields))
             self._writer.sync()  # durable before the workflow sees any of it
-            for event in appended:
-                self._executions.pop(event.seq, None)
-                self._timer_dues.pop(event.seq, None)
-                instance.apply(event)
+            for delivered in appended:
+                if isinstance(delivered, StepEvent):
+                    self._executions.pop(delivered.seq, None)
+                    self._timer_dues.pop(delivered.seq, None)
+                instance.apply(delivered)
                 self._issue(instance.take_commands())
             self._writer.flush()
         return self._finish(instance)
@@ -243,10 +274,35 @@ class RunEngine:
     def _stop_to_wait(self, reason: str, until: datetime | None) -> RunOutcome:
         # Timers still pending stay pending in the history: a resume starts them again.
         event = self._writer.append(
-            RunWaiting, reason=reason, until=format_ts(until) if until is not None else None
+            RunWaiting,
+            reason=reason,
+            until=format_ts(until) if until is not None else None,
+            inbox=self._inbox_offset,
         )
         self._writer.sync()
         return RunOutcome(self.run_id, RunStatus.WAITING, reason=reason, until=event.until)
+
+    # -- messages ----------------------------------------------------------------------------
+
+    def _take_messages(self) -> bool:
+        """Queue the messages that reached the inbox since the last look; True if any did."""
+        if self._inbox is None:
+            return False
+        messages, self._inbox_offset = self._inbox.read(self._inbox_offset)
+        taken = False
+        for message in messages:
+            if message.id in self._delivered or message.kind != "signal":
+                continue
+            self._delivered.add(message.id)
+            fields = {"message": message.id, "name": message.name, "input": message.input}
+            self._queue.put_nowait((SignalReceived, fields))
+            taken = True
+        return taken
+
+    async def _watch_inbox(self) -> None:
+        while True:
+            await asyncio.sleep(POLL)  # real time, whatever the clock: a sender is real
+            self._take_messages()
 
     def _issue(self, commands: list[Command]) -> None:
         for command in commands:
@@ -360,6 +416,8 @@ class RunEngine:
         tasks = list(self._executions.values())
         if self._deadline is not None:
             tasks.append(self._deadline)
+        if self._inbox_watch is not None:
+            tasks.append(self._inbox_watch)
         self._executions.clear()
         for task in tasks:
             task.cancel()

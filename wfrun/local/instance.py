@@ -33,6 +33,7 @@ from ..events import (
     ActivityTimedOut,
     Event,
     MarkerRecorded,
+    SignalReceived,
     TimerFired,
 )
 from ..payload import abbreviate, check_size, encode_arguments, raw
@@ -90,6 +91,10 @@ class WorkflowInstance:
         self._patches: dict[str, bool] = {}
         self._guard = Guard(definition.name, definition.determinism_warnings)
         self._main: asyncio.Task[Any] | None = None
+        self._context = contextvars.copy_context()
+        self._object: Any = None
+        #: An error a signal handler raised: it ends the run as if the entrypoint had raised it.
+        self._handler_error: BaseException | None = None
 
     # -- driving, for the engine -------------------------------------------------------------
 
@@ -97,8 +102,9 @@ class WorkflowInstance:
         """Create the workflow object and run its entrypoint as far as it goes."""
         context = contextvars.copy_context()
         context.run(set_workflow_runtime, self)
-        obj = context.run(self.definition.cls)
-        entry = self.definition.entrypoint.__get__(obj)
+        self._context = context
+        self._object = context.run(self.definition.cls)
+        entry = self.definition.entrypoint.__get__(self._object)
         self._main = self._loop.create_task(entry(*args, **kwargs), context=context)
         self._run()
 
@@ -114,6 +120,8 @@ class WorkflowInstance:
             handle = self._timers.pop(event.seq, None)
             if handle is not None:  # else the code cancelled it before it fired
                 self._loop.fire(handle)
+        elif isinstance(event, SignalReceived):
+            self._deliver_signal(event)
         else:  # pragma: no cover - the engine only passes resolutions
             raise TypeError(f"not a resolution: {event.type}")
         self._run()
@@ -137,10 +145,14 @@ class WorkflowInstance:
 
     @property
     def done(self) -> bool:
+        if self._handler_error is not None:
+            return True
         return self._main is not None and self._main.done()
 
     def outcome(self) -> tuple[Any, BaseException | None]:
-        """The entrypoint's return value, or the exception it ended with."""
+        """The entrypoint's return value, or the exception it (or a signal handler) ended with."""
+        if self._handler_error is not None:
+            return None, self._handler_error
         assert self._main is not None
         assert self._main.done()
         if self._main.cancelled():
@@ -282,6 +294,36 @@ class WorkflowInstance:
     def _activity_abandoned(self, seq: int, future: asyncio.Future[Any]) -> None:
         if future.cancelled() and self._activities.pop(seq, None) is not None:
             self._commands.append(CancelActivity(seq))
+
+    def _deliver_signal(self, event: SignalReceived) -> None:
+        """Run the signal's handler on the workflow object, on the workflow's loop."""
+        handler = self.definition.handler("signal", event.name)
+        args, kwargs = handler.signature.call_arguments(
+            handler.signature.decode_input(raw(event.input))
+        )
+        method = handler.fn.__get__(self._object)
+        if handler.is_async:
+            task = self._loop.create_task(method(*args, **kwargs), context=self._context)
+            task.add_done_callback(self._handler_done)
+        else:
+            self._loop.call_soon(self._call_handler, method, args, kwargs, context=self._context)
+
+    def _call_handler(self, method: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
+        try:
+            method(*args, **kwargs)
+        except Exception as exc:
+            self._handler_error = exc
+
+    def _handler_done(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._handler_error = task.exception()
+
+    def query(self, name: str, input_data: bytes) -> Any:
+        """Call the query handler ``name`` on the run's state (after a replay); nothing runs."""
+        handler = self.definition.handler("query", name)
+        args, kwargs = handler.signature.call_arguments(handler.signature.decode_input(input_data))
+        method = handler.fn.__get__(self._object)
+        return self._context.run(method, *args, **kwargs)
 
     def _complete_activity(self, event: ActivityCompleted) -> None:
         entry = self._activities.pop(event.seq, None)

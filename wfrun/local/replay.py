@@ -79,7 +79,8 @@ class RecordedRun:
         self.run_id = run_id
         self.events = events
         self.commands: dict[int, StepEvent] = {}
-        self.resolutions: list[StepEvent] = []
+        #: What reaches the workflow, in history order: outcomes of its steps, and messages.
+        self.resolutions: list[Event] = []
         self.terminal: Event | None = None
         self._bookkeeping: dict[int, list[StepEvent]] = {}
         #: The last event that shows the workflow's progress (a command or an outcome).
@@ -88,6 +89,9 @@ class RecordedRun:
             if not isinstance(event, StepEvent):
                 if event.role == TERMINAL:
                     self.terminal = event
+                elif event.resolves():  # a message: it moved the workflow on
+                    self.resolutions.append(event)
+                    self.last_progress = event.id
             elif event.role == COMMAND:
                 self.commands[event.seq] = event
                 self.last_progress = event.id
@@ -116,7 +120,7 @@ class RecordedRun:
             for event in self.resolutions:
                 # Outcomes may still arrive after the workflow returned (those recorded in the
                 # same commit): only an outcome of a step the code never asked for is wrong.
-                if event.seq > instance.last_seq:
+                if isinstance(event, StepEvent) and event.seq > instance.last_seq:
                     self._check_unasked(instance)
                 instance.apply(event)
                 self._check(instance.take_commands(), found)

@@ -225,6 +225,10 @@ class RunStore:
     def path(self, run_id: str) -> Path:
         return self.runs_dir / f"{validate_run_id(run_id)}.jsonl"
 
+    def inbox_path(self, run_id: str) -> Path:
+        """Where messages to the run wait (see `wfrun.local.inbox`)."""
+        return self.home / "inbox" / f"{validate_run_id(run_id)}.jsonl"
+
     # -- writing -----------------------------------------------------------------------------
 
     def create(
@@ -379,19 +383,35 @@ class RunStore:
         if final.role == TERMINAL:
             return RunInfo(run_id, started.workflow, RunStatus.after(final), started.ts, final.ts)
         status = self._unfinished(run_id, final)
-        due = final.until if isinstance(final, RunWaiting) and status is RunStatus.WAITING else None
-        return RunInfo(run_id, started.workflow, status, started.ts, None, due=due)
+        if not isinstance(final, RunWaiting) or status is not RunStatus.WAITING:
+            return RunInfo(run_id, started.workflow, status, started.ts, None)
+        unread = self._inbox_size(run_id) > final.inbox
+        return RunInfo(
+            run_id, started.workflow, status, started.ts, None, due=final.until, messages=unread
+        )
+
+    def _inbox_size(self, run_id: str) -> int:
+        try:
+            return os.stat(self.inbox_path(run_id)).st_size
+        except OSError:
+            return 0
 
     # -- trust and errors --------------------------------------------------------------------
 
     def _open(self, run_id: str, flags: int) -> int:
         """Open a run file that is safe to believe: see the class docstring."""
-        path = self.path(run_id)
         try:
-            self._check_folder()
-            fd = os.open(path, flags | _SAFE)
+            return self.open_checked(self.path(run_id), flags)
         except FileNotFoundError:
             raise self._not_found(run_id) from None
+
+    def open_checked(self, path: Path, flags: int) -> int:
+        """Open a file of this home that is safe to believe (`FileNotFoundError` if none)."""
+        self._check_folder(path.parent)
+        try:
+            fd = os.open(path, flags | _SAFE, 0o600)
+        except FileNotFoundError:
+            raise
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise _untrusted(path, "it is a symbolic link") from None
@@ -409,15 +429,15 @@ class RunStore:
             raise
         return fd
 
-    def _check_folder(self) -> None:
-        """The runs folder must be a folder of this user that nobody else can write to."""
+    def _check_folder(self, folder: Path | None = None) -> None:
+        """A folder of this home must be this user's, and nobody else may write to it."""
+        folder = folder or self.runs_dir
         try:
-            info = os.lstat(self.runs_dir)
+            info = os.lstat(folder)
         except FileNotFoundError:
             raise
         except OSError as exc:
-            raise io_error(exc, self.runs_dir, "cannot read") from None
-        folder = self.runs_dir
+            raise io_error(exc, folder, "cannot read") from None
         if not stat.S_ISDIR(info.st_mode):
             raise _untrusted(folder, f"it is {_kind(info.st_mode)}, not a folder")
         if info.st_uid != os.geteuid():
@@ -429,6 +449,17 @@ class RunStore:
                 f"`chmod 700 {folder}` if you trust every file in it",
             )
 
+    def ensure_folder(self, folder: Path) -> None:
+        """Create a folder of this home (0700) if need be, and check it."""
+        try:
+            for each in (self.home, folder):
+                if not each.is_dir():
+                    each.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    each.chmod(0o700)
+        except OSError as exc:
+            raise io_error(exc, folder, "cannot create") from None
+        self._check_folder(folder)
+
     def _not_found(self, run_id: str) -> RunNotFoundError:
         return RunNotFoundError(
             f"no run {run_id!r} under {self.home} (looked for {self.path(run_id)}); "
@@ -436,14 +467,7 @@ class RunStore:
         )
 
     def _ensure_dirs(self) -> None:
-        try:
-            for folder in (self.home, self.runs_dir):
-                if not folder.is_dir():
-                    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-                    folder.chmod(0o700)
-        except OSError as exc:
-            raise io_error(exc, self.runs_dir, "cannot create") from None
-        self._check_folder()
+        self.ensure_folder(self.runs_dir)
 
     def _sync_dir(self) -> None:
         # The new file's name must survive a crash too, not only its contents.

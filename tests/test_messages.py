@@ -1,0 +1,137 @@
+"""Signals and queries reach a run with no daemon: through its inbox, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+import wfrun as workflows
+
+from conftest import attempts, cli, run_wfrun, spawn_wfrun, wait_for_file, wf
+from flows.golden import ApprovalWorkflow
+
+APPROVAL = f"{wf('golden')}:ApprovalWorkflow"
+
+
+def events(home: Path, run_id: str) -> list[dict]:
+    return [orjson.loads(x) for x in (home / "runs" / f"{run_id}.jsonl").read_bytes().splitlines()]
+
+
+def waiting_run(run_id: str = "a") -> str:
+    result = cli("start", APPROVAL, "--arg", "order=A1", "--run-id", run_id)
+    assert result.exit_code == 75, result.output
+    return run_id
+
+
+def test_a_signal_resumes_a_waiting_run_which_records_and_finishes(home: Path) -> None:
+    waiting_run()
+    result = cli("signal", "a", "approve", '{"approver": "ada"}')
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.stdout) == "A1 APPROVED BY ADA"
+    [received] = [e for e in events(home, "a") if e["type"] == "SignalReceived"]
+    assert (received["name"], received["input"]) == ("approve", {"approver": "ada"})
+
+
+def test_a_query_answers_from_the_runs_state_and_writes_nothing(home: Path) -> None:
+    waiting_run()
+    before = (home / "runs" / "a.jsonl").read_bytes()
+    asked = cli("query", "a", "status")
+    assert asked.exit_code == 0, asked.output
+    assert orjson.loads(asked.stdout) == "waiting for approval"
+    assert (home / "runs" / "a.jsonl").read_bytes() == before
+    cli("signal", "a", "approve", '{"approver": "ada"}')
+    assert orjson.loads(cli("query", "a", "status").stdout) == "approved by ada"  # ended, too
+
+
+def test_an_unknown_signal_or_query_names_the_ones_defined(home: Path) -> None:
+    waiting_run()
+    unknown = cli("signal", "a", "aprove", '{"approver": "ada"}')
+    assert unknown.exit_code == 2
+    assert "no signal 'aprove'; it defines 'approve'" in unknown.stderr
+    assert not (home / "inbox" / "a.jsonl").exists()  # nothing was sent
+    assert "no query 'state'; it defines 'status'" in cli("query", "a", "state").stderr
+
+
+def test_signal_arguments_are_checked_before_anything_is_sent(home: Path) -> None:
+    waiting_run()
+    bad = cli("signal", "a", "approve", '{"approver": 42, "extra": 1}')
+    assert bad.exit_code == 2
+    assert "no parameter 'extra'" in bad.stderr
+    assert not (home / "inbox" / "a.jsonl").exists()
+
+
+def test_a_signal_to_a_run_that_ended_is_refused(home: Path) -> None:
+    waiting_run()
+    cli("signal", "a", "approve", '{"approver": "ada"}')
+    late = cli("signal", "a", "approve", '{"approver": "bob"}')
+    assert late.exit_code == 2
+    assert "has ended (COMPLETED)" in late.stderr
+
+
+def test_no_resume_stores_the_signal_for_the_next_resume_all(home: Path) -> None:
+    waiting_run()
+    stored = cli("signal", "a", "approve", '{"approver": "ada"}', "--no-resume")
+    assert stored.exit_code == 0, stored.output
+    assert "stored" in stored.stderr
+    [listed] = orjson.loads(cli("list", "--json").stdout)
+    assert listed["status"] == "WAITING"
+    resumed = cli("resume", "--all", "--json")
+    assert resumed.exit_code == 0, resumed.output
+    [line] = orjson.loads(resumed.stdout)
+    assert (line["run_id"], line["status"]) == ("a", "COMPLETED")
+
+
+def test_a_message_is_delivered_once_wherever_the_run_stopped(home: Path) -> None:
+    """A crash after the signal returned: before the run read it, or after it recorded it."""
+    waiting_run("once")
+    cli("signal", "once", "approve", '{"approver": "ada"}')
+    full = (home / "runs" / "once.jsonl").read_bytes().splitlines(keepends=True)
+    received = next(i for i, line in enumerate(full) if b'"SignalReceived"' in line)
+    for keep in range(1, len(full)):  # every point a kill -9 can leave behind
+        (home / "runs" / "once.jsonl").write_bytes(b"".join(full[:keep]))
+        result = cli("resume", "once", "--json")
+        assert result.exit_code == 0, (keep, result.output)
+        assert orjson.loads(result.stdout)["result"] == "A1 APPROVED BY ADA"
+        kinds = [e["type"] for e in events(home, "once")]
+        assert kinds.count("SignalReceived") == 1, keep
+    assert received > 0
+
+
+def test_signals_and_queries_from_python(home: Path) -> None:
+    async def scenario() -> tuple[str, workflows.SignalSent, str]:
+        with pytest.raises(workflows.WfrunError, match="WAITING"):
+            await workflows.execute_workflow(ApprovalWorkflow, {"order": "B2"}, execution_id="p")
+        before = await workflows.query_workflow("p", "status")
+        sent = await workflows.signal_workflow("p", "approve", {"approver": "grace"})
+        return before, sent, await workflows.query_workflow("p", "status")
+
+    before, sent, after = asyncio.run(scenario())
+    assert before == "waiting for approval"
+    assert sent.recorded
+    assert sent.outcome is not None
+    assert sent.outcome.result == "B2 APPROVED BY GRACE"
+    assert after == "approved by grace"
+
+
+@pytest.mark.slow
+def test_a_live_run_records_a_signal_sent_from_another_process(isolated: Path, log: Path) -> None:
+    marker = isolated / "live"
+    live = f"{wf('messages')}:LiveApprovalWorkflow"
+    process = spawn_wfrun(
+        "start", live, "--arg", "order=C3", "--arg", f"marker={marker}", "--run-id", "live"
+    )
+    wait_for_file(marker, process)
+    sent_at = time.monotonic()
+    signal = run_wfrun("signal", "live", "approve", '{"approver": "lin"}')
+    took = time.monotonic() - sent_at
+    assert signal.returncode == 0, signal.stderr
+    assert "recorded by the live run" in signal.stderr
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert orjson.loads(out) == "C3 shipped, approved by lin"
+    assert attempts(log, "ship") == 1
+    print(f"signal to a live run: recorded {took:.3f}s after sending")

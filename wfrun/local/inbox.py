@@ -1,0 +1,139 @@
+"""Messages to a run, with no daemon: ``<home>/inbox/<run-id>.jsonl``, one message per line.
+
+``wfrun signal`` appends a message and fsyncs it before it says anything: from then on the
+message survives any crash. The process that runs the run reads the inbox (on start, then
+every `POLL` seconds) and records each message in the history, as ``SignalReceived``, at the
+point the workflow observes it. A message counts as delivered once its id is in the history,
+so it is delivered exactly once whatever is killed when: before the record it is still only
+in the inbox, after it the history says so and a resume does not deliver it again.
+
+Lines carry the history's checksum. The inbox is written under an exclusive ``flock`` of its
+own (the run's lock belongs to whoever runs it); a torn last line, from a sender killed
+mid-write, was never acknowledged and is cut off by the next sender. Inboxes follow the
+history's trust rules: regular files of this user, in a folder nobody else can write to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from ..events import EventFormatError, verify_checksum, with_checksum
+from .store import RunStore, io_error
+
+#: How often a live run looks for new messages (seconds).
+POLL: Final = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message to a run."""
+
+    id: str
+    ts: str
+    kind: str
+    name: str
+    #: The handler's arguments by name, encoded (a JSON object).
+    input: Any
+
+
+class Inbox:
+    """One run's inbox."""
+
+    def __init__(self, store: RunStore, run_id: str) -> None:
+        self._store = store
+        self.path = store.inbox_path(run_id)
+
+    def post(self, kind: str, name: str, input_data: bytes, ts: str) -> Message:
+        """Append a message and make it durable; return it (with its new id)."""
+        message = Message(secrets.token_hex(8), ts, kind, name, orjson.loads(input_data))
+        body = (
+            orjson.dumps(
+                {"id": message.id, "ts": ts, "kind": kind, "name": name},
+            )[:-1]
+            + b',"input":'
+            + input_data
+            + b"}"
+        )
+        line = with_checksum(body) + b"\n"
+        with self._locked() as fd:
+            size = os.fstat(fd).st_size
+            if size:
+                tail = os.pread(fd, 1, size - 1)
+                if tail != b"\n":  # a sender died mid-write: that message was never sent
+                    data = os.pread(fd, size, 0)
+                    os.ftruncate(fd, data.rfind(b"\n") + 1)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            except OSError as exc:
+                raise io_error(exc, self.path, "cannot write the message to") from None
+        return message
+
+    def read(self, offset: int = 0) -> tuple[list[Message], int]:
+        """The whole messages from byte ``offset`` on, and the offset after the last of them."""
+        try:
+            fd = self._store.open_checked(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return [], offset
+        try:
+            size = os.fstat(fd).st_size
+            data = os.pread(fd, max(size - offset, 0), offset) if size > offset else b""
+        finally:
+            os.close(fd)
+        end = data.rfind(b"\n") + 1
+        return list(_parse(data[:end])), offset + end
+
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[int]:
+        self._store.ensure_folder(self.path.parent)
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND
+        fd = self._store.open_checked(self.path, flags)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield fd
+        finally:
+            os.close(fd)
+
+
+def _parse(data: bytes) -> Iterator[Message]:
+    for line in data.split(b"\n")[:-1]:
+        try:
+            verify_checksum(line, checksummed=True)
+            obj = orjson.loads(line)
+            yield Message(
+                id=_text(obj, "id"),
+                ts=_text(obj, "ts"),
+                kind=_text(obj, "kind"),
+                name=_text(obj, "name"),
+                input=_object(obj, "input"),
+            )
+        except (EventFormatError, orjson.JSONDecodeError, TypeError):
+            continue  # never acknowledged (a torn or forged line): not a message
+
+
+def _text(obj: Any, key: str) -> str:
+    value = obj.get(key) if isinstance(obj, dict) else None
+    if not isinstance(value, str):
+        raise TypeError(key)
+    return value
+
+
+def _object(obj: Any, key: str) -> dict[str, Any]:
+    value = obj.get(key)
+    if not isinstance(value, dict):
+        raise TypeError(key)
+    return value
