@@ -43,6 +43,7 @@ def test_the_public_api_is_exactly_this() -> None:
             "activity",
             "activity_heartbeat",
             "activity_info",
+            "cancel_workflow",
             "execute_workflow",
             "query_workflow",
             "resume_workflow",

@@ -25,6 +25,7 @@ from wfrun.testing import FakeClock, replay
 
 from conftest import TESTS
 from flows.golden import ApprovalWorkflow, GoldenWorkflow, OvernightWorkflow
+from flows.messages import SagaWorkflow
 from flows.race import FirstCompletedWorkflow, HelpersWorkflow, RaceWorkflow, TimerRaceWorkflow
 
 HISTORIES = TESTS / "histories"
@@ -38,9 +39,10 @@ GOLDEN = {
     "helpers.jsonl": HelpersWorkflow,
     "overnight.jsonl": OvernightWorkflow,
     "approval.jsonl": ApprovalWorkflow,
+    "canceled.jsonl": SagaWorkflow,
 }
 #: Written by today's writer in their own way (not a plain execute_workflow): see fresh_*.
-SPECIAL = {"golden.jsonl", "overnight.jsonl", "approval.jsonl"}
+SPECIAL = {"golden.jsonl", "overnight.jsonl", "approval.jsonl", "canceled.jsonl"}
 VOLATILE = {
     "ts",
     "seed",
@@ -94,6 +96,20 @@ def fresh_approval_run(run_id: str = "approval") -> Path:
     return RunStore().path(run_id)
 
 
+def fresh_canceled_run(run_id: str = "canceled") -> Path:
+    """A run that waits, is cancelled (resumed by the cancel), and compensates."""
+    backend = LocalBackend()
+    definition = require_workflow_definition(SagaWorkflow)
+    data = definition.encode_input({"order": "O1"})
+    target = "flows.messages:SagaWorkflow"
+    first = asyncio.run(backend.start(definition, data, target=target, run_id=run_id, max_wait=60))
+    assert first.status == "WAITING"
+    sent = asyncio.run(backend.cancel(run_id, "customer left", max_wait=60))
+    assert sent.outcome is not None
+    assert sent.outcome.status == "CANCELED"
+    return RunStore().path(run_id)
+
+
 def shape(value: object) -> object:
     """The structure of an event, with the values that differ from run to run blanked."""
     if isinstance(value, dict):
@@ -131,7 +147,11 @@ def test_the_writer_still_writes_the_saved_format() -> None:
 
 @pytest.mark.parametrize(
     ("name", "fresh"),
-    [("overnight.jsonl", fresh_waiting_run), ("approval.jsonl", fresh_approval_run)],
+    [
+        ("overnight.jsonl", fresh_waiting_run),
+        ("approval.jsonl", fresh_approval_run),
+        ("canceled.jsonl", fresh_canceled_run),
+    ],
 )
 def test_the_writer_still_writes_the_saved_message_and_waiting_format(name: str, fresh) -> None:
     written = events(fresh())

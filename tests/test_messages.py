@@ -135,3 +135,50 @@ def test_a_live_run_records_a_signal_sent_from_another_process(isolated: Path, l
     assert orjson.loads(out) == "C3 shipped, approved by lin"
     assert attempts(log, "ship") == 1
     print(f"signal to a live run: recorded {took:.3f}s after sending")
+
+
+# -- cancel ---------------------------------------------------------------------------------
+
+SAGA = f"{wf('messages')}:SagaWorkflow"
+
+
+def test_cancel_lets_the_workflow_clean_up_and_ends_the_run_canceled(home: Path, log: Path) -> None:
+    assert cli("start", SAGA, "--arg", "order=O1", "--run-id", "o1").exit_code == 75
+    result = cli("cancel", "o1", "--reason", "customer left", "--json")
+    assert result.exit_code == 1, result.output
+    line = orjson.loads(result.stdout.splitlines()[0])
+    assert line["status"] == "CANCELED"
+    assert "customer left" in line["error"]["message"]
+    kinds = [e["type"] for e in events(home, "o1")]
+    assert kinds.index("CancelRequested") < kinds.index("ActivityScheduled", 3)
+    assert kinds[-1] == "WorkflowCanceled"
+    assert (attempts(log, "reserve"), attempts(log, "release")) == (1, 1)
+    assert orjson.loads(cli("list", "--json").stdout)[0]["status"] == "CANCELED"
+
+
+def test_a_run_that_ended_cannot_be_cancelled(home: Path) -> None:
+    cli("start", SAGA, "--arg", "order=O2", "--run-id", "o2")
+    cli("signal", "o2", "pay")
+    late = cli("cancel", "o2")
+    assert late.exit_code == 2
+    assert "has ended (COMPLETED)" in late.stderr
+
+
+@pytest.mark.slow
+def test_cancel_reaches_a_live_run_and_stops_the_activity_in_flight(
+    isolated: Path, home: Path, log: Path
+) -> None:
+    marker = isolated / "packing"
+    process = spawn_wfrun(
+        "start", SAGA, "--arg", "order=O3", "--arg", f"marker={marker}", "--run-id", "o3"
+    )
+    wait_for_file(marker, process)
+    cancel = run_wfrun("cancel", "o3", "--reason", "out of stock")
+    assert cancel.returncode == 0, cancel.stderr
+    assert "recorded by the live run" in cancel.stderr
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1, err
+    kinds = [e["type"] for e in events(home, "o3")]
+    assert "ActivityCanceled" in kinds  # pack, cut short, not left running
+    assert kinds[-1] == "WorkflowCanceled"
+    assert (attempts(log, "pack"), attempts(log, "release")) == (1, 1)

@@ -41,7 +41,13 @@ from .errors import (
     WorkflowError,
     WorkflowFailedError,
 )
-from .execute import execute_workflow, query_workflow, resume_workflow, signal_workflow
+from .execute import (
+    cancel_workflow,
+    execute_workflow,
+    query_workflow,
+    resume_workflow,
+    signal_workflow,
+)
 from .local import DirectRuntime
 from .policy import RetryPolicy
 from .runs import SignalSent
@@ -76,6 +82,7 @@ __all__ = [
     "activity",
     "activity_heartbeat",
     "activity_info",
+    "cancel_workflow",
     "execute_workflow",
     "query_workflow",
     "resume_workflow",

@@ -93,6 +93,23 @@ class Backend(Protocol):
         """
         ...
 
+    async def cancel(
+        self,
+        run_id: str,
+        reason: str | None = None,
+        *,
+        resume: bool = True,
+        clock: Clock | None = None,
+        max_wait: float | None = None,
+        observers: Iterable[Observer] = (),
+    ) -> SignalSent:
+        """Ask a run to stop, durably, as a signal is sent (see `signal`).
+
+        The workflow sees `asyncio.CancelledError` at its current await, may clean up (running
+        activities to do so), and the run ends CANCELED when it lets the error through.
+        """
+        ...
+
     def query(self, run_id: str, name: str, payload: Mapping[str, Any] | None = None) -> Any:
         """Ask query ``name`` of a run (live, waiting or ended): its answer, as JSON values.
 

@@ -226,6 +226,28 @@ class WorkflowTimedOut(Event):
     role: ClassVar[str] = TERMINAL
 
 
+@dataclass(slots=True, kw_only=True)
+class CancelRequested(Event):
+    """``wfrun cancel`` reached the workflow here: it saw `asyncio.CancelledError` at this point.
+
+    ``message`` is the request's id in the run's inbox: it is delivered once.
+    """
+
+    type: str = "CancelRequested"
+    message: str
+    reason: str | None = None
+    role: ClassVar[str] = RESOLUTION
+
+
+@dataclass(slots=True, kw_only=True)
+class WorkflowCanceled(Event):
+    """The workflow ended by letting the cancellation through (after any cleanup it did)."""
+
+    type: str = "WorkflowCanceled"
+    reason: str | None = None
+    role: ClassVar[str] = TERMINAL
+
+
 # -- activities ------------------------------------------------------------------------------
 
 
@@ -343,6 +365,8 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
         WorkflowCompleted,
         WorkflowFailed,
         WorkflowTimedOut,
+        CancelRequested,
+        WorkflowCanceled,
         ActivityScheduled,
         ActivityStarted,
         ActivityHeartbeat,

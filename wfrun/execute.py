@@ -91,6 +91,21 @@ async def signal_workflow(
     return await open_backend(home).signal(run_id, name, payload, resume=resume)
 
 
+async def cancel_workflow(
+    run_id: str,
+    reason: str | None = None,
+    *,
+    home: str | os.PathLike[str] | None = None,
+    resume: bool = True,
+) -> SignalSent:
+    """Cancel a run (``wfrun cancel`` from Python), delivered as a signal is.
+
+    The workflow sees `asyncio.CancelledError` at its current await and may clean up; the run
+    ends CANCELED when it lets the error through.
+    """
+    return await open_backend(home).cancel(run_id, reason, resume=resume)
+
+
 async def query_workflow(
     run_id: str,
     name: str,
@@ -109,7 +124,7 @@ def result_of(definition: WorkflowDefinition, outcome: RunOutcome) -> Any:
     """The typed result of a completed run; raise for any other ending."""
     if outcome.status is RunStatus.COMPLETED:
         return definition.decode_result(dumps(outcome.result))
-    if outcome.error is not None:
+    if outcome.error is not None:  # FAILED, TIMED_OUT, CANCELED
         failure = WorkflowFailedError(
             f"run {outcome.run_id} of workflow {definition.name!r} failed: "
             f"{outcome.error.type}: {outcome.error.message}",

@@ -20,6 +20,7 @@ from .events import (
     TERMINAL,
     Event,
     RunWaiting,
+    WorkflowCanceled,
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowStarted,
@@ -40,6 +41,8 @@ class RunStatus(StrEnum):
     FAILED = "FAILED"
     #: Past its ``execution_timeout``.
     TIMED_OUT = "TIMED_OUT"
+    #: Ended by ``wfrun cancel`` (after whatever cleanup the workflow did).
+    CANCELED = "CANCELED"
     #: Its history cannot be read (``list`` shows the problem).
     DAMAGED = "DAMAGED"
 
@@ -54,11 +57,12 @@ class RunStatus(StrEnum):
         return _BY_TERMINAL[type(terminal)]
 
 
-_ENDED = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.TIMED_OUT})
+_ENDED = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELED})
 _BY_TERMINAL: dict[type[Event], RunStatus] = {
     WorkflowCompleted: RunStatus.COMPLETED,
     WorkflowFailed: RunStatus.FAILED,
     WorkflowTimedOut: RunStatus.TIMED_OUT,
+    WorkflowCanceled: RunStatus.CANCELED,
 }
 
 
@@ -92,6 +96,9 @@ class RunOutcome:
         if isinstance(event, WorkflowTimedOut):
             message = f"the run went past its execution_timeout of {event.timeout:g}s"
             return cls(run_id, status, error=Failure("TimeoutError", message))
+        if isinstance(event, WorkflowCanceled):
+            message = f"the run was cancelled: {event.reason}" if event.reason else "cancelled"
+            return cls(run_id, status, error=Failure("CancelledError", message))
         assert isinstance(event, WorkflowFailed)
         return cls(run_id, status, error=Failure.from_record(event.error))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 import wfrun as workflows
@@ -37,3 +39,46 @@ class LiveApprovalWorkflow:
     @workflows.workflow.signal(name="approve")
     async def approved(self, approver: str) -> None:
         self.approver = approver
+
+
+@workflows.activity
+async def reserve(order: str) -> None:
+    log_attempt("reserve")
+
+
+@workflows.activity
+async def release(order: str) -> None:
+    log_attempt("release")
+
+
+@workflows.activity(start_to_close_timeout=timedelta(seconds=60))
+async def pack(order: str, marker: str) -> str:
+    """A long step: the test cancels the run while it runs."""
+    log_attempt("pack")
+    Path(marker).touch()
+    await asyncio.sleep(50)
+    return "packed"
+
+
+@workflows.workflow.define(name="saga")
+class SagaWorkflow:
+    """Reserves, then waits for payment; cancelled, it releases what it reserved."""
+
+    def __init__(self) -> None:
+        self.paid = False
+
+    @workflows.workflow.entrypoint
+    async def run(self, order: str, marker: str = "") -> str:
+        await reserve(order)
+        try:
+            if marker:
+                await pack(order, marker)
+            await workflows.workflow.wait_condition(lambda: self.paid)
+        except asyncio.CancelledError:
+            await release(order)  # compensation: activities still run after a cancel
+            raise
+        return "paid"
+
+    @workflows.workflow.signal
+    def pay(self) -> None:
+        self.paid = True

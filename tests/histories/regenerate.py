@@ -34,6 +34,7 @@ def regenerate(scratch: Path) -> list[Path]:
         GOLDEN,
         SPECIAL,
         fresh_approval_run,
+        fresh_canceled_run,
         fresh_golden_run,
         fresh_waiting_run,
     )
@@ -44,6 +45,7 @@ def regenerate(scratch: Path) -> list[Path]:
     written = [Path(shutil.copy(fresh_golden_run(), HISTORIES / "golden.jsonl"))]
     written.append(Path(shutil.copy(fresh_waiting_run(), HISTORIES / "overnight.jsonl")))
     written.append(Path(shutil.copy(fresh_approval_run(), HISTORIES / "approval.jsonl")))
+    written.append(Path(shutil.copy(fresh_canceled_run(), HISTORIES / "canceled.jsonl")))
     for name, workflow in GOLDEN.items():
         if name not in SPECIAL:
             run_id = name.removesuffix(".jsonl")

@@ -36,7 +36,7 @@ from ..backend import Backend, open_backend
 from ..errors import Failure, InputError, PayloadError, UsageError, WfrunError
 from ..events import TERMINAL, format_ts
 from ..loader import canonical_target, load
-from ..runs import RunHistory, RunInfo, RunOutcome, RunStatus, new_run_id
+from ..runs import RunHistory, RunInfo, RunOutcome, RunStatus, SignalSent, new_run_id
 from ..settings import max_payload as default_max_payload
 from ..settings import parse_size
 from .batch import default_parallel, resume_each
@@ -59,6 +59,7 @@ EXIT_CODES: Final = {
     RunStatus.COMPLETED: 0,
     RunStatus.FAILED: 1,
     RunStatus.TIMED_OUT: 1,
+    RunStatus.CANCELED: 1,
     RunStatus.WAITING: 75,
 }
 INTERRUPTED: Final = 130
@@ -416,6 +417,9 @@ def _report(outcome: RunOutcome, *, json_output: bool, quiet: bool) -> None:
         _write_json(outcome.result, option)
         if tty and not quiet:
             _stderr().print(f"[green]✓[/] run {outcome.run_id} completed")
+    elif outcome.status is RunStatus.CANCELED:
+        assert outcome.error is not None
+        _stderr().print(f"[yellow]✗[/] run {outcome.run_id} {_escape(outcome.error.message)}")
     elif outcome.error is not None:
         _stderr().print(
             f"[bold red]✗[/] run {outcome.run_id} failed: {_escape(outcome.error.describe())}\n"
@@ -460,15 +464,44 @@ def send_signal(
         run_id,
         None,
     )
+    _after_message(sent, f"signal {name}", json_output=json_output, quiet=quiet)
+
+
+def _after_message(sent: SignalSent, what: str, *, json_output: bool, quiet: bool) -> None:
+    """Say what became of a message; report the run as `resume` does if it went on here."""
     if sent.outcome is not None:
-        _stderr().print(f"wfrun: signal {_escape(name)} delivered to run {run_id}")
+        _stderr().print(f"wfrun: {_escape(what)} delivered to run {sent.run_id}")
         _report(sent.outcome, json_output=json_output, quiet=quiet)
     how = (
         "recorded by the live run" if sent.recorded else "stored; the run takes it when it goes on"
     )
-    _stderr().print(f"wfrun: signal {_escape(name)} to run {run_id} {how}")
+    _stderr().print(f"wfrun: {_escape(what)} to run {sent.run_id} {how}")
     if json_output:
-        _write_json({"run_id": run_id, "signal": name, "recorded": sent.recorded})
+        _write_json({"run_id": sent.run_id, "message": sent.message, "recorded": sent.recorded})
+
+
+@app.command()
+@handle_errors
+def cancel(
+    run_id: Annotated[str, typer.Argument(help="The run to cancel.")],
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why: recorded in CancelRequested.")
+    ] = None,
+    no_resume: Annotated[
+        bool,
+        typer.Option("--no-resume", help="Only store the request: the next resume takes it."),
+    ] = False,
+    home: HomeOption = None,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+    max_wait: MaxWaitOption = DEFAULT_MAX_WAIT,
+) -> None:
+    """Cancel a run: its workflow sees CancelledError where it waits, cleans up, ends CANCELED."""
+    backend = open_backend(home)
+    sent = _run(
+        backend.cancel(run_id, reason, resume=not no_resume, max_wait=max_wait), run_id, None
+    )
+    _after_message(sent, "cancellation", json_output=json_output, quiet=quiet)
 
 
 @app.command(name="query")

@@ -29,14 +29,17 @@ from ..events import (
     ActivityScheduled,
     ActivityStarted,
     ActivityTimedOut,
+    CancelRequested,
     Event,
     MarkerRecorded,
     RunResumed,
     RunWaiting,
+    SignalReceived,
     StepEvent,
     TimerCanceled,
     TimerFired,
     TimerStarted,
+    WorkflowCanceled,
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowStarted,
@@ -50,6 +53,9 @@ _STYLES = {
     "WorkflowStarted": "bold",
     "RunResumed": "bold cyan",
     "RunWaiting": "bold blue",
+    "CancelRequested": "bold yellow",
+    "WorkflowCanceled": "bold yellow",
+    "SignalReceived": "bold magenta",
     "WorkflowCompleted": "bold green",
     "WorkflowFailed": "bold red",
     "WorkflowTimedOut": "bold red",
@@ -70,6 +76,7 @@ STATUS_STYLES = {
     RunStatus.INTERRUPTED: "yellow",
     RunStatus.WAITING: "blue",
     RunStatus.DAMAGED: "bold red",
+    RunStatus.CANCELED: "yellow",
 }
 
 
@@ -208,6 +215,10 @@ def detail(event: Event, width: int = 60) -> str:
         return abbreviate(event.value, width)
     if isinstance(event, RunWaiting):
         return event.reason
+    if isinstance(event, SignalReceived):
+        return f"{event.name} {abbreviate(event.input, width)}"
+    if isinstance(event, CancelRequested | WorkflowCanceled):
+        return event.reason or ""
     if isinstance(event, RunResumed):
         return f"resumed by wfrun {event.wfrun_version}" + (
             f"; {event.repaired}" if event.repaired else ""
@@ -399,6 +410,8 @@ def summarize(events: list[Event], status: RunStatus) -> dict[str, Any]:
         if isinstance(last, WorkflowFailed)
         else f"TimeoutError: past its execution_timeout of {last.timeout:g}s"
         if isinstance(last, WorkflowTimedOut)
+        else f"CancelledError: {last.reason or 'cancelled'}"
+        if isinstance(last, WorkflowCanceled)
         else None,
         "traceback": last.error.get("traceback") if isinstance(last, WorkflowFailed) else None,
     }

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final
 
+import orjson
+
 from .. import settings
 from .._version import __version__
 from ..clock import Clock, SystemClock
@@ -24,6 +26,7 @@ from ..events import (
     CHECKSUMMED,
     FORMAT_VERSION,
     TERMINAL,
+    CancelRequested,
     Encoded,
     Event,
     Observer,
@@ -170,19 +173,56 @@ class LocalBackend:
         max_wait: float | None = None,
         observers: Iterable[Observer] = (),
     ) -> SignalSent:
+        history = self._open_run(run_id, "no signal can reach it any more")
+        definition = load_recorded(history.started)
+        data = definition.handler("signal", name).encode_input(payload)
+        return await self._deliver(
+            run_id, "signal", name, data, definition, resume, clock, max_wait, observers
+        )
+
+    async def cancel(
+        self,
+        run_id: str,
+        reason: str | None = None,
+        *,
+        resume: bool = True,
+        clock: Clock | None = None,
+        max_wait: float | None = None,
+        observers: Iterable[Observer] = (),
+    ) -> SignalSent:
+        history = self._open_run(run_id, "there is nothing left to cancel")
+        definition = load_recorded(history.started)
+        data = orjson.dumps({"reason": reason})
+        return await self._deliver(
+            run_id, "cancel", "cancel", data, definition, resume, clock, max_wait, observers
+        )
+
+    def _open_run(self, run_id: str, too_late: str) -> RunHistory:
         history = self.store.read(run_id)
         if history.terminal is not None:
             raise UsageError(
-                f"run {run_id} has ended ({RunStatus.after(history.terminal)}): no signal can "
-                "reach it any more"
+                f"run {run_id} has ended ({RunStatus.after(history.terminal)}): {too_late}"
             )
-        definition = load_recorded(history.started)
-        data = definition.handler("signal", name).encode_input(payload)
+        return history
+
+    async def _deliver(
+        self,
+        run_id: str,
+        kind: str,
+        name: str,
+        data: bytes,
+        definition: WorkflowDefinition,
+        resume: bool,
+        clock: Clock | None,
+        max_wait: float | None,
+        observers: Iterable[Observer],
+    ) -> SignalSent:
+        """Post a message durably, then see that someone carries it into the history: the live
+        process, or this one (which resumes the run), unless ``resume`` is false."""
         now = format_ts((clock or SystemClock()).now())
-        message = self._inbox(run_id).post("signal", name, data, now).id
+        message = self._inbox(run_id).post(kind, name, data, now).id
         if not resume:
             return SignalSent(run_id, message, recorded=False)
-        # Someone must carry the message into the history: the live process, or this one.
         taken_before: list[bool] = []
 
         def opened(history: RunHistory) -> None:
@@ -264,7 +304,8 @@ class LocalBackend:
 def _records(history: RunHistory, message: str) -> bool:
     """Whether the history holds the message (each is recorded once, by whoever runs the run)."""
     return any(
-        isinstance(event, SignalReceived) and event.message == message for event in history.events
+        isinstance(event, SignalReceived | CancelRequested) and event.message == message
+        for event in history.events
     )
 
 

@@ -33,6 +33,7 @@ from ..events import (
     ActivityScheduled,
     ActivityStarted,
     ActivityTimedOut,
+    CancelRequested,
     Encoded,
     Event,
     MarkerRecorded,
@@ -43,6 +44,7 @@ from ..events import (
     TimerCanceled,
     TimerFired,
     TimerStarted,
+    WorkflowCanceled,
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowStarted,
@@ -167,7 +169,9 @@ class RunEngine:
         self._inbox_offset = 0
         self._inbox_watch: asyncio.Task[None] | None = None
         #: Messages already recorded (by id): each reaches the workflow once.
-        self._delivered = {e.message for e in history.events if isinstance(e, SignalReceived)}
+        self._delivered = {
+            e.message for e in history.events if isinstance(e, SignalReceived | CancelRequested)
+        }
         #: Threads of plain def attempts still running: cancelled or not, they run on.
         self.threads: set[Future[Any]] = set()
         # Unique to this run (its id and seed), stable across attempts and resumes.
@@ -291,11 +295,16 @@ class RunEngine:
         messages, self._inbox_offset = self._inbox.read(self._inbox_offset)
         taken = False
         for message in messages:
-            if message.id in self._delivered or message.kind != "signal":
+            if message.id in self._delivered or message.kind not in ("signal", "cancel"):
                 continue
             self._delivered.add(message.id)
-            fields = {"message": message.id, "name": message.name, "input": message.input}
-            self._queue.put_nowait((SignalReceived, fields))
+            if message.kind == "cancel":
+                reason = message.input.get("reason")
+                fields = {"message": message.id, "reason": reason}
+                self._queue.put_nowait((CancelRequested, fields))
+            else:
+                fields = {"message": message.id, "name": message.name, "input": message.input}
+                self._queue.put_nowait((SignalReceived, fields))
             taken = True
         return taken
 
@@ -373,8 +382,10 @@ class RunEngine:
                     f"annotation: {error}"
                 )
         self._cancel_the_rest()
-        if exc is None and data is not None:
-            event: Event = self._writer.append(WorkflowCompleted, result=Encoded(data))
+        if instance.cancel_requested is not None and isinstance(exc, asyncio.CancelledError):
+            event: Event = self._writer.append(WorkflowCanceled, reason=instance.cancel_requested)
+        elif exc is None and data is not None:
+            event = self._writer.append(WorkflowCompleted, result=Encoded(data))
         else:
             assert exc is not None
             event = self._writer.append(WorkflowFailed, error=Failure.of(exc).record())

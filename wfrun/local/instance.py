@@ -31,6 +31,7 @@ from ..events import (
     ActivityCompleted,
     ActivityFailed,
     ActivityTimedOut,
+    CancelRequested,
     Event,
     MarkerRecorded,
     SignalReceived,
@@ -95,6 +96,8 @@ class WorkflowInstance:
         self._object: Any = None
         #: An error a signal handler raised: it ends the run as if the entrypoint had raised it.
         self._handler_error: BaseException | None = None
+        #: Why the run was asked to stop, once ``wfrun cancel`` reached it.
+        self.cancel_requested: str | None = None
 
     # -- driving, for the engine -------------------------------------------------------------
 
@@ -122,6 +125,10 @@ class WorkflowInstance:
                 self._loop.fire(handle)
         elif isinstance(event, SignalReceived):
             self._deliver_signal(event)
+        elif isinstance(event, CancelRequested):
+            self.cancel_requested = event.reason or "cancelled"
+            if self._main is not None and not self._main.done():
+                self._main.cancel(self.cancel_requested)
         else:  # pragma: no cover - the engine only passes resolutions
             raise TypeError(f"not a resolution: {event.type}")
         self._run()
