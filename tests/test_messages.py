@@ -182,3 +182,14 @@ def test_cancel_reaches_a_live_run_and_stops_the_activity_in_flight(
     assert "ActivityCanceled" in kinds  # pack, cut short, not left running
     assert kinds[-1] == "WorkflowCanceled"
     assert (attempts(log, "pack"), attempts(log, "release")) == (1, 1)
+
+
+def test_a_thread_activity_sees_that_its_attempt_was_given_up(isolated: Path) -> None:
+    from flows.messages import ImpatientWorkflow
+
+    marker = isolated / "noticed"
+    result = asyncio.run(
+        workflows.execute_workflow(ImpatientWorkflow, {"marker": str(marker)}, execution_id="i")
+    )
+    assert result == "gave up"
+    wait_for_file(marker)  # the thread saw activity_info().is_cancelled() and returned

@@ -18,6 +18,7 @@ task and each activity attempt sees its own.
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -58,6 +59,28 @@ class ActivityInfo:
     heartbeat_details: tuple[Any, ...] = ()
     start_to_close_timeout: timedelta | None = None
     heartbeat_timeout: timedelta | None = None
+    # One per attempt (not copied by dataclasses.replace): set when the attempt is given up.
+    _cancelled: threading.Event = field(
+        default_factory=threading.Event, init=False, repr=False, compare=False
+    )
+
+    def is_cancelled(self) -> bool:
+        """Whether this attempt was given up: the run was cancelled, the workflow stopped
+        waiting for it, or a timeout expired.
+
+        An ``async def`` activity sees `asyncio.CancelledError` instead; a plain ``def`` one,
+        which Python cannot interrupt, should check this in its loops and return early::
+
+            for chunk in chunks:
+                if workflows.activity_info().is_cancelled():
+                    return partial
+                upload(chunk)
+        """
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        """Mark the attempt given up (for the engine that runs it)."""
+        self._cancelled.set()
 
 
 class ActivityRuntime(Protocol):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -82,3 +83,24 @@ class SagaWorkflow:
     @workflows.workflow.signal
     def pay(self) -> None:
         self.paid = True
+
+
+@workflows.activity(start_to_close_timeout=timedelta(seconds=30))
+def careful(marker: str) -> str:
+    """A plain def activity: it cannot be interrupted, so it checks whether it was given up."""
+    for _ in range(1500):
+        if workflows.activity_info().is_cancelled():
+            Path(marker).touch()
+            return "stopped early"
+        time.sleep(0.02)
+    return "ran to the end"
+
+
+@workflows.workflow.define(name="impatient")
+class ImpatientWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self, marker: str) -> str:
+        try:
+            return await asyncio.wait_for(careful(marker), timeout=0.3)
+        except TimeoutError:
+            return "gave up"

@@ -124,7 +124,7 @@ async def run_attempt(
             expired, value = await _awaited_here(definition, positional, keywords)
         else:
             expired, value = await _supervised(
-                definition, positional, keywords, heartbeats, threads
+                definition, positional, keywords, heartbeats, threads, info
             )
     except Exception as exc:
         return _failed(exc, loop.time() - started)
@@ -157,6 +157,7 @@ async def _supervised(
     keywords: dict[str, Any],
     heartbeats: Heartbeats,
     threads: set[Future[Any]] | None,
+    info: ActivityInfo,
 ) -> tuple[str | None, Any]:
     """A task or a thread of its own, watched for both timeouts (the context is copied in)."""
     loop = asyncio.get_running_loop()
@@ -170,7 +171,13 @@ async def _supervised(
             threads.add(thread)
             thread.add_done_callback(threads.discard)
         work = asyncio.wrap_future(thread, loop=loop)
-    expired = await _watch_timeouts(work, definition, heartbeats)
+    try:
+        expired = await _watch_timeouts(work, definition, heartbeats)
+    except asyncio.CancelledError:
+        info.cancel()  # a thread cannot be interrupted: it can be told
+        raise
+    if expired is not None:
+        info.cancel()
     return (expired, None) if expired is not None else (None, work.result())
 
 
