@@ -48,6 +48,7 @@ def test_the_public_api_is_exactly_this() -> None:
             "query_workflow",
             "resume_workflow",
             "signal_workflow",
+            "update_workflow",
             "workflow",
         ]
     )

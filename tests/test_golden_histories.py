@@ -25,7 +25,7 @@ from wfrun.testing import FakeClock, replay
 
 from conftest import TESTS
 from flows.golden import ApprovalWorkflow, GoldenWorkflow, OvernightWorkflow
-from flows.messages import SagaWorkflow
+from flows.messages import CartWorkflow, SagaWorkflow
 from flows.race import FirstCompletedWorkflow, HelpersWorkflow, RaceWorkflow, TimerRaceWorkflow
 
 HISTORIES = TESTS / "histories"
@@ -40,9 +40,10 @@ GOLDEN = {
     "overnight.jsonl": OvernightWorkflow,
     "approval.jsonl": ApprovalWorkflow,
     "canceled.jsonl": SagaWorkflow,
+    "updated.jsonl": CartWorkflow,
 }
 #: Written by today's writer in their own way (not a plain execute_workflow): see fresh_*.
-SPECIAL = {"golden.jsonl", "overnight.jsonl", "approval.jsonl", "canceled.jsonl"}
+SPECIAL = {"golden.jsonl", "overnight.jsonl", "approval.jsonl", "canceled.jsonl", "updated.jsonl"}
 VOLATILE = {
     "ts",
     "seed",
@@ -110,6 +111,20 @@ def fresh_canceled_run(run_id: str = "canceled") -> Path:
     return RunStore().path(run_id)
 
 
+def fresh_updated_run(run_id: str = "updated") -> Path:
+    """A run that takes a refused update, an accepted one, then the signal that ends it."""
+    backend = LocalBackend()
+    definition = require_workflow_definition(CartWorkflow)
+    target = "flows.messages:CartWorkflow"
+    asyncio.run(backend.start(definition, b"{}", target=target, run_id=run_id, max_wait=60))
+    refused = asyncio.run(backend.update(run_id, "set_quantity", {"quantity": 0}, max_wait=60))
+    assert refused.rejected
+    answered = asyncio.run(backend.update(run_id, "set_quantity", {"quantity": 2}, max_wait=60))
+    assert answered.result == 2
+    asyncio.run(backend.signal(run_id, "checkout", max_wait=60))
+    return RunStore().path(run_id)
+
+
 def shape(value: object) -> object:
     """The structure of an event, with the values that differ from run to run blanked."""
     if isinstance(value, dict):
@@ -151,6 +166,7 @@ def test_the_writer_still_writes_the_saved_format() -> None:
         ("overnight.jsonl", fresh_waiting_run),
         ("approval.jsonl", fresh_approval_run),
         ("canceled.jsonl", fresh_canceled_run),
+        ("updated.jsonl", fresh_updated_run),
     ],
 )
 def test_the_writer_still_writes_the_saved_message_and_waiting_format(name: str, fresh) -> None:

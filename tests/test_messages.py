@@ -193,3 +193,43 @@ def test_a_thread_activity_sees_that_its_attempt_was_given_up(isolated: Path) ->
     )
     assert result == "gave up"
     wait_for_file(marker)  # the thread saw activity_info().is_cancelled() and returned
+
+
+# -- update ---------------------------------------------------------------------------------
+
+CART = f"{wf('messages')}:CartWorkflow"
+
+
+def test_an_update_changes_the_run_and_answers_its_sender(home: Path) -> None:
+    assert cli("start", CART, "--run-id", "c").exit_code == 75
+    answered = cli("update", "c", "set_quantity", '{"quantity": 3}')
+    assert answered.exit_code == 0, answered.output
+    assert orjson.loads(answered.stdout) == 3
+    kinds = [e["type"] for e in events(home, "c")]
+    assert kinds.count("UpdateAccepted") == kinds.count("UpdateCompleted") == 1
+    done = cli("signal", "c", "checkout")
+    assert orjson.loads(done.stdout) == 3
+
+
+def test_a_refused_update_is_recorded_as_refused_and_changes_nothing(home: Path) -> None:
+    cli("start", CART, "--run-id", "c")
+    refused = cli("update", "c", "set_quantity", '{"quantity": 0}')
+    assert refused.exit_code == 1
+    assert "refused: ValueError: quantity must be 1 or more" in refused.stderr
+    [answer] = [e for e in events(home, "c") if e["type"] == "UpdateCompleted"]
+    assert answer["rejected"] is True
+    assert not [e for e in events(home, "c") if e["type"] == "UpdateAccepted"]
+    assert orjson.loads(cli("signal", "c", "checkout").stdout) == 1  # unchanged
+
+
+def test_updates_from_python_answer_or_raise(home: Path) -> None:
+    from flows.messages import CartWorkflow
+
+    async def scenario() -> int:
+        with pytest.raises(workflows.WfrunError, match="WAITING"):
+            await workflows.execute_workflow(CartWorkflow, execution_id="py")
+        with pytest.raises(workflows.WorkflowError, match="refused"):
+            await workflows.update_workflow("py", "set_quantity", {"quantity": -2})
+        return await workflows.update_workflow("py", "set_quantity", {"quantity": 5})
+
+    assert asyncio.run(scenario()) == 5

@@ -47,6 +47,7 @@ from .execute import (
     query_workflow,
     resume_workflow,
     signal_workflow,
+    update_workflow,
 )
 from .local import DirectRuntime
 from .policy import RetryPolicy
@@ -87,5 +88,6 @@ __all__ = [
     "query_workflow",
     "resume_workflow",
     "signal_workflow",
+    "update_workflow",
     "workflow",
 ]

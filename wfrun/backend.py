@@ -19,7 +19,7 @@ from .clock import Clock
 from .definitions import WorkflowDefinition
 from .events import Event, Observer
 from .local import LocalBackend
-from .runs import ReplayResult, RunHistory, RunInfo, RunOutcome, SignalSent
+from .runs import ReplayResult, RunHistory, RunInfo, RunOutcome, SignalSent, UpdateResult
 
 
 class Backend(Protocol):
@@ -108,6 +108,18 @@ class Backend(Protocol):
         The workflow sees `asyncio.CancelledError` at its current await, may clean up (running
         activities to do so), and the run ends CANCELED when it lets the error through.
         """
+        ...
+
+    async def update(
+        self,
+        run_id: str,
+        name: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        clock: Clock | None = None,
+        max_wait: float | None = None,
+    ) -> UpdateResult:
+        """Send update ``name`` as a signal is sent, and wait for its handler's answer."""
         ...
 
     def query(self, run_id: str, name: str, payload: Mapping[str, Any] | None = None) -> Any:

@@ -54,15 +54,18 @@ def activity_name_at(code: CodeType) -> str | None:
 
 
 class HandlerDefinition:
-    """A message handler of a workflow: a signal (changes the run) or a query (reads it).
+    """A message handler of a workflow: a signal (changes the run), an update (changes it and
+    answers), or a query (reads it).
 
     Its input is a JSON object of the method's arguments by name, as an entrypoint's is.
     """
 
-    __slots__ = ("fn", "is_async", "kind", "name", "signature")
+    __slots__ = ("fn", "is_async", "kind", "name", "signature", "validator")
 
     def __init__(self, fn: Callable[..., Any], *, kind: str, name: str, workflow: str) -> None:
         self.fn = fn
+        #: An update's validator: called with the same arguments first; raising refuses it.
+        self.validator: Callable[..., Any] | None = getattr(fn, "__wfrun_validator__", None)
         self.kind = kind
         self.name = name
         self.is_async = inspect.iscoroutinefunction(fn)

@@ -204,6 +204,29 @@ class SignalReceived(Event):
 
 
 @dataclass(slots=True, kw_only=True)
+class UpdateAccepted(Event):
+    """An update passed its validator and reached the workflow here; its handler ran from here."""
+
+    type: str = "UpdateAccepted"
+    message: str
+    name: str
+    input: dict[str, Any]
+    role: ClassVar[str] = RESOLUTION
+
+
+@dataclass(slots=True, kw_only=True)
+class UpdateCompleted(Event):
+    """What the update's handler returned (``result``), or why it failed or was refused."""
+
+    type: str = "UpdateCompleted"
+    message: str
+    result: Any = None
+    error: dict[str, Any] | None = None
+    #: True when the validator refused it: the handler never ran.
+    rejected: bool = False
+
+
+@dataclass(slots=True, kw_only=True)
 class WorkflowCompleted(Event):
     type: str = "WorkflowCompleted"
     result: Any
@@ -362,6 +385,8 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
         RunResumed,
         RunWaiting,
         SignalReceived,
+        UpdateAccepted,
+        UpdateCompleted,
         WorkflowCompleted,
         WorkflowFailed,
         WorkflowTimedOut,

@@ -9,7 +9,7 @@ from typing import Any
 from .backend import open_backend
 from .clock import Clock
 from .definitions import WorkflowDefinition, require_workflow_definition
-from .errors import WfrunError, WorkflowFailedError
+from .errors import WfrunError, WorkflowError, WorkflowFailedError
 from .loader import load_recorded, target_of
 from .payload import dumps
 from .runs import RunHistory, RunOutcome, RunStatus, SignalSent
@@ -104,6 +104,30 @@ async def cancel_workflow(
     ends CANCELED when it lets the error through.
     """
     return await open_backend(home).cancel(run_id, reason, resume=resume)
+
+
+async def update_workflow(
+    run_id: str,
+    name: str,
+    payload: Mapping[str, Any] | None = None,
+    *,
+    home: str | os.PathLike[str] | None = None,
+) -> Any:
+    """Send an update to a run (``wfrun update`` from Python) and return its handler's answer.
+
+    Raises:
+        WorkflowError: the validator refused the update, or its handler failed (``__cause__``
+            holds the error); the run goes on either way.
+    """
+    answer = await open_backend(home).update(run_id, name, payload)
+    if answer.pending:
+        raise WfrunError(f"update {name!r} to run {run_id} is queued; the run has not answered yet")
+    if answer.error is not None:
+        how = "refused" if answer.rejected else "failed"
+        raise WorkflowError(f"update {name!r} {how}: {answer.error.describe()}") from (
+            answer.error.rebuild()
+        )
+    return answer.result
 
 
 async def query_workflow(

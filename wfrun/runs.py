@@ -171,6 +171,21 @@ class SignalSent:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdateResult:
+    """An update's answer: what its handler returned, or why it failed or was refused."""
+
+    run_id: str
+    result: Any = None
+    error: Failure | None = None
+    #: The validator refused it: the handler never ran, nothing changed.
+    rejected: bool = False
+    #: How the run went on, when the update resumed it in this process.
+    outcome: RunOutcome | None = None
+    #: No answer yet (the live run is busy): the update stays queued and will be answered.
+    pending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ReplayResult:
     """What a successful replay found."""
 

@@ -44,6 +44,7 @@ __all__ = [
     "random",
     "signal",
     "sleep",
+    "update",
     "uuid4",
     "wait",
     "wait_condition",
@@ -173,6 +174,35 @@ def query(fn: F | None = None, /, *, name: str | None = None) -> Any:
     return _handler("query", fn, name)
 
 
+@overload
+def update(fn: F, /) -> F: ...
+
+
+@overload
+def update(fn: None = None, /, *, name: str | None = None) -> Callable[[F], F]: ...
+
+
+def update(fn: F | None = None, /, *, name: str | None = None) -> Any:
+    """Mark a method (sync or async) that handles an update: a signal that answers its sender.
+
+    ``wfrun update RUN NAME '{...}'`` (or `update_workflow`) delivers it as a signal is and
+    prints what the handler returns. An optional validator, registered with
+    ``@handler.validator``, runs first and may refuse it by raising: a refused update is
+    recorded as such and changes nothing::
+
+        @workflows.workflow.update
+        def set_quantity(self, quantity: int) -> int:
+            self.quantity = quantity
+            return self.quantity
+
+        @set_quantity.validator
+        def _positive(self, quantity: int) -> None:
+            if quantity < 1:
+                raise ValueError("quantity must be positive")
+    """
+    return _handler("update", fn, name)
+
+
 def _handler(kind: str, fn: Any, name: str | None) -> Any:
     def decorate(method: Any) -> Any:
         if not inspect.isfunction(method):
@@ -183,6 +213,13 @@ def _handler(kind: str, fn: Any, name: str | None) -> Any:
                 "state and may not wait for anything"
             )
         method.__wfrun_handler__ = (kind, name or method.__name__)  # type: ignore[attr-defined]
+        if kind == "update":
+
+            def validator(check: Any) -> Any:
+                method.__wfrun_validator__ = check  # type: ignore[attr-defined]
+                return check
+
+            method.validator = validator  # type: ignore[attr-defined]
         return method
 
     return decorate(fn) if fn is not None else decorate

@@ -104,3 +104,31 @@ class ImpatientWorkflow:
             return await asyncio.wait_for(careful(marker), timeout=0.3)
         except TimeoutError:
             return "gave up"
+
+
+@workflows.workflow.define(name="cart")
+class CartWorkflow:
+    """Waits for checkout; updates change the quantity and answer with it."""
+
+    def __init__(self) -> None:
+        self.quantity = 1
+        self.done = False
+
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        await workflows.workflow.wait_condition(lambda: self.done)
+        return self.quantity
+
+    @workflows.workflow.update
+    def set_quantity(self, quantity: int) -> int:
+        self.quantity = quantity
+        return self.quantity
+
+    @set_quantity.validator
+    def _positive(self, quantity: int) -> None:
+        if quantity < 1:
+            raise ValueError("quantity must be 1 or more")
+
+    @workflows.workflow.signal
+    def checkout(self) -> None:
+        self.done = True

@@ -36,6 +36,7 @@ def regenerate(scratch: Path) -> list[Path]:
         fresh_approval_run,
         fresh_canceled_run,
         fresh_golden_run,
+        fresh_updated_run,
         fresh_waiting_run,
     )
 
@@ -46,6 +47,7 @@ def regenerate(scratch: Path) -> list[Path]:
     written.append(Path(shutil.copy(fresh_waiting_run(), HISTORIES / "overnight.jsonl")))
     written.append(Path(shutil.copy(fresh_approval_run(), HISTORIES / "approval.jsonl")))
     written.append(Path(shutil.copy(fresh_canceled_run(), HISTORIES / "canceled.jsonl")))
+    written.append(Path(shutil.copy(fresh_updated_run(), HISTORIES / "updated.jsonl")))
     for name, workflow in GOLDEN.items():
         if name not in SPECIAL:
             run_id = name.removesuffix(".jsonl")

@@ -504,6 +504,37 @@ def cancel(
     _after_message(sent, "cancellation", json_output=json_output, quiet=quiet)
 
 
+@app.command(name="update")
+@handle_errors
+def send_update(
+    run_id: Annotated[str, typer.Argument(help="The run to update.")],
+    name: Annotated[str, typer.Argument(help="The update, as the workflow names it.")],
+    payload: Annotated[
+        str | None,
+        typer.Argument(metavar="[JSON|@FILE]", help="The handler's arguments by name."),
+    ] = None,
+    home: HomeOption = None,
+    max_wait: MaxWaitOption = DEFAULT_MAX_WAIT,
+) -> None:
+    """Send an update to a run and print its handler's answer (exit 1 if refused or failed)."""
+    arguments = _read_input(payload, "the update's arguments")
+    answer = _run(
+        open_backend(home).update(run_id, name, arguments, max_wait=max_wait), run_id, None
+    )
+    if answer.pending:
+        _stderr().print(
+            f"wfrun: update {_escape(name)} to run {run_id} is queued, not answered yet"
+        )
+        raise typer.Exit(75)
+    if answer.error is not None:
+        how = "refused" if answer.rejected else "failed"
+        _stderr().print(f"wfrun: update {_escape(name)} {how}: {_escape(answer.error.describe())}")
+        raise typer.Exit(1)
+    _write_json(answer.result)
+    if answer.outcome is not None:
+        _stderr().print(f"wfrun: run {run_id} is {answer.outcome.status}")
+
+
 @app.command(name="query")
 @handle_errors
 def ask_query(

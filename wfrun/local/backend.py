@@ -21,7 +21,7 @@ from .. import settings
 from .._version import __version__
 from ..clock import Clock, SystemClock
 from ..definitions import WorkflowDefinition
-from ..errors import InputError, RunLockedError, UsageError
+from ..errors import Failure, InputError, RunLockedError, UsageError
 from ..events import (
     CHECKSUMMED,
     FORMAT_VERSION,
@@ -31,6 +31,8 @@ from ..events import (
     Event,
     Observer,
     SignalReceived,
+    UpdateAccepted,
+    UpdateCompleted,
     format_ts,
 )
 from ..loader import load_recorded
@@ -42,6 +44,7 @@ from ..runs import (
     RunOutcome,
     RunStatus,
     SignalSent,
+    UpdateResult,
     new_run_id,
 )
 from .engine import RunEngine, query_history, replay_only
@@ -197,6 +200,38 @@ class LocalBackend:
             run_id, "cancel", "cancel", data, definition, resume, clock, max_wait, observers
         )
 
+    async def update(
+        self,
+        run_id: str,
+        name: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        clock: Clock | None = None,
+        max_wait: float | None = None,
+    ) -> UpdateResult:
+        history = self._open_run(run_id, "no update can reach it any more")
+        definition = load_recorded(history.started)
+        data = definition.handler("update", name).encode_input(payload)
+        sent = await self._deliver(
+            run_id, "update", name, data, definition, True, clock, max_wait, ()
+        )
+        for _ in range(int(HAND_OVER / HAND_OVER_POLL)):
+            answer = _answer(self.store.read(run_id), sent.message)
+            if answer is not None:
+                return UpdateResult(
+                    run_id,
+                    result=plain(answer.result),
+                    error=Failure.from_record(answer.error) if answer.error else None,
+                    rejected=answer.rejected,
+                    outcome=sent.outcome,
+                )
+            if not self.store.is_locked(run_id):  # nobody runs it: carry it on here
+                sent = await self._deliver(
+                    run_id, "update", name, data, definition, True, clock, max_wait, ()
+                )
+            await asyncio.sleep(HAND_OVER_POLL)
+        return UpdateResult(run_id, outcome=sent.outcome, pending=True)
+
     def _open_run(self, run_id: str, too_late: str) -> RunHistory:
         history = self.store.read(run_id)
         if history.terminal is not None:
@@ -304,9 +339,17 @@ class LocalBackend:
 def _records(history: RunHistory, message: str) -> bool:
     """Whether the history holds the message (each is recorded once, by whoever runs the run)."""
     return any(
-        isinstance(event, SignalReceived | CancelRequested) and event.message == message
+        isinstance(event, SignalReceived | CancelRequested | UpdateAccepted | UpdateCompleted)
+        and event.message == message
         for event in history.events
     )
+
+
+def _answer(history: RunHistory, message: str) -> UpdateCompleted | None:
+    for event in history.events:
+        if isinstance(event, UpdateCompleted) and event.message == message:
+            return event
+    return None
 
 
 def _same_run(history: RunHistory, definition: WorkflowDefinition, input_data: bytes) -> None:

@@ -21,6 +21,8 @@ from concurrent.futures import Future
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+import orjson
+
 from .._version import __version__
 from ..clock import Clock, sleep_until
 from ..definitions import WorkflowDefinition
@@ -44,6 +46,8 @@ from ..events import (
     TimerCanceled,
     TimerFired,
     TimerStarted,
+    UpdateAccepted,
+    UpdateCompleted,
     WorkflowCanceled,
     WorkflowCompleted,
     WorkflowFailed,
@@ -65,7 +69,7 @@ from .commands import (
     StartTimer,
 )
 from .history import History
-from .inbox import POLL, Inbox
+from .inbox import POLL, Inbox, Message
 from .instance import WorkflowInstance
 from .replay import InFlight, RecordedRun, Replay
 from .store import HistoryWriter
@@ -170,8 +174,12 @@ class RunEngine:
         self._inbox_watch: asyncio.Task[None] | None = None
         #: Messages already recorded (by id): each reaches the workflow once.
         self._delivered = {
-            e.message for e in history.events if isinstance(e, SignalReceived | CancelRequested)
+            e.message
+            for e in history.events
+            if isinstance(e, SignalReceived | CancelRequested | UpdateAccepted | UpdateCompleted)
         }
+        self._answered = {e.message for e in history.events if isinstance(e, UpdateCompleted)}
+        self._instance: WorkflowInstance | None = None
         #: Threads of plain def attempts still running: cancelled or not, they run on.
         self.threads: set[Future[Any]] = set()
         # Unique to this run (its id and seed), stable across attempts and resumes.
@@ -222,7 +230,9 @@ class RunEngine:
                     self._start_activity(command, recorded.in_flight(seq, now))
             elif isinstance(event, TimerStarted):
                 self._start_timer(seq, parse_ts(event.due))
+        self._instance = instance
         self._issue(replay.backlog)
+        self._answer_updates(instance)  # those a crash cut off before their answer was recorded
         self._writer.flush()
         self._start_deadline()
         self._take_messages()
@@ -254,6 +264,7 @@ class RunEngine:
                     self._timer_dues.pop(delivered.seq, None)
                 instance.apply(delivered)
                 self._issue(instance.take_commands())
+                self._answer_updates(instance)
             self._writer.flush()
         return self._finish(instance)
 
@@ -295,10 +306,12 @@ class RunEngine:
         messages, self._inbox_offset = self._inbox.read(self._inbox_offset)
         taken = False
         for message in messages:
-            if message.id in self._delivered or message.kind not in ("signal", "cancel"):
+            if message.id in self._delivered or message.kind not in ("signal", "cancel", "update"):
                 continue
             self._delivered.add(message.id)
-            if message.kind == "cancel":
+            if message.kind == "update":
+                self._take_update(message)
+            elif message.kind == "cancel":
                 reason = message.input.get("reason")
                 fields = {"message": message.id, "reason": reason}
                 self._queue.put_nowait((CancelRequested, fields))
@@ -307,6 +320,36 @@ class RunEngine:
                 self._queue.put_nowait((SignalReceived, fields))
             taken = True
         return taken
+
+    def _take_update(self, message: Message) -> None:
+        """Validate an update against the run's state now: refused, it is answered at once."""
+        assert self._instance is not None
+        data = orjson.dumps(message.input)
+        refused = self._instance.validate_update(message.name, data)
+        if refused is None:
+            fields = {"message": message.id, "name": message.name, "input": message.input}
+            self._queue.put_nowait((UpdateAccepted, fields))
+            return
+        self._writer.append(
+            UpdateCompleted, message=message.id, error=Failure.of(refused).record(), rejected=True
+        )
+        self._answered.add(message.id)
+        self._writer.sync()
+
+    def _answer_updates(self, instance: WorkflowInstance) -> None:
+        for message, value, exc in instance.take_update_results():
+            if message in self._answered:
+                continue  # answered before: this is its replay
+            self._answered.add(message)
+            if exc is None:
+                try:
+                    data = encode(value, subject="the answer of an update")
+                except PayloadError as error:
+                    exc = error
+                else:
+                    self._writer.append(UpdateCompleted, message=message, result=Encoded(data))
+                    continue
+            self._writer.append(UpdateCompleted, message=message, error=Failure.of(exc).record())
 
     async def _watch_inbox(self) -> None:
         while True:

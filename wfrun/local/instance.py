@@ -36,6 +36,7 @@ from ..events import (
     MarkerRecorded,
     SignalReceived,
     TimerFired,
+    UpdateAccepted,
 )
 from ..payload import abbreviate, check_size, encode_arguments, raw
 from ..runtime import WorkflowInfo, set_workflow_runtime
@@ -98,6 +99,8 @@ class WorkflowInstance:
         self._handler_error: BaseException | None = None
         #: Why the run was asked to stop, once ``wfrun cancel`` reached it.
         self.cancel_requested: str | None = None
+        #: Updates whose handler finished: (message id, value, exception), for the engine.
+        self._update_results: list[tuple[str, Any, BaseException | None]] = []
 
     # -- driving, for the engine -------------------------------------------------------------
 
@@ -125,6 +128,8 @@ class WorkflowInstance:
                 self._loop.fire(handle)
         elif isinstance(event, SignalReceived):
             self._deliver_signal(event)
+        elif isinstance(event, UpdateAccepted):
+            self._deliver_update(event)
         elif isinstance(event, CancelRequested):
             self.cancel_requested = event.reason or "cancelled"
             if self._main is not None and not self._main.done():
@@ -324,6 +329,55 @@ class WorkflowInstance:
     def _handler_done(self, task: asyncio.Task[Any]) -> None:
         if not task.cancelled() and task.exception() is not None:
             self._handler_error = task.exception()
+
+    def validate_update(self, name: str, input_data: bytes) -> BaseException | None:
+        """Run an update's validator against the run's state now; the error if it refuses."""
+        handler = self.definition.handler("update", name)
+        if handler.validator is None:
+            return None
+        args, kwargs = handler.signature.call_arguments(handler.signature.decode_input(input_data))
+        try:
+            self._context.run(handler.validator.__get__(self._object), *args, **kwargs)
+        except Exception as exc:
+            return exc
+        return None
+
+    def _deliver_update(self, event: UpdateAccepted) -> None:
+        handler = self.definition.handler("update", event.name)
+        args, kwargs = handler.signature.call_arguments(
+            handler.signature.decode_input(raw(event.input))
+        )
+        method = handler.fn.__get__(self._object)
+        message = event.message
+        if handler.is_async:
+            task = self._loop.create_task(method(*args, **kwargs), context=self._context)
+            task.add_done_callback(lambda done: self._update_done(message, done))
+        else:
+            self._loop.call_soon(
+                self._call_update, message, method, args, kwargs, context=self._context
+            )
+
+    def _call_update(
+        self, message: str, method: Any, args: list[Any], kwargs: dict[str, Any]
+    ) -> None:
+        try:
+            value = method(*args, **kwargs)
+        except Exception as exc:  # the update failed; the workflow goes on
+            self._update_results.append((message, None, exc))
+        else:
+            self._update_results.append((message, value, None))
+
+    def _update_done(self, message: str, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            self._update_results.append((message, None, asyncio.CancelledError("cancelled")))
+        elif task.exception() is not None:
+            self._update_results.append((message, None, task.exception()))
+        else:
+            self._update_results.append((message, task.result(), None))
+
+    def take_update_results(self) -> list[tuple[str, Any, BaseException | None]]:
+        results, self._update_results = self._update_results, []
+        return results
 
     def query(self, name: str, input_data: bytes) -> Any:
         """Call the query handler ``name`` on the run's state (after a replay); nothing runs."""
