@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conftest import attempts, cut_history, run_wfrun, spawn_wfrun, wait_for_file, wf
+from conftest import attempts, cli, cut_history, run_wfrun, spawn_wfrun, wait_for_file, wf
 
 pytestmark = pytest.mark.slow
 
@@ -80,3 +80,25 @@ def test_a_run_past_the_time_limit_is_stopped_resumably_and_the_others_finish(
 def _only_other_run(isolated: Path, known: str) -> str:
     [other] = [p.stem for p in (isolated / "home" / "runs").glob("*.jsonl") if p.stem != known]
     return other
+
+
+def test_a_file_planted_in_the_current_folder_is_not_run(isolated: Path) -> None:
+    marker = isolated / "hijacked"
+    (isolated / "_wfrun_launcher.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    assert run_wfrun("start", f"{wf('steps')}:StepsWorkflow", "--arg", "count=1").returncode == 0
+    cut_history(_only_other_run(isolated, ""), keep=1)
+    result = run_wfrun("resume", "--all", "--json")
+    assert result.returncode == 0, result.stderr
+    assert [line["status"] for line in orjson.loads(result.stdout)] == ["COMPLETED"]
+    assert not marker.exists()
+
+
+def test_what_a_run_prints_or_leaves_running_does_not_spoil_its_report(isolated: Path) -> None:
+    chatty = f"{wf('faults')}:ChattyWorkflow"
+    started = cli("start", chatty, "--arg", f"marker_dir={isolated}", "--run-id", "c")
+    assert started.exit_code == 0, started.output
+    cut_history("c", keep=1)
+    result = run_wfrun("resume", "--all", "--json", "--time-limit", "20", timeout=120)
+    assert result.returncode == 0, result.stderr
+    [line] = orjson.loads(result.stdout)
+    assert (line["status"], line["result"]) == ("COMPLETED", "done")

@@ -69,3 +69,20 @@ class ForkingWorkflow:
     @workflows.workflow.entrypoint
     async def run(self, marker_dir: str) -> int:
         return await fork_child(marker_dir)
+
+
+@workflows.activity
+async def chatty(marker_dir: str) -> str:
+    """Prints to stdout, and leaves a process behind that holds stdout and stderr open."""
+    import subprocess
+
+    print("hello from the activity")
+    subprocess.Popen(["sleep", "30"])  # inherits stdout and stderr, and outlives the run
+    return "done"
+
+
+@workflows.workflow.define(name="chatty")
+class ChattyWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self, marker_dir: str) -> str:
+        return await chatty(marker_dir)

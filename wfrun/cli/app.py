@@ -284,7 +284,8 @@ def _resume_all(
             detail = report.get("error") or report.get("reason") or ""
             if isinstance(detail, dict):
                 detail = Failure.from_record(detail).describe()
-            out.print(f"{result.run_id} {report['status']} {_escape(str(detail))}".rstrip())
+            status = _escape(str(report.get("status", "ERROR")))
+            out.print(f"{result.run_id} {status} {_escape(str(detail))}".rstrip())
     return min((result.exit_code for result in results), key=_severity)
 
 
