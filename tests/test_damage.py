@@ -22,7 +22,7 @@ from wfrun.events import with_checksum
 from wfrun.local.history import parse_history
 from wfrun.local.store import RunStore
 
-from conftest import cli, signed
+from conftest import cli, signed, wf
 from flows.steps import StepsWorkflow
 
 SPEC_EXIT_CODES = {0, 1, 2, 3, 4, 5, 6, 74, 75, 130}
@@ -231,3 +231,83 @@ def test_thousands_of_damaged_histories_meet_every_command_without_a_traceback(
             if command[0] != "resume" or result.exit_code == 6:
                 assert after == damaged, (command, damaged)  # read-only, or refused
     assert tried >= 4000
+
+
+# -- what is written reads back ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", ["1e30", "11GB", "20GiB"])
+def test_a_payload_limit_no_history_could_hold_is_refused(home: Path, size: str) -> None:
+    result = cli("start", f"{wf('steps')}:StepsWorkflow", "--arg", "count=1", "--max-payload", size)
+    assert result.exit_code == 2, result.output
+    assert not (home / "runs").exists() or not any((home / "runs").iterdir())
+
+
+def test_the_largest_limits_wfrun_accepts_are_written_in_a_history_it_reads_back(
+    home: Path,
+) -> None:
+    result = cli(
+        "start",
+        f"{wf('steps')}:StepsWorkflow",
+        "--arg",
+        "count=1",
+        "--max-payload",
+        "10GB",
+        "--run-id",
+        "big",
+    )
+    assert result.exit_code == 0, result.output
+    assert cli("show", "big").exit_code == 0
+
+
+def test_a_timer_longer_than_a_history_records_fails_the_code_that_asked(home: Path) -> None:
+    result = cli("start", f"{wf('timers')}:NapWorkflow", "--arg", "seconds=1e11", "--run-id", "t")
+    assert result.exit_code == 1, result.output
+    assert "longer than a history records" in result.stderr
+    assert cli("show", "t").exit_code == 0  # and the history reads back
+
+
+def test_retry_intervals_and_timeouts_longer_than_a_history_records_are_refused() -> None:
+    from datetime import timedelta
+
+    from wfrun.policy import ActivityOptions
+
+    with pytest.raises(workflows.DefinitionError, match="317 years"):
+        workflows.RetryPolicy(maximum_interval=timedelta(days=365 * 400))
+    with pytest.raises(workflows.DefinitionError, match="317 years"):
+        ActivityOptions(name="forever", start_to_close_timeout=timedelta(days=365 * 400))
+
+
+def test_c1_and_bidi_characters_are_escaped_before_the_checksum(home: Path) -> None:
+    result = cli(
+        "start", f"{wf('steps')}:GreeterWorkflow", "--arg", "name=\u009b\u202e", "--run-id", "g"
+    )
+    assert result.exit_code == 0, result.output
+    stored = (home / "runs" / "g.jsonl").read_bytes()
+    assert stored.isascii()
+    exported = cli("history", "g", "--json").stdout_bytes
+    assert exported == stored  # exactly as stored, and safe for any terminal
+    assert parse_history(home / "runs" / "g.jsonl", exported).events  # and a valid history
+
+
+def test_a_first_line_without_its_checksum_or_with_another_id_is_damage(home: Path) -> None:
+    path = steps_run()
+    lines = path.read_bytes().splitlines(keepends=True)
+    first = orjson.loads(lines[0])
+    first.pop("crc")
+    for edited in (
+        orjson.dumps(first) + b"\n",  # format 2 without its checksum
+        signed({**first, "id": 7}),
+    ):
+        path.write_bytes(edited + b"".join(lines[1:]))
+        for command in ("history", "show", "replay"):
+            assert cli(command, "r").exit_code == 6, (command, edited)
+
+
+def test_a_tail_of_zeros_left_by_a_power_loss_is_a_torn_tail(home: Path, log: Path) -> None:
+    path = steps_run()
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:4]) + b"\0" * 4096)
+    result = cli("resume", "r")
+    assert result.exit_code == 0, result.output
+    assert "torn" in result.stderr

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 import zlib
 from collections.abc import Callable
@@ -35,6 +36,9 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 
 import orjson
+
+#: The largest number of seconds (about 317 years) or bytes a history holds.
+LIMIT: Final = 10_000_000_000
 
 #: Bumped when a change would make an older wfrun misread a history; older formats stay readable.
 FORMAT_VERSION: Final = 2
@@ -70,8 +74,22 @@ def serialize(event: Event) -> bytes:
 
 
 def with_checksum(body: bytes) -> bytes:
-    """A JSON object's line with its checksum field added (format 2)."""
+    """A JSON object's line with its checksum field added (format 2).
+
+    C1 and bidirectional control characters, which JSON allows raw, are written as ``\\u``
+    escapes first: the same values, and a line any terminal shows as text.
+    """
+    if not body.isascii():
+        body = _RAW_CONTROLS.sub(_json_escape, body.decode()).encode()
     return b'%s,"crc":"%08x"}' % (body[:-1], zlib.crc32(body))
+
+
+#: What JSON may hold raw but a terminal acts on: C1 controls and bidirectional overrides.
+_RAW_CONTROLS: Final = re.compile("[\x80-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 _CRC_FIELD: Final = b',"crc":"'
@@ -86,12 +104,7 @@ def verify_checksum(line: bytes, *, checksummed: bool) -> None:
     line of an older format carries one.
     """
     tail = line[-_CRC_LENGTH:]
-    has_crc = (
-        len(line) > _CRC_LENGTH
-        and tail.startswith(_CRC_FIELD)
-        and tail.endswith(b'"}')
-        and _HEX.issuperset(tail[8:16])
-    )
+    has_crc = has_checksum(line)
     if not checksummed:
         if has_crc:
             raise EventFormatError("a checksum in a history of format 1")
@@ -106,7 +119,13 @@ def verify_checksum(line: bytes, *, checksummed: bool) -> None:
 
 def has_checksum(line: bytes) -> bool:
     """Whether a line ends with a checksum field (how the first line tells its format)."""
-    return line[-_CRC_LENGTH:].startswith(_CRC_FIELD)
+    tail = line[-_CRC_LENGTH:]
+    return (
+        len(line) > _CRC_LENGTH
+        and tail.startswith(_CRC_FIELD)
+        and tail.endswith(b'"}')
+        and _HEX.issuperset(tail[8:16])
+    )
 
 
 def format_ts(moment: datetime) -> str:
@@ -510,8 +529,9 @@ def _at_least(low: float) -> Callable[[Any], bool]:
     return lambda value: math.isfinite(value) and low <= value <= _LONGEST
 
 
-#: No duration in a history is longer (about 317 years): timer and retry arithmetic stays safe.
-_LONGEST: Final = 1e10
+#: No number of seconds (about 317 years) or bytes in a history is larger: timer and retry
+#: arithmetic stays safe. Writers refuse larger values where they are given (`LIMIT`).
+_LONGEST: Final = LIMIT
 _EARLIEST_YEAR: Final = 1970
 _LATEST_YEAR: Final = 9000
 

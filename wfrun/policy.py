@@ -14,6 +14,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from .errors import DefinitionError
+from .events import LIMIT
+
+#: The longest time a history records (its numbers are bounded: see `wfrun.events.LIMIT`).
+_LONGEST = timedelta(seconds=LIMIT)
+_LONGEST_TEXT = "about 317 years (1e10 s)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +43,8 @@ class RetryPolicy:
             raise DefinitionError("retry_policy_backoff_coefficient must be at least 1.0")
         if self.initial_interval < timedelta(0) or self.maximum_interval < timedelta(0):
             raise DefinitionError("retry intervals cannot be negative")
+        if max(self.initial_interval, self.maximum_interval) > _LONGEST:
+            raise DefinitionError(f"retry intervals cannot be longer than {_LONGEST_TEXT}")
         if isinstance(self.non_retryable_error_types, str):
             raise DefinitionError(
                 "retry_policy_non_retryable_errors takes a sequence of class names, "
@@ -103,5 +110,9 @@ class ActivityOptions:
             )
         if self.heartbeat_timeout is not None and self.heartbeat_timeout <= timedelta(0):
             raise DefinitionError(f"activity {self.name!r}: heartbeat_timeout must be positive")
+        if max(self.start_to_close_timeout, self.heartbeat_timeout or timedelta(0)) > _LONGEST:
+            raise DefinitionError(
+                f"activity {self.name!r}: a timeout cannot be longer than {_LONGEST_TEXT}"
+            )
         if self.max_payload is not None and self.max_payload <= 0:
             raise DefinitionError(f"activity {self.name!r}: max_payload must be positive")

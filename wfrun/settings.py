@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from .errors import InputError, UsageError
+from .events import LIMIT
 
 HOME_ENV: Final = "WFRUN_HOME"
 MAX_PAYLOAD_ENV: Final = "WFRUN_MAX_PAYLOAD"
@@ -102,6 +103,8 @@ def parse_size(text: str) -> int:
         ) from None
     if size <= 0:
         raise InputError(f"payload limit {text!r} must be positive")
+    if size > LIMIT:
+        raise InputError(f"payload limit {text!r} is over the largest a history holds (10 GB)")
     return size
 
 

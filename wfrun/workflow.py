@@ -30,6 +30,7 @@ from uuid import UUID
 
 from .definitions import WorkflowDefinition
 from .errors import DefinitionError
+from .events import LIMIT
 from .runtime import WorkflowInfo, current_workflow, require_workflow
 
 __all__ = [
@@ -101,9 +102,12 @@ def define(
     def decorate(target: type) -> type:
         if not inspect.isclass(target):
             raise DefinitionError(f"@workflows.workflow.define decorates a class, not {target!r}")
-        if execution_timeout is not None and execution_timeout <= timedelta(0):
+        if execution_timeout is not None and not (
+            timedelta(0) < execution_timeout <= timedelta(seconds=LIMIT)
+        ):
             raise DefinitionError(
-                f"workflow {name or target.__name__!r}: execution_timeout must be positive"
+                f"workflow {name or target.__name__!r}: execution_timeout must be positive and "
+                "at most about 317 years (1e10 s)"
             )
         entry = _find_entrypoint(target)
         target.__wfrun_workflow__ = WorkflowDefinition(  # type: ignore[attr-defined]

@@ -67,13 +67,7 @@ def parse_history(path: Path, data: bytes, run_id: str | None = None) -> History
             path=str(path),
             line=1,
         )
-    started = parse_line(path, 1, lines[0], checksummed=None)
-    if not isinstance(started, WorkflowStarted):
-        raise HistoryCorruptError(
-            f"{path}:1: the first event is {started.type}, not WorkflowStarted",
-            path=str(path),
-            line=1,
-        )
+    started = parse_started(path, lines[0])
     if started.format > FORMAT_VERSION:
         raise HistoryCorruptError(
             f"{path}:1: history format {started.format} was written by wfrun "
@@ -119,8 +113,33 @@ def parse_history(path: Path, data: bytes, run_id: str | None = None) -> History
 
 
 def _could_be_torn(tail: bytes, max_payload: int) -> bool:
-    start = tail[: len(_LINE_START)]
-    return _LINE_START.startswith(start) and len(tail) <= max_payload + _TORN_SLACK
+    if len(tail) > max_payload + _TORN_SLACK:
+        return False
+    if not tail.strip(b"\0"):  # zeros past the last fsync, as some file systems leave them
+        return True
+    return _LINE_START.startswith(tail[: len(_LINE_START)])
+
+
+def parse_started(path: Path, line: bytes) -> WorkflowStarted:
+    """The first line: a `WorkflowStarted` with id 1, checksummed exactly when its format is."""
+    started = parse_line(path, 1, line, checksummed=None)
+    problem = None
+    if not isinstance(started, WorkflowStarted):
+        problem = f"the first event is {started.type}, not WorkflowStarted"
+    elif started.id != 1:
+        problem = f"the first event has id {started.id}, not 1"
+    elif (started.format >= CHECKSUMMED) != has_checksum(line):
+        problem = f"a history of format {started.format} whose first line " + (
+            "has no checksum" if started.format >= CHECKSUMMED else "has a checksum"
+        )
+    if problem is not None:
+        raise HistoryCorruptError(
+            f"{path}:1: {problem}; the history is damaged. Nothing was changed",
+            path=str(path),
+            line=1,
+        )
+    assert isinstance(started, WorkflowStarted)
+    return started
 
 
 def parse_line(path: Path, number: int, line: bytes, *, checksummed: bool | None) -> Event:

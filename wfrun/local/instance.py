@@ -28,6 +28,7 @@ from ..errors import (
     WfrunError,
 )
 from ..events import (
+    LIMIT,
     ActivityCompleted,
     ActivityFailed,
     ActivityTimedOut,
@@ -254,9 +255,13 @@ class WorkflowInstance:
 
     @unwatched
     def start_timer(self, handle: WorkflowTimerHandle) -> None:
+        duration = max(handle.when() - self._loop.time(), 0.0)
+        if duration > LIMIT:  # the workflow code that asked for it gets this error
+            raise ValueError(
+                f"a timer of {duration:g}s is longer than a history records (about 317 years)"
+            )
         self._seq += 1
         handle.seq = self._seq
-        duration = max(handle.when() - self._loop.time(), 0.0)
         self._timers[handle.seq] = handle
         self._commands.append(
             StartTimer(handle.seq, duration, self._now + timedelta(seconds=duration))

@@ -51,7 +51,7 @@ from ..events import (
     serialize,
 )
 from ..runs import RunInfo, RunStatus
-from .history import History, parse_history, parse_line
+from .history import History, parse_history, parse_line, parse_started
 
 _RUN_ID: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 
@@ -372,13 +372,7 @@ class RunStore:
             first, last = _first_and_last_lines(fd, path)
         finally:
             os.close(fd)
-        started = parse_line(path, 1, first, checksummed=None)
-        if not isinstance(started, WorkflowStarted):
-            raise HistoryCorruptError(
-                f"{path}:1: the first event is {started.type}, not WorkflowStarted",
-                path=str(path),
-                line=1,
-            )
+        started = parse_started(path, first)
         final = parse_line(path, 0, last, checksummed=started.format >= CHECKSUMMED)
         if final.role == TERMINAL:
             return RunInfo(run_id, started.workflow, RunStatus.after(final), started.ts, final.ts)
