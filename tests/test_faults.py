@@ -409,3 +409,20 @@ def test_ctrl_c_or_sigterm_during_start_up_exits_130_without_a_traceback(
     _, stderr = process.communicate(timeout=60)
     assert process.returncode in (130, 0), stderr  # 0: it had already finished
     assert "Traceback" not in stderr
+
+
+def test_a_write_failing_on_a_heartbeat_stops_the_run_with_the_error(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from flows.faults import BeatingWorkflow
+
+    monkeypatch.setattr(RunStore, "write", DiskFullAt(900))  # past the first 3 lines
+    with pytest.raises(workflows.HistoryIOError, match="the disk is full"):
+        asyncio.run(workflows.execute_workflow(BeatingWorkflow, execution_id="hb"))
+    assert not [r for r in caplog.records if "Exception in callback" in r.getMessage()]
+    events = parse_history(RunStore().path("hb"), RunStore().path("hb").read_bytes()).events
+    assert [e.type for e in events][:3] == [
+        "WorkflowStarted",
+        "ActivityScheduled",
+        "ActivityStarted",
+    ]

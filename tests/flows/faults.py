@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from datetime import timedelta
@@ -86,3 +87,18 @@ class ChattyWorkflow:
     @workflows.workflow.entrypoint
     async def run(self, marker_dir: str) -> str:
         return await chatty(marker_dir)
+
+
+@workflows.activity(start_to_close_timeout=timedelta(seconds=30))
+async def beating() -> int:
+    for n in range(100):
+        workflows.activity_heartbeat(n)
+        await asyncio.sleep(0.05)
+    return 100
+
+
+@workflows.workflow.define(name="beating")
+class BeatingWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        return await beating()

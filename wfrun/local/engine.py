@@ -26,7 +26,14 @@ import orjson
 from .._version import __version__
 from ..clock import Clock, sleep_until
 from ..definitions import WorkflowDefinition
-from ..errors import Failure, HistoryCorruptError, NonDeterminismError, PayloadError, WfrunError
+from ..errors import (
+    Failure,
+    HistoryCorruptError,
+    HistoryIOError,
+    NonDeterminismError,
+    PayloadError,
+    WfrunError,
+)
 from ..events import (
     ActivityCanceled,
     ActivityCompleted,
@@ -497,7 +504,7 @@ class RunEngine:
     ) -> None:
         definition = command.definition
         options = definition.options
-        recorder = _HeartbeatRecorder(self._writer, command.seq)
+        recorder = _HeartbeatRecorder(self._writer, command.seq, self._queue.put_nowait)
         if state.due is not None:
             await sleep_until(self._clock, state.due)
         info = ActivityInfo(
@@ -566,9 +573,13 @@ class _RecordedAttempts:
 class _HeartbeatRecorder:
     """Records an attempt's latest heartbeat details, at most once per interval, durably."""
 
-    def __init__(self, writer: HistoryWriter, seq: int) -> None:
+    def __init__(
+        self, writer: HistoryWriter, seq: int, fail: Callable[[BaseException], None]
+    ) -> None:
         self._writer = writer
         self._seq = seq
+        #: Where a failed write goes: it runs in loop callbacks, where raising reaches nobody.
+        self._fail = fail
         self.attempt = 1
         self._pending: bytes | None = None
         self._last = float("-inf")
@@ -589,10 +600,14 @@ class _HeartbeatRecorder:
         if self._pending is None:
             return
         details, self._pending = self._pending, None
-        self._writer.append(
-            ActivityHeartbeat, seq=self._seq, attempt=self.attempt, details=Encoded(details)
-        )
-        self._writer.sync()
+        try:
+            self._writer.append(
+                ActivityHeartbeat, seq=self._seq, attempt=self.attempt, details=Encoded(details)
+            )
+            self._writer.sync()
+        except HistoryIOError as exc:
+            self._fail(exc)  # the engine stops the run with it
+            return
         self._last = asyncio.get_running_loop().time()
 
 
