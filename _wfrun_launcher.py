@@ -4,8 +4,8 @@ Importing ``wfrun`` takes a few hundred milliseconds (pydantic, rich, typer). Ct
 in that window would end the process with a traceback or a bare signal; the handlers installed
 here first make it exit 130 with one line, like an interruption at any later moment. (Any
 module inside the package would only run after the package itself was imported.) Once the
-command has finished, what is left is the interpreter's own shutdown: signals are ignored then,
-so that it ends with the command's exit code and no traceback.
+command has finished, what is left is the interpreter's own shutdown (waiting for a thread an
+activity left running, say): a signal then ends the process at once, with no traceback.
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ _finished = False
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    # A signal caught by the OS just before the command finished may reach Python just after:
-    # the command's outcome stands then, and only the interpreter's shutdown is left.
     if not _finished:
         raise KeyboardInterrupt
+    # The command has finished and said so; the interpreter is only waiting (for a thread an
+    # activity left running, say). Leave now: the thread dies with the process, and so does
+    # the run's lock, so nothing can run twice.
+    os._exit(INTERRUPTED)
 
 
 def main() -> None:
@@ -49,7 +51,7 @@ def main() -> None:
             raise
         _leave_interrupted()
     except SystemExit as exc:
-        _quietly()
+        _finish()
         if exc.code == INTERRUPTED and threading.active_count() == 1:
             # Interrupted, maybe half-way through an import: the interpreter's own shutdown
             # can then stumble over what was left half-built. Nothing is left to do: leave.
@@ -60,7 +62,7 @@ def main() -> None:
 
 
 def _leave_interrupted() -> None:
-    _quietly()
+    _finish()
     sys.stderr.write("wfrun: interrupted; nothing was left half-done\n")
     sys.stderr.flush()
     os._exit(INTERRUPTED)  # no shutdown to interrupt again
@@ -76,11 +78,11 @@ def _caused_by_interrupt(exc: BaseException | None) -> bool:
     return False
 
 
-def _quietly() -> None:
+def _finish() -> None:
     global _finished
     _finished = True
-    for signum in _SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
+    for signum in _SIGNALS:  # asyncio put back the defaults when the run's loop closed
+        signal.signal(signum, _interrupt)
 
 
 if __name__ == "__main__":

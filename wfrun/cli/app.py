@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -364,11 +365,24 @@ def _run(work: Coroutine[Any, Any, T], run_id: str, view: RunView | None) -> T:
         with live:
             return asyncio.run(main())
     except asyncio.CancelledError:
+        _leave_on_signal()
         target = f"wfrun resume {run_id}" if run_id != "--all" else "wfrun resume --all"
         _stderr().print(
             f"[yellow]wfrun:[/] interrupted; the history is consistent: `{target}` continues"
         )
         raise typer.Exit(INTERRUPTED) from None
+
+
+def _leave_on_signal() -> None:
+    """After an interrupted run only its report is left (and threads an activity left running,
+    which Python waits for): one more Ctrl-C or SIGTERM ends the process at once. The run's
+    lock goes with it, and so do those threads: nothing can run twice."""
+
+    def leave(signum: int, frame: Any) -> None:
+        os._exit(INTERRUPTED)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, leave)
 
 
 def _configure_logging() -> None:
