@@ -461,3 +461,10 @@ def test_a_signal_after_the_command_finished_ends_a_process_that_waits_for_a_thr
         assert process.wait(timeout=30) == 130
     finally:
         (markers / "release").touch()
+
+
+def test_a_run_file_others_can_write_to_is_refused(planted: Path) -> None:
+    (planted / "real.jsonl").chmod(0o666)
+    result = cli("replay", "real")
+    assert result.exit_code == 74, result.output
+    assert "others can write to it" in result.stderr

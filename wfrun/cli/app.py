@@ -6,10 +6,10 @@ is drawn by `wfrun.cli.render`.
 Exit codes (the same for start, resume and ``resume --all``):
 
     0   completed; the result is on stdout          4   no such run
-    1   the workflow failed                         5   the run is locked by another process
+    1   failed, cancelled or timed out              5   the run is locked by another process
     2   bad usage or bad input: nothing was run     6   the history file is damaged
-    3   non-determinism: code and history disagree  75  waiting: resume it later
-    130 interrupted (Ctrl-C, SIGTERM): ``wfrun resume`` continues it
+    3   non-determinism: code and history disagree  74  the history cannot be read or written
+    75  waiting: resume it later                    130 interrupted: ``wfrun resume`` continues it
 """
 
 from __future__ import annotations

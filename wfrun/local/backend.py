@@ -308,9 +308,7 @@ class LocalBackend:
         last = history.events[-1]
         pending = b""
         while last.role != TERMINAL:
-            with open(history.path, "rb") as f:
-                f.seek(offset)
-                chunk = f.read()
+            chunk = self.store.read_from(history.path, offset)
             offset += len(chunk)
             pending += chunk
             *lines, pending = pending.split(b"\n")

@@ -298,6 +298,18 @@ class RunStore:
             os.close(fd)
         return parse_history(path, data, run_id)
 
+    def read_from(self, path: Path, offset: int) -> bytes:
+        """What a run file holds past ``offset`` (for following a live run), checked as every
+        read is."""
+        fd = self.open_checked(path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            return os.pread(fd, max(size - offset, 0), offset) if size > offset else b""
+        except OSError as exc:
+            raise io_error(exc, path, "cannot read") from None
+        finally:
+            os.close(fd)
+
     def is_locked(self, run_id: str) -> bool:
         """Whether a live process holds the run."""
         try:
@@ -418,6 +430,12 @@ class RunStore:
                 raise _untrusted(path, f"it is {_kind(info.st_mode)}, not a regular file")
             if info.st_uid != os.geteuid():
                 raise _untrusted(path, f"it belongs to user id {info.st_uid}, not to you")
+            if info.st_mode & 0o022:
+                raise _untrusted(
+                    path,
+                    f"others can write to it (mode {stat.S_IMODE(info.st_mode):o}); "
+                    f"`chmod 600 {path}` if you trust it",
+                )
         except BaseException:
             os.close(fd)
             raise
@@ -465,11 +483,14 @@ class RunStore:
 
     def _sync_dir(self) -> None:
         # The new file's name must survive a crash too, not only its contents.
-        fd = os.open(self.runs_dir, os.O_RDONLY)
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            fd = os.open(self.runs_dir, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise io_error(exc, self.runs_dir, "cannot sync") from None
 
 
 #: Never follow a link (a planted one could point anywhere), never block on a FIFO, never
