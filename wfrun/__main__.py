@@ -1,5 +1,5 @@
-"""``python -m wfrun``: the same command line as ``wfrun``, through the same launcher."""
+"""``python -m wfrun``: the command line (``wfrun`` itself starts in `_wfrun_launcher`)."""
 
-from _wfrun_launcher import main
+from .cli import main
 
 main()
