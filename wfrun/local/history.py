@@ -43,7 +43,8 @@ class History(RunHistory):
         if self.torn_tail:
             self.note = (
                 f"the last line of {self.path} was torn by a crash mid-write "
-                f"({len(self.torn_tail)} bytes, never acknowledged to the workflow); it was cut off"
+                f"({len(self.torn_tail)} bytes, never acknowledged to the workflow): it is no "
+                "event, and a resume cuts it off"
             )
 
 
