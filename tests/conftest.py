@@ -227,3 +227,34 @@ def wait_for_file(path: Path, process: subprocess.Popen[str] | None = None) -> N
             pytest.fail(f"the process ended first: {process.communicate()}")
         time.sleep(0.025)
     pytest.fail(f"{path} never appeared")
+
+
+def through_a_pty(args: list[str], columns: int = 120) -> tuple[int, bytes]:
+    """Run ``python -m wfrun ARGS`` on a real terminal; its exit code and all it wrote there."""
+    import pty
+    import select
+
+    main, child = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wfrun", *args],
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        env={**os.environ, "COLUMNS": str(columns)},
+    )
+    os.close(child)
+    output = b""
+    while True:
+        ready, _, _ = select.select([main], [], [], 30)
+        if not ready:
+            break
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the terminal closed: the process ended
+            break
+        if not chunk:
+            break
+        output += chunk
+    code = process.wait(timeout=30)
+    os.close(main)
+    return code, output

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import os
-import pty
 import re
-import select
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +14,16 @@ from rich.console import Console
 from wfrun.cli.render import RunView
 from wfrun.local.history import parse_line
 
-from conftest import cli, cut_history, hold, release, spawn_wfrun, wait_for_marker, wf
+from conftest import (
+    cli,
+    cut_history,
+    hold,
+    release,
+    spawn_wfrun,
+    through_a_pty,
+    wait_for_marker,
+    wf,
+)
 
 STEPS = f"{wf('steps')}:StepsWorkflow"
 
@@ -167,31 +172,9 @@ def test_the_live_view_shows_each_activity_its_attempt_and_state() -> None:
 
 @pytest.mark.slow
 def test_on_a_terminal_start_shows_the_live_view(isolated: Path) -> None:
-    main, child = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "wfrun", "start", STEPS, "--arg", "count=2", "--arg", "delay=0.3"],
-        stdin=child,
-        stdout=child,
-        stderr=child,
-        env={**os.environ, "COLUMNS": "120"},
-    )
-    os.close(child)
-    output = b""
-    while True:
-        ready, _, _ = select.select([main], [], [], 30)
-        if not ready:
-            break
-        try:
-            chunk = os.read(main, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    process.wait(timeout=30)
-    os.close(main)
+    code, output = through_a_pty(["start", STEPS, "--arg", "count=2", "--arg", "delay=0.3"])
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode(errors="replace"))  # no colours
-    assert process.returncode == 0
+    assert code == 0
     assert "steps run steps-" in text  # the header: workflow and run id
     assert "step#1" in text
     assert "step#2" in text

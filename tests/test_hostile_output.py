@@ -7,17 +7,12 @@ obeyed (``[/bold]`` once crashed ``show``).
 
 from __future__ import annotations
 
-import os
-import pty
-import select
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
 
-from conftest import cli, wf
+from conftest import cli, through_a_pty, wf
 from flows.hostile import NASTY
 
 HOSTILE = f"{wf('hostile')}:HostileWorkflow"
@@ -79,33 +74,6 @@ def test_on_a_real_terminal_nothing_hostile_is_obeyed_either(
         command = ["start", HOSTILE, "--arg", f"value={NASTY}", "--run-id", "evil"]
     else:
         cli("start", HOSTILE, "--arg", f"value={NASTY}", "--run-id", "evil")
-    output = _through_a_pty(command)
+    _, output = through_a_pty(command)
     for raw in (b"\x1b[2J", b"\x1b]52", b"\x07", "\u009b".encode(), "\u202e".encode()):
         assert raw not in output, (command, raw)
-
-
-def _through_a_pty(args: list[str]) -> bytes:
-    main, child = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "wfrun", *args],
-        stdin=child,
-        stdout=child,
-        stderr=child,
-        env={**os.environ, "COLUMNS": "120"},
-    )
-    os.close(child)
-    output = b""
-    while True:
-        ready, _, _ = select.select([main], [], [], 30)
-        if not ready:
-            break
-        try:
-            chunk = os.read(main, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    process.wait(timeout=30)
-    os.close(main)
-    return output

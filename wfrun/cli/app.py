@@ -98,6 +98,10 @@ MaxWaitOption = Annotated[
         "a message can end, stops the run WAITING (exit 75) for a later resume.",
     ),
 ]
+PayloadArgument = Annotated[
+    str | None,
+    typer.Argument(metavar="[JSON|@FILE]", help="The handler's arguments by name."),
+]
 #: How long a command waits in-process for the next timer before the run stops WAITING.
 DEFAULT_MAX_WAIT: Final = 60.0
 
@@ -456,10 +460,7 @@ def _report(outcome: RunOutcome, *, json_output: bool, quiet: bool) -> None:
 def send_signal(
     run_id: Annotated[str, typer.Argument(help="The run to send the signal to.")],
     name: Annotated[str, typer.Argument(help="The signal, as the workflow names it.")],
-    payload: Annotated[
-        str | None,
-        typer.Argument(metavar="[JSON|@FILE]", help="The handler's arguments by name."),
-    ] = None,
+    payload: PayloadArgument = None,
     no_resume: Annotated[
         bool,
         typer.Option(
@@ -524,10 +525,7 @@ def cancel(
 def send_update(
     run_id: Annotated[str, typer.Argument(help="The run to update.")],
     name: Annotated[str, typer.Argument(help="The update, as the workflow names it.")],
-    payload: Annotated[
-        str | None,
-        typer.Argument(metavar="[JSON|@FILE]", help="The handler's arguments by name."),
-    ] = None,
+    payload: PayloadArgument = None,
     home: HomeOption = None,
     max_wait: MaxWaitOption = DEFAULT_MAX_WAIT,
 ) -> None:
@@ -555,10 +553,7 @@ def send_update(
 def ask_query(
     run_id: Annotated[str, typer.Argument(help="The run to ask.")],
     name: Annotated[str, typer.Argument(help="The query, as the workflow names it.")],
-    payload: Annotated[
-        str | None,
-        typer.Argument(metavar="[JSON|@FILE]", help="The handler's arguments by name."),
-    ] = None,
+    payload: PayloadArgument = None,
     home: HomeOption = None,
 ) -> None:
     """Ask a run's query: its history is replayed, nothing runs, nothing is written."""
