@@ -169,3 +169,42 @@ def test_every_sample_has_a_test_here() -> None:
     source = Path(__file__).read_text()
     untested = [p.name for p in SAMPLES.glob("*.py") if f'"{p.name}:' not in source]
     assert untested == []
+
+
+def test_approval_waits_for_the_signal_and_pays() -> None:
+    waiting = start_sample("approval.py:ExpenseApproval", run_id="exp", amount=420)
+    assert waiting.exit_code == 75, waiting.output
+    assert orjson.loads(cli("query", "exp", "status").stdout) == "waiting"
+    paid = cli("signal", "exp", "approve", '{"approver": "ada"}')
+    assert paid.exit_code == 0, paid.output
+    assert orjson.loads(paid.stdout) == "paid 420 EUR, approved by ada"
+
+
+def test_approval_is_rejected_when_nobody_answers_in_three_days() -> None:
+    from conftest import backdate
+
+    assert start_sample("approval.py:ExpenseApproval", run_id="late", amount=5).exit_code == 75
+    backdate("late", 3 * 24 * 3600)
+    result = cli("resume", "--all", "--json")
+    [line] = orjson.loads(result.stdout)
+    assert line["result"] == "rejected: nobody approved 5 EUR within three days"
+
+
+def test_order_saga_cancelled_compensates_newest_first() -> None:
+    waiting = start_sample("order_saga.py:OrderSaga", run_id="A7", order="A7")
+    assert waiting.exit_code == 75, waiting.output
+    cancelled = cli("cancel", "A7", "--reason", "customer changed their mind")
+    assert cancelled.exit_code == 1, cancelled.output
+    assert [e.name for e in recorded("A7", "ActivityScheduled")] == [
+        "reserve_stock",
+        "charge",
+        "refund",
+        "release_stock",
+    ]
+    assert recorded("A7", "WorkflowCanceled")
+
+
+def test_order_saga_shipped_finishes_the_order() -> None:
+    assert start_sample("order_saga.py:OrderSaga", run_id="A8", order="A8").exit_code == 75
+    shipped = cli("signal", "A8", "shipped_out")
+    assert orjson.loads(shipped.stdout) == ["stock reserved for A8", "A8 charged", "A8 shipped"]
