@@ -70,8 +70,13 @@ def test_the_workflow_namespace_offers_mistral_s_helpers() -> None:
         "patched",
         "wait",
         "as_completed",
+        "signal",
+        "query",
+        "update",
+        "get_execution_id",
     ):
         assert callable(getattr(workflows.workflow, name)) or name == "logger", name
+    assert callable(workflows.workflow.unsafe.imports_passed_through)
 
 
 def test_every_error_has_one_root() -> None:

@@ -37,13 +37,13 @@ def activity(
     /,
     *,
     name: str | None = None,
-    start_to_close_timeout: timedelta = ...,
-    retry_policy_max_attempts: int = ...,
+    start_to_close_timeout: timedelta | float = ...,
+    retry_policy_max_attempts: int | None = ...,
     retry_policy_backoff_coefficient: float = ...,
-    retry_policy_initial_interval: timedelta = ...,
-    retry_policy_max_interval: timedelta = ...,
+    retry_policy_initial_interval: timedelta | float = ...,
+    retry_policy_max_interval: timedelta | float = ...,
     retry_policy_non_retryable_errors: tuple[str, ...] | list[str] = ...,
-    heartbeat_timeout: timedelta | None = ...,
+    heartbeat_timeout: timedelta | float | None = ...,
     max_payload: int | None = ...,
 ) -> _Decorator: ...
 
@@ -53,13 +53,13 @@ def activity(
     /,
     *,
     name: str | None = None,
-    start_to_close_timeout: timedelta = timedelta(minutes=5),
-    retry_policy_max_attempts: int = 3,
+    start_to_close_timeout: timedelta | float = timedelta(minutes=5),
+    retry_policy_max_attempts: int | None = 3,
     retry_policy_backoff_coefficient: float = 2.0,
-    retry_policy_initial_interval: timedelta = timedelta(seconds=1),
-    retry_policy_max_interval: timedelta = timedelta(seconds=100),
+    retry_policy_initial_interval: timedelta | float = timedelta(seconds=1),
+    retry_policy_max_interval: timedelta | float = timedelta(seconds=100),
     retry_policy_non_retryable_errors: tuple[str, ...] | list[str] = (),
-    heartbeat_timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | float | None = None,
     max_payload: int | None = None,
 ) -> Any:
     """Declare an activity: a module-level function a workflow calls to act on the world.
@@ -82,8 +82,8 @@ def activity(
 
     Args:
         name: the name recorded in the history (default: the function's name).
-        start_to_close_timeout: one attempt's time limit.
-        retry_policy_max_attempts: attempts in all; 1 means no retry, 0 no limit.
+        start_to_close_timeout: one attempt's time limit (a timedelta, or seconds).
+        retry_policy_max_attempts: attempts in all; 1 means no retry, 0 or None no limit.
         retry_policy_backoff_coefficient: growth of the delay between attempts.
         retry_policy_initial_interval: the delay after the first failed attempt.
         retry_policy_max_interval: the longest delay between attempts.
@@ -100,13 +100,15 @@ def activity(
             )
         options = ActivityOptions(
             name=name or target.__name__,
-            start_to_close_timeout=start_to_close_timeout,
-            heartbeat_timeout=heartbeat_timeout,
+            start_to_close_timeout=_duration(start_to_close_timeout),
+            heartbeat_timeout=_duration(heartbeat_timeout) if heartbeat_timeout else None,
             retry_policy=RetryPolicy(
-                initial_interval=retry_policy_initial_interval,
+                initial_interval=_duration(retry_policy_initial_interval),
                 backoff_coefficient=retry_policy_backoff_coefficient,
-                maximum_interval=retry_policy_max_interval,
-                maximum_attempts=retry_policy_max_attempts,
+                maximum_interval=_duration(retry_policy_max_interval),
+                maximum_attempts=0
+                if retry_policy_max_attempts is None
+                else retry_policy_max_attempts,
                 non_retryable_error_types=_names(retry_policy_non_retryable_errors),
             ),
             max_payload=max_payload,
@@ -163,6 +165,18 @@ def activity_heartbeat(*details: Any) -> None:
             workflows.activity_heartbeat(offset + CHUNK)
     """
     require_activity("workflows.activity_heartbeat()").heartbeat(details)
+
+
+def _duration(value: timedelta | float) -> timedelta:
+    """Mistral accepts a number of seconds wherever a timedelta goes."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DefinitionError(f"a duration is a timedelta or a number of seconds, not {value!r}")
+    try:
+        return timedelta(seconds=value)
+    except OverflowError:
+        raise DefinitionError(f"a duration of {value!r} seconds is too long") from None
 
 
 def _names(names: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:

@@ -168,6 +168,11 @@ class ActivityError(WfrunError):
         self.attempts = attempts
         self.retry_state = retry_state
 
+    @property
+    def cause(self) -> BaseException | None:
+        """The last failure (Temporal's and Mistral's name for ``__cause__``)."""
+        return self.__cause__
+
 
 class WorkflowFailedError(WfrunError):
     """A run ended FAILED: raised by `execute_workflow` and `resume_workflow`.

@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import random as _random
@@ -37,6 +38,7 @@ __all__ = [
     "as_completed",
     "define",
     "entrypoint",
+    "get_execution_id",
     "info",
     "logger",
     "now",
@@ -45,6 +47,7 @@ __all__ = [
     "random",
     "signal",
     "sleep",
+    "unsafe",
     "update",
     "uuid4",
     "wait",
@@ -289,17 +292,26 @@ def info() -> WorkflowInfo:
     return require_workflow("workflows.workflow.info()").info()
 
 
-def sleep(duration: timedelta | float) -> Coroutine[Any, Any, None]:
+def get_execution_id() -> str:
+    """The running workflow's run id (Mistral's name for ``info().run_id``)."""
+    return require_workflow("workflows.workflow.get_execution_id()").info().run_id
+
+
+def sleep(duration: timedelta | float, *, summary: str | None = None) -> Coroutine[Any, Any, None]:
     """A durable timer: ``await workflows.workflow.sleep(timedelta(hours=1))``.
 
     Recorded in the history; a run resumed after a crash waits only the time that is left.
+    ``summary`` (Temporal's label for a timer) is accepted; it has no local effect.
     """
     seconds = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
     return require_workflow("workflows.workflow.sleep()").sleep(seconds)
 
 
 def wait_condition(
-    predicate: Callable[[], bool], timeout: timedelta | float | None = None
+    predicate: Callable[[], bool],
+    timeout: timedelta | float | None = None,
+    *,
+    summary: str | None = None,
 ) -> Coroutine[Any, Any, None]:
     """Wait until ``predicate()`` is true; ``asyncio.TimeoutError`` after ``timeout``.
 
@@ -353,6 +365,28 @@ def as_completed(
     futures = [asyncio.ensure_future(aw) for aw in aws]
     seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
     return asyncio.as_completed(futures, timeout=seconds)
+
+
+class _Unsafe:
+    """``workflows.workflow.unsafe``: Temporal's sandbox escape hatches, for code written for it.
+
+    wfrun runs workflow code without a sandbox, so these change nothing here.
+    """
+
+    @staticmethod
+    @contextlib.contextmanager
+    def imports_passed_through() -> Iterator[None]:
+        """Temporal passes the imports inside through its sandbox; wfrun has none to pass."""
+        yield
+
+    @staticmethod
+    def is_replaying() -> bool:
+        """Whether the workflow code is replaying what it did before (a resume)."""
+        runtime = current_workflow()
+        return runtime is not None and runtime.is_replaying
+
+
+unsafe = _Unsafe()
 
 
 class _WorkflowLogger(logging.LoggerAdapter[logging.Logger]):

@@ -1,0 +1,40 @@
+"""Workflows written the way Mistral Workflows' documentation writes them."""
+
+from __future__ import annotations
+
+import wfrun as workflows
+
+with workflows.workflow.unsafe.imports_passed_through():
+    import json  # noqa: F401 - how Temporal code imports inside its sandbox
+
+
+@workflows.activity(retry_policy_max_attempts=None)
+async def unlimited() -> None: ...
+
+
+@workflows.activity(
+    start_to_close_timeout=30, heartbeat_timeout=5, retry_policy_initial_interval=0.5
+)
+async def in_seconds() -> None: ...
+
+
+@workflows.activity(retry_policy_max_attempts=1)
+async def refuses() -> None:
+    raise ValueError("no")
+
+
+@workflows.workflow.define
+class MistralStyleWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> dict:
+        await workflows.workflow.sleep(0, summary="a labelled timer")
+        await workflows.workflow.wait_condition(lambda: True, summary="a labelled wait")
+        try:
+            await refuses()
+        except workflows.ActivityError as error:
+            cause = getattr(error.cause, "type", "")
+        return {
+            "execution_id": workflows.workflow.get_execution_id(),
+            "cause": cause,
+            "replaying": workflows.workflow.unsafe.is_replaying(),
+        }
