@@ -23,8 +23,9 @@ from wfrun.local import LocalBackend
 from wfrun.local.store import RunStore
 from wfrun.testing import FakeClock, replay
 
+import flows.golden
 from conftest import TESTS
-from flows.golden import ApprovalWorkflow, GoldenWorkflow, OvernightWorkflow
+from flows.golden import ApprovalWorkflow, GoldenWorkflow, OvernightWorkflow, TypoWorkflow
 from flows.messages import CartWorkflow, SagaWorkflow
 from flows.race import FirstCompletedWorkflow, HelpersWorkflow, RaceWorkflow, TimerRaceWorkflow
 
@@ -41,9 +42,17 @@ GOLDEN = {
     "approval.jsonl": ApprovalWorkflow,
     "canceled.jsonl": SagaWorkflow,
     "updated.jsonl": CartWorkflow,
+    "blocked.jsonl": TypoWorkflow,
 }
 #: Written by today's writer in their own way (not a plain execute_workflow): see fresh_*.
-SPECIAL = {"golden.jsonl", "overnight.jsonl", "approval.jsonl", "canceled.jsonl", "updated.jsonl"}
+SPECIAL = {
+    "golden.jsonl",
+    "overnight.jsonl",
+    "approval.jsonl",
+    "canceled.jsonl",
+    "updated.jsonl",
+    "blocked.jsonl",
+}
 VOLATILE = {
     "ts",
     "seed",
@@ -125,6 +134,23 @@ def fresh_updated_run(run_id: str = "updated") -> Path:
     return RunStore().path(run_id)
 
 
+def fresh_blocked_run(run_id: str = "blocked") -> Path:
+    """A run BLOCKED by a bug, then carried on once the code was fixed."""
+    backend = LocalBackend()
+    definition = require_workflow_definition(TypoWorkflow)
+    data = definition.encode_input({"key": "k1"})
+    target = "flows.golden:TypoWorkflow"
+    first = asyncio.run(backend.start(definition, data, target=target, run_id=run_id, max_wait=60))
+    assert first.status == "BLOCKED"
+    flows.golden.FIXED = True
+    try:
+        second = asyncio.run(backend.resume(run_id, max_wait=60))
+    finally:
+        flows.golden.FIXED = False
+    assert second.status == "COMPLETED"
+    return RunStore().path(run_id)
+
+
 def shape(value: object) -> object:
     """The structure of an event, with the values that differ from run to run blanked."""
     if isinstance(value, dict):
@@ -139,7 +165,10 @@ def events(path: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN))
-def test_a_saved_history_replays_against_todays_code(name: str) -> None:
+def test_a_saved_history_replays_against_todays_code(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(flows.golden, "FIXED", True)  # the blocked run finished once fixed
     result = replay(HISTORIES / name, GOLDEN[name])
     assert result.finished
     assert result.next_steps == 0
@@ -167,6 +196,7 @@ def test_the_writer_still_writes_the_saved_format() -> None:
         ("approval.jsonl", fresh_approval_run),
         ("canceled.jsonl", fresh_canceled_run),
         ("updated.jsonl", fresh_updated_run),
+        ("blocked.jsonl", fresh_blocked_run),
     ],
 )
 def test_the_writer_still_writes_the_saved_message_and_waiting_format(name: str, fresh) -> None:

@@ -104,8 +104,11 @@ class WorkflowDefinition:
         execution_timeout: timedelta | None,
         determinism_warnings: bool,
         handlers: Mapping[tuple[str, str], Callable[..., Any]] | None = None,
+        failure_exception_types: tuple[str, ...] = (),
     ) -> None:
         self.cls = cls
+        #: Exception class names that fail the run like an application error (not BLOCKED).
+        self.failure_exception_types = failure_exception_types
         self.name = name
         self.entrypoint = entrypoint
         self.description = description

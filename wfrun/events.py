@@ -209,6 +209,19 @@ class RunWaiting(Event):
 
 
 @dataclass(slots=True, kw_only=True)
+class RunBlocked(Event):
+    """The workflow code raised a bug (not an application failure): the run stops, resumable.
+
+    ``code`` fingerprints the workflow's module as it was: ``resume --all`` tries the run
+    again once it changed. Fix the code, then ``wfrun resume`` replays and carries on.
+    """
+
+    type: str = "RunBlocked"
+    error: dict[str, Any]
+    code: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
 class SignalReceived(Event):
     """A signal reached the workflow here: its handler ran at this point, and runs here on replay.
 
@@ -403,6 +416,7 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
         WorkflowStarted,
         RunResumed,
         RunWaiting,
+        RunBlocked,
         SignalReceived,
         UpdateAccepted,
         UpdateCompleted,

@@ -148,6 +148,13 @@ def result_of(definition: WorkflowDefinition, outcome: RunOutcome) -> Any:
     """The typed result of a completed run; raise for any other ending."""
     if outcome.status is RunStatus.COMPLETED:
         return definition.decode_result(dumps(outcome.result))
+    if outcome.status is RunStatus.BLOCKED:
+        assert outcome.error is not None
+        raise WfrunError(
+            f"run {outcome.run_id} is BLOCKED: its workflow code raised "
+            f"{outcome.error.describe()}; nothing recorded is lost: fix the code, then "
+            f"resume_workflow({outcome.run_id!r})"
+        ) from outcome.error.rebuild()
     if outcome.error is not None:  # FAILED, TIMED_OUT, CANCELED
         failure = WorkflowFailedError(
             f"run {outcome.run_id} of workflow {definition.name!r} failed: "

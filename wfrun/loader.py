@@ -13,6 +13,7 @@ is instead.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -46,6 +47,29 @@ def load(target: str, *, cwd: str | None = None) -> WorkflowDefinition:
 def load_recorded(started: WorkflowStarted) -> WorkflowDefinition:
     """The workflow a run was started with, found again from the TARGET and folder it recorded."""
     return load(started.target, cwd=started.cwd)
+
+
+def fingerprint(path: str | None) -> str | None:
+    """A short hash of a source file, to tell whether code changed (None: no such file)."""
+    if not path:
+        return None
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
+
+
+def target_file(target: str, cwd: str) -> str | None:
+    """The file a TARGET's module is in, found without importing anything (None: not found
+    there, e.g. an installed package)."""
+    module_part = target.rpartition(":")[0]
+    if module_part.endswith(".py") or "/" in module_part or os.sep in module_part:
+        return str(Path(cwd) / module_part)
+    base = Path(cwd, *module_part.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return str(candidate)
+    return None
 
 
 def canonical_target(target: str, *, cwd: str | None = None) -> str:

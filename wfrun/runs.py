@@ -19,6 +19,7 @@ from .errors import Failure
 from .events import (
     TERMINAL,
     Event,
+    RunBlocked,
     RunWaiting,
     WorkflowCanceled,
     WorkflowCompleted,
@@ -43,6 +44,8 @@ class RunStatus(StrEnum):
     TIMED_OUT = "TIMED_OUT"
     #: Ended by ``wfrun cancel`` (after whatever cleanup the workflow did).
     CANCELED = "CANCELED"
+    #: Its workflow code raised a bug: fix the code, then ``resume`` carries it on.
+    BLOCKED = "BLOCKED"
     #: Its history cannot be read (``list`` shows the problem).
     DAMAGED = "DAMAGED"
 
@@ -118,6 +121,8 @@ class RunInfo:
     due: str | None = None
     #: Whether messages wait in its inbox that it has not read yet.
     messages: bool = False
+    #: A BLOCKED run: whether its code changed since it blocked (``resume --all`` tries it).
+    code_changed: bool = False
 
 
 @dataclass(slots=True, kw_only=True)
@@ -138,6 +143,8 @@ class RunHistory:
             self.status = RunStatus.after(terminal)
         elif isinstance(self.events[-1], RunWaiting):
             self.status = RunStatus.WAITING
+        elif isinstance(self.events[-1], RunBlocked):
+            self.status = RunStatus.BLOCKED
 
     @property
     def waiting(self) -> RunWaiting | None:

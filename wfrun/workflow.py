@@ -76,6 +76,7 @@ def define(
     workflow_display_name: str | None = None,
     execution_timeout: timedelta | None = None,
     determinism_warnings: bool = True,
+    failure_exception_types: tuple[str, ...] | list[str] = (),
 ) -> Callable[[C], C]: ...
 
 
@@ -88,6 +89,7 @@ def define(
     workflow_display_name: str | None = None,
     execution_timeout: timedelta | None = None,
     determinism_warnings: bool = True,
+    failure_exception_types: tuple[str, ...] | list[str] = (),
 ) -> Any:
     """Declare a workflow class; exactly one of its methods is the `entrypoint`.
 
@@ -100,6 +102,9 @@ def define(
             past it, what is in flight is cancelled and the run ends TIMED_OUT.
         determinism_warnings: warn when the workflow's code calls ``time.time``,
             ``datetime.now``, ``random``, ``uuid4`` or ``asyncio.sleep`` directly.
+        failure_exception_types: exception class names that, unhandled, fail the run as
+            ``ApplicationError`` and ``ActivityError`` do. Any other exception is taken for a
+            bug: the run stops BLOCKED, and carries on once the code is fixed.
     """
 
     def decorate(target: type) -> type:
@@ -122,6 +127,7 @@ def define(
             execution_timeout=execution_timeout,
             determinism_warnings=determinism_warnings,
             handlers=_find_handlers(target),
+            failure_exception_types=tuple(failure_exception_types),
         )
         return target
 

@@ -79,3 +79,19 @@ class ApprovalWorkflow:
     @workflows.workflow.query
     def status(self) -> str:
         return f"approved by {self.approver}" if self.approver else "waiting for approval"
+
+
+@workflows.workflow.define(name="typo")
+class TypoWorkflow:
+    """A bug after a step: the run is BLOCKED, and carries on once the code is fixed."""
+
+    @workflows.workflow.entrypoint
+    async def run(self, key: str) -> str:
+        shouted = await shout(key)
+        if not FIXED:
+            return {"shouted": shouted}["shoutd"]  # the typo: a KeyError
+        return shouted
+
+
+#: Tests flip this to "fix" TypoWorkflow.
+FIXED = False

@@ -34,6 +34,7 @@ def regenerate(scratch: Path) -> list[Path]:
         GOLDEN,
         SPECIAL,
         fresh_approval_run,
+        fresh_blocked_run,
         fresh_canceled_run,
         fresh_golden_run,
         fresh_updated_run,
@@ -48,6 +49,7 @@ def regenerate(scratch: Path) -> list[Path]:
     written.append(Path(shutil.copy(fresh_approval_run(), HISTORIES / "approval.jsonl")))
     written.append(Path(shutil.copy(fresh_canceled_run(), HISTORIES / "canceled.jsonl")))
     written.append(Path(shutil.copy(fresh_updated_run(), HISTORIES / "updated.jsonl")))
+    written.append(Path(shutil.copy(fresh_blocked_run(), HISTORIES / "blocked.jsonl")))
     for name, workflow in GOLDEN.items():
         if name not in SPECIAL:
             run_id = name.removesuffix(".jsonl")

@@ -61,6 +61,7 @@ EXIT_CODES: Final = {
     RunStatus.FAILED: 1,
     RunStatus.TIMED_OUT: 1,
     RunStatus.CANCELED: 1,
+    RunStatus.BLOCKED: 3,
     RunStatus.WAITING: 75,
 }
 INTERRUPTED: Final = 130
@@ -299,6 +300,8 @@ def _can_go_on(run: RunInfo, now: str) -> bool:
     or with a message it has not read."""
     if run.status is RunStatus.INTERRUPTED:
         return True
+    if run.status is RunStatus.BLOCKED:
+        return run.code_changed  # the same code would raise the same bug again
     if run.status is not RunStatus.WAITING:
         return False
     return run.messages or (run.due is not None and run.due <= now)
@@ -436,6 +439,13 @@ def _report(outcome: RunOutcome, *, json_output: bool, quiet: bool) -> None:
         _write_json(outcome.result, option)
         if tty and not quiet:
             _stderr().print(f"[green]✓[/] run {outcome.run_id} completed")
+    elif outcome.status is RunStatus.BLOCKED:
+        assert outcome.error is not None
+        _stderr().print(
+            f"[bold red]✗[/] run {outcome.run_id} is BLOCKED: its workflow code raised "
+            f"{_escape(outcome.error.describe())}\n{_escape(outcome.error.traceback or '')}"
+            f"Nothing recorded is lost: fix the code, then `wfrun resume {outcome.run_id}`"
+        )
     elif outcome.status is RunStatus.CANCELED:
         assert outcome.error is not None
         _stderr().print(f"[yellow]✗[/] run {outcome.run_id} {_escape(outcome.error.message)}")

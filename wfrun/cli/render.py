@@ -32,6 +32,7 @@ from ..events import (
     CancelRequested,
     Event,
     MarkerRecorded,
+    RunBlocked,
     RunResumed,
     RunWaiting,
     SignalReceived,
@@ -53,6 +54,7 @@ _STYLES = {
     "WorkflowStarted": "bold",
     "RunResumed": "bold cyan",
     "RunWaiting": "bold blue",
+    "RunBlocked": "bold red",
     "CancelRequested": "bold yellow",
     "WorkflowCanceled": "bold yellow",
     "SignalReceived": "bold magenta",
@@ -77,6 +79,7 @@ STATUS_STYLES = {
     RunStatus.WAITING: "blue",
     RunStatus.DAMAGED: "bold red",
     RunStatus.CANCELED: "yellow",
+    RunStatus.BLOCKED: "bold red",
 }
 
 
@@ -215,6 +218,8 @@ def detail(event: Event, width: int = 60) -> str:
         return abbreviate(event.value, width)
     if isinstance(event, RunWaiting):
         return event.reason
+    if isinstance(event, RunBlocked):
+        return Failure.from_record(event.error).describe()[:width]
     if isinstance(event, SignalReceived):
         return f"{event.name} {abbreviate(event.input, width)}"
     if isinstance(event, CancelRequested | WorkflowCanceled):
@@ -415,6 +420,10 @@ def summarize(events: list[Event], status: RunStatus) -> dict[str, Any]:
         else None,
         "traceback": last.error.get("traceback") if isinstance(last, WorkflowFailed) else None,
     }
+    if isinstance(last, RunBlocked) and status is RunStatus.BLOCKED:
+        blocked = Failure.from_record(last.error)
+        summary["error"] = blocked.describe()
+        summary["traceback"] = blocked.traceback
     if isinstance(last, RunWaiting) and status is RunStatus.WAITING:
         summary["waiting"] = last.reason
         summary["due"] = last.until

@@ -15,6 +15,7 @@ replay delivers the same events in the same order, so the workflow makes the sam
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
@@ -27,12 +28,16 @@ from .._version import __version__
 from ..clock import Clock, sleep_until
 from ..definitions import WorkflowDefinition
 from ..errors import (
+    ActivityError,
+    ApplicationError,
     Failure,
     HistoryCorruptError,
     HistoryIOError,
     NonDeterminismError,
     PayloadError,
     WfrunError,
+    WorkflowFailedError,
+    failure_type_names,
 )
 from ..events import (
     ActivityCanceled,
@@ -46,6 +51,7 @@ from ..events import (
     Encoded,
     Event,
     MarkerRecorded,
+    RunBlocked,
     RunResumed,
     RunWaiting,
     SignalReceived,
@@ -63,6 +69,7 @@ from ..events import (
     format_ts,
     parse_ts,
 )
+from ..loader import fingerprint
 from ..payload import check_size, encode, plain, raw
 from ..runs import RunOutcome, RunStatus
 from ..runtime import ActivityInfo
@@ -431,6 +438,8 @@ class RunEngine:
                     f"the result of workflow {self.definition.name!r} does not match its return "
                     f"annotation: {error}"
                 )
+        if exc is not None and not self._ends_the_run(exc, instance):
+            return self._block(exc)
         self._cancel_the_rest()
         if instance.cancel_requested is not None and isinstance(exc, asyncio.CancelledError):
             event: Event = self._writer.append(WorkflowCanceled, reason=instance.cancel_requested)
@@ -441,6 +450,29 @@ class RunEngine:
             event = self._writer.append(WorkflowFailed, error=Failure.of(exc).record())
         self._writer.sync()
         return RunOutcome.from_terminal(self.run_id, _readable(event))
+
+    def _ends_the_run(self, exc: BaseException, instance: WorkflowInstance) -> bool:
+        """Only an application failure (or the cancellation asked for) ends a run; any other
+        exception is a bug in the code, which can be fixed and the run carried on."""
+        if instance.cancel_requested is not None and isinstance(exc, asyncio.CancelledError):
+            return True
+        if isinstance(exc, ApplicationError | ActivityError | WorkflowFailedError):
+            return True
+        listed = self.definition.failure_exception_types
+        return any(name in listed for name in failure_type_names(exc))
+
+    def _block(self, exc: BaseException) -> RunOutcome:
+        # What is in flight is left as it is (not recorded cancelled): the fixed code will
+        # replay to this point and may wait for it again.
+        module = sys.modules.get(self.definition.cls.__module__)
+        failure = Failure.of(exc)
+        self._writer.append(
+            RunBlocked,
+            error=failure.record(),
+            code=fingerprint(getattr(module, "__file__", None)),
+        )
+        self._writer.sync()
+        return RunOutcome(self.run_id, RunStatus.BLOCKED, error=failure)
 
     # -- executions on the real loop ---------------------------------------------------------
 

@@ -45,11 +45,13 @@ from ..events import (
     TERMINAL,
     Event,
     Observer,
+    RunBlocked,
     RunWaiting,
     WorkflowStarted,
     format_ts,
     serialize,
 )
+from ..loader import fingerprint, target_file
 from ..runs import RunInfo, RunStatus
 from .history import History, parse_history, parse_line, parse_started
 
@@ -337,6 +339,8 @@ class RunStore:
     def _unfinished(self, run_id: str, last: Event) -> RunStatus:
         if self.is_locked(run_id):
             return RunStatus.RUNNING
+        if isinstance(last, RunBlocked):
+            return RunStatus.BLOCKED
         return RunStatus.WAITING if isinstance(last, RunWaiting) else RunStatus.INTERRUPTED
 
     def list_runs(self, warn: Callable[[str], None] = lambda _: None) -> list[RunInfo]:
@@ -389,6 +393,10 @@ class RunStore:
         if final.role == TERMINAL:
             return RunInfo(run_id, started.workflow, RunStatus.after(final), started.ts, final.ts)
         status = self._unfinished(run_id, final)
+        if isinstance(final, RunBlocked) and status is RunStatus.BLOCKED:
+            now = fingerprint(target_file(started.target, started.cwd))
+            changed = now is not None and now != final.code
+            return RunInfo(run_id, started.workflow, status, started.ts, None, code_changed=changed)
         if not isinstance(final, RunWaiting) or status is not RunStatus.WAITING:
             return RunInfo(run_id, started.workflow, status, started.ts, None)
         unread = self._inbox_size(run_id) > final.inbox
