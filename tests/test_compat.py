@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 import wfrun as workflows
 from wfrun.definitions import activity_definition_of
+
+from conftest import attempts
 
 
 def test_retry_policy_max_attempts_none_means_no_limit() -> None:
@@ -43,3 +46,18 @@ def test_mistral_helpers_inside_a_workflow(home: object) -> None:
 
     result = asyncio.run(workflows.execute_workflow(MistralStyleWorkflow, execution_id="m"))
     assert result == {"execution_id": "m", "cause": "ValueError", "replaying": False}
+
+
+def test_any_exception_flagged_non_retryable_is_not_retried(log: Path) -> None:
+    from flows.compat import FlaggedWorkflow
+
+    result = asyncio.run(workflows.execute_workflow(FlaggedWorkflow, execution_id="f"))
+    assert result == "NON_RETRYABLE_FAILURE"
+    assert attempts(log, "flagged") == 1
+
+
+def test_options_that_only_a_cluster_uses_are_accepted_with_a_note() -> None:
+    from flows.compat import unlimited
+
+    with pytest.warns(workflows.errors.ClusterOnlyWarning, match="rate_limit only matters"):
+        workflows.activity(rate_limit={"per_second": 5}, name="limited")(unlimited.__wrapped__)

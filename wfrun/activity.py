@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import warnings
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from .definitions import ActivityDefinition
-from .errors import DefinitionError
+from .errors import ClusterOnlyWarning, DefinitionError
 from .policy import ActivityOptions, RetryPolicy
 from .runtime import ActivityInfo, activity_runtime, require_activity
 
@@ -45,6 +46,8 @@ def activity(
     retry_policy_non_retryable_errors: tuple[str, ...] | list[str] = ...,
     heartbeat_timeout: timedelta | float | None = ...,
     max_payload: int | None = ...,
+    rate_limit: Any = ...,
+    sticky_to_worker: bool | None = ...,
 ) -> _Decorator: ...
 
 
@@ -61,6 +64,8 @@ def activity(
     retry_policy_non_retryable_errors: tuple[str, ...] | list[str] = (),
     heartbeat_timeout: timedelta | float | None = None,
     max_payload: int | None = None,
+    rate_limit: Any = None,
+    sticky_to_worker: bool | None = None,
 ) -> Any:
     """Declare an activity: a module-level function a workflow calls to act on the world.
 
@@ -90,6 +95,9 @@ def activity(
         retry_policy_non_retryable_errors: exception class names that fail the call at once.
         heartbeat_timeout: with `activity_heartbeat`, the longest silence of an attempt.
         max_payload: this activity's limit on encoded input and output, in bytes.
+        rate_limit: Mistral's limit on calls across workers; accepted, with a note, as it
+            only matters on a cluster.
+        sticky_to_worker: likewise (one process runs everything here).
     """
 
     def decorate(target: Callable[..., Any]) -> Callable[..., Any]:
@@ -114,6 +122,14 @@ def activity(
             max_payload=max_payload,
         )
         definition = ActivityDefinition(target, options)
+        for option, value in (("rate_limit", rate_limit), ("sticky_to_worker", sticky_to_worker)):
+            if value is not None:
+                warnings.warn(
+                    f"activity {definition.name!r}: {option} only matters on a cluster; it has "
+                    "no effect when wfrun runs on one machine",
+                    ClusterOnlyWarning,
+                    stacklevel=3,
+                )
 
         @functools.wraps(target)
         def call(*args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:

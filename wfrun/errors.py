@@ -254,6 +254,10 @@ class HistoryIOError(WfrunError):
         self.path = path
 
 
+class ClusterOnlyWarning(UserWarning):
+    """An option (Mistral's ``rate_limit``, ``sticky_to_worker``) that only a cluster uses."""
+
+
 class DeterminismWarning(UserWarning):
     """Workflow code called something whose result differs between live run and replay."""
 
@@ -288,7 +292,8 @@ class Failure:
         text = None
         if exc.__traceback__ is not None:
             text = "".join(traceback.format_exception(exc))[-_TRACEBACK_LIMIT:]
-        flagged = isinstance(exc, ApplicationError) and exc.non_retryable
+        # Any exception flagged so, as Temporal's own ApplicationError is (Mistral code raises it).
+        flagged = getattr(exc, "non_retryable", False) is True
         payload = None
         if isinstance(exc, PayloadTooLargeError):
             payload = {name: getattr(exc, name) for name in _PAYLOAD_FIELDS}

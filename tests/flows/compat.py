@@ -38,3 +38,30 @@ class MistralStyleWorkflow:
             "cause": cause,
             "replaying": workflows.workflow.unsafe.is_replaying(),
         }
+
+
+class TemporalStyleError(Exception):
+    """Stands in for temporalio's ApplicationError: an exception flagged non_retryable."""
+
+    def __init__(self, message: str, non_retryable: bool = False) -> None:
+        super().__init__(message)
+        self.non_retryable = non_retryable
+
+
+@workflows.activity(retry_policy_max_attempts=5, retry_policy_initial_interval=0.01)
+async def flagged() -> None:
+    from flows.steps import log_attempt
+
+    log_attempt("flagged")
+    raise TemporalStyleError("do not retry", non_retryable=True)
+
+
+@workflows.workflow.define
+class FlaggedWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> str:
+        try:
+            await flagged()
+        except workflows.ActivityError as error:
+            return error.retry_state
+        return "no error"
