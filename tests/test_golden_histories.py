@@ -75,32 +75,37 @@ def fresh_golden_run(run_id: str = "golden") -> Path:
     return RunStore().path(run_id)
 
 
+def started(workflow: type, params: dict, run_id: str, clock: FakeClock | None = None) -> str:
+    """Start ``workflow`` as ``wfrun start --max-wait 60`` would; its status (it must stop)."""
+    definition = require_workflow_definition(workflow)
+    target = f"{workflow.__module__}:{workflow.__qualname__}"
+    outcome = asyncio.run(
+        LocalBackend().start(
+            definition,
+            definition.encode_input(params),
+            target=target,
+            run_id=run_id,
+            clock=clock,
+            max_wait=60,
+        )
+    )
+    return outcome.status
+
+
 def fresh_waiting_run(run_id: str = "overnight") -> Path:
     """A run that stops WAITING on its 8-hour timer, then is resumed once it is due."""
     clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
-    backend = LocalBackend()
-    definition = require_workflow_definition(OvernightWorkflow)
-    data = definition.encode_input({"key": "k1"})
-    target = "flows.golden:OvernightWorkflow"
-    first = asyncio.run(
-        backend.start(definition, data, target=target, run_id=run_id, clock=clock, max_wait=60)
-    )
-    assert first.status == "WAITING"
+    assert started(OvernightWorkflow, {"key": "k1"}, run_id, clock) == "WAITING"
     clock.advance(8 * 3600)
-    second = asyncio.run(backend.resume(run_id, clock=clock, max_wait=60))
+    second = asyncio.run(LocalBackend().resume(run_id, clock=clock, max_wait=60))
     assert second.status == "COMPLETED"
     return RunStore().path(run_id)
 
 
 def fresh_approval_run(run_id: str = "approval") -> Path:
     """A run that waits for a signal, receives it (resumed by the signal), and completes."""
-    backend = LocalBackend()
-    definition = require_workflow_definition(ApprovalWorkflow)
-    data = definition.encode_input({"order": "A1"})
-    target = "flows.golden:ApprovalWorkflow"
-    first = asyncio.run(backend.start(definition, data, target=target, run_id=run_id, max_wait=60))
-    assert first.status == "WAITING"
-    sent = asyncio.run(backend.signal(run_id, "approve", {"approver": "ada"}, max_wait=60))
+    assert started(ApprovalWorkflow, {"order": "A1"}, run_id) == "WAITING"
+    sent = asyncio.run(LocalBackend().signal(run_id, "approve", {"approver": "ada"}, max_wait=60))
     assert sent.outcome is not None
     assert sent.outcome.status == "COMPLETED"
     return RunStore().path(run_id)
@@ -108,13 +113,8 @@ def fresh_approval_run(run_id: str = "approval") -> Path:
 
 def fresh_canceled_run(run_id: str = "canceled") -> Path:
     """A run that waits, is cancelled (resumed by the cancel), and compensates."""
-    backend = LocalBackend()
-    definition = require_workflow_definition(SagaWorkflow)
-    data = definition.encode_input({"order": "O1"})
-    target = "flows.messages:SagaWorkflow"
-    first = asyncio.run(backend.start(definition, data, target=target, run_id=run_id, max_wait=60))
-    assert first.status == "WAITING"
-    sent = asyncio.run(backend.cancel(run_id, "customer left", max_wait=60))
+    assert started(SagaWorkflow, {"order": "O1"}, run_id) == "WAITING"
+    sent = asyncio.run(LocalBackend().cancel(run_id, "customer left", max_wait=60))
     assert sent.outcome is not None
     assert sent.outcome.status == "CANCELED"
     return RunStore().path(run_id)
@@ -123,9 +123,7 @@ def fresh_canceled_run(run_id: str = "canceled") -> Path:
 def fresh_updated_run(run_id: str = "updated") -> Path:
     """A run that takes a refused update, an accepted one, then the signal that ends it."""
     backend = LocalBackend()
-    definition = require_workflow_definition(CartWorkflow)
-    target = "flows.messages:CartWorkflow"
-    asyncio.run(backend.start(definition, b"{}", target=target, run_id=run_id, max_wait=60))
+    assert started(CartWorkflow, {}, run_id) == "WAITING"
     refused = asyncio.run(backend.update(run_id, "set_quantity", {"quantity": 0}, max_wait=60))
     assert refused.rejected
     answered = asyncio.run(backend.update(run_id, "set_quantity", {"quantity": 2}, max_wait=60))
@@ -136,15 +134,10 @@ def fresh_updated_run(run_id: str = "updated") -> Path:
 
 def fresh_blocked_run(run_id: str = "blocked") -> Path:
     """A run BLOCKED by a bug, then carried on once the code was fixed."""
-    backend = LocalBackend()
-    definition = require_workflow_definition(TypoWorkflow)
-    data = definition.encode_input({"key": "k1"})
-    target = "flows.golden:TypoWorkflow"
-    first = asyncio.run(backend.start(definition, data, target=target, run_id=run_id, max_wait=60))
-    assert first.status == "BLOCKED"
+    assert started(TypoWorkflow, {"key": "k1"}, run_id) == "BLOCKED"
     flows.golden.FIXED = True
     try:
-        second = asyncio.run(backend.resume(run_id, max_wait=60))
+        second = asyncio.run(LocalBackend().resume(run_id, max_wait=60))
     finally:
         flows.golden.FIXED = False
     assert second.status == "COMPLETED"
