@@ -233,3 +233,17 @@ def test_updates_from_python_answer_or_raise(home: Path) -> None:
         return await workflows.update_workflow("py", "set_quantity", {"quantity": 5})
 
     assert asyncio.run(scenario()) == 5
+
+
+def test_a_message_today_s_code_has_no_handler_for_is_skipped_not_fatal(
+    home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from wfrun.local.inbox import Inbox
+    from wfrun.local.store import RunStore
+
+    waiting_run()
+    Inbox(RunStore(), "a").post("signal", "retired", b"{}", "2026-01-01T00:00:00Z")
+    result = cli("resume", "a")
+    assert result.exit_code == 75, result.output  # still waiting for its approval
+    assert "no such signal" in caplog.text
+    assert not [e for e in events(home, "a") if e["type"] == "SignalReceived"]

@@ -15,6 +15,7 @@ replay delivers the same events in the same order, so the workflow makes the sam
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -193,6 +194,7 @@ class RunEngine:
             if isinstance(e, SignalReceived | CancelRequested | UpdateAccepted | UpdateCompleted)
         }
         self._answered = {e.message for e in history.events if isinstance(e, UpdateCompleted)}
+        self._handlers = set(definition.handlers)
         self._instance: WorkflowInstance | None = None
         #: Threads of plain def attempts still running: cancelled or not, they run on.
         self.threads: set[Future[Any]] = set()
@@ -323,6 +325,16 @@ class RunEngine:
             if message.id in self._delivered or message.kind not in ("signal", "cancel", "update"):
                 continue
             self._delivered.add(message.id)
+            if message.kind != "cancel" and (message.kind, message.name) not in self._handlers:
+                # Sent to code that had this handler; today's code has not: never delivered.
+                logging.getLogger("wfrun").warning(
+                    "run %s: skipped %s %r from its inbox: the workflow defines no such %s",
+                    self.run_id,
+                    message.kind,
+                    message.name,
+                    message.kind,
+                )
+                continue
             if message.kind == "update":
                 self._take_update(message)
             elif message.kind == "cancel":
