@@ -99,6 +99,12 @@ MaxWaitOption = Annotated[
         "a message can end, stops the run WAITING (exit 75) for a later resume.",
     ),
 ]
+NoResumeOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-resume", help="Only store the message: the next resume (or resume --all) takes it."
+    ),
+]
 PayloadArgument = Annotated[
     str | None,
     typer.Argument(metavar="[JSON|@FILE]", help="The handler's arguments by name."),
@@ -471,12 +477,7 @@ def send_signal(
     run_id: Annotated[str, typer.Argument(help="The run to send the signal to.")],
     name: Annotated[str, typer.Argument(help="The signal, as the workflow names it.")],
     payload: PayloadArgument = None,
-    no_resume: Annotated[
-        bool,
-        typer.Option(
-            "--no-resume", help="Only store the signal: the next resume (or resume --all) takes it."
-        ),
-    ] = False,
+    no_resume: NoResumeOption = False,
     home: HomeOption = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
@@ -513,10 +514,7 @@ def cancel(
     reason: Annotated[
         str | None, typer.Option("--reason", help="Why: recorded in CancelRequested.")
     ] = None,
-    no_resume: Annotated[
-        bool,
-        typer.Option("--no-resume", help="Only store the request: the next resume takes it."),
-    ] = False,
+    no_resume: NoResumeOption = False,
     home: HomeOption = None,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
