@@ -53,7 +53,7 @@ from .guard import Guard, unwatched
 from .loop import WorkflowCall, WorkflowFuture, WorkflowLoop, WorkflowTimerHandle
 
 if TYPE_CHECKING:
-    from ..definitions import ActivityDefinition, WorkflowDefinition
+    from ..definitions import ActivityDefinition, HandlerDefinition, WorkflowDefinition
 
 # -- the instance ----------------------------------------------------------------------------
 
@@ -313,72 +313,58 @@ class WorkflowInstance:
             self._commands.append(CancelActivity(seq))
 
     def _deliver_signal(self, event: SignalReceived) -> None:
-        """Run the signal's handler on the workflow object, on the workflow's loop."""
-        handler = self.definition.handler("signal", event.name)
-        args, kwargs = handler.signature.call_arguments(
-            handler.signature.decode_input(raw(event.input))
-        )
+        self._run_handler("signal", event.name, event.input, self._signal_done)
+
+    def _signal_done(self, value: Any, exc: BaseException | None) -> None:
+        if exc is not None and not isinstance(exc, asyncio.CancelledError):
+            self._handler_error = exc  # it ends the run, as the entrypoint's own error would
+
+    def _deliver_update(self, event: UpdateAccepted) -> None:
+        message = event.message
+
+        def done(value: Any, exc: BaseException | None) -> None:
+            self._update_results.append((message, value, exc))  # a failure fails the update only
+
+        self._run_handler("update", event.name, event.input, done)
+
+    def _run_handler(
+        self,
+        kind: str,
+        name: str,
+        input_value: Any,
+        done: Callable[[Any, BaseException | None], None],
+    ) -> None:
+        """Run a message's handler on the workflow object, on the workflow's loop; ``done``
+        gets what it returned or raised."""
+        handler = self.definition.handler(kind, name)
+        args, kwargs = _arguments(handler, raw(input_value))
         method = handler.fn.__get__(self._object)
         if handler.is_async:
             task = self._loop.create_task(method(*args, **kwargs), context=self._context)
-            task.add_done_callback(self._handler_done)
-        else:
-            self._loop.call_soon(self._call_handler, method, args, kwargs, context=self._context)
+            task.add_done_callback(lambda finished: done(*_task_outcome(finished)))
+            return
 
-    def _call_handler(self, method: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
-        try:
-            method(*args, **kwargs)
-        except Exception as exc:
-            self._handler_error = exc
+        def call() -> None:
+            try:
+                value = method(*args, **kwargs)
+            except Exception as exc:
+                done(None, exc)
+            else:
+                done(value, None)
 
-    def _handler_done(self, task: asyncio.Task[Any]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            self._handler_error = task.exception()
+        self._loop.call_soon(call, context=self._context)
 
     def validate_update(self, name: str, input_data: bytes) -> BaseException | None:
         """Run an update's validator against the run's state now; the error if it refuses."""
         handler = self.definition.handler("update", name)
         if handler.validator is None:
             return None
-        args, kwargs = handler.signature.call_arguments(handler.signature.decode_input(input_data))
+        args, kwargs = _arguments(handler, input_data)
         try:
             self._context.run(handler.validator.__get__(self._object), *args, **kwargs)
         except Exception as exc:
             return exc
         return None
-
-    def _deliver_update(self, event: UpdateAccepted) -> None:
-        handler = self.definition.handler("update", event.name)
-        args, kwargs = handler.signature.call_arguments(
-            handler.signature.decode_input(raw(event.input))
-        )
-        method = handler.fn.__get__(self._object)
-        message = event.message
-        if handler.is_async:
-            task = self._loop.create_task(method(*args, **kwargs), context=self._context)
-            task.add_done_callback(lambda done: self._update_done(message, done))
-        else:
-            self._loop.call_soon(
-                self._call_update, message, method, args, kwargs, context=self._context
-            )
-
-    def _call_update(
-        self, message: str, method: Any, args: list[Any], kwargs: dict[str, Any]
-    ) -> None:
-        try:
-            value = method(*args, **kwargs)
-        except Exception as exc:  # the update failed; the workflow goes on
-            self._update_results.append((message, None, exc))
-        else:
-            self._update_results.append((message, value, None))
-
-    def _update_done(self, message: str, task: asyncio.Task[Any]) -> None:
-        if task.cancelled():
-            self._update_results.append((message, None, asyncio.CancelledError("cancelled")))
-        elif task.exception() is not None:
-            self._update_results.append((message, None, task.exception()))
-        else:
-            self._update_results.append((message, task.result(), None))
 
     def take_update_results(self) -> list[tuple[str, Any, BaseException | None]]:
         results, self._update_results = self._update_results, []
@@ -387,7 +373,7 @@ class WorkflowInstance:
     def query(self, name: str, input_data: bytes) -> Any:
         """Call the query handler ``name`` on the run's state (after a replay); nothing runs."""
         handler = self.definition.handler("query", name)
-        args, kwargs = handler.signature.call_arguments(handler.signature.decode_input(input_data))
+        args, kwargs = _arguments(handler, input_data)
         method = handler.fn.__get__(self._object)
         return self._context.run(method, *args, **kwargs)
 
@@ -445,6 +431,21 @@ class WorkflowInstance:
             return  # an outcome nobody awaited, e.g. the loser of a race
         message = context.get("message", "unhandled error in workflow code")
         logging.getLogger("wfrun.workflow").warning("%s: %r", message, exc)
+
+
+#: Told what a message's handler returned, or what it raised.
+_Done = Callable[[Any, BaseException | None], None]
+
+
+def _arguments(handler: HandlerDefinition, data: bytes) -> tuple[list[Any], dict[str, Any]]:
+    return handler.signature.call_arguments(handler.signature.decode_input(data))
+
+
+def _task_outcome(task: asyncio.Task[Any]) -> tuple[Any, BaseException | None]:
+    if task.cancelled():
+        return None, asyncio.CancelledError("cancelled")
+    exc = task.exception()
+    return (None, exc) if exc is not None else (task.result(), None)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
