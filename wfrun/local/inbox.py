@@ -80,22 +80,11 @@ class Inbox:
     def read(self, offset: int = 0) -> tuple[list[Message], int]:
         """The whole messages from byte ``offset`` on, and the offset after the last of them."""
         try:
-            fd = self._store.open_checked(self.path, os.O_RDONLY)
+            data = self._store.read_from(self.path, offset)
         except FileNotFoundError:
             return [], offset
-        try:
-            size = os.fstat(fd).st_size
-            data = os.pread(fd, max(size - offset, 0), offset) if size > offset else b""
-        finally:
-            os.close(fd)
         end = data.rfind(b"\n") + 1
         return list(_parse(data[:end])), offset + end
-
-    def size(self) -> int:
-        try:
-            return self.path.stat().st_size
-        except OSError:
-            return 0
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[int]:
