@@ -226,9 +226,7 @@ class LocalBackend:
                     outcome=sent.outcome,
                 )
             if not self.store.is_locked(run_id):  # nobody runs it: carry it on here
-                sent = await self._deliver(
-                    run_id, "update", name, data, definition, True, clock, max_wait, ()
-                )
+                sent = await self._hand_over(run_id, sent.message, definition, clock, max_wait, ())
             await asyncio.sleep(HAND_OVER_POLL)
         return UpdateResult(run_id, outcome=sent.outcome, pending=True)
 
@@ -258,6 +256,19 @@ class LocalBackend:
         message = self._inbox(run_id).post(kind, name, data, now).id
         if not resume:
             return SignalSent(run_id, message, recorded=False)
+        return await self._hand_over(run_id, message, definition, clock, max_wait, observers)
+
+    async def _hand_over(
+        self,
+        run_id: str,
+        message: str,
+        definition: WorkflowDefinition,
+        clock: Clock | None,
+        max_wait: float | None,
+        observers: Iterable[Observer],
+    ) -> SignalSent:
+        """See that a posted message reaches the history: taken by the live process, or by
+        this one, which resumes the run."""
         taken_before: list[bool] = []
 
         def opened(history: RunHistory) -> None:
