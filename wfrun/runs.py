@@ -55,9 +55,15 @@ class RunStatus(StrEnum):
         return self in _ENDED
 
     @classmethod
-    def after(cls, terminal: Event) -> RunStatus:
-        """The status a terminal event gives its run."""
-        return _BY_TERMINAL[type(terminal)]
+    def after(cls, last: Event) -> RunStatus:
+        """The status a run's last event gives it, when no process runs it."""
+        if type(last) in _BY_TERMINAL:
+            return _BY_TERMINAL[type(last)]
+        if isinstance(last, RunWaiting):
+            return RunStatus.WAITING
+        if isinstance(last, RunBlocked):
+            return RunStatus.BLOCKED
+        return RunStatus.INTERRUPTED
 
 
 _ENDED = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELED})
@@ -138,13 +144,7 @@ class RunHistory:
     status: RunStatus = RunStatus.INTERRUPTED
 
     def __post_init__(self) -> None:
-        terminal = self.terminal
-        if terminal is not None:
-            self.status = RunStatus.after(terminal)
-        elif isinstance(self.events[-1], RunWaiting):
-            self.status = RunStatus.WAITING
-        elif isinstance(self.events[-1], RunBlocked):
-            self.status = RunStatus.BLOCKED
+        self.status = RunStatus.after(self.events[-1])
 
     @property
     def waiting(self) -> RunWaiting | None:

@@ -329,19 +329,14 @@ class RunStore:
         return False
 
     def status(self, history: History) -> RunStatus:
-        """COMPLETED/FAILED… from the terminal event; RUNNING when a process holds the run;
-        WAITING when it stopped to wait; else INTERRUPTED."""
-        terminal = history.terminal
-        if terminal is not None:
-            return RunStatus.after(terminal)
+        """What the last event says (`RunStatus.after`), or RUNNING while a process holds an
+        unfinished run."""
         return self._unfinished(history.started.run_id, history.events[-1])
 
     def _unfinished(self, run_id: str, last: Event) -> RunStatus:
-        if self.is_locked(run_id):
+        if last.role != TERMINAL and self.is_locked(run_id):
             return RunStatus.RUNNING
-        if isinstance(last, RunBlocked):
-            return RunStatus.BLOCKED
-        return RunStatus.WAITING if isinstance(last, RunWaiting) else RunStatus.INTERRUPTED
+        return RunStatus.after(last)
 
     def list_runs(self, warn: Callable[[str], None] = lambda _: None) -> list[RunInfo]:
         """Every run, oldest first, read from the first and last lines of each file.
