@@ -27,6 +27,7 @@ def test_the_public_api_is_exactly_this() -> None:
             "HistoryCorruptError",
             "HistoryIOError",
             "InputError",
+            "InteractiveWorkflow",
             "NonDeterminismError",
             "PayloadTooLargeError",
             "RetryPolicy",

@@ -44,8 +44,9 @@ def test_the_first_event_carries_what_resume_needs() -> None:
     assert first["workflow"] == "steps"
     assert first["target"] == "flows.steps:StepsWorkflow"
     assert first["input"] == {"count": 3, "delay": 0.0}
-    assert first["format"] == 2
-    assert {"wfrun_version", "seed", "cwd", "max_payload"} <= first.keys()
+    assert first["format"] == 3
+    assert {"wfrun_version", "seed", "cwd", "max_payload", "continue_as_new_at"} <= first.keys()
+    assert (first["parent"], first["continued_from"]) == (None, None)
 
 
 def test_history_files_are_private(home: Path) -> None:

@@ -208,3 +208,49 @@ def test_order_saga_shipped_finishes_the_order() -> None:
     assert start_sample("order_saga.py:OrderSaga", run_id="A8", order="A8").exit_code == 75
     shipped = cli("signal", "A8", "shipped_out")
     assert orjson.loads(shipped.stdout) == ["stock reserved for A8", "A8 charged", "A8 shipped"]
+
+
+def test_shipping_form_takes_its_form_as_a_signal_without_a_terminal() -> None:
+    waiting = start_sample("shipping_form.py:ShipGift", run_id="gift-1", gift="teapot")
+    assert waiting.exit_code == 75, waiting.output
+    sent = cli("signal", "gift-1", "address", '{"name": "Ada", "city": "London", "express": true}')
+    assert sent.exit_code == 0, sent.output
+    assert orjson.loads(sent.stdout) == "teapot sent to Ada in London (express)"
+    assert cli("replay", "gift-1").exit_code == 0
+
+
+def test_photo_batch_runs_one_child_per_photo() -> None:
+    args = ["start", str(SAMPLES / "photo_batch.py:PhotoBatch"), "--run-id", "batch"]
+    result = cli(*args, "--input", '{"photos": ["cat.jpg", "dog.jpg"]}')
+    assert result.exit_code == 0, result.stderr
+    assert orjson.loads(result.stdout) == [
+        "cat.jpg: cat-320.jpg, cat-640.jpg, cat-1280.jpg",
+        "dog.jpg: dog-320.jpg, dog-640.jpg, dog-1280.jpg",
+    ]
+    listed = orjson.loads(cli("list", "--json").stdout)
+    assert sorted(run["run_id"] for run in listed if run.get("parent") == "batch") == [
+        "batch-child-1",
+        "batch-child-2",
+    ]
+    assert cli("replay", "batch").exit_code == 0
+
+
+def test_inbox_poller_continues_as_new_and_returns_the_final_count() -> None:
+    result = start_sample(
+        "inbox_poller.py:InboxPoller", run_id="poll", rounds=5, per_run=2, pause=0
+    )
+    assert result.exit_code == 0, result.stderr
+    assert orjson.loads(result.stdout) == 5
+    statuses = [run["status"] for run in orjson.loads(cli("list", "--json").stdout)]
+    assert statuses == ["CONTINUED_AS_NEW", "CONTINUED_AS_NEW", "COMPLETED"]
+    assert cli("replay", "poll").exit_code == 0
+
+
+def test_inbox_poller_waits_between_rounds_with_no_process() -> None:
+    from conftest import backdate
+
+    waiting = start_sample("inbox_poller.py:InboxPoller", run_id="hourly", rounds=2)
+    assert waiting.exit_code == 75, waiting.output
+    backdate("hourly", 3600)
+    [line] = orjson.loads(cli("resume", "--all", "--json").stdout)
+    assert line["result"] == 2

@@ -53,6 +53,7 @@ from .local import DirectRuntime
 from .policy import RetryPolicy
 from .runs import SignalSent
 from .runtime import ActivityInfo, WorkflowInfo, use_direct_runtime
+from .workflow import InteractiveWorkflow
 
 # An activity called outside any workflow runs here: its retry policy, no history.
 use_direct_runtime(DirectRuntime())
@@ -67,6 +68,7 @@ __all__ = [
     "HistoryCorruptError",
     "HistoryIOError",
     "InputError",
+    "InteractiveWorkflow",
     "NonDeterminismError",
     "PayloadTooLargeError",
     "RetryPolicy",

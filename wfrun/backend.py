@@ -19,7 +19,15 @@ from .clock import Clock
 from .definitions import WorkflowDefinition
 from .events import Event, Observer
 from .local import LocalBackend
-from .runs import ReplayResult, RunHistory, RunInfo, RunOutcome, SignalSent, UpdateResult
+from .runs import (
+    InputPrompt,
+    ReplayResult,
+    RunHistory,
+    RunInfo,
+    RunOutcome,
+    SignalSent,
+    UpdateResult,
+)
 
 
 class Backend(Protocol):
@@ -45,11 +53,13 @@ class Backend(Protocol):
         clock: Clock | None = None,
         observers: Iterable[Observer] = (),
         max_wait: float | None = None,
+        ask: InputPrompt | None = None,
     ) -> RunOutcome:
         """Start a run of ``definition`` with its encoded input and carry it to its end.
 
         A run whose next timer is more than ``max_wait`` seconds away, or that only a message
-        can move, stops WAITING instead (None: wait here, however long).
+        can move, stops WAITING instead (None: wait here, however long). With ``ask``, an input
+        the workflow waits for is asked for instead.
 
         With the ``run_id`` of an existing run, continue that run instead: a finished one
         returns its recorded outcome without running anything, an unfinished one is resumed.
@@ -65,6 +75,7 @@ class Backend(Protocol):
         observers: Iterable[Observer] = (),
         on_history: Callable[[RunHistory], None] | None = None,
         max_wait: float | None = None,
+        ask: InputPrompt | None = None,
     ) -> RunOutcome:
         """Replay a run's history against today's code and carry it on to its end.
 

@@ -12,7 +12,8 @@
     ├── ApplicationError              1   raised by user code; `non_retryable` stops retries
     │   └── WorkflowError             1   Mistral Workflows' name for the same thing
     ├── ActivityError                 1   an activity failed for good (`__cause__`: last failure)
-    ├── WorkflowFailedError           1   `execute_workflow` of a run that ended FAILED or TIMED_OUT
+    ├── WorkflowFailedError           1   `execute_workflow` of a run (or a child run, inside a
+    │                                     workflow) that ended FAILED, TIMED_OUT or CANCELED
     ├── NonDeterminismError           3   today's code disagrees with the recorded history
     ├── RunNotFoundError              4   no history for that run id
     ├── RunLockedError                5   another live process holds the run
@@ -252,6 +253,19 @@ class HistoryIOError(WfrunError):
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(message)
         self.path = path
+
+
+class ContinueAsNewError(BaseException):
+    """Raised by `workflows.workflow.continue_as_new`: it ends the run, which hands over to a
+    fresh run of the same workflow with ``input``.
+
+    A `BaseException`, as in Temporal, so that an ``except Exception`` in workflow code does
+    not swallow it by accident.
+    """
+
+    def __init__(self, input_data: bytes) -> None:
+        super().__init__("the workflow continues as a new run")
+        self.input = input_data
 
 
 class ClusterOnlyWarning(UserWarning):

@@ -41,7 +41,7 @@ import orjson
 LIMIT: Final = 10_000_000_000
 
 #: Bumped when a change would make an older wfrun misread a history; older formats stay readable.
-FORMAT_VERSION: Final = 2
+FORMAT_VERSION: Final = 3
 #: The first format whose lines carry a checksum.
 CHECKSUMMED: Final = 2
 
@@ -182,6 +182,13 @@ class WorkflowStarted(Event):
     max_payload: int
     #: The whole run's limit in seconds (``execution_timeout``), if any.
     execution_timeout: float | None = None
+    #: The run that started this one as its child, if any (it carries this run on).
+    parent: str | None = None
+    #: The run that continued as this one (``continue_as_new``), if any.
+    continued_from: str | None = None
+    #: How many events make `should_continue_as_new` true: fixed at the start, so that a
+    #: replay answers as the live run did.
+    continue_as_new_at: int | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -282,6 +289,17 @@ class WorkflowTimedOut(Event):
 
 
 @dataclass(slots=True, kw_only=True)
+class WorkflowContinuedAsNew(Event):
+    """The run ended by handing over to a fresh run of the same workflow (``run_id``), started
+    with ``input``: long-lived loops keep their histories small so."""
+
+    type: str = "WorkflowContinuedAsNew"
+    run_id: str
+    input: Any
+    role: ClassVar[str] = TERMINAL
+
+
+@dataclass(slots=True, kw_only=True)
 class CancelRequested(Event):
     """``wfrun cancel`` reached the workflow here: it saw `asyncio.CancelledError` at this point.
 
@@ -378,6 +396,51 @@ class ActivityCanceled(StepEvent):
     type: str = "ActivityCanceled"
 
 
+# -- child workflows -------------------------------------------------------------------------
+
+
+@dataclass(slots=True, kw_only=True)
+class ChildWorkflowStarted(StepEvent):
+    """The workflow started a child run (``run_id``, its own history file) and awaits it."""
+
+    type: str = "ChildWorkflowStarted"
+    workflow: str
+    run_id: str
+    target: str
+    input: Any
+    role: ClassVar[str] = COMMAND
+
+
+@dataclass(slots=True, kw_only=True)
+class ChildWorkflowCompleted(StepEvent):
+    """The child run completed; ``run_id`` is its last run (it may have continued as new)."""
+
+    type: str = "ChildWorkflowCompleted"
+    run_id: str
+    result: Any
+    role: ClassVar[str] = RESOLUTION
+
+
+@dataclass(slots=True, kw_only=True)
+class ChildWorkflowFailed(StepEvent):
+    """The child run ended otherwise: ``status`` FAILED, TIMED_OUT or CANCELED."""
+
+    type: str = "ChildWorkflowFailed"
+    run_id: str
+    status: str
+    error: dict[str, Any]
+    role: ClassVar[str] = RESOLUTION
+
+
+@dataclass(slots=True, kw_only=True)
+class ChildWorkflowCancelRequested(StepEvent):
+    """The workflow stopped waiting for its child (or ended first): the child was asked to
+    cancel, through its inbox, and ends on its own."""
+
+    type: str = "ChildWorkflowCancelRequested"
+    run_id: str
+
+
 # -- timers and markers ----------------------------------------------------------------------
 
 
@@ -423,6 +486,7 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
         WorkflowCompleted,
         WorkflowFailed,
         WorkflowTimedOut,
+        WorkflowContinuedAsNew,
         CancelRequested,
         WorkflowCanceled,
         ActivityScheduled,
@@ -436,6 +500,10 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
         TimerFired,
         TimerCanceled,
         MarkerRecorded,
+        ChildWorkflowStarted,
+        ChildWorkflowCompleted,
+        ChildWorkflowFailed,
+        ChildWorkflowCancelRequested,
     )
 }
 
@@ -539,6 +607,18 @@ def _is_timestamp(value: Any) -> bool:
     return _EARLIEST_YEAR <= moment.year <= _LATEST_YEAR
 
 
+def is_run_id(value: Any) -> bool:
+    """Whether ``value`` may name a run: ``[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`` without ``..``.
+
+    A run id names a file, so one read from a history must be as safe as one typed by hand:
+    no path traversal, no hidden file, nothing that looks like an option.
+    """
+    return isinstance(value, str) and _RUN_ID.fullmatch(value) is not None and ".." not in value
+
+
+_RUN_ID: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+
+
 def _at_least(low: float) -> Callable[[Any], bool]:
     return lambda value: math.isfinite(value) and low <= value <= _LONGEST
 
@@ -556,6 +636,10 @@ _VALUES: Final[dict[str, tuple[Callable[[Any], bool], str]]] = {
     "due": (_is_timestamp, "an ISO 8601 time with its offset, years 1970 to 9000"),
     "until": (_is_timestamp, "an ISO 8601 time with its offset, years 1970 to 9000"),
     "id": (_at_least(1), "1 or more"),
+    "run_id": (is_run_id, "a run id ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})"),
+    "parent": (is_run_id, "a run id ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})"),
+    "continued_from": (is_run_id, "a run id ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})"),
+    "continue_as_new_at": (_at_least(1), "1 or more"),
     "seq": (_at_least(1), "1 or more"),
     "attempt": (_at_least(1), "1 or more"),
     "format": (_at_least(1), "1 or more"),

@@ -13,6 +13,7 @@ from .errors import WfrunError, WorkflowError, WorkflowFailedError
 from .loader import load_recorded, target_of
 from .payload import dumps
 from .runs import RunHistory, RunOutcome, RunStatus, SignalSent
+from .runtime import current_workflow
 
 
 async def execute_workflow(
@@ -36,11 +37,17 @@ async def execute_workflow(
 
         report = await workflows.execute_workflow(UserReportWorkflow, {"user_id": "42"})
 
+    Called from workflow code, it starts a child run instead, as
+    `workflows.workflow.execute_workflow` does (``home`` and ``clock`` are the parent's).
+
     Raises:
         WorkflowFailedError: the workflow failed; ``__cause__`` holds its error.
         InputError: ``params`` does not match the entrypoint's type hints (nothing ran).
     """
     definition = require_workflow_definition(workflow)
+    parent = current_workflow()
+    if parent is not None:
+        return await parent.execute_child(definition, params, execution_id)
     outcome = await open_backend(home).start(
         definition,
         definition.encode_input(params),

@@ -81,12 +81,16 @@ def canonical_target(target: str, *, cwd: str | None = None) -> str:
     return target
 
 
-def target_of(cls: type) -> str:
-    """A TARGET that finds ``cls`` again, for runs started from Python."""
+def target_of(cls: type, *, by_file: bool = False) -> str:
+    """A TARGET that finds ``cls`` again, for runs started from Python.
+
+    ``by_file``: name its file even when it was imported as a module. A child run's code is
+    then found from wherever its parent's was, whatever ``sys.path`` held there.
+    """
     module = sys.modules.get(cls.__module__)
     filename = getattr(module, "__file__", None)
     from_file = cls.__module__ == "__main__" or cls.__module__.startswith("wfrun_target_")
-    if from_file and filename:
+    if (from_file or by_file) and filename:
         return f"{Path(filename).resolve()}:{cls.__qualname__}"
     return f"{cls.__module__}:{cls.__qualname__}"
 

@@ -268,6 +268,11 @@ def describe_call(name: str, arguments: Any) -> str:
     return f"activity {name}({shown})"
 
 
+def describe_child(workflow: str, run_id: str, arguments: Any) -> str:
+    """``child workflow 'ship' (run order-1-3) with {"order": 1}``, as messages show it."""
+    return f"child workflow {workflow!r} (run {run_id}) with {abbreviate(arguments)}"
+
+
 def abbreviate(value: Any, width: int = 60) -> str:
     """A short JSON rendering of a value for messages and tables."""
     try:

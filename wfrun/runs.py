@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .clock import Clock, SystemClock
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
 from .errors import Failure
 from .events import (
     TERMINAL,
@@ -23,6 +28,7 @@ from .events import (
     RunWaiting,
     WorkflowCanceled,
     WorkflowCompleted,
+    WorkflowContinuedAsNew,
     WorkflowFailed,
     WorkflowStarted,
     WorkflowTimedOut,
@@ -44,6 +50,8 @@ class RunStatus(StrEnum):
     TIMED_OUT = "TIMED_OUT"
     #: Ended by ``wfrun cancel`` (after whatever cleanup the workflow did).
     CANCELED = "CANCELED"
+    #: Ended by handing over to a fresh run of the same workflow (``continue_as_new``).
+    CONTINUED_AS_NEW = "CONTINUED_AS_NEW"
     #: Its workflow code raised a bug: fix the code, then ``resume`` carries it on.
     BLOCKED = "BLOCKED"
     #: Its history cannot be read (``list`` shows the problem).
@@ -66,13 +74,20 @@ class RunStatus(StrEnum):
         return RunStatus.INTERRUPTED
 
 
-_ENDED = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELED})
 _BY_TERMINAL: dict[type[Event], RunStatus] = {
     WorkflowCompleted: RunStatus.COMPLETED,
     WorkflowFailed: RunStatus.FAILED,
     WorkflowTimedOut: RunStatus.TIMED_OUT,
     WorkflowCanceled: RunStatus.CANCELED,
+    WorkflowContinuedAsNew: RunStatus.CONTINUED_AS_NEW,
 }
+_ENDED = frozenset(_BY_TERMINAL.values())
+
+
+#: Asks a person for an input the workflow waits for (`InteractiveWorkflow.wait_for_input`):
+#: called with its label and schema, returns the answer's fields as JSON values. A backend
+#: given one (the command line, on a terminal) asks instead of letting the run wait.
+InputPrompt = Callable[[str, "type[BaseModel]"], dict[str, Any]]
 
 
 def new_run_id(workflow: str, clock: Clock | None = None) -> str:
@@ -96,10 +111,16 @@ class RunOutcome:
     reason: str | None = None
     #: When a WAITING run is due to go on (its next timer); None: when a message arrives.
     until: str | None = None
+    #: CONTINUED_AS_NEW: the run that carries on. Otherwise: the runs of the chain that
+    #: led to this one (oldest first), when it was continued as new.
+    continued_as: str | None = None
+    chain: tuple[str, ...] = ()
 
     @classmethod
     def from_terminal(cls, run_id: str, event: Event) -> RunOutcome:
         status = RunStatus.after(event)
+        if isinstance(event, WorkflowContinuedAsNew):
+            return cls(run_id, status, continued_as=event.run_id)
         if isinstance(event, WorkflowCompleted):
             return cls(run_id, status, result=event.result)
         if isinstance(event, WorkflowTimedOut):
@@ -129,6 +150,41 @@ class RunInfo:
     messages: bool = False
     #: A BLOCKED run: whether its code changed since it blocked (``resume --all`` tries it).
     code_changed: bool = False
+    #: The run that started this one as its child (and carries it on), if any.
+    parent: str | None = None
+
+    def can_go_on(self, now: str) -> bool:
+        """Whether a resume would move the run on now (what ``resume --all`` picks): it was
+        interrupted, its timer is due (``now``: ISO 8601 UTC, which sorts as time), a message
+        waits for it, or the code of a BLOCKED run changed (the same code raises again)."""
+        if self.status is RunStatus.INTERRUPTED:
+            return True
+        if self.status is RunStatus.BLOCKED:
+            return self.code_changed
+        if self.status is not RunStatus.WAITING:
+            return False
+        return self.messages or (self.due is not None and self.due <= now)
+
+
+def carrier_of(run: RunInfo, lookup: Callable[[str], RunInfo | None]) -> RunInfo:
+    """The run that carries ``run`` on: its topmost ancestor that has not ended (a parent
+    resumes its unfinished children), else the run itself. ``lookup`` finds a run by id."""
+    seen = {run.run_id}
+    while run.parent is not None and run.parent not in seen:
+        parent = lookup(run.parent)
+        if parent is None or parent.status.ended or parent.status is RunStatus.DAMAGED:
+            break
+        seen.add(parent.run_id)
+        run = parent
+    return run
+
+
+def runs_to_resume(runs: list[RunInfo], now: str) -> list[str]:
+    """The run ids ``resume --all`` continues, in the order given: those that can go on, each
+    through the run that carries it (`carrier_of`), once."""
+    by_id = {run.run_id: run for run in runs}
+    chosen = [carrier_of(run, by_id.get).run_id for run in runs if run.can_go_on(now)]
+    return list(dict.fromkeys(chosen))
 
 
 @dataclass(slots=True, kw_only=True)

@@ -23,13 +23,15 @@ from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from uuid import UUID
 
 from .errors import UsageError
 
 if TYPE_CHECKING:
-    from .definitions import ActivityDefinition
+    from pydantic import BaseModel
+
+    from .definitions import ActivityDefinition, WorkflowDefinition
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,18 @@ class WorkflowRuntime(ActivityRuntime, Protocol):
     def info(self) -> WorkflowInfo: ...
 
     def patched(self, patch_id: str) -> bool: ...
+
+    def execute_child(
+        self, definition: WorkflowDefinition, params: Any, execution_id: str | None
+    ) -> Coroutine[Any, Any, Any]: ...
+
+    def continue_as_new(self, params: Any) -> NoReturn: ...
+
+    def should_continue_as_new(self) -> bool: ...
+
+    def wait_for_input(
+        self, schema: type[BaseModel], label: str, timeout: float | None
+    ) -> Coroutine[Any, Any, Any]: ...
 
 
 @dataclass(slots=True)

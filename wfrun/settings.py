@@ -7,7 +7,10 @@ what it takes, raised before anything runs; never a traceback, never a silent de
 - ``WFRUN_MAX_PAYLOAD``: the limit on each encoded input and output (2 MiB);
 - ``WFRUN_ACTIVITY_THREADS``: worker threads for plain ``def`` activities (32);
 - ``WFRUN_BLOCKING_THRESHOLD``: seconds an async activity may block the event loop before it
-  is named on stderr (0.25; 0 turns it off).
+  is named on stderr (0.25; 0 turns it off);
+- ``WFRUN_CONTINUE_AS_NEW_AT``: how many events a history holds before
+  ``workflow.should_continue_as_new()`` turns true (10000); each run keeps the value it
+  started with.
 """
 
 from __future__ import annotations
@@ -23,12 +26,16 @@ HOME_ENV: Final = "WFRUN_HOME"
 MAX_PAYLOAD_ENV: Final = "WFRUN_MAX_PAYLOAD"
 THREADS_ENV: Final = "WFRUN_ACTIVITY_THREADS"
 BLOCKING_ENV: Final = "WFRUN_BLOCKING_THRESHOLD"
+CONTINUE_AS_NEW_ENV: Final = "WFRUN_CONTINUE_AS_NEW_AT"
 
 DEFAULT_HOME: Final = ".wfrun"
 #: 2 MiB of encoded JSON per payload, as the Mistral Workflows service enforces it.
 DEFAULT_MAX_PAYLOAD: Final = 2 * 1024 * 1024
 DEFAULT_THREADS: Final = 32
 DEFAULT_BLOCKING_THRESHOLD: Final = 0.25
+#: Replay of 10,000 events takes well under a second; Temporal suggests a new run at 4 Ki
+#: events because its histories travel over the network, which wfrun's do not.
+DEFAULT_CONTINUE_AS_NEW_AT: Final = 10_000
 
 
 def home(given: str | os.PathLike[str] | None = None) -> Path:
@@ -75,6 +82,20 @@ def blocking_threshold() -> float:
     return seconds
 
 
+def continue_as_new_at() -> int:
+    """How many events make ``workflow.should_continue_as_new()`` true in a new run."""
+    text = os.environ.get(CONTINUE_AS_NEW_ENV)
+    if not text:
+        return DEFAULT_CONTINUE_AS_NEW_AT
+    try:
+        events = int(text)
+    except ValueError:
+        events = 0
+    if not 1 <= events <= LIMIT:
+        raise _bad(CONTINUE_AS_NEW_ENV, text, "a whole number of events, 1 or more")
+    return events
+
+
 def format_size(size: int) -> str:
     """``2.0 MiB``, ``512 KiB``, ``17 B``."""
     if size >= 1024 * 1024:
@@ -113,6 +134,7 @@ def check() -> None:
     max_payload()
     activity_threads()
     blocking_threshold()
+    continue_as_new_at()
 
 
 def _bad(name: str, value: str, takes: str) -> UsageError:

@@ -26,13 +26,16 @@ import logging
 import random as _random
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, MutableMapping
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 from uuid import UUID
 
-from .definitions import WorkflowDefinition
-from .errors import DefinitionError
+from .definitions import WorkflowDefinition, require_workflow_definition
+from .errors import DefinitionError, UsageError
 from .events import LIMIT
 from .runtime import WorkflowInfo, current_workflow, require_workflow
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 __all__ = [
     "as_completed",
@@ -340,6 +343,86 @@ def patched(patch_id: str) -> bool:
             await send_receipt(order)        # new code
     """
     return require_workflow("workflows.workflow.patched()").patched(patch_id)
+
+
+async def execute_workflow(
+    workflow: type, params: Any = None, *, execution_id: str | None = None
+) -> Any:
+    """Run another workflow as a child of this one, and return its result.
+
+    The child is a run of its own, with its own history file and run id (``execution_id``,
+    else one derived from this run's id), linked both ways: ``wfrun show`` of either names
+    the other. This run records ``ChildWorkflowStarted`` and the child's end; on a resume a
+    finished child is not run again, an unfinished one is carried on. A child that fails
+    raises `WorkflowFailedError` here; cancelling this run cancels its children::
+
+        receipt = await workflows.workflow.execute_workflow(ShipOrder, {"order_id": order_id})
+    """
+    definition = require_workflow_definition(workflow)
+    runtime = require_workflow("workflows.workflow.execute_workflow()")
+    return await runtime.execute_child(definition, params, execution_id)
+
+
+def continue_as_new(params: Any = None) -> NoReturn:
+    """End this run and carry on as a fresh run of the same workflow, started with ``params``.
+
+    A loop that runs for months keeps its history (and its replay) small so. The new run is
+    linked to this one; ``wfrun start``, ``resume`` and ``execute_workflow`` follow the chain
+    and return its final result::
+
+        if workflows.workflow.should_continue_as_new():
+            workflows.workflow.continue_as_new({"cursor": cursor})
+    """
+    require_workflow("workflows.workflow.continue_as_new()").continue_as_new(params)
+
+
+def should_continue_as_new() -> bool:
+    """True once this run's history is long enough that it should `continue_as_new`
+    (``$WFRUN_CONTINUE_AS_NEW_AT`` events, 10,000 unless set when the run started)."""
+    return require_workflow("workflows.workflow.should_continue_as_new()").should_continue_as_new()
+
+
+M = TypeVar("M", bound="BaseModel")
+
+
+class InteractiveWorkflow:
+    """Base class for workflows that ask a person for input (Mistral's human in the loop).
+
+    ``await self.wait_for_input(Schema)`` waits for a value of the pydantic model
+    ``Schema``. When the run has a terminal, wfrun asks for each field there (and asks again
+    for what does not validate); otherwise the run waits, and
+    ``wfrun signal RUN_ID LABEL '{"field": ...}'`` supplies it, validated against
+    ``Schema`` before it is accepted::
+
+        @workflows.workflow.define(name="expense")
+        class Expense(workflows.InteractiveWorkflow):
+            @workflows.workflow.entrypoint
+            async def run(self, amount: int) -> bool:
+                answer = await self.wait_for_input(Approval, label="approval")
+                return answer.approved
+    """
+
+    @staticmethod
+    async def wait_for_input(
+        schema: type[M] | M,
+        label: str | None = None,
+        timeout: timedelta | float | None = None,  # noqa: ASYNC109 - Mistral's signature
+    ) -> M:
+        """Wait for an input of ``schema`` under ``label`` (default: the schema's class name).
+
+        Raises `asyncio.TimeoutError` after ``timeout`` (a durable timer) without an answer.
+        """
+        from pydantic import BaseModel  # here: `import wfrun` stays light
+
+        model = schema if isinstance(schema, type) else type(schema)
+        if not issubclass(model, BaseModel):
+            raise UsageError(
+                f"wait_for_input takes a pydantic model class, not {model.__qualname__}"
+            )
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+        runtime = require_workflow("wait_for_input()")
+        value: M = await runtime.wait_for_input(model, label or model.__name__, seconds)
+        return value
 
 
 async def wait(

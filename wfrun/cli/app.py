@@ -30,26 +30,33 @@ import orjson
 import typer
 from rich.console import Console
 from rich.live import Live
-from rich.markup import escape
 from rich.table import Table
 
 from ..backend import Backend, open_backend
 from ..errors import Failure, InputError, PayloadError, UsageError, WfrunError
 from ..events import TERMINAL, format_ts
 from ..loader import canonical_target, load
-from ..runs import RunHistory, RunInfo, RunOutcome, RunStatus, SignalSent, new_run_id
+from ..runs import (
+    RunHistory,
+    RunOutcome,
+    RunStatus,
+    SignalSent,
+    new_run_id,
+    runs_to_resume,
+)
 from ..settings import max_payload as default_max_payload
 from ..settings import parse_size
 from .batch import default_parallel, resume_each
+from .prompt import TerminalForm
 from .render import (
     STATUS_STYLES,
     HistoryRows,
     RunView,
     history_columns,
     history_table,
+    inline,
     run_summary,
     runs_table,
-    safe,
     safe_json,
     summarize,
 )
@@ -61,6 +68,7 @@ EXIT_CODES: Final = {
     RunStatus.FAILED: 1,
     RunStatus.TIMED_OUT: 1,
     RunStatus.CANCELED: 1,
+    RunStatus.CONTINUED_AS_NEW: 0,  # only when read alone: start and resume follow the chain
     RunStatus.BLOCKED: 3,
     RunStatus.WAITING: 75,
 }
@@ -145,7 +153,7 @@ def _warn(message: str) -> None:
 
 def _escape(text: str) -> str:
     """A user's or a history's text, safe to put inside markup: see `render.safe`."""
-    return escape(safe(text))
+    return inline(text)
 
 
 # -- start and resume ------------------------------------------------------------------------
@@ -202,6 +210,7 @@ def start(
     limit = parse_size(max_payload) if max_payload else default_max_payload()
     run_id = run_id if run_id is not None else new_run_id(definition.name)
     view = _live_view(json_output, quiet)
+    form = _terminal_form()
     try:
         outcome = _run(
             backend.start(
@@ -212,9 +221,11 @@ def start(
                 max_payload=limit,
                 observers=[view.apply] if view else [],
                 max_wait=max_wait,
+                ask=form,
             ),
             run_id,
             view,
+            form,
         )
     except PayloadError as exc:  # the workflow's own input: bad input, nothing ran
         raise InputError(str(exc)) from None
@@ -266,10 +277,15 @@ def resume(
             for event in history.events:
                 view.apply(event)
 
+    form = _terminal_form()
     work = backend.resume(
-        run_id, observers=[view.apply] if view else [], on_history=opened, max_wait=max_wait
+        run_id,
+        observers=[view.apply] if view else [],
+        on_history=opened,
+        max_wait=max_wait,
+        ask=form,
     )
-    outcome = _run(work, run_id, view)
+    outcome = _run(work, run_id, view, form)
     _report(outcome, json_output=json_output, quiet=quiet)
 
 
@@ -277,7 +293,7 @@ def _resume_all(
     backend: Backend, *, home: Path | None, time_limit: float, max_wait: float, json_output: bool
 ) -> int:
     now = format_ts(datetime.now(UTC))
-    run_ids = [run.run_id for run in backend.list_runs(warn=_warn) if _can_go_on(run, now)]
+    run_ids = runs_to_resume(backend.list_runs(warn=_warn), now)
     if not run_ids:
         _stderr().print(f"wfrun: no run to go on with under {_escape(backend.location)}")
         if json_output:
@@ -299,18 +315,6 @@ def _resume_all(
             status = _escape(str(report.get("status", "ERROR")))
             out.print(f"{result.run_id} {status} {_escape(str(detail))}".rstrip())
     return min((result.exit_code for result in results), key=_severity)
-
-
-def _can_go_on(run: RunInfo, now: str) -> bool:
-    """Interrupted, or waiting for a time that has come (ISO 8601 UTC strings sort as times)
-    or with a message it has not read."""
-    if run.status is RunStatus.INTERRUPTED:
-        return True
-    if run.status is RunStatus.BLOCKED:
-        return run.code_changed  # the same code would raise the same bug again
-    if run.status is not RunStatus.WAITING:
-        return False
-    return run.messages or (run.due is not None and run.due <= now)
 
 
 def _severity(code: int) -> int:
@@ -351,7 +355,19 @@ def _live_view(json_output: bool, quiet: bool) -> RunView | None:
 T = TypeVar("T")
 
 
-def _run(work: Coroutine[Any, Any, T], run_id: str, view: RunView | None) -> T:
+def _terminal_form() -> TerminalForm | None:
+    """What asks a person for a workflow's input: only when one is at a terminal."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return None
+    return TerminalForm(_stderr())
+
+
+def _run(
+    work: Coroutine[Any, Any, T],
+    run_id: str,
+    view: RunView | None,
+    form: TerminalForm | None = None,
+) -> T:
     """Run ``work``; SIGINT and SIGTERM cancel it cleanly and exit 130."""
 
     async def main() -> T:
@@ -374,6 +390,8 @@ def _run(work: Coroutine[Any, Any, T], run_id: str, view: RunView | None) -> T:
             console=_stderr(),
             refresh_per_second=8,
         )
+        if form is not None:
+            form.live = live
     try:
         with live:
             return asyncio.run(main())
@@ -431,6 +449,8 @@ def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
         line["reason"] = outcome.reason
     if outcome.until is not None:
         line["until"] = outcome.until
+    if outcome.chain:
+        line["chain"] = list(outcome.chain)
     return line
 
 
@@ -654,6 +674,8 @@ def list_runs(
                 "ended": run.ended,
                 **({"problem": run.problem} if run.problem else {}),
                 **({"due": run.due} if run.due else {}),
+                **({"messages": True} if run.messages else {}),
+                **({"parent": run.parent} if run.parent else {}),
             }
             for run in runs
         ]

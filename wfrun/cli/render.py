@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rich.console import Group, RenderableType
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -30,6 +31,10 @@ from ..events import (
     ActivityStarted,
     ActivityTimedOut,
     CancelRequested,
+    ChildWorkflowCancelRequested,
+    ChildWorkflowCompleted,
+    ChildWorkflowFailed,
+    ChildWorkflowStarted,
     Event,
     MarkerRecorded,
     RunBlocked,
@@ -42,6 +47,7 @@ from ..events import (
     TimerStarted,
     WorkflowCanceled,
     WorkflowCompleted,
+    WorkflowContinuedAsNew,
     WorkflowFailed,
     WorkflowStarted,
     WorkflowTimedOut,
@@ -65,6 +71,9 @@ _STYLES = {
     "ActivityFailed": "red",
     "ActivityTimedOut": "yellow",
     "ActivityCanceled": "dim",
+    "ChildWorkflowCompleted": "green",
+    "ChildWorkflowFailed": "red",
+    "WorkflowContinuedAsNew": "bold green",
     "TimerCanceled": "dim",
     "ActivityHeartbeat": "dim",
     "MarkerRecorded": "magenta",
@@ -80,6 +89,7 @@ STATUS_STYLES = {
     RunStatus.DAMAGED: "bold red",
     RunStatus.CANCELED: "yellow",
     RunStatus.BLOCKED: "bold red",
+    RunStatus.CONTINUED_AS_NEW: "green",
 }
 
 
@@ -91,6 +101,11 @@ _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u206
 def safe(value: object) -> str:
     """``value`` as text a terminal shows and never acts on: ``\x1b`` for an escape character."""
     return _UNSAFE.sub(_escaped, str(value))
+
+
+def inline(value: object) -> str:
+    """``value`` as text to put inside rich markup: `safe`, and its brackets escaped."""
+    return escape(safe(value))
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -145,6 +160,8 @@ class _Names:
             self._by_seq[event.seq] = f"timer#{event.seq}"
         elif isinstance(event, MarkerRecorded):
             self._by_seq[event.seq] = f"{event.name}#{event.seq}"
+        elif isinstance(event, ChildWorkflowStarted):
+            self._by_seq[event.seq] = f"{event.workflow}#{event.seq}"
 
     def of(self, event: Event) -> str:
         if not isinstance(event, StepEvent):
@@ -197,7 +214,23 @@ def detail(event: Event, width: int = 60) -> str:
     """A short description of what the event carries."""
     if isinstance(event, WorkflowStarted):
         where = event.target.rsplit("/", 1)[-1]
-        return f"{event.workflow} ({where}) input {abbreviate(plain(event.input), width)}"
+        shown = f"{event.workflow} ({where}) input {abbreviate(plain(event.input), width)}"
+        if event.parent:
+            shown += f" · child of {event.parent}"
+        if event.continued_from:
+            shown += f" · continues {event.continued_from}"
+        return shown
+    if isinstance(event, ChildWorkflowStarted):
+        return f"run {event.run_id} input {abbreviate(plain(event.input), width)}"
+    if isinstance(event, ChildWorkflowCompleted):
+        return f"run {event.run_id}: {abbreviate(plain(event.result), width)}"
+    if isinstance(event, ChildWorkflowFailed):
+        failure = Failure.from_record(event.error).describe()[:width]
+        return f"run {event.run_id} {event.status}: {failure}"
+    if isinstance(event, ChildWorkflowCancelRequested):
+        return f"run {event.run_id} asked to cancel"
+    if isinstance(event, WorkflowContinuedAsNew):
+        return f"as run {event.run_id} input {abbreviate(plain(event.input), width)}"
     if isinstance(event, ActivityScheduled):
         return abbreviate(plain(event.input), width)
     if isinstance(event, ActivityCompleted | WorkflowCompleted):
@@ -353,6 +386,9 @@ def runs_table(runs: list[RunInfo]) -> Table:
     table.add_column("status", no_wrap=True)
     table.add_column("started (UTC)", no_wrap=True, style="dim")
     table.add_column("took", justify="right", no_wrap=True)
+    parents = any(run.parent for run in runs)
+    if parents:
+        table.add_column("parent", no_wrap=True)
     for run in runs:
         took = ""
         if run.ended and run.started:
@@ -364,6 +400,7 @@ def runs_table(runs: list[RunInfo]) -> Table:
             Text(safe(status), style=STATUS_STYLES.get(run.status, "")),
             text(run.started[:19].replace("T", " ")),
             took,
+            *([text(run.parent or "")] if parents else []),
         )
     return table
 
@@ -427,4 +464,10 @@ def summarize(events: list[Event], status: RunStatus) -> dict[str, Any]:
     if isinstance(last, RunWaiting) and status is RunStatus.WAITING:
         summary["waiting"] = last.reason
         summary["due"] = last.until
+    # The runs this one is linked to, both ways.
+    summary["parent"] = started.parent
+    summary["continues"] = started.continued_from
+    summary["continued_as"] = last.run_id if isinstance(last, WorkflowContinuedAsNew) else None
+    children = [e.run_id for e in events if isinstance(e, ChildWorkflowStarted)]
+    summary["children"] = children or None
     return summary

@@ -9,10 +9,14 @@ in flight in one process at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import os
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 import orjson
@@ -21,7 +25,7 @@ from .. import settings
 from .._version import __version__
 from ..clock import Clock, SystemClock
 from ..definitions import WorkflowDefinition
-from ..errors import Failure, InputError, RunLockedError, UsageError
+from ..errors import Failure, InputError, RunLockedError, UsageError, WfrunError
 from ..events import (
     CHECKSUMMED,
     FORMAT_VERSION,
@@ -33,11 +37,13 @@ from ..events import (
     SignalReceived,
     UpdateAccepted,
     UpdateCompleted,
+    WorkflowContinuedAsNew,
     format_ts,
 )
 from ..loader import load_recorded
-from ..payload import abbreviate, check_size, encode, loads, plain
+from ..payload import abbreviate, check_size, encode, loads, plain, raw
 from ..runs import (
+    InputPrompt,
     ReplayResult,
     RunHistory,
     RunInfo,
@@ -45,18 +51,33 @@ from ..runs import (
     RunStatus,
     SignalSent,
     UpdateResult,
+    carrier_of,
     new_run_id,
 )
-from .engine import RunEngine, query_history, replay_only
+from .commands import StartChild
+from .engine import RunEngine, pending_inputs, query_history, replay_only
 from .history import History, parse_line
 from .inbox import Inbox
-from .store import RunStore, validate_run_id
+from .store import HistoryWriter, RunStore, validate_run_id
 
 #: How often `LocalBackend.follow` looks for new lines (seconds).
 FOLLOW_INTERVAL = 0.2
 #: How long a signal sent to a live run waits to see it recorded (it is durable anyway).
 HAND_OVER: Final = 10.0
 HAND_OVER_POLL: Final = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class _NewRun:
+    """What a new run's first event records."""
+
+    definition: WorkflowDefinition
+    input: bytes
+    target: str
+    run_id: str
+    max_payload: int
+    parent: str | None = None
+    continued_from: str | None = None
 
 
 class LocalBackend:
@@ -86,6 +107,7 @@ class LocalBackend:
         clock: Clock | None = None,
         observers: Iterable[Observer] = (),
         max_wait: float | None = None,
+        ask: InputPrompt | None = None,
     ) -> RunOutcome:
         clock = clock or SystemClock()
         limit = max_payload or settings.max_payload()
@@ -94,47 +116,12 @@ class LocalBackend:
         run_id = (
             validate_run_id(run_id) if run_id is not None else new_run_id(definition.name, clock)
         )
-        fields = {
-            "format": FORMAT_VERSION,
-            "run_id": run_id,
-            "workflow": definition.name,
-            "target": target,
-            "input": Encoded(input_data),
-            "wfrun_version": __version__,
-            "seed": secrets.randbits(63),
-            "cwd": os.getcwd(),
-            "max_payload": limit,
-            "execution_timeout": (
-                definition.execution_timeout.total_seconds()
-                if definition.execution_timeout
-                else None
-            ),
-        }
-        try:
-            writer, started = self.store.create(fields, clock)
-        except FileExistsError:
-            if not given:  # pragma: no cover - a generated id is unique
-                raise
-            return await self.resume(
-                run_id,
-                definition=definition,
-                clock=clock,
-                observers=observers,
-                max_wait=max_wait,
-                on_history=lambda history: _same_run(history, definition, input_data),
-            )
-        engine: RunEngine | None = None
-        try:
-            writer.observers.extend(observers)
-            for observer in writer.observers:  # they were not there when the first event was
-                observer(started)
-            history = History(path=writer.path, events=[started])
-            engine = RunEngine(
-                definition, history, writer, clock, max_wait=max_wait, inbox=self._inbox(run_id)
-            )
-            return await engine.run()
-        finally:
-            writer.close(after=engine.threads if engine else ())
+        run = _NewRun(definition, input_data, target, run_id, limit)
+        outcome = await self._start_chain(
+            run, given=given, clock=clock, observers=observers, max_wait=max_wait, ask=ask
+        )
+        self._tell_parent(outcome, None)
+        return outcome
 
     async def resume(
         self,
@@ -145,8 +132,186 @@ class LocalBackend:
         observers: Iterable[Observer] = (),
         on_history: Callable[[RunHistory], None] | None = None,
         max_wait: float | None = None,
+        ask: InputPrompt | None = None,
     ) -> RunOutcome:
         clock = clock or SystemClock()
+        parents: list[str | None] = []
+
+        def opened(history: RunHistory) -> None:
+            parents.append(history.started.parent)
+            if on_history is not None:
+                on_history(history)
+
+        outcome = await self._resume_one(
+            run_id,
+            definition=definition,
+            clock=clock,
+            observers=observers,
+            on_history=opened,
+            max_wait=max_wait,
+            ask=ask,
+        )
+        outcome = await self._follow_chain(outcome, clock, observers=(), max_wait=max_wait, ask=ask)
+        self._tell_parent(outcome, parents[0] if parents else None)
+        return outcome
+
+    async def run_child(
+        self,
+        run_id: str,
+        command: StartChild | None,
+        *,
+        parent: str,
+        clock: Clock,
+        max_wait: float | None,
+        ask: InputPrompt | None,
+    ) -> RunOutcome:
+        if command is None:
+            outcome = await self._resume_one(run_id, clock=clock, max_wait=max_wait, ask=ask)
+            return await self._follow_chain(
+                outcome, clock, observers=(), max_wait=max_wait, ask=ask
+            )
+        run = _NewRun(
+            command.definition,
+            command.input,
+            command.target,
+            command.run_id,
+            settings.max_payload(),
+            parent=parent,
+        )
+        return await self._start_chain(run, given=True, clock=clock, max_wait=max_wait, ask=ask)
+
+    def child_can_go_on(self, run_id: str, now: datetime) -> bool:
+        try:
+            return self.store.info(run_id).can_go_on(format_ts(now))
+        except WfrunError:  # a damaged child stays so: the run waits until someone looks
+            return False
+
+    def cancel_child(self, run_id: str, message_id: str, reason: str, now: datetime) -> None:
+        data = orjson.dumps({"reason": reason})
+        self._inbox(run_id).post("cancel", "cancel", data, format_ts(now), message_id=message_id)
+
+    async def _start_chain(
+        self,
+        run: _NewRun,
+        *,
+        given: bool,
+        clock: Clock,
+        observers: Iterable[Observer] = (),
+        max_wait: float | None,
+        ask: InputPrompt | None,
+    ) -> RunOutcome:
+        try:
+            outcome = await self._start_one(run, clock, observers, max_wait, ask)
+        except FileExistsError:
+            if not given:  # pragma: no cover - a generated id is unique
+                raise
+            # Started before (an idempotent start, or a child whose parent was resumed).
+            outcome = await self._resume_one(
+                run.run_id,
+                definition=run.definition,
+                clock=clock,
+                observers=observers,
+                max_wait=max_wait,
+                on_history=lambda history: _same_run(history, run.definition, run.input),
+                ask=ask,
+            )
+        return await self._follow_chain(outcome, clock, observers=(), max_wait=max_wait, ask=ask)
+
+    async def _follow_chain(
+        self,
+        outcome: RunOutcome,
+        clock: Clock,
+        *,
+        observers: Iterable[Observer],
+        max_wait: float | None,
+        ask: InputPrompt | None,
+    ) -> RunOutcome:
+        """A run that continued as new goes on as its successor, to the end of the chain."""
+        chain: list[str] = []
+        while outcome.status is RunStatus.CONTINUED_AS_NEW:
+            history = self.store.read(outcome.run_id)
+            ended = history.terminal
+            assert isinstance(ended, WorkflowContinuedAsNew)
+            started = history.started
+            chain.append(outcome.run_id)
+            run = _NewRun(
+                load_recorded(started),
+                raw(ended.input),
+                started.target,
+                ended.run_id,
+                started.max_payload,
+                parent=started.parent,
+                continued_from=outcome.run_id,
+            )
+            try:
+                outcome = await self._start_one(run, clock, observers, max_wait, ask)
+            except FileExistsError:  # created before a crash: carry it on
+                outcome = await self._resume_one(
+                    ended.run_id, clock=clock, max_wait=max_wait, ask=ask
+                )
+        return dataclasses.replace(outcome, chain=tuple(chain)) if chain else outcome
+
+    def _tell_parent(self, outcome: RunOutcome, parent: str | None) -> None:
+        """A child that ended away from its parent's process wakes its parent up: a message
+        in the parent's inbox is what ``resume --all`` looks for."""
+        if parent is None or not outcome.status.ended:
+            return
+        with contextlib.suppress(WfrunError):  # the parent is gone: nobody to tell
+            if not self.store.info(parent).status.ended:
+                now = format_ts(SystemClock().now())
+                self._inbox(parent).post("child", outcome.run_id, b"{}", now)
+
+    async def _start_one(
+        self,
+        run: _NewRun,
+        clock: Clock,
+        observers: Iterable[Observer],
+        max_wait: float | None,
+        ask: InputPrompt | None,
+    ) -> RunOutcome:
+        definition = run.definition
+        fields = {
+            "format": FORMAT_VERSION,
+            "run_id": run.run_id,
+            "workflow": definition.name,
+            "target": run.target,
+            "input": Encoded(run.input),
+            "wfrun_version": __version__,
+            "seed": secrets.randbits(63),
+            "cwd": os.getcwd(),
+            "max_payload": run.max_payload,
+            "execution_timeout": (
+                definition.execution_timeout.total_seconds()
+                if definition.execution_timeout
+                else None
+            ),
+            "parent": run.parent,
+            "continued_from": run.continued_from,
+            "continue_as_new_at": settings.continue_as_new_at(),
+        }
+        writer, started = self.store.create(fields, clock)
+        engine: RunEngine | None = None
+        try:
+            writer.observers.extend(observers)
+            for observer in writer.observers:  # they were not there when the first event was
+                observer(started)
+            history = History(path=writer.path, events=[started])
+            engine = self._engine(definition, history, writer, clock, max_wait, ask)
+            return await engine.run()
+        finally:
+            writer.close(after=engine.threads if engine else ())
+
+    async def _resume_one(
+        self,
+        run_id: str,
+        *,
+        definition: WorkflowDefinition | None = None,
+        clock: Clock,
+        observers: Iterable[Observer] = (),
+        on_history: Callable[[RunHistory], None] | None = None,
+        max_wait: float | None = None,
+        ask: InputPrompt | None = None,
+    ) -> RunOutcome:
         writer, history = self.store.open_for_append(run_id, clock)
         engine: RunEngine | None = None
         try:
@@ -156,12 +321,31 @@ class LocalBackend:
                 return RunOutcome.from_terminal(run_id, history.terminal)
             definition = definition or load_recorded(history.started)
             writer.observers.extend(observers)
-            engine = RunEngine(
-                definition, history, writer, clock, max_wait=max_wait, inbox=self._inbox(run_id)
-            )
+            engine = self._engine(definition, history, writer, clock, max_wait, ask)
             return await engine.run()
         finally:
             writer.close(after=engine.threads if engine else ())
+
+    def _engine(
+        self,
+        definition: WorkflowDefinition,
+        history: History,
+        writer: HistoryWriter,
+        clock: Clock,
+        max_wait: float | None,
+        ask: InputPrompt | None,
+    ) -> RunEngine:
+        run_id = history.started.run_id
+        return RunEngine(
+            definition,
+            history,
+            writer,
+            clock,
+            max_wait=max_wait,
+            inbox=self._inbox(run_id),
+            children=self,
+            ask=ask,
+        )
 
     # -- messages ----------------------------------------------------------------------------
 
@@ -178,7 +362,7 @@ class LocalBackend:
     ) -> SignalSent:
         history = self._open_run(run_id, "no signal can reach it any more")
         definition = load_recorded(history.started)
-        data = definition.handler("signal", name).encode_input(payload)
+        data = _signal_input(definition, history, name, payload)
         return await self._deliver(
             run_id, "signal", name, data, definition, resume, clock, max_wait, observers
         )
@@ -268,7 +452,10 @@ class LocalBackend:
         observers: Iterable[Observer],
     ) -> SignalSent:
         """See that a posted message reaches the history: taken by the live process, or by
-        this one, which resumes the run."""
+        this one, which resumes the run (or the parent that carries it on)."""
+        carrier = self._carrier(run_id)
+        if carrier != run_id:
+            return await self._hand_over_to_parent(run_id, carrier, message, clock, max_wait)
         taken_before: list[bool] = []
 
         def opened(history: RunHistory) -> None:
@@ -293,6 +480,33 @@ class LocalBackend:
                 return SignalSent(run_id, message, recorded=True)
             return SignalSent(run_id, message, recorded=True, outcome=outcome)
         return SignalSent(run_id, message, recorded=_records(self.store.read(run_id), message))
+
+    async def _hand_over_to_parent(
+        self, run_id: str, carrier: str, message: str, clock: Clock | None, max_wait: float | None
+    ) -> SignalSent:
+        """A child's message: its parent carries it on (resumed here if no process runs it)."""
+        for _ in range(int(HAND_OVER / HAND_OVER_POLL)):
+            try:
+                await self.resume(carrier, clock=clock, max_wait=max_wait)
+            except RunLockedError:  # the live parent's process hands it to the child
+                if _records(self.store.read(run_id), message):
+                    break
+                await asyncio.sleep(HAND_OVER_POLL)
+                continue
+            break
+        history = self.store.read(run_id)
+        ended = history.terminal
+        outcome = RunOutcome.from_terminal(run_id, ended) if ended is not None else None
+        return SignalSent(run_id, message, recorded=_records(history, message), outcome=outcome)
+
+    def _carrier(self, run_id: str) -> str:
+        def lookup(found: str) -> RunInfo | None:
+            try:
+                return self.store.info(found)
+            except WfrunError:
+                return None
+
+        return carrier_of(self.store.info(run_id), lookup).run_id
 
     def query(self, run_id: str, name: str, payload: Mapping[str, Any] | None = None) -> Any:
         history = self.store.read(run_id)
@@ -343,6 +557,32 @@ class LocalBackend:
         if on_history is not None:
             on_history(history)
         return replay_history(history, definition or load_recorded(history.started))
+
+
+def _signal_input(
+    definition: WorkflowDefinition,
+    history: RunHistory,
+    name: str,
+    payload: Mapping[str, Any] | None,
+) -> bytes:
+    """A signal's encoded input, checked against its handler, or against the schema of the
+    input the run waits for under that label (`wait_for_input`)."""
+    if ("signal", name) in definition.handlers:
+        return definition.handler("signal", name).encode_input(payload)
+    waiting = pending_inputs(definition, history.events)
+    schema = waiting.get(name)
+    if schema is None:
+        defined = sorted(n for kind, n in definition.handlers if kind == "signal")
+        inputs = f", and waits for input {', '.join(map(repr, waiting))}" if waiting else ""
+        raise UsageError(
+            f"workflow {definition.name!r} has no signal {name!r}; it defines "
+            f"{', '.join(map(repr, defined)) or 'no signals'}{inputs}"
+        )
+    try:
+        value = schema.model_validate(dict(payload or {}))
+    except ValueError as exc:  # pydantic's ValidationError: say which field, and why
+        raise InputError(f"input {name!r} refused, nothing was sent: {exc}") from None
+    return encode(value.model_dump(mode="json"), subject=f"input {name!r}")
 
 
 def _records(history: RunHistory, message: str) -> bool:

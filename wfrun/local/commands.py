@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..payload import describe_call, loads
+from ..payload import describe_call, describe_child, loads
 
 if TYPE_CHECKING:
-    from ..definitions import ActivityDefinition
+    from ..definitions import ActivityDefinition, WorkflowDefinition
 
 
 @dataclass(slots=True)
@@ -61,4 +61,35 @@ class CancelTimer:
     seq: int
 
 
-Command = ScheduleActivity | StartTimer | RecordMarker | CancelActivity | CancelTimer
+@dataclass(slots=True)
+class StartChild:
+    """Start a child run, with its own history file, and await its end."""
+
+    seq: int
+    definition: WorkflowDefinition
+    #: The encoded input, as recorded.
+    input: bytes
+    run_id: str
+    #: Where the child's code is found, for whoever resumes it alone.
+    target: str
+
+    def describe(self) -> str:
+        return describe_child(self.definition.name, self.run_id, loads(self.input))
+
+
+@dataclass(slots=True)
+class CancelChild:
+    """Workflow code stopped waiting for a child: ask the child to cancel."""
+
+    seq: int
+
+
+Command = (
+    ScheduleActivity
+    | StartTimer
+    | RecordMarker
+    | CancelActivity
+    | CancelTimer
+    | StartChild
+    | CancelChild
+)

@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import orjson
 
@@ -31,11 +33,13 @@ from ..definitions import WorkflowDefinition
 from ..errors import (
     ActivityError,
     ApplicationError,
+    ContinueAsNewError,
     Failure,
     HistoryCorruptError,
     HistoryIOError,
     NonDeterminismError,
     PayloadError,
+    RunLockedError,
     WfrunError,
     WorkflowFailedError,
     failure_type_names,
@@ -49,6 +53,10 @@ from ..events import (
     ActivityStarted,
     ActivityTimedOut,
     CancelRequested,
+    ChildWorkflowCancelRequested,
+    ChildWorkflowCompleted,
+    ChildWorkflowFailed,
+    ChildWorkflowStarted,
     Encoded,
     Event,
     MarkerRecorded,
@@ -64,6 +72,7 @@ from ..events import (
     UpdateCompleted,
     WorkflowCanceled,
     WorkflowCompleted,
+    WorkflowContinuedAsNew,
     WorkflowFailed,
     WorkflowStarted,
     WorkflowTimedOut,
@@ -71,16 +80,18 @@ from ..events import (
     parse_ts,
 )
 from ..loader import fingerprint
-from ..payload import check_size, encode, plain, raw
-from ..runs import RunOutcome, RunStatus
+from ..payload import check_size, dumps, encode, plain, raw
+from ..runs import InputPrompt, RunOutcome, RunStatus, new_run_id
 from ..runtime import ActivityInfo
 from .attempts import Heartbeats, Outcome, attempt_until_final
 from .commands import (
     CancelActivity,
+    CancelChild,
     CancelTimer,
     Command,
     RecordMarker,
     ScheduleActivity,
+    StartChild,
     StartTimer,
 )
 from .history import History
@@ -90,9 +101,54 @@ from .replay import InFlight, RecordedRun, Replay
 from .store import HistoryWriter
 from .watchdog import watching
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+T = TypeVar("T")
+
 
 class _Expired:
     """Put on the queue when the run's execution_timeout expires."""
+
+
+class _Wake:
+    """Put on the queue when a child stops without ending: the run looks again whether it
+    has anything left to do here."""
+
+
+class ChildRuns(Protocol):
+    """Where a run's children are carried out (the backend that holds the runs)."""
+
+    async def run_child(
+        self,
+        run_id: str,
+        command: StartChild | None,
+        *,
+        parent: str,
+        clock: Clock,
+        max_wait: float | None,
+        ask: InputPrompt | None,
+    ) -> RunOutcome:
+        """Start the child of ``command`` (or, without one, carry on the existing child run
+        ``run_id``), following any continue-as-new chain, until it ends or stops."""
+        ...
+
+    def child_can_go_on(self, run_id: str, now: datetime) -> bool:
+        """Whether a stopped child has something to go on with (a due timer, a message)."""
+        ...
+
+    def cancel_child(self, run_id: str, message_id: str, reason: str, now: datetime) -> None:
+        """Ask a child run to cancel, durably, through its inbox (``message_id``: once)."""
+        ...
+
+
+@dataclass(slots=True)
+class _StoppedChild:
+    """A child that stopped without ending (WAITING or BLOCKED): the run waits with it."""
+
+    run_id: str
+    until: datetime | None
+    reason: str
 
 
 #: The latest heartbeat details of an attempt are recorded at most this often (seconds).
@@ -113,6 +169,7 @@ def new_instance(
         start_time=started.time,
         max_payload=started.max_payload,
         recorded=recorded.command if recorded is not None else (lambda seq: None),
+        continue_as_new_at=started.continue_as_new_at,
     )
     return instance, args, kwargs
 
@@ -133,13 +190,26 @@ def query_history(
     definition: WorkflowDefinition, events: list[Event], name: str, input_data: bytes
 ) -> Any:
     """Replay a run's events, then ask its query handler ``name``: nothing runs or is written."""
+    return _after_replay(definition, events, lambda instance: instance.query(name, input_data))
+
+
+def pending_inputs(
+    definition: WorkflowDefinition, events: list[Event]
+) -> dict[str, type[BaseModel]]:
+    """The inputs (`wait_for_input`) a run waits for, by label, found by replaying it."""
+    return _after_replay(definition, events, lambda instance: instance.pending_inputs)
+
+
+def _after_replay(
+    definition: WorkflowDefinition, events: list[Event], look: Callable[[WorkflowInstance], T]
+) -> T:
     started = events[0]
     assert isinstance(started, WorkflowStarted)
     recorded = RecordedRun(started.run_id, events)
     instance, args, kwargs = new_instance(definition, started, recorded)
     try:
         recorded.replay(instance, args, kwargs)
-        return instance.query(name, input_data)
+        return look(instance)
     finally:
         instance.close()
 
@@ -156,10 +226,13 @@ class RunEngine:
         *,
         max_wait: float | None = None,
         inbox: Inbox | None = None,
+        children: ChildRuns | None = None,
+        ask: InputPrompt | None = None,
     ) -> None:
         """``max_wait``: a run whose next timer is further away stops WAITING instead of
         waiting in this process (None: it waits here, however long). ``inbox``: where messages
-        to the run arrive."""
+        to the run arrive. ``children``: where child runs are carried out. ``ask``: asks a
+        person for an input the workflow waits for, instead of stopping to wait for it."""
         started = history.started
         if started.workflow != definition.name:
             raise NonDeterminismError(
@@ -178,7 +251,7 @@ class RunEngine:
         self._writer = writer
         self._clock = clock
         self._queue: asyncio.Queue[
-            tuple[type[Event], dict[str, Any]] | _Expired | BaseException
+            tuple[type[Event], dict[str, Any]] | _Expired | _Wake | BaseException
         ] = asyncio.Queue()
         self._executions: dict[int, asyncio.Task[None]] = {}
         self._activities: set[int] = set()
@@ -201,6 +274,15 @@ class RunEngine:
         # Unique to this run (its id and seed), stable across attempts and resumes.
         self._key_prefix = uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{self.run_id}/{started.seed}").hex
         self._deadline: asyncio.Task[None] | None = None
+        self._children = children
+        #: Child runs in flight (by seq), and those that stopped without ending.
+        self._child_runs: dict[int, str] = {}
+        self._stopped_children: dict[int, _StoppedChild] = {}
+        #: Children asked to cancel: carried on here until they end, no longer awaited.
+        self._detached: set[int] = set()
+        self._ended = False
+        self._ask = ask
+        self._asking: asyncio.Task[None] | None = None
 
     async def run(self) -> RunOutcome:
         """Replay, then execute until the workflow ends; CancelledError leaves it resumable."""
@@ -238,6 +320,9 @@ class RunEngine:
         if due is not None and now >= due and not instance.done:
             return self._time_out()  # before anything starts again
         for seq, event in recorded.commands.items():
+            if isinstance(event, ChildWorkflowStarted) and seq not in recorded.resolved:
+                self._carry_on_child(seq, event.run_id, instance, recorded)
+                continue
             if seq in replay.cancelled or recorded.was_cancelled(seq) or not instance.awaits(seq):
                 continue
             if isinstance(event, ActivityScheduled):
@@ -260,13 +345,19 @@ class RunEngine:
         while not instance.done:
             if self._queue.empty():
                 waiting = self._nothing_to_do_here()
-                if waiting is not None and not self._take_messages():
+                if (
+                    waiting is not None
+                    and not self._take_messages()
+                    and not self._ask_for_input(instance)
+                ):
                     return self._stop_to_wait(*waiting)
             batch = [await self._queue.get()]
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             appended: list[Event] = []
             for item in batch:
+                if isinstance(item, _Wake):
+                    continue
                 if isinstance(item, _Expired):
                     return self._time_out()
                 if isinstance(item, BaseException):
@@ -278,6 +369,7 @@ class RunEngine:
                 if isinstance(delivered, StepEvent):
                     self._executions.pop(delivered.seq, None)
                     self._timer_dues.pop(delivered.seq, None)
+                    self._child_runs.pop(delivered.seq, None)
                 instance.apply(delivered)
                 self._issue(instance.take_commands())
                 self._answer_updates(instance)
@@ -292,14 +384,31 @@ class RunEngine:
         """
         if any(seq in self._activities for seq in self._executions):
             return None
+        if any(seq not in self._stopped_children for seq in self._child_runs):
+            return None  # a child runs here
+        if self._asking is not None and not self._asking.done():
+            return None  # a person is answering
         deadline = self._deadline_due() if self._deadline is not None else None
-        dues = [*self._timer_dues.values(), *([deadline] if deadline is not None else [])]
+        children = [c.until for c in self._stopped_children.values() if c.until is not None]
+        dues = [*self._timer_dues.values(), *children, *([deadline] if deadline else [])]
         if not dues:
+            for child in self._stopped_children.values():
+                return f"child run {child.run_id} {child.reason}", None
+            assert self._instance is not None
+            inputs = ", ".join(map(repr, self._instance.pending_inputs))
+            if inputs:
+                return (
+                    f"the workflow waits for input {inputs}: `wfrun signal {self.run_id} "
+                    "LABEL JSON` gives it",
+                    None,
+                )
             return "the workflow waits on a condition that only a message can change", None
         until = min(dues)
         if self._max_wait is None or (until - self._clock.now()).total_seconds() <= self._max_wait:
             return None
         what = "its deadline" if until == deadline else "its next timer"
+        if until in children:
+            what = "the next timer of a child run"
         return f"{what} is due at {format_ts(until)}", until
 
     def _stop_to_wait(self, reason: str, until: datetime | None) -> RunOutcome:
@@ -325,7 +434,7 @@ class RunEngine:
             if message.id in self._delivered or message.kind not in ("signal", "cancel", "update"):
                 continue
             self._delivered.add(message.id)
-            if message.kind != "cancel" and (message.kind, message.name) not in self._handlers:
+            if message.kind != "cancel" and not self._handles(message):
                 # Sent to code that had this handler; today's code has not: never delivered.
                 logging.getLogger("wfrun").warning(
                     "run %s: skipped %s %r from its inbox: the workflow defines no such %s",
@@ -346,6 +455,47 @@ class RunEngine:
                 self._queue.put_nowait((SignalReceived, fields))
             taken = True
         return taken
+
+    def _handles(self, message: Message) -> bool:
+        """Whether today's code takes the message: it has the handler, or the signal answers
+        an input the workflow waits for (and fits its schema)."""
+        if (message.kind, message.name) in self._handlers:
+            return True
+        assert self._instance is not None
+        schema = self._instance.pending_input(message.name) if message.kind == "signal" else None
+        if schema is None:
+            return False
+        try:
+            schema.model_validate(message.input)
+        except ValueError:
+            return False
+        return True
+
+    def _ask_for_input(self, instance: WorkflowInstance) -> bool:
+        """With a person at hand, ask for the first input the workflow waits for; the answer
+        goes through the run's inbox like any signal. False when there is nobody to ask."""
+        pending = instance.pending_inputs
+        if self._ask is None or self._inbox is None or not pending:
+            return False
+        label, schema = next(iter(pending.items()))
+        self._asking = asyncio.create_task(
+            self._guarded(self._ask_person, label, schema), name=f"wfrun input {label}"
+        )
+        return True
+
+    async def _ask_person(self, label: str, schema: type[BaseModel]) -> None:
+        assert self._ask is not None
+        assert self._inbox is not None
+        try:
+            answer = await _in_daemon_thread(self._ask, label, schema)
+        except (EOFError, OSError):  # the terminal went away: wait as if there were none
+            self._ask = None
+            self._queue.put_nowait(_Wake())
+            return
+        now = format_ts(self._clock.now())
+        self._inbox.post("signal", label, orjson.dumps(answer), now)
+        if not self._take_messages():  # answered meanwhile, by a signal: look again
+            self._queue.put_nowait(_Wake())
 
     def _take_update(self, message: Message) -> None:
         """Validate an update against the run's state now: refused, it is answered at once."""
@@ -410,6 +560,18 @@ class RunEngine:
             elif isinstance(command, CancelTimer):
                 self._cancel(command.seq)
                 self._writer.append(TimerCanceled, seq=command.seq)
+            elif isinstance(command, StartChild):
+                self._writer.append(
+                    ChildWorkflowStarted,
+                    seq=command.seq,
+                    workflow=command.definition.name,
+                    run_id=command.run_id,
+                    target=command.target,
+                    input=Encoded(command.input),
+                )
+                self._start_child(command.seq, command.run_id, command)
+            elif isinstance(command, CancelChild):
+                self._detach_child(command.seq, f"run {self.run_id} stopped waiting for it")
 
     def _start_deadline(self) -> None:
         due = self._deadline_due()
@@ -428,10 +590,13 @@ class RunEngine:
         assert timeout is not None
         event = self._writer.append(WorkflowTimedOut, timeout=timeout)
         self._writer.sync()
+        self._ended = True
         return RunOutcome.from_terminal(self.run_id, event)
 
     def _finish(self, instance: WorkflowInstance) -> RunOutcome:
         value, exc = instance.outcome()
+        if isinstance(exc, ContinueAsNewError):
+            return self._continue_as_new(exc.input)
         data = None
         if exc is None:
             try:
@@ -461,7 +626,19 @@ class RunEngine:
             assert exc is not None
             event = self._writer.append(WorkflowFailed, error=Failure.of(exc).record())
         self._writer.sync()
+        self._ended = True
         return RunOutcome.from_terminal(self.run_id, _readable(event))
+
+    def _continue_as_new(self, input_data: bytes) -> RunOutcome:
+        self._cancel_the_rest()
+        event = self._writer.append(
+            WorkflowContinuedAsNew,
+            run_id=new_run_id(self.definition.name, self._clock),
+            input=Encoded(input_data),
+        )
+        self._writer.sync()
+        self._ended = True
+        return RunOutcome.from_terminal(self.run_id, event)
 
     def _ends_the_run(self, exc: BaseException, instance: WorkflowInstance) -> bool:
         """Only an application failure (or the cancellation asked for) ends a run; any other
@@ -505,8 +682,15 @@ class RunEngine:
         )
 
     def _cancel_the_rest(self) -> None:
-        """The run ends: cancel what still runs (nobody will await it) and record it."""
+        """The run ends: cancel what still runs (nobody will await it) and record it.
+
+        Children are asked to cancel and carried on until they have (see `_stop_executions`).
+        """
         for seq in list(self._executions):
+            if seq in self._child_runs:
+                if seq not in self._detached:
+                    self._detach_child(seq, f"run {self.run_id} ended")
+                continue
             self._cancel(seq)
             kind = ActivityCanceled if seq in self._activities else TimerCanceled
             self._writer.append(kind, seq=seq)
@@ -518,11 +702,18 @@ class RunEngine:
             task.cancel()
 
     async def _stop_executions(self) -> None:
+        if self._ended:
+            # Children asked to cancel when the run ended: they clean up and end, here.
+            cancelling = [self._executions[s] for s in self._detached if s in self._executions]
+            if cancelling:
+                await asyncio.wait(cancelling)
         tasks = list(self._executions.values())
         if self._deadline is not None:
             tasks.append(self._deadline)
         if self._inbox_watch is not None:
             tasks.append(self._inbox_watch)
+        if self._asking is not None:
+            tasks.append(self._asking)  # its thread waits on the terminal; it is a daemon
         self._executions.clear()
         for task in tasks:
             task.cancel()
@@ -538,6 +729,102 @@ class RunEngine:
             raise
         except BaseException as exc:  # an engine fault: stop the run, loudly
             self._queue.put_nowait(exc)
+
+    # -- children ----------------------------------------------------------------------------
+
+    def _carry_on_child(
+        self,
+        seq: int,
+        run_id: str,
+        instance: WorkflowInstance,
+        recorded: RecordedRun,
+    ) -> None:
+        """A resume finds a child that had not ended: carry it on, awaited or not."""
+        if instance.awaits(seq):
+            self._start_child(seq, run_id, None)
+            return
+        if not recorded.was_cancelled(seq):
+            # The code stopped waiting for it (replay found the cancel) before a crash
+            # recorded that: ask the child to cancel now.
+            self._detach_child(seq, f"run {self.run_id} stopped waiting for it", start=True)
+            return
+        self._detached.add(seq)
+        self._start_child(seq, run_id, None)
+
+    def _start_child(self, seq: int, run_id: str, command: StartChild | None) -> None:
+        if self._children is None:
+            raise WfrunError(f"run {self.run_id} starts a child run, but nothing can run one here")
+        self._child_runs[seq] = run_id
+        self._executions[seq] = asyncio.create_task(
+            self._guarded(self._execute_child, seq, run_id, command),
+            name=f"wfrun child {run_id}",
+        )
+
+    def _detach_child(self, seq: int, reason: str, *, start: bool = False) -> None:
+        """Ask a child to cancel (durably, once), record that, and stop awaiting it."""
+        assert self._children is not None
+        run_id = self._child_runs.get(seq) or _child_run_id(self.history, seq)
+        message_id = f"{self._key_prefix[:16]}-cancel-{seq}"
+        self._children.cancel_child(run_id, message_id, reason, self._clock.now())
+        self._writer.append(ChildWorkflowCancelRequested, seq=seq, run_id=run_id)
+        self._detached.add(seq)
+        if start:
+            self._start_child(seq, run_id, None)
+
+    async def _execute_child(self, seq: int, run_id: str, command: StartChild | None) -> None:
+        assert self._children is not None
+        while True:
+            try:
+                outcome = await self._children.run_child(
+                    run_id,
+                    command,
+                    parent=self.run_id,
+                    clock=self._clock,
+                    max_wait=self._max_wait,
+                    ask=self._ask,
+                )
+            except RunLockedError:  # resumed on its own elsewhere: carry on once it is let go
+                await asyncio.sleep(POLL)
+                continue
+            if outcome.status.ended:
+                break
+            if seq in self._detached:
+                # It stopped before its cancel reached it: whoever resumes it delivers that.
+                self._executions.pop(seq, None)
+                self._child_runs.pop(seq, None)
+                self._queue.put_nowait(_Wake())
+                return
+            what = (
+                f"is BLOCKED: {outcome.error.describe()}"
+                if outcome.status is RunStatus.BLOCKED and outcome.error is not None
+                else f"waits: {outcome.reason}"
+            )
+            until = parse_ts(outcome.until) if outcome.until else None
+            self._stopped_children[seq] = _StoppedChild(outcome.run_id, until, what)
+            self._queue.put_nowait(_Wake())
+            try:
+                # Polled: a message's sender is another process, a due time comes on its own.
+                can_go_on = self._children.child_can_go_on
+                while not can_go_on(outcome.run_id, self._clock.now()):  # noqa: ASYNC110
+                    await asyncio.sleep(POLL)
+            finally:
+                del self._stopped_children[seq]
+        if outcome.status is RunStatus.COMPLETED:
+            fields: dict[str, Any] = {
+                "seq": seq,
+                "run_id": outcome.run_id,
+                "result": Encoded(dumps(outcome.result)),
+            }
+            self._queue.put_nowait((ChildWorkflowCompleted, fields))
+        else:
+            assert outcome.error is not None
+            fields = {
+                "seq": seq,
+                "run_id": outcome.run_id,
+                "status": str(outcome.status),
+                "error": outcome.error.record(),
+            }
+            self._queue.put_nowait((ChildWorkflowFailed, fields))
 
     async def _execute_timer(self, seq: int, due: datetime) -> None:
         await sleep_until(self._clock, due)
@@ -682,6 +969,39 @@ def _check_structure(recorded: RecordedRun, history: History) -> None:
                 path=str(history.path),
                 line=event.id,
             )
+
+
+def _in_daemon_thread(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """Call ``function`` in a daemon thread: one blocked on a terminal never holds up the
+    process's exit (an executor's threads would)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(value: T | None, exc: BaseException | None) -> None:
+        if future.done():
+            return
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(value)  # type: ignore[arg-type]
+
+    def work() -> None:
+        try:
+            value = function(*args)
+        except BaseException as exc:  # handed to the awaiting task, which decides
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, value, None)
+
+    threading.Thread(target=work, daemon=True, name="wfrun input").start()
+    return future
+
+
+def _child_run_id(history: History, seq: int) -> str:
+    for event in history.events:
+        if isinstance(event, ChildWorkflowStarted) and event.seq == seq:
+            return event.run_id
+    raise AssertionError(f"no child run #{seq}")  # pragma: no cover - only recorded ones
 
 
 def _readable(event: Event) -> Event:

@@ -51,9 +51,16 @@ class Inbox:
         self._store = store
         self.path = store.inbox_path(run_id)
 
-    def post(self, kind: str, name: str, input_data: bytes, ts: str) -> Message:
-        """Append a message and make it durable; return it (with its new id)."""
-        message = Message(secrets.token_hex(8), ts, kind, name, orjson.loads(input_data))
+    def post(
+        self, kind: str, name: str, input_data: bytes, ts: str, *, message_id: str | None = None
+    ) -> Message:
+        """Append a message and make it durable; return it (with its new id).
+
+        A ``message_id`` chosen by the sender makes posting it again harmless: a run takes
+        each id once.
+        """
+        message_id = message_id or secrets.token_hex(8)
+        message = Message(message_id, ts, kind, name, orjson.loads(input_data))
         body = (
             orjson.dumps(
                 {"id": message.id, "ts": ts, "kind": kind, "name": name},

@@ -18,14 +18,18 @@ import random as _random
 import uuid
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import (
     ActivityError,
     ApplicationError,
+    ContinueAsNewError,
     Failure,
+    InputError,
     NonDeterminismError,
+    UsageError,
     WfrunError,
+    WorkflowFailedError,
 )
 from ..events import (
     LIMIT,
@@ -33,26 +37,34 @@ from ..events import (
     ActivityFailed,
     ActivityTimedOut,
     CancelRequested,
+    ChildWorkflowCompleted,
+    ChildWorkflowFailed,
     Event,
     MarkerRecorded,
     SignalReceived,
     TimerFired,
     UpdateAccepted,
+    is_run_id,
 )
+from ..loader import target_of
 from ..payload import abbreviate, check_size, encode_arguments, raw
 from ..runtime import WorkflowInfo, set_workflow_runtime
 from .commands import (
     CancelActivity,
+    CancelChild,
     CancelTimer,
     Command,
     RecordMarker,
     ScheduleActivity,
+    StartChild,
     StartTimer,
 )
 from .guard import Guard, unwatched
 from .loop import WorkflowCall, WorkflowFuture, WorkflowLoop, WorkflowTimerHandle
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from ..definitions import ActivityDefinition, HandlerDefinition, WorkflowDefinition
 
 # -- the instance ----------------------------------------------------------------------------
@@ -70,6 +82,7 @@ class WorkflowInstance:
         start_time: datetime,
         max_payload: int,
         recorded: Callable[[int], Event | None] = lambda seq: None,
+        continue_as_new_at: int | None = None,
     ) -> None:
         self.definition = definition
         self.run_id = run_id
@@ -102,6 +115,13 @@ class WorkflowInstance:
         self.cancel_requested: str | None = None
         #: Updates whose handler finished: (message id, value, exception), for the engine.
         self._update_results: list[tuple[str, Any, BaseException | None]] = []
+        self._children: dict[int, tuple[WorkflowFuture[Any], StartChild]] = {}
+        #: Inputs the workflow waits for (`wait_for_input`), by label: the schema and the
+        #: future the answer resolves.
+        self._inputs: dict[str, tuple[type[BaseModel], WorkflowFuture[Any]]] = {}
+        #: The id of the last event delivered: how long the history is, as the code saw it.
+        self._history_length = 1
+        self._continue_as_new_at = continue_as_new_at
 
     # -- driving, for the engine -------------------------------------------------------------
 
@@ -118,6 +138,7 @@ class WorkflowInstance:
     def apply(self, event: Event) -> None:
         """Deliver one resolution event and run the workflow as far as it goes."""
         self._now = event.time
+        self._history_length = event.id
         self._loop.set_time(self._now.timestamp())
         if isinstance(event, ActivityCompleted):
             self._complete_activity(event)
@@ -135,6 +156,8 @@ class WorkflowInstance:
             self.cancel_requested = event.reason or "cancelled"
             if self._main is not None and not self._main.done():
                 self._main.cancel(self.cancel_requested)
+        elif isinstance(event, ChildWorkflowCompleted | ChildWorkflowFailed):
+            self._end_child(event)
         else:  # pragma: no cover - the engine only passes resolutions
             raise TypeError(f"not a resolution: {event.type}")
         self._run()
@@ -148,9 +171,24 @@ class WorkflowInstance:
         entry = self._activities.get(seq)
         return entry[1] if entry is not None else None
 
+    def child_command(self, seq: int) -> StartChild | None:
+        """The command of a child run the workflow still awaits."""
+        entry = self._children.get(seq)
+        return entry[1] if entry is not None else None
+
     def awaits(self, seq: int) -> bool:
         """Whether command ``seq`` was issued and still waits for its outcome."""
-        return seq in self._activities or seq in self._timers
+        return seq in self._activities or seq in self._timers or seq in self._children
+
+    def pending_input(self, label: str) -> type[BaseModel] | None:
+        """The schema of the input the workflow waits for under ``label``, if it does."""
+        entry = self._inputs.get(label)
+        return entry[0] if entry is not None and not entry[1].done() else None
+
+    @property
+    def pending_inputs(self) -> dict[str, type[BaseModel]]:
+        """Every input the workflow waits for now, by label."""
+        return {label: schema for label, (schema, f) in self._inputs.items() if not f.done()}
 
     @property
     def last_seq(self) -> int:
@@ -251,6 +289,55 @@ class WorkflowInstance:
                 self._patches[patch_id] = False
         return self._patches[patch_id]
 
+    @unwatched
+    def execute_child(
+        self, definition: WorkflowDefinition, params: Any, execution_id: str | None
+    ) -> Coroutine[Any, Any, Any]:
+        future: WorkflowFuture[Any] = WorkflowFuture(loop=self._loop)
+        try:
+            data = definition.encode_input(params)
+            check_size(data, limit=self.max_payload, workflow=definition.name, side="input")
+            seq = self._seq + 1
+            # Derived from this run's id: unique, stable on replay, and readable as kin.
+            run_id = execution_id or f"{self.run_id[:100]}-child-{seq}"
+            if not is_run_id(run_id):
+                raise InputError(f"execution_id {run_id!r} is no valid run id")
+        except WfrunError as exc:  # bad input: the call fails before anything is recorded
+            future.set_exception(exc.with_traceback(None))
+            return WorkflowCall(future, hash(future))
+        self._seq = seq
+        command = StartChild(seq, definition, data, run_id, target_of(definition.cls, by_file=True))
+        self._children[seq] = (future, command)
+        future.add_done_callback(lambda f: self._child_abandoned(seq, f))
+        self._commands.append(command)
+        return WorkflowCall(future, hash(future))
+
+    @unwatched
+    def continue_as_new(self, params: Any) -> NoReturn:
+        data = self.definition.encode_input(params)
+        check_size(data, limit=self.max_payload, workflow=self.definition.name, side="input")
+        raise ContinueAsNewError(data)
+
+    def should_continue_as_new(self) -> bool:
+        limit = self._continue_as_new_at
+        return limit is not None and self._history_length >= limit
+
+    @unwatched
+    def wait_for_input(
+        self, schema: type[BaseModel], label: str, timeout: float | None
+    ) -> Coroutine[Any, Any, Any]:
+        future: WorkflowFuture[Any] = WorkflowFuture(loop=self._loop)
+        if self.pending_input(label) is not None:
+            raise UsageError(
+                f"the workflow already waits for an input labelled {label!r}: give each "
+                "wait_for_input its own label"
+            )
+        self._inputs[label] = (schema, future)
+        if timeout is not None:
+            handle = self._loop.call_later(timeout, _time_out, future, timeout)
+            future.add_done_callback(lambda f: handle.cancel())
+        return WorkflowCall(future, hash(future))
+
     # -- the loop's owner --------------------------------------------------------------------
 
     @unwatched
@@ -312,7 +399,48 @@ class WorkflowInstance:
         if future.cancelled() and self._activities.pop(seq, None) is not None:
             self._commands.append(CancelActivity(seq))
 
+    def _child_abandoned(self, seq: int, future: asyncio.Future[Any]) -> None:
+        if future.cancelled() and self._children.pop(seq, None) is not None:
+            self._commands.append(CancelChild(seq))
+
+    def _end_child(self, event: ChildWorkflowCompleted | ChildWorkflowFailed) -> None:
+        entry = self._children.pop(event.seq, None)
+        if entry is None:
+            return  # the workflow stopped waiting for it before it ended
+        future, command = entry
+        if isinstance(event, ChildWorkflowCompleted):
+            try:
+                future.set_result(command.definition.decode_result(raw(event.result)))
+            except Exception as exc:
+                raise NonDeterminismError(
+                    f"run {self.run_id}: the result recorded at event {event.id} for "
+                    f"{command.describe()} no longer matches the child's return annotation "
+                    f"({exc}). The code changed since this run started: revert the change to "
+                    "finish this run, or start a new run.",
+                    run_id=self.run_id,
+                    event_id=event.id,
+                    recorded=abbreviate(event.result),
+                    requested=str(command.definition.signature.result_annotation),
+                ) from None
+            return
+        failure = Failure.from_record(event.error)
+        error = WorkflowFailedError(
+            f"child run {event.run_id} of workflow {command.definition.name!r} ended "
+            f"{event.status}: {failure.describe()}",
+            run_id=event.run_id,
+        )
+        error.__cause__ = failure.rebuild()
+        future.set_exception(error)
+
     def _deliver_signal(self, event: SignalReceived) -> None:
+        waiting = self._inputs.get(event.name)
+        if waiting is not None and not waiting[1].done():
+            schema, future = waiting
+            try:
+                future.set_result(schema.model_validate(event.input))
+            except ValueError as exc:  # refused when sent, so the schema changed since
+                future.set_exception(InputError(f"input {event.name!r}: {exc}"))
+            return
         self._run_handler("signal", event.name, event.input, self._signal_done)
 
     def _signal_done(self, value: Any, exc: BaseException | None) -> None:
@@ -427,7 +555,9 @@ class WorkflowInstance:
 
     def _unhandled(self, context: dict[str, Any]) -> None:
         exc = context.get("exception")
-        if isinstance(exc, ApplicationError | ActivityError | asyncio.CancelledError):
+        if isinstance(
+            exc, ApplicationError | ActivityError | WorkflowFailedError | asyncio.CancelledError
+        ):
             return  # an outcome nobody awaited, e.g. the loser of a race
         message = context.get("message", "unhandled error in workflow code")
         logging.getLogger("wfrun.workflow").warning("%s: %r", message, exc)

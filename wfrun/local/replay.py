@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..errors import NonDeterminismError, failure_type
+from ..errors import ContinueAsNewError, NonDeterminismError, failure_type
 from ..events import (
     COMMAND,
     TERMINAL,
@@ -30,22 +30,27 @@ from ..events import (
     ActivityScheduled,
     ActivityStarted,
     ActivityTimedOut,
+    ChildWorkflowCancelRequested,
+    ChildWorkflowStarted,
     Event,
     MarkerRecorded,
     StepEvent,
     TimerCanceled,
     TimerStarted,
     WorkflowCompleted,
+    WorkflowContinuedAsNew,
     WorkflowFailed,
     WorkflowTimedOut,
 )
 from ..payload import abbreviate, describe_call, encode, loads, raw
 from .commands import (
     CancelActivity,
+    CancelChild,
     CancelTimer,
     Command,
     RecordMarker,
     ScheduleActivity,
+    StartChild,
     StartTimer,
 )
 from .instance import WorkflowInstance
@@ -82,6 +87,8 @@ class RecordedRun:
         #: What reaches the workflow, in history order: outcomes of its steps, and messages.
         self.resolutions: list[Event] = []
         self.terminal: Event | None = None
+        #: Commands whose outcome reached the workflow (by seq).
+        self.resolved: set[int] = set()
         self._bookkeeping: dict[int, list[StepEvent]] = {}
         #: The last event that shows the workflow's progress (a command or an outcome).
         self.last_progress = 0
@@ -97,6 +104,7 @@ class RecordedRun:
                 self.last_progress = event.id
             elif event.resolves():
                 self.resolutions.append(event)
+                self.resolved.add(event.seq)
                 self.last_progress = event.id
             else:
                 self._bookkeeping.setdefault(event.seq, []).append(event)
@@ -131,7 +139,7 @@ class RecordedRun:
 
     def _check(self, commands: list[Command], found: Replay) -> None:
         for command in commands:
-            if isinstance(command, CancelActivity | CancelTimer):
+            if isinstance(command, CancelActivity | CancelTimer | CancelChild):
                 if command.seq in self.commands:
                     found.cancelled.add(command.seq)
                 else:
@@ -182,6 +190,15 @@ class RecordedRun:
                     f"a workflow returning {abbreviate(terminal.result)}",
                     f"a workflow returning {abbreviate(value)}",
                 )
+        elif isinstance(terminal, WorkflowContinuedAsNew):
+            wanted = f"a workflow continuing as new with {abbreviate(terminal.input)}"
+            if not isinstance(exc, ContinueAsNewError):
+                did = f"a failure: {failure_type(exc)}" if exc else f"a result {abbreviate(value)}"
+                raise self._mismatch(terminal, wanted, did)
+            if loads(exc.input) != terminal.input:
+                raise self._mismatch(
+                    terminal, wanted, f"continuing as new with {abbreviate(loads(exc.input))}"
+                )
         elif isinstance(terminal, WorkflowFailed):
             recorded_type = terminal.error.get("type")
             if exc is None:
@@ -221,9 +238,8 @@ class RecordedRun:
         return state
 
     def was_cancelled(self, seq: int) -> bool:
-        return any(
-            isinstance(e, ActivityCanceled | TimerCanceled) for e in self._bookkeeping.get(seq, [])
-        )
+        cancelled = ActivityCanceled | TimerCanceled | ChildWorkflowCancelRequested
+        return any(isinstance(e, cancelled) for e in self._bookkeeping.get(seq, []))
 
     # -- messages ----------------------------------------------------------------------------
 
@@ -267,5 +283,12 @@ def _same(command: Command, recorded: Event) -> bool:
             isinstance(recorded, MarkerRecorded)
             and recorded.name == command.name
             and recorded.value == command.value
+        )
+    if isinstance(command, StartChild):
+        return (
+            isinstance(recorded, ChildWorkflowStarted)
+            and recorded.workflow == command.definition.name
+            and recorded.run_id == command.run_id
+            and recorded.input == loads(command.input)
         )
     return False

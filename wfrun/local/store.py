@@ -21,13 +21,13 @@ import contextlib
 import errno
 import fcntl
 import os
-import re
 import secrets
 import stat
 import threading
 import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
+from functools import partial
 from pathlib import Path
 from typing import Any, Final, NoReturn, TypeVar
 
@@ -49,13 +49,12 @@ from ..events import (
     RunWaiting,
     WorkflowStarted,
     format_ts,
+    is_run_id,
     serialize,
 )
 from ..loader import fingerprint, target_file
 from ..runs import RunInfo, RunStatus
 from .history import History, parse_history, parse_line, parse_started
-
-_RUN_ID: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 
 E = TypeVar("E", bound=Event)
 
@@ -65,7 +64,7 @@ def validate_run_id(run_id: str) -> str:
 
     No path traversal, no hidden files, and nothing that looks like an option (``-x``).
     """
-    if not _RUN_ID.fullmatch(run_id) or ".." in run_id:
+    if not is_run_id(run_id):
         raise InvalidRunIdError(
             f"invalid run id {run_id!r}: use 1 to 128 of A-Z a-z 0-9 . _ -, starting with a "
             "letter, a digit or '_', and without '..'"
@@ -349,7 +348,7 @@ class RunStore:
         for name in self._file_names(warn):
             run_id = name.removesuffix(".jsonl")
             try:
-                infos.append(self._info(run_id))
+                infos.append(self.info(run_id))
             except HistoryCorruptError as exc:
                 infos.append(RunInfo(run_id, "?", RunStatus.DAMAGED, "", None, str(exc)))
             except (HistoryIOError, RunNotFoundError) as exc:
@@ -376,7 +375,8 @@ class RunStore:
             found.append(name)
         return found
 
-    def _info(self, run_id: str) -> RunInfo:
+    def info(self, run_id: str) -> RunInfo:
+        """A run's line of ``wfrun list``, read from its first and last events only."""
         path = self.path(run_id)
         fd = self._open(run_id, os.O_RDONLY)
         try:
@@ -385,19 +385,19 @@ class RunStore:
             os.close(fd)
         started = parse_started(path, first)
         final = parse_line(path, 0, last, checksummed=started.format >= CHECKSUMMED)
+        info = partial(
+            RunInfo, run_id, started.workflow, started=started.ts, ended=None, parent=started.parent
+        )
         if final.role == TERMINAL:
-            return RunInfo(run_id, started.workflow, RunStatus.after(final), started.ts, final.ts)
+            return info(RunStatus.after(final), ended=final.ts)
         status = self._unfinished(run_id, final)
         if isinstance(final, RunBlocked) and status is RunStatus.BLOCKED:
             now = fingerprint(target_file(started.target, started.cwd))
-            changed = now is not None and now != final.code
-            return RunInfo(run_id, started.workflow, status, started.ts, None, code_changed=changed)
+            return info(status, code_changed=now is not None and now != final.code)
         if not isinstance(final, RunWaiting) or status is not RunStatus.WAITING:
-            return RunInfo(run_id, started.workflow, status, started.ts, None)
+            return info(status)
         unread = self._inbox_size(run_id) > final.inbox
-        return RunInfo(
-            run_id, started.workflow, status, started.ts, None, due=final.until, messages=unread
-        )
+        return info(status, due=final.until, messages=unread)
 
     def _inbox_size(self, run_id: str) -> int:
         try:

@@ -1,0 +1,212 @@
+"""Child workflows: runs of their own, linked both ways, carried on by their parent."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import orjson
+import pytest
+
+import wfrun as workflows
+
+from conftest import (
+    attempts,
+    cli,
+    history,
+    kill_after_marker,
+    run_wfrun,
+    spawn_wfrun,
+    wait_for_marker,
+    wf,
+)
+
+FAMILY = wf("family")
+
+
+def types(home: Path, run_id: str) -> list[str]:
+    return [e["type"] for e in history(home, run_id)]
+
+
+def started(home: Path, run_id: str) -> dict:
+    return history(home, run_id)[0]
+
+
+def child_ids(home: Path, run_id: str) -> list[str]:
+    return [e["run_id"] for e in history(home, run_id) if e["type"] == "ChildWorkflowStarted"]
+
+
+def test_each_child_is_a_run_of_its_own_with_its_own_history(home: Path) -> None:
+    result = cli("start", f"{FAMILY}:FanOut", "--input", '{"items": ["a", "b"]}', "--run-id", "p")
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.stdout) == ["a packed", "b packed"]
+    assert child_ids(home, "p") == ["p-child-1", "p-child-2"]
+    for child, item in zip(child_ids(home, "p"), "ab", strict=True):
+        assert types(home, child)[-1] == "WorkflowCompleted"
+        assert started(home, child)["input"] == {"item": item}
+
+
+def test_parent_and_child_name_each_other(home: Path) -> None:
+    cli("start", f"{FAMILY}:FanOut", "--input", '{"items": ["a"]}', "--run-id", "p")
+    parent = orjson.loads(cli("show", "p", "--json").stdout)
+    child = orjson.loads(cli("show", "p-child-1", "--json").stdout)
+    assert parent["children"] == ["p-child-1"]
+    assert child["parent"] == "p"
+    assert "run p-child-1" in cli("history", "p").stdout
+    assert "child of p" in cli("history", "p-child-1").stdout
+    listed = {run["run_id"]: run for run in orjson.loads(cli("list", "--json").stdout)}
+    assert listed["p-child-1"]["parent"] == "p"
+
+
+def test_the_parent_records_the_child_start_and_end(home: Path) -> None:
+    cli("start", f"{FAMILY}:FanOut", "--input", '{"items": ["a"]}', "--run-id", "p")
+    events = history(home, "p")
+    assert [e["type"] for e in events[1:]] == [
+        "ChildWorkflowStarted",
+        "ChildWorkflowCompleted",
+        "WorkflowCompleted",
+    ]
+    assert (events[1]["workflow"], events[1]["run_id"]) == ("pack_item", "p-child-1")
+    assert (events[2]["run_id"], events[2]["result"]) == ("p-child-1", "a packed")
+
+
+def test_the_top_level_execute_workflow_in_workflow_code_starts_a_child(
+    home: Path, log: Path
+) -> None:
+    result = cli("start", f"{FAMILY}:TopLevelCall", "--arg", "item=vase", "--run-id", "t")
+    assert orjson.loads(result.stdout) == "vase packed (fragile)"
+    assert child_ids(home, "t") == ["t-child-1"]
+    assert started(home, "t-child-1")["input"] == {"item": "vase", "fragile": True}
+    assert attempts(log, "pack") == 1
+
+
+def test_an_execution_id_names_the_child_run(home: Path) -> None:
+    cli("start", f"{FAMILY}:NamedChild", "--arg", "item=x", "--run-id", "n")
+    assert child_ids(home, "n") == ["pack-x"]
+    assert started(home, "pack-x")["parent"] == "n"
+
+
+def test_a_childs_failure_reaches_the_parent_as_workflow_failed_error(home: Path) -> None:
+    result = cli("start", f"{FAMILY}:CarefulParent", "--arg", "item=piano", "--run-id", "c")
+    assert orjson.loads(result.stdout) == "child failed: piano does not fit"
+    [failed] = [e for e in history(home, "c") if e["type"] == "ChildWorkflowFailed"]
+    assert (failed["run_id"], failed["status"]) == ("c-child-1", "FAILED")
+
+
+def test_a_child_failure_nobody_catches_fails_the_parent(home: Path) -> None:
+    result = cli("start", f"{FAMILY}:FailingParent", "--arg", "item=piano", "--run-id", "f")
+    assert result.exit_code == 1
+    assert types(home, "f")[-1] == "WorkflowFailed"
+    assert "piano does not fit" in result.stderr
+
+
+def test_replay_of_a_parent_runs_and_writes_nothing(home: Path, log: Path) -> None:
+    cli("start", f"{FAMILY}:FanOut", "--input", '{"items": ["a", "b"]}', "--run-id", "p")
+    files = {path: path.read_bytes() for path in (home / "runs").iterdir()}
+    replayed = cli("replay", "p")
+    assert replayed.exit_code == 0, replayed.output
+    assert attempts(log, "pack") == 2
+    assert {path: path.read_bytes() for path in (home / "runs").iterdir()} == files
+
+
+def test_on_resume_a_finished_child_is_not_run_again_and_an_unfinished_one_goes_on(
+    home: Path, log: Path
+) -> None:
+    marker = home.parent / "held"
+    process = spawn_wfrun(
+        "start", f"{FAMILY}:SlowParent", "--arg", f"marker={marker}", "--run-id", "s"
+    )
+    kill_after_marker(process, log, "hold")  # the second child is in its activity
+    resumed = run_wfrun("resume", "s")
+    assert resumed.returncode == 0, resumed.stderr
+    assert orjson.loads(resumed.stdout) == "first packed, slow packed"
+    assert attempts(log, "pack") == 2  # "first" once (its child had ended), "slow" once
+    assert attempts(log, "hold") == 2  # the attempt the kill cut off ran again
+    assert child_ids(home, "s") == ["s-child-1", "s-child-2"]  # the same two children
+    assert types(home, "s-child-2").count("RunResumed") == 1
+
+
+def test_cancelling_the_parent_cancels_its_children(home: Path, log: Path) -> None:
+    marker = home.parent / "held"
+    process = spawn_wfrun(
+        "start", f"{FAMILY}:SlowParent", "--arg", f"marker={marker}", "--run-id", "s"
+    )
+    try:
+        wait_for_marker(process, log, "hold")  # the second child is in its activity
+        cancelled = run_wfrun("cancel", "s", "--reason", "customer left")
+        assert cancelled.returncode == 0, cancelled.stderr
+        assert process.wait(timeout=60) == 1
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+    assert types(home, "s")[-1] == "WorkflowCanceled"
+    assert types(home, "s-child-2")[-1] == "WorkflowCanceled"
+    assert "ChildWorkflowCancelRequested" in types(home, "s")
+    assert attempts(log, "undo") == 1  # the child cleaned up
+
+
+def test_a_waiting_child_makes_its_parent_wait(home: Path) -> None:
+    result = cli("start", f"{FAMILY}:ApproveParent", "--arg", "item=x", "--run-id", "a")
+    assert result.exit_code == 75, result.output
+    assert types(home, "a")[-1] == "RunWaiting"
+    assert types(home, "approve-x")[-1] == "RunWaiting"
+    assert "child run approve-x waits" in history(home, "a")[-1]["reason"]
+
+
+def test_a_signal_to_a_waiting_child_carries_child_and_parent_on(home: Path) -> None:
+    cli("start", f"{FAMILY}:ApproveParent", "--arg", "item=x", "--run-id", "a")
+    sent = cli("signal", "approve-x", "approve", '{"approver": "ada"}')
+    assert sent.exit_code == 0, sent.output
+    assert types(home, "approve-x")[-1] == "WorkflowCompleted"
+    assert types(home, "a")[-1] == "WorkflowCompleted"
+    assert history(home, "a")[-1]["result"] == "parent saw: x approved by ada"
+
+
+def test_resume_all_carries_a_child_on_through_its_parent(home: Path) -> None:
+    cli("start", f"{FAMILY}:ApproveParent", "--arg", "item=x", "--run-id", "a")
+    cli("signal", "approve-x", "approve", '{"approver": "ada"}', "--no-resume")
+    resumed = run_wfrun("resume", "--all", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert [report["run_id"] for report in orjson.loads(resumed.stdout)] == ["a"]
+    assert types(home, "a")[-1] == "WorkflowCompleted"
+
+
+def test_a_child_that_ends_on_its_own_wakes_its_parent(home: Path) -> None:
+    cli("start", f"{FAMILY}:ApproveParent", "--arg", "item=x", "--run-id", "a")
+    cli("signal", "approve-x", "approve", '{"approver": "ada"}', "--no-resume")
+    alone = cli("resume", "approve-x")
+    assert alone.exit_code == 0, alone.output
+    listed = {run["run_id"]: run for run in orjson.loads(cli("list", "--json").stdout)}
+    assert listed["a"]["messages"] is True
+    assert [r["run_id"] for r in orjson.loads(run_wfrun("resume", "--all", "--json").stdout)] == [
+        "a"
+    ]
+    assert history(home, "a")[-1]["result"] == "parent saw: x approved by ada"
+
+
+def test_a_bad_execution_id_fails_the_call_and_records_nothing(home: Path) -> None:
+    result = cli("start", f"{FAMILY}:BadChildId", "--run-id", "b")
+    assert result.exit_code == 0, result.output
+    assert "no valid run id" in orjson.loads(result.stdout)
+    assert "ChildWorkflowStarted" not in types(home, "b")
+
+
+def test_children_from_python_run_in_the_same_process(home: Path) -> None:
+    from flows.family import FanOut
+
+    result = asyncio.run(
+        workflows.execute_workflow(FanOut, {"items": ["x", "y"]}, execution_id="q")
+    )
+    assert result == ["x packed", "y packed"]
+    assert child_ids(home, "q") == ["q-child-1", "q-child-2"]
+
+
+def test_a_parent_whose_code_asks_for_another_child_does_not_replay(home: Path) -> None:
+    from wfrun.testing import replay
+
+    from flows.family import FanOutOther
+
+    cli("start", f"{FAMILY}:FanOut", "--input", '{"items": ["a"]}', "--run-id", "p")
+    with pytest.raises(workflows.NonDeterminismError, match="child workflow 'pack_item'"):
+        replay(home / "runs" / "p.jsonl", FanOutOther)
