@@ -156,7 +156,8 @@ class ActivityError(WfrunError):
         activity: the activity's name.
         activity_id: its position among the run's commands (stable across resumes).
         attempts: how many attempts ran.
-        retry_state: why it stopped: ``"MAXIMUM_ATTEMPTS_REACHED"``, ``"NON_RETRYABLE_FAILURE"``.
+        retry_state: why it stopped: ``"MAXIMUM_ATTEMPTS_REACHED"``, ``"NON_RETRYABLE_FAILURE"``,
+            or ``"TIMEOUT"`` (its ``schedule_to_close_timeout`` ran out).
     """
 
     def __init__(

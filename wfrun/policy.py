@@ -99,6 +99,9 @@ class ActivityOptions:
     start_to_close_timeout: timedelta = timedelta(minutes=5)
     #: With heartbeats: an attempt silent for longer than this fails.
     heartbeat_timeout: timedelta | None = None
+    #: The whole call's limit, every attempt and retry delay included, counted from its
+    #: scheduling (across resumes); None: only the retry policy bounds it.
+    schedule_to_close_timeout: timedelta | None = None
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     #: This activity's payload limit in bytes; None: the run's limit.
     max_payload: int | None = None
@@ -108,9 +111,14 @@ class ActivityOptions:
             raise DefinitionError(
                 f"activity {self.name!r}: start_to_close_timeout must be positive"
             )
-        if self.heartbeat_timeout is not None and self.heartbeat_timeout <= timedelta(0):
-            raise DefinitionError(f"activity {self.name!r}: heartbeat_timeout must be positive")
-        if max(self.start_to_close_timeout, self.heartbeat_timeout or timedelta(0)) > _LONGEST:
+        for option, value in (
+            ("heartbeat_timeout", self.heartbeat_timeout),
+            ("schedule_to_close_timeout", self.schedule_to_close_timeout),
+        ):
+            if value is not None and value <= timedelta(0):
+                raise DefinitionError(f"activity {self.name!r}: {option} must be positive")
+        given = (self.heartbeat_timeout, self.schedule_to_close_timeout)
+        if max([self.start_to_close_timeout, *(t for t in given if t is not None)]) > _LONGEST:
             raise DefinitionError(
                 f"activity {self.name!r}: a timeout cannot be longer than {_LONGEST_TEXT}"
             )

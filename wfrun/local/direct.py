@@ -50,6 +50,7 @@ class DirectRuntime:
             start_to_close_timeout=options.start_to_close_timeout,
             heartbeat_timeout=options.heartbeat_timeout,
         )
+        timeout = options.schedule_to_close_timeout
         _, outcome = await attempt_until_final(
             definition,
             values,
@@ -57,6 +58,7 @@ class DirectRuntime:
             max_payload=limit,
             heartbeats=Heartbeats(),
             clock=self._clock,
+            deadline=self._clock.now() + timeout if timeout is not None else None,
         )
         if not outcome.ok:
             assert outcome.exception is not None

@@ -414,13 +414,16 @@ class WorkflowInstance:
         cause = failure.rebuild()
         policy = command.definition.options.retry_policy
         exhausted = not policy.attempts_left(event.attempt) and not failure.non_retryable
+        retry_state = "MAXIMUM_ATTEMPTS_REACHED" if exhausted else "NON_RETRYABLE_FAILURE"
+        if isinstance(event, ActivityTimedOut) and event.timeout == "schedule_to_close":
+            retry_state = "TIMEOUT"  # Temporal's name: the call's own time ran out
         error = ActivityError(
             f"activity {command.definition.name!r} failed after {event.attempt} "
             f"attempt{'s' if event.attempt != 1 else ''}: {failure.describe()}",
             activity=command.definition.name,
             activity_id=command.seq,
             attempts=event.attempt,
-            retry_state="MAXIMUM_ATTEMPTS_REACHED" if exhausted else "NON_RETRYABLE_FAILURE",
+            retry_state=retry_state,
         )
         error.__cause__ = cause
         future.set_exception(error)
