@@ -24,6 +24,8 @@ def test_the_public_api_is_exactly_this() -> None:
             "DefinitionError",
             "DeterminismWarning",
             "EncodingError",
+            "ExtraItemParams",
+            "GetItemFromIndexParams",
             "HistoryCorruptError",
             "HistoryIOError",
             "InputError",
@@ -44,6 +46,7 @@ def test_the_public_api_is_exactly_this() -> None:
             "activity_heartbeat",
             "activity_info",
             "cancel_workflow",
+            "execute_activities_in_parallel",
             "execute_workflow",
             "query_workflow",
             "resume_workflow",
@@ -74,6 +77,7 @@ def test_the_workflow_namespace_offers_mistral_s_helpers() -> None:
         "query",
         "update",
         "get_execution_id",
+        "execute_activities_in_parallel",
     ):
         assert callable(getattr(workflows.workflow, name)) or name == "logger", name
     assert callable(workflows.workflow.unsafe.imports_passed_through)

@@ -22,6 +22,8 @@ PACKAGE = Path(wfrun.__file__).parent
 #: The public API and the backend-neutral values it is built on.
 NEUTRAL = {
     "wfrun.activity",
+    "wfrun.concurrency",
+    "wfrun.concurrency_types",
     "wfrun.workflow",
     "wfrun.definitions",
     "wfrun.runtime",

@@ -11,7 +11,7 @@ import pytest
 
 import wfrun as workflows
 from wfrun.definitions import activity_definition_of
-from wfrun.testing import FakeClock
+from wfrun.testing import FakeClock, replay
 
 from conftest import attempts, backdate, cut_history, history
 
@@ -140,3 +140,85 @@ async def _direct_with_fake_clock(fn: Any) -> Any:
         return await fn()
     finally:
         use_direct_runtime(DirectRuntime())
+
+
+# -- execute_activities_in_parallel ------------------------------------------------------------
+
+
+def fan_out(pattern: str, run_id: str = "p", **params: Any) -> Any:
+    from flows.compat import FanOutWorkflow
+
+    return asyncio.run(
+        workflows.execute_workflow(
+            FanOutWorkflow, {"pattern": pattern, **params}, execution_id=run_id
+        )
+    )
+
+
+ENDS = ("ActivityCompleted", "ActivityFailed", "ActivityTimedOut", "ActivityCanceled")
+
+
+def in_flight(events: list[dict]) -> list[int]:
+    """How many activity calls were in flight after each event."""
+    counts, open_calls = [], set()
+    for event in events:
+        if event["type"] == "ActivityScheduled":
+            open_calls.add(event["seq"])
+        elif event["type"] in ENDS and event.get("retry_in") is None:
+            open_calls.discard(event["seq"])
+        counts.append(len(open_calls))
+    return counts
+
+
+def test_execute_activities_in_parallel_runs_every_item_at_once_in_the_items_order(
+    home: Path,
+) -> None:
+    assert fan_out("models") == ["DOC 0", "DOC 1", "DOC 2", "DOC 3", "DOC 4"]
+    assert max(in_flight(history(home, "p"))) == 5
+    events = history(home, "p")
+    scheduled = [e["input"]["doc"]["doc_id"] for e in events if e["type"] == "ActivityScheduled"]
+    assert scheduled == [0, 1, 2, 3, 4]
+
+
+def test_execute_activities_in_parallel_takes_dicts_of_arguments_by_name() -> None:
+    assert fan_out("dicts") == ["a:1", "b:2"]
+
+
+def test_execute_activities_in_parallel_keeps_at_most_the_limit_in_flight(home: Path) -> None:
+    assert fan_out("models", limit=2) == ["DOC 0", "DOC 1", "DOC 2", "DOC 3", "DOC 4"]
+    assert max(in_flight(history(home, "p"))) == 2
+
+
+def test_execute_activities_in_parallel_follows_a_chain_until_it_ends() -> None:
+    assert fan_out("chain") == ["PAGE 0", "PAGE 1", "PAGE 2"]
+
+
+def test_execute_activities_in_parallel_fetches_items_by_index_with_extra_params() -> None:
+    assert fan_out("offset") == ["P 0", "P 1", "P 2"]
+
+
+def test_execute_activities_in_parallel_replays_without_running_a_call_again(
+    home: Path, log: Path
+) -> None:
+    fan_out("models", limit=2)
+    path = home / "runs" / "p.jsonl"
+    replay(path, _fan_out_workflow())  # today's code asks for the recorded calls, in order
+    cut_history("p", len(history(home, "p")) - 1)  # every call done, the end not recorded
+    assert asyncio.run(workflows.resume_workflow("p")) == [f"DOC {i}" for i in range(5)]
+    assert [attempts(log, f"shout{i}") for i in range(5)] == [1, 1, 1, 1, 1]
+
+
+def test_execute_activities_in_parallel_raises_the_first_failure_itself() -> None:
+    assert fan_out("failing") == ["ActivityError: no doc 2"]
+
+
+def test_execute_activities_in_parallel_refuses_a_function_that_is_no_activity() -> None:
+    with pytest.raises(workflows.WorkflowFailedError) as failed:
+        fan_out("plain")
+    assert "must be an activity" in str(failed.value.__cause__)
+
+
+def _fan_out_workflow() -> type:
+    from flows.compat import FanOutWorkflow
+
+    return FanOutWorkflow

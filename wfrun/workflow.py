@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 from uuid import UUID
 
+from .concurrency import execute_activities_in_parallel
 from .definitions import WorkflowDefinition
 from .errors import DefinitionError
 from .events import LIMIT
@@ -38,6 +39,7 @@ __all__ = [
     "as_completed",
     "define",
     "entrypoint",
+    "execute_activities_in_parallel",
     "get_execution_id",
     "info",
     "logger",
