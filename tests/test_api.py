@@ -31,6 +31,7 @@ def test_the_public_api_is_exactly_this() -> None:
             "InputError",
             "NonDeterminismError",
             "PayloadTooLargeError",
+            "RateLimit",
             "RetryPolicy",
             "RunLockedError",
             "RunNotFoundError",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -222,3 +223,60 @@ def _fan_out_workflow() -> type:
     from flows.compat import FanOutWorkflow
 
     return FanOutWorkflow
+
+
+# -- Mistral's options that only a cluster uses ------------------------------------------------
+
+
+def test_rate_limit_takes_mistral_s_class_with_a_note() -> None:
+    from flows.compat import unlimited
+
+    limit = workflows.RateLimit(time_window_in_sec=1, max_execution=100, key="mistral_api")
+    with pytest.warns(workflows.errors.ClusterOnlyWarning, match="rate_limit only matters"):
+        workflows.activity(rate_limit=limit, name="limited")(unlimited.__wrapped__)
+    assert workflows.RateLimit(time_window_in_sec=1, max_calls=100).max_execution == 100
+
+
+def test_a_rate_limit_outside_mistral_s_bounds_is_a_definition_error() -> None:
+    with pytest.raises(workflows.DefinitionError, match="time_window_in_sec must be from 1 to"):
+        workflows.RateLimit(time_window_in_sec=0, max_execution=10)
+    with pytest.raises(workflows.DefinitionError, match="needs max_execution"):
+        workflows.RateLimit(time_window_in_sec=1)
+
+
+def test_enforce_determinism_false_turns_the_determinism_warnings_off() -> None:
+    from wfrun.local import guard
+
+    from flows.compat import UnguardedWorkflow
+
+    guard._reported.clear()  # a line is reported once per process
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", workflows.DeterminismWarning)
+        assert asyncio.run(workflows.execute_workflow(UnguardedWorkflow)) is True
+
+
+def test_schedules_are_accepted_with_a_note_to_use_cron() -> None:
+    class Report:
+        @workflows.workflow.entrypoint
+        async def run(self, report_type: str = "daily") -> str:
+            return report_type
+
+    schedule = {"input": {"report_type": "daily"}, "cron_expressions": ["0 0 * * *"]}
+    with pytest.warns(workflows.errors.ClusterOnlyWarning, match="from cron") as caught:
+        workflows.workflow.define(name="report", schedules=[schedule])(Report)
+    [note] = caught
+    assert "wfrun start" in str(note.message)
+    assert note.filename == __file__  # it points at the decorated class
+
+
+def test_signal_query_and_update_take_mistral_s_description() -> None:
+    from wfrun.definitions import require_workflow_definition
+
+    from flows.compat import DescribedHandlersWorkflow
+
+    definition = require_workflow_definition(DescribedHandlersWorkflow)
+    assert sorted(definition.handlers) == [
+        ("query", "status"),
+        ("signal", "approve"),
+        ("update", "reset"),
+    ]

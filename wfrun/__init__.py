@@ -53,7 +53,7 @@ from .execute import (
     update_workflow,
 )
 from .local import DirectRuntime
-from .policy import RetryPolicy
+from .policy import RateLimit, RetryPolicy
 from .runs import SignalSent
 from .runtime import ActivityInfo, WorkflowInfo, use_direct_runtime
 
@@ -87,6 +87,7 @@ __all__ = [
     "InputError",
     "NonDeterminismError",
     "PayloadTooLargeError",
+    "RateLimit",
     "RetryPolicy",
     "RunLockedError",
     "RunNotFoundError",

@@ -17,7 +17,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from .definitions import ActivityDefinition
 from .errors import ClusterOnlyWarning, DefinitionError
-from .policy import ActivityOptions, RetryPolicy
+from .policy import ActivityOptions, RateLimit, RetryPolicy
 from .runtime import ActivityInfo, activity_runtime, require_activity
 
 P = ParamSpec("P")
@@ -48,7 +48,7 @@ def activity(
     schedule_to_close_timeout: timedelta | float | None = ...,
     max_payload: int | None = ...,
     display_name: str | None = ...,
-    rate_limit: Any = ...,
+    rate_limit: RateLimit | None = ...,
     sticky_to_worker: bool | None = ...,
 ) -> _Decorator: ...
 
@@ -68,7 +68,7 @@ def activity(
     schedule_to_close_timeout: timedelta | float | None = None,
     max_payload: int | None = None,
     display_name: str | None = None,
-    rate_limit: Any = None,
+    rate_limit: RateLimit | None = None,
     sticky_to_worker: bool | None = None,
 ) -> Any:
     """Declare an activity: a module-level function a workflow calls to act on the world.
@@ -103,8 +103,8 @@ def activity(
             or when the next retry would start past it, the call fails with a timeout.
         max_payload: this activity's limit on encoded input and output, in bytes.
         display_name: Mistral's label for logs and dashboards; accepted, not used here.
-        rate_limit: Mistral's limit on calls across workers; accepted, with a note, as it
-            only matters on a cluster.
+        rate_limit: Mistral's limit on calls across workers (a `RateLimit`); accepted, with a
+            note, as it only matters on a cluster.
         sticky_to_worker: likewise (one process runs everything here).
     """
 

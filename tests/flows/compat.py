@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from pydantic import BaseModel
 
@@ -191,3 +192,41 @@ class FanOutWorkflow:
             except workflows.ActivityError as error:
                 return [f"{type(error).__name__}: {error.cause}"]
         return await parallel(not_an_activity, items=docs)  # type: ignore[arg-type]
+
+
+# -- options of Mistral's that have no local effect ---------------------------------------------
+
+
+@workflows.workflow.define(enforce_determinism=False)
+class UnguardedWorkflow:
+    """Reads the wall clock: fine for a workflow that opted out of the determinism checks."""
+
+    @workflows.workflow.entrypoint
+    async def run(self) -> bool:
+        return time.time() > 0
+
+
+@workflows.workflow.define
+class DescribedHandlersWorkflow:
+    """Signal, query and update handlers labelled as Mistral's console shows them."""
+
+    def __init__(self) -> None:
+        self.approved = False
+
+    @workflows.workflow.signal(name="approve", description="Approve the request")
+    async def approve(self) -> None:
+        self.approved = True
+
+    @workflows.workflow.query(name="status", description="Whether it was approved")
+    def status(self) -> bool:
+        return self.approved
+
+    @workflows.workflow.update(name="reset", description="Start over")
+    def reset(self) -> bool:
+        self.approved = False
+        return True
+
+    @workflows.workflow.entrypoint
+    async def run(self) -> bool:
+        await workflows.workflow.wait_condition(lambda: self.approved)
+        return self.approved
