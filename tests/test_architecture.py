@@ -135,6 +135,7 @@ EXAMPLES: list[errors.WfrunError] = [
     ),
     errors.WorkflowFailedError("run failed", run_id="r1"),
     errors.NonDeterminismError("differs", run_id="r1", event_id=4, recorded="a", requested="b"),
+    errors.NotAwaitedError("not awaited", activity="fetch", where="app.py:12"),
     errors.RunNotFoundError("no run"),
     errors.RunLockedError("locked"),
     errors.HistoryCorruptError("damaged", path="/tmp/r1.jsonl", line=3),

@@ -8,13 +8,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from typer.testing import Result
 
 import wfrun as workflows
 from wfrun.definitions import activity_definition_of
 from wfrun.testing import FakeClock, replay
 
-from conftest import attempts, backdate, cut_history, history
+from conftest import attempts, backdate, cli, cut_history, history, write_module
 
 
 def test_retry_policy_max_attempts_none_means_no_limit() -> None:
@@ -280,3 +282,83 @@ def test_signal_query_and_update_take_mistral_s_description() -> None:
         ("signal", "approve"),
         ("update", "reset"),
     ]
+
+
+# -- a forgotten await -------------------------------------------------------------------------
+
+FORGETFUL = """
+    import os
+
+    import wfrun as workflows
+
+
+    @workflows.activity
+    async def record(name: str) -> str:
+        with open(os.path.join(os.environ["WFRUN_TEST_LOG"], name + ".log"), "a") as log:
+            log.write("x\\n")
+        return name
+
+
+    @workflows.workflow.define(name="forgetful")
+    class Forgetful:
+        @workflows.workflow.entrypoint
+        async def run(self) -> list[str]:
+            first = await record("first")
+            {CALL}
+            last = await record("last")
+            return [first, last]
+"""
+
+
+def start_forgetful(isolated: Path, call: str) -> tuple[Path, Result]:
+    module = write_module(isolated / "app.py", FORGETFUL.replace("{CALL}", call))
+    return module, cli("start", f"{module}:Forgetful", "--run-id", "f")
+
+
+def line_of(module: Path, text: str) -> int:
+    return next(n for n, line in enumerate(module.read_text().splitlines(), 1) if text in line)
+
+
+def test_a_forgotten_await_blocks_the_run_naming_the_activity_and_its_line(
+    isolated: Path, home: Path, log: Path
+) -> None:
+    module, result = start_forgetful(isolated, 'record("forgotten")')
+    assert result.exit_code == 3, result.output
+    where = f"{module}:{line_of(module, 'record(' + chr(34) + 'forgotten')}"
+    assert f"activity 'record' was called at {where} but never awaited: add `await`" in " ".join(
+        result.stderr.split()
+    )
+    assert history(home, "f")[-1]["type"] == "RunBlocked"
+    scheduled = [e["input"] for e in history(home, "f") if e["type"] == "ActivityScheduled"]
+    assert scheduled == [{"name": "first"}]  # nothing of the step that lost the call
+    assert (attempts(log, "forgotten"), attempts(log, "last")) == (0, 0)
+
+
+def test_once_the_await_is_added_resume_replays_and_carries_on(isolated: Path, log: Path) -> None:
+    module, blocked = start_forgetful(isolated, 'record("forgotten")')
+    assert blocked.exit_code == 3, blocked.output
+    write_module(module, FORGETFUL.replace("{CALL}", 'await record("forgotten")'))
+    resumed = cli("resume", "f")
+    assert resumed.exit_code == 0, resumed.output
+    assert orjson.loads(resumed.stdout) == ["first", "last"]
+    assert [attempts(log, n) for n in ("first", "forgotten", "last")] == [1, 1, 1]
+
+
+def test_a_call_kept_in_a_variable_and_never_awaited_is_caught_when_the_workflow_ends(
+    isolated: Path,
+) -> None:
+    module, result = start_forgetful(isolated, 'kept = record("kept")')
+    assert result.exit_code == 3, result.output
+    where = f"{module}:{line_of(module, 'kept = record')}"
+    assert f"called at {where} but never awaited" in " ".join(result.stderr.split())
+    write_module(module, FORGETFUL.replace("{CALL}", 'kept = await record("kept")'))
+    resumed = cli("resume", "f")
+    assert resumed.exit_code == 0, resumed.output  # what was recorded replays as it was
+    assert orjson.loads(resumed.stdout) == ["first", "last"]
+
+
+def test_a_forgotten_await_outside_a_workflow_is_python_s_warning_naming_the_activity() -> None:
+    from flows.compat import unlimited
+
+    with pytest.warns(RuntimeWarning, match="coroutine 'unlimited' was never awaited"):
+        unlimited()  # in CPython the coroutine is collected, and the warning given, right here

@@ -14,6 +14,7 @@
     ├── ActivityError                 1   an activity failed for good (`__cause__`: last failure)
     ├── WorkflowFailedError           1   `execute_workflow` of a run that ended FAILED or TIMED_OUT
     ├── NonDeterminismError           3   today's code disagrees with the recorded history
+    ├── NotAwaitedError               3   workflow code called an activity, never awaited it
     ├── RunNotFoundError              4   no history for that run id
     ├── RunLockedError                5   another live process holds the run
     ├── HistoryCorruptError           6   the history file is damaged; nothing was changed
@@ -207,6 +208,25 @@ class NonDeterminismError(WfrunError):
         self.event_id = event_id
         self.recorded = recorded
         self.requested = requested
+
+
+class NotAwaitedError(WfrunError):
+    """Workflow code called an activity and never awaited the call (a forgotten ``await``).
+
+    Never a silently dropped step: the run stops BLOCKED with this error, nothing of the step
+    that lost the call is recorded, and once ``await`` is added ``resume`` carries on.
+
+    Attributes:
+        activity: the activity's name.
+        where: the file and line of the call.
+    """
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, activity: str, where: str) -> None:
+        super().__init__(message)
+        self.activity = activity
+        self.where = where
 
 
 class RunNotFoundError(WfrunError):
