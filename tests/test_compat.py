@@ -16,7 +16,7 @@ import wfrun as workflows
 from wfrun.definitions import activity_definition_of
 from wfrun.testing import FakeClock, replay
 
-from conftest import attempts, backdate, cli, cut_history, history, write_module
+from conftest import attempts, backdate, cli, cut_history, history, wf, write_module
 
 
 def test_retry_policy_max_attempts_none_means_no_limit() -> None:
@@ -362,3 +362,57 @@ def test_a_forgotten_await_outside_a_workflow_is_python_s_warning_naming_the_act
 
     with pytest.warns(RuntimeWarning, match="coroutine 'unlimited' was never awaited"):
         unlimited()  # in CPython the coroutine is collected, and the warning given, right here
+
+
+# -- Mistral's starter examples, through `wfrun start` ---------------------------------------
+
+
+def starter(name: str) -> str:
+    return f"{wf('mistral_starters')}:{name}"
+
+
+def test_mistral_s_quickstart_hello_workflow_runs_with_its_defaults_and_with_a_name() -> None:
+    hello = starter("HelloWorkflow")
+    assert orjson.loads(cli("start", hello).stdout) == "Hello, World! Welcome to Mistral Workflows."
+    named = cli("start", hello, "--arg", "name=Ada")
+    assert orjson.loads(named.stdout) == "Hello, Ada! Welcome to Mistral Workflows."
+
+
+def test_mistral_s_first_workflow_with_its_worker_main_runs() -> None:
+    result = cli("start", starter("simple_example_workflow"), "--arg", "name=Ada")
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.stdout) == {"message": "Hello, Ada!"}
+
+
+def test_mistral_s_approval_flow_waits_for_its_signal() -> None:
+    waiting = cli("start", starter("ApprovalWorkflow"), "--arg", "request_id=r1", "--run-id", "a")
+    assert waiting.exit_code == 75, waiting.output  # a 24 h wait: the process lets it go
+    approved = cli("signal", "a", "approve")
+    assert approved.exit_code == 0, approved.output
+    assert orjson.loads(approved.stdout) == "Request r1 approved"
+
+
+def test_mistral_s_retry_example_retries_the_failing_call(log: Path) -> None:
+    params = '{"url": "https://api.example.com/orders", "payload": {"id": 7}}'
+    result = cli("start", starter("ExternalApiWorkflow"), "--input", params)
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.stdout) == {"status": 200, "body": {"received": {"id": 7}}}
+    assert attempts(log, "external_api") == 2
+
+
+def test_mistral_s_asyncio_gather_example_runs() -> None:
+    items = '{"items": ["alpha", "beta", "gamma", "delta"]}'
+    result = cli("start", starter("ConcurrencyWorkflow"), "--input", items)
+    assert result.exit_code == 0, result.output
+    assert [r["result"] for r in orjson.loads(result.stdout)] == [
+        "processed:alpha",
+        "processed:beta",
+        "processed:gamma",
+        "processed:delta",
+    ]
+
+
+def test_mistral_s_list_executor_example_runs() -> None:
+    result = cli("start", starter("ListExecutorPrimitiveExample"))
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.stdout) == [f"processed_item_{i}_{i}" for i in range(10)]
