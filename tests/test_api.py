@@ -24,12 +24,15 @@ def test_the_public_api_is_exactly_this() -> None:
             "DefinitionError",
             "DeterminismWarning",
             "EncodingError",
+            "ExtraItemParams",
+            "GetItemFromIndexParams",
             "HistoryCorruptError",
             "HistoryIOError",
             "InputError",
             "InteractiveWorkflow",
             "NonDeterminismError",
             "PayloadTooLargeError",
+            "RateLimit",
             "RetryPolicy",
             "RunLockedError",
             "RunNotFoundError",
@@ -45,6 +48,7 @@ def test_the_public_api_is_exactly_this() -> None:
             "activity_heartbeat",
             "activity_info",
             "cancel_workflow",
+            "execute_activities_in_parallel",
             "execute_workflow",
             "query_workflow",
             "resume_workflow",
@@ -75,6 +79,7 @@ def test_the_workflow_namespace_offers_mistral_s_helpers() -> None:
         "query",
         "update",
         "get_execution_id",
+        "execute_activities_in_parallel",
     ):
         assert callable(getattr(workflows.workflow, name)) or name == "logger", name
     assert callable(workflows.workflow.unsafe.imports_passed_through)

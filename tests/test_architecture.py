@@ -22,6 +22,8 @@ PACKAGE = Path(wfrun.__file__).parent
 #: The public API and the backend-neutral values it is built on.
 NEUTRAL = {
     "wfrun.activity",
+    "wfrun.concurrency",
+    "wfrun.concurrency_types",
     "wfrun.workflow",
     "wfrun.definitions",
     "wfrun.runtime",
@@ -133,6 +135,7 @@ EXAMPLES: list[errors.WfrunError] = [
     ),
     errors.WorkflowFailedError("run failed", run_id="r1"),
     errors.NonDeterminismError("differs", run_id="r1", event_id=4, recorded="a", requested="b"),
+    errors.NotAwaitedError("not awaited", activity="fetch", where="app.py:12"),
     errors.RunNotFoundError("no run"),
     errors.RunLockedError("locked"),
     errors.HistoryCorruptError("damaged", path="/tmp/r1.jsonl", line=3),

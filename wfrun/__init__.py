@@ -19,9 +19,12 @@ run is appended to a history file; ``wfrun resume <run-id>`` continues after any
 completed activity runs again.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from . import workflow
 from ._version import __version__
 from .activity import activity, activity_heartbeat, activity_info
+from .concurrency import execute_activities_in_parallel
 from .errors import (
     ActivityError,
     ApplicationError,
@@ -50,13 +53,26 @@ from .execute import (
     update_workflow,
 )
 from .local import DirectRuntime
-from .policy import RetryPolicy
+from .policy import RateLimit, RetryPolicy
 from .runs import SignalSent
 from .runtime import ActivityInfo, WorkflowInfo, use_direct_runtime
 from .workflow import InteractiveWorkflow
 
+if TYPE_CHECKING:
+    from .concurrency_types import ExtraItemParams, GetItemFromIndexParams
+
 # An activity called outside any workflow runs here: its retry policy, no history.
 use_direct_runtime(DirectRuntime())
+
+
+def __getattr__(name: str) -> Any:
+    # pydantic models, loaded on first use: `import wfrun` stays light for the command line.
+    if name in ("ExtraItemParams", "GetItemFromIndexParams"):
+        from . import concurrency_types
+
+        return getattr(concurrency_types, name)
+    raise AttributeError(f"module 'wfrun' has no attribute {name!r}")
+
 
 __all__ = [
     "ActivityError",
@@ -65,12 +81,15 @@ __all__ = [
     "DefinitionError",
     "DeterminismWarning",
     "EncodingError",
+    "ExtraItemParams",
+    "GetItemFromIndexParams",
     "HistoryCorruptError",
     "HistoryIOError",
     "InputError",
     "InteractiveWorkflow",
     "NonDeterminismError",
     "PayloadTooLargeError",
+    "RateLimit",
     "RetryPolicy",
     "RunLockedError",
     "RunNotFoundError",
@@ -86,6 +105,7 @@ __all__ = [
     "activity_heartbeat",
     "activity_info",
     "cancel_workflow",
+    "execute_activities_in_parallel",
     "execute_workflow",
     "query_workflow",
     "resume_workflow",

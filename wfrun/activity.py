@@ -17,7 +17,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from .definitions import ActivityDefinition
 from .errors import ClusterOnlyWarning, DefinitionError
-from .policy import ActivityOptions, RetryPolicy
+from .policy import ActivityOptions, RateLimit, RetryPolicy
 from .runtime import ActivityInfo, activity_runtime, require_activity
 
 P = ParamSpec("P")
@@ -45,8 +45,10 @@ def activity(
     retry_policy_max_interval: timedelta | float = ...,
     retry_policy_non_retryable_errors: tuple[str, ...] | list[str] = ...,
     heartbeat_timeout: timedelta | float | None = ...,
+    schedule_to_close_timeout: timedelta | float | None = ...,
     max_payload: int | None = ...,
-    rate_limit: Any = ...,
+    display_name: str | None = ...,
+    rate_limit: RateLimit | None = ...,
     sticky_to_worker: bool | None = ...,
 ) -> _Decorator: ...
 
@@ -63,8 +65,10 @@ def activity(
     retry_policy_max_interval: timedelta | float = timedelta(seconds=100),
     retry_policy_non_retryable_errors: tuple[str, ...] | list[str] = (),
     heartbeat_timeout: timedelta | float | None = None,
+    schedule_to_close_timeout: timedelta | float | None = None,
     max_payload: int | None = None,
-    rate_limit: Any = None,
+    display_name: str | None = None,
+    rate_limit: RateLimit | None = None,
     sticky_to_worker: bool | None = None,
 ) -> Any:
     """Declare an activity: a module-level function a workflow calls to act on the world.
@@ -94,9 +98,13 @@ def activity(
         retry_policy_max_interval: the longest delay between attempts.
         retry_policy_non_retryable_errors: exception class names that fail the call at once.
         heartbeat_timeout: with `activity_heartbeat`, the longest silence of an attempt.
+        schedule_to_close_timeout: the whole call's limit, all attempts and retry delays
+            included, counted from when the workflow called it (resumes included); past it,
+            or when the next retry would start past it, the call fails with a timeout.
         max_payload: this activity's limit on encoded input and output, in bytes.
-        rate_limit: Mistral's limit on calls across workers; accepted, with a note, as it
-            only matters on a cluster.
+        display_name: Mistral's label for logs and dashboards; accepted, not used here.
+        rate_limit: Mistral's limit on calls across workers (a `RateLimit`); accepted, with a
+            note, as it only matters on a cluster.
         sticky_to_worker: likewise (one process runs everything here).
     """
 
@@ -110,6 +118,9 @@ def activity(
             name=name or target.__name__,
             start_to_close_timeout=_duration(start_to_close_timeout),
             heartbeat_timeout=_duration(heartbeat_timeout) if heartbeat_timeout else None,
+            schedule_to_close_timeout=_duration(schedule_to_close_timeout)
+            if schedule_to_close_timeout is not None
+            else None,
             retry_policy=RetryPolicy(
                 initial_interval=_duration(retry_policy_initial_interval),
                 backoff_coefficient=retry_policy_backoff_coefficient,

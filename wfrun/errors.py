@@ -15,6 +15,7 @@
     ├── WorkflowFailedError           1   `execute_workflow` of a run (or a child run, inside a
     │                                     workflow) that ended FAILED, TIMED_OUT or CANCELED
     ├── NonDeterminismError           3   today's code disagrees with the recorded history
+    ├── NotAwaitedError               3   workflow code called an activity, never awaited it
     ├── RunNotFoundError              4   no history for that run id
     ├── RunLockedError                5   another live process holds the run
     ├── HistoryCorruptError           6   the history file is damaged; nothing was changed
@@ -157,7 +158,8 @@ class ActivityError(WfrunError):
         activity: the activity's name.
         activity_id: its position among the run's commands (stable across resumes).
         attempts: how many attempts ran.
-        retry_state: why it stopped: ``"MAXIMUM_ATTEMPTS_REACHED"``, ``"NON_RETRYABLE_FAILURE"``.
+        retry_state: why it stopped: ``"MAXIMUM_ATTEMPTS_REACHED"``, ``"NON_RETRYABLE_FAILURE"``,
+            or ``"TIMEOUT"`` (its ``schedule_to_close_timeout`` ran out).
     """
 
     def __init__(
@@ -207,6 +209,25 @@ class NonDeterminismError(WfrunError):
         self.event_id = event_id
         self.recorded = recorded
         self.requested = requested
+
+
+class NotAwaitedError(WfrunError):
+    """Workflow code called an activity and never awaited the call (a forgotten ``await``).
+
+    Never a silently dropped step: the run stops BLOCKED with this error, nothing of the step
+    that lost the call is recorded, and once ``await`` is added ``resume`` carries on.
+
+    Attributes:
+        activity: the activity's name.
+        where: the file and line of the call.
+    """
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, activity: str, where: str) -> None:
+        super().__init__(message)
+        self.activity = activity
+        self.where = where
 
 
 class RunNotFoundError(WfrunError):

@@ -99,6 +99,9 @@ class ActivityOptions:
     start_to_close_timeout: timedelta = timedelta(minutes=5)
     #: With heartbeats: an attempt silent for longer than this fails.
     heartbeat_timeout: timedelta | None = None
+    #: The whole call's limit, every attempt and retry delay included, counted from its
+    #: scheduling (across resumes); None: only the retry policy bounds it.
+    schedule_to_close_timeout: timedelta | None = None
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     #: This activity's payload limit in bytes; None: the run's limit.
     max_payload: int | None = None
@@ -108,11 +111,79 @@ class ActivityOptions:
             raise DefinitionError(
                 f"activity {self.name!r}: start_to_close_timeout must be positive"
             )
-        if self.heartbeat_timeout is not None and self.heartbeat_timeout <= timedelta(0):
-            raise DefinitionError(f"activity {self.name!r}: heartbeat_timeout must be positive")
-        if max(self.start_to_close_timeout, self.heartbeat_timeout or timedelta(0)) > _LONGEST:
+        for option, value in (
+            ("heartbeat_timeout", self.heartbeat_timeout),
+            ("schedule_to_close_timeout", self.schedule_to_close_timeout),
+        ):
+            if value is not None and value <= timedelta(0):
+                raise DefinitionError(f"activity {self.name!r}: {option} must be positive")
+        given = (self.heartbeat_timeout, self.schedule_to_close_timeout)
+        if max([self.start_to_close_timeout, *(t for t in given if t is not None)]) > _LONGEST:
             raise DefinitionError(
                 f"activity {self.name!r}: a timeout cannot be longer than {_LONGEST_TEXT}"
             )
         if self.max_payload is not None and self.max_payload <= 0:
             raise DefinitionError(f"activity {self.name!r}: max_payload must be positive")
+
+
+class RateLimit:
+    """Mistral's limit on how often an activity runs, shared by every worker of a cluster.
+
+    Accepted so that code written for Mistral runs unchanged: on one machine it has no effect,
+    and ``@workflows.activity(rate_limit=...)`` says so with a `ClusterOnlyWarning`. Mistral's
+    field names and bounds are kept (and its older ``max_calls`` spelling)::
+
+        @workflows.activity(rate_limit=workflows.RateLimit(time_window_in_sec=1, max_execution=100))
+        async def generate_chat_response(params: CompletionParams) -> dict: ...
+
+    Attributes:
+        time_window_in_sec: the window, in seconds (1 to 3600).
+        max_execution: how many calls may start within a window (1 to 100,000).
+        key: activities sharing a key share one limit; None: the activity's own.
+    """
+
+    __slots__ = ("key", "max_execution", "time_window_in_sec")
+
+    def __init__(
+        self,
+        *,
+        time_window_in_sec: int,
+        max_execution: int | None = None,
+        key: str | None = None,
+        max_calls: int | None = None,
+    ) -> None:
+        if max_execution is None:
+            max_execution = max_calls
+        elif max_calls is not None and max_calls != max_execution:
+            raise DefinitionError("RateLimit: give max_execution or max_calls, not both")
+        if max_execution is None:
+            raise DefinitionError("RateLimit needs max_execution: the calls allowed per window")
+        for field_name, value, top in (
+            ("time_window_in_sec", time_window_in_sec, 3600),
+            ("max_execution", max_execution, 100_000),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+                raise DefinitionError(
+                    f"RateLimit: {field_name} must be from 1 to {top}, not {value!r}"
+                )
+        self.time_window_in_sec = time_window_in_sec
+        self.max_execution = max_execution
+        self.key = key
+
+    def __repr__(self) -> str:
+        return (
+            f"RateLimit(time_window_in_sec={self.time_window_in_sec}, "
+            f"max_execution={self.max_execution}, key={self.key!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RateLimit):
+            return NotImplemented
+        return (self.time_window_in_sec, self.max_execution, self.key) == (
+            other.time_window_in_sec,
+            other.max_execution,
+            other.key,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.time_window_in_sec, self.max_execution, self.key))

@@ -24,13 +24,23 @@ import contextlib
 import inspect
 import logging
 import random as _random
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, MutableMapping
+import warnings
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    MutableMapping,
+    Sequence,
+)
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 from uuid import UUID
 
+from .concurrency import execute_activities_in_parallel
 from .definitions import WorkflowDefinition, require_workflow_definition
-from .errors import DefinitionError, UsageError
+from .errors import ClusterOnlyWarning, DefinitionError, UsageError
 from .events import LIMIT
 from .runtime import WorkflowInfo, current_workflow, require_workflow
 
@@ -41,6 +51,7 @@ __all__ = [
     "as_completed",
     "define",
     "entrypoint",
+    "execute_activities_in_parallel",
     "get_execution_id",
     "info",
     "logger",
@@ -80,6 +91,8 @@ def define(
     execution_timeout: timedelta | None = None,
     determinism_warnings: bool = True,
     failure_exception_types: tuple[str, ...] | list[str] = (),
+    enforce_determinism: bool | None = None,
+    schedules: Sequence[Any] | None = None,
 ) -> Callable[[C], C]: ...
 
 
@@ -93,6 +106,8 @@ def define(
     execution_timeout: timedelta | None = None,
     determinism_warnings: bool = True,
     failure_exception_types: tuple[str, ...] | list[str] = (),
+    enforce_determinism: bool | None = None,
+    schedules: Sequence[Any] | None = None,
 ) -> Any:
     """Declare a workflow class; exactly one of its methods is the `entrypoint`.
 
@@ -108,6 +123,11 @@ def define(
         failure_exception_types: exception class names that, unhandled, fail the run as
             ``ApplicationError`` and ``ActivityError`` do. Any other exception is taken for a
             bug: the run stops BLOCKED, and carries on once the code is fixed.
+        enforce_determinism: Mistral's switch for its sandbox. wfrun has no sandbox: True
+            (or None) keeps the warnings above, False turns them off, as
+            ``determinism_warnings=False`` does. A history mismatch is still an error.
+        schedules: Mistral's cron schedules (deprecated there); a cluster runs them. Accepted
+            with a `ClusterOnlyWarning`: on one machine, run ``wfrun start`` from cron.
     """
 
     def decorate(target: type) -> type:
@@ -121,6 +141,8 @@ def define(
                 "at most about 317 years (1e10 s)"
             )
         entry = _find_entrypoint(target)
+        if schedules:
+            _note_schedules(name or target.__name__)
         target.__wfrun_workflow__ = WorkflowDefinition(  # type: ignore[attr-defined]
             target,
             name=name or target.__name__,
@@ -128,7 +150,7 @@ def define(
             description=workflow_description,
             display_name=workflow_display_name,
             execution_timeout=execution_timeout,
-            determinism_warnings=determinism_warnings,
+            determinism_warnings=determinism_warnings and enforce_determinism is not False,
             handlers=_find_handlers(target),
             failure_exception_types=tuple(failure_exception_types),
         )
@@ -137,6 +159,15 @@ def define(
     if cls is not None:
         return decorate(cls)
     return decorate
+
+
+def _note_schedules(workflow: str) -> None:
+    warnings.warn(
+        f"workflow {workflow!r}: schedules only run on a cluster; on one machine, run "
+        f"`wfrun start TARGET --run-id {workflow}-$(date +%F)` from cron instead",
+        ClusterOnlyWarning,
+        stacklevel=3,
+    )
 
 
 def entrypoint(fn: F) -> F:
@@ -155,16 +186,20 @@ def signal(fn: F, /) -> F: ...
 
 
 @overload
-def signal(fn: None = None, /, *, name: str | None = None) -> Callable[[F], F]: ...
+def signal(
+    fn: None = None, /, *, name: str | None = None, description: str | None = None
+) -> Callable[[F], F]: ...
 
 
-def signal(fn: F | None = None, /, *, name: str | None = None) -> Any:
+def signal(
+    fn: F | None = None, /, *, name: str | None = None, description: str | None = None
+) -> Any:
     """Mark a method (sync or async) that handles a signal: a one-way message to the run.
 
     ``wfrun signal RUN NAME '{"arg": ...}'`` (or `signal_workflow`) delivers it; the handler
     runs inside the workflow, is recorded as ``SignalReceived`` at the point the workflow
     observed it, and runs there again on replay. It usually changes the workflow's state, for
-    a `wait_condition` to see::
+    a `wait_condition` to see (``description``, Mistral's label for its console, is accepted)::
 
         @workflows.workflow.signal
         def approve(self, approver: str) -> None:
@@ -178,10 +213,14 @@ def query(fn: F, /) -> F: ...
 
 
 @overload
-def query(fn: None = None, /, *, name: str | None = None) -> Callable[[F], F]: ...
+def query(
+    fn: None = None, /, *, name: str | None = None, description: str | None = None
+) -> Callable[[F], F]: ...
 
 
-def query(fn: F | None = None, /, *, name: str | None = None) -> Any:
+def query(
+    fn: F | None = None, /, *, name: str | None = None, description: str | None = None
+) -> Any:
     """Mark a sync method that answers a query from the run's state.
 
     ``wfrun query RUN NAME`` (or `query_workflow`) replays the run's history and calls it: no
@@ -195,10 +234,14 @@ def update(fn: F, /) -> F: ...
 
 
 @overload
-def update(fn: None = None, /, *, name: str | None = None) -> Callable[[F], F]: ...
+def update(
+    fn: None = None, /, *, name: str | None = None, description: str | None = None
+) -> Callable[[F], F]: ...
 
 
-def update(fn: F | None = None, /, *, name: str | None = None) -> Any:
+def update(
+    fn: F | None = None, /, *, name: str | None = None, description: str | None = None
+) -> Any:
     """Mark a method (sync or async) that handles an update: a signal that answers its sender.
 
     ``wfrun update RUN NAME '{...}'`` (or `update_workflow`) delivers it as a signal is and

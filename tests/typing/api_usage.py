@@ -51,3 +51,28 @@ async def introspect() -> int:
     assert_type(info.idempotency_key, str)
     workflows.activity_heartbeat(info.attempt, "details")
     return info.attempt
+
+
+@workflows.activity
+async def notify(user_id: str) -> None:
+    return None
+
+
+@workflows.workflow.define(name="fan_out")
+class FanOut:
+    @workflows.workflow.entrypoint
+    async def run(self, user_ids: list[str]) -> int:
+        parallel = workflows.execute_activities_in_parallel
+        assert_type(await parallel(fetch, items=user_ids), list[dict[str, int]])
+        assert_type(await parallel(notify, items=user_ids), None)
+        pages = await parallel(fetch, get_item_from_index_activity=page_of, n_items=3)
+        assert_type(pages, list[dict[str, int]])
+        return len(user_ids)
+
+
+@workflows.activity(
+    schedule_to_close_timeout=60,
+    rate_limit=workflows.RateLimit(time_window_in_sec=1, max_execution=10),
+)
+async def page_of(params: workflows.GetItemFromIndexParams) -> str:
+    return str(params.idx)

@@ -2,7 +2,9 @@
 retry loop that repeats attempts under the activity's policy.
 
 An attempt is bounded by ``start_to_close_timeout`` (and ``heartbeat_timeout`` when set): past
-it the attempt is cancelled and reported as timed out. ``async def`` activities run as tasks
+it the attempt is cancelled and reported as timed out. A ``schedule_to_close_timeout`` bounds
+the whole call: each attempt gets at most the time left, and a retry that would start past it
+is not made. ``async def`` activities run as tasks
 on the event loop; plain ``def`` activities in a thread pool, so that they block nothing. A
 thread cannot be stopped from outside, so a timed-out thread is abandoned, not killed: the
 timeout error says so.
@@ -25,6 +27,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import settings
@@ -88,7 +91,7 @@ class Outcome:
     error: Failure | None = None
     type_names: list[str] = field(default_factory=list)
     non_retryable: bool = False
-    #: ``"start_to_close"`` or ``"heartbeat"`` when it ran past a timeout.
+    #: ``"start_to_close"``, ``"heartbeat"`` or ``"schedule_to_close"`` when it ran past one.
     timeout: str | None = None
     limit: float = 0.0
     exception: BaseException | None = None
@@ -106,12 +109,15 @@ async def run_attempt(
     max_payload: int,
     heartbeats: Heartbeats,
     threads: set[Future[Any]] | None = None,
+    budget: float | None = None,
 ) -> Outcome:
     """Run one attempt and report how it ended (cancellation of the caller propagates).
 
     A plain ``def`` activity's thread is added to ``threads`` while it runs: it cannot be
-    stopped, so its caller must not let the run go before it returns.
+    stopped, so its caller must not let the run go before it returns. ``budget``: the seconds
+    left under the call's ``schedule_to_close_timeout``, when it has one.
     """
+    limit = _Limit.of(definition, budget)
     loop = asyncio.get_running_loop()
     started = loop.time()
     heartbeats.last_beat = started
@@ -121,10 +127,10 @@ async def run_attempt(
     token = set_activity_context(context)
     try:
         if definition.is_async and definition.options.heartbeat_timeout is None:
-            expired, value = await _awaited_here(definition, positional, keywords)
+            expired, value = await _awaited_here(definition, positional, keywords, limit)
         else:
             expired, value = await _supervised(
-                definition, positional, keywords, heartbeats, threads, info
+                definition, positional, keywords, heartbeats, threads, info, limit
             )
     except Exception as exc:
         return _failed(exc, loop.time() - started)
@@ -137,17 +143,32 @@ async def run_attempt(
     return _checked_result(definition, value, max_payload, duration)
 
 
+@dataclass(frozen=True, slots=True)
+class _Limit:
+    """The time one attempt may take, and which timeout sets it."""
+
+    seconds: float
+    timeout: str
+
+    @classmethod
+    def of(cls, definition: ActivityDefinition, budget: float | None) -> _Limit:
+        own = definition.options.start_to_close_timeout.total_seconds()
+        if budget is not None and budget < own:
+            return cls(budget, "schedule_to_close")
+        return cls(own, "start_to_close")
+
+
 async def _awaited_here(
-    definition: ActivityDefinition, positional: list[Any], keywords: dict[str, Any]
+    definition: ActivityDefinition, positional: list[Any], keywords: dict[str, Any], limit: _Limit
 ) -> tuple[str | None, Any]:
     """The common case, kept lean: an async activity awaited in this task under a timeout."""
-    scope = asyncio.timeout(definition.options.start_to_close_timeout.total_seconds())
+    scope = asyncio.timeout(limit.seconds)
     try:
         async with scope:
             return None, await definition.fn(*positional, **keywords)
     except TimeoutError:
         if scope.expired():
-            return "start_to_close", None
+            return limit.timeout, None
         raise  # the activity's own TimeoutError: a failure like any other
 
 
@@ -158,6 +179,7 @@ async def _supervised(
     heartbeats: Heartbeats,
     threads: set[Future[Any]] | None,
     info: ActivityInfo,
+    limit: _Limit,
 ) -> tuple[str | None, Any]:
     """A task or a thread of its own, watched for both timeouts (the context is copied in)."""
     loop = asyncio.get_running_loop()
@@ -172,7 +194,7 @@ async def _supervised(
             thread.add_done_callback(threads.discard)
         work = asyncio.wrap_future(thread, loop=loop)
     try:
-        expired = await _watch_timeouts(work, definition, heartbeats)
+        expired = await _watch_timeouts(work, definition, heartbeats, limit)
     except asyncio.CancelledError:
         info.cancel()  # a thread cannot be interrupted: it can be told
         raise
@@ -182,17 +204,17 @@ async def _supervised(
 
 
 async def _watch_timeouts(
-    work: asyncio.Future[Any], definition: ActivityDefinition, heartbeats: Heartbeats
+    work: asyncio.Future[Any], definition: ActivityDefinition, heartbeats: Heartbeats, limit: _Limit
 ) -> str | None:
     """Wait for ``work``; cancel it and say which timeout expired, if one did."""
     loop = asyncio.get_running_loop()
     options = definition.options
-    deadline = loop.time() + options.start_to_close_timeout.total_seconds()
+    deadline = loop.time() + limit.seconds
     silence = options.heartbeat_timeout.total_seconds() if options.heartbeat_timeout else None
     try:
         while True:
             now = loop.time()
-            expired = "start_to_close" if now >= deadline else None
+            expired = limit.timeout if now >= deadline else None
             if silence is not None and now - heartbeats.last_beat >= silence:
                 expired = "heartbeat"
             if expired is not None:
@@ -262,27 +284,63 @@ def _timed_out(
             f"attempt {info.attempt} of activity {definition.name!r} sent no heartbeat for "
             f"{limit:g}s (heartbeat_timeout) and was cancelled"
         )
+    elif expired == "schedule_to_close":
+        assert options.schedule_to_close_timeout is not None
+        limit = options.schedule_to_close_timeout.total_seconds()
+        message = (
+            f"activity {definition.name!r} ran past its schedule_to_close_timeout of {limit:g}s "
+            f"(all attempts and retry delays) during attempt {info.attempt}, which was cancelled"
+        )
     else:
         limit = options.start_to_close_timeout.total_seconds()
         message = (
             f"attempt {info.attempt} of activity {definition.name!r} ran past its "
             f"start_to_close_timeout of {limit:g}s and was cancelled"
         )
-    if not definition.is_async:
+    if not definition.is_async:  # a thread was abandoned: say so
         message += (
             "; it runs in a thread (a plain def activity), which Python cannot stop, so the "
             "thread may still be running: make the function return on its own (e.g. pass a "
             "timeout to the call that hangs)"
         )
-    exc = TimeoutError(message)
+    return _timeout(message, expired, limit, duration)
+
+
+def _timeout(message: str, expired: str, limit: float, duration: float) -> Outcome:
     return Outcome(
         duration=duration,
         error=Failure("TimeoutError", message),
         type_names=["TimeoutError", "OSError", "Exception"],
         timeout=expired,
         limit=limit,
-        exception=exc,
+        exception=TimeoutError(message),
     )
+
+
+def _out_of_time(
+    definition: ActivityDefinition, attempt: int, last: Outcome | None, delay: float
+) -> Outcome:
+    """The call's schedule_to_close_timeout leaves no time for attempt ``attempt`` (+1 when
+    ``last`` failed and a retry would follow it after ``delay`` seconds)."""
+    assert definition.options.schedule_to_close_timeout is not None
+    limit = definition.options.schedule_to_close_timeout.total_seconds()
+    subject = f"activity {definition.name!r}"
+    if last is None:
+        message = (
+            f"{subject} reached its schedule_to_close_timeout of {limit:g}s before attempt "
+            f"{attempt} could start"
+        )
+        return _timeout(message, "schedule_to_close", limit, 0.0)
+    assert last.error is not None
+    message = (
+        f"attempt {attempt} of {subject} failed ({last.error.describe()}) and the next "
+        f"attempt, due in {delay:g}s, would start past the activity's schedule_to_close_timeout "
+        f"of {limit:g}s: no further attempt"
+    )
+    outcome = _timeout(message, "schedule_to_close", limit, last.duration)
+    assert outcome.exception is not None
+    outcome.exception.__cause__ = last.exception
+    return outcome
 
 
 def _checked_result(
@@ -344,15 +402,23 @@ async def attempt_until_final(
     clock: Clock,
     hooks: AttemptHooks | None = None,
     threads: set[Future[Any]] | None = None,
+    deadline: datetime | None = None,
 ) -> tuple[int, Outcome]:
     """Attempt the call from attempt ``info.attempt`` on, under its retry policy, until one
-    attempt succeeds or a failure is final; return that attempt's number and outcome."""
+    attempt succeeds or a failure is final; return that attempt's number and outcome.
+
+    ``deadline``: when the call's ``schedule_to_close_timeout`` runs out (its scheduling time
+    plus the timeout, on ``clock``), so that it holds across resumes; None: no such limit.
+    """
     hooks = hooks or _NoHooks()
     policy = definition.options.retry_policy
     attempt = info.attempt
     while True:
         hooks.starting(attempt)
         info = dataclasses.replace(info, attempt=attempt, heartbeat_details=heartbeats.details)
+        budget = _seconds_left(deadline, clock)
+        if budget is not None and budget <= 0:  # e.g. resumed long after the call was made
+            return attempt, _out_of_time(definition, attempt, None, 0.0)
         outcome = await run_attempt(
             definition,
             values,
@@ -360,12 +426,20 @@ async def attempt_until_final(
             max_payload=max_payload,
             heartbeats=heartbeats,
             threads=threads,
+            budget=budget,
         )
-        if outcome.ok:
+        if outcome.ok or outcome.timeout == "schedule_to_close":
             return attempt, outcome
         delay = policy.next_delay(attempt, outcome.type_names, outcome.non_retryable)
         if delay is None:
             return attempt, outcome
+        left = _seconds_left(deadline, clock)
+        if left is not None and delay >= left:  # Temporal's rule: no retry that cannot finish
+            return attempt, _out_of_time(definition, attempt, outcome, delay)
         hooks.retrying(attempt, outcome, delay)
         await clock.sleep(delay)
         attempt += 1
+
+
+def _seconds_left(deadline: datetime | None, clock: Clock) -> float | None:
+    return None if deadline is None else (deadline - clock.now()).total_seconds()

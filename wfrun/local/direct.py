@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Coroutine
+from types import CoroutineType
 from typing import Any
 
 from .. import settings
@@ -29,7 +30,11 @@ class DirectRuntime:
     def call_activity(
         self, definition: ActivityDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Coroutine[Any, Any, Any]:
-        return self._run(definition, args, kwargs)
+        call = self._run(definition, args, kwargs)
+        # Python's "coroutine ... was never awaited" warning then names the activity.
+        if isinstance(call, CoroutineType):
+            call.__name__ = call.__qualname__ = definition.name
+        return call
 
     async def _run(
         self, definition: ActivityDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -50,6 +55,7 @@ class DirectRuntime:
             start_to_close_timeout=options.start_to_close_timeout,
             heartbeat_timeout=options.heartbeat_timeout,
         )
+        timeout = options.schedule_to_close_timeout
         _, outcome = await attempt_until_final(
             definition,
             values,
@@ -57,6 +63,7 @@ class DirectRuntime:
             max_payload=limit,
             heartbeats=Heartbeats(),
             clock=self._clock,
+            deadline=self._clock.now() + timeout if timeout is not None else None,
         )
         if not outcome.ok:
             assert outcome.exception is not None

@@ -81,6 +81,7 @@ from ..events import (
 )
 from ..loader import fingerprint
 from ..payload import check_size, dumps, encode, plain, raw
+from ..policy import ActivityOptions
 from ..runs import InputPrompt, RunOutcome, RunStatus, new_run_id
 from ..runtime import ActivityInfo
 from .attempts import Heartbeats, Outcome, attempt_until_final
@@ -535,13 +536,13 @@ class RunEngine:
     def _issue(self, commands: list[Command]) -> None:
         for command in commands:
             if isinstance(command, ScheduleActivity):
-                self._writer.append(
+                scheduled = self._writer.append(
                     ActivityScheduled,
                     seq=command.seq,
                     name=command.definition.name,
                     input=Encoded(command.input),
                 )
-                self._start_activity(command, InFlight())
+                self._start_activity(command, InFlight(scheduled=scheduled.time))
             elif isinstance(command, StartTimer):
                 self._writer.append(
                     TimerStarted,
@@ -858,6 +859,7 @@ class RunEngine:
                 clock=self._clock,
                 hooks=_RecordedAttempts(self._writer, command.seq, recorder, announced),
                 threads=self.threads,
+                deadline=_schedule_deadline(options, state),
             )
         finally:
             recorder.flush()
@@ -957,6 +959,15 @@ def _failure_event(
             "message": outcome.error.message,
         }
     return ActivityFailed, {**common, "error": outcome.error.record(), "retry_in": retry_in}
+
+
+def _schedule_deadline(options: ActivityOptions, state: InFlight) -> datetime | None:
+    """When the call's schedule_to_close_timeout runs out: from its recorded scheduling, so
+    that a resume does not start the count again."""
+    timeout = options.schedule_to_close_timeout
+    if timeout is None or state.scheduled is None:
+        return None
+    return state.scheduled + timeout
 
 
 def _check_structure(recorded: RecordedRun, history: History) -> None:

@@ -14,11 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import os
 import random as _random
+import sys
 import uuid
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NoReturn
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from ..errors import (
     ActivityError,
@@ -27,6 +31,7 @@ from ..errors import (
     Failure,
     InputError,
     NonDeterminismError,
+    NotAwaitedError,
     UsageError,
     WfrunError,
     WorkflowFailedError,
@@ -109,8 +114,10 @@ class WorkflowInstance:
         self._main: asyncio.Task[Any] | None = None
         self._context = contextvars.copy_context()
         self._object: Any = None
-        #: An error a signal handler raised: it ends the run as if the entrypoint had raised it.
+        #: An error a signal handler raised, or a forgotten ``await`` (`NotAwaitedError`): it
+        #: ends the run as if the entrypoint had raised it.
         self._handler_error: BaseException | None = None
+        self._closed = False
         #: Why the run was asked to stop, once ``wfrun cancel`` reached it.
         self.cancel_requested: str | None = None
         #: Updates whose handler finished: (message id, value, exception), for the engine.
@@ -164,6 +171,10 @@ class WorkflowInstance:
 
     def take_commands(self) -> list[Command]:
         commands, self._commands = self._commands, []
+        if isinstance(self._handler_error, NotAwaitedError):
+            # Nothing of the step that lost a call is recorded: the fixed code, which awaits
+            # it, then replays to the same point and issues that step's commands itself.
+            return []
         return commands
 
     def activity_command(self, seq: int) -> ScheduleActivity | None:
@@ -212,6 +223,7 @@ class WorkflowInstance:
         return (None, exc) if exc is not None else (self._main.result(), None)
 
     def close(self) -> None:
+        self._closed = True  # calls collected from here on belong to a run that stopped
         self._loop.abandon()
 
     def _run(self) -> None:
@@ -242,15 +254,16 @@ class WorkflowInstance:
         self, definition: ActivityDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Coroutine[Any, Any, Any]:
         future: WorkflowFuture[Any] = WorkflowFuture(loop=self._loop)
+        dropped = self._never_awaited(definition.name, *_call_site())
         try:
             command = self._schedule(definition, args, kwargs)
         except WfrunError as exc:  # bad input: the call fails before anything is recorded
             future.set_exception(exc.with_traceback(None))
-            return WorkflowCall(future, hash(future))
+            return WorkflowCall(future, hash(future), dropped)
         self._activities[command.seq] = (future, command)
         future.add_done_callback(lambda f: self._activity_abandoned(command.seq, f))
         self._commands.append(command)
-        return WorkflowCall(future, hash(future))
+        return WorkflowCall(future, hash(future), dropped)
 
     @unwatched
     def sleep(self, seconds: float) -> Coroutine[Any, Any, None]:
@@ -394,6 +407,23 @@ class WorkflowInstance:
         values = definition.signature.decode_input(data)
         self._seq += 1
         return ScheduleActivity(self._seq, definition, data, values)
+
+    def _never_awaited(self, activity: str, filename: str, line: int) -> Callable[[], None]:
+        """What a call nobody awaited reports when it is collected: the run stops BLOCKED."""
+
+        def dropped() -> None:
+            if self._closed or self._handler_error is not None:
+                return  # the run already stopped, or is stopping for an earlier error
+            where = f"{filename}:{line}"
+            self._handler_error = NotAwaitedError(
+                f"activity {activity!r} was called at {where} but never awaited: add `await` "
+                f"(`result = await {activity}(...)`); a call nobody awaits would be a step "
+                "silently dropped",
+                activity=activity,
+                where=where,
+            )
+
+        return dropped
 
     def _activity_abandoned(self, seq: int, future: asyncio.Future[Any]) -> None:
         if future.cancelled() and self._activities.pop(seq, None) is not None:
@@ -542,13 +572,16 @@ class WorkflowInstance:
         cause = failure.rebuild()
         policy = command.definition.options.retry_policy
         exhausted = not policy.attempts_left(event.attempt) and not failure.non_retryable
+        retry_state = "MAXIMUM_ATTEMPTS_REACHED" if exhausted else "NON_RETRYABLE_FAILURE"
+        if isinstance(event, ActivityTimedOut) and event.timeout == "schedule_to_close":
+            retry_state = "TIMEOUT"  # Temporal's name: the call's own time ran out
         error = ActivityError(
             f"activity {command.definition.name!r} failed after {event.attempt} "
             f"attempt{'s' if event.attempt != 1 else ''}: {failure.describe()}",
             activity=command.definition.name,
             activity_id=command.seq,
             attempts=event.attempt,
-            retry_state="MAXIMUM_ATTEMPTS_REACHED" if exhausted else "NON_RETRYABLE_FAILURE",
+            retry_state=retry_state,
         )
         error.__cause__ = cause
         future.set_exception(error)
@@ -576,6 +609,20 @@ def _task_outcome(task: asyncio.Task[Any]) -> tuple[Any, BaseException | None]:
         return None, asyncio.CancelledError("cancelled")
     exc = task.exception()
     return (None, exc) if exc is not None else (task.result(), None)
+
+
+#: wfrun's own files, as their code objects name them (the folder of the package, unresolved).
+_PACKAGE: Final = str(Path(__file__).parent.parent) + os.sep
+
+
+def _call_site() -> tuple[str, int]:
+    """The file and line of the workflow code that called into wfrun (wfrun's frames skipped)."""
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back
+    if frame is None:  # pragma: no cover - wfrun is always called from somewhere
+        return "<unknown>", 0
+    return frame.f_code.co_filename, frame.f_lineno
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -81,22 +81,36 @@ class WorkflowCall(Coroutine[Any, Any, T]):
     The command behind it was issued when the function was *called*, so commands are numbered
     in the order the code makes its calls, whatever order asyncio later starts tasks in. It is
     a coroutine (``asyncio.create_task`` accepts it) with a deterministic hash.
+
+    Python warns of a native coroutine nobody awaited, never of this one: ``dropped`` is
+    called instead when it is garbage before anything awaited it or started it as a task (in
+    CPython, at once when the statement ``fetch(x)`` ends).
     """
 
-    __slots__ = ("_future", "_iterator", "_key")
+    __slots__ = ("_awaited", "_dropped", "_future", "_iterator", "_key")
 
-    def __init__(self, future: asyncio.Future[T], key: int) -> None:
+    def __init__(
+        self, future: asyncio.Future[T], key: int, dropped: Callable[[], None] | None = None
+    ) -> None:
         self._future = future
         self._iterator: Generator[Any, None, T] | None = None
         self._key = key
+        self._awaited = False
+        self._dropped = dropped
+
+    def __del__(self) -> None:
+        if not self._awaited and self._dropped is not None:
+            self._dropped()
 
     def __hash__(self) -> int:
         return self._key
 
     def __await__(self) -> Generator[Any, None, T]:
+        self._awaited = True
         return self._future.__await__()
 
     def _started(self) -> Generator[Any, None, T]:
+        self._awaited = True
         if self._iterator is None:
             self._iterator = self._future.__await__()
         return self._iterator

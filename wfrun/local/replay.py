@@ -65,6 +65,8 @@ class InFlight:
     due: datetime | None = None
     #: The last recorded heartbeat details, encoded (empty: none).
     heartbeat_details: bytes = b""
+    #: When the call was scheduled: its schedule_to_close_timeout counts from there.
+    scheduled: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -222,7 +224,8 @@ class RecordedRun:
         An attempt interrupted by the crash never reached an outcome: it runs again under the
         same attempt number (the crash is not the activity's failure).
         """
-        state = InFlight()
+        command = self.commands.get(seq)
+        state = InFlight(scheduled=command.time if command is not None else None)
         for event in self._bookkeeping.get(seq, []):
             if isinstance(event, ActivityStarted):
                 state.attempt, state.due = event.attempt, None
