@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conftest import cli, history
+from conftest import backdate, cli, history, wf
 
 FORM = str(Path(__file__).resolve().parent.parent / "samples" / "shipping_form.py")
 SHIP = f"{FORM}:ShipGift"
@@ -131,3 +131,18 @@ def test_the_input_replays_where_it_was_received(home: Path) -> None:
     cli("start", SHIP, "--arg", "gift=teapot", "--run-id", "g")
     cli("signal", "g", "address", '{"name": "Ada", "city": "London"}')
     assert cli("replay", "g").exit_code == 0
+
+
+def test_the_label_defaults_to_the_schema_name(home: Path) -> None:
+    cli("start", f"{wf('forms')}:ConfirmOrGiveUp", "--run-id", "c")
+    sent = cli("signal", "c", "Confirmation", '{"ok": true}')
+    assert orjson.loads(sent.stdout) == "confirmed"
+
+
+def test_an_input_not_given_in_time_raises_timeout_error(home: Path) -> None:
+    waiting = cli("start", f"{wf('forms')}:ConfirmOrGiveUp", "--run-id", "c")
+    assert waiting.exit_code == 75, waiting.output
+    assert history(home, "c")[-1]["until"] is not None  # the timeout is a durable timer
+    backdate("c", 3600)
+    resumed = cli("resume", "c")
+    assert orjson.loads(resumed.stdout) == "nobody answered"

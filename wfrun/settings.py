@@ -56,16 +56,7 @@ def max_payload() -> int:
 
 def activity_threads() -> int:
     """How many worker threads run plain ``def`` activities."""
-    text = os.environ.get(THREADS_ENV)
-    if not text:
-        return DEFAULT_THREADS
-    try:
-        threads = int(text)
-    except ValueError:
-        threads = 0
-    if threads < 1:
-        raise _bad(THREADS_ENV, text, "a whole number of threads, 1 or more")
-    return threads
+    return _whole_number(THREADS_ENV, DEFAULT_THREADS, "threads")
 
 
 def blocking_threshold() -> float:
@@ -84,16 +75,20 @@ def blocking_threshold() -> float:
 
 def continue_as_new_at() -> int:
     """How many events make ``workflow.should_continue_as_new()`` true in a new run."""
-    text = os.environ.get(CONTINUE_AS_NEW_ENV)
+    return _whole_number(CONTINUE_AS_NEW_ENV, DEFAULT_CONTINUE_AS_NEW_AT, "events")
+
+
+def _whole_number(name: str, default: int, unit: str) -> int:
+    text = os.environ.get(name)
     if not text:
-        return DEFAULT_CONTINUE_AS_NEW_AT
+        return default
     try:
-        events = int(text)
+        number = int(text)
     except ValueError:
-        events = 0
-    if not 1 <= events <= LIMIT:
-        raise _bad(CONTINUE_AS_NEW_ENV, text, "a whole number of events, 1 or more")
-    return events
+        number = 0
+    if not 1 <= number <= LIMIT:
+        raise _bad(name, text, f"a whole number of {unit}, 1 or more")
+    return number
 
 
 def format_size(size: int) -> str:

@@ -439,19 +439,7 @@ class WorkflowInstance:
             return  # the workflow stopped waiting for it before it ended
         future, command = entry
         if isinstance(event, ChildWorkflowCompleted):
-            try:
-                future.set_result(command.definition.decode_result(raw(event.result)))
-            except Exception as exc:
-                raise NonDeterminismError(
-                    f"run {self.run_id}: the result recorded at event {event.id} for "
-                    f"{command.describe()} no longer matches the child's return annotation "
-                    f"({exc}). The code changed since this run started: revert the change to "
-                    "finish this run, or start a new run.",
-                    run_id=self.run_id,
-                    event_id=event.id,
-                    recorded=abbreviate(event.result),
-                    requested=str(command.definition.signature.result_annotation),
-                ) from None
+            future.set_result(self._decode_result(event, command, "child"))
             return
         failure = Failure.from_record(event.error)
         error = WorkflowFailedError(
@@ -540,20 +528,30 @@ class WorkflowInstance:
         if entry is None:
             return  # cancelled by the workflow before this outcome arrived
         future, command = entry
+        future.set_result(self._decode_result(event, command, "activity"))
+
+    def _decode_result(
+        self,
+        event: ActivityCompleted | ChildWorkflowCompleted,
+        command: ScheduleActivity | StartChild,
+        what: str,
+    ) -> Any:
+        """A recorded result, typed by today's annotation; if it no longer fits, the code
+        changed under the run."""
+        signature = command.definition.signature
         try:
-            value = command.definition.signature.decode_result(raw(event.result))
+            return signature.decode_result(raw(event.result))
         except Exception as exc:
             raise NonDeterminismError(
                 f"run {self.run_id}: the result recorded at event {event.id} for "
-                f"{command.describe()} no longer matches the activity's return annotation "
+                f"{command.describe()} no longer matches the {what}'s return annotation "
                 f"({exc}). The code changed since this run started: revert the change to "
                 "finish this run, or start a new run.",
                 run_id=self.run_id,
                 event_id=event.id,
                 recorded=abbreviate(event.result),
-                requested=str(command.definition.signature.result_annotation),
+                requested=str(signature.result_annotation),
             ) from None
-        future.set_result(value)
 
     def _fail_activity(self, event: ActivityFailed | ActivityTimedOut) -> None:
         entry = self._activities.pop(event.seq, None)
