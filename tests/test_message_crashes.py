@@ -22,6 +22,8 @@ import orjson
 import pytest
 
 import wfrun as workflows
+from wfrun.local.inbox import Inbox
+from wfrun.local.store import RunStore
 
 from conftest import (
     TESTS,
@@ -317,12 +319,37 @@ def test_a_cancel_ends_the_run_canceled_once_whatever_point_its_live_run_is_kill
 # -- a power cut -------------------------------------------------------------------------------
 #
 # A kill -9 keeps what the process wrote (the page cache outlives it); a power cut keeps only
-# what was fsync'd. This one watches the fsyncs in-process instead of cutting the power.
+# what was fsync'd. These two watch the fsyncs in-process instead of cutting the power.
 
 
 def identity(info: os.stat_result) -> tuple[int, int]:
     """Which file: fsync sees a descriptor, the test knows a path."""
     return info.st_dev, info.st_ino
+
+
+def test_the_first_message_to_a_run_syncs_the_new_inbox_file_s_name_too(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An fsync makes a file's contents durable, not its name in a new folder entry (fsync(2)):
+    a message acknowledged in a just-created inbox must also have its folders synced, or a
+    power cut can lose the whole inbox. Later messages need the file's fsync only."""
+    waiting_run("w")
+    synced: list[tuple[int, int]] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(identity(os.fstat(fd)))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    inbox = Inbox(RunStore(), "w")
+    inbox.post("signal", "add", b'{"item": "x"}', "2026-01-01T00:00:00Z")
+    assert identity(os.stat(inbox.path)) in synced
+    assert identity(os.stat(inbox.path.parent)) in synced  # the file's name in its folder
+    assert identity(os.stat(home)) in synced  # the inbox folder's name in the home
+    synced.clear()
+    inbox.post("signal", "add", b'{"item": "y"}', "2026-01-01T00:00:01Z")
+    assert synced == [identity(os.stat(inbox.path))]
 
 
 def test_a_signal_is_durable_in_the_history_before_its_handler_runs(
