@@ -1,11 +1,12 @@
 """Messages to a run, with no daemon: ``<home>/inbox/<run-id>.jsonl``, one message per line.
 
-``wfrun signal`` appends a message and fsyncs it before it says anything: from then on the
-message survives any crash. The process that runs the run reads the inbox (on start, then
-every `POLL` seconds) and records each message in the history, as ``SignalReceived``, at the
-point the workflow observes it. A message counts as delivered once its id is in the history,
-so it is delivered exactly once whatever is killed when: before the record it is still only
-in the inbox, after it the history says so and a resume does not deliver it again.
+``wfrun signal`` appends a message and fsyncs it (the first one also syncs the folders that
+name its new file) before it says anything: from then on the message survives any crash. The
+process that runs the run reads the inbox (on start, then every `POLL` seconds) and records
+each message in the history, as ``SignalReceived``, at the point the workflow observes it. A
+message counts as delivered once its id is in the history, so it is delivered exactly once
+whatever is killed when: before the record it is still only in the inbox, after it the
+history says so and a resume does not deliver it again.
 
 Lines carry the history's checksum. The inbox is written under an exclusive ``flock`` of its
 own (the run's lock belongs to whoever runs it); a torn last line, from a sender killed
@@ -75,13 +76,19 @@ class Inbox:
             if size:
                 tail = os.pread(fd, 1, size - 1)
                 if tail != b"\n":  # a sender died mid-write: that message was never sent
-                    data = os.pread(fd, size, 0)
-                    os.ftruncate(fd, data.rfind(b"\n") + 1)
+                    size = os.pread(fd, size, 0).rfind(b"\n") + 1
+                    os.ftruncate(fd, size)
             try:
                 os.write(fd, line)
                 os.fsync(fd)
             except OSError as exc:
                 raise io_error(exc, self.path, "cannot write the message to") from None
+            if not size:
+                # The first whole message: its file (perhaps its folder too) is new, and the fsync
+                # above does not make their names durable. Under the lock, so that no later
+                # sender is acknowledged before the file it appended to is there for good.
+                self._store.sync_folder(self.path.parent)
+                self._store.sync_folder(self._store.home)
         return message
 
     def read(self, offset: int = 0) -> tuple[list[Message], int]:

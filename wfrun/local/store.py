@@ -262,7 +262,7 @@ class RunStore:
         finally:
             with contextlib.suppress(OSError):
                 temporary.unlink(missing_ok=True)
-        self._sync_dir()
+        self.sync_folder(self.runs_dir)  # the new file's name must survive a crash too
         return writer, event
 
     def open_for_append(self, run_id: str, clock: Clock) -> tuple[HistoryWriter, History]:
@@ -484,16 +484,17 @@ class RunStore:
     def _ensure_dirs(self) -> None:
         self.ensure_folder(self.runs_dir)
 
-    def _sync_dir(self) -> None:
-        # The new file's name must survive a crash too, not only its contents.
+    def sync_folder(self, folder: Path) -> None:
+        """Make the names in ``folder`` durable: a new file's fsync covers its contents, not
+        the folder entry that names it (fsync(2))."""
         try:
-            fd = os.open(self.runs_dir, os.O_RDONLY | os.O_DIRECTORY)
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise io_error(exc, self.runs_dir, "cannot sync") from None
+            raise io_error(exc, folder, "cannot sync") from None
 
 
 #: Never follow a link (a planted one could point anywhere), never block on a FIFO, never

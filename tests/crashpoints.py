@@ -1,0 +1,130 @@
+"""Run the wfrun command line in a process that stops at a named point, to be killed there.
+
+    WFRUN_TEST_STOP_AT=<point> python tests/crashpoints.py <wfrun arguments>
+
+A crash test kills a process only once the process itself has said how far it got. Inside an
+activity or a handler the body writes that marker (`flows.steps.reached`); between a message's
+post and its record no user code runs, so this launcher wraps the wfrun function that ends at
+the point and, as soon as it returns, appends a line to ``$WFRUN_TEST_LOG/<point>.log`` (read
+with `conftest.kill_after_marker`, as an activity's line is) and then blocks the whole
+process, event loop included: nothing runs past the point until the test kills it.
+
+Points, in the order a message meets them:
+
+- ``inbox-posted`` (a sender): `Inbox.post` returned; the message is written and fsync'd, and
+  the sender has not begun to hand it over.
+- ``inbox-read`` (the run's process): `Inbox.read` returned a message; nothing is recorded.
+- ``message-written``: the history write holding a ``SignalReceived``, ``UpdateAccepted`` or
+  ``CancelRequested`` returned, before its fsync. (A kill -9 keeps what was written, so a
+  resume finds the event, as after ``message-synced``; only a power cut could tell them apart.)
+- ``message-synced``: the fsync after that write returned; the workflow has not seen it.
+- ``answer-awaited`` (an update's sender): its update is accepted but not yet answered.
+
+This is test code, not a hook in wfrun: it patches wfrun internals (as the fault tests patch
+`RunStore.write`), and fails at once if one of them has gone, rather than never stopping.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+from wfrun.local import backend
+from wfrun.local.inbox import Inbox, Message
+from wfrun.local.store import HistoryWriter, RunStore
+
+#: A history write that records a message's arrival.
+_ARRIVAL: Final = re.compile(rb'"type":"(SignalReceived|UpdateAccepted|CancelRequested)"')
+#: A stopped process that nobody killed (a failed test) leaves, rather than run on.
+_LONGEST_STOP: Final = 120.0
+
+
+def stop(point: str) -> None:
+    """Say the process is at ``point`` (the test's marker), then wait to be killed."""
+    with open(Path(os.environ["WFRUN_TEST_LOG"]) / f"{point}.log", "a") as log:
+        log.write("x\n")
+    deadline = time.monotonic() + _LONGEST_STOP
+    while time.monotonic() < deadline:
+        time.sleep(0.05)  # a blocking sleep: the event loop must not move on either
+    os._exit(70)
+
+
+def _after_post() -> None:
+    post = Inbox.post
+
+    def stopping(self: Inbox, *args: Any, **kwargs: Any) -> Message:
+        message = post(self, *args, **kwargs)
+        stop("inbox-posted")
+        return message
+
+    Inbox.post = stopping  # type: ignore[method-assign]
+
+
+def _after_read() -> None:
+    read = Inbox.read
+
+    def stopping(self: Inbox, offset: int = 0) -> tuple[list[Message], int]:
+        messages, end = read(self, offset)
+        if messages:
+            stop("inbox-read")
+        return messages, end
+
+    Inbox.read = stopping  # type: ignore[method-assign]
+
+
+def _after_arrival(point: str) -> None:
+    written = [False]
+
+    def write(fd: int, data: memoryview) -> int:
+        done = os.write(fd, data)
+        if _ARRIVAL.search(bytes(data[:done])):
+            written[0] = True
+            if point == "message-written":
+                stop(point)
+        return done
+
+    sync = HistoryWriter.sync
+
+    def stopping(self: HistoryWriter) -> None:
+        sync(self)
+        if written[0] and point == "message-synced":
+            stop(point)
+
+    RunStore.write = staticmethod(write)
+    HistoryWriter.sync = stopping  # type: ignore[method-assign]
+
+
+def _while_awaiting_the_answer() -> None:
+    answer = backend._answer
+
+    def stopping(history: Any, message: str) -> Any:
+        found = answer(history, message)
+        if found is None:
+            stop("answer-awaited")
+        return found
+
+    backend._answer = stopping
+
+
+POINTS: Final[dict[str, Callable[[], None]]] = {
+    "inbox-posted": _after_post,
+    "inbox-read": _after_read,
+    "message-written": lambda: _after_arrival("message-written"),
+    "message-synced": lambda: _after_arrival("message-synced"),
+    "answer-awaited": _while_awaiting_the_answer,
+}
+
+
+def main() -> None:
+    POINTS[os.environ["WFRUN_TEST_STOP_AT"]]()
+    from wfrun.cli import main as command_line
+
+    command_line()
+
+
+if __name__ == "__main__":
+    main()
