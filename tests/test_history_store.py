@@ -180,3 +180,27 @@ def test_a_resume_is_marked_by_a_run_resumed_event(log: Path) -> None:
     kinds = [e["type"] for e in lines(path)]
     assert kinds[4] == RunResumed.__dataclass_fields__["type"].default
     assert kinds[0] == WorkflowStarted.__dataclass_fields__["type"].default
+
+
+def test_the_first_run_in_a_new_home_makes_the_names_of_its_folders_durable(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fsync(2) of a file covers its contents, not the folder entries that name it: a power cut
+    after the first start of a home must not lose the runs folder with the run in it."""
+    import os
+
+    synced: list[tuple[int, int]] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        info = os.fstat(fd)
+        synced.append((info.st_dev, info.st_ino))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert not home.exists()
+    started = cli("start", f"{wf('steps')}:StepsWorkflow", "--arg", "count=1", "--run-id", "r")
+    assert started.exit_code == 0, started.output
+    for folder in (home.parent, home, home / "runs"):
+        info = os.stat(folder)
+        assert (info.st_dev, info.st_ino) in synced, folder

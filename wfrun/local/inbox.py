@@ -84,11 +84,10 @@ class Inbox:
             except OSError as exc:
                 raise io_error(exc, self.path, "cannot write the message to") from None
             if not size:
-                # The first whole message: its file (perhaps its folder too) is new, and the fsync
-                # above does not make their names durable. Under the lock, so that no later
-                # sender is acknowledged before the file it appended to is there for good.
+                # The first whole message: its file is new, and the fsync above does not make
+                # its name durable (`ensure_folder` did the folder's). Under the lock, so that no
+                # later sender is acknowledged before the file it appended to is there for good.
                 self._store.sync_folder(self.path.parent)
-                self._store.sync_folder(self._store.home)
         return message
 
     def read(self, offset: int = 0) -> tuple[list[Message], int]:

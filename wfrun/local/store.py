@@ -465,14 +465,18 @@ class RunStore:
             )
 
     def ensure_folder(self, folder: Path) -> None:
-        """Create a folder of this home (0700) if need be, and check it."""
+        """Create a folder of this home (0700) if need be, durably, and check it."""
+        created = []
         try:
             for each in (self.home, folder):
                 if not each.is_dir():
                     each.mkdir(mode=0o700, parents=True, exist_ok=True)
                     each.chmod(0o700)
+                    created.append(each)
         except OSError as exc:
             raise io_error(exc, folder, "cannot create") from None
+        for each in created:  # a new folder's name is in its parent, which fsync(2) skips
+            self.sync_folder(each.parent)
         self._check_folder(folder)
 
     def _not_found(self, run_id: str) -> RunNotFoundError:
