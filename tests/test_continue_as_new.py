@@ -108,3 +108,15 @@ def test_resume_all_leaves_continued_runs_alone(home: Path) -> None:
     cli("start", COUNTER, "--input", FIVE_IN_TWOS, "--run-id", "c")
     resumed = run_wfrun("resume", "--all", "--json")
     assert orjson.loads(resumed.stdout) == []
+
+
+def test_resume_all_creates_the_next_run_a_crash_did_not(home: Path, log: Path) -> None:
+    # What a kill -9 leaves between WorkflowContinuedAsNew and the next run's creation: the
+    # first run ended, its successor does not exist. Cron's `resume --all` must carry it on.
+    cli("start", COUNTER, "--input", FIVE_IN_TWOS, "--run-id", "c")
+    for run_id in chain(home, "c")[1:]:
+        (home / "runs" / f"{run_id}.jsonl").unlink()
+    resumed = run_wfrun("resume", "--all", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert [report["result"] for report in orjson.loads(resumed.stdout)] == [5]
+    assert len(chain(home, "c")) == 3
