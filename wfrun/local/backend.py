@@ -212,7 +212,9 @@ class LocalBackend:
                 clock=clock,
                 observers=observers,
                 max_wait=max_wait,
-                on_history=lambda history: _same_run(history, run.definition, run.input),
+                on_history=lambda history: _same_run(
+                    history, run.definition, run.input, run.parent
+                ),
                 ask=ask,
             )
         return await self._follow_chain(outcome, clock, observers=(), max_wait=max_wait, ask=ask)
@@ -601,10 +603,22 @@ def _answer(history: RunHistory, message: str) -> UpdateCompleted | None:
     return None
 
 
-def _same_run(history: RunHistory, definition: WorkflowDefinition, input_data: bytes) -> None:
+def _same_run(
+    history: RunHistory,
+    definition: WorkflowDefinition,
+    input_data: bytes,
+    parent: str | None = None,
+) -> None:
     """An idempotent start of an existing run must ask for that very run: same workflow, same
-    input. Anything else is a mistake (a reused id), never answered with the other's result."""
+    input, and for a child the same parent. Anything else is a mistake (a reused id), never
+    answered with the other's result."""
     started = history.started
+    if parent is not None and started.parent != parent:
+        owner = f"a child of run {started.parent}" if started.parent else "a run of its own"
+        raise InputError(
+            f"run {parent} starts child run {started.run_id}, but that run exists as {owner}: "
+            "give the child another execution_id (nothing was run)"
+        )
     if started.workflow != definition.name:
         raise InputError(
             f"run {started.run_id} exists for workflow {started.workflow!r}, not "

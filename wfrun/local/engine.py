@@ -740,17 +740,25 @@ class RunEngine:
         instance: WorkflowInstance,
         recorded: RecordedRun,
     ) -> None:
-        """A resume finds a child that had not ended: carry it on, awaited or not."""
+        """A resume finds a child that had not ended: carry it on, awaited or not.
+
+        It is carried on through the command that started it: a crash may have come before
+        its history was created (then it is created now), and an existing run is taken only
+        if it is that very child (same workflow, input and parent).
+        """
+        command = instance.child_command(seq)
         if instance.awaits(seq):
-            self._start_child(seq, run_id, None)
+            self._start_child(seq, run_id, command)
             return
         if not recorded.was_cancelled(seq):
             # The code stopped waiting for it (replay found the cancel) before a crash
             # recorded that: ask the child to cancel now.
-            self._detach_child(seq, f"run {self.run_id} stopped waiting for it", start=True)
+            self._detach_child(
+                seq, f"run {self.run_id} stopped waiting for it", start=True, command=command
+            )
             return
         self._detached.add(seq)
-        self._start_child(seq, run_id, None)
+        self._start_child(seq, run_id, command)
 
     def _start_child(self, seq: int, run_id: str, command: StartChild | None) -> None:
         if self._children is None:
@@ -761,7 +769,9 @@ class RunEngine:
             name=f"wfrun child {run_id}",
         )
 
-    def _detach_child(self, seq: int, reason: str, *, start: bool = False) -> None:
+    def _detach_child(
+        self, seq: int, reason: str, *, start: bool = False, command: StartChild | None = None
+    ) -> None:
         """Ask a child to cancel (durably, once), record that, and stop awaiting it."""
         assert self._children is not None
         run_id = self._child_runs.get(seq) or _child_run_id(self.history, seq)
@@ -770,7 +780,7 @@ class RunEngine:
         self._writer.append(ChildWorkflowCancelRequested, seq=seq, run_id=run_id)
         self._detached.add(seq)
         if start:
-            self._start_child(seq, run_id, None)
+            self._start_child(seq, run_id, command)
 
     async def _execute_child(self, seq: int, run_id: str, command: StartChild | None) -> None:
         assert self._children is not None
