@@ -256,7 +256,7 @@ def test_a_parent_that_ends_with_a_blocked_child_it_let_go_exits(home: Path) -> 
     assert result.returncode == 0, result.stderr
     assert types(home, "p")[-1] == "WorkflowCompleted"
     assert "ChildWorkflowCancelRequested" in types(home, "p")
-    assert types(home, "p-child-1")[-1] == "RunBlocked"
+    assert types(home, "p-buggy")[-1] == "RunBlocked"
 
 
 def test_cancelling_a_parent_cancels_its_child_that_continued_as_new(home: Path) -> None:

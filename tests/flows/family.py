@@ -282,8 +282,11 @@ class LeavesBlockedChild:
 
     @workflows.workflow.entrypoint
     async def run(self) -> str:
-        child = asyncio.ensure_future(workflows.workflow.execute_workflow(BuggyChild))
-        await until_blocked(f"{workflows.workflow.info().run_id}-child-1")
+        buggy = f"{workflows.workflow.info().run_id}-buggy"
+        child = asyncio.ensure_future(
+            workflows.workflow.execute_workflow(BuggyChild, execution_id=buggy)
+        )
+        await until_blocked(buggy)
         child.cancel()
         return "done"
 
