@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from pydantic import BaseModel
@@ -22,7 +21,7 @@ class TimedForm(workflows.InteractiveWorkflow):
     async def run(self) -> str:
         try:
             answer = await self.wait_for_input(Name, label="who", timeout=timedelta(seconds=50))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return "nobody answered"
         return f"hello {answer.name}"
 
