@@ -182,9 +182,11 @@ class LocalBackend:
 
     def child_can_go_on(self, run_id: str, now: datetime) -> bool:
         try:
-            return self.store.info(run_id).can_go_on(format_ts(now))
+            info = self.store.info(run_id)
         except WfrunError:  # a damaged child stays so: the run waits until someone looks
             return False
+        # Ended meanwhile, carried on by another process: its parent records how it ended.
+        return info.status.ended or info.can_go_on(format_ts(now))
 
     def cancel_child(self, run_id: str, message_id: str, reason: str, now: datetime) -> None:
         data = orjson.dumps({"reason": reason})

@@ -389,6 +389,12 @@ class RunEngine:
             return None  # a child runs here
         if self._asking is not None and not self._asking.done():
             return None  # a person is answering
+        now = self._clock.now()
+        if self._children is not None and any(
+            self._children.child_can_go_on(child.run_id, now)
+            for child in self._stopped_children.values()
+        ):
+            return None  # a stopped child went on meanwhile (elsewhere): its poll sees it soon
         deadline = self._deadline_due() if self._deadline is not None else None
         children = [c.until for c in self._stopped_children.values() if c.until is not None]
         dues = [*self._timer_dues.values(), *children, *([deadline] if deadline else [])]
@@ -800,10 +806,7 @@ class RunEngine:
             if outcome.status.ended:
                 break
             if seq in self._detached:
-                # It stopped before its cancel reached it: whoever resumes it delivers that.
-                self._executions.pop(seq, None)
-                self._child_runs.pop(seq, None)
-                self._queue.put_nowait(_Wake())
+                self._let_go(seq)
                 return
             what = (
                 f"is BLOCKED: {outcome.error.describe()}"
@@ -816,7 +819,10 @@ class RunEngine:
             try:
                 # Polled: a message's sender is another process, a due time comes on its own.
                 can_go_on = self._children.child_can_go_on
-                while not can_go_on(outcome.run_id, self._clock.now()):  # noqa: ASYNC110
+                while not can_go_on(outcome.run_id, self._clock.now()):
+                    if seq in self._detached:  # asked to cancel meanwhile: not awaited any more
+                        self._let_go(seq)
+                        return
                     await asyncio.sleep(POLL)
             finally:
                 del self._stopped_children[seq]
@@ -836,6 +842,13 @@ class RunEngine:
                 "error": outcome.error.record(),
             }
             self._queue.put_nowait((ChildWorkflowFailed, fields))
+
+    def _let_go(self, seq: int) -> None:
+        """A child asked to cancel stopped before its cancel reached it (it may be BLOCKED):
+        nobody awaits it any more; whoever resumes it delivers that."""
+        self._executions.pop(seq, None)
+        self._child_runs.pop(seq, None)
+        self._queue.put_nowait(_Wake())
 
     async def _execute_timer(self, seq: int, due: datetime) -> None:
         await sleep_until(self._clock, due)
