@@ -190,7 +190,22 @@ class LocalBackend:
 
     def cancel_child(self, run_id: str, message_id: str, reason: str, now: datetime) -> None:
         data = orjson.dumps({"reason": reason})
-        self._inbox(run_id).post("cancel", "cancel", data, format_ts(now), message_id=message_id)
+        last = self._last_of_chain(run_id)
+        self._inbox(last).post("cancel", "cancel", data, format_ts(now), message_id=message_id)
+
+    def _last_of_chain(self, run_id: str) -> str:
+        """The run that carries ``run_id``'s chain on now: it, or the run it continued as
+        (the next one may not exist yet: its inbox waits for it)."""
+        seen = {run_id}
+        while True:
+            try:
+                ended = self.store.read(run_id).terminal
+            except WfrunError:
+                return run_id
+            if not isinstance(ended, WorkflowContinuedAsNew) or ended.run_id in seen:
+                return run_id
+            run_id = ended.run_id
+            seen.add(run_id)
 
     async def _start_chain(
         self,
