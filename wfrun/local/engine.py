@@ -284,6 +284,7 @@ class RunEngine:
         self._ended = False
         self._ask = ask
         self._asking: asyncio.Task[None] | None = None
+        self._asking_label: str | None = None
 
     async def run(self) -> RunOutcome:
         """Replay, then execute until the workflow ends; CancelledError leaves it resumable."""
@@ -346,11 +347,10 @@ class RunEngine:
         while not instance.done:
             if self._queue.empty():
                 waiting = self._nothing_to_do_here()
-                if (
-                    waiting is not None
-                    and not self._take_messages()
-                    and not self._ask_for_input(instance)
-                ):
+                if waiting is None:
+                    # It waits here (a timer, an input's timeout): a person may answer meanwhile.
+                    self._ask_for_input(instance)
+                elif not self._take_messages() and not self._ask_for_input(instance):
                     return self._stop_to_wait(*waiting)
             batch = [await self._queue.get()]
             while not self._queue.empty():
@@ -387,7 +387,7 @@ class RunEngine:
             return None
         if any(seq not in self._stopped_children for seq in self._child_runs):
             return None  # a child runs here
-        if self._asking is not None and not self._asking.done():
+        if self._is_asking():
             return None  # a person is answering
         now = self._clock.now()
         if self._children is not None and any(
@@ -482,13 +482,27 @@ class RunEngine:
         """With a person at hand, ask for the first input the workflow waits for; the answer
         goes through the run's inbox like any signal. False when there is nobody to ask."""
         pending = instance.pending_inputs
+        if self._asking is not None and not self._asking.done():
+            # One form at a time. One whose input came otherwise (a signal, or its timeout)
+            # stays on the terminal, but asks for nothing: the run may stop.
+            return self._is_asking()
         if self._ask is None or self._inbox is None or not pending:
             return False
         label, schema = next(iter(pending.items()))
+        self._asking_label = label
         self._asking = asyncio.create_task(
             self._guarded(self._ask_person, label, schema), name=f"wfrun input {label}"
         )
         return True
+
+    def _is_asking(self) -> bool:
+        """Whether a person is being asked for an input the workflow still waits for."""
+        return (
+            self._asking is not None
+            and not self._asking.done()
+            and self._instance is not None
+            and self._asking_label in self._instance.pending_inputs
+        )
 
     async def _ask_person(self, label: str, schema: type[BaseModel]) -> None:
         assert self._ask is not None
