@@ -25,7 +25,14 @@ from .. import settings
 from .._version import __version__
 from ..clock import Clock, SystemClock
 from ..definitions import WorkflowDefinition
-from ..errors import Failure, InputError, RunLockedError, UsageError, WfrunError
+from ..errors import (
+    Failure,
+    HistoryCorruptError,
+    InputError,
+    RunLockedError,
+    UsageError,
+    WfrunError,
+)
 from ..events import (
     CHECKSUMMED,
     FORMAT_VERSION,
@@ -264,9 +271,13 @@ class LocalBackend:
             )
             try:
                 outcome = await self._start_one(run, clock, observers, max_wait, ask)
-            except FileExistsError:  # created before a crash: carry it on
+            except FileExistsError:  # created before a crash: carry it on, if it is that run
                 outcome = await self._resume_one(
-                    ended.run_id, clock=clock, max_wait=max_wait, ask=ask
+                    ended.run_id,
+                    clock=clock,
+                    max_wait=max_wait,
+                    ask=ask,
+                    on_history=lambda found, before=outcome.run_id: _continues(found, before),
                 )
         return dataclasses.replace(outcome, chain=tuple(chain)) if chain else outcome
 
@@ -646,6 +657,21 @@ def _same_run(
             f"run {started.run_id} exists with input {abbreviate(plain(started.input))}, not "
             f"{abbreviate(loads(input_data))}: pick another --run-id, or start it with the same "
             "input to get its result (nothing was run)"
+        )
+
+
+def _continues(history: RunHistory, previous: str) -> None:
+    """The next run of a chain must say it continues ``previous``: a history names it, and a
+    history may have been edited (into a loop, or into another run)."""
+    started = history.started
+    if started.continued_from != previous:
+        path = str(getattr(history, "path", started.run_id))
+        raise HistoryCorruptError(
+            f"run {previous} continued as new as run {started.run_id}, but run "
+            f"{started.run_id} did not continue from {previous}; a history was damaged or "
+            "edited. Nothing was run",
+            path=path,
+            line=1,
         )
 
 
