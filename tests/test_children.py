@@ -14,11 +14,13 @@ import wfrun as workflows
 from conftest import (
     attempts,
     cli,
+    cut_history,
     history,
     kill_after_marker,
     run_wfrun,
     spawn_wfrun,
     wait_for_marker,
+    wait_until,
     wf,
 )
 
@@ -210,3 +212,92 @@ def test_a_parent_whose_code_asks_for_another_child_does_not_replay(home: Path) 
     cli("start", f"{FAMILY}:FanOut", "--input", '{"items": ["a"]}', "--run-id", "p")
     with pytest.raises(workflows.NonDeterminismError, match="child workflow 'pack_item'"):
         replay(home / "runs" / "p.jsonl", FanOutOther)
+
+
+# -- review: crashes, races and cancellations around children ----------------------------------
+
+
+def test_a_crash_before_the_child_file_was_created_starts_the_child_on_resume(
+    home: Path, log: Path
+) -> None:
+    # What a kill -9 leaves between the parent's ChildWorkflowStarted and the child's creation.
+    cli("start", f"{FAMILY}:FanOut", "--input", '{"items": ["a"]}', "--run-id", "p")
+    cut_history("p", 2)
+    (home / "runs" / "p-child-1.jsonl").unlink()
+    resumed = run_wfrun("resume", "p")
+    assert resumed.returncode == 0, resumed.stderr
+    assert orjson.loads(resumed.stdout) == ["a packed"]
+    assert types(home, "p-child-1")[-1] == "WorkflowCompleted"
+
+
+def test_a_child_id_taken_with_another_input_is_never_answered_on_resume(home: Path) -> None:
+    first = cli("start", f"{FAMILY}:SharedChildId", "--arg", "item=a", "--run-id", "p1")
+    assert orjson.loads(first.stdout) == "a packed"
+    refused = run_wfrun("start", f"{FAMILY}:SharedChildId", "--arg", "item=b", "--run-id", "p2")
+    assert refused.returncode == 2, refused.stderr
+    resumed = run_wfrun("resume", "p2")
+    assert "a packed" not in resumed.stdout  # never the other run's result
+    assert resumed.returncode == 2, resumed.stderr
+    assert "ChildWorkflowCompleted" not in types(home, "p2")
+
+
+def test_a_child_id_that_is_another_parents_child_is_refused(home: Path) -> None:
+    cli("start", f"{FAMILY}:SharedChildId", "--arg", "item=a", "--run-id", "p1")
+    second = run_wfrun("start", f"{FAMILY}:SharedChildId", "--arg", "item=a", "--run-id", "p2")
+    assert second.returncode == 2, second.stdout
+    assert "p1" in second.stderr  # names the parent the run belongs to
+    assert started(home, "shared")["parent"] == "p1"
+
+
+def test_a_parent_that_ends_with_a_blocked_child_it_let_go_exits(home: Path) -> None:
+    # The child is BLOCKED and asked to cancel: nothing can carry it on here, so the parent's
+    # process must not wait for it to end.
+    result = run_wfrun("start", f"{FAMILY}:LeavesBlockedChild", "--run-id", "p", timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert types(home, "p")[-1] == "WorkflowCompleted"
+    assert "ChildWorkflowCancelRequested" in types(home, "p")
+    assert types(home, "p-buggy")[-1] == "RunBlocked"
+
+
+def test_cancelling_a_parent_cancels_its_child_that_continued_as_new(home: Path) -> None:
+    waiting = cli("start", f"{FAMILY}:ChainedParent", "--run-id", "p")
+    assert waiting.exit_code == 75, waiting.output
+    last = history(home, "chained")[-1]
+    assert last["type"] == "WorkflowContinuedAsNew"
+    successor = last["run_id"]
+    assert types(home, successor)[-1] == "RunWaiting"
+    cancelled = cli("cancel", "p")
+    assert cancelled.exit_code == 1, cancelled.output
+    assert types(home, "p")[-1] == "WorkflowCanceled"
+    assert types(home, successor)[-1] == "WorkflowCanceled"
+
+
+def test_a_child_ended_by_another_process_reaches_its_live_parent(home: Path, log: Path) -> None:
+    from wfrun.local.backend import LocalBackend
+    from wfrun.local.store import RunStore
+
+    release = home.parent / "release"
+    process = spawn_wfrun("start", f"{FAMILY}:GatedParent", "--arg", f"release={release}")
+    try:
+        store = RunStore(home)
+
+        def child_stopped() -> bool:  # the live parent polls it, waiting for input
+            path = home / "runs" / "asker.jsonl"
+            return (
+                attempts(log, "gate") == 1
+                and path.exists()
+                and b'"RunWaiting"' in path.read_bytes()
+                and not store.is_locked("asker")
+            )
+
+        wait_until(process, child_stopped, "the child waiting for its input")
+        # Another process (here: this one) carries the child to its end, with a person at hand.
+        ended = asyncio.run(LocalBackend(home).resume("asker", ask=lambda label, s: {"ok": True}))
+        assert str(ended.status) == "COMPLETED"
+        release.touch()
+        assert process.wait(timeout=60) == 0, process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+    assert orjson.loads(process.stdout.read()) == "child said True"

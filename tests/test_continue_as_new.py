@@ -9,7 +9,7 @@ import orjson
 
 import wfrun as workflows
 
-from conftest import attempts, cli, history, run_wfrun, wf
+from conftest import attempts, cli, history, run_wfrun, signed, wf
 
 COUNTER = f"{wf('family')}:Counter"
 FIVE_IN_TWOS = '{"start": 0, "until": 5, "per_run": 2}'
@@ -108,3 +108,30 @@ def test_resume_all_leaves_continued_runs_alone(home: Path) -> None:
     cli("start", COUNTER, "--input", FIVE_IN_TWOS, "--run-id", "c")
     resumed = run_wfrun("resume", "--all", "--json")
     assert orjson.loads(resumed.stdout) == []
+
+
+def test_resume_all_creates_the_next_run_a_crash_did_not(home: Path, log: Path) -> None:
+    # What a kill -9 leaves between WorkflowContinuedAsNew and the next run's creation: the
+    # first run ended, its successor does not exist. Cron's `resume --all` must carry it on.
+    cli("start", COUNTER, "--input", FIVE_IN_TWOS, "--run-id", "c")
+    for run_id in chain(home, "c")[1:]:
+        (home / "runs" / f"{run_id}.jsonl").unlink()
+    resumed = run_wfrun("resume", "--all", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert [report["result"] for report in orjson.loads(resumed.stdout)] == [5]
+    assert len(chain(home, "c")) == 3
+
+
+def test_a_chain_that_names_a_run_it_did_not_start_is_refused(home: Path) -> None:
+    # A history is untrusted input: a WorkflowContinuedAsNew edited to name another run (here
+    # the first run of the chain itself, a loop) must not be followed into that run.
+    cli("start", COUNTER, "--input", FIVE_IN_TWOS, "--run-id", "c")
+    first, second, _ = chain(home, "c")
+    path = home / "runs" / f"{second}.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    last = orjson.loads(lines[-1])
+    lines[-1] = signed({**last, "run_id": first})
+    path.write_bytes(b"".join(lines))
+    resumed = run_wfrun("resume", "c", timeout=30)
+    assert resumed.returncode == 6, resumed.stderr
+    assert f"{first} did not continue from {second}" in resumed.stderr

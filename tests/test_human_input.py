@@ -146,3 +146,39 @@ def test_an_input_not_given_in_time_raises_timeout_error(home: Path) -> None:
     backdate("c", 3600)
     resumed = cli("resume", "c")
     assert orjson.loads(resumed.stdout) == "nobody answered"
+
+
+FORMS = wf("forms")
+
+
+def test_an_input_with_a_timeout_is_asked_on_the_terminal(home: Path) -> None:
+    # The timeout (50 s) is within --max-wait (60 s): the process waits for it, and meanwhile
+    # the person at the terminal must be asked.
+    terminal = Terminal("start", f"{FORMS}:TimedForm", "--run-id", "t")
+    try:
+        terminal.expect("name")
+        terminal.type("Ada")
+        code, screen = terminal.finish()
+    finally:
+        if terminal.process.poll() is None:
+            terminal.process.kill()
+            terminal.process.wait()
+    assert code == 0, screen
+    assert b"hello Ada" in screen
+
+
+def test_an_input_answered_by_a_signal_while_asked_lets_the_run_wait(home: Path) -> None:
+    terminal = Terminal("start", f"{FORMS}:FormThenSleep", "--run-id", "s")
+    try:
+        terminal.expect("name")  # the form is open on the terminal
+        sent = cli("signal", "s", "who", '{"name": "Ada"}')
+        assert sent.exit_code == 0, sent.output
+        # Answered: the run now waits an hour, past --max-wait, so the process stops WAITING,
+        # rather than holding on to a form nobody needs any more.
+        code, screen = terminal.finish()
+    finally:
+        if terminal.process.poll() is None:
+            terminal.process.kill()
+            terminal.process.wait()
+    assert code == 75, screen
+    assert history(home, "s")[-1]["type"] == "RunWaiting"

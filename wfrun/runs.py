@@ -152,12 +152,15 @@ class RunInfo:
     code_changed: bool = False
     #: The run that started this one as its child (and carries it on), if any.
     parent: str | None = None
+    #: A CONTINUED_AS_NEW run whose next run does not exist (a crash came between).
+    successor_missing: bool = False
 
     def can_go_on(self, now: str) -> bool:
         """Whether a resume would move the run on now (what ``resume --all`` picks): it was
         interrupted, its timer is due (``now``: ISO 8601 UTC, which sorts as time), a message
-        waits for it, or the code of a BLOCKED run changed (the same code raises again)."""
-        if self.status is RunStatus.INTERRUPTED:
+        waits for it, the code of a BLOCKED run changed (the same code raises again), or it
+        continued as new but its next run was never created."""
+        if self.status is RunStatus.INTERRUPTED or self.successor_missing:
             return True
         if self.status is RunStatus.BLOCKED:
             return self.code_changed

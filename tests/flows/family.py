@@ -242,3 +242,113 @@ class FamilyWorkflow:
         if generation == 1:
             workflows.workflow.continue_as_new({"key": key, "generation": 2})
         return f"{packed}; {failed}"
+
+
+# -- review: children in corners ----------------------------------------------------------------
+
+
+@workflows.activity
+async def until_blocked(run_id: str) -> None:
+    """Returns once run ``run_id`` is BLOCKED and let go (nobody holds its history)."""
+    from wfrun.local.store import RunStore
+
+    log_attempt("until_blocked")
+    store = RunStore()
+    path = store.path(run_id)
+    while not (
+        path.exists() and b'"RunBlocked"' in path.read_bytes() and not store.is_locked(run_id)
+    ):
+        await asyncio.sleep(0.01)
+
+
+@workflows.activity
+async def gate(release: str) -> None:
+    """Logs that it got here, then returns once the file ``release`` exists."""
+    log_attempt("gate")
+    while not Path(release).exists():
+        await asyncio.sleep(0.01)
+
+
+@workflows.workflow.define(name="buggy_child")
+class BuggyChild:
+    @workflows.workflow.entrypoint
+    async def run(self) -> str:
+        return {"a": 1}["b"]  # a bug: the run is BLOCKED
+
+
+@workflows.workflow.define(name="leaves_blocked_child")
+class LeavesBlockedChild:
+    """Starts a child that blocks, does not wait for it, and ends."""
+
+    @workflows.workflow.entrypoint
+    async def run(self) -> str:
+        buggy = f"{workflows.workflow.info().run_id}-buggy"
+        child = asyncio.ensure_future(
+            workflows.workflow.execute_workflow(BuggyChild, execution_id=buggy)
+        )
+        await until_blocked(buggy)
+        child.cancel()
+        return "done"
+
+
+@workflows.workflow.define(name="chained_approver")
+class ChainedApprover:
+    """Continues as new once, then waits for a signal."""
+
+    def __init__(self) -> None:
+        self.approver = ""
+
+    @workflows.workflow.signal(name="approve")
+    def approve(self, approver: str) -> None:
+        self.approver = approver
+
+    @workflows.workflow.entrypoint
+    async def run(self, generation: int) -> str:
+        if generation == 1:
+            workflows.workflow.continue_as_new({"generation": 2})
+        await workflows.workflow.wait_condition(lambda: bool(self.approver))
+        return f"approved by {self.approver}"
+
+
+@workflows.workflow.define(name="chained_parent")
+class ChainedParent:
+    @workflows.workflow.entrypoint
+    async def run(self) -> str:
+        return await workflows.workflow.execute_workflow(
+            ChainedApprover, {"generation": 1}, execution_id="chained"
+        )
+
+
+@workflows.workflow.define(name="shared_child_id")
+class SharedChildId:
+    """Starts its child under a fixed execution id, whatever run it is."""
+
+    @workflows.workflow.entrypoint
+    async def run(self, item: str) -> str:
+        return await workflows.workflow.execute_workflow(
+            PackItem, {"item": item}, execution_id="shared"
+        )
+
+
+class Answer(BaseModel):
+    ok: bool
+
+
+@workflows.workflow.define(name="asking_child")
+class AskingChild(workflows.InteractiveWorkflow):
+    @workflows.workflow.entrypoint
+    async def run(self) -> bool:
+        return (await self.wait_for_input(Answer, label="answer")).ok
+
+
+@workflows.workflow.define(name="gated_parent")
+class GatedParent:
+    """Starts a child that waits for input, then waits at a gate before awaiting it."""
+
+    @workflows.workflow.entrypoint
+    async def run(self, release: str) -> str:
+        child = asyncio.ensure_future(
+            workflows.workflow.execute_workflow(AskingChild, execution_id="asker")
+        )
+        await gate(release)
+        return f"child said {await child}"

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Final
 
 import orjson
@@ -25,7 +26,14 @@ from .. import settings
 from .._version import __version__
 from ..clock import Clock, SystemClock
 from ..definitions import WorkflowDefinition
-from ..errors import Failure, InputError, RunLockedError, UsageError, WfrunError
+from ..errors import (
+    Failure,
+    HistoryCorruptError,
+    InputError,
+    RunLockedError,
+    UsageError,
+    WfrunError,
+)
 from ..events import (
     CHECKSUMMED,
     FORMAT_VERSION,
@@ -182,13 +190,30 @@ class LocalBackend:
 
     def child_can_go_on(self, run_id: str, now: datetime) -> bool:
         try:
-            return self.store.info(run_id).can_go_on(format_ts(now))
+            info = self.store.info(run_id)
         except WfrunError:  # a damaged child stays so: the run waits until someone looks
             return False
+        # Ended meanwhile, carried on by another process: its parent records how it ended.
+        return info.status.ended or info.can_go_on(format_ts(now))
 
     def cancel_child(self, run_id: str, message_id: str, reason: str, now: datetime) -> None:
         data = orjson.dumps({"reason": reason})
-        self._inbox(run_id).post("cancel", "cancel", data, format_ts(now), message_id=message_id)
+        last = self._last_of_chain(run_id)
+        self._inbox(last).post("cancel", "cancel", data, format_ts(now), message_id=message_id)
+
+    def _last_of_chain(self, run_id: str) -> str:
+        """The run that carries ``run_id``'s chain on now: it, or the run it continued as
+        (the next one may not exist yet: its inbox waits for it)."""
+        seen = {run_id}
+        while True:
+            try:
+                ended = self.store.read(run_id).terminal
+            except WfrunError:
+                return run_id
+            if not isinstance(ended, WorkflowContinuedAsNew) or ended.run_id in seen:
+                return run_id
+            run_id = ended.run_id
+            seen.add(run_id)
 
     async def _start_chain(
         self,
@@ -212,7 +237,9 @@ class LocalBackend:
                 clock=clock,
                 observers=observers,
                 max_wait=max_wait,
-                on_history=lambda history: _same_run(history, run.definition, run.input),
+                on_history=lambda history: _same_run(
+                    history, run.definition, run.input, run.parent
+                ),
                 ask=ask,
             )
         return await self._follow_chain(outcome, clock, observers=(), max_wait=max_wait, ask=ask)
@@ -243,11 +270,16 @@ class LocalBackend:
                 parent=started.parent,
                 continued_from=outcome.run_id,
             )
+            before = outcome.run_id
             try:
                 outcome = await self._start_one(run, clock, observers, max_wait, ask)
-            except FileExistsError:  # created before a crash: carry it on
+            except FileExistsError:  # created before a crash: carry it on, if it is that run
                 outcome = await self._resume_one(
-                    ended.run_id, clock=clock, max_wait=max_wait, ask=ask
+                    ended.run_id,
+                    clock=clock,
+                    max_wait=max_wait,
+                    ask=ask,
+                    on_history=partial(_continues, previous=before),
                 )
         return dataclasses.replace(outcome, chain=tuple(chain)) if chain else outcome
 
@@ -601,10 +633,22 @@ def _answer(history: RunHistory, message: str) -> UpdateCompleted | None:
     return None
 
 
-def _same_run(history: RunHistory, definition: WorkflowDefinition, input_data: bytes) -> None:
+def _same_run(
+    history: RunHistory,
+    definition: WorkflowDefinition,
+    input_data: bytes,
+    parent: str | None = None,
+) -> None:
     """An idempotent start of an existing run must ask for that very run: same workflow, same
-    input. Anything else is a mistake (a reused id), never answered with the other's result."""
+    input, and for a child the same parent. Anything else is a mistake (a reused id), never
+    answered with the other's result."""
     started = history.started
+    if parent is not None and started.parent != parent:
+        owner = f"a child of run {started.parent}" if started.parent else "a run of its own"
+        raise InputError(
+            f"run {parent} starts child run {started.run_id}, but that run exists as {owner}: "
+            "give the child another execution_id (nothing was run)"
+        )
     if started.workflow != definition.name:
         raise InputError(
             f"run {started.run_id} exists for workflow {started.workflow!r}, not "
@@ -615,6 +659,21 @@ def _same_run(history: RunHistory, definition: WorkflowDefinition, input_data: b
             f"run {started.run_id} exists with input {abbreviate(plain(started.input))}, not "
             f"{abbreviate(loads(input_data))}: pick another --run-id, or start it with the same "
             "input to get its result (nothing was run)"
+        )
+
+
+def _continues(history: RunHistory, previous: str) -> None:
+    """The next run of a chain must say it continues ``previous``: a history names it, and a
+    history may have been edited (into a loop, or into another run)."""
+    started = history.started
+    if started.continued_from != previous:
+        path = str(getattr(history, "path", started.run_id))
+        raise HistoryCorruptError(
+            f"run {previous} continued as new as run {started.run_id}, but run "
+            f"{started.run_id} did not continue from {previous}; a history was damaged or "
+            "edited. Nothing was run",
+            path=path,
+            line=1,
         )
 
 

@@ -284,6 +284,7 @@ class RunEngine:
         self._ended = False
         self._ask = ask
         self._asking: asyncio.Task[None] | None = None
+        self._asking_label: str | None = None
 
     async def run(self) -> RunOutcome:
         """Replay, then execute until the workflow ends; CancelledError leaves it resumable."""
@@ -346,11 +347,10 @@ class RunEngine:
         while not instance.done:
             if self._queue.empty():
                 waiting = self._nothing_to_do_here()
-                if (
-                    waiting is not None
-                    and not self._take_messages()
-                    and not self._ask_for_input(instance)
-                ):
+                if waiting is None:
+                    # It waits here (a timer, an input's timeout): a person may answer meanwhile.
+                    self._ask_for_input(instance)
+                elif not self._take_messages() and not self._ask_for_input(instance):
                     return self._stop_to_wait(*waiting)
             batch = [await self._queue.get()]
             while not self._queue.empty():
@@ -387,8 +387,14 @@ class RunEngine:
             return None
         if any(seq not in self._stopped_children for seq in self._child_runs):
             return None  # a child runs here
-        if self._asking is not None and not self._asking.done():
+        if self._is_asking():
             return None  # a person is answering
+        now = self._clock.now()
+        if self._children is not None and any(
+            self._children.child_can_go_on(child.run_id, now)
+            for child in self._stopped_children.values()
+        ):
+            return None  # a stopped child went on meanwhile (elsewhere): its poll sees it soon
         deadline = self._deadline_due() if self._deadline is not None else None
         children = [c.until for c in self._stopped_children.values() if c.until is not None]
         dues = [*self._timer_dues.values(), *children, *([deadline] if deadline else [])]
@@ -476,13 +482,27 @@ class RunEngine:
         """With a person at hand, ask for the first input the workflow waits for; the answer
         goes through the run's inbox like any signal. False when there is nobody to ask."""
         pending = instance.pending_inputs
+        if self._asking is not None and not self._asking.done():
+            # One form at a time. One whose input came otherwise (a signal, or its timeout)
+            # stays on the terminal, but asks for nothing: the run may stop.
+            return self._is_asking()
         if self._ask is None or self._inbox is None or not pending:
             return False
         label, schema = next(iter(pending.items()))
+        self._asking_label = label
         self._asking = asyncio.create_task(
             self._guarded(self._ask_person, label, schema), name=f"wfrun input {label}"
         )
         return True
+
+    def _is_asking(self) -> bool:
+        """Whether a person is being asked for an input the workflow still waits for."""
+        return (
+            self._asking is not None
+            and not self._asking.done()
+            and self._instance is not None
+            and self._asking_label in self._instance.pending_inputs
+        )
 
     async def _ask_person(self, label: str, schema: type[BaseModel]) -> None:
         assert self._ask is not None
@@ -740,17 +760,25 @@ class RunEngine:
         instance: WorkflowInstance,
         recorded: RecordedRun,
     ) -> None:
-        """A resume finds a child that had not ended: carry it on, awaited or not."""
+        """A resume finds a child that had not ended: carry it on, awaited or not.
+
+        It is carried on through the command that started it: a crash may have come before
+        its history was created (then it is created now), and an existing run is taken only
+        if it is that very child (same workflow, input and parent).
+        """
+        command = instance.child_command(seq)
         if instance.awaits(seq):
-            self._start_child(seq, run_id, None)
+            self._start_child(seq, run_id, command)
             return
         if not recorded.was_cancelled(seq):
             # The code stopped waiting for it (replay found the cancel) before a crash
             # recorded that: ask the child to cancel now.
-            self._detach_child(seq, f"run {self.run_id} stopped waiting for it", start=True)
+            self._detach_child(
+                seq, f"run {self.run_id} stopped waiting for it", start=True, command=command
+            )
             return
         self._detached.add(seq)
-        self._start_child(seq, run_id, None)
+        self._start_child(seq, run_id, command)
 
     def _start_child(self, seq: int, run_id: str, command: StartChild | None) -> None:
         if self._children is None:
@@ -761,7 +789,9 @@ class RunEngine:
             name=f"wfrun child {run_id}",
         )
 
-    def _detach_child(self, seq: int, reason: str, *, start: bool = False) -> None:
+    def _detach_child(
+        self, seq: int, reason: str, *, start: bool = False, command: StartChild | None = None
+    ) -> None:
         """Ask a child to cancel (durably, once), record that, and stop awaiting it."""
         assert self._children is not None
         run_id = self._child_runs.get(seq) or _child_run_id(self.history, seq)
@@ -770,7 +800,7 @@ class RunEngine:
         self._writer.append(ChildWorkflowCancelRequested, seq=seq, run_id=run_id)
         self._detached.add(seq)
         if start:
-            self._start_child(seq, run_id, None)
+            self._start_child(seq, run_id, command)
 
     async def _execute_child(self, seq: int, run_id: str, command: StartChild | None) -> None:
         assert self._children is not None
@@ -790,10 +820,7 @@ class RunEngine:
             if outcome.status.ended:
                 break
             if seq in self._detached:
-                # It stopped before its cancel reached it: whoever resumes it delivers that.
-                self._executions.pop(seq, None)
-                self._child_runs.pop(seq, None)
-                self._queue.put_nowait(_Wake())
+                self._let_go(seq)
                 return
             what = (
                 f"is BLOCKED: {outcome.error.describe()}"
@@ -806,7 +833,10 @@ class RunEngine:
             try:
                 # Polled: a message's sender is another process, a due time comes on its own.
                 can_go_on = self._children.child_can_go_on
-                while not can_go_on(outcome.run_id, self._clock.now()):  # noqa: ASYNC110
+                while not can_go_on(outcome.run_id, self._clock.now()):
+                    if seq in self._detached:  # asked to cancel meanwhile: not awaited any more
+                        self._let_go(seq)
+                        return
                     await asyncio.sleep(POLL)
             finally:
                 del self._stopped_children[seq]
@@ -826,6 +856,13 @@ class RunEngine:
                 "error": outcome.error.record(),
             }
             self._queue.put_nowait((ChildWorkflowFailed, fields))
+
+    def _let_go(self, seq: int) -> None:
+        """A child asked to cancel stopped before its cancel reached it (it may be BLOCKED):
+        nobody awaits it any more; whoever resumes it delivers that."""
+        self._executions.pop(seq, None)
+        self._child_runs.pop(seq, None)
+        self._queue.put_nowait(_Wake())
 
     async def _execute_timer(self, seq: int, due: datetime) -> None:
         await sleep_until(self._clock, due)

@@ -123,6 +123,8 @@ class WorkflowInstance:
         #: Updates whose handler finished: (message id, value, exception), for the engine.
         self._update_results: list[tuple[str, Any, BaseException | None]] = []
         self._children: dict[int, tuple[WorkflowFuture[Any], StartChild]] = {}
+        #: Every child the workflow started (by seq), awaited or not: how to start it again.
+        self._child_commands: dict[int, StartChild] = {}
         #: Inputs the workflow waits for (`wait_for_input`), by label: the schema and the
         #: future the answer resolves.
         self._inputs: dict[str, tuple[type[BaseModel], WorkflowFuture[Any]]] = {}
@@ -183,9 +185,8 @@ class WorkflowInstance:
         return entry[1] if entry is not None else None
 
     def child_command(self, seq: int) -> StartChild | None:
-        """The command of a child run the workflow still awaits."""
-        entry = self._children.get(seq)
-        return entry[1] if entry is not None else None
+        """The command that started child run ``seq``, whether the workflow still awaits it."""
+        return self._child_commands.get(seq)
 
     def awaits(self, seq: int) -> bool:
         """Whether command ``seq`` was issued and still waits for its outcome."""
@@ -321,6 +322,7 @@ class WorkflowInstance:
         self._seq = seq
         command = StartChild(seq, definition, data, run_id, target_of(definition.cls, by_file=True))
         self._children[seq] = (future, command)
+        self._child_commands[seq] = command
         future.add_done_callback(lambda f: self._child_abandoned(seq, f))
         self._commands.append(command)
         return WorkflowCall(future, hash(future))

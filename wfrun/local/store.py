@@ -47,6 +47,7 @@ from ..events import (
     Observer,
     RunBlocked,
     RunWaiting,
+    WorkflowContinuedAsNew,
     WorkflowStarted,
     format_ts,
     is_run_id,
@@ -388,6 +389,9 @@ class RunStore:
         info = partial(
             RunInfo, run_id, started.workflow, started=started.ts, ended=None, parent=started.parent
         )
+        if isinstance(final, WorkflowContinuedAsNew):
+            missing = not self.path(final.run_id).exists()
+            return info(RunStatus.after(final), ended=final.ts, successor_missing=missing)
         if final.role == TERMINAL:
             return info(RunStatus.after(final), ended=final.ts)
         status = self._unfinished(run_id, final)
