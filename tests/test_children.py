@@ -22,6 +22,7 @@ from conftest import (
     wait_for_marker,
     wait_until,
     wf,
+    write_module,
 )
 
 FAMILY = wf("family")
@@ -301,3 +302,41 @@ def test_a_child_ended_by_another_process_reaches_its_live_parent(home: Path, lo
             process.send_signal(signal.SIGKILL)
             process.wait()
     assert orjson.loads(process.stdout.read()) == "child said True"
+
+
+FAMILY_WITH_A_TYPO = """
+    import wfrun as workflows
+
+
+    @workflows.workflow.define(name="kid")
+    class Kid:
+        @workflows.workflow.entrypoint
+        async def run(self, key: str) -> str:
+            return {VALUE}
+
+
+    @workflows.workflow.define(name="folks")
+    class Folks:
+        @workflows.workflow.entrypoint
+        async def run(self, key: str) -> str:
+            kid = await workflows.workflow.execute_workflow(Kid, {"key": key})
+            return f"kid said {kid}"
+"""
+
+
+def test_a_parent_waiting_only_for_a_blocked_child_is_blocked_with_exit_3(
+    isolated: Path, home: Path
+) -> None:
+    buggy = FAMILY_WITH_A_TYPO.replace("{VALUE}", '{"key": key}["kee"]')
+    module = write_module(isolated / "folks.py", buggy)
+    result = cli("start", f"{module}:Folks", "--arg", "key=k", "--run-id", "f")
+    assert result.exit_code == 3, result.output
+    assert "child run f-child-1 is BLOCKED" in result.stderr
+    assert "KeyError" in result.stderr
+    assert types(home, "f")[-1] == "RunBlocked"
+    assert types(home, "f-child-1")[-1] == "RunBlocked"
+    # Nothing to retry until the code changes; then resume --all carries both on.
+    assert orjson.loads(run_wfrun("resume", "--all", "--json").stdout) == []
+    write_module(module, FAMILY_WITH_A_TYPO.replace("{VALUE}", "key.upper()"))
+    resumed = orjson.loads(run_wfrun("resume", "--all", "--json").stdout)
+    assert [(r["run_id"], r["result"]) for r in resumed] == [("f", "kid said K")]

@@ -135,3 +135,10 @@ def test_a_chain_that_names_a_run_it_did_not_start_is_refused(home: Path) -> Non
     resumed = run_wfrun("resume", "c", timeout=30)
     assert resumed.returncode == 6, resumed.stderr
     assert f"{first} did not continue from {second}" in resumed.stderr
+
+
+def test_a_message_to_an_earlier_run_of_a_chain_names_its_successor(home: Path) -> None:
+    cli("start", COUNTER, "--input", FIVE_IN_TWOS, "--run-id", "c")
+    refused = cli("signal", "c", "anything")
+    assert refused.exit_code == 2
+    assert f"continued as new as run {chain(home, 'c')[1]}" in refused.stderr

@@ -448,10 +448,14 @@ class LocalBackend:
 
     def _open_run(self, run_id: str, too_late: str) -> RunHistory:
         history = self.store.read(run_id)
-        if history.terminal is not None:
+        ended = history.terminal
+        if isinstance(ended, WorkflowContinuedAsNew):
             raise UsageError(
-                f"run {run_id} has ended ({RunStatus.after(history.terminal)}): {too_late}"
+                f"run {run_id} continued as new as run {ended.run_id}: send it to the last run "
+                "of the chain (`wfrun show` names each run's successor)"
             )
+        if ended is not None:
+            raise UsageError(f"run {run_id} has ended ({RunStatus.after(ended)}): {too_late}")
         return history
 
     async def _deliver(
@@ -643,6 +647,7 @@ def _same_run(
     input, and for a child the same parent. Anything else is a mistake (a reused id), never
     answered with the other's result."""
     started = history.started
+    another = "give the child another execution_id" if parent else "pick another --run-id"
     if parent is not None and started.parent != parent:
         owner = f"a child of run {started.parent}" if started.parent else "a run of its own"
         raise InputError(
@@ -652,13 +657,13 @@ def _same_run(
     if started.workflow != definition.name:
         raise InputError(
             f"run {started.run_id} exists for workflow {started.workflow!r}, not "
-            f"{definition.name!r}: pick another --run-id (nothing was run)"
+            f"{definition.name!r}: {another} (nothing was run)"
         )
     if plain(started.input) != loads(input_data):
         raise InputError(
             f"run {started.run_id} exists with input {abbreviate(plain(started.input))}, not "
-            f"{abbreviate(loads(input_data))}: pick another --run-id, or start it with the same "
-            "input to get its result (nothing was run)"
+            f"{abbreviate(loads(input_data))}: {another}, or start it with the same input to "
+            "get its result (nothing was run)"
         )
 
 

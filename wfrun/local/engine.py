@@ -15,6 +15,7 @@ replay delivers the same events in the same order, so the workflow makes the sam
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sys
 import threading
@@ -150,6 +151,8 @@ class _StoppedChild:
     run_id: str
     until: datetime | None
     reason: str
+    #: Why it is BLOCKED (its code raised a bug), if it is.
+    blocked: Failure | None = None
 
 
 #: The latest heartbeat details of an attempt are recorded at most this often (seconds).
@@ -351,6 +354,9 @@ class RunEngine:
                     # It waits here (a timer, an input's timeout): a person may answer meanwhile.
                     self._ask_for_input(instance)
                 elif not self._take_messages() and not self._ask_for_input(instance):
+                    blocked = self._blocked_child()
+                    if blocked is not None:
+                        return self._record_block(blocked)
                     return self._stop_to_wait(*waiting)
             batch = [await self._queue.get()]
             while not self._queue.empty():
@@ -435,6 +441,7 @@ class RunEngine:
         """Queue the messages that reached the inbox since the last look; True if any did."""
         if self._inbox is None:
             return False
+        assert self._instance is not None
         messages, self._inbox_offset = self._inbox.read(self._inbox_offset)
         taken = False
         for message in messages:
@@ -442,6 +449,8 @@ class RunEngine:
                 continue
             self._delivered.add(message.id)
             if message.kind != "cancel" and not self._handles(message):
+                if message.kind == "signal" and message.name in self._instance.answered_inputs:
+                    continue  # a second answer to an input (the terminal's, a signal's)
                 # Sent to code that had this handler; today's code has not: never delivered.
                 logging.getLogger("wfrun").warning(
                     "run %s: skipped %s %r from its inbox: the workflow defines no such %s",
@@ -674,8 +683,22 @@ class RunEngine:
     def _block(self, exc: BaseException) -> RunOutcome:
         # What is in flight is left as it is (not recorded cancelled): the fixed code will
         # replay to this point and may wait for it again.
+        return self._record_block(Failure.of(exc))
+
+    def _blocked_child(self) -> Failure | None:
+        """A run that can only wait for a BLOCKED child is blocked too: its code (the child's)
+        must be fixed, and a wait would hide that (exit 75 instead of 3)."""
+        for child in self._stopped_children.values():
+            if child.blocked is not None:
+                blocked = child.blocked
+                message = f"child run {child.run_id} is BLOCKED: {blocked.message}"
+                return dataclasses.replace(blocked, message=message)
+        return None
+
+    def _record_block(self, failure: Failure) -> RunOutcome:
+        # The fingerprint of this run's own module: resume --all retries it once that changed;
+        # a blocked child whose code changed brings its parent along (`runs.carrier_of`).
         module = sys.modules.get(self.definition.cls.__module__)
-        failure = Failure.of(exc)
         self._writer.append(
             RunBlocked,
             error=failure.record(),
@@ -822,13 +845,14 @@ class RunEngine:
             if seq in self._detached:
                 self._let_go(seq)
                 return
+            blocked = outcome.error if outcome.status is RunStatus.BLOCKED else None
             what = (
-                f"is BLOCKED: {outcome.error.describe()}"
-                if outcome.status is RunStatus.BLOCKED and outcome.error is not None
+                f"is BLOCKED: {blocked.describe()}"
+                if blocked is not None
                 else f"waits: {outcome.reason}"
             )
             until = parse_ts(outcome.until) if outcome.until else None
-            self._stopped_children[seq] = _StoppedChild(outcome.run_id, until, what)
+            self._stopped_children[seq] = _StoppedChild(outcome.run_id, until, what, blocked)
             self._queue.put_nowait(_Wake())
             try:
                 # Polled: a message's sender is another process, a due time comes on its own.

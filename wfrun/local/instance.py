@@ -198,6 +198,11 @@ class WorkflowInstance:
         return entry[0] if entry is not None and not entry[1].done() else None
 
     @property
+    def answered_inputs(self) -> set[str]:
+        """The labels of the inputs the workflow asked for and got."""
+        return {label for label, (_, future) in self._inputs.items() if future.done()}
+
+    @property
     def pending_inputs(self) -> dict[str, type[BaseModel]]:
         """Every input the workflow waits for now, by label."""
         return {label: schema for label, (schema, f) in self._inputs.items() if not f.done()}
