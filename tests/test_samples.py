@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -24,6 +25,16 @@ from conftest import (
 )
 
 SAMPLES = ROOT / "samples"
+
+
+@pytest.fixture(autouse=True)
+def every_run_replays() -> Iterator[None]:
+    """Whatever runs a sample's test leaves behind replay against today's code: recorded and
+    replayed, each sample makes the same decisions."""
+    yield
+    for run in orjson.loads(cli("list", "--json").stdout):
+        replayed = cli("replay", run["run_id"])
+        assert replayed.exit_code == 0, (run["run_id"], replayed.output)
 
 
 def start_sample(target: str, *, run_id: str | None = None, **arguments: object) -> Result:
