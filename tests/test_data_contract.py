@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from pathlib import Path
+from types import FrameType
 
 import orjson
 import pytest
@@ -371,3 +374,46 @@ def test_cli_arguments_are_decoded_to_the_entrypoint_s_types() -> None:
         "at": "2026-01-01T10:00:00+02:00",
         "total": "9.90",
     }
+
+
+def test_the_loop_blocked_in_wfrun_s_own_code_is_not_blamed_on_the_user() -> None:
+    from wfrun import settings
+    from wfrun.local.watchdog import suspect
+
+    frames: list[FrameType] = []
+
+    def catch(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code is settings.home.__code__:
+            frames.append(frame)
+
+    sys.setprofile(catch)
+    try:
+        settings.home()
+    finally:
+        sys.setprofile(None)
+    assert suspect(frames[0]) is None
+    here = sys._getframe()
+    assert suspect(here) == f"code at {os.path.relpath(__file__)}:{here.f_lineno}"
+
+
+def test_the_standard_library_is_looked_through_to_whose_code_called_it() -> None:
+    from wfrun import settings
+    from wfrun.local.watchdog import suspect
+
+    stdlib = (os.path.dirname(os.__file__), "<frozen ")
+    frames: list[FrameType] = []
+
+    def catch(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_filename.startswith(stdlib):
+            frames.append(frame)
+
+    sys.setprofile(catch)
+    try:
+        settings.home()  # wfrun's own code, calling the standard library (os.environ.get)
+        os.environ.get("HOME")  # this test's code, calling it
+    finally:
+        sys.setprofile(None)
+    by_wfrun = [f for f in frames if f.f_back and f.f_back.f_code is settings.home.__code__]
+    by_test = [f for f in frames if f.f_back and f.f_back.f_code.co_filename == __file__]
+    assert suspect(by_wfrun[0]) is None
+    assert suspect(by_test[0]) is not None

@@ -87,7 +87,7 @@ class LoopWatchdog:
             late = time.monotonic() - self._last_tick - _TICK / 2
             if late >= self._threshold and self._suspect is None:
                 frame = sys._current_frames().get(self._loop_thread)
-                self._suspect = _blame(frame) if frame is not None else "the event loop"
+                self._suspect = suspect(frame) if frame is not None else "the event loop"
 
 
 def _blame(frame: FrameType) -> str:
@@ -99,6 +99,25 @@ def _blame(frame: FrameType) -> str:
             return f"activity {name!r} (at {_where(frame)})"
         frame = frame.f_back  # type: ignore[assignment]
     return f"code at {_where(innermost)}"
+
+
+_PACKAGE: Final = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+#: Where the standard library's frames say they come from (3.11 freezes some modules).
+_STDLIB_FILES: Final = (os.path.dirname(os.__file__) + os.sep, "<frozen ")
+
+
+def suspect(frame: FrameType) -> str | None:
+    """Who to name for a loop blocked at ``frame``; None when it is wfrun's own code (a burst
+    of new runs' fsyncs, say), which no advice to the user would fix. The standard library
+    is looked through: what matters is whose code called it."""
+    caller: FrameType | None = frame
+    while caller is not None and caller.f_code.co_filename.startswith(_STDLIB_FILES):
+        caller = caller.f_back
+    if caller is not None and caller.f_code.co_filename.startswith(_PACKAGE):
+        return None
+    return _blame(frame)
 
 
 def _where(frame: FrameType) -> str:
