@@ -268,3 +268,28 @@ def test_each_message_finds_the_runs_code_without_resolving_every_loaded_module(
     monkeypatch.setattr(Path, "resolve", resolve)
     assert load(APPROVAL).name == "approval"
     assert len(resolved) == 1  # the TARGET's own path
+
+
+STRUCTURED = f"{wf('messages')}:StructuredMessages"
+
+
+def test_a_handler_taking_one_dataclass_or_model_takes_its_fields(home: Path) -> None:
+    assert cli("start", STRUCTURED, "--run-id", "s").exit_code == 75
+    updated = cli("update", "s", "set_quantity", '{"quantity": 3}')
+    assert orjson.loads(updated.stdout) == 3, updated.output
+    signalled = cli("signal", "s", "approve", '{"approver": "ada", "note": "fine"}')
+    assert orjson.loads(signalled.stdout) == "ada (fine) x3", signalled.output
+
+
+def test_a_handler_taking_one_model_still_takes_it_by_its_argument_name(home: Path) -> None:
+    cli("start", STRUCTURED, "--run-id", "s")
+    signalled = cli("signal", "s", "approve", '{"approval": {"approver": "bob"}}')
+    assert orjson.loads(signalled.stdout) == "bob () x0", signalled.output
+
+
+def test_a_model_field_that_does_not_fit_is_refused_before_anything_is_sent(home: Path) -> None:
+    cli("start", STRUCTURED, "--run-id", "s")
+    refused = cli("update", "s", "set_quantity", '{"quantity": "many"}')
+    assert refused.exit_code == 2
+    assert "quantity" in refused.stderr
+    assert not (home / "inbox" / "s.jsonl").exists()

@@ -12,6 +12,7 @@ model's fields* as its input, so ``run(self, params: HelloInput)`` is started wi
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import sys
 from collections.abc import Callable, Mapping
@@ -73,12 +74,20 @@ class HandlerDefinition:
         self.signature = Signature(fn, owner=owner, skip_first=True)
 
     def encode_input(self, params: Mapping[str, Any] | None) -> bytes:
-        """Validate arguments by name against the handler's type hints, and encode them."""
+        """Validate arguments by name against the handler's type hints, and encode them.
+
+        A handler whose single parameter is a pydantic model or a dataclass takes that
+        model's fields, as an entrypoint does: ``{"approver": "ada"}`` for
+        ``def approve(self, approval: Approval)``.
+        """
         subject = f"the input of {self.signature.owner}"
         if params is None:
             params = {}
         if not isinstance(params, Mapping):
             raise InputError(f"{subject} must be a JSON object of arguments by name")
+        single = self._single_model_parameter()
+        if single is not None and set(params) != {single}:
+            params = {single: dict(params)}
         known = [p.name for p in self.signature.parameters]
         unknown = [name for name in params if name not in known]
         if unknown:
@@ -88,6 +97,18 @@ class HandlerDefinition:
             )
         values = self.signature.decode_input(encode_arguments(params, subject=subject))
         return encode_arguments(values, subject=subject)
+
+    def _single_model_parameter(self) -> str | None:
+        """The name of the handler's only parameter, when it is a model or a dataclass."""
+        parameters = self.signature.parameters
+        if len(parameters) != 1:
+            return None
+        annotation = self.signature.annotation(parameters[0].name)
+        if not inspect.isclass(annotation):
+            return None
+        pydantic = sys.modules.get("pydantic")
+        model = pydantic is not None and issubclass(annotation, pydantic.BaseModel)
+        return parameters[0].name if model or dataclasses.is_dataclass(annotation) else None
 
 
 class WorkflowDefinition:

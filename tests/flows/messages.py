@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+
+from pydantic import BaseModel
 
 import wfrun as workflows
 
@@ -132,3 +135,37 @@ class CartWorkflow:
     @workflows.workflow.signal
     def checkout(self) -> None:
         self.done = True
+
+
+@dataclass
+class Approval:
+    approver: str
+    note: str = ""
+
+
+class Quantity(BaseModel):
+    quantity: int
+
+
+@workflows.workflow.define(name="structured_messages")
+class StructuredMessages:
+    """Handlers that take one dataclass or pydantic model: a message gives its fields."""
+
+    def __init__(self) -> None:
+        self.approval: Approval | None = None
+        self.quantity = 0
+
+    @workflows.workflow.entrypoint
+    async def run(self) -> str:
+        await workflows.workflow.wait_condition(lambda: self.approval is not None)
+        assert self.approval is not None
+        return f"{self.approval.approver} ({self.approval.note}) x{self.quantity}"
+
+    @workflows.workflow.signal
+    def approve(self, approval: Approval) -> None:
+        self.approval = approval
+
+    @workflows.workflow.update
+    def set_quantity(self, change: Quantity) -> int:
+        self.quantity = change.quantity
+        return self.quantity
