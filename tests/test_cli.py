@@ -7,6 +7,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+import wfrun as workflows
+
 from conftest import ROOT, attempts, backdate, cli, cut_history, run_wfrun, wf
 
 STEPS = f"{wf('steps')}:StepsWorkflow"
@@ -284,3 +286,9 @@ def test_a_run_that_finished_its_work_before_the_deadline_completes_on_resume(lo
     backdate("early", 3600)  # it was started an hour ago: far past its 0.3 s
     result = cli("resume", "early", "--json")
     assert orjson.loads(result.stdout)["status"] == "COMPLETED"
+
+
+def test_version_prints_wfrun_s_version() -> None:
+    result = cli("--version")
+    assert result.exit_code == 0
+    assert result.stdout == f"wfrun {workflows.__version__}\n"

@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from .._version import __version__
 from ..backend import Backend, open_backend
 from ..errors import Failure, InputError, PayloadError, UsageError, WfrunError
 from ..events import TERMINAL, format_ts
@@ -85,6 +86,28 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"wfrun {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print wfrun's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Durable async Python workflows on one machine, with no server."""
+
 
 HomeOption = Annotated[
     Path | None,
