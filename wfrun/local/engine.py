@@ -687,7 +687,10 @@ class RunEngine:
 
     def _blocked_child(self) -> Failure | None:
         """A run that can only wait for a BLOCKED child is blocked too: its code (the child's)
-        must be fixed, and a wait would hide that (exit 75 instead of 3)."""
+        must be fixed, and a wait would hide that (exit 75 instead of 3). One with a timer of
+        its own can still move on when it fires: it waits for that."""
+        if self._timer_dues:
+            return None
         for child in self._stopped_children.values():
             if child.blocked is not None:
                 blocked = child.blocked
