@@ -13,6 +13,7 @@ import wfrun as workflows
 
 from conftest import (
     attempts,
+    backdate,
     cli,
     cut_history,
     history,
@@ -340,3 +341,95 @@ def test_a_parent_waiting_only_for_a_blocked_child_is_blocked_with_exit_3(
     write_module(module, FAMILY_WITH_A_TYPO.replace("{VALUE}", "key.upper()"))
     resumed = orjson.loads(run_wfrun("resume", "--all", "--json").stdout)
     assert [(r["run_id"], r["result"]) for r in resumed] == [("f", "kid said K")]
+
+
+KID_WITH_A_TYPO = """
+    import wfrun as workflows
+
+
+    @workflows.workflow.define(name="kid")
+    class Kid:
+        @workflows.workflow.entrypoint
+        async def run(self, key: str) -> str:
+            return {VALUE}
+"""
+FOLKS_OF_ANOTHER_MODULE = """
+    import wfrun as workflows
+
+    from kid import Kid
+
+
+    @workflows.workflow.define(name="folks")
+    class Folks:
+        @workflows.workflow.entrypoint
+        async def run(self, key: str) -> str:
+            kid = await workflows.workflow.execute_workflow(Kid, {"key": key})
+            return f"kid said {kid}"
+"""
+
+
+def test_a_parent_blocked_by_a_child_resumed_on_its_own_goes_on_with_resume_all(
+    isolated: Path, home: Path
+) -> None:
+    kid = write_module(isolated / "kid.py", KID_WITH_A_TYPO.replace("{VALUE}", '{"k": 1}["x"]'))
+    folks = write_module(isolated / "folks.py", FOLKS_OF_ANOTHER_MODULE)
+    blocked = run_wfrun("start", f"{folks}:Folks", "--arg", "key=k", "--run-id", "f")
+    assert blocked.returncode == 3, blocked.stderr
+    # The child's module is fixed and the child resumed by its own id (the message names it).
+    write_module(kid, KID_WITH_A_TYPO.replace("{VALUE}", "key.upper()"))
+    child = run_wfrun("resume", "f-child-1", "--json")
+    assert child.returncode == 0, child.stderr
+    # Its parent's own module did not change, but what blocked it is gone: resume --all
+    # carries it on (else it stays BLOCKED for good, on a child that completed).
+    resumed = orjson.loads(run_wfrun("resume", "--all", "--json").stdout)
+    assert [(r["run_id"], r["result"]) for r in resumed] == [("f", "kid said K")]
+
+
+FOLKS_WITH_A_TIMER = """
+    import asyncio
+    import os
+
+    import wfrun as workflows
+
+
+    @workflows.activity
+    async def after_the_timer(key: str) -> str:
+        with open(os.path.join(os.environ["WFRUN_TEST_LOG"], "after_the_timer.log"), "a") as f:
+            f.write("x\\n")
+        return key
+
+
+    @workflows.workflow.define(name="kid")
+    class Kid:
+        @workflows.workflow.entrypoint
+        async def run(self, key: str) -> str:
+            return {"k": 1}["x"]
+
+
+    @workflows.workflow.define(name="folks")
+    class Folks:
+        @workflows.workflow.entrypoint
+        async def run(self, key: str) -> str:
+            async def later() -> str:
+                await workflows.workflow.sleep(600)
+                return await after_the_timer(key)
+
+            kid, late = await asyncio.gather(
+                workflows.workflow.execute_workflow(Kid, {"key": key}), later()
+            )
+            return f"{kid} {late}"
+"""
+
+
+def test_a_parent_with_a_timer_of_its_own_is_not_blocked_by_a_blocked_child(
+    isolated: Path, home: Path, log: Path
+) -> None:
+    module = write_module(isolated / "folks.py", FOLKS_WITH_A_TIMER)
+    started_run = run_wfrun("start", f"{module}:Folks", "--arg", "key=k", "--run-id", "f")
+    assert types(home, "f-child-1")[-1] == "RunBlocked"
+    # The parent can still move on its own: once its timer is due, resume --all carries it on.
+    assert started_run.returncode == 75, started_run.stderr
+    backdate("f", 3600)
+    run_wfrun("resume", "--all")
+    assert attempts(log, "after_the_timer") == 1
+    assert types(home, "f")[-1] == "RunBlocked"  # then only the blocked child is left

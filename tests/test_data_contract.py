@@ -417,3 +417,28 @@ def test_the_standard_library_is_looked_through_to_whose_code_called_it() -> Non
     by_test = [f for f in frames if f.f_back and f.f_back.f_code.co_filename == __file__]
     assert suspect(by_wfrun[0]) is None
     assert suspect(by_test[0]) is not None
+
+
+def test_wfrun_installed_next_to_the_standard_library_is_still_its_own_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A system-wide install (``/usr/local/lib/python3.11/site-packages/wfrun``) lies under the
+    standard library's folder: wfrun's frames must not be looked through as the library's."""
+    import wfrun
+    from wfrun import settings
+    from wfrun.local import watchdog
+
+    installed = os.path.dirname(os.path.abspath(wfrun.__file__)) + os.sep
+    frames: list[FrameType] = []
+
+    def catch(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code is settings.home.__code__:
+            frames.append(frame)
+
+    sys.setprofile(catch)
+    try:
+        settings.home()
+    finally:
+        sys.setprofile(None)
+    monkeypatch.setattr(watchdog, "_STDLIB_FILES", (installed, "<frozen "))
+    assert watchdog.suspect(frames[0]) is None

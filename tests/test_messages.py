@@ -11,7 +11,7 @@ import pytest
 
 import wfrun as workflows
 
-from conftest import attempts, cli, run_wfrun, spawn_wfrun, wait_for_file, wf
+from conftest import attempts, cli, run_wfrun, spawn_wfrun, wait_for_file, wf, write_module
 from flows.golden import ApprovalWorkflow
 
 APPROVAL = f"{wf('golden')}:ApprovalWorkflow"
@@ -293,3 +293,41 @@ def test_a_model_field_that_does_not_fit_is_refused_before_anything_is_sent(home
     assert refused.exit_code == 2
     assert "change.quantity: Input should be a valid integer" in refused.stderr
     assert not (home / "inbox" / "s.jsonl").exists()
+
+
+NAMED_LIKE_ITS_FIELD = """
+    from pydantic import BaseModel
+
+    import wfrun as workflows
+
+
+    class Quantity(BaseModel):
+        quantity: int
+        note: str = ""
+
+
+    @workflows.workflow.define(name="named_like_its_field")
+    class NamedLikeItsField:
+        def __init__(self) -> None:
+            self.quantity = 0
+
+        @workflows.workflow.entrypoint
+        async def run(self) -> int:
+            await workflows.workflow.wait_condition(lambda: self.quantity > 0)
+            return self.quantity
+
+        @workflows.workflow.signal
+        def set_quantity(self, quantity: Quantity) -> None:
+            self.quantity = quantity.quantity
+"""
+
+
+def test_a_model_with_a_field_named_like_the_parameter_still_takes_its_fields(
+    isolated: Path,
+) -> None:
+    module = write_module(isolated / "named.py", NAMED_LIKE_ITS_FIELD)
+    assert cli("start", f"{module}:NamedLikeItsField", "--run-id", "q").exit_code == 75
+    # The model's fields, as SPEC section 4 says; not the argument ``quantity`` given 3.
+    signalled = cli("signal", "q", "set_quantity", '{"quantity": 3}')
+    assert signalled.exit_code == 0, signalled.output
+    assert orjson.loads(signalled.stdout) == 3

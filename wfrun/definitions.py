@@ -78,7 +78,8 @@ class HandlerDefinition:
 
         A handler whose single parameter is a pydantic model or a dataclass takes that
         model's fields, as an entrypoint does: ``{"approver": "ada"}`` for
-        ``def approve(self, approval: Approval)``.
+        ``def approve(self, approval: Approval)``; ``{"approval": {...}}`` names the argument,
+        unless the model has a field of that name: then it is a field.
         """
         subject = f"the input of {self.signature.owner}"
         if params is None:
@@ -86,7 +87,7 @@ class HandlerDefinition:
         if not isinstance(params, Mapping):
             raise InputError(f"{subject} must be a JSON object of arguments by name")
         single = self._single_model_parameter()
-        if single is not None and set(params) != {single}:
+        if single is not None and (set(params) != {single} or single in self._fields_of(single)):
             params = {single: dict(params)}
         known = [p.name for p in self.signature.parameters]
         unknown = [name for name in params if name not in known]
@@ -109,6 +110,13 @@ class HandlerDefinition:
         pydantic = sys.modules.get("pydantic")
         model = pydantic is not None and issubclass(annotation, pydantic.BaseModel)
         return parameters[0].name if model or dataclasses.is_dataclass(annotation) else None
+
+    def _fields_of(self, parameter: str) -> set[str]:
+        """The field names of the model or dataclass a parameter is annotated with."""
+        annotation = self.signature.annotation(parameter)
+        if dataclasses.is_dataclass(annotation):
+            return {f.name for f in dataclasses.fields(annotation)}
+        return set(annotation.model_fields)
 
 
 class WorkflowDefinition:

@@ -70,6 +70,11 @@ def _verbatim(value: Any) -> Any:
 
 def serialize(event: Event) -> bytes:
     """The event's line in the history file (with its checksum), without the newline."""
+    if type(event) is RunBlocked and event.child is None:
+        # A run's own bug: written as before ``child`` existed, which older readers refuse.
+        fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+        del fields["child"]
+        return with_checksum(orjson.dumps(fields, default=_verbatim))
     return with_checksum(orjson.dumps(event, default=_verbatim))
 
 
@@ -226,6 +231,9 @@ class RunBlocked(Event):
     type: str = "RunBlocked"
     error: dict[str, Any]
     code: str | None = None
+    #: The child run whose block blocks this one (it could only wait for it), if any:
+    #: ``resume --all`` tries this run again once that child is no longer BLOCKED.
+    child: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -639,6 +647,7 @@ _VALUES: Final[dict[str, tuple[Callable[[Any], bool], str]]] = {
     "run_id": (is_run_id, "a run id ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})"),
     "parent": (is_run_id, "a run id ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})"),
     "continued_from": (is_run_id, "a run id ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})"),
+    "child": (is_run_id, "a run id ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})"),
     "continue_as_new_at": (_at_least(1), "1 or more"),
     "seq": (_at_least(1), "1 or more"),
     "attempt": (_at_least(1), "1 or more"),

@@ -150,6 +150,9 @@ class RunInfo:
     messages: bool = False
     #: A BLOCKED run: whether its code changed since it blocked (``resume --all`` tries it).
     code_changed: bool = False
+    #: A BLOCKED run that could only wait for a BLOCKED child: that child is not BLOCKED any
+    #: more (it was fixed and carried on by itself), so this run can go on.
+    unblocked: bool = False
     #: The run that started this one as its child (and carries it on), if any.
     parent: str | None = None
     #: A CONTINUED_AS_NEW run whose next run does not exist (a crash came between).
@@ -158,12 +161,13 @@ class RunInfo:
     def can_go_on(self, now: str) -> bool:
         """Whether a resume would move the run on now (what ``resume --all`` picks): it was
         interrupted, its timer is due (``now``: ISO 8601 UTC, which sorts as time), a message
-        waits for it, the code of a BLOCKED run changed (the same code raises again), or it
+        waits for it, the code of a BLOCKED run (or the child that blocked it) changed (the same
+        code raises again), or it
         continued as new but its next run was never created."""
         if self.status is RunStatus.INTERRUPTED or self.successor_missing:
             return True
         if self.status is RunStatus.BLOCKED:
-            return self.code_changed
+            return self.code_changed or self.unblocked
         if self.status is not RunStatus.WAITING:
             return False
         return self.messages or (self.due is not None and self.due <= now)

@@ -356,7 +356,7 @@ class RunEngine:
                 elif not self._take_messages() and not self._ask_for_input(instance):
                     blocked = self._blocked_child()
                     if blocked is not None:
-                        return self._record_block(blocked)
+                        return self._record_block(*blocked)
                     return self._stop_to_wait(*waiting)
             batch = [await self._queue.get()]
             while not self._queue.empty():
@@ -685,24 +685,29 @@ class RunEngine:
         # replay to this point and may wait for it again.
         return self._record_block(Failure.of(exc))
 
-    def _blocked_child(self) -> Failure | None:
+    def _blocked_child(self) -> tuple[Failure, str] | None:
         """A run that can only wait for a BLOCKED child is blocked too: its code (the child's)
-        must be fixed, and a wait would hide that (exit 75 instead of 3)."""
+        must be fixed, and a wait would hide that (exit 75 instead of 3). One with a timer of
+        its own can still move on when it fires: it waits for that."""
+        if self._timer_dues:
+            return None
         for child in self._stopped_children.values():
             if child.blocked is not None:
                 blocked = child.blocked
                 message = f"child run {child.run_id} is BLOCKED: {blocked.message}"
-                return dataclasses.replace(blocked, message=message)
+                return dataclasses.replace(blocked, message=message), child.run_id
         return None
 
-    def _record_block(self, failure: Failure) -> RunOutcome:
+    def _record_block(self, failure: Failure, child: str | None = None) -> RunOutcome:
         # The fingerprint of this run's own module: resume --all retries it once that changed;
-        # a blocked child whose code changed brings its parent along (`runs.carrier_of`).
+        # a blocked child whose code changed brings its parent along (`runs.carrier_of`), and
+        # one carried on by itself meanwhile lets its parent go on (`RunInfo.unblocked`).
         module = sys.modules.get(self.definition.cls.__module__)
         self._writer.append(
             RunBlocked,
             error=failure.record(),
             code=fingerprint(getattr(module, "__file__", None)),
+            child=child,
         )
         self._writer.sync()
         return RunOutcome(self.run_id, RunStatus.BLOCKED, error=failure)

@@ -39,6 +39,7 @@ from ..errors import (
     InvalidRunIdError,
     RunLockedError,
     RunNotFoundError,
+    WfrunError,
 )
 from ..events import (
     CHECKSUMMED,
@@ -376,8 +377,8 @@ class RunStore:
             found.append(name)
         return found
 
-    def info(self, run_id: str) -> RunInfo:
-        """A run's line of ``wfrun list``, read from its first and last events only."""
+    def _ends(self, run_id: str) -> tuple[WorkflowStarted, Event]:
+        """A run's first and last events."""
         path = self.path(run_id)
         fd = self._open(run_id, os.O_RDONLY)
         try:
@@ -385,7 +386,22 @@ class RunStore:
         finally:
             os.close(fd)
         started = parse_started(path, first)
-        final = parse_line(path, 0, last, checksummed=started.format >= CHECKSUMMED)
+        return started, parse_line(path, 0, last, checksummed=started.format >= CHECKSUMMED)
+
+    def _unblocked(self, child: str | None) -> bool:
+        """Whether the child that blocked its parent is neither BLOCKED nor running now."""
+        if child is None:
+            return False
+        try:
+            _, final = self._ends(child)
+        except WfrunError:  # gone or damaged: nothing to carry on
+            return False
+        status = self._unfinished(child, final)
+        return status not in (RunStatus.BLOCKED, RunStatus.RUNNING)
+
+    def info(self, run_id: str) -> RunInfo:
+        """A run's line of ``wfrun list``, read from its first and last events only."""
+        started, final = self._ends(run_id)
         info = partial(
             RunInfo, run_id, started.workflow, started=started.ts, ended=None, parent=started.parent
         )
@@ -397,7 +413,8 @@ class RunStore:
         status = self._unfinished(run_id, final)
         if isinstance(final, RunBlocked) and status is RunStatus.BLOCKED:
             now = fingerprint(target_file(started.target, started.cwd))
-            return info(status, code_changed=now is not None and now != final.code)
+            changed = now is not None and now != final.code
+            return info(status, code_changed=changed, unblocked=self._unblocked(final.child))
         if not isinstance(final, RunWaiting) or status is not RunStatus.WAITING:
             return info(status)
         unread = self._inbox_size(run_id) > final.inbox

@@ -113,10 +113,12 @@ def suspect(frame: FrameType) -> str | None:
     of new runs' fsyncs, say), which no advice to the user would fix. The standard library
     is looked through: what matters is whose code called it."""
     caller: FrameType | None = frame
-    while caller is not None and caller.f_code.co_filename.startswith(_STDLIB_FILES):
+    while caller is not None:
+        if caller.f_code.co_filename.startswith(_PACKAGE):
+            return None  # first: a system-wide install lies under the standard library's folder
+        if not caller.f_code.co_filename.startswith(_STDLIB_FILES):
+            break
         caller = caller.f_back
-    if caller is not None and caller.f_code.co_filename.startswith(_PACKAGE):
-        return None
     return _blame(frame)
 
 
