@@ -19,12 +19,20 @@ from types import FrameType
 INTERRUPTED = 130
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+# Findable by its name when run as ``python -m _wfrun_launcher`` too (then it is __main__).
+sys.modules.setdefault("_wfrun_launcher", sys.modules[__name__])
+
 
 _finished = False
+#: A signal arrived. Python ignores an exception raised where it runs a callback (a weakref's,
+#: in an import's module lock): this says so all the same, to the command and to `main`.
+pending = False
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
+    global pending
     if not _finished:
+        pending = True
         raise KeyboardInterrupt
     # The command has finished and said so; the interpreter is only waiting (for a thread an
     # activity left running, say). Leave now: the thread dies with the process, and so does
@@ -41,6 +49,8 @@ def main() -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
         from wfrun.cli import main as command_line
 
+        if pending:  # the interrupt fell where Python ignored it
+            raise KeyboardInterrupt
         command_line()  # exits through SystemExit, with the command's exit code
     except KeyboardInterrupt:
         _leave_interrupted()

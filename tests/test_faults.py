@@ -468,3 +468,20 @@ def test_a_run_file_others_can_write_to_is_refused(planted: Path) -> None:
     result = cli("replay", "real")
     assert result.exit_code == 74, result.output
     assert "others can write to it" in result.stderr
+
+
+def test_an_interrupt_python_ignored_during_start_up_still_ends_the_run_with_130(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python ignores an exception raised in a weakref callback (an import's module lock): the
+    # launcher remembers the signal, and the command leaves before running anything.
+    import _wfrun_launcher
+
+    monkeypatch.setattr(_wfrun_launcher, "pending", True)
+    result = cli("start", STEPS, "--arg", "count=1", "--run-id", "i")
+    assert result.exit_code == 130
+    assert "interrupted" in result.stderr
+    assert (
+        not (home / "runs" / "i.jsonl").exists()
+        or "ActivityStarted" not in (home / "runs" / "i.jsonl").read_text()
+    )

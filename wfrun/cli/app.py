@@ -399,6 +399,9 @@ def _run(
         assert task is not None
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, task.cancel)
+        if _interrupted_before():
+            work.close()
+            raise asyncio.CancelledError
         try:
             return await work
         finally:
@@ -425,6 +428,14 @@ def _run(
             f"[yellow]wfrun:[/] interrupted; the history is consistent: `{target}` continues"
         )
         raise typer.Exit(INTERRUPTED) from None
+
+
+def _interrupted_before() -> bool:
+    """Whether Ctrl-C or SIGTERM came before this run's own handlers, and Python ignored the
+    KeyboardInterrupt it raised (in a callback during an import): the console script's first
+    code (`_wfrun_launcher`) remembers it."""
+    launcher = sys.modules.get("_wfrun_launcher")
+    return bool(getattr(launcher, "pending", False))
 
 
 def _leave_on_signal() -> None:
