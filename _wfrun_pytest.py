@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-
 if TYPE_CHECKING:
     from wfrun.testing import FakeClock, ReplayResult, WorkflowRun
 
