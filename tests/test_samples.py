@@ -177,9 +177,19 @@ def test_blocking_calls_overlap_in_threads_and_the_careless_one_is_named(
 
 
 def test_every_sample_has_a_test_here() -> None:
+    """A ``test_*.py`` in samples/ is itself a sample of a user's tests, run by this suite."""
     source = Path(__file__).read_text()
-    untested = [p.name for p in SAMPLES.glob("*.py") if f'"{p.name}:' not in source]
+    samples = [p for p in SAMPLES.glob("*.py") if not p.name.startswith("test_")]
+    untested = [p.name for p in samples if f'"{p.name}:' not in source]
     assert untested == []
+
+
+def test_the_sample_tests_in_samples_are_collected_by_this_suite() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "samples" in config["tool"]["pytest"]["ini_options"]["testpaths"]
+    assert list(SAMPLES.glob("test_*.py"))
 
 
 def test_approval_waits_for_the_signal_and_pays() -> None:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .. import settings
 from ..clock import Clock
 from ..errors import EncodingError, Failure, PayloadTooLargeError, failure_type_names
+from ..overrides import implementation_of
 from ..payload import check_size, encode, explain, loads
 from ..runtime import ActivityContext, ActivityInfo, reset_activity_context, set_activity_context
 
@@ -165,7 +166,7 @@ async def _awaited_here(
     scope = asyncio.timeout(limit.seconds)
     try:
         async with scope:
-            return None, await definition.fn(*positional, **keywords)
+            return None, await implementation_of(definition)(*positional, **keywords)
     except TimeoutError:
         if scope.expired():
             return limit.timeout, None
@@ -184,10 +185,11 @@ async def _supervised(
     """A task or a thread of its own, watched for both timeouts (the context is copied in)."""
     loop = asyncio.get_running_loop()
     work: asyncio.Future[Any]
+    fn = implementation_of(definition)
     if definition.is_async:
-        work = loop.create_task(definition.fn(*positional, **keywords))
+        work = loop.create_task(fn(*positional, **keywords))
     else:
-        call = functools.partial(definition.fn, *positional, **keywords)
+        call = functools.partial(fn, *positional, **keywords)
         thread = thread_pool().submit(contextvars.copy_context().run, call)
         if threads is not None:
             threads.add(thread)
