@@ -2,10 +2,11 @@
 
 While workflow code runs, a profile hook (per thread, only during the step) watches for calls
 of ``time.time``, ``datetime.now``/``utcnow``/``today``, the ``random`` module's functions,
-``uuid.uuid1``/``uuid4``, ``asyncio.sleep``, and ``asyncio.as_completed`` over coroutines of
-the user's own ``async def`` functions (it starts them in an order that depends on memory
-addresses), made *directly* from the user's code (not from
-wfrun, the standard library or installed packages). Each offending line is reported once per
+``uuid.uuid1``/``uuid4``, and ``asyncio.as_completed`` over coroutines of the user's own
+``async def`` functions (it starts them in an order that depends on memory addresses), made
+*directly* from the user's code (not from wfrun, the standard library or installed packages).
+``asyncio.sleep`` is not among them: inside a workflow it is a durable timer, as
+``workflows.workflow.sleep`` is. Each offending line is reported once per
 process as a `DeterminismWarning` naming the file, the line and the deterministic replacement.
 
 It warns rather than refuses: no sandbox, nothing rewritten. A workflow opts out with
@@ -49,7 +50,6 @@ _C_CALLS: Final[dict[Any, tuple[str, str]]] = {
 _PY_CALLS: Final[dict[CodeType, tuple[str, str]]] = {
     uuid.uuid4.__code__: ("uuid.uuid4()", "workflows.workflow.uuid4()"),
     uuid.uuid1.__code__: ("uuid.uuid1()", "workflows.workflow.uuid4()"),
-    asyncio.sleep.__code__: ("asyncio.sleep()", "await workflows.workflow.sleep(seconds)"),
 }
 
 # The random module's functions are methods of one hidden Random instance; the same methods on
