@@ -1,0 +1,46 @@
+"""Code as real projects write it, which must run unchanged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from pydantic import HttpUrl
+
+import wfrun as workflows
+
+
+@workflows.activity
+async def probe(url: HttpUrl, address: IPv4Address) -> dict[str, str]:
+    return {
+        "url": str(url),
+        "address": str(address),
+        "types": f"{type(url).__name__},{type(address).__name__}",
+    }
+
+
+@workflows.workflow.define(name="probe")
+class ProbeWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self, url: HttpUrl, address: IPv4Address) -> dict[str, str]:
+        return await probe(url, address)
+
+
+@workflows.workflow.define(name="address_result")
+class AddressResultWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self, address: str) -> IPv4Address:
+        return IPv4Address(address)
+
+
+@dataclass
+class Greeting:
+    name: str
+    times: int = 1
+
+
+@workflows.workflow.define(name="greet_dataclass")
+class DataclassInputWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self, params: Greeting) -> str:
+        return " ".join([f"hello {params.name}"] * params.times)

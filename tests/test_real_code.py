@@ -1,0 +1,45 @@
+"""Real code runs unchanged: the types, shapes and helpers that projects already use."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+import wfrun as workflows
+
+from conftest import cli, wf
+from flows.real_code import AddressResultWorkflow, ProbeWorkflow
+
+
+def run(workflow: type, params: object = None) -> object:
+    return asyncio.run(workflows.execute_workflow(workflow, params))
+
+
+def test_http_url_and_ipv4_address_parameters_are_encoded_as_they_are_validated() -> None:
+    seen = run(ProbeWorkflow, {"url": "https://example.com/a", "address": "10.0.0.1"})
+    assert seen == {
+        "url": "https://example.com/a",
+        "address": "10.0.0.1",
+        "types": "HttpUrl,IPv4Address",
+    }
+
+
+def test_an_ipv4_address_result_is_encoded_and_comes_back_typed() -> None:
+    from ipaddress import IPv4Address
+
+    assert run(AddressResultWorkflow, {"address": "192.168.1.2"}) == IPv4Address("192.168.1.2")
+
+
+def test_http_url_parameters_work_from_the_command_line() -> None:
+    result = cli(
+        "start",
+        f"{wf('real_code')}:ProbeWorkflow",
+        "--arg",
+        "url=https://example.com/",
+        "--arg",
+        "address=127.0.0.1",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.stdout)["result"]["address"] == "127.0.0.1"
