@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import orjson
 
 import wfrun as workflows
 
-from conftest import cli, wf
+from conftest import cli, history, wf
 from flows.real_code import AddressResultWorkflow, ProbeWorkflow
 
 
@@ -43,3 +44,31 @@ def test_http_url_parameters_work_from_the_command_line() -> None:
     )
     assert result.exit_code == 0, result.output
     assert orjson.loads(result.stdout)["result"]["address"] == "127.0.0.1"
+
+
+def test_a_dataclass_entrypoint_parameter_takes_its_fields_as_args(home: Path) -> None:
+    result = cli(
+        "start",
+        f"{wf('real_code')}:DataclassInputWorkflow",
+        "--arg",
+        "name=Ada",
+        "--arg",
+        "times=2",
+        "--run-id",
+        "g",
+    )
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.stdout) == "hello Ada hello Ada"
+    assert history(home, "g")[0]["input"] == {"name": "Ada", "times": 2}
+
+
+def test_a_dataclass_entrypoint_parameter_fills_its_defaults_and_names_a_missing_field() -> None:
+    result = cli("start", f"{wf('real_code')}:DataclassInputWorkflow", "--arg", "times=2")
+    assert result.exit_code == 2
+    assert "missing argument 'name'" in result.output
+
+
+def test_a_dataclass_instance_is_a_valid_input_from_python() -> None:
+    from flows.real_code import DataclassInputWorkflow, Greeting
+
+    assert run(DataclassInputWorkflow, Greeting(name="Bo")) == "hello Bo"
