@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 
 import pytest
 
 import wfrun as workflows
 from wfrun.events import ActivityFailed
+from wfrun.local import guard
 from wfrun.local.store import RunStore
 
-from conftest import FLOWS, cli, wf
-from flows.user_errors import CaughtPayWorkflow, PayWorkflow
+from conftest import FLOWS, cli, cut_history, wf
+from flows import user_errors
+from flows.user_errors import CaughtPayWorkflow, DiceWorkflow, EditedWorkflow, PayWorkflow
 
 SOURCE = (FLOWS / "user_errors.py").read_text().splitlines()
-RAISED = next(n for n, text in enumerate(SOURCE, start=1) if "RAISED HERE" in text)
+
+
+def line_of(marker: str) -> int:
+    return next(n for n, text in enumerate(SOURCE, start=1) if marker in text)
+
+
+RAISED = line_of("RAISED HERE")
 
 
 def test_an_activity_failure_is_seen_under_the_users_exception_type() -> None:
@@ -50,3 +59,34 @@ def test_show_names_the_users_exception_type_and_its_traceback() -> None:
     assert "wfrun.errors.ApplicationError" not in shown
     assert "PaymentDeclined: card declined for 5" in shown
     assert f"line {RAISED}, in charge" in shown
+
+
+def resume_after_a_crash(workflow: type, run_id: str) -> str:
+    """Run ``workflow`` live, forget what this process saw, cut the history back to its second
+    activity's start, and resume: the `NonDeterminismError`'s message."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", workflows.DeterminismWarning)
+        asyncio.run(workflows.execute_workflow(workflow, execution_id=run_id))
+    guard.forget()  # as a resume in a new process would start
+    cut_history(run_id, keep=6)
+    with pytest.raises(workflows.NonDeterminismError) as caught:
+        asyncio.run(workflows.resume_workflow(run_id))
+    return str(caught.value)
+
+
+def test_a_mismatch_after_a_random_call_says_the_code_is_not_deterministic() -> None:
+    message = resume_after_a_crash(DiceWorkflow, "dice")
+    assert "The workflow code is not deterministic: it called random.random() at " in message
+    assert f"user_errors.py:{line_of('IMPURE CALL')}" in message
+    assert "code changed" not in message
+
+
+def test_a_mismatch_of_edited_code_says_the_code_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    with warnings.catch_warnings():
+        asyncio.run(workflows.execute_workflow(EditedWorkflow, execution_id="edited"))
+    monkeypatch.setitem(user_errors.DESTINATION, "order", 5)
+    cut_history("edited", keep=6)
+    with pytest.raises(workflows.NonDeterminismError) as caught:
+        asyncio.run(workflows.resume_workflow("edited"))
+    assert "The workflow code changed since this run started" in str(caught.value)
+    assert "not deterministic" not in str(caught.value)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 import wfrun as workflows
+
+from flows.steps import step
 
 
 class PaymentDeclined(Exception):
@@ -36,3 +40,26 @@ class CaughtPayWorkflow:
                 "notes": getattr(cause, "__notes__", []),
             }
         return {}
+
+
+@workflows.workflow.define(name="dice")
+class DiceWorkflow:
+    """Not deterministic: what it asks for depends on random.random()."""
+
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        first = await step(1)
+        roll = int(random.random() * 1_000_000) + 2  # IMPURE CALL
+        return first + await step(roll)
+
+
+#: What `EditedWorkflow` ships; a test edits it, as a developer edits the code between runs.
+DESTINATION = {"order": 1}
+
+
+@workflows.workflow.define(name="edited")
+class EditedWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        first = await step(1)
+        return first + await step(DESTINATION["order"] + 1)

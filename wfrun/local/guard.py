@@ -69,6 +69,22 @@ _NOT_USER_CODE: Final = tuple(
 )
 
 _reported: set[tuple[str, int, str]] = set()
+#: Every offending call seen, by workflow name: (call, "file:line", replacement). A mismatch on
+#: replay is then told apart: such a call means the code is not deterministic, none that the
+#: code changed.
+_seen: dict[str, dict[tuple[str, str, str], None]] = {}
+
+
+def seen(workflow: str) -> list[tuple[str, str, str]]:
+    """The calls of ``workflow``'s code whose results change on replay, seen by this process."""
+    return list(_seen.get(workflow, ()))
+
+
+def forget() -> None:
+    """Forget what was seen and reported (as a fresh process would start)."""
+    _reported.clear()
+    _seen.clear()
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -154,6 +170,9 @@ class Guard:
         filename = caller.f_code.co_filename
         if filename.startswith(_NOT_USER_CODE) or filename.startswith("<"):
             return
+        _seen.setdefault(self.workflow, {})[
+            (entry[0], f"{filename}:{caller.f_lineno}", entry[1])
+        ] = None
         key = (filename, caller.f_lineno, entry[0])
         if key not in _reported:
             _reported.add(key)
