@@ -90,3 +90,16 @@ def test_a_mismatch_of_edited_code_says_the_code_changed(monkeypatch: pytest.Mon
         asyncio.run(workflows.resume_workflow("edited"))
     assert "The workflow code changed since this run started" in str(caught.value)
     assert "not deterministic" not in str(caught.value)
+
+
+def test_a_result_that_does_not_match_its_annotation_says_where_and_how_to_fix_it() -> None:
+    from flows.contract import BadValuesWorkflow
+
+    message = asyncio.run(workflows.execute_workflow(BadValuesWorkflow, {"which": "annotation"}))
+    line = next(  # where the definition starts: its decorator's line
+        n - 1
+        for n, text in enumerate((FLOWS / "contract.py").read_text().splitlines(), start=1)
+        if "async def promises_a_response" in text
+    )
+    assert f"(contract.py:{line})" in message
+    assert "return a value that fits ApiResponse, or annotate what it returns (-> dict)" in message
