@@ -20,10 +20,10 @@ attempt, the direct runtime (an activity called from ordinary code) with none.
 from __future__ import annotations
 
 import asyncio
-import os
 import contextvars
 import dataclasses
 import functools
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
