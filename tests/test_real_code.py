@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import orjson
+import pytest
 
 import wfrun as workflows
 
@@ -72,3 +73,20 @@ def test_a_dataclass_instance_is_a_valid_input_from_python() -> None:
     from flows.real_code import DataclassInputWorkflow, Greeting
 
     assert run(DataclassInputWorkflow, Greeting(name="Bo")) == "hello Bo"
+
+
+def test_an_activity_method_of_a_client_holding_class_is_refused_with_what_to_write() -> None:
+    with pytest.raises(workflows.DefinitionError) as caught:
+
+        class Payments:
+            def __init__(self, client: object) -> None:
+                self.client = client
+
+            @workflows.activity
+            async def charge(self, amount: int) -> str:
+                return "ok"
+
+    message = str(caught.value)
+    assert "Payments.charge" in message
+    assert "module-level function" in message
+    assert "client" in message

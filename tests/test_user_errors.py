@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +104,40 @@ def test_a_result_that_does_not_match_its_annotation_says_where_and_how_to_fix_i
     )
     assert f"(contract.py:{line})" in message
     assert "return a value that fits ApiResponse, or annotate what it returns (-> dict)" in message
+
+
+BAD_DEFINITION = """\
+import wfrun as workflows
+
+
+class Payments:
+    @workflows.activity
+    async def charge(self, amount: int) -> str:
+        return "ok"
+"""
+
+
+def test_a_definition_error_at_import_shows_the_users_frames_not_wfrun_s(
+    isolated: Path,
+) -> None:
+    (isolated / "payments.py").write_text(BAD_DEFINITION)
+    result = cli("start", "payments.py:Payments")
+    assert result.exit_code == 2
+    assert 'payments.py", line 5, in Payments' in result.output
+    assert "wfrun/" not in result.output.replace("wfrun:", "")
+
+
+def test_a_definition_error_names_the_users_file_and_line() -> None:
+    with pytest.raises(workflows.DefinitionError) as caught:
+
+        class Payments:
+            @workflows.activity  # DECORATED HERE
+            async def charge(self, amount: int) -> str:
+                return "ok"
+
+    here = next(
+        n
+        for n, text in enumerate(Path(__file__).read_text().splitlines(), start=1)
+        if "# DECORATED HERE" in text and "@workflows" in text
+    )
+    assert str(caught.value).startswith(f"{__file__}:{here}: ")

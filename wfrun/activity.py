@@ -113,6 +113,7 @@ def activity(
             raise DefinitionError(
                 f"@workflows.activity takes a module-level function, not {_describe(target)}: "
                 "the engine must find it again by name after a crash"
+                + (_FOR_METHODS if _is_method(target) else "")
             )
         options = ActivityOptions(
             name=name or target.__name__,
@@ -210,6 +211,18 @@ def _names(names: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:
     # A lone string is a classic slip ("ValueError" instead of ("ValueError",)): let the
     # policy refuse it rather than turn it into a tuple of letters.
     return names if isinstance(names, str) else tuple(names)  # type: ignore[return-value]
+
+
+_FOR_METHODS = (
+    ". Activities that share a client (Temporal's class of activities) become module-level "
+    "functions using a module-level client, e.g. `client = httpx.AsyncClient()` beside "
+    "`@workflows.activity async def charge(amount: int) -> str: ...`"
+)
+
+
+def _is_method(target: Any) -> bool:
+    qualname = getattr(target, "__qualname__", "")
+    return inspect.isfunction(target) and "." in qualname.rsplit("<locals>.", 1)[-1]
 
 
 def _describe(target: Any) -> str:

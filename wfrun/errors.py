@@ -64,7 +64,15 @@ class UsageError(WfrunError):
 
 
 class DefinitionError(UsageError):
-    """A decorator was applied to something it cannot work with."""
+    """A decorator was applied to something it cannot work with.
+
+    The message starts with the user's file and line (``app.py:12: ...``): the first caller
+    outside wfrun, the standard library and installed packages, when there is one.
+    """
+
+    def __init__(self, message: str) -> None:
+        where = _users_line()
+        super().__init__(f"{where}: {message}" if where else message)
 
 
 class TargetError(UsageError):
@@ -443,6 +451,26 @@ def _reduce_rebuilt(self: ApplicationError) -> tuple[Any, ...]:
 
 def _restore_rebuilt(name: str, args: tuple[Any, ...], state: dict[str, Any]) -> WfrunError:
     return _restore(failure_class(name), args, state)
+
+
+def _users_line() -> str | None:
+    """``app.py:12`` for the innermost caller that is the user's code, if any."""
+    import sys
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    others = (
+        _PACKAGE,
+        *(paths[key] + os.sep for key in ("stdlib", "purelib", "platlib")),
+        sys.prefix + os.sep,  # the environment's own scripts (bin/wfrun)
+    )
+    frame = sys._getframe(2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith(others) and not filename.startswith("<"):
+            return f"{filename}:{frame.f_lineno}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
 
 
 def _users_frames(tb: TracebackType) -> TracebackType:
