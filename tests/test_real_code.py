@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 import orjson
@@ -90,3 +91,36 @@ def test_an_activity_method_of_a_client_holding_class_is_refused_with_what_to_wr
     assert "Payments.charge" in message
     assert "module-level function" in message
     assert "client" in message
+
+
+LEGACY_TYPEDDICT = """\
+from typing import TypedDict
+
+import wfrun as workflows
+
+
+class Order(TypedDict):
+    id: str
+
+
+@workflows.activity
+async def place_order() -> Order:
+    return {"id": "A1"}
+"""
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="pydantic takes typing.TypedDict on 3.12+")
+def test_a_typing_typeddict_result_is_refused_when_the_activity_is_defined(
+    isolated: Path,
+) -> None:
+    (isolated / "orders.py").write_text(LEGACY_TYPEDDICT)
+    result = cli("start", "orders.py:Orders")
+    assert result.exit_code == 2
+    assert "activity 'place_order'" in result.output
+    assert "from typing_extensions import TypedDict" in result.output
+
+
+def test_a_typing_extensions_typeddict_result_works() -> None:
+    from flows.real_code import ordering
+
+    assert asyncio.run(ordering()) == {"id": "A1"}

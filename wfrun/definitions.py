@@ -41,7 +41,47 @@ class ActivityDefinition:
         self.options = options
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = Signature(fn, owner=f"activity {options.name!r}")
+        refuse_what_pydantic_cannot_take(fn, owner=f"activity {options.name!r}")
         _ACTIVITY_CODE[fn.__code__] = self.name
+
+
+def refuse_what_pydantic_cannot_take(fn: Callable[..., Any], *, owner: str) -> None:
+    """A `DefinitionError` now, rather than a failed call after the side effect, for an
+    annotation that pydantic refuses: ``typing.TypedDict`` before Python 3.12.
+
+    Annotations that cannot be resolved yet (a class defined further down) are left to the
+    first call, which reads them then.
+    """
+    if sys.version_info >= (3, 12):
+        return
+    import typing
+
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        return
+    for name, annotation in hints.items():
+        legacy = _legacy_typeddict(annotation)
+        if legacy is not None:
+            what = "its return annotation" if name == "return" else f"parameter {name!r}"
+            raise DefinitionError(
+                f"{owner}: {what} uses {legacy.__name__}, a typing.TypedDict, which pydantic "
+                "cannot validate before Python 3.12: write `from typing_extensions import "
+                "TypedDict` where it is defined"
+            )
+
+
+def _legacy_typeddict(annotation: Any) -> Any:
+    """The ``typing.TypedDict`` class in ``annotation`` (or its arguments), if any."""
+    import typing
+
+    if typing.is_typeddict(annotation) and type(annotation).__module__ == "typing":
+        return annotation
+    for argument in typing.get_args(annotation):
+        found = _legacy_typeddict(argument)
+        if found is not None:
+            return found
+    return None
 
 
 def activity_definition_of(obj: Any) -> ActivityDefinition | None:
@@ -141,6 +181,7 @@ class WorkflowDefinition:
         self.execution_timeout = execution_timeout
         self.determinism_warnings = determinism_warnings
         self.signature = Signature(entrypoint, owner=f"workflow {name!r}", skip_first=True)
+        refuse_what_pydantic_cannot_take(entrypoint, owner=f"workflow {name!r}")
         #: Message handlers by kind ("signal", "query") and name.
         self.handlers = {
             (kind, handler_name): HandlerDefinition(fn, kind=kind, name=handler_name, workflow=name)

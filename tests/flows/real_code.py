@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from pydantic import HttpUrl
+from typing_extensions import TypedDict
 
 import wfrun as workflows
 
@@ -44,3 +45,12 @@ class DataclassInputWorkflow:
     @workflows.workflow.entrypoint
     async def run(self, params: Greeting) -> str:
         return " ".join([f"hello {params.name}"] * params.times)
+
+
+class Order(TypedDict):
+    id: str
+
+
+@workflows.activity
+async def ordering() -> Order:
+    return {"id": "A1"}
