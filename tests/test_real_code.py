@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from pathlib import Path
 
@@ -124,3 +125,17 @@ def test_a_typing_extensions_typeddict_result_works() -> None:
     from flows.real_code import ordering
 
     assert asyncio.run(ordering()) == {"id": "A1"}
+
+
+def test_the_activity_logger_adds_the_run_the_activity_and_the_attempt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from flows.real_code import NoisyWorkflow
+
+    with caplog.at_level(logging.INFO, logger="wfrun.activity"):
+        asyncio.run(workflows.execute_workflow(NoisyWorkflow, {"order": "A1"}, execution_id="n"))
+    records = [r for r in caplog.records if r.getMessage() == "charging A1"]
+    assert [(r.run_id, r.activity, r.attempt) for r in records] == [  # type: ignore[attr-defined]
+        ("n", "noisy", 1),
+        ("n", "noisy", 2),
+    ]

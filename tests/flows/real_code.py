@@ -54,3 +54,18 @@ class Order(TypedDict):
 @workflows.activity
 async def ordering() -> Order:
     return {"id": "A1"}
+
+
+@workflows.activity(retry_policy_max_attempts=2, retry_policy_initial_interval=0.01)
+async def noisy(order: str) -> str:
+    workflows.activity.logger.info("charging %s", order)
+    if workflows.activity_info().attempt == 1:
+        raise ConnectionError("flaky")
+    return order
+
+
+@workflows.workflow.define(name="noisy")
+class NoisyWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self, order: str) -> str:
+        return await noisy(order)
