@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import warnings
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, MutableMapping
 from datetime import timedelta
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from .definitions import ActivityDefinition
 from .errors import ClusterOnlyWarning, DefinitionError
 from .policy import ActivityOptions, RateLimit, RetryPolicy
-from .runtime import ActivityInfo, activity_runtime, require_activity
+from .runtime import ActivityInfo, activity_runtime, current_activity, require_activity
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -113,6 +114,7 @@ def activity(
             raise DefinitionError(
                 f"@workflows.activity takes a module-level function, not {_describe(target)}: "
                 "the engine must find it again by name after a crash"
+                + (_FOR_METHODS if _is_method(target) else "")
             )
         options = ActivityOptions(
             name=name or target.__name__,
@@ -152,6 +154,39 @@ def activity(
     if fn is not None:
         return decorate(fn)
     return decorate
+
+
+class _ActivityLogger(logging.LoggerAdapter[logging.Logger]):
+    """``workflows.activity.logger`` (Temporal's ``activity.logger``): the ``wfrun.activity``
+    logger, whose records inside an activity carry ``run_id``, ``activity``, ``activity_id``
+    and ``attempt`` as extra fields (``%(run_id)s`` in a format string).
+
+    Example::
+
+        workflows.activity.logger.info("charging %s", order.id)
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.getLogger("wfrun.activity"), {})
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        context = current_activity()
+        if context is not None:
+            info = context.info
+            extra = {
+                "run_id": info.run_id,
+                "activity": info.name,
+                "activity_id": info.activity_id,
+                "attempt": info.attempt,
+            }
+            kwargs["extra"] = {**extra, **kwargs.get("extra", {})}
+        return msg, kwargs
+
+
+#: Temporal's spelling, ``activity.logger``: the decorator carries it.
+activity.logger = _ActivityLogger()  # type: ignore[attr-defined]
 
 
 class _Decorator(Protocol):
@@ -210,6 +245,18 @@ def _names(names: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:
     # A lone string is a classic slip ("ValueError" instead of ("ValueError",)): let the
     # policy refuse it rather than turn it into a tuple of letters.
     return names if isinstance(names, str) else tuple(names)  # type: ignore[return-value]
+
+
+_FOR_METHODS = (
+    ". Activities that share a client (Temporal's class of activities) become module-level "
+    "functions using a module-level client, e.g. `client = httpx.AsyncClient()` beside "
+    "`@workflows.activity async def charge(amount: int) -> str: ...`"
+)
+
+
+def _is_method(target: Any) -> bool:
+    qualname = getattr(target, "__qualname__", "")
+    return inspect.isfunction(target) and "." in qualname.rsplit("<locals>.", 1)[-1]
 
 
 def _describe(target: Any) -> str:

@@ -5,8 +5,8 @@ a workflow's class, entrypoint and typed input and result. Both are plain data: 
 runs anything, so every backend (and the watchdog naming a blocking activity) can read them.
 
 An entrypoint's input is a JSON object of its arguments by name. Mistral Workflows'
-convention is kept: an entrypoint whose single parameter is a pydantic model takes *that
-model's fields* as its input, so ``run(self, params: HelloInput)`` is started with
+convention is kept: an entrypoint whose single parameter is a pydantic model (or a dataclass)
+takes *that model's fields* as its input, so ``run(self, params: HelloInput)`` is started with
 ``--arg name=Ada`` and recorded as ``{"name": "Ada"}``.
 """
 
@@ -41,7 +41,47 @@ class ActivityDefinition:
         self.options = options
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = Signature(fn, owner=f"activity {options.name!r}")
+        refuse_what_pydantic_cannot_take(fn, owner=f"activity {options.name!r}")
         _ACTIVITY_CODE[fn.__code__] = self.name
+
+
+def refuse_what_pydantic_cannot_take(fn: Callable[..., Any], *, owner: str) -> None:
+    """A `DefinitionError` now, rather than a failed call after the side effect, for an
+    annotation that pydantic refuses: ``typing.TypedDict`` before Python 3.12.
+
+    Annotations that cannot be resolved yet (a class defined further down) are left to the
+    first call, which reads them then.
+    """
+    if sys.version_info >= (3, 12):
+        return
+    import typing
+
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        return
+    for name, annotation in hints.items():
+        legacy = _legacy_typeddict(annotation)
+        if legacy is not None:
+            what = "its return annotation" if name == "return" else f"parameter {name!r}"
+            raise DefinitionError(
+                f"{owner}: {what} uses {legacy.__name__}, a typing.TypedDict, which pydantic "
+                "cannot validate before Python 3.12: write `from typing_extensions import "
+                "TypedDict` where it is defined"
+            )
+
+
+def _legacy_typeddict(annotation: Any) -> Any:
+    """The ``typing.TypedDict`` class in ``annotation`` (or its arguments), if any."""
+    import typing
+
+    if typing.is_typeddict(annotation) and type(annotation).__module__ == "typing":
+        return annotation
+    for argument in typing.get_args(annotation):
+        found = _legacy_typeddict(argument)
+        if found is not None:
+            return found
+    return None
 
 
 def activity_definition_of(obj: Any) -> ActivityDefinition | None:
@@ -105,11 +145,7 @@ class HandlerDefinition:
         if len(parameters) != 1:
             return None
         annotation = self.signature.annotation(parameters[0].name)
-        if not inspect.isclass(annotation):
-            return None
-        pydantic = sys.modules.get("pydantic")
-        model = pydantic is not None and issubclass(annotation, pydantic.BaseModel)
-        return parameters[0].name if model or dataclasses.is_dataclass(annotation) else None
+        return parameters[0].name if _is_model_or_dataclass(annotation) else None
 
     def _fields_of(self, parameter: str) -> set[str]:
         """The field names of the model or dataclass a parameter is annotated with."""
@@ -145,6 +181,7 @@ class WorkflowDefinition:
         self.execution_timeout = execution_timeout
         self.determinism_warnings = determinism_warnings
         self.signature = Signature(entrypoint, owner=f"workflow {name!r}", skip_first=True)
+        refuse_what_pydantic_cannot_take(entrypoint, owner=f"workflow {name!r}")
         #: Message handlers by kind ("signal", "query") and name.
         self.handlers = {
             (kind, handler_name): HandlerDefinition(fn, kind=kind, name=handler_name, workflow=name)
@@ -169,22 +206,29 @@ class WorkflowDefinition:
 
     @property
     def input_model(self) -> Any:
-        """The pydantic model the input *is*, when the entrypoint takes one model; else None."""
+        """The pydantic model or dataclass the input *is*, when the entrypoint takes a single
+        one; else None."""
         parameters = self.signature.parameters
         if len(parameters) != 1:
             return None
         annotation = self.signature.annotation(parameters[0].name)
-        pydantic = sys.modules.get("pydantic")
-        if pydantic and inspect.isclass(annotation) and issubclass(annotation, pydantic.BaseModel):
-            return annotation
-        return None
+        return annotation if _is_model_or_dataclass(annotation) else None
 
     def parameter_types(self) -> dict[str, Any]:
         """The input's field names and their annotations (a model's fields, or parameters)."""
         model = self.input_model
         if model is not None:
-            return {name: f.annotation for name, f in model.model_fields.items()}
+            return {name: annotation for name, (annotation, _) in _fields(model).items()}
         return {p.name: self.signature.annotation(p.name) for p in self.signature.parameters}
+
+    def _input_adapter(self) -> Any:
+        """A pydantic ``TypeAdapter`` for the input model (a model or a dataclass)."""
+        adapter = self.__dict__.get("_adapter")
+        if adapter is None:
+            from pydantic import TypeAdapter
+
+            adapter = self.__dict__["_adapter"] = TypeAdapter(self.input_model)
+        return adapter
 
     # -- input -------------------------------------------------------------------------------
 
@@ -210,7 +254,8 @@ class WorkflowDefinition:
             from pydantic import ValidationError
 
             try:
-                return encode(model.model_validate(dict(params)), subject=subject)
+                validated = self._input_adapter().validate_python(dict(params))
+                return encode(validated, subject=subject)
             except ValidationError as exc:
                 raise InputError(f"{subject} is invalid: {explain(exc)}") from None
         values = self.signature.decode_input(encode_arguments(params, subject=subject))
@@ -223,7 +268,7 @@ class WorkflowDefinition:
             from pydantic import ValidationError
 
             try:
-                return [model.model_validate_json(data)], {}
+                return [self._input_adapter().validate_json(data)], {}
             except ValidationError as exc:
                 raise InputError(
                     f"the input of workflow {self.name!r} is invalid: {explain(exc)}"
@@ -287,8 +332,32 @@ class WorkflowDefinition:
     def required_names(self) -> list[str]:
         model = self.input_model
         if model is not None:
-            return [name for name, f in model.model_fields.items() if f.is_required()]
+            return [name for name, (_, required) in _fields(model).items() if required]
         return [p.name for p in self.signature.parameters if p.default is p.empty]
+
+
+def _is_model_or_dataclass(annotation: Any) -> bool:
+    if not inspect.isclass(annotation):
+        return False
+    pydantic = sys.modules.get("pydantic")
+    model = pydantic is not None and issubclass(annotation, pydantic.BaseModel)
+    return model or dataclasses.is_dataclass(annotation)
+
+
+def _fields(cls: type) -> dict[str, tuple[Any, bool]]:
+    """A pydantic model's or a dataclass's fields: name → (annotation, required)."""
+    if not dataclasses.is_dataclass(cls):
+        fields = cls.model_fields  # type: ignore[attr-defined]
+        return {name: (f.annotation, f.is_required()) for name, f in fields.items()}
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    missing = dataclasses.MISSING
+    return {
+        f.name: (hints.get(f.name, Any), f.default is missing and f.default_factory is missing)
+        for f in dataclasses.fields(cls)
+        if f.init
+    }
 
 
 def _cli_value(raw: str, annotation: Any) -> Any:

@@ -33,7 +33,9 @@ changes on replay. `Failure` is how a history records an exception.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 
@@ -62,7 +64,15 @@ class UsageError(WfrunError):
 
 
 class DefinitionError(UsageError):
-    """A decorator was applied to something it cannot work with."""
+    """A decorator was applied to something it cannot work with.
+
+    The message starts with the user's file and line (``app.py:12: ...``): the first caller
+    outside wfrun, the standard library and installed packages, when there is one.
+    """
+
+    def __init__(self, message: str) -> None:
+        where = _users_line()
+        super().__init__(f"{where}: {message}" if where else message)
 
 
 class TargetError(UsageError):
@@ -326,7 +336,9 @@ class Failure:
 
         text = None
         if exc.__traceback__ is not None:
-            text = "".join(traceback.format_exception(exc))[-_TRACEBACK_LIMIT:]
+            frames = _users_frames(exc.__traceback__)
+            text = "".join(traceback.format_exception(type(exc), exc, frames))
+            text = text[-_TRACEBACK_LIMIT:]
         # Any exception flagged so, as Temporal's own ApplicationError is (Mistral code raises it).
         flagged = getattr(exc, "non_retryable", False) is True
         payload = None
@@ -364,8 +376,18 @@ class Failure:
         return f"{self.type}: {self.message}" if self.message else self.type
 
     def rebuild(self) -> ApplicationError:
-        """The exception a workflow sees for this failure, identical live and on replay."""
-        return ApplicationError(self.message, type=self.type, non_retryable=self.non_retryable)
+        """The exception a workflow sees for this failure, identical live and on replay.
+
+        It is an `ApplicationError` of a class named like the original (``PaymentDeclined``,
+        ``ValueError``), so that tracebacks, ``repr`` and ``type(e).__name__`` name the user's
+        type; the recorded traceback is attached as a note, which tracebacks print.
+        """
+        error = failure_class(self.type)(
+            self.message, type=self.type, non_retryable=self.non_retryable
+        )
+        if self.traceback:
+            error.add_note("The original traceback, as the history recorded it:\n" + self.traceback)
+        return error
 
     def rebuild_payload_error(self) -> PayloadTooLargeError | None:
         """The `PayloadTooLargeError` this failure stands for, if it is one (the spec's
@@ -394,3 +416,65 @@ def failure_type_names(exc: BaseException) -> list[str]:
     if isinstance(exc, ApplicationError):
         names.insert(0, exc.type)
     return names
+
+
+# -- failures rebuilt under their original type's name ---------------------------------------
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_REBUILT: dict[str, type[ApplicationError]] = {}
+
+
+def failure_class(name: str) -> type[ApplicationError]:
+    """The `ApplicationError` subclass named ``name`` that stands for a recorded failure.
+
+    One class per name and process, so ``type(a) is type(b)`` holds for two failures of one
+    type. It claims the module ``builtins`` so that a traceback prints ``PaymentDeclined: ...``
+    rather than a module path that does not hold it.
+    """
+    if name in ("ApplicationError", "WorkflowError") or not name.isidentifier():
+        return WorkflowError if name == "WorkflowError" else ApplicationError
+    cls = _REBUILT.get(name)
+    if cls is None:
+        namespace = {
+            "__module__": "builtins",
+            "__qualname__": name,
+            "__doc__": f"A recorded {name} failure, rebuilt as an `ApplicationError`.",
+            "__reduce__": _reduce_rebuilt,
+        }
+        cls = _REBUILT[name] = type(name, (ApplicationError,), namespace)
+    return cls
+
+
+def _reduce_rebuilt(self: ApplicationError) -> tuple[Any, ...]:
+    return _restore_rebuilt, (type(self).__name__, self.args, self.__dict__)
+
+
+def _restore_rebuilt(name: str, args: tuple[Any, ...], state: dict[str, Any]) -> WfrunError:
+    return _restore(failure_class(name), args, state)
+
+
+def _users_line() -> str | None:
+    """``app.py:12`` for the innermost caller that is the user's code, if any."""
+    import sys
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    others = (
+        _PACKAGE,
+        *(paths[key] + os.sep for key in ("stdlib", "purelib", "platlib")),
+        sys.prefix + os.sep,  # the environment's own scripts (bin/wfrun)
+    )
+    frame = sys._getframe(2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith(others) and not filename.startswith("<"):
+            return f"{filename}:{frame.f_lineno}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+def _users_frames(tb: TracebackType) -> TracebackType:
+    """``tb`` without wfrun's own outer frames (the attempt runner that called the activity)."""
+    while tb.tb_next is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE):
+        tb = tb.tb_next
+    return tb

@@ -207,12 +207,16 @@ def _find(module: ModuleType, name: str, target: str) -> WorkflowDefinition:
     )
 
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
 def _user_traceback(exc: BaseException) -> str:
-    """The traceback without the import machinery's frames: where the user's code broke."""
+    """The traceback without the import machinery's frames, nor wfrun's own (a decorator
+    refusing what it was given): where the user's code broke."""
     frames = [
         f
         for f in traceback.extract_tb(exc.__traceback__)
-        if "importlib" not in f.filename and not f.filename.endswith("loader.py")
+        if "importlib" not in f.filename and not f.filename.startswith(_PACKAGE)
     ]
     lines = traceback.format_list(frames) + traceback.format_exception_only(exc)
     return "".join(lines).rstrip()

@@ -10,7 +10,9 @@ Encoded: the JSON builtins, tuples (as lists), sets (as sorted lists, so that th
 depend on hash seeds), ``datetime``/``date``/``time`` (ISO 8601, offset kept), ``UUID``,
 ``Enum`` (its value), ``Decimal`` (a string), ``bytes`` (base64), dataclasses, and pydantic
 models (``model_dump(mode="json")``, so bytes inside a model follow that model's own
-``ser_json_bytes``). Dict keys that are not strings become strings, as JSON requires.
+``ser_json_bytes``), and anything else pydantic serializes (``HttpUrl``, ``IPv4Address``,
+``Path``, ...) as pydantic does. Dict keys that are not strings become strings, as JSON
+requires.
 
 Decoding goes through pydantic in JSON mode, so the annotation decides the type: ``-> dict``
 gives a dict, ``-> ApiResponse`` an ``ApiResponse``, ``-> tuple[int, str]`` a tuple.
@@ -52,7 +54,18 @@ def _default(value: Any) -> Any:
     pydantic = sys.modules.get("pydantic")  # never import pydantic just to look
     if pydantic is not None and isinstance(value, pydantic.BaseModel):
         return value.model_dump(mode="json")
-    raise TypeError(type(value).__qualname__)
+    return _as_pydantic_would(value)
+
+
+def _as_pydantic_would(value: Any) -> Any:
+    """Whatever else pydantic validates it also serializes (``HttpUrl``, ``IPv4Address``,
+    ``Path``, ...): a type wfrun accepts on the way in must not be refused on the way out."""
+    from pydantic_core import PydanticSerializationError, to_jsonable_python
+
+    try:
+        return to_jsonable_python(value, bytes_mode="base64")
+    except PydanticSerializationError:
+        raise TypeError(type(value).__qualname__) from None
 
 
 def _sorted(items: set[Any] | frozenset[Any]) -> list[Any]:

@@ -174,6 +174,11 @@ def require_workflow(call: str) -> WorkflowRuntime:
     return runtime
 
 
+def current_activity() -> ActivityContext | None:
+    """The running activity attempt's context, or None outside any activity."""
+    return _activity.get()
+
+
 def require_activity(call: str) -> ActivityContext:
     context = _activity.get()
     if context is None:

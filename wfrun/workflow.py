@@ -119,7 +119,7 @@ def define(
         execution_timeout: the whole run's limit, counted from its start (resumes included);
             past it, what is in flight is cancelled and the run ends TIMED_OUT.
         determinism_warnings: warn when the workflow's code calls ``time.time``,
-            ``datetime.now``, ``random``, ``uuid4`` or ``asyncio.sleep`` directly.
+            ``datetime.now``, ``random`` or ``uuid4`` directly.
         failure_exception_types: exception class names that, unhandled, fail the run as
             ``ApplicationError`` and ``ActivityError`` do. Any other exception is taken for a
             bug: the run stops BLOCKED, and carries on once the code is fixed.

@@ -18,7 +18,7 @@ async def impure_body() -> list[object]:
     today = datetime.now()  # IMPURE datetime.now
     roll = random.random()  # IMPURE random.random
     ident = uuid.uuid4()  # IMPURE uuid.uuid4
-    await asyncio.sleep(0.01)  # IMPURE asyncio.sleep
+    await asyncio.sleep(0.01)  # PURE: a durable timer, as workflow.sleep
     pick = random.choice([1, 2])  # IMPURE random.choice
     fine = workflows.workflow.random().choice([1, 2])  # PURE: the run's own generator
     return [stamp > 0, today.year > 2000, 0 <= roll < 1, ident.version, pick in (1, 2), fine]

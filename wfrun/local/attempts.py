@@ -23,6 +23,7 @@ import asyncio
 import contextvars
 import dataclasses
 import functools
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -357,9 +358,13 @@ def _checked_result(
     try:
         typed = definition.signature.decode_result(data)
     except Exception as exc:
+        annotation = _annotation_name(definition.signature.result_annotation)
+        code = definition.fn.__code__
+        where = f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}"
         mismatch = ResultTypeError(
-            f"the result of {subject} does not match its return annotation "
-            f"{_annotation_name(definition.signature.result_annotation)}: {explain(exc)}"
+            f"the result of {subject} ({where}) does not match its return annotation "
+            f"{annotation}: {explain(exc)}; return a value that fits {annotation}, or annotate "
+            f"what it returns (-> {type(value).__name__})"
         )
         return _failed(mismatch, duration, non_retryable=True)
     return Outcome(duration=duration, result=data, value=typed)

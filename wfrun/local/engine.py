@@ -20,6 +20,7 @@ import logging
 import sys
 import threading
 import uuid
+import warnings
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from ..errors import (
     ActivityError,
     ApplicationError,
     ContinueAsNewError,
+    DeterminismWarning,
     Failure,
     HistoryCorruptError,
     HistoryIOError,
@@ -96,6 +98,7 @@ from .commands import (
     StartChild,
     StartTimer,
 )
+from .guard import seen
 from .history import History
 from .inbox import POLL, Inbox, Message
 from .instance import WorkflowInstance
@@ -298,7 +301,10 @@ class RunEngine:
         instance, args, kwargs = new_instance(self.definition, self._started, recorded)
         try:
             instance.watch_replay = False  # a resume replays everything, each time: keep it cheap
-            replay = recorded.replay(instance, args, kwargs)  # raises before anything is written
+            try:
+                replay = recorded.replay(instance, args, kwargs)  # raises before any write
+            except NonDeterminismError as exc:
+                raise self._diagnosed(exc) from None
             self._writer.repair_tail(self.history)
             if len(self.history.events) > 1 or self.history.torn_tail:
                 self._writer.append(
@@ -310,6 +316,22 @@ class RunEngine:
             await self._stop_executions()
             self._writer.flush()
             instance.close()
+
+    def _diagnosed(self, error: NonDeterminismError) -> NonDeterminismError:
+        """``error``, told apart: a resume replays unwatched (to stay cheap), so on a mismatch
+        the history is replayed once more under the guard, which sees whether the code called
+        something that is not deterministic (`random.random()`) rather than being edited."""
+        if seen(self.definition.name) or not self.definition.determinism_warnings:
+            return error
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeterminismWarning)  # warned when it ran live
+                replay_only(self.definition, self.history.events)
+        except NonDeterminismError as again:
+            return again
+        except Exception:
+            return error  # the diagnosis is a courtesy: the first error stands
+        return error
 
     # -- live --------------------------------------------------------------------------------
 

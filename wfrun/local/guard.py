@@ -2,10 +2,11 @@
 
 While workflow code runs, a profile hook (per thread, only during the step) watches for calls
 of ``time.time``, ``datetime.now``/``utcnow``/``today``, the ``random`` module's functions,
-``uuid.uuid1``/``uuid4``, ``asyncio.sleep``, and ``asyncio.as_completed`` over coroutines of
-the user's own ``async def`` functions (it starts them in an order that depends on memory
-addresses), made *directly* from the user's code (not from
-wfrun, the standard library or installed packages). Each offending line is reported once per
+``uuid.uuid1``/``uuid4``, and ``asyncio.as_completed`` over coroutines of the user's own
+``async def`` functions (it starts them in an order that depends on memory addresses), made
+*directly* from the user's code (not from wfrun, the standard library or installed packages).
+``asyncio.sleep`` is not among them: inside a workflow it is a durable timer, as
+``workflows.workflow.sleep`` is. Each offending line is reported once per
 process as a `DeterminismWarning` naming the file, the line and the deterministic replacement.
 
 It warns rather than refuses: no sandbox, nothing rewritten. A workflow opts out with
@@ -49,7 +50,6 @@ _C_CALLS: Final[dict[Any, tuple[str, str]]] = {
 _PY_CALLS: Final[dict[CodeType, tuple[str, str]]] = {
     uuid.uuid4.__code__: ("uuid.uuid4()", "workflows.workflow.uuid4()"),
     uuid.uuid1.__code__: ("uuid.uuid1()", "workflows.workflow.uuid4()"),
-    asyncio.sleep.__code__: ("asyncio.sleep()", "await workflows.workflow.sleep(seconds)"),
 }
 
 # The random module's functions are methods of one hidden Random instance; the same methods on
@@ -69,6 +69,22 @@ _NOT_USER_CODE: Final = tuple(
 )
 
 _reported: set[tuple[str, int, str]] = set()
+#: Every offending call seen, by workflow name: (call, "file:line", replacement). A mismatch on
+#: replay is then told apart: such a call means the code is not deterministic, none that the
+#: code changed.
+_seen: dict[str, dict[tuple[str, str, str], None]] = {}
+
+
+def seen(workflow: str) -> list[tuple[str, str, str]]:
+    """The calls of ``workflow``'s code whose results change on replay, seen by this process."""
+    return list(_seen.get(workflow, ()))
+
+
+def forget() -> None:
+    """Forget what was seen and reported (as a fresh process would start)."""
+    _reported.clear()
+    _seen.clear()
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -154,6 +170,9 @@ class Guard:
         filename = caller.f_code.co_filename
         if filename.startswith(_NOT_USER_CODE) or filename.startswith("<"):
             return
+        _seen.setdefault(self.workflow, {})[
+            (entry[0], f"{filename}:{caller.f_lineno}", entry[1])
+        ] = None
         key = (filename, caller.f_lineno, entry[0])
         if key not in _reported:
             _reported.add(key)

@@ -53,6 +53,7 @@ from .commands import (
     StartChild,
     StartTimer,
 )
+from .guard import seen
 from .instance import WorkflowInstance
 
 
@@ -85,6 +86,8 @@ class RecordedRun:
     def __init__(self, run_id: str, events: list[Event]) -> None:
         self.run_id = run_id
         self.events = events
+        #: The workflow being replayed (set by `replay`), for the guard's verdict on a mismatch.
+        self._workflow = ""
         self.commands: dict[int, StepEvent] = {}
         #: What reaches the workflow, in history order: outcomes of its steps, and messages.
         self.resolutions: list[Event] = []
@@ -119,6 +122,7 @@ class RecordedRun:
     def replay(self, instance: WorkflowInstance, args: list[Any], kwargs: dict[str, Any]) -> Replay:
         """Run ``instance`` through the whole history; raise on the first disagreement."""
         found = Replay()
+        self._workflow = instance.definition.name
         try:
             # Replaying (quiet logger, no guard on resumes) means: this code ran live before.
             # The first activation did if anything was recorded after WorkflowStarted; each
@@ -261,15 +265,30 @@ class RecordedRun:
         where = f"event {event.id} ({event.type})" if event is not None else "its end"
         return NonDeterminismError(
             f"run {self.run_id} does not replay: at {where} the history holds {recorded}, but "
-            f"the code asked for {requested}.\n"
-            "The workflow code changed since this run started. To finish this run, revert the "
-            "change (or guard it with workflows.workflow.patched(...)); otherwise start a new "
-            "run. The history file was not changed.",
+            f"the code asked for {requested}.\n{_verdict(self._workflow)} The history file was "
+            "not changed.",
             run_id=self.run_id,
             event_id=event.id if event is not None else None,
             recorded=recorded,
             requested=requested,
         )
+
+
+def _verdict(workflow: str) -> str:
+    """Why code and history part ways: a call the guard saw whose result changes on replay
+    (the code is not deterministic), or else an edit (the code changed)."""
+    calls = seen(workflow)
+    if calls:
+        call, where, replacement = calls[0]
+        return (
+            f"The workflow code is not deterministic: it called {call} at {where}, whose result "
+            f"differs on replay. Use {replacement} instead, then start a new run: this one "
+            "recorded a value the code cannot reproduce."
+        )
+    return (
+        "The workflow code changed since this run started. To finish this run, revert the "
+        "change (or guard it with workflows.workflow.patched(...)); otherwise start a new run."
+    )
 
 
 def _same(command: Command, recorded: Event) -> bool:
