@@ -35,7 +35,7 @@ from rich.table import Table
 from .._version import __version__
 from ..backend import Backend, open_backend
 from ..errors import Failure, InputError, PayloadError, UsageError, WfrunError
-from ..events import TERMINAL, format_ts
+from ..events import TERMINAL, format_ts, serialize
 from ..loader import canonical_target, load
 from ..runs import (
     RunHistory,
@@ -48,6 +48,7 @@ from ..runs import (
 from ..settings import max_payload as default_max_payload
 from ..settings import parse_size
 from .batch import default_parallel, resume_each
+from .help import OVERVIEW, Command, Group, epilog
 from .prompt import TerminalForm
 from .render import (
     STATUS_STYLES,
@@ -81,7 +82,9 @@ STATUSES: Final = tuple(RunStatus)
 app = typer.Typer(
     name="wfrun",
     help="Durable async Python workflows on one machine: a JSONL history per run, no server.",
-    no_args_is_help=True,
+    epilog=epilog("start"),
+    invoke_without_command=True,
+    cls=Group,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -96,10 +99,12 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _options(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option(
             "--version",
+            metavar="",
             callback=_print_version,
             is_eager=True,
             help="Print wfrun's version and exit.",
@@ -107,19 +112,24 @@ def _options(
     ] = False,
 ) -> None:
     """Durable async Python workflows on one machine, with no server."""
+    if ctx.invoked_subcommand is None:  # `wfrun` alone: what it is and where to start, exit 0
+        typer.echo(OVERVIEW, nl=False)
 
 
 HomeOption = Annotated[
     Path | None,
     typer.Option(
         "--home",
+        metavar="DIR",
         envvar="WFRUN_HOME",
         help="Where runs live (default: ./.wfrun).",
         show_default=False,
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")]
+JsonOption = Annotated[bool, typer.Option("--json", metavar="", help="Print JSON instead of text.")]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", metavar="", help="Print only the result.")
+]
 MaxWaitOption = Annotated[
     float,
     typer.Option(
@@ -133,12 +143,14 @@ MaxWaitOption = Annotated[
 NoResumeOption = Annotated[
     bool,
     typer.Option(
-        "--no-resume", help="Only store the message: the next resume (or resume --all) takes it."
+        "--no-resume",
+        metavar="",
+        help="Only store the message: the next resume (or resume --all) takes it.",
     ),
 ]
 PayloadArgument = Annotated[
     str | None,
-    typer.Argument(metavar="[JSON|@FILE]", help="The handler's arguments by name."),
+    typer.Argument(metavar="JSON|@FILE", help="The handler's arguments by name."),
 ]
 #: How long a command waits in-process for the next timer before the run stops WAITING.
 DEFAULT_MAX_WAIT: Final = 60.0
@@ -182,12 +194,15 @@ def _escape(text: str) -> str:
 # -- start and resume ------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(name="start", cls=Command, epilog=epilog("start"))
 @handle_errors
 def start(
     target: Annotated[
         str,
-        typer.Argument(help="module:Workflow or path/to/file.py:Workflow (class or defined name)."),
+        typer.Argument(
+            metavar="TARGET",
+            help="module:Workflow or path/to/file.py:Workflow (class or defined name).",
+        ),
     ],
     arg: Annotated[
         list[str] | None,
@@ -206,6 +221,7 @@ def start(
         str | None,
         typer.Option(
             "--run-id",
+            metavar="ID",
             help="Make start idempotent: a completed run prints its result, an unfinished "
             "one is resumed.",
         ),
@@ -255,14 +271,18 @@ def start(
     _report(outcome, json_output=json_output, quiet=quiet)
 
 
-@app.command()
+@app.command(name="resume", cls=Command, epilog=epilog("resume"))
 @handle_errors
 def resume(
-    run_id: Annotated[str | None, typer.Argument(help="The run to continue.")] = None,
+    run_id: Annotated[
+        str | None, typer.Argument(metavar="RUN_ID", help="The run to continue.")
+    ] = None,
     all_runs: Annotated[
         bool,
         typer.Option(
-            "--all", help="Continue every INTERRUPTED run under the home, each in its own process."
+            "--all",
+            metavar="",
+            help="Continue every INTERRUPTED run under the home, each in its own process.",
         ),
     ] = False,
     time_limit: Annotated[
@@ -514,11 +534,13 @@ def _report(outcome: RunOutcome, *, json_output: bool, quiet: bool) -> None:
 # -- messages --------------------------------------------------------------------------------
 
 
-@app.command(name="signal")
+@app.command(name="signal", cls=Command, epilog=epilog("signal"))
 @handle_errors
 def send_signal(
-    run_id: Annotated[str, typer.Argument(help="The run to send the signal to.")],
-    name: Annotated[str, typer.Argument(help="The signal, as the workflow names it.")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run to send the signal to.")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="The signal, as the workflow names it.")
+    ],
     payload: PayloadArgument = None,
     no_resume: NoResumeOption = False,
     home: HomeOption = None,
@@ -550,12 +572,13 @@ def _after_message(sent: SignalSent, what: str, *, json_output: bool, quiet: boo
         _write_json({"run_id": sent.run_id, "message": sent.message, "recorded": sent.recorded})
 
 
-@app.command()
+@app.command(name="cancel", cls=Command, epilog=epilog("cancel"))
 @handle_errors
 def cancel(
-    run_id: Annotated[str, typer.Argument(help="The run to cancel.")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run to cancel.")],
     reason: Annotated[
-        str | None, typer.Option("--reason", help="Why: recorded in CancelRequested.")
+        str | None,
+        typer.Option("--reason", metavar="TEXT", help="Why: recorded in CancelRequested."),
     ] = None,
     no_resume: NoResumeOption = False,
     home: HomeOption = None,
@@ -571,11 +594,13 @@ def cancel(
     _after_message(sent, "cancellation", json_output=json_output, quiet=quiet)
 
 
-@app.command(name="update")
+@app.command(name="update", cls=Command, epilog=epilog("update"))
 @handle_errors
 def send_update(
-    run_id: Annotated[str, typer.Argument(help="The run to update.")],
-    name: Annotated[str, typer.Argument(help="The update, as the workflow names it.")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run to update.")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="The update, as the workflow names it.")
+    ],
     payload: PayloadArgument = None,
     home: HomeOption = None,
     max_wait: MaxWaitOption = DEFAULT_MAX_WAIT,
@@ -599,11 +624,13 @@ def send_update(
         _stderr().print(f"wfrun: run {run_id} is {answer.outcome.status}")
 
 
-@app.command(name="query")
+@app.command(name="query", cls=Command, epilog=epilog("query"))
 @handle_errors
 def ask_query(
-    run_id: Annotated[str, typer.Argument(help="The run to ask.")],
-    name: Annotated[str, typer.Argument(help="The query, as the workflow names it.")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run to ask.")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="The query, as the workflow names it.")
+    ],
     payload: PayloadArgument = None,
     home: HomeOption = None,
 ) -> None:
@@ -615,15 +642,21 @@ def ask_query(
 # -- reading runs ----------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(name="history", cls=Command, epilog=epilog("history"))
 @handle_errors
 def history(
-    run_id: Annotated[str, typer.Argument(help="The run whose events to show.")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run whose events to show.")],
     json_output: Annotated[
-        bool, typer.Option("--json", help="Print the events as JSON Lines, exactly as stored.")
+        bool,
+        typer.Option(
+            "--json", metavar="", help="Print the events as JSON Lines, exactly as stored."
+        ),
     ] = False,
     follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing events while the run is live.")
+        bool,
+        typer.Option(
+            "--follow", "-f", metavar="", help="Keep printing events while the run is live."
+        ),
     ] = False,
     home: HomeOption = None,
 ) -> None:
@@ -671,12 +704,14 @@ def _follow(backend: Backend, recorded: RunHistory, json_output: bool) -> None:
         _stderr().print(f"wfrun: run {run_id} has no live process; stopped following")
 
 
-@app.command(name="list")
+@app.command(name="list", cls=Command, epilog=epilog("list"))
 @handle_errors
 def list_runs(
     status: Annotated[
         str | None,
-        typer.Option("--status", help=f"Only runs in this status: {', '.join(STATUSES)}."),
+        typer.Option(
+            "--status", metavar="STATUS", help=f"Only runs in this status: {', '.join(STATUSES)}."
+        ),
     ] = None,
     json_output: JsonOption = False,
     home: HomeOption = None,
@@ -716,15 +751,27 @@ def list_runs(
             _stderr().print(f"[bold red]{run.run_id}:[/] {_escape(run.problem)}")
 
 
-@app.command()
+@app.command(name="show", cls=Command, epilog=epilog("show"))
 @handle_errors
 def show(
-    run_id: Annotated[str, typer.Argument(help="The run to describe.")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run to describe.")],
+    event: Annotated[
+        int | None,
+        typer.Option(
+            "--event",
+            "-e",
+            metavar="N",
+            help="Print event N (its id in `wfrun history`) whole, as pretty JSON.",
+        ),
+    ] = None,
     json_output: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
     """Describe a run: its workflow, status, timing, input and result or error."""
     recorded = open_backend(home).history(run_id)
+    if event is not None:
+        _write_json(_one_event(recorded, event), orjson.OPT_INDENT_2)
+        return
     summary = summarize(recorded.events, recorded.status)
     if json_output:
         _write_json(summary)
@@ -732,10 +779,25 @@ def show(
     _stdout().print(run_summary(summary))
 
 
-@app.command()
+def _one_event(recorded: RunHistory, wanted: int) -> dict[str, Any]:
+    """Event ``wanted`` of a run, whole, as its history holds it (without its checksum)."""
+    found = [event for event in recorded.events if event.id == wanted]
+    if not found:
+        last = recorded.events[-1].id
+        raise UsageError(
+            f"run {recorded.started.run_id} has events 1 to {last}; there is no event {wanted}"
+        )
+    fields: dict[str, Any] = orjson.loads(serialize(found[0]))
+    fields.pop("crc", None)
+    return fields
+
+
+@app.command(name="replay", cls=Command, epilog=epilog("replay"))
 @handle_errors
 def replay(
-    run_id: Annotated[str, typer.Argument(help="The run whose history to check.")],
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN_ID", help="The run whose history to check.")
+    ],
     home: HomeOption = None,
 ) -> None:
     """Check today's code against a run's history: runs no activity, writes nothing."""
