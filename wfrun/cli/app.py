@@ -51,17 +51,23 @@ from .batch import default_parallel, resume_each
 from .help import OVERVIEW, Command, Group, epilog
 from .prompt import TerminalForm
 from .render import (
+    HISTORY_HEADER,
+    NARROW,
+    RUNS_HEADER,
     STATUS_STYLES,
     HistoryRows,
     RunView,
     history_columns,
     history_table,
     inline,
+    plain_row,
     run_summary,
+    runs_plain,
     runs_table,
     safe_json,
     summarize,
 )
+from .streams import user_output_to_stderr
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -243,12 +249,15 @@ def start(
     backend = open_backend(home)
     if run_id is not None:  # "" too: an id given is never replaced by a generated one
         backend.validate_run_id(run_id)
-    definition = load(target)
+    with user_output_to_stderr():  # what the module prints when imported
+        definition = load(target)
     arguments = definition.arguments_from_cli(arg or [], _read_input(input_))
     data = definition.encode_input(arguments)
     limit = parse_size(max_payload) if max_payload else default_max_payload()
     run_id = run_id if run_id is not None else new_run_id(definition.name)
     view = _live_view(json_output, quiet)
+    if not sys.stdout.isatty() or (view is None and not (quiet or json_output)):
+        _stderr().print(f"wfrun: run {_escape(run_id)}")  # for a cron log: which run this is
     form = _terminal_form()
     try:
         outcome = _run(
@@ -436,7 +445,7 @@ def _run(
         if form is not None:
             form.live = live
     try:
-        with live:
+        with live, user_output_to_stderr():
             return asyncio.run(main())
     except asyncio.CancelledError:
         _leave_on_signal()
@@ -636,7 +645,9 @@ def ask_query(
 ) -> None:
     """Ask a run's query: its history is replayed, nothing runs, nothing is written."""
     arguments = _read_input(payload, "the query's arguments")
-    _write_json(open_backend(home).query(run_id, name, arguments))
+    with user_output_to_stderr():
+        answer = open_backend(home).query(run_id, name, arguments)
+    _write_json(answer)
 
 
 # -- reading runs ----------------------------------------------------------------------------
@@ -670,30 +681,48 @@ def history(
         _follow(backend, recorded, json_output)
         return
     if not json_output:
-        started = recorded.started
-        title = f"{started.workflow} · run {started.run_id} · {started.ts[:10]}"
-        _stdout().print(history_table(recorded.events, title=title))
+        if sys.stdout.isatty():
+            started = recorded.started
+            title = f"{started.workflow} · run {started.run_id} · {started.ts[:10]}"
+            out = _stdout()
+            out.print(history_table(recorded.events, title=title, width=out.width))
+        else:
+            rows = HistoryRows()
+            _write_lines([plain_row(*HISTORY_HEADER), *map(rows.plain, recorded.events)])
     if recorded.note:
         _stderr().print(f"[yellow]wfrun:[/] {_escape(recorded.note)}")
+
+
+def _write_lines(lines: list[str]) -> None:
+    """Plain rows on stdout, for a pipe or a file."""
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
+    sys.stdout.flush()
 
 
 def _follow(backend: Backend, recorded: RunHistory, json_output: bool) -> None:
     """Print new events as the live process appends them, until the run ends or stops."""
     out = _stdout()
-    rows = HistoryRows()
+    tty = sys.stdout.isatty()
+    narrow = out.width < NARROW
+    rows = HistoryRows(narrow=narrow)
 
     def show(event: Any, line: bytes) -> None:
         if json_output:
             sys.stdout.buffer.write(safe_json(line) + b"\n")
             sys.stdout.flush()
+        elif not tty:
+            _write_lines([rows.plain(event)])
         else:
-            table = history_columns(Table(show_header=False, box=None, padding=(0, 1)))
+            table = Table(show_header=False, box=None, padding=(0, 1), expand=True)
+            history_columns(table, narrow=narrow)
             table.add_row(*rows.row(event))
             out.print(table)
 
     if not json_output:
-        header = history_columns(Table(box=None, padding=(0, 1)))
-        out.print(header)
+        if tty:
+            out.print(history_columns(Table(box=None, padding=(0, 1), expand=True), narrow=narrow))
+        else:
+            _write_lines([plain_row(*HISTORY_HEADER)])
         for event in recorded.events:
             show(event, b"")
     last = recorded.events[-1]
@@ -739,13 +768,18 @@ def list_runs(
         ]
         _write_json(rows)
         return
+    tty = sys.stdout.isatty()
+    if not tty:
+        _write_lines([plain_row(*RUNS_HEADER), *map(runs_plain, runs)])
     if not runs:
         _stderr().print(
             f"wfrun: no runs{f' with status {wanted}' if wanted else ''} under "
             f"{_escape(backend.location)}"
         )
         return
-    _stdout().print(runs_table(runs))
+    if tty:
+        out = _stdout()
+        out.print(runs_table(runs, width=out.width))
     for run in runs:
         if run.problem:
             _stderr().print(f"[bold red]{run.run_id}:[/] {_escape(run.problem)}")
@@ -801,7 +835,8 @@ def replay(
     home: HomeOption = None,
 ) -> None:
     """Check today's code against a run's history: runs no activity, writes nothing."""
-    found = open_backend(home).replay(run_id, on_history=_say_what_is_imported)
+    with user_output_to_stderr():
+        found = open_backend(home).replay(run_id, on_history=_say_what_is_imported)
     out = _stderr()
     style = STATUS_STYLES.get(RunStatus.COMPLETED)
     out.print(
