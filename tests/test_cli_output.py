@@ -87,7 +87,7 @@ def test_a_long_payload_is_shortened_with_a_marker_on_a_terminal(isolated: Path)
 
 
 def test_list_rows_stay_on_one_line_at_80_columns() -> None:
-    run_id = "a-rather-long-run-id-as-a-script-would-choose-it"
+    run_id = "a-rather-long-run-id-as-a-script-or-a-cron-job-might-choose-it"
     cli("start", STEPS, "--arg", "count=1", "--run-id", run_id)
     code, screen = through_a_pty(["list"], columns=80)
     assert code == 0
