@@ -30,7 +30,8 @@ STEPS = f"{wf('steps')}:StepsWorkflow"
 
 def test_history_shows_one_row_per_event_with_names_attempts_and_results() -> None:
     cli("start", f"{wf('steps')}:FlakyWorkflow", "--arg", "fail_times=1", "--run-id", "h")
-    table = cli("history", "h").stdout
+    _, screen = through_a_pty(["history", "h"], columns=200)  # the table: on a terminal
+    table = screen.decode()
     assert "flaky · run h" in table
     for expected in (
         "WorkflowStarted",

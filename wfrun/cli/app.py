@@ -35,7 +35,7 @@ from rich.table import Table
 from .._version import __version__
 from ..backend import Backend, open_backend
 from ..errors import Failure, InputError, PayloadError, UsageError, WfrunError
-from ..events import TERMINAL, format_ts
+from ..events import TERMINAL, format_ts, serialize
 from ..loader import canonical_target, load
 from ..runs import (
     RunHistory,
@@ -48,19 +48,26 @@ from ..runs import (
 from ..settings import max_payload as default_max_payload
 from ..settings import parse_size
 from .batch import default_parallel, resume_each
+from .help import OVERVIEW, Command, Group, epilog
 from .prompt import TerminalForm
 from .render import (
+    HISTORY_HEADER,
+    NARROW,
+    RUNS_HEADER,
     STATUS_STYLES,
     HistoryRows,
     RunView,
     history_columns,
     history_table,
     inline,
+    plain_row,
     run_summary,
+    runs_plain,
     runs_table,
     safe_json,
     summarize,
 )
+from .streams import user_output_to_stderr
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -81,7 +88,9 @@ STATUSES: Final = tuple(RunStatus)
 app = typer.Typer(
     name="wfrun",
     help="Durable async Python workflows on one machine: a JSONL history per run, no server.",
-    no_args_is_help=True,
+    epilog=epilog("start"),
+    invoke_without_command=True,
+    cls=Group,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -96,10 +105,12 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _options(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option(
             "--version",
+            metavar="",
             callback=_print_version,
             is_eager=True,
             help="Print wfrun's version and exit.",
@@ -107,19 +118,24 @@ def _options(
     ] = False,
 ) -> None:
     """Durable async Python workflows on one machine, with no server."""
+    if ctx.invoked_subcommand is None:  # `wfrun` alone: what it is and where to start, exit 0
+        typer.echo(OVERVIEW, nl=False)
 
 
 HomeOption = Annotated[
     Path | None,
     typer.Option(
         "--home",
+        metavar="DIR",
         envvar="WFRUN_HOME",
         help="Where runs live (default: ./.wfrun).",
         show_default=False,
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")]
+JsonOption = Annotated[bool, typer.Option("--json", metavar="", help="Print JSON instead of text.")]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", metavar="", help="Print only the result.")
+]
 MaxWaitOption = Annotated[
     float,
     typer.Option(
@@ -133,12 +149,14 @@ MaxWaitOption = Annotated[
 NoResumeOption = Annotated[
     bool,
     typer.Option(
-        "--no-resume", help="Only store the message: the next resume (or resume --all) takes it."
+        "--no-resume",
+        metavar="",
+        help="Only store the message: the next resume (or resume --all) takes it.",
     ),
 ]
 PayloadArgument = Annotated[
     str | None,
-    typer.Argument(metavar="[JSON|@FILE]", help="The handler's arguments by name."),
+    typer.Argument(metavar="JSON|@FILE", help="The handler's arguments by name."),
 ]
 #: How long a command waits in-process for the next timer before the run stops WAITING.
 DEFAULT_MAX_WAIT: Final = 60.0
@@ -182,12 +200,15 @@ def _escape(text: str) -> str:
 # -- start and resume ------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(name="start", cls=Command, epilog=epilog("start"))
 @handle_errors
 def start(
     target: Annotated[
         str,
-        typer.Argument(help="module:Workflow or path/to/file.py:Workflow (class or defined name)."),
+        typer.Argument(
+            metavar="TARGET",
+            help="module:Workflow or path/to/file.py:Workflow (class or defined name).",
+        ),
     ],
     arg: Annotated[
         list[str] | None,
@@ -206,6 +227,7 @@ def start(
         str | None,
         typer.Option(
             "--run-id",
+            metavar="ID",
             help="Make start idempotent: a completed run prints its result, an unfinished "
             "one is resumed.",
         ),
@@ -227,12 +249,15 @@ def start(
     backend = open_backend(home)
     if run_id is not None:  # "" too: an id given is never replaced by a generated one
         backend.validate_run_id(run_id)
-    definition = load(target)
+    with user_output_to_stderr():  # what the module prints when imported
+        definition = load(target)
     arguments = definition.arguments_from_cli(arg or [], _read_input(input_))
     data = definition.encode_input(arguments)
     limit = parse_size(max_payload) if max_payload else default_max_payload()
     run_id = run_id if run_id is not None else new_run_id(definition.name)
     view = _live_view(json_output, quiet)
+    if not sys.stdout.isatty() or (view is None and not (quiet or json_output)):
+        _stderr().print(f"wfrun: run {_escape(run_id)}")  # for a cron log: which run this is
     form = _terminal_form()
     try:
         outcome = _run(
@@ -255,14 +280,18 @@ def start(
     _report(outcome, json_output=json_output, quiet=quiet)
 
 
-@app.command()
+@app.command(name="resume", cls=Command, epilog=epilog("resume"))
 @handle_errors
 def resume(
-    run_id: Annotated[str | None, typer.Argument(help="The run to continue.")] = None,
+    run_id: Annotated[
+        str | None, typer.Argument(metavar="RUN_ID", help="The run to continue.")
+    ] = None,
     all_runs: Annotated[
         bool,
         typer.Option(
-            "--all", help="Continue every INTERRUPTED run under the home, each in its own process."
+            "--all",
+            metavar="",
+            help="Continue every INTERRUPTED run under the home, each in its own process.",
         ),
     ] = False,
     time_limit: Annotated[
@@ -419,7 +448,7 @@ def _run(
         if form is not None:
             form.live = live
     try:
-        with live:
+        with live, user_output_to_stderr():
             return asyncio.run(main())
     except asyncio.CancelledError:
         _leave_on_signal()
@@ -525,11 +554,13 @@ def _report(outcome: RunOutcome, *, json_output: bool, quiet: bool) -> None:
 # -- messages --------------------------------------------------------------------------------
 
 
-@app.command(name="signal")
+@app.command(name="signal", cls=Command, epilog=epilog("signal"))
 @handle_errors
 def send_signal(
-    run_id: Annotated[str, typer.Argument(help="The run to send the signal to.")],
-    name: Annotated[str, typer.Argument(help="The signal, as the workflow names it.")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run to send the signal to.")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="The signal, as the workflow names it.")
+    ],
     payload: PayloadArgument = None,
     no_resume: NoResumeOption = False,
     home: HomeOption = None,
@@ -561,12 +592,13 @@ def _after_message(sent: SignalSent, what: str, *, json_output: bool, quiet: boo
         _write_json({"run_id": sent.run_id, "message": sent.message, "recorded": sent.recorded})
 
 
-@app.command()
+@app.command(name="cancel", cls=Command, epilog=epilog("cancel"))
 @handle_errors
 def cancel(
-    run_id: Annotated[str, typer.Argument(help="The run to cancel.")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run to cancel.")],
     reason: Annotated[
-        str | None, typer.Option("--reason", help="Why: recorded in CancelRequested.")
+        str | None,
+        typer.Option("--reason", metavar="TEXT", help="Why: recorded in CancelRequested."),
     ] = None,
     no_resume: NoResumeOption = False,
     home: HomeOption = None,
@@ -582,11 +614,13 @@ def cancel(
     _after_message(sent, "cancellation", json_output=json_output, quiet=quiet)
 
 
-@app.command(name="update")
+@app.command(name="update", cls=Command, epilog=epilog("update"))
 @handle_errors
 def send_update(
-    run_id: Annotated[str, typer.Argument(help="The run to update.")],
-    name: Annotated[str, typer.Argument(help="The update, as the workflow names it.")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run to update.")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="The update, as the workflow names it.")
+    ],
     payload: PayloadArgument = None,
     home: HomeOption = None,
     max_wait: MaxWaitOption = DEFAULT_MAX_WAIT,
@@ -610,31 +644,41 @@ def send_update(
         _stderr().print(f"wfrun: run {run_id} is {answer.outcome.status}")
 
 
-@app.command(name="query")
+@app.command(name="query", cls=Command, epilog=epilog("query"))
 @handle_errors
 def ask_query(
-    run_id: Annotated[str, typer.Argument(help="The run to ask.")],
-    name: Annotated[str, typer.Argument(help="The query, as the workflow names it.")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run to ask.")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="The query, as the workflow names it.")
+    ],
     payload: PayloadArgument = None,
     home: HomeOption = None,
 ) -> None:
     """Ask a run's query: its history is replayed, nothing runs, nothing is written."""
     arguments = _read_input(payload, "the query's arguments")
-    _write_json(open_backend(home).query(run_id, name, arguments))
+    with user_output_to_stderr():
+        answer = open_backend(home).query(run_id, name, arguments)
+    _write_json(answer)
 
 
 # -- reading runs ----------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(name="history", cls=Command, epilog=epilog("history"))
 @handle_errors
 def history(
-    run_id: Annotated[str, typer.Argument(help="The run whose events to show.")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run whose events to show.")],
     json_output: Annotated[
-        bool, typer.Option("--json", help="Print the events as JSON Lines, exactly as stored.")
+        bool,
+        typer.Option(
+            "--json", metavar="", help="Print the events as JSON Lines, exactly as stored."
+        ),
     ] = False,
     follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing events while the run is live.")
+        bool,
+        typer.Option(
+            "--follow", "-f", metavar="", help="Keep printing events while the run is live."
+        ),
     ] = False,
     home: HomeOption = None,
 ) -> None:
@@ -648,30 +692,48 @@ def history(
         _follow(backend, recorded, json_output)
         return
     if not json_output:
-        started = recorded.started
-        title = f"{started.workflow} · run {started.run_id} · {started.ts[:10]}"
-        _stdout().print(history_table(recorded.events, title=title))
+        if sys.stdout.isatty():
+            started = recorded.started
+            title = f"{started.workflow} · run {started.run_id} · {started.ts[:10]}"
+            out = _stdout()
+            out.print(history_table(recorded.events, title=title, width=out.width))
+        else:
+            rows = HistoryRows()
+            _write_lines([plain_row(*HISTORY_HEADER), *map(rows.plain, recorded.events)])
     if recorded.note:
         _stderr().print(f"[yellow]wfrun:[/] {_escape(recorded.note)}")
+
+
+def _write_lines(lines: list[str]) -> None:
+    """Plain rows on stdout, for a pipe or a file."""
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
+    sys.stdout.flush()
 
 
 def _follow(backend: Backend, recorded: RunHistory, json_output: bool) -> None:
     """Print new events as the live process appends them, until the run ends or stops."""
     out = _stdout()
-    rows = HistoryRows()
+    tty = sys.stdout.isatty()
+    narrow = out.width < NARROW
+    rows = HistoryRows(narrow=narrow)
 
     def show(event: Any, line: bytes) -> None:
         if json_output:
             sys.stdout.buffer.write(safe_json(line) + b"\n")
             sys.stdout.flush()
+        elif not tty:
+            _write_lines([rows.plain(event)])
         else:
-            table = history_columns(Table(show_header=False, box=None, padding=(0, 1)))
+            table = Table(show_header=False, box=None, padding=(0, 1), expand=True)
+            history_columns(table, narrow=narrow)
             table.add_row(*rows.row(event))
             out.print(table)
 
     if not json_output:
-        header = history_columns(Table(box=None, padding=(0, 1)))
-        out.print(header)
+        if tty:
+            out.print(history_columns(Table(box=None, padding=(0, 1), expand=True), narrow=narrow))
+        else:
+            _write_lines([plain_row(*HISTORY_HEADER)])
         for event in recorded.events:
             show(event, b"")
     last = recorded.events[-1]
@@ -682,12 +744,14 @@ def _follow(backend: Backend, recorded: RunHistory, json_output: bool) -> None:
         _stderr().print(f"wfrun: run {run_id} has no live process; stopped following")
 
 
-@app.command(name="list")
+@app.command(name="list", cls=Command, epilog=epilog("list"))
 @handle_errors
 def list_runs(
     status: Annotated[
         str | None,
-        typer.Option("--status", help=f"Only runs in this status: {', '.join(STATUSES)}."),
+        typer.Option(
+            "--status", metavar="STATUS", help=f"Only runs in this status: {', '.join(STATUSES)}."
+        ),
     ] = None,
     json_output: JsonOption = False,
     home: HomeOption = None,
@@ -715,27 +779,44 @@ def list_runs(
         ]
         _write_json(rows)
         return
+    tty = sys.stdout.isatty()
+    if not tty:
+        _write_lines([plain_row(*RUNS_HEADER), *map(runs_plain, runs)])
     if not runs:
         _stderr().print(
             f"wfrun: no runs{f' with status {wanted}' if wanted else ''} under "
             f"{_escape(backend.location)}"
         )
         return
-    _stdout().print(runs_table(runs))
+    if tty:
+        out = _stdout()
+        out.print(runs_table(runs, width=out.width))
     for run in runs:
         if run.problem:
             _stderr().print(f"[bold red]{run.run_id}:[/] {_escape(run.problem)}")
 
 
-@app.command()
+@app.command(name="show", cls=Command, epilog=epilog("show"))
 @handle_errors
 def show(
-    run_id: Annotated[str, typer.Argument(help="The run to describe.")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run to describe.")],
+    event: Annotated[
+        int | None,
+        typer.Option(
+            "--event",
+            "-e",
+            metavar="N",
+            help="Print event N (its id in `wfrun history`) whole, as pretty JSON.",
+        ),
+    ] = None,
     json_output: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
     """Describe a run: its workflow, status, timing, input and result or error."""
     recorded = open_backend(home).history(run_id)
+    if event is not None:
+        _write_json(_one_event(recorded, event), orjson.OPT_INDENT_2)
+        return
     summary = summarize(recorded.events, recorded.status)
     if json_output:
         _write_json(summary)
@@ -743,14 +824,30 @@ def show(
     _stdout().print(run_summary(summary))
 
 
-@app.command()
+def _one_event(recorded: RunHistory, wanted: int) -> dict[str, Any]:
+    """Event ``wanted`` of a run, whole, as its history holds it (without its checksum)."""
+    found = [event for event in recorded.events if event.id == wanted]
+    if not found:
+        last = recorded.events[-1].id
+        raise UsageError(
+            f"run {recorded.started.run_id} has events 1 to {last}; there is no event {wanted}"
+        )
+    fields: dict[str, Any] = orjson.loads(serialize(found[0]))
+    fields.pop("crc", None)
+    return fields
+
+
+@app.command(name="replay", cls=Command, epilog=epilog("replay"))
 @handle_errors
 def replay(
-    run_id: Annotated[str, typer.Argument(help="The run whose history to check.")],
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN_ID", help="The run whose history to check.")
+    ],
     home: HomeOption = None,
 ) -> None:
     """Check today's code against a run's history: runs no activity, writes nothing."""
-    found = open_backend(home).replay(run_id, on_history=_say_what_is_imported)
+    with user_output_to_stderr():
+        found = open_backend(home).replay(run_id, on_history=_say_what_is_imported)
     out = _stderr()
     style = STATUS_STYLES.get(RunStatus.COMPLETED)
     out.print(

@@ -13,8 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
@@ -169,42 +170,91 @@ class _Names:
         return self._by_seq.get(event.seq, f"#{event.seq}")
 
 
-def history_columns(table: Table) -> Table:
-    table.add_column("id", justify="right", style="dim")
+#: Below this many columns, tables drop and merge columns so that a row stays on one line.
+NARROW: Final = 100
+#: How much of a payload a plain (tab-separated) row shows; ``--json`` has it whole.
+PLAIN_WIDTH: Final = 200
+
+
+def history_columns(table: Table, *, narrow: bool = False) -> Table:
+    """The history table's columns; ``narrow`` (under 100 columns) merges attempt and duration
+    into the detail, shows the time to the second, and ellipsizes what does not fit."""
+    table.add_column("id", justify="right", style="dim", no_wrap=True)
     table.add_column("time (UTC)", style="dim", no_wrap=True)
     table.add_column("type", no_wrap=True)
-    table.add_column("activity", no_wrap=True)
-    table.add_column("attempt", justify="right")
-    table.add_column("duration", justify="right", no_wrap=True)
-    table.add_column("detail", no_wrap=True, overflow="ellipsis")
+    table.add_column(
+        "step" if narrow else "activity", no_wrap=True, overflow="ellipsis", max_width=20
+    )
+    if not narrow:
+        table.add_column("attempt", justify="right", no_wrap=True)
+        table.add_column("duration", justify="right", no_wrap=True)
+    # The detail takes what the other columns leave (with ``expand``), cut with "…".
+    table.add_column("detail", no_wrap=True, overflow="ellipsis", ratio=1)
     return table
+
+
+#: The header of the plain (tab-separated) history rows.
+HISTORY_HEADER: Final = ("id", "ts", "type", "step", "attempt", "duration_s", "detail")
 
 
 class HistoryRows:
     """Turns events into rows of the history table, remembering names across calls."""
 
-    def __init__(self, width: int = 60) -> None:
+    def __init__(self, width: int = 60, *, narrow: bool = False) -> None:
         self._names = _Names()
         self._width = width
+        self._narrow = narrow
 
     def row(self, event: Event) -> list[RenderableType]:
         self._names.learn(event)
         style = _STYLES.get(event.type, "")
+        attempt = str(getattr(event, "attempt", "") or "")
+        took = duration_text(getattr(event, "duration", None))
+        shown = detail(event, self._width)
+        if self._narrow:
+            merged = [f"attempt {attempt}" if attempt else "", took, shown]
+            shown = " · ".join(part for part in merged if part)
         return [
             str(event.id),
-            text(_clock(event.ts)),
+            text(_clock(event.ts)[:8] if self._narrow else _clock(event.ts)),
             Text(event.type, style=style),
             text(self._names.of(event)),
-            str(getattr(event, "attempt", "") or ""),
-            duration_text(getattr(event, "duration", None)),
-            text(detail(event, self._width), style=style if "Failed" in event.type else ""),
+            *([] if self._narrow else [attempt, took]),
+            text(shown, style=style if "Failed" in event.type else ""),
         ]
 
+    def plain(self, event: Event) -> str:
+        """The event as one tab-separated line, for a pipe or a file (see `HISTORY_HEADER`)."""
+        self._names.learn(event)
+        took = getattr(event, "duration", None)
+        return plain_row(
+            event.id,
+            event.ts,
+            event.type,
+            self._names.of(event),
+            getattr(event, "attempt", "") or "",
+            "" if took is None else f"{took:.3f}",
+            detail(event, PLAIN_WIDTH),
+        )
 
-def history_table(events: list[Event], *, title: str | None = None) -> Table:
+
+def plain_row(*fields: object) -> str:
+    """Fields as one tab-separated line: a tab or newline in a value is written ``\\t``, ``\\n``."""
+    return "\t".join(safe(field).replace("\t", "\\t").replace("\n", "\\n") for field in fields)
+
+
+def history_table(
+    events: list[Event], *, title: str | None = None, width: int | None = None
+) -> Table:
+    """The history as a table; narrower than `NARROW` columns, the narrow layout."""
+    narrow = width is not None and width < NARROW
     shown = text(title) if title is not None else None
-    table = history_columns(Table(title=shown, title_justify="left", expand=False))
-    rows = HistoryRows()
+    box_style = box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD
+    table = Table(
+        title=shown, title_justify="left", expand=True, box=box_style, show_edge=not narrow
+    )
+    history_columns(table, narrow=narrow)
+    rows = HistoryRows(narrow=narrow)
     for event in events:
         table.add_row(*rows.row(event))
     return table
@@ -379,30 +429,71 @@ class RunView:
 # -- runs ------------------------------------------------------------------------------------
 
 
-def runs_table(runs: list[RunInfo]) -> Table:
-    table = Table(expand=False)
-    table.add_column("run id", no_wrap=True)
-    table.add_column("workflow", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("started (UTC)", no_wrap=True, style="dim")
-    table.add_column("took", justify="right", no_wrap=True)
+def runs_table(runs: list[RunInfo], *, width: int | None = None) -> Table:
+    """The runs as a table. Narrower than `NARROW` columns, times are shorter and ``took`` is
+    left out; the workflow's name (often in the run id too) takes what is left, and gives way
+    first, then the start time, so that the run id and its status stay whole."""
+    narrow = width is not None and width < NARROW
+    statuses = [_status_text(run, narrow) for run in runs]
     parents = any(run.parent for run in runs)
+    show_workflow = show_started = True
+    if narrow and width is not None:
+        # Each column takes its text, a space either side and a separator.
+        needed = 3 + max(len(run.run_id) for run in runs) + 3 + max(map(len, statuses))
+        needed += 3 + max(len(run.parent or "") for run in runs) if parents else 0
+        show_started = needed + 14 <= width
+        show_workflow = needed + 14 * show_started + 11 <= width
+    table = Table(
+        expand=narrow, box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD, show_edge=not narrow
+    )
+    table.add_column("run id", no_wrap=True, overflow="ellipsis")
+    if show_workflow:
+        table.add_column("workflow", no_wrap=True, overflow="ellipsis", ratio=1 if narrow else None)
+    table.add_column("status", no_wrap=True, overflow="ellipsis")
+    if show_started:
+        table.add_column("started (UTC)", no_wrap=True, style="dim")
+    if not narrow:
+        table.add_column("took", justify="right", no_wrap=True)
     if parents:
-        table.add_column("parent", no_wrap=True)
-    for run in runs:
+        table.add_column("parent", no_wrap=True, overflow="ellipsis")
+    for run, status in zip(runs, statuses, strict=True):
         took = ""
         if run.ended and run.started:
             took = duration_text((parse_ts(run.ended) - parse_ts(run.started)).total_seconds())
-        status = f"{run.status} until {run.due[:19].replace('T', ' ')}" if run.due else run.status
+        started = run.started[:19].replace("T", " ")
         table.add_row(
             text(run.run_id),
-            text(run.workflow),
+            *([text(run.workflow)] if show_workflow else []),
             Text(safe(status), style=STATUS_STYLES.get(run.status, "")),
-            text(run.started[:19].replace("T", " ")),
-            took,
+            *([text(started[5:16] if narrow else started)] if show_started else []),
+            *([] if narrow else [took]),
             *([text(run.parent or "")] if parents else []),
         )
     return table
+
+
+def _status_text(run: RunInfo, narrow: bool) -> str:
+    if not run.due:
+        return str(run.status)
+    due = run.due[5:16] if narrow else run.due[:19]
+    return f"{run.status} until {due.replace('T', ' ')}"
+
+
+#: The header of the plain (tab-separated) run rows.
+RUNS_HEADER: Final = ("run_id", "workflow", "status", "started", "ended", "due", "parent")
+
+
+def runs_plain(run: RunInfo) -> str:
+    """One run as a tab-separated line, for a pipe or a file (see `RUNS_HEADER`)."""
+    return plain_row(
+        run.run_id,
+        run.workflow,
+        run.status,
+        run.started,
+        run.ended or "",
+        run.due or "",
+        run.parent or "",
+    )
 
 
 def run_summary(summary: dict[str, Any]) -> RenderableType:
