@@ -281,6 +281,19 @@ def describe_call(name: str, arguments: Any) -> str:
     return f"activity {name}({shown})"
 
 
+def annotation_name(annotation: Any) -> str:
+    """``ApiResponse``, ``list[int]``: an annotation as a message names it."""
+    return getattr(annotation, "__name__", None) or str(annotation)
+
+
+def result_advice(annotation: Any, value: Any) -> str:
+    """How to fix a result that does not fit its return annotation."""
+    name = annotation_name(annotation)
+    return (
+        f"return a value that fits {name}, or annotate what it returns (-> {type(value).__name__})"
+    )
+
+
 def describe_child(workflow: str, run_id: str, arguments: Any) -> str:
     """``child workflow 'ship' (run order-1-3) with {"order": 1}``, as messages show it."""
     return f"child workflow {workflow!r} (run {run_id}) with {abbreviate(arguments)}"

@@ -407,3 +407,12 @@ class TypedWorkflow:
         if huge:
             return Receipt(order="x" * huge, at=at, total=total)
         return Receipt(order=order, at=at, total=total)
+
+
+@workflows.workflow.define(name="wrong_result")
+class WrongResultWorkflow:
+    """Promises a number and returns text."""
+
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        return "forty-two"  # type: ignore[return-value]

@@ -35,7 +35,7 @@ from .. import settings
 from ..clock import Clock
 from ..errors import EncodingError, Failure, PayloadTooLargeError, failure_type_names
 from ..overrides import implementation_of
-from ..payload import check_size, encode, explain, loads
+from ..payload import annotation_name, check_size, encode, explain, loads, result_advice
 from ..runtime import ActivityContext, ActivityInfo, reset_activity_context, set_activity_context
 
 if TYPE_CHECKING:
@@ -358,13 +358,12 @@ def _checked_result(
     try:
         typed = definition.signature.decode_result(data)
     except Exception as exc:
-        annotation = _annotation_name(definition.signature.result_annotation)
+        annotation = definition.signature.result_annotation
         code = definition.fn.__code__
         where = f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}"
         mismatch = ResultTypeError(
             f"the result of {subject} ({where}) does not match its return annotation "
-            f"{annotation}: {explain(exc)}; return a value that fits {annotation}, or annotate "
-            f"what it returns (-> {type(value).__name__})"
+            f"{annotation_name(annotation)}: {explain(exc)}; {result_advice(annotation, value)}"
         )
         return _failed(mismatch, duration, non_retryable=True)
     return Outcome(duration=duration, result=data, value=typed)
@@ -372,10 +371,6 @@ def _checked_result(
 
 class ResultTypeError(TypeError):
     """An activity returned something its return annotation does not allow."""
-
-
-def _annotation_name(annotation: Any) -> str:
-    return getattr(annotation, "__name__", None) or str(annotation)
 
 
 # -- the retry loop -----------------------------------------------------------------------------

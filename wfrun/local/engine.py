@@ -83,7 +83,7 @@ from ..events import (
     parse_ts,
 )
 from ..loader import fingerprint
-from ..payload import check_size, dumps, encode, plain, raw
+from ..payload import annotation_name, check_size, dumps, encode, explain, plain, raw, result_advice
 from ..policy import ActivityOptions
 from ..runs import InputPrompt, RunOutcome, RunStatus, new_run_id
 from ..runtime import ActivityInfo
@@ -663,9 +663,11 @@ class RunEngine:
             except PayloadError as error:
                 exc = error.with_traceback(None)
             except Exception as error:
+                annotation = self.definition.signature.result_annotation
                 exc = WfrunError(
                     f"the result of workflow {self.definition.name!r} does not match its return "
-                    f"annotation: {error}"
+                    f"annotation {annotation_name(annotation)}: {explain(error)}; "
+                    f"{result_advice(annotation, value)}"
                 )
         if exc is not None and not self._ends_the_run(exc, instance):
             return self._block(exc)
