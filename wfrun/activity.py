@@ -14,7 +14,7 @@ import logging
 import warnings
 from collections.abc import Callable, Coroutine, MutableMapping
 from datetime import timedelta
-from typing import Any, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 from .definitions import ActivityDefinition
 from .errors import ClusterOnlyWarning, DefinitionError
@@ -25,36 +25,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-@overload
-def activity(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Callable[P, Coroutine[Any, Any, R]]: ...
-
-
-@overload
-def activity(fn: Callable[P, R], /) -> Callable[P, Coroutine[Any, Any, R]]: ...
-
-
-@overload
-def activity(
-    fn: None = None,
-    /,
-    *,
-    name: str | None = None,
-    start_to_close_timeout: timedelta | float = ...,
-    retry_policy_max_attempts: int | None = ...,
-    retry_policy_backoff_coefficient: float = ...,
-    retry_policy_initial_interval: timedelta | float = ...,
-    retry_policy_max_interval: timedelta | float = ...,
-    retry_policy_non_retryable_errors: tuple[str, ...] | list[str] = ...,
-    heartbeat_timeout: timedelta | float | None = ...,
-    schedule_to_close_timeout: timedelta | float | None = ...,
-    max_payload: int | None = ...,
-    display_name: str | None = ...,
-    rate_limit: RateLimit | None = ...,
-    sticky_to_worker: bool | None = ...,
-) -> _Decorator: ...
-
-
-def activity(
+def _activity(
     fn: Callable[..., Any] | None = None,
     /,
     *,
@@ -185,8 +156,44 @@ class _ActivityLogger(logging.LoggerAdapter[logging.Logger]):
         return msg, kwargs
 
 
-#: Temporal's spelling, ``activity.logger``: the decorator carries it.
-activity.logger = _ActivityLogger()  # type: ignore[attr-defined]
+class _Activity(Protocol):
+    """The type of `activity`: the decorator, typed so that users' signatures survive, which
+    also carries Temporal's ``activity.logger``."""
+
+    logger: _ActivityLogger
+
+    @overload
+    def __call__(
+        self, fn: Callable[P, Coroutine[Any, Any, R]], /
+    ) -> Callable[P, Coroutine[Any, Any, R]]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Callable[P, Coroutine[Any, Any, R]]: ...
+
+    @overload
+    def __call__(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        start_to_close_timeout: timedelta | float = ...,
+        retry_policy_max_attempts: int | None = ...,
+        retry_policy_backoff_coefficient: float = ...,
+        retry_policy_initial_interval: timedelta | float = ...,
+        retry_policy_max_interval: timedelta | float = ...,
+        retry_policy_non_retryable_errors: tuple[str, ...] | list[str] = ...,
+        heartbeat_timeout: timedelta | float | None = ...,
+        schedule_to_close_timeout: timedelta | float | None = ...,
+        max_payload: int | None = ...,
+        display_name: str | None = ...,
+        rate_limit: RateLimit | None = ...,
+        sticky_to_worker: bool | None = ...,
+    ) -> _Decorator: ...
+
+
+activity = cast("_Activity", _activity)
+activity.logger = _ActivityLogger()
 
 
 class _Decorator(Protocol):

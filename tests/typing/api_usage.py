@@ -76,3 +76,8 @@ class FanOut:
 )
 async def page_of(params: workflows.GetItemFromIndexParams) -> str:
     return str(params.idx)
+
+
+@workflows.activity
+async def logs(order: str) -> None:
+    workflows.activity.logger.info("charging %s", order)  # Temporal's activity.logger, typed
