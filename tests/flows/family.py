@@ -27,11 +27,15 @@ async def touch(marker: str) -> None:
 
 @workflows.activity
 async def hold(marker: str) -> None:
-    """The first time, touches the marker and runs until cancelled or killed; then returns."""
-    log_attempt("hold")
+    """The first time, touches the marker and runs until cancelled or killed; then returns.
+
+    The attempt is logged (what a test waits for before it kills) only once the marker is
+    there: a kill right after the log line must find the marker on resume."""
     if Path(marker).exists():
+        log_attempt("hold")
         return
     Path(marker).touch()
+    log_attempt("hold")
     await asyncio.sleep(60)
 
 
