@@ -204,3 +204,24 @@ def test_the_first_run_in_a_new_home_makes_the_names_of_its_folders_durable(
     for folder in (home.parent, home, home / "runs"):
         info = os.stat(folder)
         assert (info.st_dev, info.st_ino) in synced, folder
+
+
+def test_a_start_that_finds_its_run_existing_keeps_no_descriptor_a_fork_would_close(
+    home: Path,
+) -> None:
+    """The refused writer stays alive in the exception's traceback (the caller resumes the run
+    while handling it): it must not still name a descriptor, which a fork's child would close
+    by number when that number belongs to another file by then."""
+    from wfrun.local import store as store_module
+
+    started = cli("start", f"{wf('steps')}:StepsWorkflow", "--arg", "count=1", "--run-id", "r")
+    assert started.exit_code == 0, started.output
+    first = orjson.loads((home / "runs" / "r.jsonl").read_bytes().splitlines()[0])
+    fields = {k: v for k, v in first.items() if k not in ("id", "ts", "type", "crc")}
+    refused = False
+    try:
+        RunStore().create(fields, SystemClock())
+    except FileExistsError:
+        refused = True
+        assert all(writer._fd == -1 for writer in store_module._open_writers)
+    assert refused

@@ -250,6 +250,7 @@ class RunStore:
             fd = os.open(temporary, _CREATE, 0o600)
         except OSError as exc:
             raise io_error(exc, self.runs_dir, "cannot create a run file in") from None
+        writer: HistoryWriter | None = None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             writer = HistoryWriter(fd, final, 1, clock, size=0, write=self.write)
@@ -257,7 +258,13 @@ class RunStore:
             writer.sync()
             os.link(temporary, final)  # atomic, and refuses to replace an existing run
         except BaseException as exc:
-            os.close(fd)
+            # Through the writer, which forgets the descriptor: the exception's traceback keeps
+            # the writer alive, and a fork meanwhile must not close the number in its child,
+            # by then another file's (a subprocess's pipe, say).
+            if writer is not None:
+                writer._release()
+            else:
+                os.close(fd)
             if isinstance(exc, OSError) and not isinstance(exc, FileExistsError):
                 raise io_error(exc, final, "cannot create") from None
             raise
