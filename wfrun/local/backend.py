@@ -159,25 +159,19 @@ class LocalBackend:
             max_wait=max_wait,
             ask=ask,
         )
-        outcome = await self._follow_chain(outcome, clock, observers=(), max_wait=max_wait, ask=ask)
+        outcome = await self._follow_chain(outcome, clock, max_wait=max_wait, ask=ask)
         self._tell_parent(outcome, parents[0] if parents else None)
         return outcome
 
     async def run_child(
         self,
-        run_id: str,
-        command: StartChild | None,
+        command: StartChild,
         *,
         parent: str,
         clock: Clock,
         max_wait: float | None,
         ask: InputPrompt | None,
     ) -> RunOutcome:
-        if command is None:
-            outcome = await self._resume_one(run_id, clock=clock, max_wait=max_wait, ask=ask)
-            return await self._follow_chain(
-                outcome, clock, observers=(), max_wait=max_wait, ask=ask
-            )
         run = _NewRun(
             command.definition,
             command.input,
@@ -242,25 +236,25 @@ class LocalBackend:
                 ),
                 ask=ask,
             )
-        return await self._follow_chain(outcome, clock, observers=(), max_wait=max_wait, ask=ask)
+        return await self._follow_chain(outcome, clock, max_wait=max_wait, ask=ask)
 
     async def _follow_chain(
         self,
         outcome: RunOutcome,
         clock: Clock,
         *,
-        observers: Iterable[Observer],
         max_wait: float | None,
         ask: InputPrompt | None,
     ) -> RunOutcome:
         """A run that continued as new goes on as its successor, to the end of the chain."""
         chain: list[str] = []
         while outcome.status is RunStatus.CONTINUED_AS_NEW:
-            history = self.store.read(outcome.run_id)
+            before = outcome.run_id
+            history = self.store.read(before)
             ended = history.terminal
             assert isinstance(ended, WorkflowContinuedAsNew)
             started = history.started
-            chain.append(outcome.run_id)
+            chain.append(before)
             run = _NewRun(
                 load_recorded(started),
                 raw(ended.input),
@@ -268,11 +262,10 @@ class LocalBackend:
                 ended.run_id,
                 started.max_payload,
                 parent=started.parent,
-                continued_from=outcome.run_id,
+                continued_from=before,
             )
-            before = outcome.run_id
             try:
-                outcome = await self._start_one(run, clock, observers, max_wait, ask)
+                outcome = await self._start_one(run, clock, (), max_wait, ask)
             except FileExistsError:  # created before a crash: carry it on, if it is that run
                 outcome = await self._resume_one(
                     ended.run_id,

@@ -126,16 +126,15 @@ class ChildRuns(Protocol):
 
     async def run_child(
         self,
-        run_id: str,
-        command: StartChild | None,
+        command: StartChild,
         *,
         parent: str,
         clock: Clock,
         max_wait: float | None,
         ask: InputPrompt | None,
     ) -> RunOutcome:
-        """Start the child of ``command`` (or, without one, carry on the existing child run
-        ``run_id``), following any continue-as-new chain, until it ends or stops."""
+        """Start the child of ``command``, or carry it on if it exists (only if it is that
+        very child), following any continue-as-new chain, until it ends or stops."""
         ...
 
     def child_can_go_on(self, run_id: str, now: datetime) -> bool:
@@ -183,40 +182,36 @@ def new_instance(
 
 def replay_only(definition: WorkflowDefinition, events: list[Event]) -> tuple[RecordedRun, Replay]:
     """Replay a run's events against today's code, running and writing nothing."""
-    started = events[0]
-    assert isinstance(started, WorkflowStarted)
-    recorded = RecordedRun(started.run_id, events)
-    instance, args, kwargs = new_instance(definition, started, recorded)
-    try:
-        return recorded, recorded.replay(instance, args, kwargs)
-    finally:
-        instance.close()
+    return _after_replay(definition, events, lambda instance, recorded, found: (recorded, found))
 
 
 def query_history(
     definition: WorkflowDefinition, events: list[Event], name: str, input_data: bytes
 ) -> Any:
     """Replay a run's events, then ask its query handler ``name``: nothing runs or is written."""
-    return _after_replay(definition, events, lambda instance: instance.query(name, input_data))
+    return _after_replay(definition, events, lambda instance, *_: instance.query(name, input_data))
 
 
 def pending_inputs(
     definition: WorkflowDefinition, events: list[Event]
 ) -> dict[str, type[BaseModel]]:
     """The inputs (`wait_for_input`) a run waits for, by label, found by replaying it."""
-    return _after_replay(definition, events, lambda instance: instance.pending_inputs)
+    return _after_replay(definition, events, lambda instance, *_: instance.pending_inputs)
 
 
 def _after_replay(
-    definition: WorkflowDefinition, events: list[Event], look: Callable[[WorkflowInstance], T]
+    definition: WorkflowDefinition,
+    events: list[Event],
+    look: Callable[[WorkflowInstance, RecordedRun, Replay], T],
 ) -> T:
+    """Replay ``events`` into a fresh instance, then ``look`` at what it found."""
     started = events[0]
     assert isinstance(started, WorkflowStarted)
     recorded = RecordedRun(started.run_id, events)
     instance, args, kwargs = new_instance(definition, started, recorded)
     try:
-        recorded.replay(instance, args, kwargs)
-        return look(instance)
+        found = recorded.replay(instance, args, kwargs)
+        return look(instance, recorded, found)
     finally:
         instance.close()
 
@@ -439,7 +434,7 @@ class RunEngine:
                 )
             return "the workflow waits on a condition that only a message can change", None
         until = min(dues)
-        if self._max_wait is None or (until - self._clock.now()).total_seconds() <= self._max_wait:
+        if self._max_wait is None or (until - now).total_seconds() <= self._max_wait:
             return None
         what = "its deadline" if until == deadline else "its next timer"
         if until in children:
@@ -621,7 +616,7 @@ class RunEngine:
                     target=command.target,
                     input=Encoded(command.input),
                 )
-                self._start_child(command.seq, command.run_id, command)
+                self._start_child(command)
             elif isinstance(command, CancelChild):
                 self._detach_child(command.seq, f"run {self.run_id} stopped waiting for it")
 
@@ -818,48 +813,41 @@ class RunEngine:
         its history was created (then it is created now), and an existing run is taken only
         if it is that very child (same workflow, input and parent).
         """
+        if not instance.awaits(seq):
+            if recorded.was_cancelled(seq):
+                self._detached.add(seq)
+            else:
+                # The code stopped waiting for it (replay found the cancel) before a crash
+                # recorded that: ask the child to cancel now.
+                self._detach_child(seq, f"run {self.run_id} stopped waiting for it", run_id)
         command = instance.child_command(seq)
-        if instance.awaits(seq):
-            self._start_child(seq, run_id, command)
-            return
-        if not recorded.was_cancelled(seq):
-            # The code stopped waiting for it (replay found the cancel) before a crash
-            # recorded that: ask the child to cancel now.
-            self._detach_child(
-                seq, f"run {self.run_id} stopped waiting for it", start=True, command=command
-            )
-            return
-        self._detached.add(seq)
-        self._start_child(seq, run_id, command)
+        assert command is not None  # replay had the code issue it again, or raised
+        self._start_child(command)
 
-    def _start_child(self, seq: int, run_id: str, command: StartChild | None) -> None:
+    def _start_child(self, command: StartChild) -> None:
         if self._children is None:
             raise WfrunError(f"run {self.run_id} starts a child run, but nothing can run one here")
-        self._child_runs[seq] = run_id
-        self._executions[seq] = asyncio.create_task(
-            self._guarded(self._execute_child, seq, run_id, command),
-            name=f"wfrun child {run_id}",
+        self._child_runs[command.seq] = command.run_id
+        self._executions[command.seq] = asyncio.create_task(
+            self._guarded(self._execute_child, command),
+            name=f"wfrun child {command.run_id}",
         )
 
-    def _detach_child(
-        self, seq: int, reason: str, *, start: bool = False, command: StartChild | None = None
-    ) -> None:
+    def _detach_child(self, seq: int, reason: str, run_id: str | None = None) -> None:
         """Ask a child to cancel (durably, once), record that, and stop awaiting it."""
         assert self._children is not None
-        run_id = self._child_runs.get(seq) or _child_run_id(self.history, seq)
+        run_id = run_id or self._child_runs[seq]
         message_id = f"{self._key_prefix[:16]}-cancel-{seq}"
         self._children.cancel_child(run_id, message_id, reason, self._clock.now())
         self._writer.append(ChildWorkflowCancelRequested, seq=seq, run_id=run_id)
         self._detached.add(seq)
-        if start:
-            self._start_child(seq, run_id, command)
 
-    async def _execute_child(self, seq: int, run_id: str, command: StartChild | None) -> None:
+    async def _execute_child(self, command: StartChild) -> None:
         assert self._children is not None
+        seq = command.seq
         while True:
             try:
                 outcome = await self._children.run_child(
-                    run_id,
                     command,
                     parent=self.run_id,
                     clock=self._clock,
@@ -1096,13 +1084,6 @@ def _in_daemon_thread(function: Callable[..., T], *args: Any) -> asyncio.Future[
 
     threading.Thread(target=work, daemon=True, name="wfrun input").start()
     return future
-
-
-def _child_run_id(history: History, seq: int) -> str:
-    for event in history.events:
-        if isinstance(event, ChildWorkflowStarted) and event.seq == seq:
-            return event.run_id
-    raise AssertionError(f"no child run #{seq}")  # pragma: no cover - only recorded ones
 
 
 def _readable(event: Event) -> Event:
