@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -376,21 +377,36 @@ def test_cli_arguments_are_decoded_to_the_entrypoint_s_types() -> None:
     }
 
 
-def test_the_loop_blocked_in_wfrun_s_own_code_is_not_blamed_on_the_user() -> None:
-    from wfrun import settings
-    from wfrun.local.watchdog import suspect
-
+def frames_called(
+    wanted: Callable[[FrameType], bool], *calls: Callable[[], object]
+) -> list[FrameType]:
+    """The frames of the calls made while ``calls`` run that ``wanted`` picks, still alive."""
     frames: list[FrameType] = []
 
     def catch(frame: FrameType, event: str, arg: object) -> None:
-        if event == "call" and frame.f_code is settings.home.__code__:
+        if event == "call" and wanted(frame):
             frames.append(frame)
 
     sys.setprofile(catch)
     try:
-        settings.home()
+        for call in calls:
+            call()
     finally:
         sys.setprofile(None)
+    return frames
+
+
+def in_settings_home(frame: FrameType) -> bool:
+    from wfrun import settings
+
+    return frame.f_code is settings.home.__code__
+
+
+def test_the_loop_blocked_in_wfrun_s_own_code_is_not_blamed_on_the_user() -> None:
+    from wfrun import settings
+    from wfrun.local.watchdog import suspect
+
+    frames = frames_called(in_settings_home, settings.home)
     assert suspect(frames[0]) is None
     here = sys._getframe()
     assert suspect(here) == f"code at {os.path.relpath(__file__)}:{here.f_lineno}"
@@ -401,18 +417,11 @@ def test_the_standard_library_is_looked_through_to_whose_code_called_it() -> Non
     from wfrun.local.watchdog import suspect
 
     stdlib = (os.path.dirname(os.__file__), "<frozen ")
-    frames: list[FrameType] = []
-
-    def catch(frame: FrameType, event: str, arg: object) -> None:
-        if event == "call" and frame.f_code.co_filename.startswith(stdlib):
-            frames.append(frame)
-
-    sys.setprofile(catch)
-    try:
-        settings.home()  # wfrun's own code, calling the standard library (os.environ.get)
-        os.environ.get("HOME")  # this test's code, calling it
-    finally:
-        sys.setprofile(None)
+    frames = frames_called(
+        lambda frame: frame.f_code.co_filename.startswith(stdlib),
+        settings.home,  # wfrun's own code, calling the standard library (os.environ.get)
+        lambda: os.environ.get("HOME"),  # this test's code, calling it
+    )
     by_wfrun = [f for f in frames if f.f_back and f.f_back.f_code is settings.home.__code__]
     by_test = [f for f in frames if f.f_back and f.f_back.f_code.co_filename == __file__]
     assert suspect(by_wfrun[0]) is None
@@ -429,17 +438,7 @@ def test_wfrun_installed_next_to_the_standard_library_is_still_its_own_code(
     from wfrun.local import watchdog
 
     installed = os.path.dirname(os.path.abspath(wfrun.__file__)) + os.sep
-    frames: list[FrameType] = []
-
-    def catch(frame: FrameType, event: str, arg: object) -> None:
-        if event == "call" and frame.f_code is settings.home.__code__:
-            frames.append(frame)
-
-    sys.setprofile(catch)
-    try:
-        settings.home()
-    finally:
-        sys.setprofile(None)
+    frames = frames_called(in_settings_home, settings.home)
     monkeypatch.setattr(watchdog, "_STDLIB_FILES", (installed, "<frozen "))
     assert watchdog.suspect(frames[0]) is None
 
