@@ -121,9 +121,7 @@ def child_run(command: list[str]) -> tuple[float, float]:
         "if done.returncode: sys.exit(done.stderr.decode())\n"
         "print(elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe, *command], capture_output=True, text=True
-    )
+    out = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"{' '.join(command)} failed: {out.stderr}")
     seconds, megabytes = out.stdout.split()

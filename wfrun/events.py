@@ -579,11 +579,11 @@ def event_from_json(obj: Any) -> Event:
         kind = obj.get("type")
         known = _KINDS.get(kind) if type(kind) is str else None
         if known is not None:
-            cls, name = known
-            fast = _FAST.get(cls) or _compile_fast_check(cls)
+            known_cls, name = known
+            fast = _FAST.get(known_cls) or _compile_fast_check(known_cls)
             if fast(obj):
                 obj["type"] = name  # the one shared string, not a copy per event held
-                return cls(**obj)
+                return known_cls(**obj)
     # Something is off (or a check would fail): the checks one by one, to say what.
     if type(obj) is not dict:
         raise EventFormatError(f"expected a JSON object, found {type(obj).__name__}")
