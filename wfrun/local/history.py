@@ -61,15 +61,17 @@ def parse_history(path: Path, data: bytes, run_id: str | None = None) -> History
     """Check and parse a whole history file's bytes (see the module docstring)."""
     intact = data.rfind(b"\n") + 1
     torn = data[intact:]
-    lines = data[:intact].split(b"\n")[:-1]
-    if not lines:
+    if not intact:
         raise HistoryCorruptError(
             f"{path}: the file holds no complete event"
             + (f" (only {len(torn)} bytes of a torn first line)" if torn else ""),
             path=str(path),
             line=1,
         )
-    started = parse_started(path, lines[0])
+    # Line by line, each cut from ``data`` only while it is checked: a list of every line
+    # beside every event was a second copy of the file for the whole read.
+    end = data.index(b"\n")
+    started = parse_started(path, data[:end])
     if started.format > FORMAT_VERSION:
         raise HistoryCorruptError(
             f"{path}:1: history format {started.format} was written by wfrun "
@@ -86,8 +88,11 @@ def parse_history(path: Path, data: bytes, run_id: str | None = None) -> History
         )
     checksummed = started.format >= CHECKSUMMED
     events: list[Event] = [started]
-    for number, line in enumerate(lines[1:], start=2):
-        event = parse_line(path, number, line, checksummed=checksummed)
+    number = 1
+    while end + 1 < intact:
+        start, end = end + 1, data.index(b"\n", end + 1)
+        number += 1
+        event = parse_line(path, number, data[start:end], checksummed=checksummed)
         if event.id != number:
             raise HistoryCorruptError(
                 f"{path}:{number}: event id {event.id} where {number} was expected "
@@ -104,10 +109,10 @@ def parse_history(path: Path, data: bytes, run_id: str | None = None) -> History
         events.append(event)
     if torn and not _could_be_torn(torn, started.max_payload):
         raise HistoryCorruptError(
-            f"{path}:{len(lines) + 1}: the file ends with {len(torn):,} bytes that are no "
+            f"{path}:{number + 1}: the file ends with {len(torn):,} bytes that are no "
             "event (a crash can only leave the start of one line). Nothing was changed",
             path=str(path),
-            line=len(lines) + 1,
+            line=number + 1,
         )
     return History(
         path=path, events=events, stored=data[:intact], torn_tail=torn, intact_size=intact
