@@ -57,8 +57,14 @@ _LINE_START: Final = b'{"id":'
 _MAX_DEPTH: Final = 256
 
 
-def parse_history(path: Path, data: bytes, run_id: str | None = None) -> History:
-    """Check and parse a whole history file's bytes (see the module docstring)."""
+def parse_history(
+    path: Path, data: bytes, run_id: str | None = None, *, keep_stored: bool = True
+) -> History:
+    """Check and parse a whole history file's bytes (see the module docstring).
+
+    ``keep_stored``: keep the file's bytes as `History.stored` (for ``history --json``); a
+    resume or a replay, which need only the events, leaves it False and holds no copy.
+    """
     intact = data.rfind(b"\n") + 1
     torn = data[intact:]
     if not intact:
@@ -115,7 +121,11 @@ def parse_history(path: Path, data: bytes, run_id: str | None = None) -> History
             line=number + 1,
         )
     return History(
-        path=path, events=events, stored=data[:intact], torn_tail=torn, intact_size=intact
+        path=path,
+        events=events,
+        stored=data[:intact] if keep_stored else b"",
+        torn_tail=torn,
+        intact_size=intact,
     )
 
 
