@@ -9,11 +9,12 @@ import orjson
 import pytest
 
 import wfrun as workflows
+from wfrun.clock import SystemClock
 from wfrun.errors import HistoryCorruptError
 from wfrun.local.store import RunStore
 from wfrun.payload import Signature
 
-from conftest import signed
+from conftest import cut_history, signed
 from flows.steps import StepsWorkflow
 
 
@@ -92,3 +93,14 @@ def test_every_event_of_a_type_shares_its_type_name() -> None:
     completed = [event for event in events if event.type == "ActivityCompleted"]
     assert len(completed) == 3
     assert len({id(event.type) for event in completed}) == 1
+
+
+def test_a_resume_holds_no_copy_of_the_file_and_a_read_for_history_json_does() -> None:
+    path = run_steps(3, "copy")
+    cut_history("copy", keep=4)
+    store = RunStore(Path.cwd() / "home")
+    writer, resuming = store.open_for_append("copy", SystemClock())
+    writer.close()
+    assert resuming.stored == b""
+    assert len(resuming.events) == 4
+    assert store.read("copy").stored == path.read_bytes()
