@@ -99,7 +99,13 @@ def unwatched(method: F) -> F:
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         hook = sys.getprofile()
-        if getattr(hook, "__code__", None) is not _HOOK_CODE:
+        # Attribute reads only: a call (getattr, isinstance) would be one more pair of events
+        # for the hook to see on every call into wfrun.
+        if (
+            hook is None
+            or hook.__class__ is not types.FunctionType
+            or hook.__code__ is not _HOOK_CODE
+        ):
             return method(*args, **kwargs)
         sys.setprofile(None)
         try:
