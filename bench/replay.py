@@ -6,7 +6,8 @@ Histories are written directly (one no-op activity per step: scheduled, started,
 exactly as a live run writes them, so that building a 100,000-event one takes a second.
 
 - "in-process": ``wfrun.testing.replay`` of the --steps history file (read, check, replay,
-  guard on), and ``replay_only`` of its events already read (as bench/sequential_steps.py).
+  guard on), and ``replay_only`` of its events already read (as bench/sequential_steps.py);
+  the floor is what any checked read must do at least: a CRC-32 and a JSON decode per line.
 - "wfrun replay": the command line, in a subprocess, next to the same command on a one-step
   history (the floor: interpreter start, imports, loading the workflow).
 - peak RSS of ``wfrun replay`` and ``wfrun resume`` (the latter on the --events history
@@ -26,8 +27,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import orjson
 
 import wfrun as workflows
 from wfrun.events import (
@@ -150,9 +154,15 @@ def main() -> None:
         big_events = write_history(home / "big-resume.jsonl", big_steps, finished=False)
         write_history(home / "one-unfinished.jsonl", 1, finished=False)
 
-        in_process, parsed = [], []
+        in_process, parsed, floor = [], [], []
         events = RunStore(home).read("small").events
+        data = (runs / "small.jsonl").read_bytes()
         for _ in range(args.repeat):
+            start = time.perf_counter()
+            for line in data.splitlines():
+                zlib.crc32(line)
+                orjson.loads(line)
+            floor.append(time.perf_counter() - start)
             start = time.perf_counter()
             replay(runs / "small.jsonl", Sequential)
             in_process.append(time.perf_counter() - start)
@@ -187,6 +197,10 @@ def main() -> None:
         f"in-process replay (testing.replay: read, check, replay): "
         f"{steps / median(in_process):8.0f} steps/s  ({median(in_process) * 1000:.1f} ms; "
         f"runs: {', '.join(f'{t * 1000:.0f}' for t in in_process)} ms)"
+    )
+    print(
+        f"floor (crc32 and orjson.loads of every line, nothing else): "
+        f"{steps / median(floor):8.0f} steps/s  ({median(floor) * 1000:.1f} ms)"
     )
     print(
         f"replay_only (events already read):                       "
