@@ -55,6 +55,20 @@ def test_each_nondeterministic_call_is_reported_with_its_line_and_replacement() 
     assert not any(f"impure.py:{line_of('PURE: the run')}" in m for m in messages)
 
 
+def test_a_call_under_another_name_is_reported_as_the_function_it_is() -> None:
+    from flows.impure import AliasedImpureWorkflow
+
+    with pytest.warns(workflows.DeterminismWarning) as caught:
+        run(AliasedImpureWorkflow)
+    messages = [str(w.message) for w in caught]
+    for call, marker in (
+        ("time.time", "aliased time.time"),
+        ("datetime.now", "aliased datetime.now"),
+    ):
+        where = f"impure.py:{line_of(f'IMPURE {marker}')}"
+        assert any(f"calls {call}()" in m and where in m for m in messages), call
+
+
 def test_asyncio_sleep_is_a_durable_timer_and_draws_no_warning() -> None:
     """README: asyncio.sleep inside a workflow is recorded as a durable timer, so it is safe."""
     with pytest.warns(workflows.DeterminismWarning) as caught:

@@ -71,7 +71,7 @@ def replay(history: str | os.PathLike[str], workflow: type) -> ReplayResult:
         HistoryCorruptError: the file is not a valid history.
     """
     path = Path(history)
-    parsed = parse_history(path, path.read_bytes())
+    parsed = parse_history(path, path.read_bytes(), keep_stored=False)
     return replay_history(parsed, require_workflow_definition(workflow))
 
 

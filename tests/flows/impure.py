@@ -7,6 +7,7 @@ import random
 import time
 import uuid
 from datetime import datetime
+from time import time as clock
 
 import wfrun as workflows
 
@@ -36,6 +37,19 @@ class QuietImpureWorkflow:
     @workflows.workflow.entrypoint
     async def run(self) -> list[object]:
         return await impure_body()
+
+
+#: datetime.now under another name: the guard knows the function, not how the code spells it.
+right_now = datetime.now
+
+
+@workflows.workflow.define(name="impure_aliased")
+class AliasedImpureWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> list[object]:
+        stamp = clock()  # IMPURE aliased time.time
+        moment = right_now()  # IMPURE aliased datetime.now
+        return [stamp > 0, moment.year > 2000]
 
 
 async def doubled(n: int) -> int:

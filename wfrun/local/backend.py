@@ -582,7 +582,7 @@ class LocalBackend:
         definition: WorkflowDefinition | None = None,
         on_history: Callable[[RunHistory], None] | None = None,
     ) -> ReplayResult:
-        history = self.store.read(run_id)
+        history = self.store.read(run_id, keep_stored=False)  # the events are all it needs
         if on_history is not None:
             on_history(history)
         return replay_history(history, definition or load_recorded(history.started))

@@ -256,6 +256,8 @@ class RunEngine:
             tuple[type[Event], dict[str, Any]] | _Expired | _Wake | BaseException
         ] = asyncio.Queue()
         self._executions: dict[int, asyncio.Task[None]] = {}
+        #: Results of completed activities, validated by their attempt, until delivered.
+        self._decoded: dict[int, Any] = {}
         self._activities: set[int] = set()
         self._timer_dues: dict[int, datetime] = {}
         self._max_wait = max_wait
@@ -394,7 +396,10 @@ class RunEngine:
                     self._executions.pop(delivered.seq, None)
                     self._timer_dues.pop(delivered.seq, None)
                     self._child_runs.pop(delivered.seq, None)
-                instance.apply(delivered)
+                if isinstance(delivered, ActivityCompleted) and delivered.seq in self._decoded:
+                    instance.apply(delivered, decoded=self._decoded.pop(delivered.seq))
+                else:
+                    instance.apply(delivered)
                 self._issue(instance.take_commands())
                 self._answer_updates(instance)
             self._writer.flush()
@@ -949,6 +954,8 @@ class RunEngine:
                 "duration": round(outcome.duration, 6),
                 "result": Encoded(outcome.result),
             }
+            # The attempt validated the result against the annotation: delivered as is.
+            self._decoded[command.seq] = outcome.value
             self._queue.put_nowait((ActivityCompleted, fields))
         else:
             self._queue.put_nowait(_failure_event(command.seq, attempt, outcome, None))

@@ -99,7 +99,13 @@ def unwatched(method: F) -> F:
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         hook = sys.getprofile()
-        if not _is_guard(hook):
+        # Attribute reads only: a call (getattr, isinstance) would be one more pair of events
+        # for the hook to see on every call into wfrun.
+        if (
+            hook is None
+            or hook.__class__ is not types.FunctionType
+            or hook.__code__ is not _HOOK_CODE
+        ):
             return method(*args, **kwargs)
         sys.setprofile(None)
         try:
@@ -113,7 +119,7 @@ def unwatched(method: F) -> F:
 class Guard:
     """Context manager watching one step of workflow code (a no-op when disabled)."""
 
-    __slots__ = ("_active", "_enabled", "_found", "paused", "workflow")
+    __slots__ = ("_active", "_enabled", "_found", "_hook", "paused", "workflow")
 
     def __init__(self, workflow: str, enabled: bool) -> None:
         self.workflow = workflow
@@ -122,6 +128,7 @@ class Guard:
         self.paused = False
         self._found: list[tuple[str, int, str, str]] = []
         self._active = False
+        self._hook = _make_hook(workflow, self._found)
 
     def __enter__(self) -> Guard:
         # A profiler the user runs (cProfile, pyinstrument) holds the hook: step aside for it.
@@ -134,7 +141,10 @@ class Guard:
         if not self._active:
             return
         sys.setprofile(None)
-        found, self._found = self._found, []
+        if not self._found:
+            return
+        found = list(self._found)
+        self._found.clear()  # the list the hook appends to: kept, emptied
         for filename, lineno, call, replacement in found:
             # Emitted here, outside the hook: a filter that turns warnings into errors then
             # raises in the engine's hands rather than tearing the profiler down mid-step.
@@ -147,36 +157,65 @@ class Guard:
                 lineno,
             )
 
-    def _hook(self, frame: FrameType, event: str, arg: Any) -> None:
+
+def _make_hook(
+    workflow: str, found: list[tuple[str, int, str, str]]
+) -> Callable[[FrameType, str, Any], None]:
+    """The profile hook of one workflow's guard.
+
+    It runs for every call and return while a step runs, so it rejects in as few operations
+    as it can: a C function by its name (one set lookup; hashing every callable, which fails
+    for methods of unhashable objects such as a deque's, cost more than the step's own
+    work), a Python function by its code object. Only what passes is looked at closely.
+    """
+    c_names = _C_NAMES
+    watched_code = _WATCHED_CODE
+
+    def hook(frame: FrameType, event: str, arg: Any) -> None:
         if event == "c_call":
+            if getattr(arg, "__name__", None) not in c_names:
+                return
             entry = _C_CALLS.get(arg) if _hashable(arg) else None
             caller: FrameType | None = frame
         elif event == "call":
-            entry = _PY_CALLS.get(frame.f_code)
-            if (
-                entry is None
-                and frame.f_code in _RANDOM_METHODS
-                and frame.f_locals.get("self") is random._inst
-            ):
-                name = _RANDOM_METHODS[frame.f_code]
-                entry = (f"random.{name}()", f"workflows.workflow.random().{name}()")
-            if entry is None and frame.f_code is _AS_COMPLETED and _has_coroutines(frame):
-                entry = _UNORDERED
+            code = frame.f_code
+            if code not in watched_code:
+                return
+            entry = _python_call(frame, code)
             caller = frame.f_back
         else:
             return
         if entry is None or caller is None:
             return
-        filename = caller.f_code.co_filename
-        if filename.startswith(_NOT_USER_CODE) or filename.startswith("<"):
-            return
-        _seen.setdefault(self.workflow, {})[
-            (entry[0], f"{filename}:{caller.f_lineno}", entry[1])
-        ] = None
-        key = (filename, caller.f_lineno, entry[0])
-        if key not in _reported:
-            _reported.add(key)
-            self._found.append((filename, caller.f_lineno, *entry))
+        _report(workflow, found, caller, entry)
+
+    return hook
+
+
+def _python_call(frame: FrameType, code: CodeType) -> tuple[str, str] | None:
+    entry = _PY_CALLS.get(code)
+    if entry is None and code in _RANDOM_METHODS and frame.f_locals.get("self") is random._inst:
+        name = _RANDOM_METHODS[code]
+        entry = (f"random.{name}()", f"workflows.workflow.random().{name}()")
+    if entry is None and code is _AS_COMPLETED and _has_coroutines(frame):
+        entry = _UNORDERED
+    return entry
+
+
+def _report(
+    workflow: str,
+    found: list[tuple[str, int, str, str]],
+    caller: FrameType,
+    entry: tuple[str, str],
+) -> None:
+    filename = caller.f_code.co_filename
+    if filename.startswith(_NOT_USER_CODE) or filename.startswith("<"):
+        return
+    _seen.setdefault(workflow, {})[(entry[0], f"{filename}:{caller.f_lineno}", entry[1])] = None
+    key = (filename, caller.f_lineno, entry[0])
+    if key not in _reported:
+        _reported.add(key)
+        found.append((filename, caller.f_lineno, *entry))
 
 
 _AS_COMPLETED: Final = asyncio.as_completed.__code__
@@ -190,8 +229,12 @@ def _has_coroutines(frame: FrameType) -> bool:
     return any(isinstance(aw, types.CoroutineType) for aw in awaitables)
 
 
-def _is_guard(hook: Any) -> bool:
-    return isinstance(getattr(hook, "__self__", None), Guard)
+#: What the hook looks at closely: the names of the C functions it watches (every other C
+#: call is rejected by name alone), and the code of the Python functions it watches.
+_C_NAMES: Final = frozenset(getattr(function, "__name__", "") for function in _C_CALLS)
+_WATCHED_CODE: Final = frozenset([*_PY_CALLS, *_RANDOM_METHODS, _AS_COMPLETED])
+#: How `unwatched` recognizes a guard's hook (each guard has its own closure of this code).
+_HOOK_CODE: Final = _make_hook("", []).__code__
 
 
 def _hashable(value: Any) -> bool:

@@ -9,6 +9,7 @@ about to append (`wfrun.local.store.HistoryWriter.repair_tail`). Anything else i
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -56,19 +57,27 @@ _LINE_START: Final = b'{"id":'
 _MAX_DEPTH: Final = 256
 
 
-def parse_history(path: Path, data: bytes, run_id: str | None = None) -> History:
-    """Check and parse a whole history file's bytes (see the module docstring)."""
+def parse_history(
+    path: Path, data: bytes, run_id: str | None = None, *, keep_stored: bool = True
+) -> History:
+    """Check and parse a whole history file's bytes (see the module docstring).
+
+    ``keep_stored``: keep the file's bytes as `History.stored` (for ``history --json``); a
+    resume or a replay, which need only the events, leaves it False and holds no copy.
+    """
     intact = data.rfind(b"\n") + 1
     torn = data[intact:]
-    lines = data[:intact].split(b"\n")[:-1]
-    if not lines:
+    if not intact:
         raise HistoryCorruptError(
             f"{path}: the file holds no complete event"
             + (f" (only {len(torn)} bytes of a torn first line)" if torn else ""),
             path=str(path),
             line=1,
         )
-    started = parse_started(path, lines[0])
+    # Line by line, each cut from ``data`` only while it is checked: a list of every line
+    # beside every event was a second copy of the file for the whole read.
+    end = data.index(b"\n")
+    started = parse_started(path, data[:end])
     if started.format > FORMAT_VERSION:
         raise HistoryCorruptError(
             f"{path}:1: history format {started.format} was written by wfrun "
@@ -85,8 +94,11 @@ def parse_history(path: Path, data: bytes, run_id: str | None = None) -> History
         )
     checksummed = started.format >= CHECKSUMMED
     events: list[Event] = [started]
-    for number, line in enumerate(lines[1:], start=2):
-        event = parse_line(path, number, line, checksummed=checksummed)
+    number = 1
+    while end + 1 < intact:
+        start, end = end + 1, data.index(b"\n", end + 1)
+        number += 1
+        event = parse_line(path, number, data[start:end], checksummed=checksummed)
         if event.id != number:
             raise HistoryCorruptError(
                 f"{path}:{number}: event id {event.id} where {number} was expected "
@@ -103,13 +115,17 @@ def parse_history(path: Path, data: bytes, run_id: str | None = None) -> History
         events.append(event)
     if torn and not _could_be_torn(torn, started.max_payload):
         raise HistoryCorruptError(
-            f"{path}:{len(lines) + 1}: the file ends with {len(torn):,} bytes that are no "
+            f"{path}:{number + 1}: the file ends with {len(torn):,} bytes that are no "
             "event (a crash can only leave the start of one line). Nothing was changed",
             path=str(path),
-            line=len(lines) + 1,
+            line=number + 1,
         )
     return History(
-        path=path, events=events, stored=data[:intact], torn_tail=torn, intact_size=intact
+        path=path,
+        events=events,
+        stored=data[:intact] if keep_stored else b"",
+        torn_tail=torn,
+        intact_size=intact,
     )
 
 
@@ -145,6 +161,23 @@ def parse_started(path: Path, line: bytes) -> WorkflowStarted:
 
 def parse_line(path: Path, number: int, line: bytes, *, checksummed: bool | None) -> Event:
     """One line as an event, checked; ``checksummed`` None: as the line itself says (line 1)."""
+    if checksummed and _intact(line):
+        # The common case in one pass (checksum, JSON, fields); anything off goes the long way
+        # below, which names the problem.
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if type(obj) is dict and line.count(b"[") + line.count(b"{") <= _MAX_DEPTH:
+                obj.pop("crc", None)
+                try:
+                    event = event_from_json(obj)
+                except (EventFormatError, TypeError):
+                    pass
+                else:
+                    if not isinstance(event, WorkflowStarted) or event.format >= CHECKSUMMED:
+                        return event
     where = f"{path}:{number}" if number else f"{path} (last line)"
     try:
         if checksummed is None:
@@ -181,6 +214,21 @@ def parse_line(path: Path, number: int, line: bytes, *, checksummed: bool | None
             path=str(path),
             line=number,
         ) from None
+
+
+def _intact(line: bytes) -> bool:
+    """Whether ``line`` ends with a checksum field that matches it (see `verify_checksum`)."""
+    tail = line[-_CRC_LENGTH:]
+    if tail[:8] != _CRC_FIELD or tail[-2:] != b'"}' or len(line) <= _CRC_LENGTH:
+        return False
+    with memoryview(line) as view:
+        crc = zlib.crc32(b"}", zlib.crc32(view[:-_CRC_LENGTH]))
+    # Compared as written (lower-case hex, 8 digits): no parsing, and "+1f" cannot pass.
+    return tail[8:16] == b"%08x" % crc
+
+
+_CRC_FIELD: Final = b',"crc":"'
+_CRC_LENGTH: Final = len(b',"crc":"00000000"}')
 
 
 def _check_depth(value: object) -> None:

@@ -72,6 +72,9 @@ if TYPE_CHECKING:
 
     from ..definitions import ActivityDefinition, HandlerDefinition, WorkflowDefinition
 
+#: `WorkflowInstance.apply` was given no validated result: it validates the recorded one.
+_UNDECODED: Final[Any] = object()
+
 # -- the instance ----------------------------------------------------------------------------
 
 
@@ -144,13 +147,17 @@ class WorkflowInstance:
         self._main = self._loop.create_task(entry(*args, **kwargs), context=context)
         self._run()
 
-    def apply(self, event: Event) -> None:
-        """Deliver one resolution event and run the workflow as far as it goes."""
+    def apply(self, event: Event, *, decoded: Any = _UNDECODED) -> None:
+        """Deliver one resolution event and run the workflow as far as it goes.
+
+        ``decoded``: an activity's result already validated against its annotation (by the
+        attempt that returned it, live), so that it is not validated twice.
+        """
         self._now = event.time
         self._history_length = event.id
         self._loop.set_time(self._now.timestamp())
         if isinstance(event, ActivityCompleted):
-            self._complete_activity(event)
+            self._complete_activity(event, decoded)
         elif isinstance(event, (ActivityFailed, ActivityTimedOut)):
             self._fail_activity(event)
         elif isinstance(event, TimerFired):
@@ -530,12 +537,14 @@ class WorkflowInstance:
         method = handler.fn.__get__(self._object)
         return self._context.run(method, *args, **kwargs)
 
-    def _complete_activity(self, event: ActivityCompleted) -> None:
+    def _complete_activity(self, event: ActivityCompleted, decoded: Any) -> None:
         entry = self._activities.pop(event.seq, None)
         if entry is None:
             return  # cancelled by the workflow before this outcome arrived
         future, command = entry
-        future.set_result(self._decode_result(event, command, "activity"))
+        if decoded is _UNDECODED:
+            decoded = self._decode_result(event, command, "activity")
+        future.set_result(decoded)
 
     def _decode_result(
         self,

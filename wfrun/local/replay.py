@@ -111,6 +111,9 @@ class RecordedRun:
                 self.resolutions.append(event)
                 self.resolved.add(event.seq)
                 self.last_progress = event.id
+                # Attempts and retries of a resolved step are needed no more (only what is
+                # still in flight is carried on): not held for the whole resume.
+                self._bookkeeping.pop(event.seq, None)
             else:
                 self._bookkeeping.setdefault(event.seq, []).append(event)
 

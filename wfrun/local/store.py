@@ -287,7 +287,7 @@ class RunStore:
                     f"{path} is locked); wait for it to finish, or stop that process"
                 ) from None
             data = _read_all(fd, path)
-            history = parse_history(path, data, run_id)
+            history = parse_history(path, data, run_id, keep_stored=False)
         except BaseException:
             os.close(fd)
             raise
@@ -298,15 +298,18 @@ class RunStore:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def read(self, run_id: str) -> History:
-        """Read and check a run's history without locking it (a torn tail is reported only)."""
+    def read(self, run_id: str, *, keep_stored: bool = True) -> History:
+        """Read and check a run's history without locking it (a torn tail is reported only).
+
+        ``keep_stored``: see `parse_history`.
+        """
         path = self.path(run_id)
         fd = self._open(run_id, os.O_RDONLY)
         try:
             data = _read_all(fd, path)
         finally:
             os.close(fd)
-        return parse_history(path, data, run_id)
+        return parse_history(path, data, run_id, keep_stored=keep_stored)
 
     def read_from(self, path: Path, offset: int) -> bytes:
         """What a run file holds past ``offset`` (for following a live run), checked as every
