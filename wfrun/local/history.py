@@ -5,6 +5,11 @@ nothing after the end, the run it claims to be). A torn last line, which only a 
 mid-write can leave, is reported in `History.note`; the store cuts it off when a resume is
 about to append (`wfrun.local.store.HistoryWriter.repair_tail`). Anything else is a
 `HistoryCorruptError` naming the file and the line; the file is not touched.
+
+A file may end in zero bytes: space the writer reserved ahead of its events (see
+`wfrun.local.store`), left by a live run or by a crash before the trim at close. No event line
+holds a zero byte (JSON escapes control characters), so the zeros at the end are no content:
+every reader stops where they begin (`content_end`).
 """
 
 from __future__ import annotations
@@ -56,10 +61,27 @@ _LINE_START: Final = b'{"id":'
 _MAX_DEPTH: Final = 256
 
 
+def content_end(data: bytes) -> int:
+    """Where the zero bytes that end ``data`` (if any) begin: the end of what was written."""
+    end = len(data)
+    block = 4096
+    while end > 0:
+        # Block by block from the end: a reserved tail can be megabytes long, and rstrip on
+        # the whole file would copy it all.
+        start = max(0, end - block)
+        kept = len(data[start:end].rstrip(b"\0"))
+        if kept:
+            return start + kept
+        end = start
+        block = min(block * 4, 1 << 20)
+    return 0
+
+
 def parse_history(path: Path, data: bytes, run_id: str | None = None) -> History:
     """Check and parse a whole history file's bytes (see the module docstring)."""
-    intact = data.rfind(b"\n") + 1
-    torn = data[intact:]
+    end = content_end(data)
+    intact = data.rfind(b"\n", 0, end) + 1
+    torn = data[intact:end]
     lines = data[:intact].split(b"\n")[:-1]
     if not lines:
         raise HistoryCorruptError(
@@ -116,9 +138,10 @@ def parse_history(path: Path, data: bytes, run_id: str | None = None) -> History
 def _could_be_torn(tail: bytes, max_payload: int) -> bool:
     if len(tail) > max_payload + _TORN_SLACK:
         return False
-    if not tail.strip(b"\0"):  # zeros past the last fsync, as some file systems leave them
-        return True
-    return _LINE_START.startswith(tail[: len(_LINE_START)])
+    # Zeros before it: the first page of the line was not written back before a power cut,
+    # a later one was (nothing of it had been synced, so nothing of it was acknowledged).
+    start = tail.lstrip(b"\0")
+    return _LINE_START.startswith(start[: len(_LINE_START)])
 
 
 def parse_started(path: Path, line: bytes) -> WorkflowStarted:
