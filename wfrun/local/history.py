@@ -138,10 +138,11 @@ def parse_history(path: Path, data: bytes, run_id: str | None = None) -> History
 def _could_be_torn(tail: bytes, max_payload: int) -> bool:
     if len(tail) > max_payload + _TORN_SLACK:
         return False
-    # Zeros before it: the first page of the line was not written back before a power cut,
-    # a later one was (nothing of it had been synced, so nothing of it was acknowledged).
-    start = tail.lstrip(b"\0")
-    return _LINE_START.startswith(start[: len(_LINE_START)])
+    if tail.startswith(b"\0"):
+        # Reserved space whose first page lost a power cut, and a later one kept: the rest
+        # of a line that was never synced, so never acknowledged.
+        return True
+    return _LINE_START.startswith(tail[: len(_LINE_START)])
 
 
 def parse_started(path: Path, line: bytes) -> WorkflowStarted:
