@@ -244,8 +244,8 @@ class HistoryWriter:
             # Whatever did reach the file past its last whole event goes: never acknowledged.
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, keep)  # the reserved zeros go too
-                os.fsync(self._fd)
                 self._size = self._allocated = keep
+                os.fsync(self._fd)
         self._buffer = bytearray()  # a new one: a view on the old may live in the traceback
         self._failure = io_error(exc, self.path, f"cannot {action} the history")
         raise self._failure
