@@ -20,6 +20,15 @@ Points, in the order a message meets them:
 - ``message-synced``: the fsync after that write returned; the workflow has not seen it.
 - ``answer-awaited`` (an update's sender): its update is accepted but not yet answered.
 
+Points in how a history grows (`wfrun.local.store`), with reservations made 1 KiB at a time so
+that a short run makes several:
+
+- ``space-reserved``: the third reservation of the run's file returned (the first is the
+  new file's, the second and third were made by the live run), before the events that needed
+  it are written.
+- ``trimming``: the run's writer is closing, every event written and synced, before the trim of
+  its reserved zeros.
+
 This is test code, not a hook in wfrun: it patches wfrun internals (as the fault tests patch
 `RunStore.write`), and fails at once if one of them has gone, rather than never stopping.
 """
@@ -33,7 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from wfrun.local import backend
+from wfrun.local import backend, store
 from wfrun.local.inbox import Inbox, Message
 from wfrun.local.store import HistoryWriter, RunStore
 
@@ -110,12 +119,40 @@ def _while_awaiting_the_answer() -> None:
     backend._answer = stopping
 
 
+def _after_a_reservation() -> None:
+    store._FIRST_RESERVATION = 1024  # a Final: patched here only
+    store._MOST_RESERVATION = 1024
+    reserve = HistoryWriter._reserve
+    made = [0]
+
+    def stopping(self: HistoryWriter, end: int) -> None:
+        reserve(self, end)
+        made[0] += 1
+        if made[0] == 3:
+            stop("space-reserved")
+
+    HistoryWriter._reserve = stopping  # type: ignore[method-assign]
+
+
+def _before_the_trim() -> None:
+    release = HistoryWriter._release
+
+    def stopping(self: HistoryWriter) -> None:
+        if self._fd >= 0 and self._allocated > self._size:
+            stop("trimming")
+        release(self)
+
+    HistoryWriter._release = stopping  # type: ignore[method-assign]
+
+
 POINTS: Final[dict[str, Callable[[], None]]] = {
     "inbox-posted": _after_post,
     "inbox-read": _after_read,
     "message-written": lambda: _after_arrival("message-written"),
     "message-synced": lambda: _after_arrival("message-synced"),
     "answer-awaited": _while_awaiting_the_answer,
+    "space-reserved": _after_a_reservation,
+    "trimming": _before_the_trim,
 }
 
 

@@ -5,6 +5,11 @@ nothing after the end, the run it claims to be). A torn last line, which only a 
 mid-write can leave, is reported in `History.note`; the store cuts it off when a resume is
 about to append (`wfrun.local.store.HistoryWriter.repair_tail`). Anything else is a
 `HistoryCorruptError` naming the file and the line; the file is not touched.
+
+A file may end in zero bytes: space the writer reserved ahead of its events (see
+`wfrun.local.store`), left by a live run or by a crash before the trim at close. No event line
+holds a zero byte (JSON escapes control characters), so the zeros at the end are no content:
+every reader stops where they begin (`content_end`).
 """
 
 from __future__ import annotations
@@ -57,6 +62,22 @@ _LINE_START: Final = b'{"id":'
 _MAX_DEPTH: Final = 256
 
 
+def content_end(data: bytes) -> int:
+    """Where the zero bytes that end ``data`` (if any) begin: the end of what was written."""
+    end = len(data)
+    block = 4096
+    while end > 0:
+        # Block by block from the end: a reserved tail can be megabytes long, and rstrip on
+        # the whole file would copy it all.
+        start = max(0, end - block)
+        kept = len(data[start:end].rstrip(b"\0"))
+        if kept:
+            return start + kept
+        end = start
+        block = min(block * 4, 1 << 20)
+    return 0
+
+
 def parse_history(
     path: Path, data: bytes, run_id: str | None = None, *, keep_stored: bool = True
 ) -> History:
@@ -65,8 +86,9 @@ def parse_history(
     ``keep_stored``: keep the file's bytes as `History.stored` (for ``history --json``); a
     resume or a replay, which need only the events, leaves it False and holds no copy.
     """
-    intact = data.rfind(b"\n") + 1
-    torn = data[intact:]
+    written = content_end(data)
+    intact = data.rfind(b"\n", 0, written) + 1
+    torn = data[intact:written]
     if not intact:
         raise HistoryCorruptError(
             f"{path}: the file holds no complete event"
@@ -132,7 +154,9 @@ def parse_history(
 def _could_be_torn(tail: bytes, max_payload: int) -> bool:
     if len(tail) > max_payload + _TORN_SLACK:
         return False
-    if not tail.strip(b"\0"):  # zeros past the last fsync, as some file systems leave them
+    if tail.startswith(b"\0"):
+        # Reserved space whose first page lost a power cut, and a later one kept: the rest
+        # of a line that was never synced, so never acknowledged.
         return True
     return _LINE_START.startswith(tail[: len(_LINE_START)])
 
