@@ -240,7 +240,116 @@ class HistoryRows:
 
 def plain_row(*fields: object) -> str:
     """Fields as one tab-separated line: a tab or newline in a value is written ``\\t``, ``\\n``."""
-    return "\t".join(safe(field).replace("\t", "\\t").replace("\n", "\\n") for field in fields)
+    # One `safe` pass over the joined line: it leaves tabs alone, and the escapes added here
+    # are safe text (long histories print a row per event: this is most of the cost).
+    return safe("\t".join(map(_one_line, fields)))
+
+
+def _one_line(value: object) -> str:
+    shown = value if type(value) is str else str(value)
+    if "\t" in shown or "\n" in shown:
+        return shown.replace("\t", "\\t").replace("\n", "\\n")
+    return shown
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A column of `AlignedRows`."""
+
+    header: str
+    right: bool = False
+    #: The widest it may be; what does not fit is cut with "…".
+    max_width: int | None = None
+    #: Takes the width the other columns leave (one column: the detail).
+    rest: bool = False
+    #: How wide it is kept when the first chunk is not all: room for what later rows hold.
+    room: int = 0
+
+
+def history_header(*, narrow: bool = False) -> list[Column]:
+    """The columns of the history rows on a terminal (see `history_columns` for the table)."""
+    return [
+        Column("id", right=True, room=7),
+        Column("time (UTC)"),
+        Column("type", room=len("ActivityCompleted")),
+        Column("step" if narrow else "activity", max_width=20, room=14 if narrow else 20),
+        *(
+            []
+            if narrow
+            else [Column("attempt", right=True), Column("duration", right=True, room=10)]
+        ),
+        Column("detail", rest=True),
+    ]
+
+
+class AlignedRows:
+    """Rows of cells in aligned columns, drawn a chunk at a time: a table that streams.
+
+    The widths are fixed from the first chunk (the whole table, for a short history), so that
+    later chunks line up with it without being held; a later cell too wide for its column is
+    cut with "…". With ``more`` (the first chunk is not all), each column keeps its `room`.
+    No line is wider than ``width``.
+    """
+
+    def __init__(
+        self, columns: list[Column], first: list[list[RenderableType]], width: int, *, more: bool
+    ) -> None:
+        self.columns = columns
+        self.width = width
+        cells = [self._cells(row) for row in first]
+        widths = []
+        for index, column in enumerate(columns):
+            wanted = max([len(column.header), *(c[index].cell_len for c in cells)])
+            if more:
+                wanted = max(wanted, column.room)
+            if column.max_width is not None:
+                wanted = min(wanted, column.max_width)
+            widths.append(wanted)
+        fixed = sum(w for w, c in zip(widths, columns, strict=True) if not c.rest)
+        for index, column in enumerate(columns):
+            if column.rest:
+                widths[index] = max(width - fixed - (len(columns) - 1), 1)
+        self.widths = widths
+        self.first = cells
+
+    @staticmethod
+    def _cells(row: list[RenderableType]) -> list[Text]:
+        cells = []
+        for cell in row:
+            shown = cell if isinstance(cell, Text) else Text(safe(cell))
+            if "\n" in shown.plain or "\t" in shown.plain:  # a row stays on one line
+                shown = Text(_one_line(shown.plain), style=shown.style)
+            cells.append(shown)
+        return cells
+
+    def header(self) -> Text:
+        return self._line([Text(c.header, style="bold") for c in self.columns])
+
+    def draw(self, rows: list[list[RenderableType]] | None = None) -> Text:
+        """Rows (the first chunk when None) as lines of text, ready to print."""
+        cells = self.first if rows is None else [self._cells(row) for row in rows]
+        return Text("\n").join(self._line(row) for row in cells)
+
+    def _line(self, cells: list[Text]) -> Text:
+        line = Text()
+        for index, (cell, width, column) in enumerate(
+            zip(cells, self.widths, self.columns, strict=True)
+        ):
+            if index:
+                line.append(" ")
+            if cell.cell_len > width:
+                cell = cell.copy()
+                cell.truncate(width, overflow="ellipsis")
+            pad = " " * (width - cell.cell_len)
+            if column.right:
+                line.append(pad)
+                line.append_text(cell)
+            else:
+                line.append_text(cell)
+                if not column.rest:
+                    line.append(pad)
+        line.truncate(self.width, overflow="ellipsis")
+        return line
 
 
 def history_table(
