@@ -30,7 +30,6 @@ import orjson
 import typer
 from rich.console import Console, RenderableType
 from rich.live import Live
-from rich.table import Table
 
 from .._version import __version__
 from ..backend import Backend, open_backend
@@ -59,13 +58,12 @@ from .render import (
     AlignedRows,
     HistoryRows,
     RunView,
-    history_columns,
     history_header,
     inline,
     plain_row,
     run_summary,
     runs_plain,
-    runs_table,
+    runs_rows,
     safe_json,
     summarize,
     text,
@@ -791,6 +789,8 @@ def _follow(backend: Backend, recorded: RunHistory, json_output: bool) -> None:
     narrow = out.width < NARROW
     rows = HistoryRows(narrow=narrow)
 
+    table: AlignedRows | None = None
+
     def show(event: Any, line: bytes) -> None:
         if json_output:
             sys.stdout.buffer.write(safe_json(line) + b"\n")
@@ -798,18 +798,19 @@ def _follow(backend: Backend, recorded: RunHistory, json_output: bool) -> None:
         elif not tty:
             _write_lines([rows.plain(event)])
         else:
-            table = Table(show_header=False, box=None, padding=(0, 1), expand=True)
-            history_columns(table, narrow=narrow)
-            table.add_row(*rows.row(event))
-            out.print(table)
+            assert table is not None
+            out.print(table.draw([rows.row(event)]), crop=True)
 
     if not json_output:
-        if tty:
-            out.print(history_columns(Table(box=None, padding=(0, 1), expand=True), narrow=narrow))
+        if tty:  # the columns are sized for what is there and what may come
+            first = [rows.row(event) for event in recorded.events]
+            table = AlignedRows(history_header(narrow=narrow), first, out.width, more=True)
+            out.print(table.header(), crop=True)
+            out.print(table.draw(), crop=True)
         else:
             _write_lines([plain_row(*HISTORY_HEADER)])
-        for event in recorded.events:
-            show(event, b"")
+            for event in recorded.events:
+                show(event, b"")
     last = recorded.events[-1]
     for last, line in backend.follow(recorded):
         show(last, line)
@@ -854,8 +855,10 @@ def list_runs(
         _write_json(rows)
         return
     tty = sys.stdout.isatty()
-    if not tty:
-        _write_lines([plain_row(*RUNS_HEADER), *map(runs_plain, runs)])
+    if not tty:  # in chunks, as they are drawn
+        _write_lines([plain_row(*RUNS_HEADER)])
+        for start in range(0, len(runs), CHUNK_ROWS):
+            _write_lines(list(map(runs_plain, runs[start : start + CHUNK_ROWS])))
     if not runs:
         _stderr().print(
             f"wfrun: no runs{f' with status {wanted}' if wanted else ''} under "
@@ -864,7 +867,11 @@ def list_runs(
         return
     if tty:
         out = _stdout()
-        out.print(runs_table(runs, width=out.width))
+        table = runs_rows(runs, width=out.width)
+        out.print(table.header(), crop=True)
+        for start in range(0, len(runs), CHUNK_ROWS):
+            chunk = table.first[start : start + CHUNK_ROWS]
+            out.print(table.draw_cells(chunk), crop=True)
     for run in runs:
         if run.problem:
             _stderr().print(f"[bold red]{run.run_id}:[/] {_escape(run.problem)}")

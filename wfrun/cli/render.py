@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from rich import box
 from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
@@ -176,23 +175,6 @@ NARROW: Final = 100
 PLAIN_WIDTH: Final = 200
 
 
-def history_columns(table: Table, *, narrow: bool = False) -> Table:
-    """The history table's columns; ``narrow`` (under 100 columns) merges attempt and duration
-    into the detail, shows the time to the second, and ellipsizes what does not fit."""
-    table.add_column("id", justify="right", style="dim", no_wrap=True)
-    table.add_column("time (UTC)", style="dim", no_wrap=True)
-    table.add_column("type", no_wrap=True)
-    table.add_column(
-        "step" if narrow else "activity", no_wrap=True, overflow="ellipsis", max_width=20
-    )
-    if not narrow:
-        table.add_column("attempt", justify="right", no_wrap=True)
-        table.add_column("duration", justify="right", no_wrap=True)
-    # The detail takes what the other columns leave (with ``expand``), cut with "…".
-    table.add_column("detail", no_wrap=True, overflow="ellipsis", ratio=1)
-    return table
-
-
 #: The header of the plain (tab-separated) history rows.
 HISTORY_HEADER: Final = ("id", "ts", "type", "step", "attempt", "duration_s", "detail")
 
@@ -307,8 +289,9 @@ class AlignedRows:
             widths.append(wanted)
         fixed = sum(w for w, c in zip(widths, columns, strict=True) if not c.rest)
         for index, column in enumerate(columns):
-            if column.rest:
-                widths[index] = max(width - fixed - (len(columns) - 1), 1)
+            if column.rest:  # what is left; only what it holds, when no row is to come
+                left = max(width - fixed - (len(columns) - 1), 1)
+                widths[index] = left if more else min(widths[index], left)
         self.widths = widths
         self.first = cells
 
@@ -327,7 +310,10 @@ class AlignedRows:
 
     def draw(self, rows: list[list[RenderableType]] | None = None) -> Text:
         """Rows (the first chunk when None) as lines of text, ready to print."""
-        cells = self.first if rows is None else [self._cells(row) for row in rows]
+        return self.draw_cells(self.first if rows is None else [self._cells(row) for row in rows])
+
+    def draw_cells(self, cells: list[list[Text]]) -> Text:
+        """Rows of `first` (a slice of it) as lines of text."""
         return Text("\n").join(self._line(row) for row in cells)
 
     def _line(self, cells: list[Text]) -> Text:
@@ -346,27 +332,10 @@ class AlignedRows:
                 line.append_text(cell)
             else:
                 line.append_text(cell)
-                if not column.rest:
+                if index < len(cells) - 1:  # no trailing spaces
                     line.append(pad)
         line.truncate(self.width, overflow="ellipsis")
         return line
-
-
-def history_table(
-    events: list[Event], *, title: str | None = None, width: int | None = None
-) -> Table:
-    """The history as a table; narrower than `NARROW` columns, the narrow layout."""
-    narrow = width is not None and width < NARROW
-    shown = text(title) if title is not None else None
-    box_style = box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD
-    table = Table(
-        title=shown, title_justify="left", expand=True, box=box_style, show_edge=not narrow
-    )
-    history_columns(table, narrow=narrow)
-    rows = HistoryRows(narrow=narrow)
-    for event in events:
-        table.add_row(*rows.row(event))
-    return table
 
 
 def detail(event: Event, width: int = 60) -> str:
@@ -538,47 +507,50 @@ class RunView:
 # -- runs ------------------------------------------------------------------------------------
 
 
-def runs_table(runs: list[RunInfo], *, width: int | None = None) -> Table:
-    """The runs as a table. Narrower than `NARROW` columns, times are shorter and ``took`` is
-    left out; the workflow's name (often in the run id too) takes what is left, and gives way
-    first, then the start time, so that the run id and its status stay whole."""
-    narrow = width is not None and width < NARROW
+def runs_rows(runs: list[RunInfo], *, width: int) -> AlignedRows:
+    """The runs as aligned rows (drawn in chunks by the caller). Narrower than `NARROW`
+    columns, times are shorter and ``took`` is left out; the workflow's name (often in the run
+    id too) takes what is left, and gives way first, then the start time, so that the run id
+    and its status stay whole."""
+    narrow = width < NARROW
     statuses = [_status_text(run, narrow) for run in runs]
     parents = any(run.parent for run in runs)
     show_workflow = show_started = True
-    if narrow and width is not None:
-        # Each column takes its text, a space either side and a separator.
-        needed = 3 + max(len(run.run_id) for run in runs) + 3 + max(map(len, statuses))
-        needed += 3 + max(len(run.parent or "") for run in runs) if parents else 0
-        show_started = needed + 14 <= width
-        show_workflow = needed + 14 * show_started + 11 <= width
-    table = Table(
-        expand=narrow, box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD, show_edge=not narrow
-    )
-    table.add_column("run id", no_wrap=True, overflow="ellipsis")
-    if show_workflow:
-        table.add_column("workflow", no_wrap=True, overflow="ellipsis", ratio=1 if narrow else None)
-    table.add_column("status", no_wrap=True, overflow="ellipsis")
-    if show_started:
-        table.add_column("started (UTC)", no_wrap=True, style="dim")
-    if not narrow:
-        table.add_column("took", justify="right", no_wrap=True)
-    if parents:
-        table.add_column("parent", no_wrap=True, overflow="ellipsis")
+    if narrow:
+        # Each column takes its text and a space.
+        needed = max(len(run.run_id) for run in runs) + 1 + max(map(len, statuses))
+        needed += 1 + max(len(run.parent or "") for run in runs) if parents else 0
+        show_started = needed + 12 <= width
+        show_workflow = needed + 12 * show_started + 9 <= width
+    columns = [
+        Column("run id"),
+        *([Column("workflow", rest=True)] if show_workflow else []),
+        Column("status"),
+        *([Column("started (UTC)")] if show_started else []),
+        *([] if narrow else [Column("took", right=True)]),
+        *([Column("parent")] if parents else []),
+    ]
+    rows: list[list[RenderableType]] = []
     for run, status in zip(runs, statuses, strict=True):
         took = ""
         if run.ended and run.started:
             took = duration_text((parse_ts(run.ended) - parse_ts(run.started)).total_seconds())
         started = run.started[:19].replace("T", " ")
-        table.add_row(
-            text(run.run_id),
-            *([text(run.workflow)] if show_workflow else []),
-            Text(safe(status), style=STATUS_STYLES.get(run.status, "")),
-            *([text(started[5:16] if narrow else started)] if show_started else []),
-            *([] if narrow else [took]),
-            *([text(run.parent or "")] if parents else []),
+        rows.append(
+            [
+                text(run.run_id),
+                *([text(run.workflow)] if show_workflow else []),
+                Text(safe(status), style=STATUS_STYLES.get(run.status, "")),
+                *(
+                    [text(started[5:16] if narrow else started, style="dim")]
+                    if show_started
+                    else []
+                ),
+                *([] if narrow else [took]),
+                *([text(run.parent or "")] if parents else []),
+            ]
         )
-    return table
+    return AlignedRows(columns, rows, width, more=False)
 
 
 def _status_text(run: RunInfo, narrow: bool) -> str:
