@@ -166,7 +166,7 @@ class _Names:
     def of(self, event: Event) -> str:
         if not isinstance(event, StepEvent):
             return ""
-        return self._by_seq.get(event.seq, f"#{event.seq}")
+        return self._by_seq.get(event.seq) or f"#{event.seq}"
 
 
 #: Below this many columns, tables drop and merge columns so that a row stays on one line.
@@ -206,17 +206,18 @@ class HistoryRows:
         ]
 
     def plain(self, event: Event) -> str:
-        """The event as one tab-separated line, for a pipe or a file (see `HISTORY_HEADER`)."""
+        """The event as one tab-separated line, for a pipe or a file (see `HISTORY_HEADER`).
+
+        `plain_row` of those fields, written out: a long history prints one per event. The id,
+        the type and the numbers hold no tab, newline or control character (they were checked
+        as the event was read).
+        """
         self._names.learn(event)
         took = getattr(event, "duration", None)
-        return plain_row(
-            event.id,
-            event.ts,
-            event.type,
-            self._names.of(event),
-            getattr(event, "attempt", "") or "",
-            "" if took is None else f"{took:.3f}",
-            detail(event, PLAIN_WIDTH),
+        return safe(
+            f"{event.id}\t{_one_line(event.ts)}\t{event.type}\t{_one_line(self._names.of(event))}"
+            f"\t{getattr(event, 'attempt', '') or ''}\t{'' if took is None else f'{took:.3f}'}"
+            f"\t{_one_line(detail(event, PLAIN_WIDTH))}"
         )
 
 
@@ -340,6 +341,13 @@ class AlignedRows:
 
 def detail(event: Event, width: int = 60) -> str:
     """A short description of what the event carries."""
+    # The kinds a long history is made of first: each row of one asks.
+    if isinstance(event, ActivityStarted):
+        return ""
+    if isinstance(event, ActivityScheduled):
+        return abbreviate(plain(event.input), width)
+    if isinstance(event, ActivityCompleted | WorkflowCompleted):
+        return abbreviate(plain(event.result), width)
     if isinstance(event, WorkflowStarted):
         where = event.target.rsplit("/", 1)[-1]
         shown = f"{event.workflow} ({where}) input {abbreviate(plain(event.input), width)}"
@@ -359,10 +367,6 @@ def detail(event: Event, width: int = 60) -> str:
         return f"run {event.run_id} asked to cancel"
     if isinstance(event, WorkflowContinuedAsNew):
         return f"as run {event.run_id} input {abbreviate(plain(event.input), width)}"
-    if isinstance(event, ActivityScheduled):
-        return abbreviate(plain(event.input), width)
-    if isinstance(event, ActivityCompleted | WorkflowCompleted):
-        return abbreviate(plain(event.result), width)
     if isinstance(event, ActivityFailed):
         return Failure.from_record(event.error).describe()[:width] + _retry(event.retry_in)
     if isinstance(event, ActivityTimedOut):
