@@ -5,6 +5,7 @@ reported with its file, line and exit 6 after the rows before it."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,10 +23,10 @@ from wfrun.events import (
     WorkflowStarted,
     serialize,
 )
-from wfrun.local import stream
+from wfrun.local import listing, stream
 from wfrun.local.store import RunStore
 
-from conftest import cut_history, run_wfrun, signed, through_a_pty
+from conftest import cli, cut_history, run_wfrun, signed, through_a_pty
 
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 TS = "2026-11-28T10:00:00.000000Z"
@@ -249,3 +250,109 @@ def test_a_newline_in_a_recorded_name_keeps_its_row_on_one_line_on_a_terminal(
     [scheduled] = [line for line in lines if "ActivityScheduled" in line]
     assert "two\\nlines#1" in scheduled
     assert not any(line.startswith("lines") for line in lines)
+
+
+# -- the list index ---------------------------------------------------------------------------
+
+
+#: How old a file must be for the index to remember it, in these tests (2 s by default).
+SETTLED = 50_000_000  # ns
+
+
+@pytest.fixture
+def remembering(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(listing, "_RACY", SETTLED)
+
+
+def settle(home: Path) -> None:
+    """Wait until every run file is old enough to be remembered: a change made after this
+    has a change time the index cannot hold (the kernel's clock ticks coarser than ns)."""
+    newest = max(path.stat().st_ctime_ns for path in (home / "runs").glob("*.jsonl"))
+    while time.time_ns() - newest < 2 * SETTLED:
+        time.sleep(0.01)
+
+
+def edit_index(index: Path, name: str, **fields: object) -> None:
+    """Change what the index holds for file ``name``, keeping the file identity it holds."""
+    data = orjson.loads(index.read_bytes())
+    names = list(listing.RunEnds.__dataclass_fields__)
+    for field, value in fields.items():
+        data["runs"][name][4][names.index(field)] = value
+    index.write_bytes(orjson.dumps(data))
+
+
+def listed() -> dict[str, tuple[str, str]]:
+    return {
+        r["run_id"]: (r["workflow"], r["status"])
+        for r in orjson.loads(cli("list", "--json").stdout)
+    }
+
+
+@pytest.mark.usefixtures("remembering")
+def test_list_takes_an_unchanged_run_from_the_index(home: Path) -> None:
+    write_history(home, "a", steps=1)
+    settle(home)
+    assert listed() == {"a": ("long", "COMPLETED")}
+    edit_index(home / "runs" / listing.INDEX, "a.jsonl", workflow="remembered")
+    assert listed() == {"a": ("remembered", "COMPLETED")}
+
+
+@pytest.mark.usefixtures("remembering")
+def test_list_reads_a_run_again_once_its_file_changed(home: Path) -> None:
+    write_history(home, "a", steps=2)
+    write_history(home, "b", steps=2)
+    settle(home)
+    listed()
+    for name in ("a.jsonl", "b.jsonl"):
+        edit_index(home / "runs" / listing.INDEX, name, workflow="remembered")
+    cut_history("a", keep=5)  # shorter: a crash after its first activity
+    flip_line(home / "runs" / "b.jsonl", 8)  # its last line, as long as it was: in place
+    assert listed() == {"a": ("long", "INTERRUPTED"), "b": ("?", "DAMAGED")}
+
+
+def test_list_does_not_remember_a_file_changed_in_the_last_seconds(home: Path) -> None:
+    write_history(home, "a", steps=1)  # just now: a write in the same clock tick could follow
+    assert listed() == {"a": ("long", "COMPLETED")}
+    index = home / "runs" / listing.INDEX
+    assert not index.exists() or "a.jsonl" not in orjson.loads(index.read_bytes())["runs"]
+
+
+def _garbage(index: Path) -> None:
+    index.write_bytes(b"\x00not json")
+
+
+def _not_a_status(index: Path) -> None:
+    edit_index(index, "a.jsonl", workflow="remembered", status="SLEEPING")
+
+
+def _not_a_time(index: Path) -> None:
+    edit_index(index, "a.jsonl", workflow="remembered", started="yesterday")
+
+
+def _writable_by_others(index: Path) -> None:
+    edit_index(index, "a.jsonl", workflow="remembered")
+    index.chmod(0o666)
+
+
+def _a_link(index: Path) -> None:
+    other = index.parent.parent / "elsewhere"
+    index.rename(other)
+    edit_index(other, "a.jsonl", workflow="remembered")
+    index.symlink_to(other)
+
+
+@pytest.mark.usefixtures("remembering")
+@pytest.mark.parametrize(
+    "spoil",
+    [_garbage, _not_a_status, _not_a_time, _writable_by_others, _a_link],
+    ids=lambda spoil: spoil.__name__.strip("_"),
+)
+def test_an_index_that_is_damaged_or_not_wfrun_s_own_is_not_believed(
+    home: Path, spoil: Callable[[Path], None]
+) -> None:
+    write_history(home, "a", steps=1)
+    settle(home)
+    listed()
+    spoil(home / "runs" / listing.INDEX)
+    assert listed() == {"a": ("long", "COMPLETED")}
+    assert listed() == {"a": ("long", "COMPLETED")}  # and rebuilt

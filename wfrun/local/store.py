@@ -46,9 +46,6 @@ from ..events import (
     TERMINAL,
     Event,
     Observer,
-    RunBlocked,
-    RunWaiting,
-    WorkflowContinuedAsNew,
     WorkflowStarted,
     format_ts,
     is_run_id,
@@ -57,6 +54,7 @@ from ..events import (
 from ..loader import fingerprint, target_file
 from ..runs import RunInfo, RunStatus
 from .history import History, parse_history, parse_line, parse_started
+from .listing import ListIndex, RunEnds, _private
 from .stream import HistoryStream
 
 E = TypeVar("E", bound=Event)
@@ -372,17 +370,48 @@ class RunStore:
             raise io_error(exc, self.runs_dir, "cannot list") from None
         infos = []
         try:
+            index = ListIndex(folder)
             for name in names:
-                run_id = name.removesuffix(".jsonl")
                 try:
-                    infos.append(self.info(run_id, folder=folder))
-                except HistoryCorruptError as exc:
-                    infos.append(RunInfo(run_id, "?", RunStatus.DAMAGED, "", None, str(exc)))
+                    infos.append(self._listed(name, folder, index))
                 except (HistoryIOError, RunNotFoundError) as exc:
                     warn(f"skipped {self.runs_dir / name}: {exc}")
+            index.save()
         finally:
             os.close(folder)
         return sorted(infos, key=lambda info: info.started)
+
+    def _listed(self, name: str, folder: int, index: ListIndex) -> RunInfo:
+        """A run's line of the listing: its ends from the index when its file is unchanged,
+        else read from the file (and remembered); its lock asked on the same descriptor."""
+        run_id = name.removesuffix(".jsonl")
+        try:
+            fd = os.open(name, os.O_RDONLY | _SAFE, dir_fd=folder)
+        except FileNotFoundError:
+            raise self._not_found(run_id) from None
+        except OSError:  # named as `open_checked` names it
+            fd = _open_file(self.runs_dir / name, os.O_RDONLY, folder)
+        try:
+            info = os.fstat(fd)
+            if not _private(info):  # refused, and said why, as every read is
+                os.close(_checked(os.dup(fd), self.runs_dir / name))
+            ends = index.get(name, info)
+            if ends is None:
+                path = self.runs_dir / name
+                try:
+                    first, last = _first_and_last_lines(fd, path)
+                    started = parse_started(path, first)
+                    final = parse_line(path, 0, last, checksummed=started.format >= CHECKSUMMED)
+                except HistoryCorruptError as exc:  # shown, and read again next time
+                    return RunInfo(run_id, "?", RunStatus.DAMAGED, "", None, str(exc))
+                ends = RunEnds.of(started, final)
+                index.put(name, info, ends)
+            locked = ends.ended is None and _held(fd)
+        except OSError as exc:
+            raise io_error(exc, self.runs_dir / name, "cannot read") from None
+        finally:
+            os.close(fd)
+        return self._info(run_id, ends, locked)
 
     def _file_names(self, warn: Callable[[str], None]) -> list[str]:
         try:
@@ -404,18 +433,11 @@ class RunStore:
             found.append(name)
         return found
 
-    def _ends(self, run_id: str, folder: int | None = None) -> tuple[WorkflowStarted, Event, bool]:
-        """A run's first and last events, and whether a live process holds it (asked, on the
-        same descriptor, only when the last event does not end the run)."""
-        if folder is None:
-            path = self.path(run_id)
-            fd = self._open(run_id, os.O_RDONLY)
-        else:
-            path = self.runs_dir / f"{run_id}.jsonl"
-            try:
-                fd = _checked(_open_file(path, os.O_RDONLY, folder), path)
-            except FileNotFoundError:
-                raise self._not_found(run_id) from None
+    def _ends(self, run_id: str) -> tuple[RunEnds, bool]:
+        """What a run's first and last events say, and whether a live process holds it (asked,
+        on the same descriptor, only when the last event does not end the run)."""
+        path = self.path(run_id)
+        fd = self._open(run_id, os.O_RDONLY)
         try:
             first, last = _first_and_last_lines(fd, path)
             started = parse_started(path, first)
@@ -423,40 +445,41 @@ class RunStore:
             locked = final.role != TERMINAL and _held(fd)
         finally:
             os.close(fd)
-        return started, final, locked
+        return RunEnds.of(started, final), locked
 
     def _unblocked(self, child: str | None) -> bool:
         """Whether the child that blocked its parent is neither BLOCKED nor running now."""
         if child is None:
             return False
         try:
-            _, final, locked = self._ends(child)
+            ends, locked = self._ends(child)
         except WfrunError:  # gone or damaged: nothing to carry on
             return False
-        status = RunStatus.RUNNING if locked else RunStatus.after(final)
+        status = RunStatus.RUNNING if locked else ends.status
         return status not in (RunStatus.BLOCKED, RunStatus.RUNNING)
 
-    def info(self, run_id: str, *, folder: int | None = None) -> RunInfo:
-        """A run's line of ``wfrun list``, read from its first and last events only (through
-        ``folder``, the runs folder's descriptor, when `list_runs` checked it)."""
-        started, final, locked = self._ends(run_id, folder)
+    def info(self, run_id: str) -> RunInfo:
+        """A run's line of ``wfrun list``, read from its first and last events only."""
+        return self._info(run_id, *self._ends(run_id))
+
+    def _info(self, run_id: str, ends: RunEnds, locked: bool) -> RunInfo:
         info = partial(
-            RunInfo, run_id, started.workflow, started=started.ts, ended=None, parent=started.parent
+            RunInfo, run_id, ends.workflow, started=ends.started, ended=None, parent=ends.parent
         )
-        if isinstance(final, WorkflowContinuedAsNew):
-            missing = not self.path(final.run_id).exists()
-            return info(RunStatus.after(final), ended=final.ts, successor_missing=missing)
-        if final.role == TERMINAL:
-            return info(RunStatus.after(final), ended=final.ts)
-        status = RunStatus.RUNNING if locked else RunStatus.after(final)
-        if isinstance(final, RunBlocked) and status is RunStatus.BLOCKED:
-            now = fingerprint(target_file(started.target, started.cwd))
-            changed = now is not None and now != final.code
-            return info(status, code_changed=changed, unblocked=self._unblocked(final.child))
-        if not isinstance(final, RunWaiting) or status is not RunStatus.WAITING:
+        if ends.successor is not None:
+            missing = not self.path(ends.successor).exists()
+            return info(ends.status, ended=ends.ended, successor_missing=missing)
+        if ends.ended is not None:
+            return info(ends.status, ended=ends.ended)
+        status = RunStatus.RUNNING if locked else ends.status
+        if status is RunStatus.BLOCKED:
+            now = fingerprint(target_file(ends.target, ends.cwd))
+            changed = now is not None and now != ends.code
+            return info(status, code_changed=changed, unblocked=self._unblocked(ends.child))
+        if status is not RunStatus.WAITING:
             return info(status)
-        unread = self._inbox_size(run_id) > final.inbox
-        return info(status, due=final.until, messages=unread)
+        unread = self._inbox_size(run_id) > ends.inbox
+        return info(status, due=ends.until, messages=unread)
 
     def _inbox_size(self, run_id: str) -> int:
         try:
