@@ -387,10 +387,11 @@ class RunStore:
         run_id = name.removesuffix(".jsonl")
         try:
             fd = os.open(name, os.O_RDONLY | _SAFE, dir_fd=folder)
-        except FileNotFoundError:
-            raise self._not_found(run_id) from None
-        except OSError:  # named as `open_checked` names it
-            fd = _open_file(self.runs_dir / name, os.O_RDONLY, folder)
+        except OSError:  # again, to say why as `open_checked` says it
+            try:
+                fd = _open_file(self.runs_dir / name, os.O_RDONLY, folder)
+            except FileNotFoundError:
+                raise self._not_found(run_id) from None
         try:
             info = os.fstat(fd)
             if not _private(info):  # refused, and said why, as every read is
