@@ -757,11 +757,10 @@ def _history_terminal(stream: EventStream) -> None:
     rows = HistoryRows(narrow=narrow)
     started = stream.started
     out.print(text(f"{started.workflow} · run {started.run_id} · {started.ts[:10]}"))
-    events = iter(stream)
     chunk: list[list[RenderableType]] = []
     table: AlignedRows | None = None
     try:
-        for event, _ in events:
+        for event, _ in stream:
             chunk.append(rows.row(event))
             if len(chunk) < CHUNK_ROWS:
                 continue

@@ -17,11 +17,12 @@ that cannot be written (a read-only home) is not kept: listing works the same, o
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
 import stat
 import time
-from dataclasses import astuple, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import orjson
@@ -92,11 +93,8 @@ class RunEnds:
     def from_record(cls, record: Any) -> RunEnds | None:
         """The ends an index entry holds; None if it is not what `record` writes (an index
         from another version, or edited: the file is read instead)."""
-        if type(record) is not list or len(record) != len(_FIELDS):
+        if type(record) is not list or tuple(map(type, record)) not in _KINDS:
             return None
-        for value, accepted in zip(record, _FIELDS, strict=True):
-            if type(value) not in accepted:
-                return None
         status = _STATUS.get(record[5])
         if status is None:
             return None
@@ -125,13 +123,19 @@ class RunEnds:
         )
 
     def record(self) -> list[Any]:
-        return list(astuple(self))
+        """The fields as JSON values, in order (what `from_record` reads back)."""
+        return [getattr(self, name) for name in _NAMES]
 
 
-_TEXT: Final = frozenset({str})
-_MAYBE: Final = frozenset({str, type(None)})
-#: The JSON types of `RunEnds.record`, field by field.
-_FIELDS: Final = (_TEXT, _TEXT, _MAYBE, _TEXT, _TEXT, _TEXT, *([_MAYBE] * 5), frozenset({int}))
+_MAYBE: Final = (str, type(None))
+#: The JSON types `RunEnds.record` writes, field by field: every combination of the optional
+#: ones (checked with one lookup: a listing asks this for every run).
+_KINDS: Final = frozenset(
+    (str, str, parent, str, str, str, ended, successor, code, child, until, int)
+    for parent, ended, successor, code, child, until in itertools.product(_MAYBE, repeat=6)
+)
+
+_NAMES: Final = tuple(RunEnds.__dataclass_fields__)
 
 #: A file's identity: inode, size, modification and change times (ns).
 Key = tuple[int, int, int, int]
