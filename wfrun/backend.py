@@ -20,6 +20,7 @@ from .definitions import WorkflowDefinition
 from .events import Event, Observer
 from .local import LocalBackend
 from .runs import (
+    EventStream,
     InputPrompt,
     ReplayResult,
     RunHistory,
@@ -142,6 +143,11 @@ class Backend(Protocol):
 
     def history(self, run_id: str) -> RunHistory:
         """A run's events and status, read without taking the run over."""
+        ...
+
+    def stream_history(self, run_id: str) -> EventStream:
+        """A run's events read one at a time, without taking the run over: memory does not
+        grow with the history's length (``wfrun history``)."""
         ...
 
     def follow(self, history: RunHistory) -> Iterator[tuple[Event, bytes]]:

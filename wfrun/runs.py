@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .clock import Clock, SystemClock
 
@@ -225,6 +226,34 @@ class RunHistory:
     def terminal(self) -> Event | None:
         last = self.events[-1]
         return last if last.role == TERMINAL else None
+
+
+class EventStream(Protocol):
+    """A run's events read one at a time, for showing a history of any length.
+
+    Iterating yields each event, oldest first, with its line exactly as stored (for
+    ``history --json``), and raises `HistoryCorruptError` at the first damaged line, after
+    the events before it. ``close`` (or the end of a ``with`` block) releases what it holds.
+    """
+
+    #: The first event, read and checked when the stream was opened.
+    started: WorkflowStarted
+    #: Something the user should know about how the history was read (a torn tail): known
+    #: once iteration ended.
+    note: str | None
+
+    def __iter__(self) -> Iterator[tuple[Event, bytes]]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> EventStream: ...
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,9 +28,8 @@ from typing import Annotated, Any, Final, TypeVar
 
 import orjson
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
-from rich.table import Table
 
 from .._version import __version__
 from ..backend import Backend, open_backend
@@ -38,6 +37,7 @@ from ..errors import Failure, InputError, PayloadError, UsageError, WfrunError
 from ..events import TERMINAL, format_ts, serialize
 from ..loader import canonical_target, load
 from ..runs import (
+    EventStream,
     RunHistory,
     RunOutcome,
     RunStatus,
@@ -55,17 +55,18 @@ from .render import (
     NARROW,
     RUNS_HEADER,
     STATUS_STYLES,
+    AlignedRows,
     HistoryRows,
     RunView,
-    history_columns,
-    history_table,
+    history_header,
     inline,
     plain_row,
     run_summary,
     runs_plain,
-    runs_table,
+    runs_rows,
     safe_json,
     summarize,
+    text,
 )
 from .streams import user_output_to_stderr
 
@@ -684,30 +685,100 @@ def history(
 ) -> None:
     """Show a run's events as a table."""
     backend = open_backend(home)
-    recorded = backend.history(run_id)
-    if json_output:
-        sys.stdout.buffer.write(safe_json(recorded.stored))
-        sys.stdout.flush()
     if follow:
+        recorded = backend.history(run_id)
+        if json_output:
+            sys.stdout.buffer.write(safe_json(recorded.stored))
+            sys.stdout.flush()
         _follow(backend, recorded, json_output)
+        if recorded.note:
+            _stderr().print(f"[yellow]wfrun:[/] {_escape(recorded.note)}")
         return
-    if not json_output:
-        if sys.stdout.isatty():
-            started = recorded.started
-            title = f"{started.workflow} · run {started.run_id} · {started.ts[:10]}"
-            out = _stdout()
-            out.print(history_table(recorded.events, title=title, width=out.width))
+    # Streamed, whatever the history's length: each row is printed soon after its line is
+    # read, and nothing is held but a chunk. Damage deep in the file comes after the rows
+    # before it; the error (file, line, exit 6) still says so.
+    with backend.stream_history(run_id) as stream:
+        if json_output:
+            _history_json(stream)
+        elif sys.stdout.isatty():
+            _history_terminal(stream)
         else:
-            rows = HistoryRows()
-            _write_lines([plain_row(*HISTORY_HEADER), *map(rows.plain, recorded.events)])
-    if recorded.note:
-        _stderr().print(f"[yellow]wfrun:[/] {_escape(recorded.note)}")
+            _history_plain(stream)
+    if stream.note:
+        _stderr().print(f"[yellow]wfrun:[/] {_escape(stream.note)}")
+
+
+#: How many rows are printed at a time (one write, one flush) by the streamed commands.
+CHUNK_ROWS: Final = 500
 
 
 def _write_lines(lines: list[str]) -> None:
     """Plain rows on stdout, for a pipe or a file."""
-    sys.stdout.write("".join(f"{line}\n" for line in lines))
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
+
+
+def _history_json(stream: EventStream) -> None:
+    """The stored lines, copied (each one was checked as it was read)."""
+    out = sys.stdout.buffer
+    lines: list[bytes] = []
+    try:
+        for _, line in stream:
+            lines.append(line)
+            if len(lines) >= CHUNK_ROWS:
+                out.write(safe_json(b"\n".join(lines)) + b"\n")
+                out.flush()
+                lines.clear()
+    finally:  # also what came before damage: those lines were whole and checked
+        if lines:
+            out.write(safe_json(b"\n".join(lines)) + b"\n")
+        out.flush()
+
+
+def _history_plain(stream: EventStream) -> None:
+    """Tab-separated rows, for a pipe or a file (SPEC section 2)."""
+    rows = HistoryRows()
+    lines = [plain_row(*HISTORY_HEADER)]
+    try:
+        for event, _ in stream:
+            lines.append(rows.plain(event))
+            if len(lines) >= CHUNK_ROWS:
+                _write_lines(lines)
+                lines.clear()
+    finally:
+        _write_lines(lines)
+
+
+def _history_terminal(stream: EventStream) -> None:
+    """A table that streams: the first chunk of rows fixes the columns, later ones follow."""
+    out = _stdout()
+    narrow = out.width < NARROW
+    rows = HistoryRows(narrow=narrow)
+    started = stream.started
+    out.print(text(f"{started.workflow} · run {started.run_id} · {started.ts[:10]}"))
+    chunk: list[list[RenderableType]] = []
+    table: AlignedRows | None = None
+    try:
+        for event, _ in stream:
+            chunk.append(rows.row(event))
+            if len(chunk) < CHUNK_ROWS:
+                continue
+            if table is None:
+                table = AlignedRows(history_header(narrow=narrow), chunk, out.width, more=True)
+                out.print(table.header(), crop=True)
+                out.print(table.draw(), crop=True)
+            else:
+                out.print(table.draw(chunk), crop=True)
+            chunk = []
+    finally:
+        if table is None:
+            table = AlignedRows(history_header(narrow=narrow), chunk, out.width, more=False)
+            out.print(table.header(), crop=True)
+            if chunk:
+                out.print(table.draw(), crop=True)
+        elif chunk:
+            out.print(table.draw(chunk), crop=True)
 
 
 def _follow(backend: Backend, recorded: RunHistory, json_output: bool) -> None:
@@ -717,6 +788,8 @@ def _follow(backend: Backend, recorded: RunHistory, json_output: bool) -> None:
     narrow = out.width < NARROW
     rows = HistoryRows(narrow=narrow)
 
+    table: AlignedRows | None = None
+
     def show(event: Any, line: bytes) -> None:
         if json_output:
             sys.stdout.buffer.write(safe_json(line) + b"\n")
@@ -724,18 +797,19 @@ def _follow(backend: Backend, recorded: RunHistory, json_output: bool) -> None:
         elif not tty:
             _write_lines([rows.plain(event)])
         else:
-            table = Table(show_header=False, box=None, padding=(0, 1), expand=True)
-            history_columns(table, narrow=narrow)
-            table.add_row(*rows.row(event))
-            out.print(table)
+            assert table is not None
+            out.print(table.draw([rows.row(event)]), crop=True)
 
     if not json_output:
-        if tty:
-            out.print(history_columns(Table(box=None, padding=(0, 1), expand=True), narrow=narrow))
+        if tty:  # the columns are sized for what is there and what may come
+            first = [rows.row(event) for event in recorded.events]
+            table = AlignedRows(history_header(narrow=narrow), first, out.width, more=True)
+            out.print(table.header(), crop=True)
+            out.print(table.draw(), crop=True)
         else:
             _write_lines([plain_row(*HISTORY_HEADER)])
-        for event in recorded.events:
-            show(event, b"")
+            for event in recorded.events:
+                show(event, b"")
     last = recorded.events[-1]
     for last, line in backend.follow(recorded):
         show(last, line)
@@ -780,8 +854,10 @@ def list_runs(
         _write_json(rows)
         return
     tty = sys.stdout.isatty()
-    if not tty:
-        _write_lines([plain_row(*RUNS_HEADER), *map(runs_plain, runs)])
+    if not tty:  # in chunks, as they are drawn
+        _write_lines([plain_row(*RUNS_HEADER)])
+        for start in range(0, len(runs), CHUNK_ROWS):
+            _write_lines(list(map(runs_plain, runs[start : start + CHUNK_ROWS])))
     if not runs:
         _stderr().print(
             f"wfrun: no runs{f' with status {wanted}' if wanted else ''} under "
@@ -790,7 +866,11 @@ def list_runs(
         return
     if tty:
         out = _stdout()
-        out.print(runs_table(runs, width=out.width))
+        table = runs_rows(runs, width=out.width)
+        out.print(table.header(), crop=True)
+        for start in range(0, len(runs), CHUNK_ROWS):
+            chunk = table.first[start : start + CHUNK_ROWS]
+            out.print(table.draw_cells(chunk), crop=True)
     for run in runs:
         if run.problem:
             _stderr().print(f"[bold red]{run.run_id}:[/] {_escape(run.problem)}")

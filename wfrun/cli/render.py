@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from rich import box
 from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
@@ -167,30 +166,13 @@ class _Names:
     def of(self, event: Event) -> str:
         if not isinstance(event, StepEvent):
             return ""
-        return self._by_seq.get(event.seq, f"#{event.seq}")
+        return self._by_seq.get(event.seq) or f"#{event.seq}"
 
 
 #: Below this many columns, tables drop and merge columns so that a row stays on one line.
 NARROW: Final = 100
 #: How much of a payload a plain (tab-separated) row shows; ``--json`` has it whole.
 PLAIN_WIDTH: Final = 200
-
-
-def history_columns(table: Table, *, narrow: bool = False) -> Table:
-    """The history table's columns; ``narrow`` (under 100 columns) merges attempt and duration
-    into the detail, shows the time to the second, and ellipsizes what does not fit."""
-    table.add_column("id", justify="right", style="dim", no_wrap=True)
-    table.add_column("time (UTC)", style="dim", no_wrap=True)
-    table.add_column("type", no_wrap=True)
-    table.add_column(
-        "step" if narrow else "activity", no_wrap=True, overflow="ellipsis", max_width=20
-    )
-    if not narrow:
-        table.add_column("attempt", justify="right", no_wrap=True)
-        table.add_column("duration", justify="right", no_wrap=True)
-    # The detail takes what the other columns leave (with ``expand``), cut with "…".
-    table.add_column("detail", no_wrap=True, overflow="ellipsis", ratio=1)
-    return table
 
 
 #: The header of the plain (tab-separated) history rows.
@@ -224,44 +206,148 @@ class HistoryRows:
         ]
 
     def plain(self, event: Event) -> str:
-        """The event as one tab-separated line, for a pipe or a file (see `HISTORY_HEADER`)."""
+        """The event as one tab-separated line, for a pipe or a file (see `HISTORY_HEADER`).
+
+        `plain_row` of those fields, written out: a long history prints one per event. The id,
+        the type and the numbers hold no tab, newline or control character (they were checked
+        as the event was read).
+        """
         self._names.learn(event)
         took = getattr(event, "duration", None)
-        return plain_row(
-            event.id,
-            event.ts,
-            event.type,
-            self._names.of(event),
-            getattr(event, "attempt", "") or "",
-            "" if took is None else f"{took:.3f}",
-            detail(event, PLAIN_WIDTH),
+        return safe(
+            f"{event.id}\t{_one_line(event.ts)}\t{event.type}\t{_one_line(self._names.of(event))}"
+            f"\t{getattr(event, 'attempt', '') or ''}\t{'' if took is None else f'{took:.3f}'}"
+            f"\t{_one_line(detail(event, PLAIN_WIDTH))}"
         )
 
 
 def plain_row(*fields: object) -> str:
     """Fields as one tab-separated line: a tab or newline in a value is written ``\\t``, ``\\n``."""
-    return "\t".join(safe(field).replace("\t", "\\t").replace("\n", "\\n") for field in fields)
+    # One `safe` pass over the joined line: it leaves tabs alone, and the escapes added here
+    # are safe text (long histories print a row per event: this is most of the cost).
+    return safe("\t".join(map(_one_line, fields)))
 
 
-def history_table(
-    events: list[Event], *, title: str | None = None, width: int | None = None
-) -> Table:
-    """The history as a table; narrower than `NARROW` columns, the narrow layout."""
-    narrow = width is not None and width < NARROW
-    shown = text(title) if title is not None else None
-    box_style = box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD
-    table = Table(
-        title=shown, title_justify="left", expand=True, box=box_style, show_edge=not narrow
-    )
-    history_columns(table, narrow=narrow)
-    rows = HistoryRows(narrow=narrow)
-    for event in events:
-        table.add_row(*rows.row(event))
-    return table
+def _one_line(value: object) -> str:
+    shown = value if type(value) is str else str(value)
+    if "\t" in shown or "\n" in shown:
+        return shown.replace("\t", "\\t").replace("\n", "\\n")
+    return shown
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A column of `AlignedRows`."""
+
+    header: str
+    right: bool = False
+    #: The widest it may be; what does not fit is cut with "…".
+    max_width: int | None = None
+    #: Takes the width the other columns leave (one column: the detail).
+    rest: bool = False
+    #: How wide it is kept when the first chunk is not all: room for what later rows hold.
+    room: int = 0
+
+
+def history_header(*, narrow: bool = False) -> list[Column]:
+    """The columns of the history rows on a terminal (see `history_columns` for the table)."""
+    return [
+        Column("id", right=True, room=7),
+        Column("time (UTC)"),
+        Column("type", room=len("ActivityCompleted")),
+        Column("step" if narrow else "activity", max_width=20, room=14 if narrow else 20),
+        *(
+            []
+            if narrow
+            else [Column("attempt", right=True), Column("duration", right=True, room=10)]
+        ),
+        Column("detail", rest=True),
+    ]
+
+
+class AlignedRows:
+    """Rows of cells in aligned columns, drawn a chunk at a time: a table that streams.
+
+    The widths are fixed from the first chunk (the whole table, for a short history), so that
+    later chunks line up with it without being held; a later cell too wide for its column is
+    cut with "…". With ``more`` (the first chunk is not all), each column keeps its `room`.
+    No line is wider than ``width``.
+    """
+
+    def __init__(
+        self, columns: list[Column], first: list[list[RenderableType]], width: int, *, more: bool
+    ) -> None:
+        self.columns = columns
+        self.width = width
+        cells = [self._cells(row) for row in first]
+        widths = []
+        for index, column in enumerate(columns):
+            wanted = max([len(column.header), *(c[index].cell_len for c in cells)])
+            if more:
+                wanted = max(wanted, column.room)
+            if column.max_width is not None:
+                wanted = min(wanted, column.max_width)
+            widths.append(wanted)
+        fixed = sum(w for w, c in zip(widths, columns, strict=True) if not c.rest)
+        for index, column in enumerate(columns):
+            if column.rest:  # what is left; only what it holds, when no row is to come
+                left = max(width - fixed - (len(columns) - 1), 1)
+                widths[index] = left if more else min(widths[index], left)
+        self.widths = widths
+        self.first = cells
+
+    @staticmethod
+    def _cells(row: list[RenderableType]) -> list[Text]:
+        cells = []
+        for cell in row:
+            shown = cell if isinstance(cell, Text) else Text(safe(cell))
+            if "\n" in shown.plain or "\t" in shown.plain:  # a row stays on one line
+                shown = Text(_one_line(shown.plain), style=shown.style)
+            cells.append(shown)
+        return cells
+
+    def header(self) -> Text:
+        return self._line([Text(c.header, style="bold") for c in self.columns])
+
+    def draw(self, rows: list[list[RenderableType]] | None = None) -> Text:
+        """Rows (the first chunk when None) as lines of text, ready to print."""
+        return self.draw_cells(self.first if rows is None else [self._cells(row) for row in rows])
+
+    def draw_cells(self, cells: list[list[Text]]) -> Text:
+        """Rows of `first` (a slice of it) as lines of text."""
+        return Text("\n").join(self._line(row) for row in cells)
+
+    def _line(self, cells: list[Text]) -> Text:
+        line = Text()
+        for index, (cell, width, column) in enumerate(
+            zip(cells, self.widths, self.columns, strict=True)
+        ):
+            if index:
+                line.append(" ")
+            if cell.cell_len > width:
+                cell = cell.copy()
+                cell.truncate(width, overflow="ellipsis")
+            pad = " " * (width - cell.cell_len)
+            if column.right:
+                line.append(pad)
+                line.append_text(cell)
+            else:
+                line.append_text(cell)
+                if index < len(cells) - 1:  # no trailing spaces
+                    line.append(pad)
+        line.truncate(self.width, overflow="ellipsis")
+        return line
 
 
 def detail(event: Event, width: int = 60) -> str:
     """A short description of what the event carries."""
+    # The kinds a long history is made of first: each row of one asks.
+    if isinstance(event, ActivityStarted):
+        return ""
+    if isinstance(event, ActivityScheduled):
+        return abbreviate(plain(event.input), width)
+    if isinstance(event, ActivityCompleted | WorkflowCompleted):
+        return abbreviate(plain(event.result), width)
     if isinstance(event, WorkflowStarted):
         where = event.target.rsplit("/", 1)[-1]
         shown = f"{event.workflow} ({where}) input {abbreviate(plain(event.input), width)}"
@@ -281,10 +367,6 @@ def detail(event: Event, width: int = 60) -> str:
         return f"run {event.run_id} asked to cancel"
     if isinstance(event, WorkflowContinuedAsNew):
         return f"as run {event.run_id} input {abbreviate(plain(event.input), width)}"
-    if isinstance(event, ActivityScheduled):
-        return abbreviate(plain(event.input), width)
-    if isinstance(event, ActivityCompleted | WorkflowCompleted):
-        return abbreviate(plain(event.result), width)
     if isinstance(event, ActivityFailed):
         return Failure.from_record(event.error).describe()[:width] + _retry(event.retry_in)
     if isinstance(event, ActivityTimedOut):
@@ -429,47 +511,50 @@ class RunView:
 # -- runs ------------------------------------------------------------------------------------
 
 
-def runs_table(runs: list[RunInfo], *, width: int | None = None) -> Table:
-    """The runs as a table. Narrower than `NARROW` columns, times are shorter and ``took`` is
-    left out; the workflow's name (often in the run id too) takes what is left, and gives way
-    first, then the start time, so that the run id and its status stay whole."""
-    narrow = width is not None and width < NARROW
+def runs_rows(runs: list[RunInfo], *, width: int) -> AlignedRows:
+    """The runs as aligned rows (drawn in chunks by the caller). Narrower than `NARROW`
+    columns, times are shorter and ``took`` is left out; the workflow's name (often in the run
+    id too) takes what is left, and gives way first, then the start time, so that the run id
+    and its status stay whole."""
+    narrow = width < NARROW
     statuses = [_status_text(run, narrow) for run in runs]
     parents = any(run.parent for run in runs)
     show_workflow = show_started = True
-    if narrow and width is not None:
-        # Each column takes its text, a space either side and a separator.
-        needed = 3 + max(len(run.run_id) for run in runs) + 3 + max(map(len, statuses))
-        needed += 3 + max(len(run.parent or "") for run in runs) if parents else 0
-        show_started = needed + 14 <= width
-        show_workflow = needed + 14 * show_started + 11 <= width
-    table = Table(
-        expand=narrow, box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD, show_edge=not narrow
-    )
-    table.add_column("run id", no_wrap=True, overflow="ellipsis")
-    if show_workflow:
-        table.add_column("workflow", no_wrap=True, overflow="ellipsis", ratio=1 if narrow else None)
-    table.add_column("status", no_wrap=True, overflow="ellipsis")
-    if show_started:
-        table.add_column("started (UTC)", no_wrap=True, style="dim")
-    if not narrow:
-        table.add_column("took", justify="right", no_wrap=True)
-    if parents:
-        table.add_column("parent", no_wrap=True, overflow="ellipsis")
+    if narrow:
+        # Each column takes its text and a space.
+        needed = max(len(run.run_id) for run in runs) + 1 + max(map(len, statuses))
+        needed += 1 + max(len(run.parent or "") for run in runs) if parents else 0
+        show_started = needed + 12 <= width
+        show_workflow = needed + 12 * show_started + 9 <= width
+    columns = [
+        Column("run id"),
+        *([Column("workflow", rest=True)] if show_workflow else []),
+        Column("status"),
+        *([Column("started (UTC)")] if show_started else []),
+        *([] if narrow else [Column("took", right=True)]),
+        *([Column("parent")] if parents else []),
+    ]
+    rows: list[list[RenderableType]] = []
     for run, status in zip(runs, statuses, strict=True):
         took = ""
         if run.ended and run.started:
             took = duration_text((parse_ts(run.ended) - parse_ts(run.started)).total_seconds())
         started = run.started[:19].replace("T", " ")
-        table.add_row(
-            text(run.run_id),
-            *([text(run.workflow)] if show_workflow else []),
-            Text(safe(status), style=STATUS_STYLES.get(run.status, "")),
-            *([text(started[5:16] if narrow else started)] if show_started else []),
-            *([] if narrow else [took]),
-            *([text(run.parent or "")] if parents else []),
+        rows.append(
+            [
+                text(run.run_id),
+                *([text(run.workflow)] if show_workflow else []),
+                Text(safe(status), style=STATUS_STYLES.get(run.status, "")),
+                *(
+                    [text(started[5:16] if narrow else started, style="dim")]
+                    if show_started
+                    else []
+                ),
+                *([] if narrow else [took]),
+                *([text(run.parent or "")] if parents else []),
+            ]
         )
-    return table
+    return AlignedRows(columns, rows, width, more=False)
 
 
 def _status_text(run: RunInfo, narrow: bool) -> str:

@@ -67,6 +67,7 @@ from .engine import RunEngine, pending_inputs, query_history, replay_only
 from .history import History, parse_line
 from .inbox import Inbox
 from .store import HistoryWriter, RunStore, validate_run_id
+from .stream import HistoryStream
 
 #: How often `LocalBackend.follow` looks for new lines (seconds).
 FOLLOW_INTERVAL = 0.2
@@ -553,6 +554,9 @@ class LocalBackend:
         history = self.store.read(run_id)
         history.status = self.store.status(history)
         return history
+
+    def stream_history(self, run_id: str) -> HistoryStream:
+        return self.store.stream(run_id)
 
     def follow(self, history: RunHistory) -> Iterator[tuple[Event, bytes]]:
         assert isinstance(history, History)

@@ -47,11 +47,15 @@ class History(RunHistory):
     def __post_init__(self) -> None:
         super(History, self).__post_init__()
         if self.torn_tail:
-            self.note = (
-                f"the last line of {self.path} was torn by a crash mid-write "
-                f"({len(self.torn_tail)} bytes, never acknowledged to the workflow): it is no "
-                "event, and a resume cuts it off"
-            )
+            self.note = torn_note(self.path, len(self.torn_tail))
+
+
+def torn_note(path: Path, size: int) -> str:
+    """What a reader says about a torn tail of ``size`` bytes (see `History.note`)."""
+    return (
+        f"the last line of {path} was torn by a crash mid-write ({size} bytes, never "
+        "acknowledged to the workflow): it is no event, and a resume cuts it off"
+    )
 
 
 #: A torn tail is the start of one event line cut short by a crash: it is at most one line

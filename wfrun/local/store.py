@@ -69,9 +69,6 @@ from ..events import (
     TERMINAL,
     Event,
     Observer,
-    RunBlocked,
-    RunWaiting,
-    WorkflowContinuedAsNew,
     WorkflowStarted,
     format_ts,
     is_run_id,
@@ -80,6 +77,8 @@ from ..events import (
 from ..loader import fingerprint, target_file
 from ..runs import RunInfo, RunStatus
 from .history import History, parse_history, parse_line, parse_started
+from .listing import ListIndex, RunEnds, _private
+from .stream import HistoryStream
 
 E = TypeVar("E", bound=Event)
 
@@ -391,6 +390,13 @@ class RunStore:
             os.close(fd)
         return parse_history(path, data, run_id, keep_stored=keep_stored)
 
+    def stream(self, run_id: str) -> HistoryStream:
+        """A run's history read one checked event at a time, without locking it (see
+        `HistoryStream`); for long histories that are only shown."""
+        return HistoryStream(
+            self.path(run_id), self._open(run_id, os.O_RDONLY), run_id, io_error=io_error
+        )
+
     def read_from(self, path: Path, offset: int) -> bytes:
         """What a run file holds past ``offset`` (for following a live run), checked as every
         read is."""
@@ -436,16 +442,60 @@ class RunStore:
         what is not a run file of this user (a folder, a link, someone else's file, a name that
         is no run id) is skipped, and ``warn`` is told why.
         """
+        names = self._file_names(warn)  # checks the folder
+        if not names:
+            return []
+        # Each file is opened relative to the folder, checked once: no path to build and no
+        # folder to check again per run, which was most of what listing cost.
+        try:
+            folder = os.open(self.runs_dir, os.O_RDONLY | os.O_DIRECTORY | _SAFE)
+        except OSError as exc:
+            raise io_error(exc, self.runs_dir, "cannot list") from None
         infos = []
-        for name in self._file_names(warn):
-            run_id = name.removesuffix(".jsonl")
-            try:
-                infos.append(self.info(run_id))
-            except HistoryCorruptError as exc:
-                infos.append(RunInfo(run_id, "?", RunStatus.DAMAGED, "", None, str(exc)))
-            except (HistoryIOError, RunNotFoundError) as exc:
-                warn(f"skipped {self.runs_dir / name}: {exc}")
+        try:
+            index = ListIndex(folder)
+            for name in names:
+                try:
+                    infos.append(self._listed(name, folder, index))
+                except (HistoryIOError, RunNotFoundError) as exc:
+                    warn(f"skipped {self.runs_dir / name}: {exc}")
+            index.save()
+        finally:
+            os.close(folder)
         return sorted(infos, key=lambda info: info.started)
+
+    def _listed(self, name: str, folder: int, index: ListIndex) -> RunInfo:
+        """A run's line of the listing: its ends from the index when its file is unchanged,
+        else read from the file (and remembered); its lock asked on the same descriptor."""
+        run_id = name.removesuffix(".jsonl")
+        try:
+            fd = os.open(name, os.O_RDONLY | _SAFE, dir_fd=folder)
+        except OSError:  # again, to say why as `open_checked` says it
+            try:
+                fd = _open_file(self.runs_dir / name, os.O_RDONLY, folder)
+            except FileNotFoundError:
+                raise self._not_found(run_id) from None
+        try:
+            info = os.fstat(fd)
+            if not _private(info):  # refused, and said why, as every read is
+                os.close(_checked(os.dup(fd), self.runs_dir / name))
+            ends = index.get(name, info)
+            if ends is None:
+                path = self.runs_dir / name
+                try:
+                    first, last = _first_and_last_lines(fd, path)
+                    started = parse_started(path, first)
+                    final = parse_line(path, 0, last, checksummed=started.format >= CHECKSUMMED)
+                except HistoryCorruptError as exc:  # shown, and read again next time
+                    return RunInfo(run_id, "?", RunStatus.DAMAGED, "", None, str(exc))
+                ends = RunEnds.of(started, final)
+                index.put(name, info, ends)
+            locked = ends.ended is None and _held(fd)
+        except OSError as exc:
+            raise io_error(exc, self.runs_dir / name, "cannot read") from None
+        finally:
+            os.close(fd)
+        return self._info(run_id, ends, locked)
 
     def _file_names(self, warn: Callable[[str], None]) -> list[str]:
         try:
@@ -467,48 +517,53 @@ class RunStore:
             found.append(name)
         return found
 
-    def _ends(self, run_id: str) -> tuple[WorkflowStarted, Event]:
-        """A run's first and last events."""
+    def _ends(self, run_id: str) -> tuple[RunEnds, bool]:
+        """What a run's first and last events say, and whether a live process holds it (asked,
+        on the same descriptor, only when the last event does not end the run)."""
         path = self.path(run_id)
         fd = self._open(run_id, os.O_RDONLY)
         try:
             first, last = _first_and_last_lines(fd, path)
+            started = parse_started(path, first)
+            final = parse_line(path, 0, last, checksummed=started.format >= CHECKSUMMED)
+            locked = final.role != TERMINAL and _held(fd)
         finally:
             os.close(fd)
-        started = parse_started(path, first)
-        return started, parse_line(path, 0, last, checksummed=started.format >= CHECKSUMMED)
+        return RunEnds.of(started, final), locked
 
     def _unblocked(self, child: str | None) -> bool:
         """Whether the child that blocked its parent is neither BLOCKED nor running now."""
         if child is None:
             return False
         try:
-            _, final = self._ends(child)
+            ends, locked = self._ends(child)
         except WfrunError:  # gone or damaged: nothing to carry on
             return False
-        status = self._unfinished(child, final)
+        status = RunStatus.RUNNING if locked else ends.status
         return status not in (RunStatus.BLOCKED, RunStatus.RUNNING)
 
     def info(self, run_id: str) -> RunInfo:
         """A run's line of ``wfrun list``, read from its first and last events only."""
-        started, final = self._ends(run_id)
+        return self._info(run_id, *self._ends(run_id))
+
+    def _info(self, run_id: str, ends: RunEnds, locked: bool) -> RunInfo:
         info = partial(
-            RunInfo, run_id, started.workflow, started=started.ts, ended=None, parent=started.parent
+            RunInfo, run_id, ends.workflow, started=ends.started, ended=None, parent=ends.parent
         )
-        if isinstance(final, WorkflowContinuedAsNew):
-            missing = not self.path(final.run_id).exists()
-            return info(RunStatus.after(final), ended=final.ts, successor_missing=missing)
-        if final.role == TERMINAL:
-            return info(RunStatus.after(final), ended=final.ts)
-        status = self._unfinished(run_id, final)
-        if isinstance(final, RunBlocked) and status is RunStatus.BLOCKED:
-            now = fingerprint(target_file(started.target, started.cwd))
-            changed = now is not None and now != final.code
-            return info(status, code_changed=changed, unblocked=self._unblocked(final.child))
-        if not isinstance(final, RunWaiting) or status is not RunStatus.WAITING:
+        if ends.successor is not None:
+            missing = not self.path(ends.successor).exists()
+            return info(ends.status, ended=ends.ended, successor_missing=missing)
+        if ends.ended is not None:
+            return info(ends.status, ended=ends.ended)
+        status = RunStatus.RUNNING if locked else ends.status
+        if status is RunStatus.BLOCKED:
+            now = fingerprint(target_file(ends.target, ends.cwd))
+            changed = now is not None and now != ends.code
+            return info(status, code_changed=changed, unblocked=self._unblocked(ends.child))
+        if status is not RunStatus.WAITING:
             return info(status)
-        unread = self._inbox_size(run_id) > final.inbox
-        return info(status, due=final.until, messages=unread)
+        unread = self._inbox_size(run_id) > ends.inbox
+        return info(status, due=ends.until, messages=unread)
 
     def _inbox_size(self, run_id: str) -> int:
         try:
@@ -528,32 +583,7 @@ class RunStore:
     def open_checked(self, path: Path, flags: int) -> int:
         """Open a file of this home that is safe to believe (`FileNotFoundError` if none)."""
         self._check_folder(path.parent)
-        try:
-            fd = os.open(path, flags | _SAFE, 0o600)
-        except FileNotFoundError:
-            raise
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise _untrusted(path, "it is a symbolic link") from None
-            if exc.errno == errno.EISDIR:
-                raise _untrusted(path, "it is a folder, not a regular file") from None
-            raise io_error(exc, path, "cannot open") from None
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise _untrusted(path, f"it is {_kind(info.st_mode)}, not a regular file")
-            if info.st_uid != os.geteuid():
-                raise _untrusted(path, f"it belongs to user id {info.st_uid}, not to you")
-            if info.st_mode & 0o022:
-                raise _untrusted(
-                    path,
-                    f"others can write to it (mode {stat.S_IMODE(info.st_mode):o}); "
-                    f"`chmod 600 {path}` if you trust it",
-                )
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+        return _checked(_open_file(path, flags), path)
 
     def _check_folder(self, folder: Path | None = None) -> None:
         """A folder of this home must be this user's, and nobody else may write to it."""
@@ -645,6 +675,54 @@ def _untrusted(path: Path, why: str) -> HistoryIOError:
         "files of your own in a folder only you can write to; nothing was read or imported",
         path=str(path),
     )
+
+
+def _open_file(path: Path, flags: int, folder: int | None = None) -> int:
+    """Open without following a link; by name in ``folder`` (a descriptor) when given."""
+    try:
+        if folder is None:
+            return os.open(path, flags | _SAFE, 0o600)
+        return os.open(path.name, flags | _SAFE, 0o600, dir_fd=folder)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _untrusted(path, "it is a symbolic link") from None
+        if exc.errno == errno.EISDIR:
+            raise _untrusted(path, "it is a folder, not a regular file") from None
+        raise io_error(exc, path, "cannot open") from None
+
+
+def _checked(fd: int, path: Path) -> int:
+    """``fd`` if it is a regular file of this user that others cannot write to; else it is
+    closed and the refusal raised."""
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _untrusted(path, f"it is {_kind(info.st_mode)}, not a regular file")
+        if info.st_uid != os.geteuid():
+            raise _untrusted(path, f"it belongs to user id {info.st_uid}, not to you")
+        if info.st_mode & 0o022:
+            raise _untrusted(
+                path,
+                f"others can write to it (mode {stat.S_IMODE(info.st_mode):o}); "
+                f"`chmod 600 {path}` if you trust it",
+            )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _held(fd: int) -> bool:
+    """Whether a live process holds the lock of the file open as ``fd`` (see `is_locked`)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False  # the shared lock goes with the descriptor, which the caller closes
 
 
 def _kind(mode: int) -> str:
