@@ -119,7 +119,9 @@ def test_a_live_run_file_ends_in_reserved_zeros_that_no_reader_takes_for_damage(
         shown = run_wfrun("show", "live")
         assert shown.returncode == 0, shown.stderr
         assert "torn" not in shown.stdout + shown.stderr
-        assert run_wfrun("history", "live").returncode == 0
+        listed = run_wfrun("history", "live")
+        assert listed.returncode == 0, listed.stderr
+        assert "torn" not in listed.stdout + listed.stderr
     finally:
         release(log, "step2")
         _, err = process.communicate(timeout=60)
@@ -151,6 +153,10 @@ def test_a_zero_tail_after_a_crash_is_the_end_of_the_file_for_every_reader(
     exported = cli("history", "z", "--json")
     assert exported.exit_code == 0, exported.output
     assert "\0" not in exported.output
+    assert "torn" not in exported.output
+    rows = cli("history", "z")
+    assert rows.exit_code == 0, rows.output
+    assert "torn" not in rows.output
 
 
 def test_resume_after_a_zero_tail_appends_at_the_end_of_the_events(

@@ -18,7 +18,7 @@ from typing import Final
 
 from ..errors import HistoryCorruptError
 from ..events import CHECKSUMMED, FORMAT_VERSION, TERMINAL, Event
-from .history import _could_be_torn, parse_line, parse_started, torn_note
+from .history import _could_be_torn, content_end, parse_line, parse_started, torn_note
 
 #: How much of the file is read at a time: large enough for few system calls, small enough
 #: that memory does not grow with the history.
@@ -73,7 +73,7 @@ class HistoryStream:
         while (end := self._pending.find(b"\n")) < 0:
             chunk = self._read()
             if not chunk:
-                torn = self._pending
+                torn = self._pending[: content_end(self._pending)]
                 raise HistoryCorruptError(
                     f"{self.path}: the file holds no complete event"
                     + (f" (only {len(torn)} bytes of a torn first line)" if torn else ""),
@@ -142,7 +142,7 @@ class HistoryStream:
             if not chunk:
                 break
             data = self._pending + chunk
-        torn = self._pending
+        torn = self._pending[: content_end(self._pending)]  # a zero tail is the end
         if torn and not _could_be_torn(torn, self.started.max_payload):
             raise HistoryCorruptError(
                 f"{path}:{number + 1}: the file ends with {len(torn):,} bytes that are no "
