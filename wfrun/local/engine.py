@@ -306,7 +306,10 @@ class RunEngine:
                     RunResumed, wfrun_version=__version__, repaired=self.history.note
                 )
             with watching():
-                return await self._live(instance, recorded, replay)
+                outcome = await self._live(instance, recorded, replay)
+            # Its last event (it ended, waits or is blocked) is durable before anyone is told.
+            await self._writer.sync_aside()
+            return outcome
         finally:
             await self._stop_executions()
             self._writer.flush()
@@ -375,6 +378,8 @@ class RunEngine:
                     if blocked is not None:
                         return self._record_block(*blocked)
                     return self._stop_to_wait(*waiting)
+            if self._queue.empty() and not any(s in self._activities for s in self._executions):
+                self._writer.park()  # it waits (a timer, a message, a child): no descriptor
             batch = [await self._queue.get()]
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
@@ -388,7 +393,7 @@ class RunEngine:
                     raise item
                 cls, fields = item
                 appended.append(self._writer.append(cls, **fields))
-            self._writer.sync()  # durable before the workflow sees any of it
+            await self._writer.sync_aside()  # durable before the workflow sees any of it
             for delivered in appended:
                 if isinstance(delivered, StepEvent):
                     self._executions.pop(delivered.seq, None)
@@ -449,7 +454,6 @@ class RunEngine:
             until=format_ts(until) if until is not None else None,
             inbox=self._inbox_offset,
         )
-        self._writer.sync()
         return RunOutcome(self.run_id, RunStatus.WAITING, reason=reason, until=event.until)
 
     # -- messages ----------------------------------------------------------------------------
@@ -636,7 +640,6 @@ class RunEngine:
         timeout = self._started.execution_timeout
         assert timeout is not None
         event = self._writer.append(WorkflowTimedOut, timeout=timeout)
-        self._writer.sync()
         self._ended = True
         return RunOutcome.from_terminal(self.run_id, event)
 
@@ -674,7 +677,6 @@ class RunEngine:
         else:
             assert exc is not None
             event = self._writer.append(WorkflowFailed, error=Failure.of(exc).record())
-        self._writer.sync()
         self._ended = True
         return RunOutcome.from_terminal(self.run_id, _readable(event))
 
@@ -685,7 +687,6 @@ class RunEngine:
             run_id=new_run_id(self.definition.name, self._clock),
             input=Encoded(input_data),
         )
-        self._writer.sync()
         self._ended = True
         return RunOutcome.from_terminal(self.run_id, event)
 
@@ -728,7 +729,6 @@ class RunEngine:
             code=fingerprint(getattr(module, "__file__", None)),
             child=child,
         )
-        self._writer.sync()
         return RunOutcome(self.run_id, RunStatus.BLOCKED, error=failure)
 
     # -- executions on the real loop ---------------------------------------------------------

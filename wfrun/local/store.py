@@ -8,8 +8,13 @@ Guarantees, and how they are kept:
   ride along with the next one, so a sequential step costs one fsync.
 - *Never half-created.* A run file is written in full under a temporary name (first event,
   fsync, lock) and linked into place; an existing run is never overwritten.
-- *One process at a time.* The writer holds an exclusive ``flock`` on the file; the kernel
-  releases it when the process dies, however it dies.
+- *One process at a time.* The writer holds the run's lock (`wfrun.local.locks`: a byte-range
+  lock in the home's ``runs/.locks``); the kernel releases it when the process dies, however
+  it dies.
+- *Few descriptors.* The lock needs no descriptor of the run's own, so a writer opens the
+  history only to write it: between writes it keeps it open only while its run is the only
+  live one in the process (`wfrun.local.syncs.crowded`), and never while the run waits
+  (`HistoryWriter.park`). Thousands of runs fit in a process's 1,024 descriptors.
 - *Damage is named, never papered over.* Every read goes through `wfrun.local.history`; a torn
   tail is cut off by `HistoryWriter.repair_tail` only when a resume is about to append.
 - *Private.* Files are created 0600 and the runs folder 0700: payloads may hold private data.
@@ -19,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import secrets
 import stat
@@ -56,6 +60,7 @@ from ..events import (
 )
 from ..loader import fingerprint, target_file
 from ..runs import RunInfo, RunStatus
+from . import locks, syncs
 from .history import History, parse_history, parse_line, parse_started
 
 E = TypeVar("E", bound=Event)
@@ -75,11 +80,14 @@ def validate_run_id(run_id: str) -> str:
 
 
 class HistoryWriter:
-    """Appends events to one run's file, which it holds locked until `close`.
+    """Appends events to one run's file, whose run it holds locked until `close`.
 
     A write that fails (or stops short) poisons the writer: the file is cut back to its last
     whole event, and every later write raises the same `HistoryIOError` without touching the
     file, so a failing disk can never leave a duplicated or half event in the middle of it.
+
+    The file is open only while it is needed (see the module docstring): a closed one is
+    opened again by the next write, and must be the very file the writer started with.
     """
 
     def __init__(
@@ -91,8 +99,15 @@ class HistoryWriter:
         *,
         size: int,
         write: Callable[[int, memoryview], int] = os.write,
+        lock: locks.LockFile | None = None,
+        run_id: str = "",
     ) -> None:
         self._fd = fd
+        info = os.fstat(fd)
+        #: The file this writer holds: one opened again must be it (not one put in its place).
+        self._identity = (info.st_dev, info.st_ino)
+        self._lock = lock
+        self._run_id = run_id
         self.path = path
         self._next_id = next_id
         self._clock = clock
@@ -116,10 +131,15 @@ class HistoryWriter:
 
     def flush(self) -> None:
         """Hand what was appended to the OS (visible to readers, not yet durable)."""
+        self._flush()
+        self._put_down()
+
+    def _flush(self) -> None:
         if self._failure is not None:
             raise self._failure
         if not self._buffer:
             return
+        self._open()
         written = 0
         failure: OSError | None = None
         with memoryview(self._buffer) as view:
@@ -139,18 +159,77 @@ class HistoryWriter:
 
     def sync(self) -> None:
         """Make everything appended so far durable: one write, one fsync."""
-        self.flush()
+        self._flush()
         try:
-            os.fsync(self._fd)
+            os.fsync(self._open())
         except OSError as exc:
             self._fail(exc, "sync", keep=None)
+        self._put_down()
+
+    async def sync_aside(self) -> None:
+        """`sync`, with the fsync in a thread while other runs are live (`wfrun.local.syncs`).
+
+        The write stays here, on the loop: appends go on meanwhile and land after it. The
+        thread syncs through a descriptor of its own, so that this writer may close its own
+        (or the run end) while the fsync runs.
+        """
+        if not syncs.crowded():
+            self.sync()
+            return
+        self.flush()
+        if self._failure is not None:
+            raise self._failure
+        try:
+            await syncs.blocking(self._sync_file)
+        except OSError as exc:
+            self._fail(exc, "sync", keep=None)
+
+    def _sync_file(self) -> None:
+        """fsync the history through a new descriptor (in a sync thread)."""
+        fd = os.open(self.path, os.O_RDONLY | _SAFE)
+        try:
+            info = os.fstat(fd)
+            if (info.st_dev, info.st_ino) != self._identity:
+                raise OSError(errno.ESTALE, "the history file was replaced")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def park(self) -> None:
+        """Close the file while the run waits: a waiting run holds no descriptor."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _put_down(self) -> None:
+        # In company the file is open only while being written: N runs, not N descriptors.
+        if syncs.crowded():
+            self.park()
+
+    def _open(self) -> int:
+        """The file's descriptor, opened again if it was closed meanwhile."""
+        if self._fd >= 0:
+            return self._fd
+        if self._lock is None:  # released: the run is someone else's business now
+            raise HistoryIOError(f"{self.path}: the run was let go", path=str(self.path))
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | _SAFE)
+        except OSError as exc:
+            raise io_error(exc, self.path, "cannot open") from None
+        info = os.fstat(fd)
+        if (info.st_dev, info.st_ino) != self._identity:
+            os.close(fd)
+            raise _untrusted(self.path, "it was replaced by another file while the run held it")
+        self._fd = fd
+        return fd
 
     def repair_tail(self, history: History) -> None:
         """Cut off a torn last line (see `History.note`) before appending after it."""
         if history.torn_tail:
             try:
-                os.ftruncate(self._fd, history.intact_size)
-                os.fsync(self._fd)
+                fd = self._open()
+                os.ftruncate(fd, history.intact_size)
+                os.fsync(fd)
             except OSError as exc:
                 self._fail(exc, "repair", keep=None)
             self._size = history.intact_size
@@ -179,17 +258,19 @@ class HistoryWriter:
             future.add_done_callback(one_returned)
 
     def _release(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self.park()
         _open_writers.discard(self)
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release(self._run_id)
 
     def _fail(self, exc: OSError, action: str, *, keep: int | None) -> NoReturn:
         if keep is not None:
             # Whatever did reach the file past its last whole event goes: never acknowledged.
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, keep)
-                os.fsync(self._fd)
+            with contextlib.suppress(OSError, HistoryIOError):
+                fd = self._open()
+                os.ftruncate(fd, keep)
+                os.fsync(fd)
         self._buffer = bytearray()  # a new one: a view on the old may live in the traceback
         self._failure = io_error(exc, self.path, f"cannot {action} the history")
         raise self._failure
@@ -198,11 +279,15 @@ class HistoryWriter:
 def _forget_in_child() -> None:
     # A process forked by an activity must not hold (or, by closing, release) a run's lock:
     # the child closes its copies, and the parent's lock stays where it is.
+    # The same for the locks: closed there, never unlocked (see `wfrun.local.locks`).
     for writer in list(_open_writers):
-        with contextlib.suppress(OSError):
-            os.close(writer._fd)
+        if writer._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(writer._fd)
         writer._fd = -1
+        writer._lock = None
     _open_writers.clear()
+    locks.forget_in_child()
 
 
 _open_writers: weakref.WeakSet[HistoryWriter] = weakref.WeakSet()
@@ -245,15 +330,18 @@ class RunStore:
         run_id = started["run_id"]
         final = self.path(run_id)
         self._ensure_dirs()
+        lock = self._lock(run_id)  # before the file exists: nobody may take it meanwhile
         temporary = self.runs_dir / f".{run_id}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
             fd = os.open(temporary, _CREATE, 0o600)
         except OSError as exc:
+            lock.release(run_id)
             raise io_error(exc, self.runs_dir, "cannot create a run file in") from None
         writer: HistoryWriter | None = None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            writer = HistoryWriter(fd, final, 1, clock, size=0, write=self.write)
+            writer = HistoryWriter(
+                fd, final, 1, clock, size=0, write=self.write, lock=lock, run_id=run_id
+            )
             event = writer.append(WorkflowStarted, **started)
             writer.sync()
             os.link(temporary, final)  # atomic, and refuses to replace an existing run
@@ -265,6 +353,7 @@ class RunStore:
                 writer._release()
             else:
                 os.close(fd)
+                lock.release(run_id)
             if isinstance(exc, OSError) and not isinstance(exc, FileExistsError):
                 raise io_error(exc, final, "cannot create") from None
             raise
@@ -279,22 +368,41 @@ class RunStore:
         path = self.path(run_id)
         fd = self._open(run_id, os.O_RDWR | os.O_APPEND)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise RunLockedError(
-                    f"run {run_id} is being executed by another live process (its history "
-                    f"{path} is locked); wait for it to finish, or stop that process"
-                ) from None
+            lock = self._lock(run_id)
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
             data = _read_all(fd, path)
             history = parse_history(path, data, run_id)
         except BaseException:
             os.close(fd)
+            lock.release(run_id)
             raise
         writer = HistoryWriter(
-            fd, path, len(history.events) + 1, clock, size=len(data), write=self.write
+            fd,
+            path,
+            len(history.events) + 1,
+            clock,
+            size=len(data),
+            write=self.write,
+            lock=lock,
+            run_id=run_id,
         )
         return writer, history
+
+    def _lock(self, run_id: str) -> locks.LockFile:
+        """Take the run's lock for this process; `RunLockedError` if anyone holds it."""
+        lock = locks.lock_file(self.runs_dir, self.open_checked)
+
+        def refusal() -> RunLockedError:
+            return RunLockedError(
+                f"run {run_id} is being executed by another live process (it is locked in "
+                f"{lock.path}); wait for it to finish, or stop that process"
+            )
+
+        lock.acquire(run_id, refusal)
+        return lock
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -321,20 +429,12 @@ class RunStore:
             os.close(fd)
 
     def is_locked(self, run_id: str) -> bool:
-        """Whether a live process holds the run."""
+        """Whether a live process (this one included) holds the run."""
+        self.path(run_id)  # a valid id, or InvalidRunIdError
         try:
-            fd = os.open(self.path(run_id), os.O_RDONLY | _SAFE)
-        except OSError:
+            return locks.lock_file(self.runs_dir, self.open_checked).is_held(run_id)
+        except (OSError, WfrunError):  # no runs folder, or one not to be believed: nobody
             return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        except OSError:
-            return False
-        finally:
-            os.close(fd)
-        return False
 
     def status(self, history: History) -> RunStatus:
         """What the last event says (`RunStatus.after`), or RUNNING while a process holds an
