@@ -122,6 +122,10 @@ class LockFile:
                 self._close_if_unused()
         return bool(_FLOCK.unpack(answer)[0] != fcntl.F_UNLCK)
 
+    def holds_any(self) -> bool:
+        """Whether this process holds any run of the home."""
+        return bool(self._held)
+
     def _close_if_unused(self) -> None:
         if not self._held and self._fd >= 0:
             os.close(self._fd)
@@ -148,7 +152,9 @@ def lock_file(runs_dir: Path, opener: Callable[[Path, int], int]) -> LockFile:
     key = (info.st_dev, info.st_ino)
     with _registry_mutex:
         found = _lock_files.get(key)
-        if found is None:
+        if found is None or (found.path.parent != runs_dir and not found.holds_any()):
+            # New, or a folder that was deleted and whose inode number came back for another
+            # (temporary homes do that): a folder reached by another name keeps its locks.
             found = _lock_files[key] = LockFile(runs_dir / LOCK_FILE, opener)
         return found
 
