@@ -17,12 +17,13 @@ from typing import Any
 import orjson
 import pytest
 
-from conftest import list_runs_json, wait_for_file
 from wfrun.clock import SystemClock
 from wfrun.errors import RunLockedError
 from wfrun.local import locks
 from wfrun.local.loop import WorkflowLoop, WorkflowTimerHandle
 from wfrun.local.store import RunStore
+
+from conftest import list_runs_json, wait_for_file
 
 MANY = """
     import asyncio, os, resource, sys
@@ -116,7 +117,8 @@ def test_a_waiting_run_holds_no_descriptor_yet_stays_locked_and_listed(
         one, twenty_one = map(int, marker.read_text().split())
         assert twenty_one == one  # twenty more waiting runs, not one descriptor more
         store = RunStore()
-        assert store.is_locked("w0") and store.is_locked("w20")
+        assert store.is_locked("w0")
+        assert store.is_locked("w20")
         with pytest.raises(RunLockedError):
             store.open_for_append("w7", SystemClock())
         listed = {run["run_id"]: run["status"] for run in list_runs_json()}
