@@ -24,6 +24,13 @@ kernel lock:
   closes it there without unlocking (an unlock through a shared open file description would
   release the parent's lock), and the parent's locks stay. ``O_CLOEXEC`` closes it on exec.
 
+Weighed and left out: raising the soft ``RLIMIT_NOFILE`` to the hard limit, as Go's runtime
+does at start-up. It would only move the wall (the hard limit is 1,024 on some systems, and
+many runs would still pin a descriptor each for as long as they wait), and a library should
+not change its host process's limits. With the lock here and history files opened only to be
+written (`wfrun.local.syncs`), a process needs about as many descriptors as it has sync
+threads, whatever its number of runs, so no admission control is needed either.
+
 Open file description locks (``F_OFD_SETLK``, Linux) are used where the OS has them: they
 belong to the open file, so closing some other descriptor of ``.locks`` (a ``list`` run in this
 very process, say) cannot drop them. Elsewhere classic POSIX record locks do the same work,
