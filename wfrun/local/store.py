@@ -22,6 +22,7 @@ Guarantees, and how they are kept:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
@@ -116,6 +117,8 @@ class HistoryWriter:
         self._write = write
         self._buffer = bytearray()
         self._failure: HistoryIOError | None = None
+        #: fsyncs of this writer's descriptor running in a sync thread.
+        self._syncing: set[Future[Any]] = set()
         self.observers: list[Observer] = []
         _open_writers.add(self)
 
@@ -170,34 +173,33 @@ class HistoryWriter:
         """`sync`, with the fsync in a thread while other runs are live (`wfrun.local.syncs`).
 
         The write stays here, on the loop: appends go on meanwhile and land after it. The
-        thread syncs through a descriptor of its own, so that this writer may close its own
-        (or the run end) while the fsync runs.
+        descriptor stays open until the thread is done with it (nothing closes it meanwhile:
+        `park` waits for the sync), and only so many runs at a time may hold one for a sync
+        (`syncs.slot`): the rest wait for theirs holding none.
         """
         if not syncs.crowded():
             self.sync()
             return
-        self.flush()
-        if self._failure is not None:
-            raise self._failure
-        try:
-            await syncs.blocking(self._sync_file)
-        except OSError as exc:
-            self._fail(exc, "sync", keep=None)
+        async with syncs.slot():
+            self._flush()
+            fd = self._open()
+            future = syncs.submit(partial(os.fsync, fd))
+            self._syncing.add(future)
+            future.add_done_callback(self._synced)
+            try:
+                await asyncio.wrap_future(future)
+            except OSError as exc:
+                self._fail(exc, "sync", keep=None)
+            finally:
+                self._put_down()
 
-    def _sync_file(self) -> None:
-        """fsync the history through a new descriptor (in a sync thread)."""
-        fd = os.open(self.path, os.O_RDONLY | _SAFE)
-        try:
-            info = os.fstat(fd)
-            if (info.st_dev, info.st_ino) != self._identity:
-                raise OSError(errno.ESTALE, "the history file was replaced")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    def _synced(self, future: Future[Any]) -> None:
+        # In the sync thread, or here: a run that ended meanwhile is released by `close`.
+        self._syncing.discard(future)
 
     def park(self) -> None:
         """Close the file while the run waits: a waiting run holds no descriptor."""
-        if self._fd >= 0:
+        if self._fd >= 0 and not self._syncing:  # a thread may be fsyncing it right now
             os.close(self._fd)
             self._fd = -1
 
@@ -240,6 +242,7 @@ class HistoryWriter:
         With ``after`` (threads of the run's attempts, which nothing can stop), the lock is held
         until the last of them returns: no second process may run the run meanwhile.
         """
+        after = [*after, *list(self._syncing)]  # a sync thread may hold the descriptor still
         pending = [future for future in list(after) if not future.done()]  # list(): atomic
         if not pending:
             self._release()
@@ -258,6 +261,7 @@ class HistoryWriter:
             future.add_done_callback(one_returned)
 
     def _release(self) -> None:
+        self._syncing.clear()  # called once they are done (`close`), or before any began
         self.park()
         _open_writers.discard(self)
         lock, self._lock = self._lock, None

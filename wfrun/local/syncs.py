@@ -12,8 +12,10 @@ many runs at once comes from (`bench/concurrent_runs.py` measures both floors).
 
 The same count decides when a run keeps its history file open between writes (see
 `wfrun.local.store.HistoryWriter`): alone, it keeps it (an open per step would cost the single
-run ~10 µs); in company it opens it only to write, so the number of runs is not bounded by
-the process's limit on open files.
+run ~10 µs); in company it opens it only to write and to sync, and at most `SYNC_SLOTS` runs
+of a loop hold it open for a sync at once (the thread is handed the descriptor itself: an
+fsync through a fresh one would cost three more syscalls, each a wait for the GIL that the
+busy loop thread holds). So the number of runs is not bounded by the limit on open files.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import asyncio
 import contextlib
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Final, TypeVar
@@ -64,21 +67,31 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
+#: Runs that may hold their history open for a sync at once (per event loop): enough to keep
+#: every sync thread busy with a queue behind it, few enough for any limit on open files.
+SYNC_SLOTS: Final = 4 * SYNC_THREADS
+
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def slot() -> asyncio.Semaphore:
+    """The semaphore a run holds while its history is open for a sync (on this loop)."""
+    loop = asyncio.get_running_loop()
+    found = _slots.get(loop)
+    if found is None:
+        found = _slots[loop] = asyncio.Semaphore(SYNC_SLOTS)
+    return found
+
+
 def submit(function: Callable[[], T]) -> Future[T]:
-    """Run ``function()`` in the sync pool."""
-    return _executor().submit(function)
+    """Run ``function()`` in the sync pool.
 
-
-async def blocking(function: Callable[[], T]) -> T:
-    """``function()`` (which fsyncs): inline while the run is alone, else in the sync pool.
-
-    Cancelled meanwhile, the call still runs to its end in its thread (an fsync cannot be
-    stopped); the caller's cleanup must not pull the file from under it, and does not: what
-    runs there opens a descriptor of its own.
+    An fsync cannot be stopped: cancelling the caller leaves it running to its end, and
+    whoever owns the descriptor must not close it before (`HistoryWriter.close` waits).
     """
-    if not crowded():
-        return function()
-    return await asyncio.wrap_future(_executor().submit(function))
+    return _executor().submit(function)
 
 
 def _forget_in_child() -> None:
