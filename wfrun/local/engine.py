@@ -101,6 +101,7 @@ from .commands import (
 from .guard import seen
 from .history import History
 from .inbox import POLL, Inbox, Message
+from .inbox import watch as watch_inbox
 from .instance import WorkflowInstance
 from .replay import InFlight, RecordedRun, Replay
 from .store import HistoryWriter
@@ -261,7 +262,8 @@ class RunEngine:
         self._max_wait = max_wait
         self._inbox = inbox
         self._inbox_offset = 0
-        self._inbox_watch: asyncio.Task[None] | None = None
+        #: Stops the watch on the run's inbox (`wfrun.local.inbox.watch`).
+        self._inbox_watch: Callable[[], None] | None = None
         #: Messages already recorded (by id): each reaches the workflow once.
         self._delivered = {
             e.message
@@ -363,9 +365,7 @@ class RunEngine:
         self._start_deadline()
         self._take_messages()
         if self._inbox is not None:
-            self._inbox_watch = asyncio.create_task(
-                self._guarded(self._watch_inbox), name=f"wfrun inbox {self.run_id}"
-            )
+            self._inbox_watch = watch_inbox(self._inbox, self._messages_arrived)
 
         while not instance.done:
             if self._queue.empty():
@@ -578,10 +578,12 @@ class RunEngine:
                     continue
             self._writer.append(UpdateCompleted, message=message, error=Failure.of(exc).record())
 
-    async def _watch_inbox(self) -> None:
-        while True:
-            await asyncio.sleep(POLL)  # real time, whatever the clock: a sender is real
+    def _messages_arrived(self) -> None:
+        # Called by the inbox watch, on the loop: a failure stops this run, not the watch.
+        try:
             self._take_messages()
+        except BaseException as exc:
+            self._queue.put_nowait(exc)
 
     def _issue(self, commands: list[Command]) -> None:
         for command in commands:
@@ -779,7 +781,7 @@ class RunEngine:
         if self._deadline is not None:
             tasks.append(self._deadline)
         if self._inbox_watch is not None:
-            tasks.append(self._inbox_watch)
+            self._inbox_watch()
         if self._asking is not None:
             tasks.append(self._asking)  # its thread waits on the terminal; it is a daemon
         self._executions.clear()
