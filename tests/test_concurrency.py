@@ -209,3 +209,33 @@ def test_a_run_id_is_locked_at_the_same_byte_in_every_process(tmp_path: Path) ->
     other = subprocess.run([sys.executable, "-c", ask], capture_output=True, text=True, check=True)
     assert int(other.stdout) == locks.offset("some-run") != locks.offset("some-run2")
     assert orjson.loads(other.stdout) < 2**62
+
+
+def test_fsyncs_leave_the_loop_thread_only_while_runs_share_the_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    import wfrun as workflows
+
+    from flows.steps import StepsWorkflow
+
+    on_the_loop: list[bool] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        on_the_loop.append(threading.current_thread() is threading.main_thread())
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    run = workflows.execute_workflow
+    assert asyncio.run(run(StepsWorkflow, {"count": 2}, execution_id="alone")) == [10, 20]
+    alone, on_the_loop[:] = list(on_the_loop), []
+
+    async def together() -> list[list[int]]:
+        runs = [run(StepsWorkflow, {"count": 2}, execution_id=f"t{i}") for i in range(3)]
+        return await asyncio.gather(*runs)
+
+    assert asyncio.run(together()) == [[10, 20]] * 3
+    assert all(alone)  # a lone run syncs inline: no thread hop on the single-run path
+    assert on_the_loop.count(False) >= 3 * 2  # each step of the three, at least, in a thread

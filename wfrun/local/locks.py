@@ -28,8 +28,8 @@ Weighed and left out: raising the soft ``RLIMIT_NOFILE`` to the hard limit, as G
 does at start-up. It would only move the wall (the hard limit is 1,024 on some systems, and
 many runs would still pin a descriptor each for as long as they wait), and a library should
 not change its host process's limits. With the lock here and history files opened only to be
-written (`wfrun.local.syncs`), a process needs about as many descriptors as it has sync
-threads, whatever its number of runs, so no admission control is needed either.
+written or synced (`wfrun.local.syncs`), a process needs at most ``SYNC_SLOTS`` (64) history
+descriptors per event loop, whatever its number of runs: the slots are the admission.
 
 Open file description locks (``F_OFD_SETLK``, Linux) are used where the OS has them: they
 belong to the open file, so closing some other descriptor of ``.locks`` (a ``list`` run in this
