@@ -100,6 +100,23 @@ def test_a_closed_run_file_has_no_zero_tail(home: Path) -> None:
     assert b"\0" not in data
 
 
+def test_runs_sharing_a_process_trim_their_files_though_they_close_them_between_writes(
+    home: Path,
+) -> None:
+    async def together() -> list[list[int]]:
+        runs = (
+            workflows.execute_workflow(StepsWorkflow, {"count": 3}, execution_id=f"s{i}", home=home)
+            for i in range(4)
+        )
+        return await asyncio.gather(*runs)
+
+    assert asyncio.run(together()) == [[10, 20, 30]] * 4
+    for i in range(4):
+        data = RunStore(home).path(f"s{i}").read_bytes()
+        assert data.endswith(b"}\n")
+        assert b"\0" not in data
+
+
 def test_a_live_run_file_ends_in_reserved_zeros_that_no_reader_takes_for_damage(
     home: Path, log: Path
 ) -> None:

@@ -9,6 +9,7 @@ in flight in one process at once.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import os
@@ -46,6 +47,7 @@ from ..events import (
     UpdateAccepted,
     UpdateCompleted,
     WorkflowContinuedAsNew,
+    WorkflowStarted,
     format_ts,
 )
 from ..loader import load_recorded
@@ -62,6 +64,7 @@ from ..runs import (
     carrier_of,
     new_run_id,
 )
+from . import syncs
 from .commands import StartChild
 from .engine import RunEngine, pending_inputs, query_history, replay_only
 from .history import History, parse_line
@@ -315,7 +318,36 @@ class LocalBackend:
             "continued_from": run.continued_from,
             "continue_as_new_at": settings.continue_as_new_at(),
         }
-        writer, started = self.store.create(fields, clock)
+        with syncs.live_run():
+            writer, started = await self._create(fields, clock)
+            return await self._start_created(
+                writer, started, definition, clock, observers, max_wait, ask
+            )
+
+    async def _create(
+        self, fields: dict[str, Any], clock: Clock
+    ) -> tuple[HistoryWriter, WorkflowStarted]:
+        """`RunStore.create`, in a sync thread while other runs are live (it fsyncs twice)."""
+        if not syncs.crowded():
+            return self.store.create(fields, clock)
+        future = syncs.submit(partial(self.store.create, fields, clock))
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            # Cancelled while the thread creates it: the run exists, and nobody holds it.
+            future.add_done_callback(_release_created)
+            raise
+
+    async def _start_created(
+        self,
+        writer: HistoryWriter,
+        started: WorkflowStarted,
+        definition: WorkflowDefinition,
+        clock: Clock,
+        observers: Iterable[Observer],
+        max_wait: float | None,
+        ask: InputPrompt | None,
+    ) -> RunOutcome:
         engine: RunEngine | None = None
         try:
             writer.observers.extend(observers)
@@ -338,7 +370,24 @@ class LocalBackend:
         max_wait: float | None = None,
         ask: InputPrompt | None = None,
     ) -> RunOutcome:
-        writer, history = self.store.open_for_append(run_id, clock)
+        with syncs.live_run():
+            writer, history = self.store.open_for_append(run_id, clock)
+            return await self._resume_opened(
+                writer, history, definition, clock, observers, on_history, max_wait, ask
+            )
+
+    async def _resume_opened(
+        self,
+        writer: HistoryWriter,
+        history: History,
+        definition: WorkflowDefinition | None,
+        clock: Clock,
+        observers: Iterable[Observer],
+        on_history: Callable[[RunHistory], None] | None,
+        max_wait: float | None,
+        ask: InputPrompt | None,
+    ) -> RunOutcome:
+        run_id = history.started.run_id
         engine: RunEngine | None = None
         try:
             if on_history is not None:
@@ -688,3 +737,10 @@ def replay_history(history: RunHistory, definition: WorkflowDefinition) -> Repla
         finished=recorded.terminal is not None,
         next_steps=len(found.backlog),
     )
+
+
+def _release_created(
+    future: concurrent.futures.Future[tuple[HistoryWriter, WorkflowStarted]],
+) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result()[0].close()

@@ -101,6 +101,7 @@ from .commands import (
 from .guard import seen
 from .history import History
 from .inbox import POLL, Inbox, Message
+from .inbox import watch as watch_inbox
 from .instance import WorkflowInstance
 from .replay import InFlight, RecordedRun, Replay
 from .store import HistoryWriter
@@ -263,7 +264,8 @@ class RunEngine:
         self._max_wait = max_wait
         self._inbox = inbox
         self._inbox_offset = 0
-        self._inbox_watch: asyncio.Task[None] | None = None
+        #: Stops the watch on the run's inbox (`wfrun.local.inbox.watch`).
+        self._inbox_watch: Callable[[], None] | None = None
         #: Messages already recorded (by id): each reaches the workflow once.
         self._delivered = {
             e.message
@@ -308,7 +310,10 @@ class RunEngine:
                     RunResumed, wfrun_version=__version__, repaired=self.history.note
                 )
             with watching():
-                return await self._live(instance, recorded, replay)
+                outcome = await self._live(instance, recorded, replay)
+            # Its last event (it ended, waits or is blocked) is durable before anyone is told.
+            await self._writer.sync_aside()
+            return outcome
         finally:
             await self._stop_executions()
             self._writer.flush()
@@ -362,9 +367,7 @@ class RunEngine:
         self._start_deadline()
         self._take_messages()
         if self._inbox is not None:
-            self._inbox_watch = asyncio.create_task(
-                self._guarded(self._watch_inbox), name=f"wfrun inbox {self.run_id}"
-            )
+            self._inbox_watch = watch_inbox(self._inbox, self._messages_arrived)
 
         while not instance.done:
             if self._queue.empty():
@@ -377,6 +380,8 @@ class RunEngine:
                     if blocked is not None:
                         return self._record_block(*blocked)
                     return self._stop_to_wait(*waiting)
+            if self._queue.empty() and not any(s in self._activities for s in self._executions):
+                self._writer.park()  # it waits (a timer, a message, a child): no descriptor
             batch = [await self._queue.get()]
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
@@ -390,7 +395,7 @@ class RunEngine:
                     raise item
                 cls, fields = item
                 appended.append(self._writer.append(cls, **fields))
-            self._writer.sync()  # durable before the workflow sees any of it
+            await self._writer.sync_aside()  # durable before the workflow sees any of it
             for delivered in appended:
                 if isinstance(delivered, StepEvent):
                     self._executions.pop(delivered.seq, None)
@@ -454,7 +459,6 @@ class RunEngine:
             until=format_ts(until) if until is not None else None,
             inbox=self._inbox_offset,
         )
-        self._writer.sync()
         return RunOutcome(self.run_id, RunStatus.WAITING, reason=reason, until=event.until)
 
     # -- messages ----------------------------------------------------------------------------
@@ -579,10 +583,12 @@ class RunEngine:
                     continue
             self._writer.append(UpdateCompleted, message=message, error=Failure.of(exc).record())
 
-    async def _watch_inbox(self) -> None:
-        while True:
-            await asyncio.sleep(POLL)  # real time, whatever the clock: a sender is real
+    def _messages_arrived(self) -> None:
+        # Called by the inbox watch, on the loop: a failure stops this run, not the watch.
+        try:
             self._take_messages()
+        except BaseException as exc:
+            self._queue.put_nowait(exc)
 
     def _issue(self, commands: list[Command]) -> None:
         for command in commands:
@@ -641,7 +647,6 @@ class RunEngine:
         timeout = self._started.execution_timeout
         assert timeout is not None
         event = self._writer.append(WorkflowTimedOut, timeout=timeout)
-        self._writer.sync()
         self._ended = True
         return RunOutcome.from_terminal(self.run_id, event)
 
@@ -679,7 +684,6 @@ class RunEngine:
         else:
             assert exc is not None
             event = self._writer.append(WorkflowFailed, error=Failure.of(exc).record())
-        self._writer.sync()
         self._ended = True
         return RunOutcome.from_terminal(self.run_id, _readable(event))
 
@@ -690,7 +694,6 @@ class RunEngine:
             run_id=new_run_id(self.definition.name, self._clock),
             input=Encoded(input_data),
         )
-        self._writer.sync()
         self._ended = True
         return RunOutcome.from_terminal(self.run_id, event)
 
@@ -733,7 +736,6 @@ class RunEngine:
             code=fingerprint(getattr(module, "__file__", None)),
             child=child,
         )
-        self._writer.sync()
         return RunOutcome(self.run_id, RunStatus.BLOCKED, error=failure)
 
     # -- executions on the real loop ---------------------------------------------------------
@@ -784,7 +786,7 @@ class RunEngine:
         if self._deadline is not None:
             tasks.append(self._deadline)
         if self._inbox_watch is not None:
-            tasks.append(self._inbox_watch)
+            self._inbox_watch()
         if self._asking is not None:
             tasks.append(self._asking)  # its thread waits on the terminal; it is a daemon
         self._executions.clear()

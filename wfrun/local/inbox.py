@@ -16,11 +16,14 @@ history's trust rules: regular files of this user, in a folder nobody else can w
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
 import secrets
-from collections.abc import Iterator
+import stat
+import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -93,6 +96,17 @@ class Inbox:
     def read(self, offset: int = 0) -> tuple[list[Message], int]:
         """The whole messages from byte ``offset`` on, and the offset after the last of them."""
         try:
+            # Every live run looks every POLL seconds: one lstat when nothing came (the usual
+            # case, thousands of times a second with thousands of runs); the checks of a
+            # file to be believed come with what there is to read.
+            info = os.lstat(self.path)
+            if stat.S_ISREG(info.st_mode) and info.st_size <= offset:
+                return [], offset
+        except FileNotFoundError:
+            return [], offset
+        except OSError:
+            pass  # read_from says what is wrong
+        try:
             data = self._store.read_from(self.path, offset)
         except FileNotFoundError:
             return [], offset
@@ -139,3 +153,64 @@ def _object(obj: Any, key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise TypeError(key)
     return value
+
+
+class InboxWatch:
+    """Looks for new messages for every run live on one event loop: one listing of the inbox
+    folder per `POLL`, not a timer and a file check per run (with thousands of live runs,
+    those polls were most of the process's work).
+
+    `watch` returns a function that stops watching; ``arrived`` is called, on the loop, when
+    the run's inbox file is there with a size it did not have at the last call (it reads
+    from where it stopped, so a call too many costs one read).
+    """
+
+    def __init__(self, folder: str) -> None:
+        self._folder = folder
+        self._watched: dict[str, tuple[Callable[[], None], list[int]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def watch(self, inbox: Inbox, arrived: Callable[[], None]) -> Callable[[], None]:
+        name = inbox.path.name
+        entry = (arrived, [-1])
+        self._watched[name] = entry
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._poll(), name=f"wfrun inboxes {self._folder}"
+            )
+
+        def stop() -> None:
+            if self._watched.get(name) is entry:
+                del self._watched[name]
+
+        return stop
+
+    async def _poll(self) -> None:
+        while self._watched:
+            await asyncio.sleep(POLL)  # real time, whatever the clock: a sender is real
+            try:
+                with os.scandir(self._folder) as entries:
+                    sizes = {e.name: e.stat().st_size for e in entries if e.name in self._watched}
+            except OSError:
+                sizes = {}  # no inbox yet (or none to believe: each run's read says why)
+            for name, size in sizes.items():
+                entry = self._watched.get(name)
+                if entry is not None and entry[1][0] != size:
+                    entry[1][0] = size
+                    entry[0]()
+
+
+_watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, InboxWatch]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def watch(inbox: Inbox, arrived: Callable[[], None]) -> Callable[[], None]:
+    """Call ``arrived()`` when messages may have reached ``inbox`` (see `InboxWatch`)."""
+    loop = asyncio.get_running_loop()
+    folder = str(inbox.path.parent)
+    by_folder = _watches.setdefault(loop, {})
+    found = by_folder.get(folder)
+    if found is None:
+        found = by_folder[folder] = InboxWatch(folder)
+    return found.watch(inbox, arrived)

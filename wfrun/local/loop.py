@@ -25,6 +25,7 @@ import asyncio
 import collections
 import contextvars
 import itertools
+import weakref
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Protocol, TypeVar, TypeVarTuple
 
@@ -70,6 +71,7 @@ class WorkflowTask(asyncio.Task[T]):
     ) -> None:
         self._key = loop.next_key()
         super().__init__(coro, loop=loop, name=name, context=context)
+        loop.tasks.add(self)
 
     def __hash__(self) -> int:
         return self._key
@@ -144,6 +146,10 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._keys = itertools.count(1)
         self._now = now
         self._exception_handler: Callable[[dict[str, Any]], None] | None = None
+        #: This run's own tasks. `abandon` looks at these only: ``asyncio.all_tasks`` would
+        #: scan every task of every run in the process, which made many live runs quadratic.
+        #: Weak, as asyncio's own registry is: a finished task is nobody's business here.
+        self.tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
     # -- what the engine uses ----------------------------------------------------------------
 
@@ -176,8 +182,9 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     def abandon(self) -> None:
         """Drop unfinished workflow tasks quietly: the run stops here and resumes elsewhere."""
         self._ready.clear()
-        for task in asyncio.all_tasks(self):
-            task._log_destroy_pending = False  # type: ignore[attr-defined]
+        for task in list(self.tasks):  # list(): a collected task leaves the set meanwhile
+            if not task.done():
+                task._log_destroy_pending = False  # type: ignore[attr-defined]
 
     # -- the asyncio loop API workflow code and asyncio's helpers rely on ---------------------
 

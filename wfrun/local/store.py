@@ -31,8 +31,13 @@ Guarantees, and how they are kept:
   Nothing the workflow observed can be lost, and what can be lost was never acknowledged.
 - *Never half-created.* A run file is written in full under a temporary name (first event,
   fsync, lock) and linked into place; an existing run is never overwritten.
-- *One process at a time.* The writer holds an exclusive ``flock`` on the file; the kernel
-  releases it when the process dies, however it dies.
+- *One process at a time.* The writer holds the run's lock (`wfrun.local.locks`: a byte-range
+  lock in the home's ``runs/.locks``); the kernel releases it when the process dies, however
+  it dies.
+- *Few descriptors.* The lock needs no descriptor of the run's own, so a writer opens the
+  history only to write it: between writes it keeps it open only while its run is the only
+  live one in the process (`wfrun.local.syncs.crowded`), and never while the run waits
+  (`HistoryWriter.park`). Thousands of runs fit in a process's 1,024 descriptors.
 - *Damage is named, never papered over.* Every read goes through `wfrun.local.history`; a torn
   tail is cut off by `HistoryWriter.repair_tail` only when a resume is about to append.
 - *Private.* Files are created 0600 and the runs folder 0700: payloads may hold private data.
@@ -40,9 +45,9 @@ Guarantees, and how they are kept:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
-import fcntl
 import os
 import secrets
 import stat
@@ -76,6 +81,7 @@ from ..events import (
 )
 from ..loader import fingerprint, target_file
 from ..runs import RunInfo, RunStatus
+from . import locks, syncs
 from .history import History, parse_history, parse_line, parse_started
 from .listing import ListIndex, RunEnds, _private
 from .stream import HistoryStream
@@ -97,11 +103,14 @@ def validate_run_id(run_id: str) -> str:
 
 
 class HistoryWriter:
-    """Appends events to one run's file, which it holds locked until `close`.
+    """Appends events to one run's file, whose run it holds locked until `close`.
 
     A write that fails (or stops short) poisons the writer: the file is cut back to its last
     whole event, and every later write raises the same `HistoryIOError` without touching the
     file, so a failing disk can never leave a duplicated or half event in the middle of it.
+
+    The file is open only while it is needed (see the module docstring): a closed one is
+    opened again by the next write, and must be the very file the writer started with.
     """
 
     def __init__(
@@ -114,8 +123,15 @@ class HistoryWriter:
         size: int,
         allocated: int | None = None,
         write: Callable[[int, memoryview], int] = os.write,
+        lock: locks.LockFile | None = None,
+        run_id: str = "",
     ) -> None:
         self._fd = fd
+        info = os.fstat(fd)
+        #: The file this writer holds: one opened again must be it (not one put in its place).
+        self._identity = (info.st_dev, info.st_ino)
+        self._lock = lock
+        self._run_id = run_id
         self.path = path
         self._next_id = next_id
         self._clock = clock
@@ -130,6 +146,8 @@ class HistoryWriter:
         self._write = write
         self._buffer = bytearray()
         self._failure: HistoryIOError | None = None
+        #: fsyncs of this writer's descriptor running in a sync thread.
+        self._syncing: set[Future[Any]] = set()
         self.observers: list[Observer] = []
         _open_writers.add(self)
 
@@ -145,10 +163,15 @@ class HistoryWriter:
 
     def flush(self) -> None:
         """Hand what was appended to the OS (visible to readers, not yet durable)."""
+        self._flush()
+        self._put_down()
+
+    def _flush(self) -> None:
         if self._failure is not None:
             raise self._failure
         if not self._buffer:
             return
+        self._open()
         if self._reserving and self._size + len(self._buffer) > self._allocated:
             self._reserve(self._size + len(self._buffer))
         written = 0
@@ -171,12 +194,74 @@ class HistoryWriter:
 
     def sync(self) -> None:
         """Make everything appended so far durable: one write, one fdatasync (or fsync)."""
-        self.flush()
+        self._flush()
         try:
-            # fdatasync also writes the length when it changed: a reservation is durable too.
-            (os.fdatasync if self._reserving else os.fsync)(self._fd)
+            self._make_durable(self._open())
         except OSError as exc:
             self._fail(exc, "sync", keep=None)
+        self._put_down()
+
+    async def sync_aside(self) -> None:
+        """`sync`, with the fsync in a thread while other runs are live (`wfrun.local.syncs`).
+
+        The write stays here, on the loop: appends go on meanwhile and land after it. The
+        descriptor stays open until the thread is done with it (nothing closes it meanwhile:
+        `park` waits for the sync), and only so many runs at a time may hold one for a sync
+        (`syncs.slot`): the rest wait for theirs holding none.
+        """
+        if not syncs.crowded():
+            self.sync()
+            return
+        async with syncs.slot():
+            self._flush()
+            fd = self._open()
+            future = syncs.submit(partial(self._make_durable, fd))
+            self._syncing.add(future)
+            future.add_done_callback(self._synced)
+            try:
+                await asyncio.wrap_future(future)
+            except OSError as exc:
+                self._fail(exc, "sync", keep=None)
+            finally:
+                self._put_down()
+
+    def _make_durable(self, fd: int) -> None:
+        # fdatasync also writes the length when it changed: a reservation is durable too.
+        (os.fdatasync if self._reserving else os.fsync)(fd)
+
+    def _synced(self, future: Future[Any]) -> None:
+        # In the sync thread, or here: a run that ended meanwhile is released by `close`.
+        self._syncing.discard(future)
+
+    def park(self) -> None:
+        """Close the file while the run waits: a waiting run holds no descriptor."""
+        if self._fd >= 0 and not self._syncing:  # a thread may be fsyncing it right now
+            os.close(self._fd)
+            self._fd = -1
+
+    def _put_down(self) -> None:
+        # In company the file is open only while being written: N runs, not N descriptors.
+        if syncs.crowded():
+            self.park()
+
+    def _open(self) -> int:
+        """The file's descriptor, opened again if it was closed meanwhile."""
+        if self._fd >= 0:
+            return self._fd
+        if self._lock is None:  # released: the run is someone else's business now
+            raise HistoryIOError(f"{self.path}: the run was let go", path=str(self.path))
+        try:
+            fd = os.open(self.path, os.O_RDWR | _SAFE)
+        except OSError as exc:
+            raise io_error(exc, self.path, "cannot open") from None
+        info = os.fstat(fd)
+        if (info.st_dev, info.st_ino) != self._identity:
+            os.close(fd)
+            raise _untrusted(self.path, "it was replaced by another file while the run held it")
+        # In place at the logical end: past it, the zeros are space reserved for what comes.
+        os.lseek(fd, self._size, os.SEEK_SET)
+        self._fd = fd
+        return fd
 
     def _reserve(self, end: int) -> None:
         """Grow the file with zeros to hold at least ``end`` bytes, if the disk allows."""
@@ -198,9 +283,10 @@ class HistoryWriter:
         """Cut off a torn last line (see `History.note`) before appending after it."""
         if history.torn_tail:
             try:
-                os.ftruncate(self._fd, history.intact_size)  # the torn line and the zeros after it
-                os.fsync(self._fd)
-                os.lseek(self._fd, history.intact_size, os.SEEK_SET)
+                fd = self._open()
+                os.ftruncate(fd, history.intact_size)  # the torn line and the zeros after it
+                os.fsync(fd)
+                os.lseek(fd, history.intact_size, os.SEEK_SET)
             except OSError as exc:
                 self._fail(exc, "repair", keep=None)
             self._size = self._allocated = history.intact_size
@@ -211,6 +297,7 @@ class HistoryWriter:
         With ``after`` (threads of the run's attempts, which nothing can stop), the lock is held
         until the last of them returns: no second process may run the run meanwhile.
         """
+        after = [*after, *list(self._syncing)]  # a sync thread may hold the descriptor still
         pending = [future for future in list(after) if not future.done()]  # list(): atomic
         if not pending:
             self._release()
@@ -229,22 +316,25 @@ class HistoryWriter:
             future.add_done_callback(one_returned)
 
     def _release(self) -> None:
-        if self._fd >= 0:
-            if self._allocated > self._size:
-                # Unsynced: should a power cut undo the trim, the zeros are read as the end.
-                with contextlib.suppress(OSError):
-                    os.ftruncate(self._fd, self._size)
-            os.close(self._fd)
-            self._fd = -1
+        self._syncing.clear()  # called once they are done (`close`), or before any began
+        if self._allocated > self._size and self._failure is None and self._lock is not None:
+            # Unsynced: should a power cut undo the trim, the zeros are read as the end.
+            with contextlib.suppress(OSError, HistoryIOError):
+                os.ftruncate(self._open(), self._size)
+        self.park()
         _open_writers.discard(self)
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release(self._run_id)
 
     def _fail(self, exc: OSError, action: str, *, keep: int | None) -> NoReturn:
         if keep is not None:
             # Whatever did reach the file past its last whole event goes: never acknowledged.
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, keep)  # the reserved zeros go too
+            with contextlib.suppress(OSError, HistoryIOError):
+                fd = self._open()
+                os.ftruncate(fd, keep)  # the reserved zeros go too
                 self._size = self._allocated = keep
-                os.fsync(self._fd)
+                os.fsync(fd)
         self._buffer = bytearray()  # a new one: a view on the old may live in the traceback
         self._failure = io_error(exc, self.path, f"cannot {action} the history")
         raise self._failure
@@ -265,11 +355,15 @@ def _can_reserve() -> bool:
 def _forget_in_child() -> None:
     # A process forked by an activity must not hold (or, by closing, release) a run's lock:
     # the child closes its copies, and the parent's lock stays where it is.
+    # The same for the locks: closed there, never unlocked (see `wfrun.local.locks`).
     for writer in list(_open_writers):
-        with contextlib.suppress(OSError):
-            os.close(writer._fd)
+        if writer._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(writer._fd)
         writer._fd = -1
+        writer._lock = None
     _open_writers.clear()
+    locks.forget_in_child()
 
 
 _open_writers: weakref.WeakSet[HistoryWriter] = weakref.WeakSet()
@@ -312,15 +406,18 @@ class RunStore:
         run_id = started["run_id"]
         final = self.path(run_id)
         self._ensure_dirs()
+        lock = self._lock(run_id)  # before the file exists: nobody may take it meanwhile
         temporary = self.runs_dir / f".{run_id}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
             fd = os.open(temporary, _CREATE, 0o600)
         except OSError as exc:
+            lock.release(run_id)
             raise io_error(exc, self.runs_dir, "cannot create a run file in") from None
         writer: HistoryWriter | None = None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            writer = HistoryWriter(fd, final, 1, clock, size=0, write=self.write)
+            writer = HistoryWriter(
+                fd, final, 1, clock, size=0, write=self.write, lock=lock, run_id=run_id
+            )
             event = writer.append(WorkflowStarted, **started)
             writer.sync()
             os.link(temporary, final)  # atomic, and refuses to replace an existing run
@@ -332,6 +429,7 @@ class RunStore:
                 writer._release()
             else:
                 os.close(fd)
+                lock.release(run_id)
             if isinstance(exc, OSError) and not isinstance(exc, FileExistsError):
                 raise io_error(exc, final, "cannot create") from None
             raise
@@ -346,17 +444,16 @@ class RunStore:
         path = self.path(run_id)
         fd = self._open(run_id, os.O_RDWR)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise RunLockedError(
-                    f"run {run_id} is being executed by another live process (its history "
-                    f"{path} is locked); wait for it to finish, or stop that process"
-                ) from None
+            lock = self._lock(run_id)
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
             data = _read_all(fd, path)
             history = parse_history(path, data, run_id, keep_stored=False)
         except BaseException:
             os.close(fd)
+            lock.release(run_id)
             raise
         end = history.intact_size + len(history.torn_tail)  # where the zeros begin, if any
         try:
@@ -372,8 +469,23 @@ class RunStore:
             size=end,
             allocated=len(data),
             write=self.write,
+            lock=lock,
+            run_id=run_id,
         )
         return writer, history
+
+    def _lock(self, run_id: str) -> locks.LockFile:
+        """Take the run's lock for this process; `RunLockedError` if anyone holds it."""
+        lock = locks.lock_file(self.runs_dir, self.open_checked)
+
+        def refusal() -> RunLockedError:
+            return RunLockedError(
+                f"run {run_id} is being executed by another live process (it is locked in "
+                f"{lock.path}); wait for it to finish, or stop that process"
+            )
+
+        lock.acquire(run_id, refusal)
+        return lock
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -410,20 +522,12 @@ class RunStore:
             os.close(fd)
 
     def is_locked(self, run_id: str) -> bool:
-        """Whether a live process holds the run."""
+        """Whether a live process (this one included) holds the run."""
+        self.path(run_id)  # a valid id, or InvalidRunIdError
         try:
-            fd = os.open(self.path(run_id), os.O_RDONLY | _SAFE)
-        except OSError:
+            return locks.lock_file(self.runs_dir, self.open_checked).is_held(run_id)
+        except (OSError, WfrunError):  # no runs folder, or one not to be believed: nobody
             return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        except OSError:
-            return False
-        finally:
-            os.close(fd)
-        return False
 
     def status(self, history: History) -> RunStatus:
         """What the last event says (`RunStatus.after`), or RUNNING while a process holds an
@@ -466,7 +570,7 @@ class RunStore:
 
     def _listed(self, name: str, folder: int, index: ListIndex) -> RunInfo:
         """A run's line of the listing: its ends from the index when its file is unchanged,
-        else read from the file (and remembered); its lock asked on the same descriptor."""
+        else read from the file (and remembered); its lock asked of the home's lock file."""
         run_id = name.removesuffix(".jsonl")
         try:
             fd = os.open(name, os.O_RDONLY | _SAFE, dir_fd=folder)
@@ -490,7 +594,7 @@ class RunStore:
                     return RunInfo(run_id, "?", RunStatus.DAMAGED, "", None, str(exc))
                 ends = RunEnds.of(started, final)
                 index.put(name, info, ends)
-            locked = ends.ended is None and _held(fd)
+            locked = ends.ended is None and self.is_locked(run_id)
         except OSError as exc:
             raise io_error(exc, self.runs_dir / name, "cannot read") from None
         finally:
@@ -518,15 +622,15 @@ class RunStore:
         return found
 
     def _ends(self, run_id: str) -> tuple[RunEnds, bool]:
-        """What a run's first and last events say, and whether a live process holds it (asked,
-        on the same descriptor, only when the last event does not end the run)."""
+        """What a run's first and last events say, and whether a live process holds it (asked
+        only when the last event does not end the run)."""
         path = self.path(run_id)
         fd = self._open(run_id, os.O_RDONLY)
         try:
             first, last = _first_and_last_lines(fd, path)
             started = parse_started(path, first)
             final = parse_line(path, 0, last, checksummed=started.format >= CHECKSUMMED)
-            locked = final.role != TERMINAL and _held(fd)
+            locked = final.role != TERMINAL and self.is_locked(run_id)
         finally:
             os.close(fd)
         return RunEnds.of(started, final), locked
@@ -712,17 +816,6 @@ def _checked(fd: int, path: Path) -> int:
         os.close(fd)
         raise
     return fd
-
-
-def _held(fd: int) -> bool:
-    """Whether a live process holds the lock of the file open as ``fd`` (see `is_locked`)."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    return False  # the shared lock goes with the descriptor, which the caller closes
 
 
 def _kind(mode: int) -> str:

@@ -1,0 +1,151 @@
+"""Many workflows at once in one process (W3): workflows per second as concurrency grows.
+
+    python bench/concurrent_runs.py [--runs 200 2000] [--steps 10] [--repeat 5] [--nofile 1024]
+
+Each of --runs workflows awaits --steps no-op activities one by one; all of them are started
+together in one process (``asyncio.gather`` of ``execute_workflow``, distinct execution ids,
+one home), as a service that takes many requests at once would. Every run has its own
+history file, lock and inbox, and every step is durable before its workflow moves on, so a
+workflow costs ``steps + 2`` fsyncs (its creation, each step, its end) plus one of the runs
+folder. ``--nofile`` sets this process's soft limit on open files first (the usual default
+of ``ulimit -n`` is 1024): N runs at once must not need N descriptors.
+
+Figures are medians of --repeat rounds, each in a fresh home. Next to them, in the same
+process: the fsync floor (one write + fsync after another, one file) and the concurrent fsync
+floor (as many threads as runs could use, each appending + fsyncing its own file: what the
+disk and the ext4 journal allow when syncs overlap and are merged).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import wfrun as workflows
+
+
+@workflows.activity
+async def noop(i: int) -> int:
+    return i
+
+
+@workflows.workflow.define(name="bench_concurrent")
+class Steps:
+    @workflows.workflow.entrypoint
+    async def run(self, steps: int) -> int:
+        total = 0
+        for i in range(steps):
+            total += await noop(i)
+        return total
+
+
+LINE = b'{"id":3,"ts":"2026-11-24T10:00:00.000000Z","type":"ActivityCompleted","seq":1}\n'
+
+
+def fsync_floor(directory: Path, n: int = 1000) -> float:
+    """Durable appends per second, one after another, to one file."""
+    path = directory / "fsync.bench"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    start = time.perf_counter()
+    for _ in range(n):
+        os.write(fd, LINE)
+        os.fsync(fd)
+    elapsed = time.perf_counter() - start
+    os.close(fd)
+    path.unlink()
+    return n / elapsed
+
+
+def concurrent_fsync_floor(directory: Path, threads: int = 8, n: int = 400) -> float:
+    """Durable appends per second when ``threads`` threads each append + fsync their own
+    file at once."""
+    fds = [
+        os.open(directory / f"fsync{i}.bench", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        for i in range(threads)
+    ]
+
+    def work(fd: int) -> None:
+        for _ in range(n):
+            os.write(fd, LINE)
+            os.fsync(fd)
+
+    workers = [threading.Thread(target=work, args=(fd,)) for fd in fds]
+    start = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - start
+    for i, fd in enumerate(fds):
+        os.close(fd)
+        (directory / f"fsync{i}.bench").unlink()
+    return threads * n / elapsed
+
+
+async def one_round(home: Path, runs: int, steps: int) -> float:
+    start = time.perf_counter()
+    results = await asyncio.gather(
+        *(
+            workflows.execute_workflow(Steps, {"steps": steps}, execution_id=f"w{i}", home=home)
+            for i in range(runs)
+        )
+    )
+    elapsed = time.perf_counter() - start
+    assert results == [sum(range(steps))] * runs
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, nargs="+", default=[200, 2000])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--nofile", type=int, default=1024, help="soft RLIMIT_NOFILE (0: keep)")
+    args = parser.parse_args()
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if args.nofile:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(args.nofile, hard), hard))
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {args.steps} steps per "
+        f"workflow, soft ulimit -n {limit}, medians of {args.repeat} rounds"
+    )
+    rates: dict[int, float] = {}
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
+        base = Path(tmp)
+        for runs in args.runs:
+            times = []
+            for r in range(args.repeat):
+                home = base / f"n{runs}r{r}"
+                try:
+                    times.append(asyncio.run(one_round(home, runs, args.steps)))
+                except Exception as exc:  # today's EMFILE, say: reported, not hidden
+                    print(f"N={runs:5d}: FAILED: {type(exc).__name__}: {exc}")
+                    break
+            if not times:
+                continue
+            rates[runs] = runs / statistics.median(times)
+            print(
+                f"N={runs:5d}: {rates[runs]:8.0f} workflows/s  "
+                f"({rates[runs] * (args.steps + 2):7.0f} durable appends/s; rounds: "
+                f"{', '.join(f'{t:.2f}' for t in times)} s)"
+            )
+        floor = statistics.median(fsync_floor(base) for _ in range(3))
+        merged = statistics.median(concurrent_fsync_floor(base) for _ in range(3))
+    print(f"fsync floor:            {floor:8.0f} durable appends/s, one file after another")
+    print(f"concurrent fsync floor: {merged:8.0f} durable appends/s, 8 threads, 8 files")
+    if len(rates) > 1:
+        smallest, largest = min(rates), max(rates)
+        print(f"N={largest} runs at {rates[largest] / rates[smallest]:.2f}x the N={smallest} rate")
+
+
+if __name__ == "__main__":
+    main()

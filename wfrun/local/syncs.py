@@ -1,0 +1,104 @@
+"""Where a run's fsyncs run: on the event loop while it is alone, in a thread pool when it is not.
+
+An fsync blocks its thread for the disk's flush (~100-300 µs on an SSD, milliseconds on a
+busy one). With one live run in the process nothing else could use that time, and a thread
+hop (~50 µs, and a wake-up of the loop) would only slow the run down: the run syncs inline.
+With several, an inline fsync stalls every other run behind it, and their fsyncs are
+serialised one after another. So while more than one run is live, `sync` writes on the loop
+(a write only copies to the page cache) and hands the fsync to a pool of threads: the runs go
+on meanwhile, and fsyncs of different files that overlap in time are committed together by
+the file system (ext4 merges them into one journal commit), which is where the throughput of
+many runs at once comes from (`bench/concurrent_runs.py` measures both floors).
+
+The same count decides when a run keeps its history file open between writes (see
+`wfrun.local.store.HistoryWriter`): alone, it keeps it (an open per step would cost the single
+run ~10 µs); in company it opens it only to write and to sync, and at most `SYNC_SLOTS` runs
+of a loop hold it open for a sync at once (the thread is handed the descriptor itself: an
+fsync through a fresh one would cost three more syscalls, each a wait for the GIL that the
+busy loop thread holds). So the number of runs is not bounded by the limit on open files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Final, TypeVar
+
+T = TypeVar("T")
+
+#: Threads that fsync for the runs of this process. More overlap lets the journal merge
+#: more commits; beyond ~16 this machine's disk gains nothing (measured: 1 thread ~500
+#: syncs/s under load, 8 ~5,300, 16 ~7,800, 32-64 ~6,600-6,800).
+SYNC_THREADS: Final = 16
+
+_live = 0
+_mutex = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+@contextlib.contextmanager
+def live_run() -> Iterator[None]:
+    """Count a run as live in this process for as long as the block runs."""
+    global _live
+    with _mutex:
+        _live += 1
+    try:
+        yield
+    finally:
+        with _mutex:
+            _live -= 1
+
+
+def crowded() -> bool:
+    """Whether more than one run is live in this process now."""
+    return _live > 1
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _mutex:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="wfrun sync")
+        return _pool
+
+
+#: Runs that may hold their history open for a sync at once (per event loop): enough to keep
+#: every sync thread busy with a queue behind it, few enough for any limit on open files.
+SYNC_SLOTS: Final = 4 * SYNC_THREADS
+
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def slot() -> asyncio.Semaphore:
+    """The semaphore a run holds while its history is open for a sync (on this loop)."""
+    loop = asyncio.get_running_loop()
+    found = _slots.get(loop)
+    if found is None:
+        found = _slots[loop] = asyncio.Semaphore(SYNC_SLOTS)
+    return found
+
+
+def submit(function: Callable[[], T]) -> Future[T]:
+    """Run ``function()`` in the sync pool.
+
+    An fsync cannot be stopped: cancelling the caller leaves it running to its end, and
+    whoever owns the descriptor must not close it before (`HistoryWriter.close` waits).
+    """
+    return _executor().submit(function)
+
+
+def _forget_in_child() -> None:
+    # A forked child has none of the pool's threads: it would wait forever on a dead queue.
+    global _pool, _mutex
+    _pool = None
+    _mutex = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
