@@ -104,20 +104,7 @@ def parse_history(
     # beside every event was a second copy of the file for the whole read.
     end = data.index(b"\n")
     started = parse_started(path, data[:end])
-    if started.format > FORMAT_VERSION:
-        raise HistoryCorruptError(
-            f"{path}:1: history format {started.format} was written by wfrun "
-            f"{started.wfrun_version}; this wfrun reads format {FORMAT_VERSION} and older: "
-            "upgrade wfrun",
-            path=str(path),
-            line=1,
-        )
-    if run_id is not None and started.run_id != run_id:
-        raise HistoryCorruptError(
-            f"{path}:1: the file holds run {started.run_id!r}, not {run_id!r} (renamed by hand?)",
-            path=str(path),
-            line=1,
-        )
+    check_started(path, started, run_id)
     checksummed = started.format >= CHECKSUMMED
     events: list[Event] = [started]
     number = 1
@@ -125,19 +112,7 @@ def parse_history(
         start, end = end + 1, data.index(b"\n", end + 1)
         number += 1
         event = parse_line(path, number, data[start:end], checksummed=checksummed)
-        if event.id != number:
-            raise HistoryCorruptError(
-                f"{path}:{number}: event id {event.id} where {number} was expected "
-                "(ids run 1, 2, 3… without gaps: lines were lost, added or reordered)",
-                path=str(path),
-                line=number,
-            )
-        if events[-1].role == TERMINAL:
-            raise HistoryCorruptError(
-                f"{path}:{number}: {event.type} after the run ended with {events[-1].type}",
-                path=str(path),
-                line=number,
-            )
+        check_next(path, number, event, events[-1])
         events.append(event)
     if torn and not _could_be_torn(torn, started.max_payload):
         raise HistoryCorruptError(
@@ -153,6 +128,41 @@ def parse_history(
         torn_tail=torn,
         intact_size=intact,
     )
+
+
+def check_started(path: Path, started: WorkflowStarted, run_id: str | None) -> None:
+    """A first event this wfrun can read, of the run the file is named after."""
+    if started.format > FORMAT_VERSION:
+        raise HistoryCorruptError(
+            f"{path}:1: history format {started.format} was written by wfrun "
+            f"{started.wfrun_version}; this wfrun reads format {FORMAT_VERSION} and older: "
+            "upgrade wfrun",
+            path=str(path),
+            line=1,
+        )
+    if run_id is not None and started.run_id != run_id:
+        raise HistoryCorruptError(
+            f"{path}:1: the file holds run {started.run_id!r}, not {run_id!r} (renamed by hand?)",
+            path=str(path),
+            line=1,
+        )
+
+
+def check_next(path: Path, number: int, event: Event, previous: Event) -> None:
+    """Event ``number`` must carry that id and follow an event that did not end the run."""
+    if event.id != number:
+        raise HistoryCorruptError(
+            f"{path}:{number}: event id {event.id} where {number} was expected "
+            "(ids run 1, 2, 3… without gaps: lines were lost, added or reordered)",
+            path=str(path),
+            line=number,
+        )
+    if previous.role == TERMINAL:
+        raise HistoryCorruptError(
+            f"{path}:{number}: {event.type} after the run ended with {previous.type}",
+            path=str(path),
+            line=number,
+        )
 
 
 def _could_be_torn(tail: bytes, max_payload: int) -> bool:

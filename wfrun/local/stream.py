@@ -17,8 +17,16 @@ from types import TracebackType
 from typing import Final
 
 from ..errors import HistoryCorruptError
-from ..events import CHECKSUMMED, FORMAT_VERSION, TERMINAL, Event
-from .history import _could_be_torn, content_end, parse_line, parse_started, torn_note
+from ..events import CHECKSUMMED, Event
+from .history import (
+    _could_be_torn,
+    check_next,
+    check_started,
+    content_end,
+    parse_line,
+    parse_started,
+    torn_note,
+)
 
 #: How much of the file is read at a time: large enough for few system calls, small enough
 #: that memory does not grow with the history.
@@ -54,7 +62,7 @@ class HistoryStream:
         try:
             first = self._first_line()
             self.started = parse_started(path, first)
-            self._check_started(run_id)
+            check_started(path, self.started, run_id)
         except BaseException:
             self.close()
             raise
@@ -85,24 +93,6 @@ class HistoryStream:
         self.intact_size = end + 1
         return first
 
-    def _check_started(self, run_id: str | None) -> None:
-        started, path = self.started, self.path
-        if started.format > FORMAT_VERSION:
-            raise HistoryCorruptError(
-                f"{path}:1: history format {started.format} was written by wfrun "
-                f"{started.wfrun_version}; this wfrun reads format {FORMAT_VERSION} and older: "
-                "upgrade wfrun",
-                path=str(path),
-                line=1,
-            )
-        if run_id is not None and started.run_id != run_id:
-            raise HistoryCorruptError(
-                f"{path}:1: the file holds run {started.run_id!r}, not {run_id!r} "
-                "(renamed by hand?)",
-                path=str(path),
-                line=1,
-            )
-
     def __iter__(self) -> Iterator[tuple[Event, bytes]]:
         try:
             yield from self._events()
@@ -122,19 +112,7 @@ class HistoryStream:
             for line in data[:whole].split(b"\n")[:-1]:
                 number += 1
                 event = parse_line(path, number, line, checksummed=checksummed)
-                if event.id != number:
-                    raise HistoryCorruptError(
-                        f"{path}:{number}: event id {event.id} where {number} was expected "
-                        "(ids run 1, 2, 3… without gaps: lines were lost, added or reordered)",
-                        path=str(path),
-                        line=number,
-                    )
-                if last.role == TERMINAL:
-                    raise HistoryCorruptError(
-                        f"{path}:{number}: {event.type} after the run ended with {last.type}",
-                        path=str(path),
-                        line=number,
-                    )
+                check_next(path, number, event, last)
                 self.last = last = event
                 self.intact_size += len(line) + 1
                 yield event, line
