@@ -8,6 +8,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,11 +27,15 @@ from wfrun.events import (
 )
 
 BENCH = Path(__file__).resolve().parent
-#: One history line of typical size: what a floor appends, once per durable step.
-LINE = (
-    b'{"id":4,"ts":"2026-11-24T10:00:00.000000Z","type":"ActivityCompleted","seq":1,'
-    b'"attempt":1,"duration":0.000039,"result":1,"crc":"da2eedac"}\n'
+#: What one sequential step writes before its sync: its three events (scheduled, started,
+#: completed), about 370 bytes.
+STEP = (
+    b'{"id":3,"ts":"2026-11-24T10:00:00.000000Z","type":"ActivityScheduled","seq":1}\n' * 3
+    + b"x" * 130
+    + b"\n"
 )
+#: The reservation the preallocated floor makes at a time (wfrun's largest).
+CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -64,13 +69,14 @@ def timed(
 
 
 def append_fsync_floor(folder: Path, n: int = 2000) -> float:
-    """Seconds per durable append the plain way: write at the end of the file, then fsync."""
+    """Seconds per durable append of one step's bytes the plain way: write at the end, fsync
+    (how wfrun wrote before it reserved space)."""
     path = folder / "floor-append.bench"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
     try:
         start = time.perf_counter()
         for _ in range(n):
-            os.write(fd, LINE)
+            os.write(fd, STEP)
             os.fsync(fd)
         return (time.perf_counter() - start) / n
     finally:
@@ -79,38 +85,66 @@ def append_fsync_floor(folder: Path, n: int = 2000) -> float:
 
 
 def preallocated_floor(folder: Path, n: int = 2000) -> float:
-    """Seconds per durable append into space written ahead: pwrite in place, then fdatasync.
-
-    The space is filled with real zeros and synced first, so no append changes the file's size
-    or its extents: the least a durable append can cost on this disk.
-    """
+    """Seconds per durable append of one step's bytes into reserved space: pwrite in place,
+    fdatasync (how wfrun writes now, see `wfrun.local.store`)."""
     path = folder / "floor-preallocated.bench"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, bytes(len(LINE) * n))
-        os.fsync(fd)
         start = time.perf_counter()
-        for i in range(n):
-            os.pwrite(fd, LINE, i * len(LINE))
+        size = allocated = 0
+        for _ in range(n):
+            if size + len(STEP) > allocated:
+                os.posix_fallocate(fd, allocated, CHUNK)
+                allocated += CHUNK
+            os.pwrite(fd, STEP, size)
+            size += len(STEP)
             os.fdatasync(fd)
+        os.ftruncate(fd, size)
         return (time.perf_counter() - start) / n
     finally:
         os.close(fd)
         path.unlink()
 
 
+def concurrent_floor(folder: Path, threads: int = 8, n: int = 400) -> float:
+    """Durable appends per second when ``threads`` threads each append + fsync a file of their
+    own at once: what the disk and the journal allow when syncs overlap and are merged."""
+    paths = [folder / f"floor-thread{i}.bench" for i in range(threads)]
+    fds = [os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600) for path in paths]
+
+    def work(fd: int) -> None:
+        for _ in range(n):
+            os.write(fd, STEP)
+            os.fsync(fd)
+
+    workers = [threading.Thread(target=work, args=(fd,)) for fd in fds]
+    start = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - start
+    for fd, path in zip(fds, paths, strict=True):
+        os.close(fd)
+        path.unlink()
+    return threads * n / elapsed
+
+
 @dataclass(frozen=True)
 class Floors:
-    """The disk's limits for one-at-a-time durable steps, in seconds per append."""
+    """The disk's limits: seconds per one-at-a-time durable append, two ways, and durable
+    appends per second when eight files are synced at once."""
 
     append_fsync: float
     preallocated: float
+    concurrent: float
 
 
 def floors(folder: Path, repeat: int = 3) -> Floors:
     return Floors(
         statistics.median(append_fsync_floor(folder) for _ in range(repeat)),
         statistics.median(preallocated_floor(folder) for _ in range(repeat)),
+        statistics.median(concurrent_floor(folder) for _ in range(repeat)),
     )
 
 

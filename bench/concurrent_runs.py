@@ -25,76 +25,22 @@ import resource
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
+from common import append_fsync_floor, concurrent_floor
+from workloads import Sequential
+
 import wfrun as workflows
-
-
-@workflows.activity
-async def noop(i: int) -> int:
-    return i
-
-
-@workflows.workflow.define(name="bench_concurrent")
-class Steps:
-    @workflows.workflow.entrypoint
-    async def run(self, steps: int) -> int:
-        total = 0
-        for i in range(steps):
-            total += await noop(i)
-        return total
-
-
-LINE = b'{"id":3,"ts":"2026-11-24T10:00:00.000000Z","type":"ActivityCompleted","seq":1}\n'
-
-
-def fsync_floor(directory: Path, n: int = 1000) -> float:
-    """Durable appends per second, one after another, to one file."""
-    path = directory / "fsync.bench"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    start = time.perf_counter()
-    for _ in range(n):
-        os.write(fd, LINE)
-        os.fsync(fd)
-    elapsed = time.perf_counter() - start
-    os.close(fd)
-    path.unlink()
-    return n / elapsed
-
-
-def concurrent_fsync_floor(directory: Path, threads: int = 8, n: int = 400) -> float:
-    """Durable appends per second when ``threads`` threads each append + fsync their own
-    file at once."""
-    fds = [
-        os.open(directory / f"fsync{i}.bench", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        for i in range(threads)
-    ]
-
-    def work(fd: int) -> None:
-        for _ in range(n):
-            os.write(fd, LINE)
-            os.fsync(fd)
-
-    workers = [threading.Thread(target=work, args=(fd,)) for fd in fds]
-    start = time.perf_counter()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    elapsed = time.perf_counter() - start
-    for i, fd in enumerate(fds):
-        os.close(fd)
-        (directory / f"fsync{i}.bench").unlink()
-    return threads * n / elapsed
 
 
 async def one_round(home: Path, runs: int, steps: int) -> float:
     start = time.perf_counter()
     results = await asyncio.gather(
         *(
-            workflows.execute_workflow(Steps, {"steps": steps}, execution_id=f"w{i}", home=home)
+            workflows.execute_workflow(
+                Sequential, {"steps": steps}, execution_id=f"w{i}", home=home
+            )
             for i in range(runs)
         )
     )
@@ -138,8 +84,8 @@ def main() -> None:
                 f"({rates[runs] * (args.steps + 2):7.0f} durable appends/s; rounds: "
                 f"{', '.join(f'{t:.2f}' for t in times)} s)"
             )
-        floor = statistics.median(fsync_floor(base) for _ in range(3))
-        merged = statistics.median(concurrent_fsync_floor(base) for _ in range(3))
+        floor = statistics.median(1 / append_fsync_floor(base, 1000) for _ in range(3))
+        merged = statistics.median(concurrent_floor(base) for _ in range(3))
     print(f"fsync floor:            {floor:8.0f} durable appends/s, one file after another")
     print(f"concurrent fsync floor: {merged:8.0f} durable appends/s, 8 threads, 8 files")
     if len(rates) > 1:

@@ -23,113 +23,32 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import zlib
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+from common import run_command, sequential_history, wfrun_command
+from workloads import Sequential
 
-import wfrun as workflows
-from wfrun.events import (
-    FORMAT_VERSION,
-    ActivityCompleted,
-    ActivityScheduled,
-    ActivityStarted,
-    Event,
-    WorkflowCompleted,
-    WorkflowStarted,
-    format_ts,
-    serialize,
-)
 from wfrun.local.engine import replay_only
 from wfrun.local.store import RunStore
 from wfrun.testing import replay
 
-WORKFLOW = "bench_replay"
-
-
-@workflows.activity
-async def noop(i: int) -> int:
-    return i
-
-
-@workflows.workflow.define(name=WORKFLOW)
-class Sequential:
-    @workflows.workflow.entrypoint
-    async def run(self, steps: int) -> int:
-        total = 0
-        for i in range(steps):
-            total += await noop(i)
-        return total
-
 
 def write_history(path: Path, steps: int, *, finished: bool = True) -> int:
     """A run of ``steps`` no-op activities, as a live run records it; returns its events."""
-    moment = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
-    run_id = path.stem
-    lines: list[bytes] = []
-
-    def add(event: Event) -> None:
-        lines.append(serialize(event))
-
-    def ts() -> str:
-        nonlocal moment
-        moment += timedelta(microseconds=70)
-        return format_ts(moment)
-
-    add(
-        WorkflowStarted(
-            id=1,
-            ts=ts(),
-            format=FORMAT_VERSION,
-            run_id=run_id,
-            workflow=WORKFLOW,
-            target=f"{Path(__file__).resolve()}:Sequential",
-            input={"steps": steps},
-            wfrun_version=workflows.__version__,
-            seed=1,
-            cwd=str(Path.cwd()),
-            max_payload=2 * 1024 * 1024,
-        )
-    )
-    for seq in range(1, steps + 1):
-        i = seq - 1
-        add(ActivityScheduled(id=len(lines) + 1, ts=ts(), seq=seq, name="noop", input={"i": i}))
-        add(ActivityStarted(id=len(lines) + 1, ts=ts(), seq=seq, attempt=1))
-        add(
-            ActivityCompleted(
-                id=len(lines) + 1, ts=ts(), seq=seq, attempt=1, duration=0.00005, result=i
-            )
-        )
-    if finished:
-        add(WorkflowCompleted(id=len(lines) + 1, ts=ts(), result=sum(range(steps))))
-    path.write_bytes(b"".join(line + b"\n" for line in lines))
-    return len(lines)
-
-
-def wfrun_command(*args: str) -> list[str]:
-    return [sys.executable, "-c", "import sys; from wfrun.cli.app import main; main()", *args]
+    data = sequential_history(path.stem, steps, finished=finished)
+    path.write_bytes(data)
+    return data.count(b"\n")
 
 
 def child_run(command: list[str]) -> tuple[float, float]:
     """Seconds and peak RSS (MB) of ``command`` in a fresh process (its own children only)."""
-    probe = (
-        "import resource, subprocess, sys, time\n"
-        "start = time.perf_counter()\n"
-        "done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
-        "elapsed = time.perf_counter() - start\n"
-        "if done.returncode: sys.exit(done.stderr.decode())\n"
-        "print(elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True, text=True)
-    if out.returncode:
-        raise SystemExit(f"{' '.join(command)} failed: {out.stderr}")
-    seconds, megabytes = out.stdout.split()
-    return float(seconds), float(megabytes)
+    measured = run_command(command)
+    return measured.seconds, measured.peak_rss_mb
 
 
 def median(values: list[float]) -> float:

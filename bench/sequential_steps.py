@@ -24,69 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import append_fsync_floor as fsync_floor
+from common import preallocated_floor
+from workloads import Sequential
+
 import wfrun as workflows
 from wfrun.local.engine import replay_only
 from wfrun.local.store import RunStore
-
-
-@workflows.activity
-async def noop(i: int) -> int:
-    return i
-
-
-@workflows.workflow.define(name="bench_sequential")
-class Sequential:
-    @workflows.workflow.entrypoint
-    async def run(self, steps: int) -> int:
-        total = 0
-        for i in range(steps):
-            total += await noop(i)
-        return total
-
-
-#: What one sequential step writes before its sync: its three events (scheduled, started,
-#: completed), about 370 bytes.
-STEP = (
-    b'{"id":3,"ts":"2026-11-24T10:00:00.000000Z","type":"ActivityScheduled","seq":1}\n' * 3
-    + b"x" * 130
-    + b"\n"
-)
-#: The reservation the preallocated floor makes at a time (wfrun's largest).
-CHUNK = 1 << 20
-
-
-def fsync_floor(directory: Path, n: int = 2000) -> float:
-    """Seconds per durable append of one step's bytes: write at the end, fsync."""
-    path = directory / "fsync.bench"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    start = time.perf_counter()
-    for _ in range(n):
-        os.write(fd, STEP)
-        os.fsync(fd)
-    elapsed = time.perf_counter() - start
-    os.close(fd)
-    path.unlink()
-    return elapsed / n
-
-
-def preallocated_floor(directory: Path, n: int = 2000) -> float:
-    """Seconds per durable append of one step's bytes into reserved space: pwrite, fdatasync."""
-    path = directory / "preallocated.bench"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    start = time.perf_counter()
-    size = allocated = 0
-    for _ in range(n):
-        if size + len(STEP) > allocated:
-            os.posix_fallocate(fd, allocated, CHUNK)
-            allocated += CHUNK
-        os.pwrite(fd, STEP, size)
-        size += len(STEP)
-        os.fdatasync(fd)
-    os.ftruncate(fd, size)
-    elapsed = time.perf_counter() - start
-    os.close(fd)
-    path.unlink()
-    return elapsed / n
 
 
 def main() -> None:
