@@ -242,3 +242,33 @@ def test_fsyncs_leave_the_loop_thread_only_while_runs_share_the_process(
     assert asyncio.run(together()) == [[10, 20]] * 3
     assert all(alone)  # a lone run syncs inline: no thread hop on the single-run path
     assert on_the_loop.count(False) >= 3 * 2  # each step of the three, at least, in a thread
+
+
+def test_runs_sharing_a_process_keep_their_files_open_between_writes_within_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wfrun as workflows
+    from wfrun.local import store
+
+    from flows.steps import StepsWorkflow
+
+    opened: list[int] = []
+    counting = store._OpenFiles.opened
+    monkeypatch.setattr(store._OpenFiles, "opened", lambda self: (opened.append(1), counting(self)))
+
+    async def together(count: int) -> list[list[int]]:
+        return await asyncio.gather(
+            *(
+                workflows.execute_workflow(
+                    StepsWorkflow, {"count": 3}, execution_id=f"r{count}-{i}", home=tmp_path
+                )
+                for i in range(count)
+            )
+        )
+
+    assert asyncio.run(together(4)) == [[10, 20, 30]] * 4
+    assert len(opened) == 4  # each file opened once, when created: no reopen per write
+    opened.clear()
+    monkeypatch.setattr(store, "keep_open", lambda: 2)
+    assert asyncio.run(together(8)) == [[10, 20, 30]] * 8
+    assert len(opened) > 8  # past the budget, files are closed between writes

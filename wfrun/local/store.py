@@ -34,10 +34,12 @@ Guarantees, and how they are kept:
 - *One process at a time.* The writer holds the run's lock (`wfrun.local.locks`: a byte-range
   lock in the home's ``runs/.locks``); the kernel releases it when the process dies, however
   it dies.
-- *Few descriptors.* The lock needs no descriptor of the run's own, so a writer opens the
-  history only to write it: between writes it keeps it open only while its run is the only
-  live one in the process (`wfrun.local.syncs.crowded`), and never while the run waits
-  (`HistoryWriter.park`). Thousands of runs fit in a process's 1,024 descriptors.
+- *Few descriptors.* The lock needs no descriptor of the run's own, so a writer need not keep
+  its history open: it keeps it between writes while the process holds fewer than
+  `keep_open()` history files open (a reopen per write costs a busy process several syscalls,
+  each a wait for the GIL), past that only while its run is the only live one in the process
+  (`wfrun.local.syncs.crowded`), and never while the run waits (`HistoryWriter.park`).
+  Thousands of runs fit in a process's 1,024 descriptors.
 - *Damage is named, never papered over.* Every read goes through `wfrun.local.history`; a torn
   tail is cut off by `HistoryWriter.repair_tail` only when a resume is about to append.
 - *Private.* Files are created 0600 and the runs folder 0700: payloads may hold private data.
@@ -49,6 +51,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import resource
 import secrets
 import stat
 import threading
@@ -127,6 +130,7 @@ class HistoryWriter:
         run_id: str = "",
     ) -> None:
         self._fd = fd
+        _open_files.opened()
         info = os.fstat(fd)
         #: The file this writer holds: one opened again must be it (not one put in its place).
         self._identity = (info.st_dev, info.st_ino)
@@ -238,10 +242,12 @@ class HistoryWriter:
         if self._fd >= 0 and not self._syncing:  # a thread may be fsyncing it right now
             os.close(self._fd)
             self._fd = -1
+            _open_files.closed()
 
     def _put_down(self) -> None:
-        # In company the file is open only while being written: N runs, not N descriptors.
-        if syncs.crowded():
+        # In company, past the budget, the file is open only while written: N runs, not N
+        # descriptors.
+        if syncs.crowded() and _open_files.count > keep_open():
             self.park()
 
     def _open(self) -> int:
@@ -261,6 +267,7 @@ class HistoryWriter:
         # In place at the logical end: past it, the zeros are space reserved for what comes.
         os.lseek(fd, self._size, os.SEEK_SET)
         self._fd = fd
+        _open_files.opened()
         return fd
 
     def _reserve(self, end: int) -> None:
@@ -347,6 +354,36 @@ _MOST_RESERVATION: Final = 1024 * 1024
 _NO_ROOM: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
+class _OpenFiles:
+    """How many history files this process's writers hold open (their threads included)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._mutex = threading.Lock()
+
+    def opened(self) -> None:
+        with self._mutex:
+            self.count += 1
+
+    def closed(self) -> None:
+        with self._mutex:
+            self.count -= 1
+
+
+def keep_open() -> int:
+    """History files kept open between writes, at most: a quarter of the soft limit on open
+    files (256 under the usual 1,024), asked each time (a process may lower it at any time).
+    Enough for a few hundred busy runs to write without reopening, few enough to leave the
+    rest of the limit to the activities."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1024
+    return max(16, min(soft // 4, 1024))
+
+
+_open_files = _OpenFiles()
+
+
 def _can_reserve() -> bool:
     """Whether this OS can reserve file space and sync data without the inode (not macOS)."""
     return hasattr(os, "posix_fallocate") and hasattr(os, "fdatasync")
@@ -356,6 +393,7 @@ def _forget_in_child() -> None:
     # A process forked by an activity must not hold (or, by closing, release) a run's lock:
     # the child closes its copies, and the parent's lock stays where it is.
     # The same for the locks: closed there, never unlocked (see `wfrun.local.locks`).
+    global _open_files
     for writer in list(_open_writers):
         if writer._fd >= 0:
             with contextlib.suppress(OSError):
@@ -363,6 +401,7 @@ def _forget_in_child() -> None:
         writer._fd = -1
         writer._lock = None
     _open_writers.clear()
+    _open_files = _OpenFiles()  # none open here; and the parent's mutex may have been held
     locks.forget_in_child()
 
 
