@@ -7,7 +7,9 @@ anything by itself:
 
 - it runs only when the engine steps it (`WorkflowLoop.run_until_quiescent`), after the engine
   has delivered one history event, and it runs ready callbacks in FIFO order until none is left;
-  so the workflow makes the same decisions in the same order, live and on replay;
+  so the workflow makes the same decisions in the same order, live and on replay (a replay
+  may resolve an awaited call at once instead, see `WorkflowCall`, only where that step would
+  have ended with exactly that event delivered next);
 - its clock (`WorkflowLoop.time`) is the time of the event being delivered;
 - every delay (``call_at``/``call_later``, hence ``asyncio.sleep``, ``wait_for``'s and
   ``timeout()``'s deadlines) becomes a durable timer owned by the engine;
