@@ -207,7 +207,10 @@ def parse_line(path: Path, number: int, line: bytes, *, checksummed: bool | None
         except orjson.JSONDecodeError:
             pass
         else:
-            if type(obj) is dict and line.count(b"[") + line.count(b"{") <= _MAX_DEPTH:
+            # A line no longer than the limit cannot nest deeper: no need to count.
+            if type(obj) is dict and (
+                len(line) <= _MAX_DEPTH or line.count(b"[") + line.count(b"{") <= _MAX_DEPTH
+            ):
                 obj.pop("crc", None)
                 try:
                     event = event_from_json(obj)
@@ -256,13 +259,14 @@ def parse_line(path: Path, number: int, line: bytes, *, checksummed: bool | None
 
 def _intact(line: bytes) -> bool:
     """Whether ``line`` ends with a checksum field that matches it (see `verify_checksum`)."""
-    tail = line[-_CRC_LENGTH:]
-    if tail[:8] != _CRC_FIELD or tail[-2:] != b'"}' or len(line) <= _CRC_LENGTH:
+    # Called for every line of every replay: slices of ``line`` itself, no tail copy and no
+    # memoryview (whose setup cost more than copying a line this short).
+    cut = len(line) - _CRC_LENGTH
+    if cut <= 0 or line[cut : cut + 8] != _CRC_FIELD or line[-2:] != b'"}':
         return False
-    with memoryview(line) as view:
-        crc = zlib.crc32(b"}", zlib.crc32(view[:-_CRC_LENGTH]))
+    crc = zlib.crc32(b"}", zlib.crc32(line[:cut]))
     # Compared as written (lower-case hex, 8 digits): no parsing, and "+1f" cannot pass.
-    return tail[8:16] == b"%08x" % crc
+    return line[cut + 8 : cut + 16] == b"%08x" % crc
 
 
 _CRC_FIELD: Final = b',"crc":"'

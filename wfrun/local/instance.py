@@ -22,7 +22,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
 
 from ..errors import (
     ActivityError,
@@ -74,6 +74,21 @@ if TYPE_CHECKING:
 
 #: `WorkflowInstance.apply` was given no validated result: it validates the recorded one.
 _UNDECODED: Final[Any] = object()
+
+
+class Replayer(Protocol):
+    """The replay driving an instance, as the instance's fast path sees it."""
+
+    def outcome_at_once(self, seq: int, commands: list[Command]) -> ActivityCompleted | None:
+        """The next event to deliver, if it is activity ``seq``'s completion and every command
+        in ``commands`` (issued, not yet checked) agrees with the history; else None. Raises
+        nothing: a disagreement is left for the ordinary path to report."""
+        ...
+
+    def take_outcome(self) -> None:
+        """The event `outcome_at_once` returned was delivered: move past it."""
+        ...
+
 
 # -- the instance ----------------------------------------------------------------------------
 
@@ -134,6 +149,9 @@ class WorkflowInstance:
         #: The id of the last event delivered: how long the history is, as the code saw it.
         self._history_length = 1
         self._continue_as_new_at = continue_as_new_at
+        #: Set while a replay drives the instance: awaited activities may then be resolved at
+        #: once from the history (`_settle_at_once`).
+        self.replayer: Replayer | None = None
 
     # -- driving, for the engine -------------------------------------------------------------
 
@@ -274,9 +292,19 @@ class WorkflowInstance:
             future.set_exception(exc.with_traceback(None))
             return WorkflowCall(future, hash(future), dropped)
         self._activities[command.seq] = (future, command)
-        future.add_done_callback(lambda f: self._activity_abandoned(command.seq, f))
+
+        def abandoned(f: asyncio.Future[Any]) -> None:
+            self._activity_abandoned(command.seq, f)
+
+        future.add_done_callback(abandoned)
         self._commands.append(command)
-        return WorkflowCall(future, hash(future), dropped)
+        if self.replayer is None:
+            return WorkflowCall(future, hash(future), dropped)
+
+        def settle() -> None:
+            self._settle_at_once(command, future, abandoned)
+
+        return WorkflowCall(future, hash(future), dropped, settle)
 
     @unwatched
     def sleep(self, seconds: float) -> Coroutine[Any, Any, None]:
@@ -438,6 +466,54 @@ class WorkflowInstance:
             )
 
         return dropped
+
+    @unwatched  # wfrun's own work, run inside the step: not the guard's to see
+    def _settle_at_once(
+        self,
+        command: ScheduleActivity,
+        future: WorkflowFuture[Any],
+        abandoned: Callable[[asyncio.Future[Any]], None],
+    ) -> None:
+        """Replay's fast path: resolve an awaited activity now from its recorded outcome.
+
+        Taken only where it is indistinguishable from the ordinary path, in which the task
+        suspends, the loop runs dry, the replay checks the step's commands and delivers the
+        next event, and the task resumes with it. That holds when nothing else could run
+        first: no other callback ready, no condition to look at, no cancellation pending on
+        the awaiting task, no error stopping the run, and the next recorded event is this
+        very call's completion. Otherwise, or if the commands or the result disagree with the
+        history, the ordinary path runs and reports it.
+        """
+        replayer = self.replayer
+        loop = self._loop
+        if (
+            replayer is None
+            or loop._ready
+            or self._conditions
+            or self._handler_error is not None
+            or future.done()
+            or self._activities.get(command.seq) is None
+        ):
+            return
+        task = asyncio.current_task(loop)
+        if task is None or task.cancelling():
+            return
+        event = replayer.outcome_at_once(command.seq, self._commands)
+        if event is None:
+            return
+        try:
+            value = self._decode_result(event, command, "activity")
+        except NonDeterminismError:
+            return  # raised by the ordinary path, outside the workflow code
+        replayer.take_outcome()
+        self._commands.clear()  # each one checked against the history just now
+        self._now = event.time
+        self._history_length = event.id
+        loop.set_time(self._now.timestamp())
+        del self._activities[command.seq]
+        # The callback would only ever see a result: dropped so that nothing is left ready.
+        future.remove_done_callback(abandoned)
+        future.set_result(value)
 
     def _activity_abandoned(self, seq: int, future: asyncio.Future[Any]) -> None:
         if future.cancelled() and self._activities.pop(seq, None) is not None:

@@ -7,7 +7,9 @@ anything by itself:
 
 - it runs only when the engine steps it (`WorkflowLoop.run_until_quiescent`), after the engine
   has delivered one history event, and it runs ready callbacks in FIFO order until none is left;
-  so the workflow makes the same decisions in the same order, live and on replay;
+  so the workflow makes the same decisions in the same order, live and on replay (a replay
+  may resolve an awaited call at once instead, see `WorkflowCall`, only where that step would
+  have ended with exactly that event delivered next);
 - its clock (`WorkflowLoop.time`) is the time of the event being delivered;
 - every delay (``call_at``/``call_later``, hence ``asyncio.sleep``, ``wait_for``'s and
   ``timeout()``'s deadlines) becomes a durable timer owned by the engine;
@@ -87,18 +89,27 @@ class WorkflowCall(Coroutine[Any, Any, T]):
     Python warns of a native coroutine nobody awaited, never of this one: ``dropped`` is
     called instead when it is garbage before anything awaited it or started it as a task (in
     CPython, at once when the statement ``fetch(x)`` ends).
+
+    ``settle`` is asked, when the call is awaited directly, whether it can resolve the future
+    at once (a replay whose next recorded event is this call's outcome): the await then
+    completes without suspending the task and without a trip through the loop.
     """
 
-    __slots__ = ("_awaited", "_dropped", "_future", "_iterator", "_key")
+    __slots__ = ("_awaited", "_dropped", "_future", "_iterator", "_key", "_settle")
 
     def __init__(
-        self, future: asyncio.Future[T], key: int, dropped: Callable[[], None] | None = None
+        self,
+        future: asyncio.Future[T],
+        key: int,
+        dropped: Callable[[], None] | None = None,
+        settle: Callable[[], object] | None = None,
     ) -> None:
         self._future = future
         self._iterator: Generator[Any, None, T] | None = None
         self._key = key
         self._awaited = False
         self._dropped = dropped
+        self._settle = settle
 
     def __del__(self) -> None:
         if not self._awaited and self._dropped is not None:
@@ -109,6 +120,10 @@ class WorkflowCall(Coroutine[Any, Any, T]):
 
     def __await__(self) -> Generator[Any, None, T]:
         self._awaited = True
+        if self._settle is not None:
+            # A done future's iterator returns its result at once: no suspension.
+            self._settle()
+            self._settle = None
         return self._future.__await__()
 
     def _started(self) -> Generator[Any, None, T]:

@@ -25,6 +25,7 @@ from ..events import (
     COMMAND,
     TERMINAL,
     ActivityCanceled,
+    ActivityCompleted,
     ActivityFailed,
     ActivityHeartbeat,
     ActivityScheduled,
@@ -97,6 +98,8 @@ class RecordedRun:
         self._bookkeeping: dict[int, list[StepEvent]] = {}
         #: The last event that shows the workflow's progress (a command or an outcome).
         self.last_progress = 0
+        #: The index in `resolutions` of the next event to deliver, during `replay`.
+        self._next = 0
         for event in events[1:]:
             if not isinstance(event, StepEvent):
                 if event.role == TERMINAL:
@@ -126,15 +129,22 @@ class RecordedRun:
         """Run ``instance`` through the whole history; raise on the first disagreement."""
         found = Replay()
         self._workflow = instance.definition.name
+        self._next = 0
+        resolutions = self.resolutions
         try:
             # Replaying (quiet logger, no guard on resumes) means: this code ran live before.
             # The first activation did if anything was recorded after WorkflowStarted; each
             # outcome's did, since the engine delivers an outcome right after recording it.
             instance.replaying = self.last_progress > 1
+            # The instance may deliver an awaited activity's outcome itself (`outcome_at_once`),
+            # moving `_next` on: the loop below delivers whatever it did not.
+            instance.replayer = self
             instance.start(args, kwargs)
             instance.replaying = True
             self._check(instance.take_commands(), found)
-            for event in self.resolutions:
+            while self._next < len(resolutions):
+                event = resolutions[self._next]
+                self._next += 1
                 # Outcomes may still arrive after the workflow returned (those recorded in the
                 # same commit): only an outcome of a step the code never asked for is wrong.
                 if isinstance(event, StepEvent) and event.seq > instance.last_seq:
@@ -143,8 +153,26 @@ class RecordedRun:
                 self._check(instance.take_commands(), found)
             self._check_end(instance)
         finally:
+            instance.replayer = None
             instance.replaying = False
         return found
+
+    def outcome_at_once(self, seq: int, commands: list[Command]) -> ActivityCompleted | None:
+        """The next event, if the instance may deliver it now (see `Replayer`)."""
+        if self._next >= len(self.resolutions):
+            return None  # the live boundary: what comes next is not recorded
+        event = self.resolutions[self._next]
+        if type(event) is not ActivityCompleted or event.seq != seq:
+            return None
+        for command in commands:
+            recorded = self.commands.get(command.seq)
+            # A cancel, a command past the history or one that disagrees: the ordinary path.
+            if recorded is None or not _same(command, recorded):
+                return None
+        return event
+
+    def take_outcome(self) -> None:
+        self._next += 1
 
     def _check(self, commands: list[Command], found: Replay) -> None:
         for command in commands:

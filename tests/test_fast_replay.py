@@ -1,0 +1,135 @@
+"""Replay's fast path: an awaited activity is resolved at once from its recorded outcome, and
+only where the ordinary path (the task suspends, the loop runs dry, the next event is
+delivered) would have done exactly the same."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import orjson
+import pytest
+
+import wfrun as workflows
+from wfrun.errors import NonDeterminismError
+from wfrun.local.loop import WorkflowLoop
+from wfrun.local.store import RunStore
+from wfrun.testing import replay
+
+from conftest import signed
+
+
+@workflows.activity
+async def echo(value: int) -> int:
+    return value
+
+
+@workflows.workflow.define(name="fast_replay_clock")
+class ClockWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self, steps: int) -> list[str]:
+        seen = []
+        for i in range(steps):
+            await echo(i)
+            seen.append(workflows.workflow.now().isoformat())
+        return seen
+
+
+@workflows.workflow.define(name="fast_replay_ready_task")
+class ReadyTaskWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> list[object]:
+        order: list[object] = []
+
+        async def aside() -> None:
+            order.append("aside")
+
+        task = asyncio.create_task(aside())  # ready when the activity below is awaited
+        order.append(await echo(1))
+        await task
+        order.append(await echo(2))
+        return order
+
+
+@workflows.workflow.define(name="fast_replay_swallowing")
+class SwallowingWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self, steps: int) -> list[int]:
+        values = []
+        for i in range(steps):
+            try:
+                values.append(await echo(i))
+            except Exception:  # code that catches everything must not hide a mismatch
+                values.append(-1)
+        return values
+
+
+def run_live(workflow: type, run_id: str, params: object = None) -> Path:
+    asyncio.run(workflows.execute_workflow(workflow, params, execution_id=run_id))
+    return RunStore(Path.cwd() / "home").path(run_id)
+
+
+def rewrite_line(path: Path, number: int, change: dict[str, object]) -> None:
+    """Edit one event and sign it again: the history is valid, but disagrees with the code."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    event = orjson.loads(lines[number - 1])
+    lines[number - 1] = signed({**event, **change})
+    path.write_bytes(b"".join(lines))
+
+
+def count_loop_turns(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    turns: list[int] = []
+    original = WorkflowLoop.run_until_quiescent
+
+    def counted(self: WorkflowLoop) -> None:
+        turns.append(1)
+        original(self)
+
+    monkeypatch.setattr(WorkflowLoop, "run_until_quiescent", counted)
+    return turns
+
+
+@pytest.mark.usefixtures("isolated")
+def test_a_sequential_replay_resolves_each_activity_without_a_loop_turn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = run_live(ClockWorkflow, "sequential", {"steps": 20})
+    turns = count_loop_turns(monkeypatch)
+    replay(path, ClockWorkflow)
+    assert len(turns) == 1  # the first activation; every outcome was then delivered at once
+
+
+@pytest.mark.usefixtures("isolated")
+def test_an_outcome_delivered_at_once_sets_the_workflow_clock_to_its_event() -> None:
+    path = run_live(ClockWorkflow, "clock", {"steps": 5})
+    events = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    completed = [e["ts"] for e in events if e["type"] == "ActivityCompleted"]
+    result = replay(path, ClockWorkflow)  # raises if the code returned other times
+    assert len(set(completed)) == 5
+    assert result is not None
+
+
+@pytest.mark.usefixtures("isolated")
+def test_a_task_ready_when_an_activity_is_awaited_runs_before_its_outcome_on_replay() -> None:
+    path = run_live(ReadyTaskWorkflow, "ready")
+    final = orjson.loads(path.read_bytes().splitlines()[-1])
+    assert final["result"] == ["aside", 1, 2]
+    replay(path, ReadyTaskWorkflow)  # a replay that ran the activity first would return [1, ...]
+
+
+@pytest.mark.usefixtures("isolated")
+def test_an_edited_input_is_reported_even_where_the_code_catches_every_error() -> None:
+    path = run_live(SwallowingWorkflow, "input", {"steps": 3})
+    rewrite_line(path, 5, {"input": {"value": 99}})  # step 2's ActivityScheduled
+    with pytest.raises(NonDeterminismError) as caught:
+        replay(path, SwallowingWorkflow)
+    assert caught.value.event_id == 5
+
+
+@pytest.mark.usefixtures("isolated")
+def test_a_result_that_no_longer_fits_is_reported_even_where_the_code_catches_every_error() -> None:
+    path = run_live(SwallowingWorkflow, "result", {"steps": 3})
+    rewrite_line(path, 7, {"result": "not a number"})  # step 2's ActivityCompleted
+    with pytest.raises(NonDeterminismError) as caught:
+        replay(path, SwallowingWorkflow)
+    assert caught.value.event_id == 7
