@@ -15,6 +15,15 @@ or made errors with the standard filters (``-W error::wfrun.DeterminismWarning``
 
 The guard watches live steps and ``wfrun replay``, not the replay phase of a resume: what a
 resume replays ran live before (and was watched then), and a resume must stay cheap.
+
+On Python 3.12+ it uses ``sys.monitoring`` instead of a profile hook (which 3.12 made several
+times dearer), under its own tool id: a CALL event is checked at each call site, and a site in
+code that is not the user's (wfrun, the standard library, installed packages) is disabled at
+its first call, for good, since no call made from there is ever reported. Only call sites in
+the user's code keep firing (a site's callee can change from one call to the next, so a site
+seen clean once is not thereby clean), and the watched Python functions (``uuid4``, the
+``random`` methods, ``as_completed``) fire PY_START on their own code only. Monitoring is
+process-wide, so it is scoped by a per-thread record of the guard watching a step.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import os
 import random
 import sys
 import sysconfig
+import threading
 import time
 import types
 import uuid
@@ -96,6 +106,9 @@ def unwatched(method: F) -> F:
     behalf (binding, encoding, validation) would multiply the cost of a step.
     """
 
+    if _MONITORING is not None:
+        return method  # sys.monitoring ignores wfrun's code after its first call: nothing to do
+
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         hook = sys.getprofile()
@@ -119,7 +132,7 @@ def unwatched(method: F) -> F:
 class Guard:
     """Context manager watching one step of workflow code (a no-op when disabled)."""
 
-    __slots__ = ("_active", "_enabled", "_found", "_hook", "paused", "workflow")
+    __slots__ = ("_active", "_enabled", "_found", "_hook", "_outer", "paused", "workflow")
 
     def __init__(self, workflow: str, enabled: bool) -> None:
         self.workflow = workflow
@@ -129,18 +142,36 @@ class Guard:
         self._found: list[tuple[str, int, str, str]] = []
         self._active = False
         self._hook = _make_hook(workflow, self._found)
+        self._outer: Guard | None = None
 
     def __enter__(self) -> Guard:
         # A profiler the user runs (cProfile, pyinstrument) holds the hook: step aside for it.
         self._active = self._enabled and not self.paused and sys.getprofile() is None
-        if self._active:
+        if not self._active:
+            return self
+        if _MONITORING is not None and _monitor():
+            # cProfile on 3.12+ is itself a sys.monitoring tool: step aside for it too.
+            if _MONITORING.get_tool(_MONITORING.PROFILER_ID) is not None:
+                self._active = False
+                return self
+            thread = threading.get_ident()
+            self._outer = _watching.get(thread)
+            _watching[thread] = self
+        else:
             sys.setprofile(self._hook)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if not self._active:
             return
-        sys.setprofile(None)
+        if _tool is None:
+            sys.setprofile(None)
+        else:
+            thread = threading.get_ident()
+            if self._outer is None:
+                del _watching[thread]
+            else:
+                _watching[thread], self._outer = self._outer, None
         if not self._found:
             return
         found = list(self._found)
@@ -243,3 +274,77 @@ def _hashable(value: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+# -- Python 3.12+: sys.monitoring ------------------------------------------------------------
+
+_MONITORING: Final[Any] = getattr(sys, "monitoring", None)
+_TOOL_NAME: Final = "wfrun determinism guard"
+#: The tool id the guard holds, once it has started monitoring (None: it has not, or uses the
+#: profile hook because every free id was taken).
+_tool: int | None = None
+_tried = False
+#: The guard watching a step, by thread: monitoring is process-wide, the guard is not.
+_watching: dict[int, Guard] = {}
+#: Whether a file holds the user's code, by file name (a few dozen names, looked up per call).
+_user_files: dict[str, bool] = {}
+
+
+def _monitor() -> bool:
+    """Start monitoring on first use (in this process, for good); False if no tool id is free."""
+    global _tool, _tried
+    if _tool is not None or _tried:
+        return _tool is not None
+    _tried = True
+    events = _MONITORING.events
+    # Ids 0-2 and 5 are the ones debuggers, coverage, profilers and optimizers claim by name.
+    for tool in (4, 3, 5):
+        if _MONITORING.get_tool(tool) is None:
+            _MONITORING.use_tool_id(tool, _TOOL_NAME)
+            _MONITORING.register_callback(tool, events.CALL, _on_call)
+            _MONITORING.register_callback(tool, events.PY_START, _on_start)
+            for code in _WATCHED_CODE:
+                _MONITORING.set_local_events(tool, code, events.PY_START)
+            _MONITORING.set_events(tool, events.CALL)
+            _tool = tool
+            return True
+    return False
+
+
+def _on_call(code: CodeType, offset: int, callee: object, arg0: object) -> object:
+    """CALL: a C function the guard watches, called from a call site in the user's code."""
+    user = _user_files.get(code.co_filename)
+    if user is None:
+        user = _user_files[code.co_filename] = _is_user_file(code.co_filename)
+    if not user:
+        return _DISABLE  # no call from here is ever reported: never see this site again
+    guard = _watching.get(threading.get_ident())
+    # Only C functions are looked at here (by type, so no user object's __getattr__ runs);
+    # the watched Python functions are caught as they start, in _on_start.
+    if guard is None or callee.__class__ is not types.BuiltinFunctionType:
+        return None
+    if callee.__name__ not in _C_NAMES or not _hashable(callee):  # type: ignore[attr-defined]
+        return None
+    entry = _C_CALLS.get(callee)
+    if entry is not None:
+        _report(guard.workflow, guard._found, sys._getframe(1), entry)
+    return None
+
+
+def _on_start(code: CodeType, offset: int) -> object:
+    """PY_START of a watched Python function (no other code has this event)."""
+    guard = _watching.get(threading.get_ident())
+    if guard is None:
+        return None
+    frame = sys._getframe(1)  # the watched function's own frame
+    entry = _python_call(frame, code)
+    if entry is not None and frame.f_back is not None:
+        _report(guard.workflow, guard._found, frame.f_back, entry)
+    return None
+
+
+def _is_user_file(filename: str) -> bool:
+    return not (filename.startswith(_NOT_USER_CODE) or filename.startswith("<"))
+
+
+_DISABLE: Final[object] = _MONITORING.DISABLE if _MONITORING is not None else None
