@@ -23,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import wfrun as workflows
@@ -55,10 +56,15 @@ class GuardOff:
         return total
 
 
-def cpu(work: object) -> float:
+def cpu(work: Callable[..., object], *args: object) -> float:
+    """CPU seconds (user and system) of ``work(*args)``."""
     start = time.process_time()
-    work()  # type: ignore[operator]
+    work(*args)
     return time.process_time() - start
+
+
+def live(flow: type, steps: int, run_id: str) -> None:
+    asyncio.run(workflows.execute_workflow(flow, {"steps": steps}, execution_id=run_id))
 
 
 def main() -> None:
@@ -74,19 +80,12 @@ def main() -> None:
         times.update({"replay on": [], "replay off": []})
         for n in range(args.repeat):
             for name, flow in (("on", GuardOn), ("off", GuardOff)):
-                run_id = f"{name}-{n}"
-                times[f"live {name}"].append(
-                    cpu(
-                        lambda: asyncio.run(
-                            workflows.execute_workflow(flow, {"steps": steps}, execution_id=run_id)
-                        )
-                    )
-                )
-        for n in range(args.repeat):
+                times[f"live {name}"].append(cpu(live, flow, steps, f"{name}-{n}"))
+        for _ in range(args.repeat):
             for name, flow in (("on", GuardOn), ("off", GuardOff)):
                 definition = flow.__wfrun_workflow__  # type: ignore[attr-defined]
                 events = store.read(f"{name}-0").events
-                times[f"replay {name}"].append(cpu(lambda: replay_only(definition, events)))
+                times[f"replay {name}"].append(cpu(replay_only, definition, events))
     print(f"python {sys.version.split()[0]}, {steps} steps, CPU time, medians of {args.repeat}")
     for what in ("replay", "live"):
         on = statistics.median(times[f"{what} on"]) / steps * 1e6

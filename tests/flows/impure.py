@@ -81,3 +81,27 @@ class EagerLoggerWorkflow:
         value = await step(1)
         workflows.workflow.logger.info("done")
         return value
+
+
+def steady_clock() -> float:
+    return 0.0
+
+
+@workflows.workflow.define(name="impure_late")
+class LateImpureWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> list[float]:
+        # One call site, first seen calling a harmless function, then time.time itself.
+        return [now() for now in (steady_clock, time.time)]  # IMPURE late time.time
+
+
+@workflows.activity
+async def stamped() -> float:
+    return time.time()  # PURE: an activity's own call, recorded in the history
+
+
+@workflows.workflow.define(name="impure_in_activity")
+class ActivityClockWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> float:
+        return await stamped()

@@ -323,7 +323,7 @@ def _on_call(code: CodeType, offset: int, callee: object, arg0: object) -> objec
     # the watched Python functions are caught as they start, in _on_start.
     if guard is None or callee.__class__ is not types.BuiltinFunctionType:
         return None
-    if callee.__name__ not in _C_NAMES or not _hashable(callee):  # type: ignore[attr-defined]
+    if callee.__name__ not in _C_NAMES or not _hashable(callee):
         return None
     entry = _C_CALLS.get(callee)
     if entry is not None:
