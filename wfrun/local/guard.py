@@ -29,6 +29,7 @@ process-wide, so it is scoped by a per-thread record of the guard watching a ste
 from __future__ import annotations
 
 import asyncio
+import atexit
 import datetime as _dt
 import functools
 import os
@@ -200,6 +201,7 @@ def _make_hook(
     work), a Python function by its code object. Only what passes is looked at closely.
     """
     c_names = _C_NAMES
+    py_names = _PY_NAMES
     watched_code = _WATCHED_CODE
 
     def hook(frame: FrameType, event: str, arg: Any) -> None:
@@ -210,7 +212,9 @@ def _make_hook(
             caller: FrameType | None = frame
         elif event == "call":
             code = frame.f_code
-            if code not in watched_code:
+            # By name first: a code object's hash is computed afresh from its bytecode and
+            # constants on every lookup (about a microsecond), a name's is cached.
+            if code.co_name not in py_names or code not in watched_code:
                 return
             entry = _python_call(frame, code)
             caller = frame.f_back
@@ -264,6 +268,7 @@ def _has_coroutines(frame: FrameType) -> bool:
 #: call is rejected by name alone), and the code of the Python functions it watches.
 _C_NAMES: Final = frozenset(getattr(function, "__name__", "") for function in _C_CALLS)
 _WATCHED_CODE: Final = frozenset([*_PY_CALLS, *_RANDOM_METHODS, _AS_COMPLETED])
+_PY_NAMES: Final = frozenset(code.co_name for code in _WATCHED_CODE)
 #: How `unwatched` recognizes a guard's hook (each guard has its own closure of this code).
 _HOOK_CODE: Final = _make_hook("", []).__code__
 
@@ -303,22 +308,64 @@ def _monitor() -> bool:
             _MONITORING.use_tool_id(tool, _TOOL_NAME)
             _MONITORING.register_callback(tool, events.CALL, _on_call)
             _MONITORING.register_callback(tool, events.PY_START, _on_start)
-            for code in _WATCHED_CODE:
-                _MONITORING.set_local_events(tool, code, events.PY_START)
-            _MONITORING.set_events(tool, events.CALL)
+            _MONITORING.register_callback(tool, events.PY_RESUME, _on_start)
+            _MONITORING.set_events(tool, events.PY_START | events.PY_RESUME)
             _tool = tool
+            atexit.register(_stop_monitoring, tool)
             return True
     return False
 
 
-def _on_call(code: CodeType, offset: int, callee: object, arg0: object) -> object:
-    """CALL: a C function the guard watches, called from a call site in the user's code."""
-    user = _user_files.get(code.co_filename)
+def _on_start(
+    code: CodeType,
+    offset: int,
+    # Bound here: a local is cheaper than a global, and outlives the module's teardown.
+    files: dict[str, bool] = _user_files,
+    watching: dict[int, Guard] = _watching,
+    thread: Callable[[], int] = threading.get_ident,
+) -> object:
+    """PY_START/PY_RESUME: which code runs, and whether its calls are to be watched.
+
+    Code that is not the user's never is: its start is disabled at once, for good. User code
+    seen running in a guarded step has CALL events set on it (and its start disabled): it is
+    watched from then on, at a callback per call, wherever it runs. User code running outside
+    any step (an activity, the application around wfrun) is left alone: a callback per start,
+    none per call, until it runs in a step.
+    """
+    user = files.get(code.co_filename)
     if user is None:
-        user = _user_files[code.co_filename] = _is_user_file(code.co_filename)
-    if not user:
-        return _DISABLE  # no call from here is ever reported: never see this site again
-    guard = _watching.get(threading.get_ident())
+        user = files[code.co_filename] = _is_user_file(code.co_filename)
+    if user:
+        if not watching or thread() not in watching:
+            return None
+        _MONITORING.set_local_events(_tool, code, _MONITORING.events.CALL)
+        return _DISABLE
+    if code.co_name in _PY_NAMES and code in _WATCHED_CODE:  # uuid4, random's, as_completed
+        guard = watching.get(thread())
+        if guard is not None:
+            frame = sys._getframe(1)  # the watched function's own frame
+            entry = _python_call(frame, code)
+            if entry is not None and frame.f_back is not None:
+                _report(guard.workflow, guard._found, frame.f_back, entry)
+        return None  # never disabled: called from the user's code next time, perhaps
+    return _DISABLE
+
+
+def _on_call(
+    code: CodeType,
+    offset: int,
+    callee: object,
+    arg0: object,
+    watching: dict[int, Guard] = _watching,
+    thread: Callable[[], int] = threading.get_ident,
+) -> object:
+    """CALL in user code that ran in a step: a C function the guard watches, called in a step.
+
+    A call site is never disabled: its callee can change from one call to the next.
+    """
+    if not watching:
+        return None
+    guard = watching.get(thread())
     # Only C functions are looked at here (by type, so no user object's __getattr__ runs);
     # the watched Python functions are caught as they start, in _on_start.
     if guard is None or callee.__class__ is not types.BuiltinFunctionType:
@@ -331,16 +378,13 @@ def _on_call(code: CodeType, offset: int, callee: object, arg0: object) -> objec
     return None
 
 
-def _on_start(code: CodeType, offset: int) -> object:
-    """PY_START of a watched Python function (no other code has this event)."""
-    guard = _watching.get(threading.get_ident())
-    if guard is None:
-        return None
-    frame = sys._getframe(1)  # the watched function's own frame
-    entry = _python_call(frame, code)
-    if entry is not None and frame.f_back is not None:
-        _report(guard.workflow, guard._found, frame.f_back, entry)
-    return None
+def _stop_monitoring(tool: int) -> None:
+    """At exit: no callback may run while the interpreter tears its modules down."""
+    _MONITORING.set_events(tool, 0)
+    events = _MONITORING.events
+    for event in (events.CALL, events.PY_START, events.PY_RESUME):
+        _MONITORING.register_callback(tool, event, None)
+    _MONITORING.free_tool_id(tool)
 
 
 def _is_user_file(filename: str) -> bool:
