@@ -197,3 +197,12 @@ def test_an_activity_calling_the_clock_is_not_reported() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", workflows.DeterminismWarning)
         run(ActivityClockWorkflow)
+
+
+def test_a_helper_run_by_an_activity_first_is_watched_when_workflow_code_calls_it() -> None:
+    from flows.impure import SharedHelperWorkflow
+
+    with pytest.warns(workflows.DeterminismWarning) as caught:
+        run(SharedHelperWorkflow)
+    [message] = [str(w.message) for w in caught]
+    assert f"impure.py:{line_of('IMPURE shared time.time')}" in message

@@ -105,3 +105,20 @@ class ActivityClockWorkflow:
     @workflows.workflow.entrypoint
     async def run(self) -> float:
         return await stamped()
+
+
+def read_clock() -> float:
+    return time.time()  # IMPURE shared time.time (from the workflow; fine from the activity)
+
+
+@workflows.activity
+async def clock_reading() -> float:
+    return read_clock()
+
+
+@workflows.workflow.define(name="impure_shared")
+class SharedHelperWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> list[float]:
+        recorded = await clock_reading()  # the helper runs first outside the step...
+        return [recorded, read_clock()]  # ...then in it

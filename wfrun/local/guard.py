@@ -380,6 +380,8 @@ def _on_call(
 
 def _stop_monitoring(tool: int) -> None:
     """At exit: no callback may run while the interpreter tears its modules down."""
+    global _tool
+    _tool = None  # a guard entered after this (another atexit function) uses the profile hook
     _MONITORING.set_events(tool, 0)
     events = _MONITORING.events
     for event in (events.CALL, events.PY_START, events.PY_RESUME):
