@@ -17,13 +17,15 @@ The guard watches live steps and ``wfrun replay``, not the replay phase of a res
 resume replays ran live before (and was watched then), and a resume must stay cheap.
 
 On Python 3.12+ it uses ``sys.monitoring`` instead of a profile hook (which 3.12 made several
-times dearer), under its own tool id: a CALL event is checked at each call site, and a site in
-code that is not the user's (wfrun, the standard library, installed packages) is disabled at
-its first call, for good, since no call made from there is ever reported. Only call sites in
-the user's code keep firing (a site's callee can change from one call to the next, so a site
-seen clean once is not thereby clean), and the watched Python functions (``uuid4``, the
-``random`` methods, ``as_completed``) fire PY_START on their own code only. Monitoring is
-process-wide, so it is scoped by a per-thread record of the guard watching a step.
+times dearer), under its own tool id, started at the first guarded step and kept for the
+process: code that is not the user's (wfrun, the standard library, installed packages) is
+dropped at its first start, for good, as no call made from there is ever reported; user code
+seen running in a guarded step gets CALL events, each call checked in a step (a call site is
+never disabled: its callee can change from one call to the next); the watched Python functions
+(``uuid4``, the ``random`` methods, ``as_completed``) are caught as they start. User code that
+never runs in a step (activities, the application around wfrun) pays one callback per function
+start, none per call. Monitoring is process-wide, so it is scoped by a per-thread record of
+the guard watching a step.
 """
 
 from __future__ import annotations
