@@ -155,3 +155,54 @@ def test_a_resume_replays_without_the_guard_and_wfrun_replay_with_it(log: Path) 
     guard._reported.clear()
     with pytest.warns(workflows.DeterminismWarning):
         assert cli("replay", "i").exit_code == 0
+
+
+def test_a_call_site_first_seen_harmless_is_reported_when_it_calls_a_watched_function() -> None:
+    from flows.impure import LateImpureWorkflow
+
+    with pytest.warns(workflows.DeterminismWarning) as caught:
+        run(LateImpureWorkflow)
+    [message] = [str(w.message) for w in caught]
+    assert "calls time.time()" in message
+    assert f"impure.py:{line_of('IMPURE late time.time')}" in message
+
+
+def test_a_second_run_in_the_same_process_is_watched_as_the_first() -> None:
+    with pytest.warns(workflows.DeterminismWarning):
+        run(ImpureWorkflow)
+    guard.forget()  # as a fresh process: every line may be reported again...
+    with pytest.warns(workflows.DeterminismWarning) as caught:
+        run(ImpureWorkflow)
+    assert len(caught) == 5  # ...and is: the first run left no call site unwatched
+
+
+def test_two_workflows_running_together_are_each_watched_by_their_own_guard() -> None:
+    async def both() -> None:
+        await asyncio.gather(
+            workflows.execute_workflow(QuietImpureWorkflow),
+            workflows.execute_workflow(ImpureWorkflow),
+            workflows.execute_workflow(QuietImpureWorkflow),
+        )
+
+    guard.forget()
+    with pytest.warns(workflows.DeterminismWarning):
+        asyncio.run(both())
+    assert len(guard.seen("impure")) == 5
+    assert guard.seen("impure_quiet") == []
+
+
+def test_an_activity_calling_the_clock_is_not_reported() -> None:
+    from flows.impure import ActivityClockWorkflow
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", workflows.DeterminismWarning)
+        run(ActivityClockWorkflow)
+
+
+def test_a_helper_run_by_an_activity_first_is_watched_when_workflow_code_calls_it() -> None:
+    from flows.impure import SharedHelperWorkflow
+
+    with pytest.warns(workflows.DeterminismWarning) as caught:
+        run(SharedHelperWorkflow)
+    [message] = [str(w.message) for w in caught]
+    assert f"impure.py:{line_of('IMPURE shared time.time')}" in message

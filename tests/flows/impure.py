@@ -81,3 +81,44 @@ class EagerLoggerWorkflow:
         value = await step(1)
         workflows.workflow.logger.info("done")
         return value
+
+
+def steady_clock() -> float:
+    return 0.0
+
+
+@workflows.workflow.define(name="impure_late")
+class LateImpureWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> list[float]:
+        # One call site, first seen calling a harmless function, then time.time itself.
+        return [now() for now in (steady_clock, time.time)]  # IMPURE late time.time
+
+
+@workflows.activity
+async def stamped() -> float:
+    return time.time()  # PURE: an activity's own call, recorded in the history
+
+
+@workflows.workflow.define(name="impure_in_activity")
+class ActivityClockWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> float:
+        return await stamped()
+
+
+def read_clock() -> float:
+    return time.time()  # IMPURE shared time.time (from the workflow; fine from the activity)
+
+
+@workflows.activity
+async def clock_reading() -> float:
+    return read_clock()
+
+
+@workflows.workflow.define(name="impure_shared")
+class SharedHelperWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> list[float]:
+        recorded = await clock_reading()  # the helper runs first outside the step...
+        return [recorded, read_clock()]  # ...then in it

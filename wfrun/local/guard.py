@@ -15,17 +15,30 @@ or made errors with the standard filters (``-W error::wfrun.DeterminismWarning``
 
 The guard watches live steps and ``wfrun replay``, not the replay phase of a resume: what a
 resume replays ran live before (and was watched then), and a resume must stay cheap.
+
+On Python 3.12+ it uses ``sys.monitoring`` instead of a profile hook (which 3.12 made several
+times dearer), under its own tool id, started at the first guarded step and kept for the
+process: code that is not the user's (wfrun, the standard library, installed packages) is
+dropped at its first start, for good, as no call made from there is ever reported; user code
+seen running in a guarded step gets CALL events, each call checked in a step (a call site is
+never disabled: its callee can change from one call to the next); the watched Python functions
+(``uuid4``, the ``random`` methods, ``as_completed``) are caught as they start. User code that
+never runs in a step (activities, the application around wfrun) pays one callback per function
+start, none per call. Monitoring is process-wide, so it is scoped by a per-thread record of
+the guard watching a step.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import datetime as _dt
 import functools
 import os
 import random
 import sys
 import sysconfig
+import threading
 import time
 import types
 import uuid
@@ -96,6 +109,9 @@ def unwatched(method: F) -> F:
     behalf (binding, encoding, validation) would multiply the cost of a step.
     """
 
+    if _MONITORING is not None:
+        return method  # sys.monitoring ignores wfrun's code after its first call: nothing to do
+
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         hook = sys.getprofile()
@@ -119,7 +135,7 @@ def unwatched(method: F) -> F:
 class Guard:
     """Context manager watching one step of workflow code (a no-op when disabled)."""
 
-    __slots__ = ("_active", "_enabled", "_found", "_hook", "paused", "workflow")
+    __slots__ = ("_active", "_enabled", "_found", "_hook", "_outer", "paused", "workflow")
 
     def __init__(self, workflow: str, enabled: bool) -> None:
         self.workflow = workflow
@@ -129,18 +145,36 @@ class Guard:
         self._found: list[tuple[str, int, str, str]] = []
         self._active = False
         self._hook = _make_hook(workflow, self._found)
+        self._outer: Guard | None = None
 
     def __enter__(self) -> Guard:
         # A profiler the user runs (cProfile, pyinstrument) holds the hook: step aside for it.
         self._active = self._enabled and not self.paused and sys.getprofile() is None
-        if self._active:
+        if not self._active:
+            return self
+        if _MONITORING is not None and _monitor():
+            # cProfile on 3.12+ is itself a sys.monitoring tool: step aside for it too.
+            if _MONITORING.get_tool(_MONITORING.PROFILER_ID) is not None:
+                self._active = False
+                return self
+            thread = threading.get_ident()
+            self._outer = _watching.get(thread)
+            _watching[thread] = self
+        else:
             sys.setprofile(self._hook)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if not self._active:
             return
-        sys.setprofile(None)
+        if _tool is None:
+            sys.setprofile(None)
+        else:
+            thread = threading.get_ident()
+            if self._outer is None:
+                del _watching[thread]
+            else:
+                _watching[thread], self._outer = self._outer, None
         if not self._found:
             return
         found = list(self._found)
@@ -169,6 +203,7 @@ def _make_hook(
     work), a Python function by its code object. Only what passes is looked at closely.
     """
     c_names = _C_NAMES
+    py_names = _PY_NAMES
     watched_code = _WATCHED_CODE
 
     def hook(frame: FrameType, event: str, arg: Any) -> None:
@@ -179,7 +214,9 @@ def _make_hook(
             caller: FrameType | None = frame
         elif event == "call":
             code = frame.f_code
-            if code not in watched_code:
+            # By name first: a code object's hash is computed afresh from its bytecode and
+            # constants on every lookup (about a microsecond), a name's is cached.
+            if code.co_name not in py_names or code not in watched_code:
                 return
             entry = _python_call(frame, code)
             caller = frame.f_back
@@ -233,6 +270,7 @@ def _has_coroutines(frame: FrameType) -> bool:
 #: call is rejected by name alone), and the code of the Python functions it watches.
 _C_NAMES: Final = frozenset(getattr(function, "__name__", "") for function in _C_CALLS)
 _WATCHED_CODE: Final = frozenset([*_PY_CALLS, *_RANDOM_METHODS, _AS_COMPLETED])
+_PY_NAMES: Final = frozenset(code.co_name for code in _WATCHED_CODE)
 #: How `unwatched` recognizes a guard's hook (each guard has its own closure of this code).
 _HOOK_CODE: Final = _make_hook("", []).__code__
 
@@ -243,3 +281,118 @@ def _hashable(value: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+# -- Python 3.12+: sys.monitoring ------------------------------------------------------------
+
+_MONITORING: Final[Any] = getattr(sys, "monitoring", None)
+_TOOL_NAME: Final = "wfrun determinism guard"
+#: The tool id the guard holds, once it has started monitoring (None: it has not, or uses the
+#: profile hook because every free id was taken).
+_tool: int | None = None
+_tried = False
+#: The guard watching a step, by thread: monitoring is process-wide, the guard is not.
+_watching: dict[int, Guard] = {}
+#: Whether a file holds the user's code, by file name (a few dozen names, looked up per call).
+_user_files: dict[str, bool] = {}
+
+
+def _monitor() -> bool:
+    """Start monitoring on first use (in this process, for good); False if no tool id is free."""
+    global _tool, _tried
+    if _tool is not None or _tried:
+        return _tool is not None
+    _tried = True
+    events = _MONITORING.events
+    # Ids 0-2 and 5 are the ones debuggers, coverage, profilers and optimizers claim by name.
+    for tool in (4, 3, 5):
+        if _MONITORING.get_tool(tool) is None:
+            _MONITORING.use_tool_id(tool, _TOOL_NAME)
+            _MONITORING.register_callback(tool, events.CALL, _on_call)
+            _MONITORING.register_callback(tool, events.PY_START, _on_start)
+            _MONITORING.register_callback(tool, events.PY_RESUME, _on_start)
+            _MONITORING.set_events(tool, events.PY_START | events.PY_RESUME)
+            _tool = tool
+            atexit.register(_stop_monitoring, tool)
+            return True
+    return False
+
+
+def _on_start(
+    code: CodeType,
+    offset: int,
+    # Bound here: a local is cheaper than a global, and outlives the module's teardown.
+    files: dict[str, bool] = _user_files,
+    watching: dict[int, Guard] = _watching,
+    thread: Callable[[], int] = threading.get_ident,
+) -> object:
+    """PY_START/PY_RESUME: which code runs, and whether its calls are to be watched.
+
+    Code that is not the user's never is: its start is disabled at once, for good. User code
+    seen running in a guarded step has CALL events set on it (and its start disabled): it is
+    watched from then on, at a callback per call, wherever it runs. User code running outside
+    any step (an activity, the application around wfrun) is left alone: a callback per start,
+    none per call, until it runs in a step.
+    """
+    user = files.get(code.co_filename)
+    if user is None:
+        user = files[code.co_filename] = _is_user_file(code.co_filename)
+    if user:
+        if not watching or thread() not in watching:
+            return None
+        _MONITORING.set_local_events(_tool, code, _MONITORING.events.CALL)
+        return _DISABLE
+    if code.co_name in _PY_NAMES and code in _WATCHED_CODE:  # uuid4, random's, as_completed
+        guard = watching.get(thread())
+        if guard is not None:
+            frame = sys._getframe(1)  # the watched function's own frame
+            entry = _python_call(frame, code)
+            if entry is not None and frame.f_back is not None:
+                _report(guard.workflow, guard._found, frame.f_back, entry)
+        return None  # never disabled: called from the user's code next time, perhaps
+    return _DISABLE
+
+
+def _on_call(
+    code: CodeType,
+    offset: int,
+    callee: object,
+    arg0: object,
+    watching: dict[int, Guard] = _watching,
+    thread: Callable[[], int] = threading.get_ident,
+) -> object:
+    """CALL in user code that ran in a step: a C function the guard watches, called in a step.
+
+    A call site is never disabled: its callee can change from one call to the next.
+    """
+    if not watching:
+        return None
+    guard = watching.get(thread())
+    # Only C functions are looked at here (by type, so no user object's __getattr__ runs);
+    # the watched Python functions are caught as they start, in _on_start.
+    if guard is None or callee.__class__ is not types.BuiltinFunctionType:
+        return None
+    if callee.__name__ not in _C_NAMES or not _hashable(callee):
+        return None
+    entry = _C_CALLS.get(callee)
+    if entry is not None:
+        _report(guard.workflow, guard._found, sys._getframe(1), entry)
+    return None
+
+
+def _stop_monitoring(tool: int) -> None:
+    """At exit: no callback may run while the interpreter tears its modules down."""
+    global _tool
+    _tool = None  # a guard entered after this (another atexit function) uses the profile hook
+    _MONITORING.set_events(tool, 0)
+    events = _MONITORING.events
+    for event in (events.CALL, events.PY_START, events.PY_RESUME):
+        _MONITORING.register_callback(tool, event, None)
+    _MONITORING.free_tool_id(tool)
+
+
+def _is_user_file(filename: str) -> bool:
+    return not (filename.startswith(_NOT_USER_CODE) or filename.startswith("<"))
+
+
+_DISABLE: Final[object] = _MONITORING.DISABLE if _MONITORING is not None else None
