@@ -27,34 +27,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from workloads import Sequential, Unguarded
+
 import wfrun as workflows
 from wfrun.local.engine import replay_only
 from wfrun.local.store import RunStore
-
-
-@workflows.activity
-async def noop(i: int) -> int:
-    return i
-
-
-@workflows.workflow.define(name="bench_guard_on")
-class GuardOn:
-    @workflows.workflow.entrypoint
-    async def run(self, steps: int) -> int:
-        total = 0
-        for i in range(steps):
-            total += await noop(i)
-        return total
-
-
-@workflows.workflow.define(name="bench_guard_off", determinism_warnings=False)
-class GuardOff:
-    @workflows.workflow.entrypoint
-    async def run(self, steps: int) -> int:
-        total = 0
-        for i in range(steps):
-            total += await noop(i)
-        return total
 
 
 def cpu(work: Callable[..., object], *args: object) -> float:
@@ -80,10 +57,10 @@ def main() -> None:
         times: dict[str, list[float]] = {"live on": [], "live off": []}
         times.update({"replay on": [], "replay off": []})
         for n in range(args.repeat):
-            for name, flow in (("on", GuardOn), ("off", GuardOff)):
+            for name, flow in (("on", Sequential), ("off", Unguarded)):
                 times[f"live {name}"].append(cpu(live, flow, steps, f"{name}-{n}"))
         for _ in range(args.repeat):
-            for name, flow in (("on", GuardOn), ("off", GuardOff)):
+            for name, flow in (("on", Sequential), ("off", Unguarded)):
                 definition = flow.__wfrun_workflow__  # type: ignore[attr-defined]
                 events = store.read(f"{name}-0").events
                 times[f"replay {name}"].append(cpu(replay_only, definition, events))

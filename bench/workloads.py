@@ -25,6 +25,11 @@ class Sequential:
         return total
 
 
+@workflows.workflow.define(name="bench_unguarded", determinism_warnings=False)
+class Unguarded(Sequential):
+    """W1 without the determinism guard: what the guard costs is the difference."""
+
+
 @workflows.workflow.define(name="bench_fan_out")
 class FanOut:
     """W2: ``steps`` durable steps at once, gathered."""
