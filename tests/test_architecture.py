@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 import graphlib
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,6 +102,19 @@ def test_nothing_below_the_command_line_imports_it() -> None:
     for name, deps in GRAPH.items():
         if not name.startswith("wfrun.cli") and name != "wfrun.__main__":
             assert not {d for d in deps if d.startswith("wfrun.cli")}, name
+
+
+def test_importing_wfrun_loads_no_engine_store_or_history_reader() -> None:
+    # Defining workflows and calling activities directly needs none of them; they are most of
+    # the import time, and load with the backend when a run is first started or read.
+    probe = (
+        "import sys, wfrun; print(sorted(m for m in sys.modules if m.startswith('wfrun.local.')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    for heavy in ("engine", "store", "history", "backend", "replay"):
+        assert f"'wfrun.local.{heavy}'" not in loaded
 
 
 def test_the_command_line_knows_only_the_backend_seam() -> None:

@@ -18,7 +18,6 @@ from typing import Any, Protocol
 from .clock import Clock
 from .definitions import WorkflowDefinition
 from .events import Event, Observer
-from .local import LocalBackend
 from .runs import (
     EventStream,
     InputPrompt,
@@ -179,4 +178,8 @@ class Backend(Protocol):
 
 def open_backend(home: str | os.PathLike[str] | None = None) -> Backend:
     """The backend that keeps the runs under ``home`` (else ``$WFRUN_HOME``, else ``./.wfrun``)."""
+    # Imported on first use: `import wfrun` (defining workflows, calling activities directly)
+    # needs no engine, store or history reader, which are most of its import time.
+    from .local.backend import LocalBackend
+
     return LocalBackend(home)

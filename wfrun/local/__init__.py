@@ -15,7 +15,20 @@ The data flow, module by module::
     watchdog.py  naming async activities that block the event loop
 """
 
-from .backend import LocalBackend
+from typing import TYPE_CHECKING, Any
+
 from .direct import DirectRuntime
 
+if TYPE_CHECKING:
+    from .backend import LocalBackend
+
 __all__ = ["DirectRuntime", "LocalBackend"]
+
+
+def __getattr__(name: str) -> Any:
+    # The engine and the store load with the backend, when a run is first started or read.
+    if name == "LocalBackend":
+        from .backend import LocalBackend
+
+        return LocalBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
