@@ -307,7 +307,8 @@ def cold_start(report: Report, repeat: int) -> None:
         "cold start: `import wfrun`",
         f"{ours * 1000:.0f} ms",
         "≤ 1.5 × its deps",
-        f"{ours / deps:.2f} × importing asyncio, typer, rich, orjson, pydantic ({deps * 1000:.0f} ms)",
+        f"{ours / deps:.2f} × importing asyncio, typer, rich, orjson, pydantic "
+        f"({deps * 1000:.0f} ms)",
     )
 
 
