@@ -83,6 +83,17 @@ def list_runs_json() -> list[dict]:
     return orjson.loads(result.stdout)
 
 
+def stopping_at(point: str, *args: str) -> subprocess.Popen[str]:
+    """``wfrun ARGS`` in a process that stops at ``point`` (see `crashpoints`) to be killed."""
+    return subprocess.Popen(
+        [sys.executable, str(TESTS / "crashpoints.py"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "WFRUN_TEST_STOP_AT": point},
+    )
+
+
 def spawn_wfrun(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "wfrun", *args],

@@ -13,8 +13,6 @@ import asyncio
 import errno
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
@@ -25,7 +23,6 @@ import wfrun as workflows
 from wfrun.local.store import RunStore
 
 from conftest import (
-    TESTS,
     attempts,
     cli,
     hold,
@@ -34,6 +31,7 @@ from conftest import (
     release,
     run_wfrun,
     spawn_wfrun,
+    stopping_at,
     wait_for_marker,
     wf,
 )
@@ -66,17 +64,6 @@ def plant(home: Path, run_id: str, data: bytes) -> Path:
 
 def content(data: bytes) -> bytes:
     return data.rstrip(b"\0")
-
-
-def stopping_at(point: str, *args: str) -> subprocess.Popen[str]:
-    """``wfrun ARGS`` in a process that stops at ``point`` (see `crashpoints`) to be killed."""
-    return subprocess.Popen(
-        [sys.executable, str(TESTS / "crashpoints.py"), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "WFRUN_TEST_STOP_AT": point},
-    )
 
 
 def assert_resumes_once(home: Path, log: Path, run_id: str, done: set[int]) -> None:

@@ -16,7 +16,6 @@ import os
 import signal
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
@@ -27,7 +26,6 @@ from wfrun.local.inbox import Inbox
 from wfrun.local.store import RunStore
 
 from conftest import (
-    TESTS,
     attempts,
     cli,
     history,
@@ -36,6 +34,7 @@ from conftest import (
     release,
     run_wfrun,
     spawn_wfrun,
+    stopping_at,
     wait_for_file,
     wait_for_marker,
     wf,
@@ -48,17 +47,6 @@ TALLY = f"{wf('message_crashes')}:TallyWorkflow"
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def stopping_at(point: str, *args: str) -> subprocess.Popen[str]:
-    """``wfrun ARGS`` in a process that stops at ``point`` (see `crashpoints`) to be killed."""
-    return subprocess.Popen(
-        [sys.executable, str(TESTS / "crashpoints.py"), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "WFRUN_TEST_STOP_AT": point},
-    )
 
 
 def live_run(
