@@ -563,10 +563,22 @@ class RunStore:
     def is_locked(self, run_id: str) -> bool:
         """Whether a live process (this one included) holds the run."""
         self.path(run_id)  # a valid id, or InvalidRunIdError
+        return self._lock_query()(run_id)
+
+    def _lock_query(self) -> Callable[[str], bool]:
+        """Whether a live process holds a run of this home, asked of its lock file."""
         try:
-            return locks.lock_file(self.runs_dir, self.open_checked).is_held(run_id)
+            lock = locks.lock_file(self.runs_dir, self.open_checked)
         except (OSError, WfrunError):  # no runs folder, or one not to be believed: nobody
-            return False
+            return lambda _: False
+
+        def held(run_id: str) -> bool:
+            try:
+                return lock.is_held(run_id)
+            except (OSError, WfrunError):
+                return False
+
+        return held
 
     def status(self, history: History) -> RunStatus:
         """What the last event says (`RunStatus.after`), or RUNNING while a process holds an
@@ -597,9 +609,10 @@ class RunStore:
         infos = []
         try:
             index = ListIndex(folder)
+            held = self._lock_query()  # the home's lock file, found once for every run
             for name in names:
                 try:
-                    infos.append(self._listed(name, folder, index))
+                    infos.append(self._listed(name, folder, index, held))
                 except (HistoryIOError, RunNotFoundError) as exc:
                     warn(f"skipped {self.runs_dir / name}: {exc}")
             index.save()
@@ -607,7 +620,9 @@ class RunStore:
             os.close(folder)
         return sorted(infos, key=lambda info: info.started)
 
-    def _listed(self, name: str, folder: int, index: ListIndex) -> RunInfo:
+    def _listed(
+        self, name: str, folder: int, index: ListIndex, held: Callable[[str], bool]
+    ) -> RunInfo:
         """A run's line of the listing: its ends from the index when its file is unchanged,
         else read from the file (and remembered); its lock asked of the home's lock file."""
         run_id = name.removesuffix(".jsonl")
@@ -624,16 +639,12 @@ class RunStore:
                 os.close(_checked(os.dup(fd), self.runs_dir / name))
             ends = index.get(name, info)
             if ends is None:
-                path = self.runs_dir / name
                 try:
-                    first, last = _first_and_last_lines(fd, path)
-                    started = parse_started(path, first)
-                    final = parse_line(path, 0, last, checksummed=started.format >= CHECKSUMMED)
+                    ends = _read_ends(fd, self.runs_dir / name)
                 except HistoryCorruptError as exc:  # shown, and read again next time
                     return RunInfo(run_id, "?", RunStatus.DAMAGED, "", None, str(exc))
-                ends = RunEnds.of(started, final)
                 index.put(name, info, ends)
-            locked = ends.ended is None and self.is_locked(run_id)
+            locked = ends.ended is None and held(run_id)
         except OSError as exc:
             raise io_error(exc, self.runs_dir / name, "cannot read") from None
         finally:
@@ -663,16 +674,12 @@ class RunStore:
     def _ends(self, run_id: str) -> tuple[RunEnds, bool]:
         """What a run's first and last events say, and whether a live process holds it (asked
         only when the last event does not end the run)."""
-        path = self.path(run_id)
         fd = self._open(run_id, os.O_RDONLY)
         try:
-            first, last = _first_and_last_lines(fd, path)
-            started = parse_started(path, first)
-            final = parse_line(path, 0, last, checksummed=started.format >= CHECKSUMMED)
-            locked = final.role != TERMINAL and self.is_locked(run_id)
+            ends = _read_ends(fd, self.path(run_id))
         finally:
             os.close(fd)
-        return RunEnds.of(started, final), locked
+        return ends, ends.ended is None and self.is_locked(run_id)
 
     def _unblocked(self, child: str | None) -> bool:
         """Whether the child that blocked its parent is neither BLOCKED nor running now."""
@@ -882,6 +889,14 @@ def _read_all(fd: int, path: Path) -> bytes:
             offset += len(chunk)
     except OSError as exc:
         raise io_error(exc, path, "cannot read") from None
+
+
+def _read_ends(fd: int, path: Path) -> RunEnds:
+    """What a run file's first and last events say (`HistoryCorruptError` if they are not
+    events)."""
+    first, last = _first_and_last_lines(fd, path)
+    started = parse_started(path, first)
+    return RunEnds.of(started, parse_line(path, 0, last, checksummed=started.format >= CHECKSUMMED))
 
 
 def _first_and_last_lines(fd: int, path: Path) -> tuple[bytes, bytes]:
