@@ -21,7 +21,6 @@ import contextlib
 import fcntl
 import os
 import secrets
-import stat
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -95,17 +94,6 @@ class Inbox:
 
     def read(self, offset: int = 0) -> tuple[list[Message], int]:
         """The whole messages from byte ``offset`` on, and the offset after the last of them."""
-        try:
-            # Every live run looks every POLL seconds: one lstat when nothing came (the usual
-            # case, thousands of times a second with thousands of runs); the checks of a
-            # file to be believed come with what there is to read.
-            info = os.lstat(self.path)
-            if stat.S_ISREG(info.st_mode) and info.st_size <= offset:
-                return [], offset
-        except FileNotFoundError:
-            return [], offset
-        except OSError:
-            pass  # read_from says what is wrong
         try:
             data = self._store.read_from(self.path, offset)
         except FileNotFoundError:
