@@ -267,3 +267,34 @@ def test_history_json_refuses_a_signed_but_invalid_line_as_a_read_does(
     assert damage is not None
     assert (damage.line, str(damage)) == (read.value.line, str(read.value))
     assert len(lines) == (read.value.line or 1) - 1
+
+
+# -- results read back ------------------------------------------------------------------------
+
+
+def _returning(annotation: object) -> Signature:
+    def fn() -> None: ...
+
+    fn.__annotations__["return"] = annotation
+    return Signature(fn, owner="activity 'fn'")
+
+
+@pytest.mark.parametrize(
+    "annotation", [int, float, str, bool, None, typing.Any, object, int | None, list[int]]
+)
+@pytest.mark.parametrize(
+    "value", [0, 1, -7, 2**62, 1.0, 1.5, "", "3", "x", True, False, None, [1, "2"], {"a": 1}]
+)
+def test_a_result_read_back_is_what_validating_its_json_gives(
+    annotation: object, value: object
+) -> None:
+    signature = _returning(annotation)
+    try:
+        expected = signature.decode_result(orjson.dumps(value))
+    except Exception:
+        with pytest.raises(Exception):  # noqa: B017, PT011 - whatever validation raises
+            signature.decode_value(value)
+        return
+    decoded = signature.decode_value(value)
+    assert decoded == expected
+    assert type(decoded) is type(expected)

@@ -632,7 +632,7 @@ class WorkflowInstance:
         changed under the run."""
         signature = command.definition.signature
         try:
-            return signature.decode_result(raw(event.result))
+            return signature.decode_value(event.result)
         except Exception as exc:
             raise NonDeterminismError(
                 f"run {self.run_id}: the result recorded at event {event.id} for "
