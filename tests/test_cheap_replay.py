@@ -298,3 +298,16 @@ def test_a_result_read_back_is_what_validating_its_json_gives(
     decoded = signature.decode_value(value)
     assert decoded == expected
     assert type(decoded) is type(expected)
+
+
+def test_a_line_longer_than_a_chunk_is_read_whole_by_every_reader() -> None:
+    path = run_steps(3, "long")
+    rewrite_line(path, 4, {"result": "x" * (3 << 20)})  # 3 MiB: past any chunk a reader takes
+    store = RunStore(Path.cwd() / "home")
+    events = store.read("long").events
+    assert events[3].result == "x" * (3 << 20)  # type: ignore[attr-defined]
+    with store.stream("long") as stream:
+        assert [event for event, _ in stream] == events
+    lines, damage = lines_of(store, "long")
+    assert damage is None
+    assert lines == path.read_bytes().splitlines()
