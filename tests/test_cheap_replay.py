@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import typing
 from pathlib import Path
 
 import orjson
@@ -11,6 +13,14 @@ import pytest
 import wfrun as workflows
 from wfrun.clock import SystemClock
 from wfrun.errors import HistoryCorruptError
+from wfrun.events import (
+    EVENT_TYPES,
+    Event,
+    EventFormatError,
+    checked_event,
+    line_builder,
+    line_check,
+)
 from wfrun.local.store import RunStore
 from wfrun.payload import Signature
 
@@ -104,3 +114,200 @@ def test_a_resume_holds_no_copy_of_the_file_and_a_read_for_history_json_does() -
     assert resuming.stored == b""
     assert len(resuming.events) == 4
     assert store.read("copy").stored == path.read_bytes()
+
+
+# -- the line readers: the generated fast path refuses whatever the long way refuses ---------
+
+
+def _sample(name: str, hint: object) -> object:
+    """A valid value for a field of this name and annotation."""
+    options = [o for o in typing.get_args(hint) if o is not type(None)] or [hint]
+    kind = typing.get_origin(options[0]) or options[0]
+    if name in ("ts", "due", "until"):
+        return "2026-11-28T10:00:00.000001Z"
+    if name in ("run_id", "parent", "child", "continued_from"):
+        return "run-1"
+    samples: dict[object, object] = {int: 2, float: 0.5, str: "x", dict: {"k": [1]}, list: [1]}
+    return samples.get(kind, {"any": [1, "x", None]})
+
+
+def sample_events() -> list[dict[str, object]]:
+    """One valid event of every type as its line's object, every field set, crc last."""
+    objects = []
+    for kind, cls in EVENT_TYPES.items():
+        hints = typing.get_type_hints(cls)
+        obj = {
+            f.name: kind if f.name == "type" else _sample(f.name, hints[f.name])
+            for f in dataclasses.fields(cls)
+        }
+        objects.append({**obj, "crc": "00000000"})
+    return objects
+
+
+#: Values that fit some field or other, and values that fit none: each is tried in every field.
+ODD_VALUES: list[object] = [
+    None, -1, 0, 1, 2**64, 10**10, 10**10 + 1, 1e10, 1e10 + 1, -0.0, 0.0, 0.5, 1e308, "",
+    "x", [], {}, True, False, "\x1b[2J", "2026-11-24T10:00:00", "2026-02-31T10:00:00Z",
+    "2026-11-24 10:00:00Z", "1969-12-31T23:59:59Z", "9001-01-01T00:00:00Z",
+    "9000-12-31T23:59:59+00:00", "1970-01-01T00:00:00Z", "../etc", "a" * 129, {"type": 1},
+]  # fmt: skip
+
+
+def variants(obj: dict[str, object]) -> list[dict[str, object]]:
+    """``obj`` with each field set to each odd value, then dropped, then an extra field."""
+    out = []
+    fields = [key for key in obj if key not in ("type", "crc")]
+    for key in fields:
+        out += [{**obj, key: value} for value in ODD_VALUES]
+        out.append({k: v for k, v in obj.items() if k != key})
+    out.append({**{k: v for k, v in obj.items() if k != "crc"}, "extra": 1, "crc": "00000000"})
+    return out
+
+
+def the_long_way(obj: dict[str, object]) -> Event | None:
+    """The event the table of checks accepts ``obj`` as (no generated code), or None."""
+    try:
+        return checked_event({k: v for k, v in obj.items() if k != "crc"})
+    except (EventFormatError, TypeError):
+        return None
+
+
+def test_the_generated_line_builder_builds_what_the_long_way_builds_and_refuses_the_rest() -> None:
+    tried = refused = 0
+    for sample in sample_events():
+        build = line_builder(str(sample["type"]))
+        if sample["type"] == "WorkflowStarted":
+            assert build is None  # the first line is always read the long way
+            continue
+        assert build is not None
+        for obj in [sample, *variants(sample)]:
+            expected = the_long_way(obj)
+            built = build(dict(obj))
+            tried += 1
+            if expected is None:
+                refused += 1
+                assert built is None, obj
+            elif list(obj) == [*expected.__dataclass_fields__, "crc"]:  # as written
+                assert built == expected, obj
+                assert built is not None
+                assert built.type is expected.type
+    assert tried > 3000
+    assert refused > 1500
+
+
+def test_the_generated_line_check_passes_what_the_long_way_builds_and_refuses_the_rest() -> None:
+    tried = 0
+    for sample in sample_events():
+        check = line_check(str(sample["type"]))
+        if check is None:
+            continue
+        for obj in [sample, *variants(sample)]:
+            expected = the_long_way(obj)
+            tried += 1
+            if expected is None:
+                assert not check(dict(obj)), obj
+            elif list(obj) == [*expected.__dataclass_fields__, "crc"]:
+                assert check(dict(obj)), obj
+    assert tried > 3000
+
+
+def lines_of(store: RunStore, run_id: str) -> tuple[list[bytes], HistoryCorruptError | None]:
+    """What ``history --json`` prints of a run (its lines as checked), and the damage it met."""
+    lines: list[bytes] = []
+    try:
+        with store.stream(run_id) as stream:
+            lines.extend(stream.lines())
+    except HistoryCorruptError as exc:
+        return lines, exc
+    return lines, None
+
+
+def test_history_json_refuses_every_single_bit_flip_at_the_line_a_read_names() -> None:
+    path = run_steps(2, "flips")
+    data = path.read_bytes()
+    store = RunStore(Path.cwd() / "home")
+    for offset in range(len(data) - 1):  # the last byte is the newline: a flip there is a tear
+        for bit in range(8):
+            flipped = bytearray(data)
+            flipped[offset] ^= 1 << bit
+            path.write_bytes(flipped)
+            with pytest.raises(HistoryCorruptError) as read:
+                store.read("flips")
+            lines, damage = lines_of(store, "flips")
+            assert damage is not None, (offset, bit)
+            assert (damage.line, str(damage)) == (read.value.line, str(read.value))
+            assert lines == data.splitlines()[: len(lines)]
+            assert len(lines) == (read.value.line or 1) - 1
+
+
+@pytest.mark.parametrize(
+    ("number", "change"),
+    [
+        (4, {"id": 5}),
+        (4, {"seq": 0}),
+        (4, {"ts": "2026-02-31T10:00:00Z"}),
+        (4, {"type": "WorkflowCompleted", "result": 1}),
+        (6, {"extra": 1}),
+    ],
+)
+def test_history_json_refuses_a_signed_but_invalid_line_as_a_read_does(
+    number: int, change: dict[str, object]
+) -> None:
+    path = run_steps(3, "signed")
+    if change.get("type") == "WorkflowCompleted":  # an end, then more events after it
+        lines = path.read_bytes().splitlines(keepends=True)
+        lines[number - 1] = signed({"id": number, "ts": "2026-11-28T10:00:00Z", **change})
+        path.write_bytes(b"".join(lines))
+    else:
+        rewrite_line(path, number, change)
+    store = RunStore(Path.cwd() / "home")
+    with pytest.raises(HistoryCorruptError) as read:
+        store.read("signed")
+    lines, damage = lines_of(store, "signed")
+    assert damage is not None
+    assert (damage.line, str(damage)) == (read.value.line, str(read.value))
+    assert len(lines) == (read.value.line or 1) - 1
+
+
+# -- results read back ------------------------------------------------------------------------
+
+
+def _returning(annotation: object) -> Signature:
+    def fn() -> None: ...
+
+    fn.__annotations__["return"] = annotation
+    return Signature(fn, owner="activity 'fn'")
+
+
+@pytest.mark.parametrize(
+    "annotation", [int, float, str, bool, None, typing.Any, object, int | None, list[int]]
+)
+@pytest.mark.parametrize(
+    "value", [0, 1, -7, 2**62, 1.0, 1.5, "", "3", "x", True, False, None, [1, "2"], {"a": 1}]
+)
+def test_a_result_read_back_is_what_validating_its_json_gives(
+    annotation: object, value: object
+) -> None:
+    signature = _returning(annotation)
+    try:
+        expected = signature.decode_result(orjson.dumps(value))
+    except Exception:
+        with pytest.raises(Exception):  # noqa: B017, PT011 - whatever validation raises
+            signature.decode_value(value)
+        return
+    decoded = signature.decode_value(value)
+    assert decoded == expected
+    assert type(decoded) is type(expected)
+
+
+def test_a_line_longer_than_a_chunk_is_read_whole_by_every_reader() -> None:
+    path = run_steps(3, "long")
+    rewrite_line(path, 4, {"result": "x" * (3 << 20)})  # 3 MiB: past any chunk a reader takes
+    store = RunStore(Path.cwd() / "home")
+    events = store.read("long").events
+    assert events[3].result == "x" * (3 << 20)  # type: ignore[attr-defined]
+    with store.stream("long") as stream:
+        assert [event for event, _ in stream] == events
+    lines, damage = lines_of(store, "long")
+    assert damage is None
+    assert lines == path.read_bytes().splitlines()

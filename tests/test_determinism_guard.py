@@ -206,3 +206,23 @@ def test_a_helper_run_by_an_activity_first_is_watched_when_workflow_code_calls_i
         run(SharedHelperWorkflow)
     [message] = [str(w.message) for w in caught]
     assert f"impure.py:{line_of('IMPURE shared time.time')}" in message
+
+
+def test_the_clock_read_after_an_activity_call_is_reported_live_and_on_replay(
+    log: Path,
+) -> None:
+    from wfrun.local.store import RunStore
+    from wfrun.testing import replay
+
+    from flows.impure import AroundCallsWorkflow
+
+    # An activity call steps out of the guard's hook while wfrun does its work, and the
+    # replay of an awaited one too: the hook is back for the user's next line each time.
+    lines = {line_of("IMPURE after a call"), line_of("IMPURE after an await")}
+    with pytest.warns(workflows.DeterminismWarning) as live:
+        asyncio.run(workflows.execute_workflow(AroundCallsWorkflow, execution_id="around"))
+    assert {w.lineno for w in live} == lines
+    guard.forget()
+    with pytest.warns(workflows.DeterminismWarning) as replayed:
+        replay(RunStore().path("around"), AroundCallsWorkflow)
+    assert {w.lineno for w in replayed} == lines

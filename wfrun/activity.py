@@ -11,15 +11,21 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import sys
 import warnings
 from collections.abc import Callable, Coroutine, MutableMapping
 from datetime import timedelta
+from types import FunctionType
 from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
 
+from . import runtime as _runtime
 from .definitions import ActivityDefinition
 from .errors import ClusterOnlyWarning, DefinitionError
 from .policy import ActivityOptions, RateLimit, RetryPolicy
 from .runtime import ActivityInfo, activity_runtime, current_activity, require_activity
+
+_getprofile = sys.getprofile
+_setprofile = sys.setprofile
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -117,7 +123,21 @@ def _activity(
 
         @functools.wraps(target)
         def call(*args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
-            return activity_runtime().call_activity(definition, args, kwargs)
+            hook = _getprofile()
+            if (
+                hook is None
+                or hook.__class__ is not FunctionType
+                or hook.__code__ is not _runtime.guard_hook_code
+            ):
+                return activity_runtime().call_activity(definition, args, kwargs)
+            # In a workflow step the determinism guard watches (before Python 3.12): what the
+            # call does is wfrun's own work, none of it for the guard's hook to see (attribute
+            # reads above, no call: each would be an event for the hook).
+            _setprofile(None)
+            try:
+                return activity_runtime().call_activity(definition, args, kwargs)
+            finally:
+                _setprofile(hook)
 
         call.__wfrun_activity__ = definition  # type: ignore[attr-defined]
         return call

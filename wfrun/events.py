@@ -585,6 +585,12 @@ def event_from_json(obj: Any) -> Event:
                 obj["type"] = name  # the one shared string, not a copy per event held
                 return known_cls(**obj)
     # Something is off (or a check would fail): the checks one by one, to say what.
+    return checked_event(obj)
+
+
+def checked_event(obj: Any) -> Event:
+    """`event_from_json` the long way: each check of `_field_checks` in turn, from its table
+    (the generated checks, `_FAST` and `line_builder`, must agree with it)."""
     if type(obj) is not dict:
         raise EventFormatError(f"expected a JSON object, found {type(obj).__name__}")
     kind = obj.get("type")
@@ -637,33 +643,151 @@ def _compile_fast_check(cls: type[Event]) -> Callable[[dict[str, Any]], bool]:
         "        if not (REQUIRED <= keys and keys <= FIELDS):",
         "            return False",
     ]
-    numbers = frozenset((int, float, type(None)))
     for i, (name, accepted, valid, _) in enumerate(checks):
         indent = "    "
         if name not in required:
             lines.append(f"    if {name!r} in obj:")
             indent = "        "
         lines.append(f"{indent}v = obj[{name!r}]")
-        if accepted is not None:
-            namespace[f"A{i}"] = accepted
-            lines.append(f"{indent}if type(v) not in A{i}:")
-            lines.append(f"{indent}    return False")
-        if valid is not None:
-            low = getattr(valid, "low", None)
-            if low is not None and accepted is not None and accepted <= numbers:
-                # `_at_least` inlined: with exact int/float types, NaN and infinities fail
-                # the comparisons as they fail isfinite.
-                condition = f"{low!r} <= v <= {_LONGEST!r}"
-            else:
-                namespace[f"V{i}"] = valid
-                condition = f"V{i}(v)"
-            lines.append(f"{indent}if v is not None and not ({condition}):")
-            lines.append(f"{indent}    return False")
+        lines += _value_checks(i, accepted, valid, "v", indent, namespace)
     lines.append("    return True")
     exec("\n".join(lines), namespace)
     check: Callable[[dict[str, Any]], bool] = namespace["check"]
     _FAST[cls] = check
     return check
+
+
+def _value_checks(
+    i: int,
+    accepted: frozenset[type] | None,
+    valid: Callable[[Any], bool] | None,
+    v: str,
+    indent: str,
+    namespace: dict[str, Any],
+) -> list[str]:
+    """Generated lines returning False (from the generated function) when ``v`` fails the
+    check of field ``i``: exactly what `event_from_json`'s loop over the checks refuses."""
+    lines = []
+    numbers = frozenset((int, float, type(None)))
+    if accepted is not None:
+        namespace[f"A{i}"] = accepted
+        if len(accepted) == 1:  # one exact type: an identity test, no set lookup
+            (only,) = accepted
+            namespace[f"T{i}"] = only
+            lines.append(f"{indent}if type({v}) is not T{i}:")
+        else:
+            lines.append(f"{indent}if type({v}) not in A{i}:")
+        lines.append(f"{indent}    return False")
+    if valid is None:
+        return lines
+    low = getattr(valid, "low", None)
+    guard = f"{v} is not None and " if accepted is None or type(None) in accepted else ""
+    if low is not None and accepted is not None and accepted <= numbers:
+        # `_at_least` inlined: with exact int/float types, NaN and infinities fail the
+        # comparisons as they fail isfinite.
+        lines.append(f"{indent}if {guard}not ({low!r} <= {v} <= {_LONGEST!r}):")
+        lines.append(f"{indent}    return False")
+    elif valid is _is_timestamp and accepted is not None and accepted <= {str, type(None)}:
+        # `_is_timestamp` inlined (a call per event is a good part of its cost); the value is
+        # known to be text (or None) here, so fromisoformat raises ValueError only.
+        namespace["FROMISOFORMAT"] = datetime.fromisoformat
+        inner = indent
+        if guard:
+            lines.append(f"{indent}if {v} is not None:")
+            inner = indent + "    "
+        lines += [
+            f"{inner}try:",
+            f"{inner}    m = FROMISOFORMAT({v})",
+            f"{inner}except ValueError:",
+            f"{inner}    return False",
+            f'{inner}if m.tzinfo is None or "T" not in {v} or not '
+            f"({_EARLIEST_YEAR} <= m.year <= {_LATEST_YEAR}):",
+            f"{inner}    return False",
+        ]
+    else:
+        namespace[f"V{i}"] = valid
+        lines.append(f"{indent}if {guard}not V{i}({v}):")
+        lines.append(f"{indent}    return False")
+    return lines
+
+
+#: A line's parsed object, its checksum field last, to its event: None when anything is off
+#: (`event_from_json` then says what). Generated per event type on first use.
+LineBuilder = Callable[[dict[str, Any]], "Event | None"]
+#: Whether a line's parsed object (its checksum field last) is a valid event of its type,
+#: without building it (``history --json`` copies the line, and needs no event).
+LineCheck = Callable[[dict[str, Any]], bool]
+_BUILDERS: dict[str, LineBuilder | None] = {}
+_LINE_CHECKS: dict[str, LineCheck | None] = {}
+
+
+def line_builder(kind: str) -> LineBuilder | None:
+    """The fast way from a checksummed line's object of type ``kind`` to its event (see
+    `LineBuilder`), or None for a type it has none for (`WorkflowStarted`, unknown types).
+
+    It accepts only objects whose fields are all there, in the order the writer writes them,
+    followed by ``crc``, and which `event_from_json` would accept (the same checks, unrolled,
+    on the values in place); it builds the event without the keyword call of its
+    ``__init__``. Anything else is None, and the caller goes the long way.
+    """
+    try:
+        return _BUILDERS[kind]
+    except KeyError:
+        pass
+    cls = EVENT_TYPES.get(kind)
+    builder = None if cls is None or cls is WorkflowStarted else _compile_line(cls, build=True)
+    _BUILDERS[kind] = builder
+    return builder
+
+
+def line_check(kind: str) -> LineCheck | None:
+    """As `line_builder`, but only whether the object is a valid event (nothing built)."""
+    try:
+        return _LINE_CHECKS[kind]
+    except KeyError:
+        pass
+    cls = EVENT_TYPES.get(kind)
+    check = None if cls is None or cls is WorkflowStarted else _compile_line(cls, build=False)
+    _LINE_CHECKS[kind] = check
+    return check
+
+
+def _compile_line(cls: type[Event], *, build: bool) -> Any:
+    _, _, checks = _field_checks(cls)
+    by_name = {name: (i, accepted, valid) for i, (name, accepted, valid, _) in enumerate(checks)}
+    written = tuple(f.name for f in dataclasses.fields(cls))
+    names = [f"v{n}" for n in range(len(written))]
+    namespace: dict[str, Any] = {
+        "KEYS": (*written, "crc"),
+        "NEW": object.__new__,
+        "CLS": cls,
+        "NAME": cls.__dataclass_fields__["type"].default,
+    }
+    # The values unpacked in the order the keys were just compared in: no lookup by name.
+    lines = [
+        "def line(obj):",
+        "    if tuple(obj) != KEYS:",
+        "        return " + ("None" if build else "False"),
+        f"    {', '.join(names)}, _ = obj.values()",
+    ]
+    for n, name in enumerate(written):
+        if name == "type" or name not in by_name:
+            continue  # the type chose this function; a value of any JSON type is fine
+        i, accepted, valid = by_name[name]
+        lines += _value_checks(i, accepted, valid, names[n], "    ", namespace)
+    if build:
+        lines.append("    event = NEW(CLS)")
+        for n, name in enumerate(written):
+            # The type's one shared string, not the parsed copy held per event.
+            lines.append(f"    event.{name} = " + ("NAME" if name == "type" else names[n]))
+        lines.append("    return event")
+    else:
+        lines.append("    return True")
+    source = "\n".join(lines)
+    if build:  # the checks return False where they refuse; a builder returns None
+        source = source.replace("return False", "return None")
+    exec(source, namespace)
+    return namespace["line"]
 
 
 def _is_timestamp(value: Any) -> bool:

@@ -166,6 +166,10 @@ class Signature:
         self._input_model: Any = None
         self._result_model: Any = None
         self._hints: dict[str, Any] | None = None
+        #: Each parameter's name with its field's name in the input model.
+        self._fields = tuple((p.name, f"p{i}") for i, p in enumerate(self.parameters))
+        #: The JSON types a result read back is already decoded as (see `decode_value`).
+        self._as_read: frozenset[type] | None = None
 
     def hints(self) -> dict[str, Any]:
         if self._hints is None:
@@ -210,13 +214,16 @@ class Signature:
     def decode_input(self, data: bytes) -> dict[str, Any]:
         """Validate encoded arguments against the parameter annotations; `InputError` if off."""
         model = self._input_model or self._build_input_model()
-        from pydantic import ValidationError
-
         try:
-            validated = model.model_validate_json(data)
-        except ValidationError as exc:
-            raise InputError(f"input of {self.owner} is invalid: {explain(exc)}") from None
-        return {p.name: getattr(validated, f"p{i}") for i, p in enumerate(self.parameters)}
+            # model_validate_json without its Python layer: replay calls this once per step.
+            validated = model.__pydantic_validator__.validate_json(data)
+        except Exception as exc:
+            from pydantic import ValidationError
+
+            if isinstance(exc, ValidationError):
+                raise InputError(f"input of {self.owner} is invalid: {explain(exc)}") from None
+            raise
+        return {name: getattr(validated, field) for name, field in self._fields}
 
     def decode_result(self, data: bytes) -> Any:
         """Validate an encoded result against the return annotation (pydantic errors pass up)."""
@@ -225,6 +232,21 @@ class Signature:
             return orjson.loads(data)
         model = self._result_model or self._build_result_model(annotation)
         return model.model_validate_json(b'{"result":' + data + b"}").result
+
+    def decode_value(self, value: Any) -> Any:
+        """`decode_result` of a result as read back from a history (a plain JSON value).
+
+        A value whose JSON type is the very type of a plain annotation (``int`` and an int,
+        ``str`` and a string, ``float``, ``bool``, ``None``; any scalar for ``Any``) is what
+        validating it would give: it is returned as it is, with no encoding and decoding
+        again. Anything else is validated as `decode_result` does.
+        """
+        as_read = self._as_read
+        if as_read is None:
+            as_read = self._as_read = _AS_READ.get(self.result_annotation, frozenset())
+        if type(value) in as_read:
+            return value
+        return self.decode_result(raw(value))
 
     def _build_input_model(self) -> Any:
         from pydantic import ConfigDict, Field, create_model
@@ -250,6 +272,19 @@ class Signature:
         )
         return self._result_model
 
+
+_SCALARS: Final[frozenset[type]] = frozenset((int, float, str, bool, type(None)))
+#: By plain annotation: the JSON types whose values it validates into themselves.
+_AS_READ: Final[dict[Any, frozenset[type]]] = {
+    int: frozenset((int,)),
+    float: frozenset((float,)),
+    str: frozenset((str,)),
+    bool: frozenset((bool,)),
+    None: frozenset((type(None),)),
+    type(None): frozenset((type(None),)),
+    Any: _SCALARS,
+    object: _SCALARS,
+}
 
 _CONFIG: Final[ConfigDict] = {
     "val_json_bytes": "base64",

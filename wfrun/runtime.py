@@ -23,6 +23,7 @@ from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import CodeType
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from uuid import UUID
 
@@ -140,6 +141,12 @@ _workflow: ContextVar[WorkflowRuntime | None] = ContextVar("wfrun_workflow", def
 _activity: ContextVar[ActivityContext | None] = ContextVar("wfrun_activity", default=None)
 
 _direct: ActivityRuntime | None = None
+
+#: The code of the determinism guard's profile hook (Python before 3.12), set when
+#: `wfrun.local.guard` is loaded: an activity call, wfrun's own work from its first frame,
+#: steps out of the hook at once (as `wfrun.local.guard.unwatched` does), so that the hook
+#: sees none of the calls it makes. None: no such hook.
+guard_hook_code: CodeType | None = None
 
 set_workflow_runtime = _workflow.set
 set_activity_context = _activity.set

@@ -122,3 +122,17 @@ class SharedHelperWorkflow:
     async def run(self) -> list[float]:
         recorded = await clock_reading()  # the helper runs first outside the step...
         return [recorded, read_clock()]  # ...then in it
+
+
+@workflows.workflow.define(name="impure_around_calls")
+class AroundCallsWorkflow:
+    """The clock read right after an activity call, and right after an awaited one."""
+
+    @workflows.workflow.entrypoint
+    async def run(self) -> list[bool]:
+        pending = step(1)
+        called = time.time()  # IMPURE after a call
+        await pending
+        await step(2)
+        awaited = time.time()  # IMPURE after an await
+        return [called > 0, awaited > 0]

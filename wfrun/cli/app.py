@@ -724,7 +724,7 @@ def _history_json(stream: EventStream) -> None:
     out = sys.stdout.buffer
     lines: list[bytes] = []
     try:
-        for _, line in stream:
+        for line in stream.lines():
             lines.append(line)
             if len(lines) >= CHUNK_ROWS:
                 out.write(safe_json(b"\n".join(lines)) + b"\n")

@@ -47,6 +47,7 @@ from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any, Final, TypeVar
 
+from .. import runtime as _runtime
 from ..errors import DeterminismWarning
 
 _C_CALLS: Final[dict[Any, tuple[str, str]]] = {
@@ -396,3 +397,9 @@ def _is_user_file(filename: str) -> bool:
 
 
 _DISABLE: Final[object] = _MONITORING.DISABLE if _MONITORING is not None else None
+#: Whether `unwatched` puts a frame of its own around the method it wraps.
+UNWATCHED_FRAME: Final = _MONITORING is None
+
+if _MONITORING is None:
+    # An activity call steps out of this hook at its first frame (see the runtime's note).
+    _runtime.guard_hook_code = _HOOK_CODE

@@ -23,7 +23,10 @@ import orjson
 
 from ..errors import HistoryCorruptError
 from ..events import (
+    _BUILDERS,
+    _LINE_CHECKS,
     CHECKSUMMED,
+    EVENT_TYPES,
     FORMAT_VERSION,
     TERMINAL,
     Event,
@@ -31,6 +34,8 @@ from ..events import (
     WorkflowStarted,
     event_from_json,
     has_checksum,
+    line_builder,
+    line_check,
     verify_checksum,
 )
 from ..runs import RunHistory
@@ -64,6 +69,8 @@ _TORN_SLACK: Final = 1024 * 1024
 _LINE_START: Final = b'{"id":'
 #: Nesting a history can hold: wfrun encodes nothing deeper than orjson's limit of 254.
 _MAX_DEPTH: Final = 256
+#: How many bytes of lines are split off the file's bytes at a time while they are checked.
+_CHUNK: Final = 1 << 20
 
 
 def content_end(data: bytes) -> int:
@@ -100,20 +107,21 @@ def parse_history(
             path=str(path),
             line=1,
         )
-    # Line by line, each cut from ``data`` only while it is checked: a list of every line
-    # beside every event was a second copy of the file for the whole read.
     end = data.index(b"\n")
     started = parse_started(path, data[:end])
     check_started(path, started, run_id)
-    checksummed = started.format >= CHECKSUMMED
+    # A chunk of lines at a time, each chunk cut from ``data`` only while it is checked: a
+    # list of every line beside every event was a second copy of the file for the whole read.
+    reader = LineReader(path, started)
     events: list[Event] = [started]
-    number = 1
-    while end + 1 < intact:
-        start, end = end + 1, data.index(b"\n", end + 1)
-        number += 1
-        event = parse_line(path, number, data[start:end], checksummed=checksummed)
-        check_next(path, number, event, events[-1])
-        events.append(event)
+    start = end + 1
+    while start < intact:
+        end = data.rfind(b"\n", start, min(start + _CHUNK, intact))
+        if end < 0:  # one line longer than a chunk
+            end = data.index(b"\n", start)
+        reader.read(data[start:end].split(b"\n"), events)
+        start = end + 1
+    number = reader.number
     if torn and not _could_be_torn(torn, started.max_payload):
         raise HistoryCorruptError(
             f"{path}:{number + 1}: the file ends with {len(torn):,} bytes that are no "
@@ -173,6 +181,118 @@ def _could_be_torn(tail: bytes, max_payload: int) -> bool:
         # of a line that was never synced, so never acknowledged.
         return True
     return _LINE_START.startswith(tail[: len(_LINE_START)])
+
+
+class LineReader:
+    """Every line after a history's first, checked a chunk of lines at a time.
+
+    The checks are those of `parse_line` and `check_next`, in one pass per line: the
+    checksum compared as written, the JSON decoded, the fields checked and the event built
+    by the function generated for its type (`wfrun.events.line_builder`), its id and its
+    place (not after the end) compared. Replay and ``history`` read every line of a history
+    this way, and calling `parse_line` per line cost several times the checksum and the JSON
+    decode themselves. A line that is off in any way, or of an older format, goes the long
+    way (`parse_line`, `check_next`), which raises `HistoryCorruptError` naming it.
+    """
+
+    __slots__ = ("_checksummed", "last", "number", "path")
+
+    def __init__(self, path: Path, started: WorkflowStarted) -> None:
+        self.path = path
+        self._checksummed = started.format >= CHECKSUMMED
+        #: The number of the last line checked (1: the first line, read apart).
+        self.number = 1
+        #: The last event read (after `check`, which builds none: the first, or the end).
+        self.last: Event = started
+
+    def read(self, lines: list[bytes], events: list[Event]) -> None:
+        """Append the events of ``lines`` (the next lines, each without its newline) to
+        ``events``; raises at the first damaged line, with the events before it appended."""
+        number, last = self.number, self.last
+        fast = self._checksummed
+        builders = _BUILDERS
+        append = events.append
+        crc32 = zlib.crc32
+        loads = orjson.loads
+        for line in lines:
+            number += 1
+            event = None
+            cut = len(line) - _CRC_LENGTH
+            # `_intact` and the depth test of `parse_line`, inline (a call per line counts).
+            if (
+                fast
+                and cut > 0
+                and line[cut : cut + 8] == _CRC_FIELD
+                and line[-2:] == b'"}'
+                and line[cut + 8 : cut + 16] == b"%08x" % crc32(b"}", crc32(line[:cut]))
+                and (cut < _MAX_DEPTH or line.count(b"[") + line.count(b"{") <= _MAX_DEPTH)
+            ):
+                try:
+                    obj = loads(line)
+                except orjson.JSONDecodeError:
+                    obj = None
+                if type(obj) is dict:
+                    kind = obj.get("type")
+                    if type(kind) is str:
+                        build = builders.get(kind) or line_builder(kind)
+                        if build is not None:
+                            event = build(obj)
+            if event is None or event.id != number or last.role == TERMINAL:
+                event = parse_line(self.path, number, line, checksummed=self._checksummed)
+                check_next(self.path, number, event, last)
+            append(event)
+            last = event
+        self.number, self.last = number, last
+
+    def check(self, lines: list[bytes]) -> None:
+        """Check ``lines`` as `read` does, without building their events (for ``history
+        --json``, which copies the lines); raises at the first damaged line."""
+        number, previous = self.number, self.last
+        fast = self._checksummed
+        checks = _LINE_CHECKS
+        crc32 = zlib.crc32
+        loads = orjson.loads
+        terminal = _TERMINAL_TYPES
+        for line in lines:
+            number += 1
+            kind = None
+            cut = len(line) - _CRC_LENGTH
+            if (
+                fast
+                and previous.role != TERMINAL
+                and cut > 0
+                and line[cut : cut + 8] == _CRC_FIELD
+                and line[-2:] == b'"}'
+                and line[cut + 8 : cut + 16] == b"%08x" % crc32(b"}", crc32(line[:cut]))
+                and (cut < _MAX_DEPTH or line.count(b"[") + line.count(b"{") <= _MAX_DEPTH)
+            ):
+                try:
+                    obj = loads(line)
+                except orjson.JSONDecodeError:
+                    obj = None
+                if type(obj) is dict:
+                    kind = obj.get("type")
+                    if type(kind) is str:
+                        valid = checks.get(kind) or line_check(kind)
+                        if valid is None or not valid(obj) or obj["id"] != number:
+                            kind = None
+                    else:
+                        kind = None
+            if kind is None:
+                event = parse_line(self.path, number, line, checksummed=self._checksummed)
+                check_next(self.path, number, event, previous)
+                previous = event
+            elif kind in terminal:
+                # Only what follows the end needs an event before it (to be refused with).
+                previous = parse_line(self.path, number, line, checksummed=True)
+            self.number = number
+        self.last = previous
+
+
+#: The types of the events that end a run.
+_TERMINAL_TYPES: Final = frozenset(
+    name for name, cls in EVENT_TYPES.items() if cls.role == TERMINAL
+)
 
 
 def parse_started(path: Path, line: bytes) -> WorkflowStarted:

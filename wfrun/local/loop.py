@@ -27,11 +27,17 @@ import asyncio
 import collections
 import contextvars
 import itertools
+import sys
 import weakref
 from collections.abc import Callable, Coroutine, Generator
+from types import FunctionType
 from typing import Any, Protocol, TypeVar, TypeVarTuple
 
+from .. import runtime as _runtime
+
 T = TypeVar("T")
+_getprofile = sys.getprofile
+_setprofile = sys.setprofile
 Ts = TypeVarTuple("Ts")
 
 
@@ -53,8 +59,9 @@ class WorkflowFuture(asyncio.Future[T]):
     """A future whose hash is deterministic (see the module docstring)."""
 
     def __init__(self, *, loop: WorkflowLoop) -> None:
-        super().__init__(loop=loop)
-        self._key = loop.next_key()
+        # Without super() and next_key(): one is made per activity call, replayed or live.
+        asyncio.Future.__init__(self, loop=loop)
+        self._key = next(loop._keys)
 
     def __hash__(self) -> int:
         return self._key
@@ -120,10 +127,23 @@ class WorkflowCall(Coroutine[Any, Any, T]):
 
     def __await__(self) -> Generator[Any, None, T]:
         self._awaited = True
-        if self._settle is not None:
+        settle = self._settle
+        if settle is not None:
             # A done future's iterator returns its result at once: no suspension.
-            self._settle()
             self._settle = None
+            hook = _getprofile()
+            if (
+                hook is None
+                or hook.__class__ is not FunctionType
+                or hook.__code__ is not _runtime.guard_hook_code
+            ):
+                settle()
+            else:  # wfrun's own work: out of the guard's hook (see `runtime.guard_hook_code`)
+                _setprofile(None)
+                try:
+                    settle()
+                finally:
+                    _setprofile(hook)
         return self._future.__await__()
 
     def _started(self) -> Generator[Any, None, T]:

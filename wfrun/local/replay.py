@@ -18,11 +18,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from itertools import islice
+from typing import Any, Final
 
 from ..errors import ContinueAsNewError, NonDeterminismError, failure_type
 from ..events import (
     COMMAND,
+    EVENT_TYPES,
+    RESOLUTION,
     TERMINAL,
     ActivityCanceled,
     ActivityCompleted,
@@ -100,25 +103,32 @@ class RecordedRun:
         self.last_progress = 0
         #: The index in `resolutions` of the next event to deliver, during `replay`.
         self._next = 0
-        for event in events[1:]:
-            if not isinstance(event, StepEvent):
-                if event.role == TERMINAL:
-                    self.terminal = event
-                elif event.resolves():  # a message: it moved the workflow on
-                    self.resolutions.append(event)
-                    self.last_progress = event.id
-            elif event.role == COMMAND:
-                self.commands[event.seq] = event
-                self.last_progress = event.id
-            elif event.resolves():
-                self.resolutions.append(event)
-                self.resolved.add(event.seq)
-                self.last_progress = event.id
-                # Attempts and retries of a resolved step are needed no more (only what is
-                # still in flight is carried on): not held for the whole resume.
-                self._bookkeeping.pop(event.seq, None)
-            else:
-                self._bookkeeping.setdefault(event.seq, []).append(event)
+        # By class: one role lookup per event, `resolves()` called only where a class
+        # decides it per event (a retry or a final failure); every event of a long history
+        # passes here.
+        commands, resolutions, resolved = self.commands, self.resolutions, self.resolved
+        bookkeeping = self._bookkeeping
+        last_progress = 0
+        event: Any  # an Event; a StepEvent wherever its class is in _STEPS (no cast per event)
+        for event in islice(events, 1, None):
+            cls = event.__class__
+            role = cls.role
+            if role == COMMAND:
+                commands[event.seq] = event
+                last_progress = event.id
+            elif role == RESOLUTION or (cls in _DECIDES and event.resolves()):
+                resolutions.append(event)
+                last_progress = event.id
+                if cls in _STEPS:  # else a message: it moved the workflow on
+                    resolved.add(event.seq)
+                    # Attempts and retries of a resolved step are needed no more (only what
+                    # is still in flight is carried on): not held for the whole resume.
+                    bookkeeping.pop(event.seq, None)
+            elif role == TERMINAL:
+                self.terminal = event
+            elif cls in _STEPS:
+                bookkeeping.setdefault(event.seq, []).append(event)
+        self.last_progress = last_progress
 
     def command(self, seq: int) -> Event | None:
         return self.commands.get(seq)
@@ -303,6 +313,14 @@ class RecordedRun:
             recorded=recorded,
             requested=requested,
         )
+
+
+#: The event classes about one step (they carry ``seq``).
+_STEPS: Final = frozenset(cls for cls in EVENT_TYPES.values() if issubclass(cls, StepEvent))
+#: The event classes whose `Event.resolves` looks at the event, not only at its role.
+_DECIDES: Final = frozenset(
+    cls for cls in EVENT_TYPES.values() if cls.resolves is not Event.resolves
+)
 
 
 def _verdict(workflow: str) -> str:

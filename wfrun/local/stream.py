@@ -2,10 +2,11 @@
 
 `wfrun.local.history.parse_history` turns a whole file into a list of events, which replay
 and resume need. ``wfrun history`` only passes each event on, so `HistoryStream` reads the
-file in chunks and checks every line as `parse_history` does (the same functions, the same
-messages): memory stays flat in the history's length, and the first rows can be shown before
-the last line is read. Damage is raised where it is reached, after the events before it were
-handed out; the caller says so (exit 6) even though it showed those.
+file in chunks and checks every line as `parse_history` does (the same `LineReader`, the same
+messages; ``history --json``, which copies the lines, has them checked without building the
+events: `HistoryStream.lines`): memory stays flat in the history's length, and the first rows
+can be shown before the last line is read. Damage is raised where it is reached, after the
+events before it were handed out; the caller says so (exit 6) even though it showed those.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ from types import TracebackType
 from typing import Final
 
 from ..errors import HistoryCorruptError
-from ..events import CHECKSUMMED, Event
+from ..events import Event
 from .history import (
+    LineReader,
     _could_be_torn,
-    check_next,
     check_started,
     content_end,
-    parse_line,
     parse_started,
     torn_note,
 )
@@ -39,8 +39,9 @@ class HistoryStream:
     Opening reads and checks the first line (`started`); iterating yields every event from
     the first, each with its stored line (without the newline), and raises
     `HistoryCorruptError` at the first damaged line. Once iteration ends, `note` says what a
-    torn tail held (as `History.note` does) and `last` is the last event. The file descriptor
-    is closed when iteration ends, or by `close` (a ``with`` block).
+    torn tail held (as `History.note` does) and `last` is the last event. `lines` yields the
+    lines alone, as checked. The file descriptor is closed when iteration ends, or by
+    `close` (a ``with`` block).
     """
 
     def __init__(
@@ -68,6 +69,8 @@ class HistoryStream:
             raise
         self._first = first
         self.last: Event = self.started
+        #: The number of the last line handed out.
+        self._number = 1
 
     def _read(self) -> bytes:
         try:
@@ -99,37 +102,65 @@ class HistoryStream:
         finally:
             self.close()
 
+    def lines(self) -> Iterator[bytes]:
+        """Every line as stored (without its newline), checked as iterating checks it, but
+        without building the events: for ``history --json``, which only copies them."""
+        try:
+            yield self._first
+            reader = LineReader(self.path, self.started)
+            for lines in self._chunks():
+                try:
+                    reader.check(lines)
+                except HistoryCorruptError:  # the lines before the damage were whole
+                    yield from self._handed(lines[: reader.number - self._number])
+                    raise
+                yield from self._handed(lines)
+        finally:
+            self.close()
+
     def _events(self) -> Iterator[tuple[Event, bytes]]:
-        path = self.path
-        checksummed = self.started.format >= CHECKSUMMED
-        last: Event = self.started
-        yield last, self._first
-        number = 1
+        yield self.started, self._first
+        reader = LineReader(self.path, self.started)
+        for lines in self._chunks():
+            events: list[Event] = []
+            try:
+                reader.read(lines, events)
+            except HistoryCorruptError:  # the events before the damage are handed out first
+                yield from zip(events, self._handed(lines[: len(events)]), strict=True)
+                raise
+            yield from zip(events, self._handed(lines), strict=True)
+            self.last = events[-1]
+
+    def _handed(self, lines: list[bytes]) -> Iterator[bytes]:
+        for line in lines:
+            self.intact_size += len(line) + 1
+            self._number += 1
+            yield line
+
+    def _chunks(self) -> Iterator[list[bytes]]:
+        """The whole lines after the first, a chunk's worth at a time; then the torn tail
+        is checked (a zero tail is the end), and `note` set."""
         data = self._pending
         while True:
             whole = data.rfind(b"\n") + 1
             self._pending = data[whole:]
-            for line in data[:whole].split(b"\n")[:-1]:
-                number += 1
-                event = parse_line(path, number, line, checksummed=checksummed)
-                check_next(path, number, event, last)
-                self.last = last = event
-                self.intact_size += len(line) + 1
-                yield event, line
+            if whole:
+                yield data[: whole - 1].split(b"\n")
             chunk = self._read()
             if not chunk:
                 break
             data = self._pending + chunk
         torn = self._pending[: content_end(self._pending)]  # a zero tail is the end
+        number = self._number
         if torn and not _could_be_torn(torn, self.started.max_payload):
             raise HistoryCorruptError(
-                f"{path}:{number + 1}: the file ends with {len(torn):,} bytes that are no "
+                f"{self.path}:{number + 1}: the file ends with {len(torn):,} bytes that are no "
                 "event (a crash can only leave the start of one line). Nothing was changed",
-                path=str(path),
+                path=str(self.path),
                 line=number + 1,
             )
         if torn:
-            self.note = torn_note(path, len(torn))
+            self.note = torn_note(self.path, len(torn))
 
     def close(self) -> None:
         """Release the file (iterating further raises nothing, and yields nothing new)."""
