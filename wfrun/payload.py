@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import decimal
 import inspect
+import math
 import sys
 import typing
 from collections.abc import Callable, Mapping
@@ -166,6 +167,10 @@ class Signature:
         self._input_model: Any = None
         self._result_model: Any = None
         self._hints: dict[str, Any] | None = None
+        #: Per parameter, the exact types whose values come back unchanged from their JSON
+        #: (see `unchanged_input`); None until first asked, () when some parameter has none.
+        self._same_inputs: tuple[tuple[str, frozenset[type]], ...] | None = None
+        self._same_result: frozenset[type] | None = None
 
     def hints(self) -> dict[str, Any]:
         if self._hints is None:
@@ -218,6 +223,41 @@ class Signature:
             raise InputError(f"input of {self.owner} is invalid: {explain(exc)}") from None
         return {p.name: getattr(validated, f"p{i}") for i, p in enumerate(self.parameters)}
 
+    def unchanged_input(self, arguments: dict[str, Any]) -> bool:
+        """Whether `decode_input` of these arguments' encoding would give them back as they are.
+
+        True only for plain values of the exact type their annotation names (``int``, ``str``,
+        ``bool``, a finite ``float``, ``None``; any of those for ``Any``): their JSON decodes,
+        and validates, to an equal value of the same type. The caller then skips the decoding,
+        which is most of what a call with such arguments costs; anything else is decoded.
+        """
+        same = self._same_inputs
+        if same is None:
+            same = self._same_inputs = self._unchanged_inputs()
+        if not same or len(arguments) != len(same):
+            return False
+        for name, types in same:
+            value = arguments.get(name, _MISSING)
+            kind = type(value)
+            if kind not in types or (kind is float and not math.isfinite(value)):
+                return False
+        return True
+
+    def unchanged_result(self, value: Any) -> bool:
+        """Whether `decode_result` of ``value``'s encoding would give ``value`` back as it is
+        (as `unchanged_input` says it for arguments)."""
+        same = self._same_result
+        if same is None:
+            same = self._same_result = _same_types(self.result_annotation)
+        kind = type(value)
+        return kind in same and (kind is not float or math.isfinite(value))
+
+    def _unchanged_inputs(self) -> tuple[tuple[str, frozenset[type]], ...]:
+        if not self._plain:
+            return ()
+        found = tuple((p.name, _same_types(self.annotation(p.name))) for p in self.parameters)
+        return found if all(types for _, types in found) else ()
+
     def decode_result(self, data: bytes) -> Any:
         """Validate an encoded result against the return annotation (pydantic errors pass up)."""
         annotation = self.result_annotation
@@ -249,6 +289,23 @@ class Signature:
             "Output", __config__=ConfigDict(**_CONFIG), result=(annotation, ...)
         )
         return self._result_model
+
+
+_MISSING: Final = object()
+#: Plain JSON values that decode, and validate, to an equal value of the same exact type.
+_SCALARS: Final[frozenset[type]] = frozenset({int, str, bool, float, type(None)})
+
+
+def _same_types(annotation: Any) -> frozenset[type]:
+    """The exact types whose values pass through JSON and validation against ``annotation``
+    unchanged: the annotation's own when it is such a scalar, all of them for ``Any``."""
+    if annotation is Any or annotation is object:
+        return _SCALARS
+    if annotation is None or annotation is type(None):
+        return frozenset({type(None)})
+    if isinstance(annotation, type) and annotation in _SCALARS:  # a subclass is decoded
+        return frozenset({annotation})
+    return frozenset()
 
 
 _CONFIG: Final[ConfigDict] = {

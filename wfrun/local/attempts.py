@@ -387,6 +387,8 @@ def _checked_result(
         check_size(data, limit=max_payload, activity=definition.name, side="output")
     except (EncodingError, PayloadTooLargeError) as exc:
         return _failed(exc.with_traceback(None), duration, non_retryable=True)
+    if definition.signature.unchanged_result(value):  # it is what its encoding decodes to
+        return Outcome(duration=duration, result=data, value=value)
     try:
         typed = definition.signature.decode_result(data)
     except Exception as exc:
