@@ -384,6 +384,55 @@ def keep_open() -> int:
 _open_files = _OpenFiles()
 
 
+class GroupSync:
+    """fsyncs of one folder, shared by the threads that need one at once (a group commit).
+
+    A caller made its change (a new name in the folder) before calling `sync`; an fsync that
+    began after that covers it. So while one fsync runs, every caller that arrives waits for
+    the next, which one of them runs for all: runs created together in a busy process cost a
+    couple of folder fsyncs, not one each (each is a journal commit). A failed fsync raises in
+    the thread that ran it; the others, not covered, try again (each may run its own).
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._asked = 0
+        self._done = 0
+        self._running = False
+
+    def sync(self, run: Callable[[], None]) -> None:
+        """Return once an fsync (``run``) that began after this call has succeeded."""
+        with self._cond:
+            self._asked += 1
+            mine = self._asked
+            while self._done < mine:
+                if self._running:
+                    self._cond.wait()
+                    continue
+                self._running = True
+                covers = self._asked  # every change asked for by now was made before this
+                self._cond.release()
+                try:
+                    run()
+                finally:
+                    self._cond.acquire()
+                    self._running = False
+                    self._cond.notify_all()  # the others look again: served, or their turn
+                self._done = max(self._done, covers)
+
+
+_group_syncs: dict[Path, GroupSync] = {}
+_group_syncs_mutex = threading.Lock()
+
+
+def _folder_syncs(folder: Path) -> GroupSync:
+    with _group_syncs_mutex:
+        found = _group_syncs.get(folder)
+        if found is None:
+            found = _group_syncs[folder] = GroupSync()
+        return found
+
+
 def _can_reserve() -> bool:
     """Whether this OS can reserve file space and sync data without the inode (not macOS)."""
     return hasattr(os, "posix_fallocate") and hasattr(os, "fdatasync")
@@ -393,7 +442,9 @@ def _forget_in_child() -> None:
     # A process forked by an activity must not hold (or, by closing, release) a run's lock:
     # the child closes its copies, and the parent's lock stays where it is.
     # The same for the locks: closed there, never unlocked (see `wfrun.local.locks`).
-    global _open_files
+    global _open_files, _group_syncs_mutex
+    _group_syncs.clear()  # a thread of the parent may have been syncing: none runs here
+    _group_syncs_mutex = threading.Lock()
     for writer in list(_open_writers):
         if writer._fd >= 0:
             with contextlib.suppress(OSError):
@@ -475,7 +526,8 @@ class RunStore:
         finally:
             with contextlib.suppress(OSError):
                 temporary.unlink(missing_ok=True)
-        self.sync_folder(self.runs_dir)  # the new file's name must survive a crash too
+        # The new file's name must survive a crash too; runs created at once share the fsync.
+        _folder_syncs(self.runs_dir).sync(partial(self.sync_folder, self.runs_dir))
         return writer, event
 
     def open_for_append(self, run_id: str, clock: Clock) -> tuple[HistoryWriter, History]:
