@@ -47,7 +47,6 @@ Guarantees, and how they are kept:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import os
@@ -219,11 +218,11 @@ class HistoryWriter:
         async with syncs.slot():
             self._flush()
             fd = self._open()
-            future = syncs.submit(partial(self._make_durable, fd))
+            awaited, future = syncs.submit_batched(partial(self._make_durable, fd))
             self._syncing.add(future)
             future.add_done_callback(self._synced)
             try:
-                await asyncio.wrap_future(future)
+                await awaited
             except OSError as exc:
                 self._fail(exc, "sync", keep=None)
             finally:
