@@ -54,6 +54,7 @@ import resource
 import secrets
 import stat
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -373,11 +374,24 @@ def keep_open() -> int:
     """History files kept open between writes, at most: a quarter of the soft limit on open
     files (256 under the usual 1,024), asked each time (a process may lower it at any time).
     Enough for a few hundred busy runs to write without reopening, few enough to leave the
-    rest of the limit to the activities."""
+    rest of the limit to the activities.
+
+    Asked again at most every `_BUDGET_TTL` seconds: a crowded process asks at every write,
+    and a system call there costs every run in the process."""
+    global _budget
+    now = time.monotonic()
+    until, budget = _budget
+    if now < until:
+        return budget
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return 1024
-    return max(16, min(soft // 4, 1024))
+    budget = 1024 if soft == resource.RLIM_INFINITY else max(16, min(soft // 4, 1024))
+    _budget = (now + _BUDGET_TTL, budget)
+    return budget
+
+
+_BUDGET_TTL: Final = 0.5
+#: Until when `keep_open` holds, and what it said.
+_budget: tuple[float, int] = (float("-inf"), 0)
 
 
 _open_files = _OpenFiles()
