@@ -29,7 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from .. import settings
 from ..clock import Clock
@@ -145,9 +145,9 @@ async def run_attempt(
     return _checked_result(definition, value, max_payload, duration)
 
 
-@dataclass(frozen=True, slots=True)
-class _Limit:
-    """The time one attempt may take, and which timeout sets it."""
+class _Limit(NamedTuple):
+    """The time one attempt may take, and which timeout sets it (a tuple: one per attempt,
+    made cheaply)."""
 
     seconds: float
     timeout: str
@@ -280,13 +280,14 @@ class _HeartbeatSink:
         self._loop = loop
         self._heartbeats = heartbeats
         self._loop_thread = threading.get_ident()
-        self._subject = f"the heartbeat details of activity {name!r}"
+        self._name = name
         self.closed = False
 
     def __call__(self, details: tuple[Any, ...]) -> None:
         # Encoded here, in the activity's own call: a value that cannot be recorded fails
         # where it was given, not later in the engine.
-        encoded = encode(list(details), subject=self._subject) if details else None
+        subject = f"the heartbeat details of activity {self._name!r}"
+        encoded = encode(list(details), subject=subject) if details else None
         if threading.get_ident() == self._loop_thread:
             self._beat(encoded)
         else:  # a plain def activity in a worker thread

@@ -380,7 +380,7 @@ class RunEngine:
                     if blocked is not None:
                         return self._record_block(*blocked)
                     return self._stop_to_wait(*waiting)
-            if self._queue.empty() and not any(s in self._activities for s in self._executions):
+            if self._queue.empty() and self._activities.isdisjoint(self._executions):
                 self._writer.park()  # it waits (a timer, a message, a child): no descriptor
             batch = [await self._queue.get()]
             while not self._queue.empty():
@@ -416,8 +416,8 @@ class RunEngine:
         It goes on while an activity runs, or while the next timer (or the deadline) is due
         within ``max_wait``; a longer wait, or one that only a message can end, is a state.
         """
-        if any(seq in self._activities for seq in self._executions):
-            return None
+        if not self._activities.isdisjoint(self._executions):
+            return None  # an activity runs here
         if any(seq not in self._stopped_children for seq in self._child_runs):
             return None  # a child runs here
         if self._is_asking():
@@ -516,6 +516,8 @@ class RunEngine:
     def _ask_for_input(self, instance: WorkflowInstance) -> bool:
         """With a person at hand, ask for the first input the workflow waits for; the answer
         goes through the run's inbox like any signal. False when there is nobody to ask."""
+        if self._ask is None and self._asking is None:
+            return False  # nobody to ask, nobody asked (the common case: checked first, cheaply)
         pending = instance.pending_inputs
         if self._asking is not None and not self._asking.done():
             # One form at a time. One whose input came otherwise (a signal, or its timeout)
