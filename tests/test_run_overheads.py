@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from pathlib import Path
 
 import pytest
 
 import wfrun as workflows
+from wfrun.local.store import RunStore
 
 from flows.steps import StepsWorkflow
 
@@ -28,3 +30,29 @@ def test_runs_one_after_another_share_one_watchdog_thread(
         asyncio.run(workflows.execute_workflow(StepsWorkflow, {"count": 1}, execution_id=f"r{i}"))
     # The watchdog watches every run (one started earlier in this process serves as well).
     assert started.count("wfrun-watchdog") <= 1
+
+
+def test_runs_ending_among_others_trim_their_files_in_a_sync_thread(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trims: list[str] = []
+    ftruncate = os.ftruncate
+
+    def recorded(fd: int, length: int) -> None:
+        trims.append(threading.current_thread().name)
+        ftruncate(fd, length)
+
+    monkeypatch.setattr(os, "ftruncate", recorded)
+
+    async def together() -> list[list[int]]:
+        runs = (
+            workflows.execute_workflow(StepsWorkflow, {"count": 2}, execution_id=f"t{i}", home=home)
+            for i in range(4)
+        )
+        return await asyncio.gather(*runs)
+
+    assert asyncio.run(together()) == [[10, 20]] * 4
+    for i in range(4):
+        assert b"\0" not in RunStore(home).path(f"t{i}").read_bytes()  # trimmed, all of them
+    # Every run but the last to end had company: its trim (a journal entry) kept off the loop.
+    assert sum(name.startswith("wfrun sync") for name in trims) >= 3

@@ -312,7 +312,7 @@ class RunEngine:
             with watching():
                 outcome = await self._live(instance, recorded, replay)
             # Its last event (it ended, waits or is blocked) is durable before anyone is told.
-            await self._writer.sync_aside()
+            await self._writer.sync_aside(last=True)
             return outcome
         finally:
             await self._stop_executions()

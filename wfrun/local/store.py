@@ -148,6 +148,9 @@ class HistoryWriter:
         #: Whether space is reserved and synced with fdatasync (else: append and fsync).
         self._reserving = _can_reserve()
         self._write = write
+        #: Held while the file's length or its end may change: a trim in a sync thread (see
+        #: `sync_aside`) and the writes here never overlap.
+        self._trimming = threading.Lock()
         self._buffer = bytearray()
         self._failure: HistoryIOError | None = None
         #: fsyncs of this writer's descriptor running in a sync thread.
@@ -176,24 +179,26 @@ class HistoryWriter:
         if not self._buffer:
             return
         self._open()
-        if self._reserving and self._size + len(self._buffer) > self._allocated:
-            self._reserve(self._size + len(self._buffer))
-        written = 0
-        failure: OSError | None = None
-        with memoryview(self._buffer) as view:
-            try:
-                while written < len(view):  # a write may be partial (signals, full disks)
-                    done = self._write(self._fd, view[written:])
-                    if done <= 0:
-                        raise OSError(errno.EIO, "the write made no progress")
-                    written += done
-            except OSError as exc:
-                failure = exc
+        with self._trimming:  # a trim in a sync thread never cuts what this writes
+            if self._reserving and self._size + len(self._buffer) > self._allocated:
+                self._reserve(self._size + len(self._buffer))
+            written = 0
+            failure: OSError | None = None
+            with memoryview(self._buffer) as view:
+                try:
+                    while written < len(view):  # a write may be partial (signals, full disks)
+                        done = self._write(self._fd, view[written:])
+                        if done <= 0:
+                            raise OSError(errno.EIO, "the write made no progress")
+                        written += done
+                except OSError as exc:
+                    failure = exc
+            if failure is None:
+                self._size += written
+                self._allocated = max(self._allocated, self._size)
         if failure is not None:
             whole = self._buffer.rfind(b"\n", 0, written) + 1
             self._fail(failure, "write", keep=self._size + whole)
-        self._size += written
-        self._allocated = max(self._allocated, self._size)
         self._buffer.clear()
 
     def sync(self) -> None:
@@ -205,13 +210,17 @@ class HistoryWriter:
             self._fail(exc, "sync", keep=None)
         self._put_down()
 
-    async def sync_aside(self) -> None:
+    async def sync_aside(self, *, last: bool = False) -> None:
         """`sync`, with the fsync in a thread while other runs are live (`wfrun.local.syncs`).
 
         The write stays here, on the loop: appends go on meanwhile and land after it. The
         descriptor stays open until the thread is done with it (nothing closes it meanwhile:
         `park` waits for the sync), and only so many runs at a time may hold one for a sync
         (`syncs.slot`): the rest wait for theirs holding none.
+
+        ``last``: the run is about to let go of its file: the thread trims the reserved zeros
+        after the sync too, which `close` would otherwise do on the loop (a change of the
+        file's length is a journal entry: with many runs live it held all of them up).
         """
         if not syncs.crowded():
             self.sync()
@@ -219,7 +228,8 @@ class HistoryWriter:
         async with syncs.slot():
             self._flush()
             fd = self._open()
-            awaited, future = syncs.submit_batched(partial(self._make_durable, fd))
+            job = partial(self._make_durable_and_trim if last else self._make_durable, fd)
+            awaited, future = syncs.submit_batched(job)
             self._syncing.add(future)
             future.add_done_callback(self._synced)
             try:
@@ -232,6 +242,19 @@ class HistoryWriter:
     def _make_durable(self, fd: int) -> None:
         # fdatasync also writes the length when it changed: a reservation is durable too.
         (os.fdatasync if self._reserving else os.fsync)(fd)
+
+    def _make_durable_and_trim(self, fd: int) -> None:
+        self._make_durable(fd)
+        self._trim(fd)
+
+    def _trim(self, fd: int) -> None:
+        """Cut the reserved zeros off (in a sync thread, or at `close`)."""
+        with self._trimming:
+            if self._allocated > self._size and self._failure is None:
+                # Unsynced: should a power cut undo the trim, the zeros are read as the end.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, self._size)
+                    self._allocated = self._size
 
     def _synced(self, future: Future[Any]) -> None:
         # In the sync thread, or here: a run that ended meanwhile is released by `close`.
@@ -325,9 +348,8 @@ class HistoryWriter:
     def _release(self) -> None:
         self._syncing.clear()  # called once they are done (`close`), or before any began
         if self._allocated > self._size and self._failure is None and self._lock is not None:
-            # Unsynced: should a power cut undo the trim, the zeros are read as the end.
-            with contextlib.suppress(OSError, HistoryIOError):
-                os.ftruncate(self._open(), self._size)
+            with contextlib.suppress(HistoryIOError):
+                self._trim(self._open())
         self.park()
         _open_writers.discard(self)
         lock, self._lock = self._lock, None
