@@ -87,6 +87,7 @@ from ..payload import annotation_name, check_size, dumps, encode, explain, plain
 from ..policy import ActivityOptions
 from ..runs import InputPrompt, RunOutcome, RunStatus, new_run_id
 from ..runtime import ActivityInfo
+from . import syncs
 from .attempts import Heartbeats, Outcome, attempt_until_final
 from .commands import (
     CancelActivity,
@@ -395,7 +396,11 @@ class RunEngine:
                     raise item
                 cls, fields = item
                 appended.append(self._writer.append(cls, **fields))
-            await self._writer.sync_aside()  # durable before the workflow sees any of it
+            # Durable before the workflow sees any of it (alone, inline: no coroutine to make).
+            if syncs.crowded():
+                await self._writer.sync_aside()
+            else:
+                self._writer.sync()
             for delivered in appended:
                 if isinstance(delivered, StepEvent):
                     self._executions.pop(delivered.seq, None)
@@ -601,7 +606,9 @@ class RunEngine:
                     name=command.definition.name,
                     input=Encoded(command.input),
                 )
-                self._start_activity(command, InFlight(scheduled=scheduled.time))
+                # Only a schedule_to_close_timeout counts from the scheduling: parsed for it.
+                timed = command.definition.options.schedule_to_close_timeout is not None
+                self._start_activity(command, InFlight(scheduled=scheduled.time if timed else None))
             elif isinstance(command, StartTimer):
                 self._writer.append(
                     TimerStarted,
