@@ -80,7 +80,7 @@ from ..events import (
     WorkflowStarted,
     format_ts,
     is_run_id,
-    serialize,
+    new_line,
 )
 from ..loader import fingerprint, target_file
 from ..runs import RunInfo, RunStatus
@@ -161,8 +161,7 @@ class HistoryWriter:
     def append(self, cls: type[E], /, **fields: Any) -> E:
         """Record a new event (numbered and timestamped here); written at the next flush."""
         event = cls(id=self._next_id, ts=format_ts(self._clock.now()), **fields)
-        self._buffer += serialize(event)
-        self._buffer += b"\n"
+        self._buffer += new_line(event)
         self._next_id += 1
         for observer in self.observers:
             observer(event)
