@@ -16,7 +16,14 @@ import pytest
 import wfrun as workflows
 from wfrun.clock import SystemClock
 from wfrun.definitions import ActivityDefinition
-from wfrun.local.attempts import Heartbeats, Outcome, attempt_until_final, run_attempt
+from wfrun.local.attempts import (
+    _SWEEP_AT,
+    Heartbeats,
+    Outcome,
+    _deadlines,
+    attempt_until_final,
+    run_attempt,
+)
 from wfrun.runtime import ActivityInfo
 
 LIMIT = timedelta(milliseconds=50)
@@ -46,6 +53,11 @@ async def raises_its_own_timeout() -> int:
 async def waits(started: asyncio.Event) -> int:
     started.set()
     await asyncio.sleep(3600)
+    return 1
+
+
+@workflows.activity(start_to_close_timeout=timedelta(hours=1), retry_policy_max_attempts=1)
+async def records_nothing() -> int:
     return 1
 
 
@@ -142,3 +154,26 @@ def test_the_first_attempt_gets_the_callers_info_and_a_retry_a_fresh_one() -> No
     assert seen[1].attempt == 2
     given.cancel()  # each attempt has a cancel flag of its own
     assert not seen[1].is_cancelled()
+
+
+def test_a_short_timeout_that_comes_after_a_long_one_expires_on_its_own_time() -> None:
+    async def main() -> Outcome:
+        started = asyncio.Event()
+        long = asyncio.ensure_future(attempt(waits, {"started": started}))  # an hour
+        await started.wait()
+        try:
+            return await attempt(hangs)  # 50 ms: its deadline comes first
+        finally:
+            long.cancel()
+            await asyncio.gather(long, return_exceptions=True)
+
+    assert asyncio.run(main()).timeout == "start_to_close"
+
+
+def test_attempts_that_ended_leave_no_deadline_behind() -> None:
+    async def main() -> int:
+        for _ in range(500):
+            assert (await attempt(records_nothing)).ok
+        return len(_deadlines[asyncio.get_running_loop()]._heap)
+
+    assert asyncio.run(main()) <= _SWEEP_AT + 1

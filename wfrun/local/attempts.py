@@ -23,13 +23,17 @@ import asyncio
 import contextvars
 import dataclasses
 import functools
+import heapq
+import itertools
+import math
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 from .. import settings
 from ..clock import Clock
@@ -174,7 +178,10 @@ async def _awaited_here(
     assert task is not None  # run_attempt is always awaited in a task
     cancelling = task.cancelling()
     expiry = _Expiry(task)
-    handle = loop.call_later(limit.seconds, expiry)
+    deadlines = _deadlines.get(loop)
+    if deadlines is None:
+        deadlines = _deadlines[loop] = _Deadlines(loop)
+    deadlines.add(loop.time() + limit.seconds, expiry)
     try:
         value = await implementation_of(definition)(*positional, **keywords)
     except asyncio.CancelledError:
@@ -186,24 +193,89 @@ async def _awaited_here(
             task.uncancel()
         raise
     finally:
-        handle.cancel()
+        deadlines.remove(expiry)
     if expiry.fired:  # it swallowed our cancellation and returned: the value stands
         task.uncancel()
     return None, value
 
 
 class _Expiry:
-    """The timer callback of `_awaited_here`: cancels the attempt's task, and says it did."""
+    """What `_awaited_here`'s deadline does: cancel the attempt's task, and say it did."""
 
-    __slots__ = ("fired", "task")
+    __slots__ = ("fired", "over", "task")
 
     def __init__(self, task: asyncio.Task[Any]) -> None:
         self.task = task
         self.fired = False
+        #: Expired or no longer needed (the attempt ended): `_Deadlines` forgets it.
+        self.over = False
 
     def __call__(self) -> None:
         self.fired = True
         self.task.cancel()
+
+
+class _Deadlines:
+    """One loop's attempt deadlines under a single timer of the loop.
+
+    A timer per attempt (made, pushed on the loop's heap, cancelled, and later swept out of
+    it) cost more than the rest of a no-op attempt's bookkeeping. Here an attempt pushes its
+    deadline on a heap of its own and marks it over when it ends; the loop's one timer is
+    set for the earliest deadline, and moved only when an earlier one comes (steps that
+    follow one another, with the same timeout, never move it). Deadlines that are over are
+    dropped as they reach the top, or all at once when they outnumber the live ones.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._heap: list[tuple[float, int, _Expiry]] = []
+        self._order = itertools.count()  # equal deadlines: first come, first expired
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed = math.inf
+        self._live = 0
+
+    def add(self, when: float, expiry: _Expiry) -> None:
+        heapq.heappush(self._heap, (when, next(self._order), expiry))
+        self._live += 1
+        if when < self._armed:
+            self._arm(when)
+
+    def remove(self, expiry: _Expiry) -> None:
+        if expiry.over:
+            return
+        expiry.over = True
+        self._live -= 1
+        heap = self._heap
+        if len(heap) > _SWEEP_AT and len(heap) > 2 * self._live:
+            heap[:] = [entry for entry in heap if not entry[2].over]
+            heapq.heapify(heap)
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(when, self._fire)
+        self._armed = when
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._armed = math.inf
+        heap = self._heap
+        now = self._loop.time()
+        while heap and (heap[0][2].over or heap[0][0] <= now):
+            expiry = heapq.heappop(heap)[2]
+            if not expiry.over:
+                expiry.over = True
+                self._live -= 1
+                expiry()
+        if heap:  # the next one (a timer that came a hair early comes back at once)
+            self._arm(heap[0][0])
+
+
+#: Deadlines over that the heap keeps before it is swept (when they outnumber the live ones).
+_SWEEP_AT: Final = 64
+_deadlines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def _supervised(
