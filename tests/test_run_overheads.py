@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import threading
 from pathlib import Path
@@ -56,3 +57,27 @@ def test_runs_ending_among_others_trim_their_files_in_a_sync_thread(
         assert b"\0" not in RunStore(home).path(f"t{i}").read_bytes()  # trimmed, all of them
     # Every run but the last to end had company: its trim (a journal entry) kept off the loop.
     assert sum(name.startswith("wfrun sync") for name in trims) >= 3
+
+
+def test_the_registries_kept_per_event_loop_hold_no_reference_to_it(home: Path) -> None:
+    """They are weak dictionaries keyed by the loop: a value that held the loop would keep
+    every finished loop (and what it holds) alive."""
+    from wfrun.local import attempts, syncs
+
+    kept: list[object] = []
+
+    async def together() -> list[list[int]]:
+        loop = asyncio.get_running_loop()
+        runs = (
+            workflows.execute_workflow(StepsWorkflow, {"count": 2}, execution_id=f"g{i}", home=home)
+            for i in range(3)
+        )
+        found = await asyncio.gather(*runs)  # in company: the batched syncs are used too
+        kept.extend([attempts._deadlines[loop], syncs._batches[loop]])
+        held: list[object] = list(kept)
+        for _ in range(6):  # what they hold, what that holds, and so on
+            held += gc.get_referents(*held)
+        assert not any(each is loop for each in held)
+        return found
+
+    assert asyncio.run(together()) == [[10, 20]] * 3

@@ -180,8 +180,8 @@ async def _awaited_here(
     expiry = _Expiry(task)
     deadlines = _deadlines.get(loop)
     if deadlines is None:
-        deadlines = _deadlines[loop] = _Deadlines(loop)
-    deadlines.add(loop.time() + limit.seconds, expiry)
+        deadlines = _deadlines[loop] = _Deadlines()
+    deadlines.add(loop, loop.time() + limit.seconds, expiry)
     try:
         value = await implementation_of(definition)(*positional, **keywords)
     except asyncio.CancelledError:
@@ -205,14 +205,16 @@ class _Expiry:
     __slots__ = ("fired", "over", "task")
 
     def __init__(self, task: asyncio.Task[Any]) -> None:
-        self.task = task
+        #: Dropped once over: a deadline kept in the heap must not keep its task (and loop).
+        self.task: asyncio.Task[Any] | None = task
         self.fired = False
         #: Expired or no longer needed (the attempt ended): `_Deadlines` forgets it.
         self.over = False
 
     def __call__(self) -> None:
         self.fired = True
-        self.task.cancel()
+        if self.task is not None:
+            self.task.cancel()
 
 
 class _Deadlines:
@@ -226,49 +228,54 @@ class _Deadlines:
     dropped as they reach the top, or all at once when they outnumber the live ones.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    # It holds no reference to its loop (the registry's key): a finished loop is let go.
+    def __init__(self) -> None:
         self._heap: list[tuple[float, int, _Expiry]] = []
         self._order = itertools.count()  # equal deadlines: first come, first expired
-        self._timer: asyncio.TimerHandle | None = None
+        #: The loop's timer, held weakly: it holds the loop, and the loop holds it.
+        self._timer: weakref.ReferenceType[asyncio.TimerHandle] | None = None
         self._armed = math.inf
         self._live = 0
 
-    def add(self, when: float, expiry: _Expiry) -> None:
+    def add(self, loop: asyncio.AbstractEventLoop, when: float, expiry: _Expiry) -> None:
         heapq.heappush(self._heap, (when, next(self._order), expiry))
         self._live += 1
         if when < self._armed:
-            self._arm(when)
+            self._arm(loop, when)
 
     def remove(self, expiry: _Expiry) -> None:
         if expiry.over:
             return
         expiry.over = True
+        expiry.task = None
         self._live -= 1
         heap = self._heap
         if len(heap) > _SWEEP_AT and len(heap) > 2 * self._live:
             heap[:] = [entry for entry in heap if not entry[2].over]
             heapq.heapify(heap)
 
-    def _arm(self, when: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._loop.call_at(when, self._fire)
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        armed = self._timer() if self._timer is not None else None
+        if armed is not None:
+            armed.cancel()
+        self._timer = weakref.ref(loop.call_at(when, self._fire))
         self._armed = when
 
     def _fire(self) -> None:
         self._timer = None
         self._armed = math.inf
         heap = self._heap
-        now = self._loop.time()
+        loop = asyncio.get_running_loop()  # a callback of the loop: it is running
+        now = loop.time()
         while heap and (heap[0][2].over or heap[0][0] <= now):
             expiry = heapq.heappop(heap)[2]
             if not expiry.over:
                 expiry.over = True
                 self._live -= 1
                 expiry()
+                expiry.task = None
         if heap:  # the next one (a timer that came a hair early comes back at once)
-            self._arm(heap[0][0])
+            self._arm(loop, heap[0][0])
 
 
 #: Deadlines over that the heap keeps before it is swept (when they outnumber the live ones).

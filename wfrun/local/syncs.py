@@ -107,8 +107,8 @@ def submit_batched(function: Callable[[], None]) -> tuple[asyncio.Future[None], 
     loop = asyncio.get_running_loop()
     batch = _batches.get(loop)
     if batch is None:
-        batch = _batches[loop] = _Batch(loop)
-    return batch.add(function)
+        batch = _batches[loop] = _Batch()
+    return batch.add(loop, function)
 
 
 #: One function for the pool, the future its run awaits, and the thread's own.
@@ -118,42 +118,43 @@ _Item = tuple[Callable[[], None], "asyncio.Future[None]", Future[None]]
 class _Batch:
     """What one loop's runs asked the sync pool for in this turn of the loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    # It holds no reference to its loop (the registry's key): a finished loop is let go.
+    def __init__(self) -> None:
         self._pending: list[_Item] = []
 
-    def add(self, function: Callable[[], None]) -> tuple[asyncio.Future[None], Future[None]]:
-        awaited: asyncio.Future[None] = self._loop.create_future()
+    def add(
+        self, loop: asyncio.AbstractEventLoop, function: Callable[[], None]
+    ) -> tuple[asyncio.Future[None], Future[None]]:
+        awaited: asyncio.Future[None] = loop.create_future()
         done: Future[None] = Future()
         if not self._pending:  # the first of this turn: hand them all over once it ends
-            self._loop.call_soon(self._hand_over)
+            loop.call_soon(self._hand_over, loop)
         self._pending.append((function, awaited, done))
         return awaited, done
 
-    def _hand_over(self) -> None:
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._pending = self._pending, []
         # Spread over the threads, so that the disk merges the syncs that overlap in time.
         shares = min(len(batch), SYNC_THREADS)
         executor = _executor()
         for i in range(shares):
-            executor.submit(self._run, batch[i::shares])
+            executor.submit(_run, loop, batch[i::shares])
 
-    def _run(
-        self, share: list[tuple[Callable[[], None], asyncio.Future[None], Future[None]]]
-    ) -> None:
-        # In a sync thread: each in turn, then one wake-up of the loop for all of them.
-        outcomes: list[tuple[asyncio.Future[None], BaseException | None]] = []
-        for function, awaited, done in share:
-            try:
-                function()
-            except BaseException as exc:  # handed to the awaiting run, which decides
-                outcomes.append((awaited, exc))
-                done.set_exception(exc)
-            else:
-                outcomes.append((awaited, None))
-                done.set_result(None)
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits them
-            self._loop.call_soon_threadsafe(_settle, outcomes)
+
+def _run(loop: asyncio.AbstractEventLoop, share: list[_Item]) -> None:
+    # In a sync thread: each in turn, then one wake-up of the loop for all of them.
+    outcomes: list[tuple[asyncio.Future[None], BaseException | None]] = []
+    for function, awaited, done in share:
+        try:
+            function()
+        except BaseException as exc:  # handed to the awaiting run, which decides
+            outcomes.append((awaited, exc))
+            done.set_exception(exc)
+        else:
+            outcomes.append((awaited, None))
+            done.set_result(None)
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits them
+        loop.call_soon_threadsafe(_settle, outcomes)
 
 
 def _settle(outcomes: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
