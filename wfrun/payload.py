@@ -293,17 +293,17 @@ class Signature:
 
 _MISSING: Final = object()
 #: Plain JSON values that decode, and validate, to an equal value of the same exact type.
-_SCALARS: Final[frozenset[type]] = frozenset({int, str, bool, float, type(None)})
+_PLAIN_SCALARS: Final[frozenset[type]] = frozenset({int, str, bool, float, type(None)})
 
 
 def _same_types(annotation: Any) -> frozenset[type]:
     """The exact types whose values pass through JSON and validation against ``annotation``
     unchanged: the annotation's own when it is such a scalar, all of them for ``Any``."""
     if annotation is Any or annotation is object:
-        return _SCALARS
+        return _PLAIN_SCALARS
     if annotation is None or annotation is type(None):
         return frozenset({type(None)})
-    if isinstance(annotation, type) and annotation in _SCALARS:  # a subclass is decoded
+    if isinstance(annotation, type) and annotation in _PLAIN_SCALARS:  # a subclass is decoded
         return frozenset({annotation})
     return frozenset()
 
