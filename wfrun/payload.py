@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import decimal
 import inspect
+import math
 import sys
 import typing
 from collections.abc import Callable, Mapping
@@ -168,8 +169,11 @@ class Signature:
         self._hints: dict[str, Any] | None = None
         #: Each parameter's name with its field's name in the input model.
         self._fields = tuple((p.name, f"p{i}") for i, p in enumerate(self.parameters))
-        #: The JSON types a result read back is already decoded as (see `decode_value`).
-        self._as_read: frozenset[type] | None = None
+        #: Per parameter, the exact types whose values come back unchanged from their JSON
+        #: (see `unchanged_input`); None until first asked, () when some parameter has none.
+        self._same_inputs: tuple[tuple[str, frozenset[type]], ...] | None = None
+        #: The same for the result (see `unchanged_result` and `decode_value`).
+        self._same_result: frozenset[type] | None = None
 
     def hints(self) -> dict[str, Any]:
         if self._hints is None:
@@ -225,6 +229,41 @@ class Signature:
             raise
         return {name: getattr(validated, field) for name, field in self._fields}
 
+    def unchanged_input(self, arguments: dict[str, Any]) -> bool:
+        """Whether `decode_input` of these arguments' encoding would give them back as they are.
+
+        True only for plain values of the exact type their annotation names (``int``, ``str``,
+        ``bool``, a finite ``float``, ``None``; any of those for ``Any``): their JSON decodes,
+        and validates, to an equal value of the same type. The caller then skips the decoding,
+        which is most of what a call with such arguments costs; anything else is decoded.
+        """
+        same = self._same_inputs
+        if same is None:
+            same = self._same_inputs = self._unchanged_inputs()
+        if not same or len(arguments) != len(same):
+            return False
+        for name, types in same:
+            value = arguments.get(name, _MISSING)
+            kind = type(value)
+            if kind not in types or (kind is float and not math.isfinite(value)):
+                return False
+        return True
+
+    def unchanged_result(self, value: Any) -> bool:
+        """Whether `decode_result` of ``value``'s encoding would give ``value`` back as it is
+        (as `unchanged_input` says it for arguments)."""
+        same = self._same_result
+        if same is None:
+            same = self._same_result = _same_types(self.result_annotation)
+        kind = type(value)
+        return kind in same and (kind is not float or math.isfinite(value))
+
+    def _unchanged_inputs(self) -> tuple[tuple[str, frozenset[type]], ...]:
+        if not self._plain:
+            return ()
+        found = tuple((p.name, _same_types(self.annotation(p.name))) for p in self.parameters)
+        return found if all(types for _, types in found) else ()
+
     def decode_result(self, data: bytes) -> Any:
         """Validate an encoded result against the return annotation (pydantic errors pass up)."""
         annotation = self.result_annotation
@@ -241,10 +280,7 @@ class Signature:
         validating it would give: it is returned as it is, with no encoding and decoding
         again. Anything else is validated as `decode_result` does.
         """
-        as_read = self._as_read
-        if as_read is None:
-            as_read = self._as_read = _AS_READ.get(self.result_annotation, frozenset())
-        if type(value) in as_read:
+        if self.unchanged_result(value):
             return value
         return self.decode_result(raw(value))
 
@@ -273,18 +309,22 @@ class Signature:
         return self._result_model
 
 
-_SCALARS: Final[frozenset[type]] = frozenset((int, float, str, bool, type(None)))
-#: By plain annotation: the JSON types whose values it validates into themselves.
-_AS_READ: Final[dict[Any, frozenset[type]]] = {
-    int: frozenset((int,)),
-    float: frozenset((float,)),
-    str: frozenset((str,)),
-    bool: frozenset((bool,)),
-    None: frozenset((type(None),)),
-    type(None): frozenset((type(None),)),
-    Any: _SCALARS,
-    object: _SCALARS,
-}
+_MISSING: Final = object()
+#: Plain JSON values that decode, and validate, to an equal value of the same exact type.
+_PLAIN_SCALARS: Final[frozenset[type]] = frozenset({int, str, bool, float, type(None)})
+
+
+def _same_types(annotation: Any) -> frozenset[type]:
+    """The exact types whose values pass through JSON and validation against ``annotation``
+    unchanged: the annotation's own when it is such a scalar, all of them for ``Any``."""
+    if annotation is Any or annotation is object:
+        return _PLAIN_SCALARS
+    if annotation is None or annotation is type(None):
+        return frozenset({type(None)})
+    if isinstance(annotation, type) and annotation in _PLAIN_SCALARS:  # a subclass is decoded
+        return frozenset({annotation})
+    return frozenset()
+
 
 _CONFIG: Final[ConfigDict] = {
     "val_json_bytes": "base64",

@@ -18,7 +18,6 @@ task and each activity attempt sees its own.
 from __future__ import annotations
 
 import random
-import threading
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -63,9 +62,10 @@ class ActivityInfo:
     start_to_close_timeout: timedelta | None = None
     heartbeat_timeout: timedelta | None = None
     # One per attempt (not copied by dataclasses.replace): set when the attempt is given up.
-    _cancelled: threading.Event = field(
-        default_factory=threading.Event, init=False, repr=False, compare=False
-    )
+    # A plain flag, not a threading.Event: nothing waits on it, and an Event (a Condition and
+    # a lock) cost more to make than the rest of the step's bookkeeping. A thread reads it
+    # whole under the GIL.
+    _cancelled: bool = field(default=False, init=False, repr=False, compare=False)
 
     def is_cancelled(self) -> bool:
         """Whether this attempt was given up: the run was cancelled, the workflow stopped
@@ -79,11 +79,11 @@ class ActivityInfo:
                     return partial
                 upload(chunk)
         """
-        return self._cancelled.is_set()
+        return self._cancelled
 
     def cancel(self) -> None:
         """Mark the attempt given up (for the engine that runs it)."""
-        self._cancelled.set()
+        object.__setattr__(self, "_cancelled", True)  # frozen for users, not for the engine
 
 
 class ActivityRuntime(Protocol):

@@ -23,13 +23,17 @@ import asyncio
 import contextvars
 import dataclasses
 import functools
+import heapq
+import itertools
+import math
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 from .. import settings
 from ..clock import Clock
@@ -145,9 +149,9 @@ async def run_attempt(
     return _checked_result(definition, value, max_payload, duration)
 
 
-@dataclass(frozen=True, slots=True)
-class _Limit:
-    """The time one attempt may take, and which timeout sets it."""
+class _Limit(NamedTuple):
+    """The time one attempt may take, and which timeout sets it (a tuple: one per attempt,
+    made cheaply)."""
 
     seconds: float
     timeout: str
@@ -163,15 +167,122 @@ class _Limit:
 async def _awaited_here(
     definition: ActivityDefinition, positional: list[Any], keywords: dict[str, Any], limit: _Limit
 ) -> tuple[str | None, Any]:
-    """The common case, kept lean: an async activity awaited in this task under a timeout."""
-    scope = asyncio.timeout(limit.seconds)
+    """The common case, kept lean: an async activity awaited in this task under a timeout.
+
+    The timeout is what ``asyncio.timeout`` does, without its scope object and state machine
+    (a third of what wfrun spent on a no-op step): a timer that cancels this task, and on the
+    way out the cancellation it caused is told apart from any other (``uncancel``).
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task(loop)
+    assert task is not None  # run_attempt is always awaited in a task
+    cancelling = task.cancelling()
+    expiry = _Expiry(task)
+    deadlines = _deadlines.get(loop)
+    if deadlines is None:
+        deadlines = _deadlines[loop] = _Deadlines()
+    deadlines.add(loop, loop.time() + limit.seconds, expiry)
     try:
-        async with scope:
-            return None, await implementation_of(definition)(*positional, **keywords)
-    except TimeoutError:
-        if scope.expired():
-            return limit.timeout, None
-        raise  # the activity's own TimeoutError: a failure like any other
+        value = await implementation_of(definition)(*positional, **keywords)
+    except asyncio.CancelledError:
+        if expiry.fired and task.uncancel() <= cancelling:
+            return limit.timeout, None  # our cancellation, and no other one pending
+        raise
+    except BaseException:
+        if expiry.fired:  # it swallowed our cancellation and failed otherwise: as asyncio does
+            task.uncancel()
+        raise
+    finally:
+        deadlines.remove(expiry)
+    if expiry.fired:  # it swallowed our cancellation and returned: the value stands
+        task.uncancel()
+    return None, value
+
+
+class _Expiry:
+    """What `_awaited_here`'s deadline does: cancel the attempt's task, and say it did."""
+
+    __slots__ = ("fired", "over", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        #: Dropped once over: a deadline kept in the heap must not keep its task (and loop).
+        self.task: asyncio.Task[Any] | None = task
+        self.fired = False
+        #: Expired or no longer needed (the attempt ended): `_Deadlines` forgets it.
+        self.over = False
+
+    def __call__(self) -> None:
+        self.fired = True
+        if self.task is not None:
+            self.task.cancel()
+
+
+class _Deadlines:
+    """One loop's attempt deadlines under a single timer of the loop.
+
+    A timer per attempt (made, pushed on the loop's heap, cancelled, and later swept out of
+    it) cost more than the rest of a no-op attempt's bookkeeping. Here an attempt pushes its
+    deadline on a heap of its own and marks it over when it ends; the loop's one timer is
+    set for the earliest deadline, and moved only when an earlier one comes (steps that
+    follow one another, with the same timeout, never move it). Deadlines that are over are
+    dropped as they reach the top, or all at once when they outnumber the live ones.
+    """
+
+    # It holds no reference to its loop (the registry's key): a finished loop is let go.
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Expiry]] = []
+        self._order = itertools.count()  # equal deadlines: first come, first expired
+        #: The loop's timer, held weakly: it holds the loop, and the loop holds it.
+        self._timer: weakref.ReferenceType[asyncio.TimerHandle] | None = None
+        self._armed = math.inf
+        self._live = 0
+
+    def add(self, loop: asyncio.AbstractEventLoop, when: float, expiry: _Expiry) -> None:
+        heapq.heappush(self._heap, (when, next(self._order), expiry))
+        self._live += 1
+        if when < self._armed:
+            self._arm(loop, when)
+
+    def remove(self, expiry: _Expiry) -> None:
+        if expiry.over:
+            return
+        expiry.over = True
+        expiry.task = None
+        self._live -= 1
+        heap = self._heap
+        if len(heap) > _SWEEP_AT and len(heap) > 2 * self._live:
+            heap[:] = [entry for entry in heap if not entry[2].over]
+            heapq.heapify(heap)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        armed = self._timer() if self._timer is not None else None
+        if armed is not None:
+            armed.cancel()
+        self._timer = weakref.ref(loop.call_at(when, self._fire))
+        self._armed = when
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._armed = math.inf
+        heap = self._heap
+        loop = asyncio.get_running_loop()  # a callback of the loop: it is running
+        now = loop.time()
+        while heap and (heap[0][2].over or heap[0][0] <= now):
+            expiry = heapq.heappop(heap)[2]
+            if not expiry.over:
+                expiry.over = True
+                self._live -= 1
+                expiry()
+                expiry.task = None
+        if heap:  # the next one (a timer that came a hair early comes back at once)
+            self._arm(loop, heap[0][0])
+
+
+#: Deadlines over that the heap keeps before it is swept (when they outnumber the live ones).
+_SWEEP_AT: Final = 64
+_deadlines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def _supervised(
@@ -248,13 +359,14 @@ class _HeartbeatSink:
         self._loop = loop
         self._heartbeats = heartbeats
         self._loop_thread = threading.get_ident()
-        self._subject = f"the heartbeat details of activity {name!r}"
+        self._name = name
         self.closed = False
 
     def __call__(self, details: tuple[Any, ...]) -> None:
         # Encoded here, in the activity's own call: a value that cannot be recorded fails
         # where it was given, not later in the engine.
-        encoded = encode(list(details), subject=self._subject) if details else None
+        subject = f"the heartbeat details of activity {self._name!r}"
+        encoded = encode(list(details), subject=subject) if details else None
         if threading.get_ident() == self._loop_thread:
             self._beat(encoded)
         else:  # a plain def activity in a worker thread
@@ -355,6 +467,8 @@ def _checked_result(
         check_size(data, limit=max_payload, activity=definition.name, side="output")
     except (EncodingError, PayloadTooLargeError) as exc:
         return _failed(exc.with_traceback(None), duration, non_retryable=True)
+    if definition.signature.unchanged_result(value):  # it is what its encoding decodes to
+        return Outcome(duration=duration, result=data, value=value)
     try:
         typed = definition.signature.decode_result(data)
     except Exception as exc:
@@ -415,9 +529,16 @@ async def attempt_until_final(
     hooks = hooks or _NoHooks()
     policy = definition.options.retry_policy
     attempt = info.attempt
+    # The caller's info serves the first attempt as it is when there are no details to add
+    # (a replace costs as much as the rest of a no-op step's bookkeeping); every later attempt
+    # gets a fresh one, with its own cancel flag and the details so far.
+    reuse = not heartbeats.encoded and not info.heartbeat_details
     while True:
         hooks.starting(attempt)
-        info = dataclasses.replace(info, attempt=attempt, heartbeat_details=heartbeats.details)
+        if reuse:
+            reuse = False
+        else:
+            info = dataclasses.replace(info, attempt=attempt, heartbeat_details=heartbeats.details)
         budget = _seconds_left(deadline, clock)
         if budget is not None and budget <= 0:  # e.g. resumed long after the call was made
             return attempt, _out_of_time(definition, attempt, None, 0.0)

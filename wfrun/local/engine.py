@@ -87,6 +87,7 @@ from ..payload import annotation_name, check_size, dumps, encode, explain, plain
 from ..policy import ActivityOptions
 from ..runs import InputPrompt, RunOutcome, RunStatus, new_run_id
 from ..runtime import ActivityInfo
+from . import syncs
 from .attempts import Heartbeats, Outcome, attempt_until_final
 from .commands import (
     CancelActivity,
@@ -312,7 +313,7 @@ class RunEngine:
             with watching():
                 outcome = await self._live(instance, recorded, replay)
             # Its last event (it ended, waits or is blocked) is durable before anyone is told.
-            await self._writer.sync_aside()
+            await self._writer.sync_aside(last=True)
             return outcome
         finally:
             await self._stop_executions()
@@ -380,7 +381,7 @@ class RunEngine:
                     if blocked is not None:
                         return self._record_block(*blocked)
                     return self._stop_to_wait(*waiting)
-            if self._queue.empty() and not any(s in self._activities for s in self._executions):
+            if self._queue.empty() and self._activities.isdisjoint(self._executions):
                 self._writer.park()  # it waits (a timer, a message, a child): no descriptor
             batch = [await self._queue.get()]
             while not self._queue.empty():
@@ -395,7 +396,11 @@ class RunEngine:
                     raise item
                 cls, fields = item
                 appended.append(self._writer.append(cls, **fields))
-            await self._writer.sync_aside()  # durable before the workflow sees any of it
+            # Durable before the workflow sees any of it (alone, inline: no coroutine to make).
+            if syncs.crowded():
+                await self._writer.sync_aside()
+            else:
+                self._writer.sync()
             for delivered in appended:
                 if isinstance(delivered, StepEvent):
                     self._executions.pop(delivered.seq, None)
@@ -416,8 +421,8 @@ class RunEngine:
         It goes on while an activity runs, or while the next timer (or the deadline) is due
         within ``max_wait``; a longer wait, or one that only a message can end, is a state.
         """
-        if any(seq in self._activities for seq in self._executions):
-            return None
+        if not self._activities.isdisjoint(self._executions):
+            return None  # an activity runs here
         if any(seq not in self._stopped_children for seq in self._child_runs):
             return None  # a child runs here
         if self._is_asking():
@@ -516,6 +521,8 @@ class RunEngine:
     def _ask_for_input(self, instance: WorkflowInstance) -> bool:
         """With a person at hand, ask for the first input the workflow waits for; the answer
         goes through the run's inbox like any signal. False when there is nobody to ask."""
+        if self._ask is None and self._asking is None:
+            return False  # nobody to ask, nobody asked (the common case: checked first, cheaply)
         pending = instance.pending_inputs
         if self._asking is not None and not self._asking.done():
             # One form at a time. One whose input came otherwise (a signal, or its timeout)
@@ -599,7 +606,9 @@ class RunEngine:
                     name=command.definition.name,
                     input=Encoded(command.input),
                 )
-                self._start_activity(command, InFlight(scheduled=scheduled.time))
+                # Only a schedule_to_close_timeout counts from the scheduling: parsed for it.
+                timed = command.definition.options.schedule_to_close_timeout is not None
+                self._start_activity(command, InFlight(scheduled=scheduled.time if timed else None))
             elif isinstance(command, StartTimer):
                 self._writer.append(
                     TimerStarted,

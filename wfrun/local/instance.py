@@ -445,7 +445,10 @@ class WorkflowInstance:
         data = encode_arguments(arguments, subject=definition.signature.owner)
         limit = definition.options.max_payload or self.max_payload
         check_size(data, limit=limit, activity=definition.name, side="input")
-        values = definition.signature.decode_input(data)
+        signature = definition.signature
+        # Plain values the annotations take as they are need no decoding: they are what the
+        # encoding decodes to.
+        values = arguments if signature.unchanged_input(arguments) else signature.decode_input(data)
         self._seq += 1
         return ScheduleActivity(self._seq, definition, data, values)
 

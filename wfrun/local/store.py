@@ -47,7 +47,6 @@ Guarantees, and how they are kept:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import os
@@ -55,6 +54,7 @@ import resource
 import secrets
 import stat
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
@@ -80,7 +80,7 @@ from ..events import (
     WorkflowStarted,
     format_ts,
     is_run_id,
-    serialize,
+    new_line,
 )
 from ..loader import fingerprint, target_file
 from ..runs import RunInfo, RunStatus
@@ -148,6 +148,9 @@ class HistoryWriter:
         #: Whether space is reserved and synced with fdatasync (else: append and fsync).
         self._reserving = _can_reserve()
         self._write = write
+        #: Held while the file's length or its end may change: a trim in a sync thread (see
+        #: `sync_aside`) and the writes here never overlap.
+        self._trimming = threading.Lock()
         self._buffer = bytearray()
         self._failure: HistoryIOError | None = None
         #: fsyncs of this writer's descriptor running in a sync thread.
@@ -158,8 +161,7 @@ class HistoryWriter:
     def append(self, cls: type[E], /, **fields: Any) -> E:
         """Record a new event (numbered and timestamped here); written at the next flush."""
         event = cls(id=self._next_id, ts=format_ts(self._clock.now()), **fields)
-        self._buffer += serialize(event)
-        self._buffer += b"\n"
+        self._buffer += new_line(event)
         self._next_id += 1
         for observer in self.observers:
             observer(event)
@@ -176,24 +178,26 @@ class HistoryWriter:
         if not self._buffer:
             return
         self._open()
-        if self._reserving and self._size + len(self._buffer) > self._allocated:
-            self._reserve(self._size + len(self._buffer))
-        written = 0
-        failure: OSError | None = None
-        with memoryview(self._buffer) as view:
-            try:
-                while written < len(view):  # a write may be partial (signals, full disks)
-                    done = self._write(self._fd, view[written:])
-                    if done <= 0:
-                        raise OSError(errno.EIO, "the write made no progress")
-                    written += done
-            except OSError as exc:
-                failure = exc
+        with self._trimming:  # a trim in a sync thread never cuts what this writes
+            if self._reserving and self._size + len(self._buffer) > self._allocated:
+                self._reserve(self._size + len(self._buffer))
+            written = 0
+            failure: OSError | None = None
+            with memoryview(self._buffer) as view:
+                try:
+                    while written < len(view):  # a write may be partial (signals, full disks)
+                        done = self._write(self._fd, view[written:])
+                        if done <= 0:
+                            raise OSError(errno.EIO, "the write made no progress")
+                        written += done
+                except OSError as exc:
+                    failure = exc
+            if failure is None:
+                self._size += written
+                self._allocated = max(self._allocated, self._size)
         if failure is not None:
             whole = self._buffer.rfind(b"\n", 0, written) + 1
             self._fail(failure, "write", keep=self._size + whole)
-        self._size += written
-        self._allocated = max(self._allocated, self._size)
         self._buffer.clear()
 
     def sync(self) -> None:
@@ -205,13 +209,17 @@ class HistoryWriter:
             self._fail(exc, "sync", keep=None)
         self._put_down()
 
-    async def sync_aside(self) -> None:
+    async def sync_aside(self, *, last: bool = False) -> None:
         """`sync`, with the fsync in a thread while other runs are live (`wfrun.local.syncs`).
 
         The write stays here, on the loop: appends go on meanwhile and land after it. The
         descriptor stays open until the thread is done with it (nothing closes it meanwhile:
         `park` waits for the sync), and only so many runs at a time may hold one for a sync
         (`syncs.slot`): the rest wait for theirs holding none.
+
+        ``last``: the run is about to let go of its file: the thread trims the reserved zeros
+        after the sync too, which `close` would otherwise do on the loop (a change of the
+        file's length is a journal entry: with many runs live it held all of them up).
         """
         if not syncs.crowded():
             self.sync()
@@ -219,11 +227,12 @@ class HistoryWriter:
         async with syncs.slot():
             self._flush()
             fd = self._open()
-            future = syncs.submit(partial(self._make_durable, fd))
+            job = partial(self._make_durable_and_trim if last else self._make_durable, fd)
+            awaited, future = syncs.submit_batched(job)
             self._syncing.add(future)
             future.add_done_callback(self._synced)
             try:
-                await asyncio.wrap_future(future)
+                await awaited
             except OSError as exc:
                 self._fail(exc, "sync", keep=None)
             finally:
@@ -232,6 +241,19 @@ class HistoryWriter:
     def _make_durable(self, fd: int) -> None:
         # fdatasync also writes the length when it changed: a reservation is durable too.
         (os.fdatasync if self._reserving else os.fsync)(fd)
+
+    def _make_durable_and_trim(self, fd: int) -> None:
+        self._make_durable(fd)
+        self._trim(fd)
+
+    def _trim(self, fd: int) -> None:
+        """Cut the reserved zeros off (in a sync thread, or at `close`)."""
+        with self._trimming:
+            if self._allocated > self._size and self._failure is None:
+                # Unsynced: should a power cut undo the trim, the zeros are read as the end.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, self._size)
+                    self._allocated = self._size
 
     def _synced(self, future: Future[Any]) -> None:
         # In the sync thread, or here: a run that ended meanwhile is released by `close`.
@@ -325,9 +347,8 @@ class HistoryWriter:
     def _release(self) -> None:
         self._syncing.clear()  # called once they are done (`close`), or before any began
         if self._allocated > self._size and self._failure is None and self._lock is not None:
-            # Unsynced: should a power cut undo the trim, the zeros are read as the end.
-            with contextlib.suppress(OSError, HistoryIOError):
-                os.ftruncate(self._open(), self._size)
+            with contextlib.suppress(HistoryIOError):
+                self._trim(self._open())
         self.park()
         _open_writers.discard(self)
         lock, self._lock = self._lock, None
@@ -374,14 +395,76 @@ def keep_open() -> int:
     """History files kept open between writes, at most: a quarter of the soft limit on open
     files (256 under the usual 1,024), asked each time (a process may lower it at any time).
     Enough for a few hundred busy runs to write without reopening, few enough to leave the
-    rest of the limit to the activities."""
+    rest of the limit to the activities.
+
+    Asked again at most every `_BUDGET_TTL` seconds: a crowded process asks at every write,
+    and a system call there costs every run in the process."""
+    global _budget
+    now = time.monotonic()
+    until, budget = _budget
+    if now < until:
+        return budget
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return 1024
-    return max(16, min(soft // 4, 1024))
+    budget = 1024 if soft == resource.RLIM_INFINITY else max(16, min(soft // 4, 1024))
+    _budget = (now + _BUDGET_TTL, budget)
+    return budget
+
+
+_BUDGET_TTL: Final = 0.5
+#: Until when `keep_open` holds, and what it said.
+_budget: tuple[float, int] = (float("-inf"), 0)
 
 
 _open_files = _OpenFiles()
+
+
+class GroupSync:
+    """fsyncs of one folder, shared by the threads that need one at once (a group commit).
+
+    A caller made its change (a new name in the folder) before calling `sync`; an fsync that
+    began after that covers it. So while one fsync runs, every caller that arrives waits for
+    the next, which one of them runs for all: runs created together in a busy process cost a
+    couple of folder fsyncs, not one each (each is a journal commit). A failed fsync raises in
+    the thread that ran it; the others, not covered, try again (each may run its own).
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._asked = 0
+        self._done = 0
+        self._running = False
+
+    def sync(self, run: Callable[[], None]) -> None:
+        """Return once an fsync (``run``) that began after this call has succeeded."""
+        with self._cond:
+            self._asked += 1
+            mine = self._asked
+            while self._done < mine:
+                if self._running:
+                    self._cond.wait()
+                    continue
+                self._running = True
+                covers = self._asked  # every change asked for by now was made before this
+                self._cond.release()
+                try:
+                    run()
+                finally:
+                    self._cond.acquire()
+                    self._running = False
+                    self._cond.notify_all()  # the others look again: served, or their turn
+                self._done = max(self._done, covers)
+
+
+_group_syncs: dict[Path, GroupSync] = {}
+_group_syncs_mutex = threading.Lock()
+
+
+def _folder_syncs(folder: Path) -> GroupSync:
+    with _group_syncs_mutex:
+        found = _group_syncs.get(folder)
+        if found is None:
+            found = _group_syncs[folder] = GroupSync()
+        return found
 
 
 def _can_reserve() -> bool:
@@ -393,7 +476,9 @@ def _forget_in_child() -> None:
     # A process forked by an activity must not hold (or, by closing, release) a run's lock:
     # the child closes its copies, and the parent's lock stays where it is.
     # The same for the locks: closed there, never unlocked (see `wfrun.local.locks`).
-    global _open_files
+    global _open_files, _group_syncs_mutex
+    _group_syncs.clear()  # a thread of the parent may have been syncing: none runs here
+    _group_syncs_mutex = threading.Lock()
     for writer in list(_open_writers):
         if writer._fd >= 0:
             with contextlib.suppress(OSError):
@@ -475,7 +560,8 @@ class RunStore:
         finally:
             with contextlib.suppress(OSError):
                 temporary.unlink(missing_ok=True)
-        self.sync_folder(self.runs_dir)  # the new file's name must survive a crash too
+        # The new file's name must survive a crash too; runs created at once share the fsync.
+        _folder_syncs(self.runs_dir).sync(partial(self.sync_folder, self.runs_dir))
         return writer, event
 
     def open_for_append(self, run_id: str, clock: Clock) -> tuple[HistoryWriter, History]:

@@ -33,7 +33,7 @@ def _stderr(message: str) -> None:
 
 
 class LoopWatchdog:
-    """Watches one event loop from a helper thread."""
+    """Watches one event loop, from the process's watchdog thread (`_Watcher`)."""
 
     def __init__(
         self,
@@ -47,18 +47,16 @@ class LoopWatchdog:
         self._loop_thread = threading.get_ident()
         self._last_tick = time.monotonic()
         self._suspect: str | None = None
-        self._stop = threading.Event()
         self._handle: asyncio.TimerHandle | None = None
-        self._thread = threading.Thread(target=self._watch, name="wfrun-watchdog", daemon=True)
         self.users = 0
 
     def start(self) -> None:
         self._last_tick = time.monotonic()
         self._handle = self._loop.call_later(_TICK, self._tick)
-        self._thread.start()
+        _watcher.watch(self)
 
     def stop(self) -> None:
-        self._stop.set()
+        _watcher.forget(self)
         if self._handle is not None:
             self._handle.cancel()
         self._check()  # the block may have been the run's last step: report it all the same
@@ -82,12 +80,63 @@ class LoopWatchdog:
             )
         self._last_tick = now
 
-    def _watch(self) -> None:
-        while not self._stop.wait(_TICK):
-            late = time.monotonic() - self._last_tick - _TICK / 2
-            if late >= self._threshold and self._suspect is None:
-                frame = sys._current_frames().get(self._loop_thread)
-                self._suspect = suspect(frame) if frame is not None else "the event loop"
+    def look(self) -> None:
+        """From the watchdog thread: while the loop is late, find whom to blame, once."""
+        late = time.monotonic() - self._last_tick - _TICK / 2
+        if late >= self._threshold and self._suspect is None:
+            frame = sys._current_frames().get(self._loop_thread)
+            self._suspect = suspect(frame) if frame is not None else "the event loop"
+
+
+class _Watcher:
+    """The one thread that looks at every watched loop each tick.
+
+    Started once per process and kept, idle while no loop is watched: a thread started per
+    watch cost more than a whole short run (the start waits for the new thread to get the
+    GIL, which the busy loop thread holds), and runs come and go all the time.
+    """
+
+    def __init__(self) -> None:
+        self._watched: set[LoopWatchdog] = set()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, watchdog: LoopWatchdog) -> None:
+        with self._cond:
+            self._watched.add(watchdog)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="wfrun-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def forget(self, watchdog: LoopWatchdog) -> None:
+        with self._cond:
+            self._watched.discard(watchdog)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._watched:
+                    self._cond.wait()
+            time.sleep(_TICK)
+            with self._cond:
+                watched = list(self._watched)
+            for watchdog in watched:
+                watchdog.look()
+
+
+_watcher = _Watcher()
+
+
+def _forget_in_child() -> None:
+    # A forked child has no watchdog thread: it starts its own when it watches a loop.
+    global _watcher
+    _watcher = _Watcher()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _blame(frame: FrameType) -> str:
