@@ -64,7 +64,8 @@ def test_exhausted_attempts_give_activity_error_with_the_original_type_and_messa
         "cause_class": "ConnectionError",
         "cause_type": "ConnectionError",
         "cause_message": "attempt 4 failed",
-        "message": "activity 'flaky_call' failed after 4 attempts: ConnectionError: attempt 4 failed",
+        "message": "activity 'flaky_call' failed after 4 attempts: "
+        "ConnectionError: attempt 4 failed",
     }
 
 
