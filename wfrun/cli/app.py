@@ -937,6 +937,10 @@ def replay(
         out.print(f"  a resume would go on with {found.next_steps} new step(s)")
 
 
+# `wfrun worker` (the Temporal backend) lives in its own module; importing it registers it.
+from . import worker as _worker  # noqa: E402, F401
+
+
 def main() -> None:
     """The console script."""
     app()
