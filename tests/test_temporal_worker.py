@@ -295,3 +295,10 @@ def test_without_the_sandbox_workflow_code_may_do_io(temporal_server: str, tmp_p
         assert unsandboxed.execute("t_reads_file", {"path": str(tmp_path / "note.txt")}) == "hello"
     finally:
         unsandboxed.stop()
+
+
+def test_a_child_past_its_execution_timeout_ends_timed_out(worker: InProcessWorker) -> None:
+    handle = worker.start("t_parent_of_slow")
+    assert worker.result(handle).startswith(
+        f"child run {handle.id}-child-1 of workflow 't_slow_child' ended TIMED_OUT"
+    )

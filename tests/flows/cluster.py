@@ -324,3 +324,21 @@ class BigInputOnCluster:
         except workflows.PayloadTooLargeError as exc:
             return {"side": exc.side, "activity": exc.activity}
         return {}
+
+
+@workflows.workflow.define(name="t_slow_child", execution_timeout=timedelta(seconds=1))
+class SlowChildOnCluster:
+    @workflows.workflow.entrypoint
+    async def run(self) -> None:
+        await workflows.workflow.sleep(60)
+
+
+@workflows.workflow.define(name="t_parent_of_slow")
+class ParentOfSlowOnCluster:
+    @workflows.workflow.entrypoint
+    async def run(self) -> str:
+        try:
+            await workflows.workflow.execute_workflow(SlowChildOnCluster)
+        except workflows.WorkflowFailedError as exc:
+            return str(exc)
+        return "the child finished"
