@@ -3,6 +3,7 @@ Temporal behaves as it does locally (SPEC section 5)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -302,3 +303,27 @@ def test_a_child_past_its_execution_timeout_ends_timed_out(worker: InProcessWork
     assert worker.result(handle).startswith(
         f"child run {handle.id}-child-1 of workflow 't_slow_child' ended TIMED_OUT"
     )
+
+
+def test_a_query_lists_the_inputs_the_run_waits_for_with_their_schemas(
+    worker: InProcessWorker,
+) -> None:
+    from wfrun.temporal.activities import payload
+    from wfrun.temporal.runtime import PENDING_INPUTS
+
+    handle = worker.start("t_messages")
+    assert worker.run(lambda: handle.query(PENDING_INPUTS, payload(b"{}"))) == {}
+    worker.run(lambda: handle.signal("finish", payload(b"{}")))
+
+    async def pending() -> dict:
+        for _ in range(600):  # until the run reached its wait_for_input
+            found = await handle.query(PENDING_INPUTS, payload(b"{}"))
+            if found:
+                return found
+            await asyncio.sleep(0.05)
+        return {}
+
+    found = worker.run(pending)
+    assert list(found) == ["approval"]
+    assert found["approval"]["required"] == ["approver"]
+    worker.run(lambda: handle.terminate("test over"))
