@@ -175,7 +175,7 @@ def test_the_next_attempt_reads_the_last_heartbeat_details(
 
 
 def test_signals_queries_and_an_update_reach_their_handlers(worker: InProcessWorker) -> None:
-    from wfrun.temporal.activities import payload
+    from wfrun.temporal.converter import payload
 
     handle = worker.start("t_messages")
     worker.run(lambda: handle.signal("add", payload(b'{"item": "apple"}')))
@@ -192,7 +192,7 @@ def test_signals_queries_and_an_update_reach_their_handlers(worker: InProcessWor
 def test_an_update_its_validator_refuses_fails_with_the_validators_message(
     worker: InProcessWorker,
 ) -> None:
-    from wfrun.temporal.activities import payload
+    from wfrun.temporal.converter import payload
 
     handle = worker.start("t_messages")
     with pytest.raises(WorkflowUpdateFailedError) as caught:
@@ -204,7 +204,7 @@ def test_an_update_its_validator_refuses_fails_with_the_validators_message(
 def test_a_query_the_workflow_does_not_define_names_the_ones_it_does(
     worker: InProcessWorker,
 ) -> None:
-    from wfrun.temporal.activities import payload
+    from wfrun.temporal.converter import payload
 
     handle = worker.start("t_messages")
     with pytest.raises(WorkflowQueryFailedError, match="it defines 'status'"):
@@ -213,7 +213,7 @@ def test_a_query_the_workflow_does_not_define_names_the_ones_it_does(
 
 
 def test_an_input_sent_before_the_workflow_waits_for_it_is_kept(worker: InProcessWorker) -> None:
-    from wfrun.temporal.activities import payload
+    from wfrun.temporal.converter import payload
 
     handle = worker.start("t_messages")
     worker.run(lambda: handle.signal("approval", payload(b'{"approver": "bob"}')))
@@ -268,7 +268,7 @@ def test_an_activity_input_over_the_limit_fails_the_call_before_it_is_scheduled(
 def test_an_update_the_workflow_does_not_define_is_refused_naming_the_ones_it_does(
     worker: InProcessWorker,
 ) -> None:
-    from wfrun.temporal.activities import payload
+    from wfrun.temporal.converter import payload
 
     handle = worker.start("t_messages")
     with pytest.raises(WorkflowUpdateFailedError) as caught:
@@ -308,7 +308,7 @@ def test_a_child_past_its_execution_timeout_ends_timed_out(worker: InProcessWork
 def test_a_query_lists_the_inputs_the_run_waits_for_with_their_schemas(
     worker: InProcessWorker,
 ) -> None:
-    from wfrun.temporal.activities import payload
+    from wfrun.temporal.converter import payload
     from wfrun.temporal.runtime import PENDING_INPUTS
 
     handle = worker.start("t_messages")

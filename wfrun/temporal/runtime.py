@@ -46,7 +46,7 @@ from ..payload import (
     result_advice,
 )
 from ..runtime import WorkflowInfo, set_workflow_runtime
-from .activities import payload
+from .converter import payload
 from .failures import activity_error, child_error
 from .registry import serve_child
 
