@@ -327,3 +327,16 @@ def test_a_query_lists_the_inputs_the_run_waits_for_with_their_schemas(
     assert list(found) == ["approval"]
     assert found["approval"]["required"] == ["approver"]
     worker.run(lambda: handle.terminate("test over"))
+
+
+def test_a_signal_whose_arguments_do_not_fit_is_dropped_and_the_run_goes_on(
+    worker: InProcessWorker,
+) -> None:
+    from wfrun.temporal.converter import payload
+
+    handle = worker.start("t_messages")
+    worker.run(lambda: handle.signal("add", payload(b'{"item": [1, 2]}')))
+    worker.run(lambda: handle.signal("add", payload(b'{"item": "kept"}')))
+    worker.run(lambda: handle.signal("finish", payload(b"{}")))
+    worker.run(lambda: handle.signal("approval", payload(b'{"approver": "ada"}')))
+    assert worker.result(handle)["items"] == ["kept"]

@@ -116,7 +116,14 @@ class TemporalRuntime:
                 )
             self._answers.setdefault(name, data)
             return
-        args, kwargs = handler.signature.call_arguments(handler.signature.decode_input(data))
+        try:
+            values = handler.signature.decode_input(data)
+        except InputError as exc:
+            # Refused here, not raised: a signal stays in the history, and an error would
+            # fail every replay of it. (wfrun's client refuses such a signal before sending.)
+            workflow.logger.warning("signal %r refused: %s", name, exc)
+            return
+        args, kwargs = handler.signature.call_arguments(values)
         method = handler.fn.__get__(self._object)
         try:
             result = method(*args, **kwargs)
