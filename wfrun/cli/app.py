@@ -69,6 +69,7 @@ from .render import (
     text,
 )
 from .streams import user_output_to_stderr
+from .worker import worker as worker_command
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -935,6 +936,10 @@ def replay(
     )
     if found.next_steps and not found.finished:
         out.print(f"  a resume would go on with {found.next_steps} new step(s)")
+
+
+# `wfrun worker` (the Temporal backend) lives in its own module.
+app.command(name="worker", cls=Command, epilog=epilog("worker"))(worker_command)
 
 
 def main() -> None:
