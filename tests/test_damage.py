@@ -207,6 +207,7 @@ def _mutations(rng: random.Random) -> list[Callable[[bytes], bytes]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # 4,000 commands: ~90 s alone, and a loaded machine doubles that
 def test_thousands_of_damaged_histories_meet_every_command_without_a_traceback(
     home: Path, log: Path
 ) -> None:
