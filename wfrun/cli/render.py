@@ -36,6 +36,7 @@ from ..events import (
     ChildWorkflowFailed,
     ChildWorkflowStarted,
     Event,
+    ForeignEvent,
     MarkerRecorded,
     RunBlocked,
     RunResumed,
@@ -393,6 +394,8 @@ def detail(event: Event, width: int = 60) -> str:
         return f"resumed by wfrun {event.wfrun_version}" + (
             f"; {event.repaired}" if event.repaired else ""
         )
+    if isinstance(event, ForeignEvent):
+        return event.detail[:width]
     return ""
 
 
