@@ -636,8 +636,10 @@ def summarize(events: list[Event], status: RunStatus) -> dict[str, Any]:
         else None,
         "traceback": last.error.get("traceback") if isinstance(last, WorkflowFailed) else None,
     }
-    if isinstance(last, RunBlocked) and status is RunStatus.BLOCKED:
-        blocked = Failure.from_record(last.error)
+    # The last block (on Temporal, the retried workflow task's events may follow it).
+    block = next((e for e in reversed(events) if isinstance(e, RunBlocked)), None)
+    if block is not None and status is RunStatus.BLOCKED:
+        blocked = Failure.from_record(block.error)
         summary["error"] = blocked.describe()
         summary["traceback"] = blocked.traceback
     if isinstance(last, RunWaiting) and status is RunStatus.WAITING:

@@ -43,6 +43,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from .. import settings
+from .._version import __version__
 from ..clock import Clock
 from ..definitions import WorkflowDefinition
 from ..errors import (
@@ -75,7 +76,7 @@ from ..runs import (
     new_run_id,
 )
 from . import NAMESPACE, TASK_QUEUE
-from .history import TARGET_MEMO, Converter, event_json, is_bug, payload_value
+from .history import TARGET_MEMO, VERSION_MEMO, Converter, event_json, is_bug, payload_value
 
 T = TypeVar("T")
 
@@ -189,7 +190,7 @@ class TemporalBackend:
                     execution_timeout=definition.execution_timeout,
                     # A run id names one run for ever, as a history file does: never a second.
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    memo={TARGET_MEMO: target},
+                    memo={TARGET_MEMO: target, VERSION_MEMO: __version__},
                 )
             except WorkflowAlreadyStartedError:
                 await _same_run(client, run_id, definition, input_data)

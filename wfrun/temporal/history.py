@@ -29,7 +29,6 @@ from temporalio.api.enums.v1 import EventType, TimeoutType, WorkflowTaskFailedCa
 from temporalio.api.failure.v1 import Failure as FailureProto
 from temporalio.api.history.v1 import HistoryEvent
 
-from .._version import __version__
 from ..errors import Failure
 from ..events import (
     FORMAT_VERSION,
@@ -67,6 +66,8 @@ from ..settings import DEFAULT_MAX_PAYLOAD
 #: ``show`` only: a memo is written by whoever can start runs, so nothing is ever imported
 #: from it (``replay --target`` names the code to replay against).
 TARGET_MEMO: Final = "wfrun_target"
+#: The memo key of the wfrun version that started the run (shown as ``wfrun_version``).
+VERSION_MEMO: Final = "wfrun_version"
 
 #: Workflow task failures that mean the workflow code must be fixed (a bug, non-determinism,
 #: a command the server refuses): the run is BLOCKED, as locally. Other causes (a signal that
@@ -179,6 +180,7 @@ class Converter:
             self._execution_timeout = _seconds(a.workflow_execution_timeout)
             memo = a.memo.fields
             target = payload_value(memo[TARGET_MEMO]) if TARGET_MEMO in memo else ""
+            version = payload_value(memo[VERSION_MEMO]) if VERSION_MEMO in memo else ""
             return WorkflowStarted(
                 **base,
                 format=FORMAT_VERSION,
@@ -186,7 +188,7 @@ class Converter:
                 workflow=a.workflow_type.name,
                 target=target if isinstance(target, str) else "",
                 input=payloads_value(a.input) if a.input.payloads else {},
-                wfrun_version=__version__,
+                wfrun_version=version if isinstance(version, str) else "",
                 seed=0,
                 cwd="",
                 max_payload=DEFAULT_MAX_PAYLOAD,
