@@ -28,6 +28,8 @@ from .policy import ActivityOptions
 
 #: Activity functions by code object: how the blocking watchdog names the culprit.
 _ACTIVITY_CODE: Final[dict[CodeType, str]] = {}
+#: Every activity decorated in this process, by name: what a worker of a cluster serves.
+_ACTIVITIES: Final[dict[str, ActivityDefinition]] = {}
 
 
 class ActivityDefinition:
@@ -43,6 +45,7 @@ class ActivityDefinition:
         self.signature = Signature(fn, owner=f"activity {options.name!r}")
         refuse_what_pydantic_cannot_take(fn, owner=f"activity {options.name!r}")
         _ACTIVITY_CODE[fn.__code__] = self.name
+        _ACTIVITIES[self.name] = self
 
 
 def refuse_what_pydantic_cannot_take(fn: Callable[..., Any], *, owner: str) -> None:
@@ -87,6 +90,11 @@ def _legacy_typeddict(annotation: Any) -> Any:
 def activity_definition_of(obj: Any) -> ActivityDefinition | None:
     """The activity behind a decorated function, or None."""
     return getattr(obj, "__wfrun_activity__", None)
+
+
+def decorated_activities() -> dict[str, ActivityDefinition]:
+    """Every activity decorated so far in this process, by name (the latest of a name wins)."""
+    return dict(_ACTIVITIES)
 
 
 def activity_name_at(code: CodeType) -> str | None:
