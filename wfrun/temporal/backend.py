@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -34,13 +36,16 @@ from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowHandle,
+    WorkflowHistory,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import RawValue, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import WorkflowReplayResult
 
 from .. import settings
 from .._version import __version__
@@ -50,6 +55,7 @@ from ..errors import (
     Failure,
     InputError,
     InvalidRunIdError,
+    NonDeterminismError,
     RunNotFoundError,
     UsageError,
 )
@@ -425,7 +431,46 @@ class TemporalBackend:
         definition: WorkflowDefinition | None = None,
         on_history: Callable[[RunHistory], None] | None = None,
     ) -> ReplayResult:
-        raise UsageError("replay --temporal is not built yet")
+        """Replay the run's history on Temporal's `Replayer` against ``definition`` (or the
+        ``code`` given): the user names the code, never the cluster. Nothing runs, nothing is
+        written; `NonDeterminismError` where code and history disagree."""
+        code = definition or self.code
+        if code is None:
+            raise UsageError(
+                "replay --temporal needs --target TARGET, the code to replay against: wfrun "
+                "never imports a module that a cluster names"
+            )
+        self.validate_run_id(run_id)
+
+        async def fetch(client: Client) -> WorkflowHistory:
+            handle = client.get_workflow_handle(run_id)
+            with _rpc_errors(run_id, self.location):
+                described = await handle.describe()
+                handle = client.get_workflow_handle(run_id, run_id=described.run_id)
+                return await handle.fetch_history()
+
+        history = self._sync(fetch)
+        started = history.events[0].workflow_execution_started_event_attributes
+        if started.workflow_type.name != code.name:
+            raise UsageError(
+                f"run {run_id} is a run of workflow {started.workflow_type.name!r}, not of "
+                f"{code.name!r} (--target): nothing was replayed"
+            )
+        found = self._sync(lambda _: _replay(history, code, started.task_queue.name))
+        if found.replay_failure is not None:
+            failure = found.replay_failure
+            raise NonDeterminismError(
+                f"run {run_id} does not replay against {code.name!r} as it is today: "
+                f"{_failure_text(failure)}",
+                run_id=run_id,
+                event_id=None,
+                recorded="the history on the cluster",
+                requested="today's code",
+            )
+        last = history.events[-1]
+        return ReplayResult(
+            run_id=run_id, events=len(history.events), finished=_closes(last), next_steps=0
+        )
 
 
 #: How often ``history --follow --temporal`` reads the run again (seconds).
@@ -525,6 +570,63 @@ async def _still_blocked(handle: WorkflowHandle[Any, Any], failed_at: int) -> bo
     again now, its history holds no later workflow task completion and no end."""
     protos = [proto async for proto in handle.fetch_history_events()]
     return _blocked_at_end([p for p in protos if p.event_id >= failed_at])
+
+
+async def _replay(
+    history: WorkflowHistory, code: WorkflowDefinition, task_queue: str
+) -> WorkflowReplayResult:
+    """Replay ``history`` with the worker's one workflow class serving ``code``."""
+    from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+
+    from .converter import data_converter
+    from .workflow import WfrunWorkflow, serve
+
+    # The workflow class finds its code by task queue and type. A replay runs on a queue of
+    # the replayer's own, "replay-<build id>" (temporalio's Replayer names it so): a build id
+    # of wfrun's keeps it apart from any worker's queue in this process.
+    build_id = f"wfrun-{task_queue}"
+    serve(f"replay-{build_id}", [code], settings.max_payload())
+    replayer = Replayer(
+        workflows=[WfrunWorkflow],
+        build_id=build_id,
+        runtime=_quiet_runtime(),
+        data_converter=data_converter,
+        # wfrun's runtime seam keeps workflow code deterministic; a TARGET loaded from a file
+        # cannot be imported again by the sandbox anyway.
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+    # What does not replay is the answer, said once by wfrun: not a warning per failed task
+    # from the SDK's core and its Python logger.
+    quiet = logging.getLogger("temporalio")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        return await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    finally:
+        quiet.setLevel(level)
+
+
+def _quiet_runtime() -> Runtime:
+    """A Temporal runtime whose core logs only errors (one per process: each has threads)."""
+    global _QUIET
+    if _QUIET is None:
+        _QUIET = Runtime(
+            telemetry=TelemetryConfig(
+                logging=LoggingConfig(
+                    filter=TelemetryFilter(core_level="ERROR", other_level="ERROR")
+                )
+            )
+        )
+    return _QUIET
+
+
+_QUIET: Runtime | None = None
+
+
+def _failure_text(failure: Exception) -> str:
+    """The message inside the core's ``Failure { failure: Some(Failure { message: "..." ``."""
+    found = re.search(r'message: "((?:[^"\\]|\\.)*)"', str(failure))
+    return found.group(1) if found else f"{type(failure).__name__}: {failure}"
 
 
 def _blocked_at_end(protos: list[HistoryEvent]) -> bool:
