@@ -1,0 +1,169 @@
+"""Every sample in samples/ gives the same result on Temporal as locally (SPEC section 5).
+
+Each sample is started with the same arguments on both backends: locally (a history file under
+the test's home), and with ``--temporal`` against wfrun's own worker serving the samples on a
+real dev server. A sample that waits for a signal or a person's input gets it through ``wfrun
+signal``, on each backend. The results must be equal, and so must the status and exit code.
+
+Two workers serve them, on two task queues: ``idempotent_payment`` and ``order_saga`` both
+define an activity named ``charge``, and a task queue knows one activity per name.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from conftest import ROOT, TESTS, cli, spawn_wfrun, wait_for_file, wait_until
+
+pytestmark = pytest.mark.slow
+
+SAMPLES = ROOT / "samples"
+#: What the samples read from the environment, the same for the worker and the local runs.
+SAMPLE_ENV = {"DOWNLOAD_CHUNKS": "8", "DOWNLOAD_DELAY": "0", "USER_REPORT_DELAY": "0"}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """How to run one sample, and what of its result is the same on both backends."""
+
+    target: str
+    args: tuple[str, ...] = ()
+    #: A signal (name, JSON) the run waits for; sent once the run waits.
+    signal: tuple[str, str] | None = None
+    #: Result fields that legitimately differ between two runs (timings).
+    varying: tuple[str, ...] = ()
+    queue: str = "samples"
+    env: dict[str, str] = field(default_factory=dict)
+
+
+SAMPLE_RUNS = {
+    "approval": Sample(
+        "approval.py:ExpenseApproval", ("--arg", "amount=420"), ("approve", '{"approver": "ada"}')
+    ),
+    "blocking_calls": Sample(
+        "blocking_calls.py:BlockingCallsWorkflow", ("--arg", "calls=4"), None, ("threaded_seconds",)
+    ),
+    "flaky_api": Sample("flaky_api.py:FlakyApiWorkflow", ("--arg", "order_id=A-17")),
+    "hung_call": Sample("hung_call.py:HungCallWorkflow", ("--arg", "url=https://slow.example")),
+    "idempotent_payment": Sample(
+        "idempotent_payment.py:PaymentWorkflow", ("--arg", "order_id=A-17", "--arg", "cents=4200")
+    ),
+    "inbox_poller": Sample(
+        "inbox_poller.py:InboxPoller",
+        ("--arg", "rounds=5", "--arg", "per_run=2", "--arg", "pause=0"),
+    ),
+    "large_report": Sample("large_report.py:LargeReportWorkflow", ("--arg", "rows=100000")),
+    "long_download": Sample(
+        "long_download.py:DownloadWorkflow", ("--arg", "url=https://example.com/big.iso")
+    ),
+    "order_saga": Sample(
+        "order_saga.py:OrderSaga", ("--arg", "order=A8"), ("shipped_out", "{}"), queue="saga"
+    ),
+    "photo_batch": Sample(
+        "photo_batch.py:PhotoBatch", ("--input", '{"photos": ["cat.jpg", "dog.jpg"]}')
+    ),
+    "shipping_form": Sample(
+        "shipping_form.py:ShipGift",
+        ("--arg", "gift=teapot"),
+        ("address", '{"name": "Ada", "city": "London", "express": true}'),
+    ),
+    "user_report": Sample("user_report.py:UserReportWorkflow", ("--arg", "user_id=42")),
+}
+
+
+def test_every_sample_is_run_on_both_backends_here() -> None:
+    samples = {p.stem for p in SAMPLES.glob("*.py") if not p.name.startswith("test_")}
+    assert samples == set(SAMPLE_RUNS)
+
+
+@pytest.fixture(scope="module")
+def workers(temporal_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """wfrun workers serving the samples on the dev server (each queue its samples), run from
+    a folder of their own (the samples write files where they run)."""
+    processes = []
+    try:
+        for queue in sorted({sample.queue for sample in SAMPLE_RUNS.values()}):
+            folder = tmp_path_factory.mktemp(f"worker-{queue}")
+            targets = [
+                str(SAMPLES / sample.target)
+                for sample in SAMPLE_RUNS.values()
+                if sample.queue == queue
+            ]
+            process = subprocess.Popen(
+                [
+                    sys.executable, str(TESTS / "temporal_wfrun_worker.py"),
+                    temporal_server, queue, str(folder / "ready"), *targets,
+                ],
+                cwd=folder,
+                env={**os.environ, **SAMPLE_ENV},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            processes.append((process, folder / "ready"))
+        for process, ready in processes:  # started side by side: each takes a second or two
+            wait_for_file(ready, process)
+        yield temporal_server
+    finally:
+        for process, _ in processes:
+            process.terminate()
+            process.communicate(timeout=30)
+
+
+def outcome(line: str, code: int, sample: Sample) -> tuple[int, str, Any, Any]:
+    """What must be the same on both backends: exit code, status, result (what varies
+    between any two runs left out), and the type of the error a failed run ended with."""
+    report = orjson.loads(line)
+    result = report["result"]
+    if isinstance(result, dict):
+        result = {k: v for k, v in result.items() if k not in sample.varying}
+    error = report.get("error") or {}
+    return code, report["status"], result, error.get("type")
+
+
+def run_locally(
+    name: str, sample: Sample, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str, Any, Any]:
+    for variable, value in SAMPLE_ENV.items():
+        monkeypatch.setenv(variable, value)
+    args = ["start", str(SAMPLES / sample.target), *sample.args, "--run-id", name, "--json"]
+    started = cli(*args)
+    if sample.signal is None:
+        return outcome(started.stdout, started.exit_code, sample)
+    assert started.exit_code == 75, started.output  # waiting for the signal
+    sent = cli("signal", name, *sample.signal, "--json")
+    return outcome(sent.stdout.splitlines()[0], sent.exit_code, sample)
+
+
+def run_on_temporal(name: str, sample: Sample, cluster: str) -> tuple[int, str, Any, Any]:
+    on = ("--temporal", cluster)
+    args = ["start", str(SAMPLES / sample.target), *sample.args, "--run-id", name, "--json"]
+    if sample.signal is None:
+        started = cli(*args, "--task-queue", sample.queue, *on)
+        return outcome(started.stdout, started.exit_code, sample)
+    process = spawn_wfrun(*args, "--task-queue", sample.queue, *on)
+    wait_until(process, lambda: cli("show", name, *on).exit_code == 0, f"run {name}")
+    sent = cli("signal", name, *sample.signal, *on)
+    assert sent.exit_code == 0, sent.output
+    out, err = process.communicate(timeout=60)
+    assert out, err
+    return outcome(out, process.returncode, sample)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLE_RUNS))
+def test_the_sample_gives_the_same_result_on_temporal_as_locally(
+    name: str, workers: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    sample = SAMPLE_RUNS[name]
+    local = run_locally(name, sample, monkeypatch)
+    on_temporal = run_on_temporal(name, sample, workers)
+    assert on_temporal == local
