@@ -1057,6 +1057,10 @@ def _given(ctx: typer.Context, parameter: str) -> bool:
     return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
 
 
+# `wfrun worker` (the Temporal backend) lives in its own module; importing it registers it.
+from . import worker as _worker  # noqa: E402, F401
+
+
 def main() -> None:
     """The console script."""
     try:

@@ -24,6 +24,8 @@ EXAMPLES: Final = {
     "list": "wfrun list --status waiting\nwfrun list --json | jq -r '.[].run_id'",
     "show": "wfrun show exp-1\nwfrun show exp-1 --event 1   (one whole event, as JSON)",
     "replay": "wfrun replay exp-1",
+    "worker": "temporal server start-dev   (in another terminal: a local Temporal cluster)\n"
+    "wfrun worker samples/user_report.py:UserReportWorkflow --temporal 127.0.0.1:7233",
 }
 
 OVERVIEW: Final = """\

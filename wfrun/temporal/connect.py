@@ -15,6 +15,8 @@ history": on Temporal, the cluster *is* the history).
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +25,13 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.envconfig import ClientConfigProfile
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 from temporalio.service import TLSConfig
 
 from ..errors import UsageError, WfrunError
@@ -129,6 +138,7 @@ async def connect(
             rpc_metadata=settings.rpc_metadata,
             data_converter=data_converter,
             connect_timeout=connect_timeout,
+            runtime=_runtime(),
         )
     except RuntimeError as exc:  # the SDK's bridge reports every failure to connect so
         raise TemporalUnreachableError(
@@ -137,6 +147,18 @@ async def connect(
             "the address right?",
             address=settings.address,
         ) from None
+
+
+@functools.cache
+def _runtime() -> Runtime:
+    """Temporal's runtime with its core's log lines sent to Python's logging (the
+    ``temporalio.core`` logger, so on stderr), not printed to stdout, where a command's
+    output (``--json``) goes."""
+    forwarding = LogForwardingConfig(logger=logging.getLogger("temporalio.core"))
+    level = TelemetryFilter(core_level="WARN", other_level="ERROR")
+    return Runtime(
+        telemetry=TelemetryConfig(logging=LoggingConfig(filter=level, forwarding=forwarding))
+    )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -211,7 +211,10 @@ class TemporalRuntime:
                 retry_policy=retry_policy(options),
             )
         except temporal.ActivityError as exc:
-            raise activity_error(exc, definition) from None
+            if isinstance(exc.cause, temporal.CancelledError):
+                raise asyncio.CancelledError(exc.cause.message) from None  # as locally
+            error = activity_error(exc, definition)
+            raise error from error.__cause__
         return definition.signature.decode_result(result.payload.data)
 
     def execute_child(
@@ -243,7 +246,10 @@ class TemporalRuntime:
                 execution_timeout=definition.execution_timeout,
             )
         except temporal.ChildWorkflowError as exc:
-            raise child_error(exc, definition.name) from None
+            if isinstance(exc.cause, temporal.CancelledError):
+                raise asyncio.CancelledError(exc.cause.message) from None
+            failed = child_error(exc, definition.name)
+            raise failed from failed.__cause__
         return definition.decode_result(result.payload.data)
 
     def continue_as_new(self, params: Any) -> NoReturn:
