@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 import pytest
 
-from conftest import ROOT, TESTS, cli, spawn_wfrun, wait_for_file, wait_until
+from conftest import ROOT, cli, spawn_wfrun, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -87,12 +87,11 @@ def test_every_sample_is_run_on_both_backends_here() -> None:
 
 @pytest.fixture(scope="module")
 def workers(temporal_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """wfrun workers serving the samples on the dev server (each queue its samples), run from
-    a folder of their own (the samples write files where they run)."""
+    """``wfrun worker`` processes serving the samples on the dev server (each queue its
+    samples), run from a folder of their own (the samples write files where they run)."""
     processes = []
     try:
         for queue in sorted({sample.queue for sample in SAMPLE_RUNS.values()}):
-            folder = tmp_path_factory.mktemp(f"worker-{queue}")
             targets = [
                 str(SAMPLES / sample.target)
                 for sample in SAMPLE_RUNS.values()
@@ -100,23 +99,36 @@ def workers(temporal_server: str, tmp_path_factory: pytest.TempPathFactory) -> I
             ]
             process = subprocess.Popen(
                 [
-                    sys.executable, str(TESTS / "temporal_wfrun_worker.py"),
-                    temporal_server, queue, str(folder / "ready"), *targets,
+                    sys.executable, "-m", "wfrun", "worker", *targets,
+                    "--temporal", temporal_server, "--task-queue", queue, "--drain", "0",
                 ],
-                cwd=folder,
+                cwd=tmp_path_factory.mktemp(f"worker-{queue}"),
                 env={**os.environ, **SAMPLE_ENV},
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
             )  # fmt: skip
-            processes.append((process, folder / "ready"))
-        for process, ready in processes:  # started side by side: each takes a second or two
-            wait_for_file(ready, process)
+            processes.append(process)
+        for process in processes:  # started side by side: each takes a second or two
+            said = announced(process)
+            assert "wfrun: worker serving" in said, said
         yield temporal_server
     finally:
-        for process, _ in processes:
+        for process in processes:
             process.terminate()
             process.communicate(timeout=30)
+
+
+def announced(process: subprocess.Popen[str]) -> str:
+    """What the worker said on stderr up to its line saying what it serves (or its end)."""
+    assert process.stderr is not None
+    said = ""
+    while "worker serving" not in said:
+        line = process.stderr.readline()
+        if not line:
+            break
+        said += line
+    return said
 
 
 def outcome(line: str, code: int, sample: Sample) -> tuple[int, str, Any, Any]:
@@ -167,3 +179,37 @@ def test_the_sample_gives_the_same_result_on_temporal_as_locally(
     local = run_locally(name, sample, monkeypatch)
     on_temporal = run_on_temporal(name, sample, workers)
     assert on_temporal == local
+
+
+def test_a_samples_run_on_temporal_replays_against_its_code(workers: str) -> None:
+    target = str(SAMPLES / "user_report.py:UserReportWorkflow")
+    on = ("--temporal", workers)
+    args = ("--arg", "user_id=42", "--task-queue", "samples")
+    started = cli("start", target, *args, "--run-id", "replayed", *on)
+    assert started.exit_code == 0, started.stderr
+    replayed = cli("replay", "replayed", "--target", target, *on)
+    assert replayed.exit_code == 0, replayed.stderr
+    assert "run replayed replays: today's code agrees with its" in replayed.stderr
+
+
+def test_a_samples_run_on_temporal_does_not_replay_against_changed_code(
+    workers: str, tmp_path: Path
+) -> None:
+    target = str(SAMPLES / "user_report.py:UserReportWorkflow")
+    on = ("--temporal", workers)
+    args = ("--arg", "user_id=42", "--task-queue", "samples")
+    assert cli("start", target, *args, "--run-id", "changed", *on).exit_code == 0
+    source = (SAMPLES / "user_report.py").read_text()
+    changed = tmp_path / "user_report.py"  # one more activity call before the others
+    changed.write_text(
+        source.replace(
+            "        user = await",
+            "        await fetch_user_data(user_id)\n        user = await",
+            1,
+        )
+    )
+    assert changed.read_text() != source
+    replayed = cli("replay", "changed", "--target", f"{changed}:UserReportWorkflow", *on)
+    assert replayed.exit_code == 3
+    assert "run changed does not replay against 'user_report' as it is today" in replayed.stderr
+    assert "Nondeterminism" in replayed.stderr
