@@ -9,6 +9,7 @@ module, on a task queue of its own.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -383,3 +384,36 @@ def test_a_temporal_command_ends_its_process_cleanly(cluster: str, tmp_path: Pat
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert orjson.loads(result.stdout)["result"] == "hello, Ada"
+
+
+def waiting_for_a_worker(cluster: str, run_id: str) -> tuple[subprocess.Popen[str], str]:
+    """``wfrun start`` on a task queue nobody serves, and what it said once it said so."""
+    process = spawn_wfrun(
+        "start", f"{FLOWS}:greet", "--arg", "name=Ada", "--run-id", run_id,
+        "--task-queue", f"nobody-{run_id}", "--temporal", cluster,
+    )  # fmt: skip
+    assert process.stderr is not None
+    said = ""
+    while "no worker has polled" not in said:
+        line = process.stderr.readline()
+        assert line, said
+        said += line
+    return process, said
+
+
+def test_start_says_so_when_no_worker_serves_the_task_queue(cluster: str) -> None:
+    process, said = waiting_for_a_worker(cluster, "unserved")
+    process.kill()
+    process.wait()
+    assert "no worker has polled task queue 'nobody-unserved'" in said
+    assert "--task-queue nobody-unserved" in said  # how to start one
+
+
+def test_ctrl_c_stops_waiting_and_says_the_run_goes_on_on_the_cluster(cluster: str) -> None:
+    process, _ = waiting_for_a_worker(cluster, "left")
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert "run left goes on on the cluster" in err
+    assert "wfrun resume" not in err
+    assert on(cluster, "show", "left").exit_code == 0  # there it is, still open

@@ -350,6 +350,7 @@ def start(
             run_id,
             view,
             form,
+            on_cluster=temporal is not None,
         )
     except PayloadError as exc:  # the workflow's own input: bad input, nothing ran
         raise InputError(str(exc)) from None
@@ -495,8 +496,11 @@ def _run(
     run_id: str,
     view: RunView | None,
     form: TerminalForm | None = None,
+    on_cluster: bool = False,
 ) -> T:
-    """Run ``work``; SIGINT and SIGTERM cancel it cleanly and exit 130."""
+    """Run ``work``; SIGINT and SIGTERM cancel it cleanly and exit 130.
+
+    ``on_cluster``: the run is carried out elsewhere (Temporal), and only waited for here."""
 
     async def main() -> T:
         loop = asyncio.get_running_loop()
@@ -528,6 +532,12 @@ def _run(
             return asyncio.run(main())
     except asyncio.CancelledError:
         _leave_on_signal()
+        if on_cluster:
+            _stderr().print(
+                f"[yellow]wfrun:[/] stopped waiting; run {_escape(run_id)} goes on on the "
+                "cluster (`wfrun show RUN_ID --temporal HOST:PORT` tells how it stands)"
+            )
+            raise typer.Exit(INTERRUPTED) from None
         target = f"wfrun resume {run_id}" if run_id != "--all" else "wfrun resume --all"
         _stderr().print(
             f"[yellow]wfrun:[/] interrupted; the history is consistent: `{target}` continues"

@@ -24,14 +24,17 @@ import contextlib
 import logging
 import re
 import secrets
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
 from temporalio.api.common.v1 import Payload
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TaskQueueType
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -107,6 +110,11 @@ BLOCKED_HINT: Final = (
 )
 
 
+def _warn(message: str) -> None:
+    sys.stderr.write(f"wfrun: {message}\n")
+    sys.stderr.flush()
+
+
 def raw(data: bytes) -> RawValue:
     """Encoded JSON as the one payload Temporal carries, untouched by any converter."""
     return RawValue(Payload(metadata=_JSON, data=data))
@@ -127,8 +135,11 @@ class TemporalBackend:
         namespace: str | None = None,
         task_queue: str | None = None,
         code: WorkflowDefinition | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         settings.check()
+        #: Told what the user should know and that is no error (one line each).
+        self.warn = warn or _warn
         self.address = address
         self.namespace = namespace
         self.task_queue = task_queue or TASK_QUEUE
@@ -200,7 +211,28 @@ class TemporalBackend:
                 )
             except WorkflowAlreadyStartedError:
                 await _same_run(client, run_id, definition, input_data)
+            else:
+                await self._tell_if_unserved(client)
             return await self._outcome(client, run_id, observers)
+
+    async def _tell_if_unserved(self, client: Client) -> None:
+        """Say so when no worker polls the task queue: the run would wait for one, silently
+        (a local run never waits for anybody)."""
+        request = DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=self.task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+        try:
+            response = await client.workflow_service.describe_task_queue(request)
+        except RPCError:  # only a hint: the run is started all the same
+            return
+        if not response.pollers:
+            self.warn(
+                f"no worker has polled task queue {self.task_queue!r} on {self.location} "
+                "lately: the run waits until one does (`wfrun worker TARGET --temporal "
+                f"HOST:PORT --task-queue {self.task_queue}`)"
+            )
 
     async def resume(
         self,
