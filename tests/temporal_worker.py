@@ -30,7 +30,10 @@ T = TypeVar("T")
 class InProcessWorker:
     """A worker serving ``definitions`` on a task queue of its own, until `stop`."""
 
-    def __init__(self, address: str, definitions: Iterable[WorkflowDefinition]) -> None:
+    def __init__(
+        self, address: str, definitions: Iterable[WorkflowDefinition], *, sandbox: bool = True
+    ) -> None:
+        self._sandbox = sandbox
         self.task_queue = f"tq-{uuid.uuid4().hex[:8]}"
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -43,7 +46,7 @@ class InProcessWorker:
 
     async def _serve(self, definitions: list[WorkflowDefinition]) -> None:
         # Built on the loop that runs it: the worker binds to the running loop.
-        async with build_worker(self.client, definitions, self.task_queue):
+        async with build_worker(self.client, definitions, self.task_queue, sandbox=self._sandbox):
             self._ready.set_result(None)
             await self._stop.wait()
 
@@ -72,6 +75,18 @@ class InProcessWorker:
 
     def execute(self, name: str, arguments: dict[str, Any] | None = None) -> Any:
         return self.result(self.start(name, arguments))
+
+    def first_task_failure(self, handle: WorkflowHandle[Any, Any]) -> str:
+        """The message of the run's first failed workflow task (waits for one)."""
+        from temporalio.api.enums.v1 import EventType
+
+        async def first() -> str:
+            async for event in handle.fetch_history_events(wait_new_event=True):
+                if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+                    return str(event.workflow_task_failed_event_attributes.failure.message)
+            return ""
+
+        return self.run(first)
 
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._stop.set)

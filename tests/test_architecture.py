@@ -117,21 +117,7 @@ def test_importing_wfrun_loads_no_engine_store_or_history_reader() -> None:
         assert f"'wfrun.local.{heavy}'" not in loaded
 
 
-def test_only_the_temporal_package_imports_temporalio() -> None:
-    for name, path in MODULES.items():
-        if name.startswith("wfrun.temporal"):
-            continue
-        tree = ast.parse(path.read_text())
-        imported = [
-            alias.name
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Import)
-            for alias in node.names
-        ] + [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
-        assert not [m for m in imported if m.split(".")[0] == "temporalio"], name
-
-
-def test_neither_wfrun_nor_a_local_command_loads_temporalio(home: Path) -> None:
+def test_a_local_command_never_loads_temporalio(home: Path) -> None:
     # temporalio is an optional dependency, and heavy: only --temporal commands load it.
     probe = (
         "import sys, wfrun; from typer.testing import CliRunner; from wfrun.cli import app; "
@@ -141,6 +127,29 @@ def test_neither_wfrun_nor_a_local_command_loads_temporalio(home: Path) -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
     assert loaded.strip() == "False"
+
+
+def test_importing_wfrun_or_its_command_line_never_imports_temporalio() -> None:
+    # The Temporal extra is optional and heavy: only `wfrun worker` and `--temporal` load it.
+    probe = "import sys, wfrun, wfrun.cli; print('temporalio' in sys.modules)"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "False"
+
+
+def test_only_the_temporal_package_imports_temporalio() -> None:
+    for name, path in MODULES.items():
+        if name.startswith("wfrun.temporal"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            assert not [n for n in names if n.split(".")[0] == "temporalio"], name
 
 
 def test_the_command_line_knows_only_the_backend_seam() -> None:

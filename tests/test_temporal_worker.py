@@ -117,18 +117,11 @@ def test_an_application_error_raised_by_the_workflow_fails_the_run(
 def test_a_bug_in_the_workflow_leaves_the_run_open_as_local_blocks_it(
     worker: InProcessWorker,
 ) -> None:
-    from temporalio.api.enums.v1 import EventType
     from temporalio.client import WorkflowExecutionStatus
 
     handle = worker.start("t_fails", {"how": "bug"})
 
-    async def first_task_failure() -> str:
-        async for event in handle.fetch_history_events(wait_new_event=True):
-            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
-                return str(event.workflow_task_failed_event_attributes.failure.message)
-        return ""
-
-    assert "a bug" in worker.run(first_task_failure)
+    assert "a bug" in worker.first_task_failure(handle)
     described = worker.run(handle.describe)
     assert described.status == WorkflowExecutionStatus.RUNNING
     worker.run(lambda: handle.terminate("test over"))
@@ -258,3 +251,54 @@ def test_cancel_reaches_workflow_code_and_the_thread_activity_in_flight(
     assert type(caught.value.cause).__name__ == "CancelledError"
     assert attempts(log, "workflow_saw_cancel") == 1
     wait_for_file(log / "saw_cancel.log")
+
+
+def test_parallel_activities_and_gather_return_in_order(worker: InProcessWorker) -> None:
+    result = worker.execute("t_parallel", {"items": [1, 2, 3]})
+    assert result == {"fanned": [2, 4, 6], "gathered": [2, 4, 6]}
+
+
+def test_an_activity_input_over_the_limit_fails_the_call_before_it_is_scheduled(
+    worker: InProcessWorker,
+) -> None:
+    assert worker.execute("t_big_input") == {"side": "input", "activity": "double"}
+
+
+def test_an_update_the_workflow_does_not_define_is_refused_naming_the_ones_it_does(
+    worker: InProcessWorker,
+) -> None:
+    from wfrun.temporal.activities import payload
+
+    handle = worker.start("t_messages")
+    with pytest.raises(WorkflowUpdateFailedError) as caught:
+        worker.run(lambda: handle.execute_update("nope", payload(b"{}")))
+    assert "it defines 'set_limit'" in str(caught.value.cause)
+    worker.run(lambda: handle.terminate("test over"))
+
+
+def test_the_sandbox_refuses_io_in_workflow_code_leaving_the_run_open(
+    worker: InProcessWorker, tmp_path: Path
+) -> None:
+    (tmp_path / "note.txt").write_text("hello")
+    handle = worker.start("t_reads_file", {"path": str(tmp_path / "note.txt")})
+
+    assert "open" in worker.first_task_failure(handle)
+    worker.run(lambda: handle.terminate("test over"))
+
+
+def test_without_the_sandbox_workflow_code_may_do_io(temporal_server: str, tmp_path: Path) -> None:
+    (tmp_path / "note.txt").write_text("hello")
+    unsandboxed = InProcessWorker(
+        temporal_server, [require_workflow_definition(cluster.ReadsFileOnCluster)], sandbox=False
+    )
+    try:
+        assert unsandboxed.execute("t_reads_file", {"path": str(tmp_path / "note.txt")}) == "hello"
+    finally:
+        unsandboxed.stop()
+
+
+def test_a_child_past_its_execution_timeout_ends_timed_out(worker: InProcessWorker) -> None:
+    handle = worker.start("t_parent_of_slow")
+    assert worker.result(handle).startswith(
+        f"child run {handle.id}-child-1 of workflow 't_slow_child' ended TIMED_OUT"
+    )

@@ -289,3 +289,56 @@ class CancelOnCluster:
         except asyncio.CancelledError:
             await note("workflow_saw_cancel")  # cleanup still runs activities, as locally
             raise
+
+
+@workflows.workflow.define(name="t_reads_file")
+class ReadsFileOnCluster:
+    """Workflow code doing I/O: Temporal's sandbox refuses it, ``--no-sandbox`` lets it be."""
+
+    @workflows.workflow.entrypoint
+    async def run(self, path: str) -> str:
+        with open(path) as f:
+            return f.read()
+
+
+@workflows.activity(retry_policy_initial_interval=FAST_RETRY)
+async def double(n: int) -> int:
+    return n * 2
+
+
+@workflows.workflow.define(name="t_parallel")
+class ParallelOnCluster:
+    @workflows.workflow.entrypoint
+    async def run(self, items: list[int]) -> dict:
+        fanned = await workflows.execute_activities_in_parallel(double, items=items)
+        gathered = await asyncio.gather(*(double(n) for n in items))
+        return {"fanned": fanned, "gathered": list(gathered)}
+
+
+@workflows.workflow.define(name="t_big_input")
+class BigInputOnCluster:
+    @workflows.workflow.entrypoint
+    async def run(self) -> dict:
+        try:
+            await double("x" * 3_000_000)  # type: ignore[arg-type]
+        except workflows.PayloadTooLargeError as exc:
+            return {"side": exc.side, "activity": exc.activity}
+        return {}
+
+
+@workflows.workflow.define(name="t_slow_child", execution_timeout=timedelta(seconds=1))
+class SlowChildOnCluster:
+    @workflows.workflow.entrypoint
+    async def run(self) -> None:
+        await workflows.workflow.sleep(60)
+
+
+@workflows.workflow.define(name="t_parent_of_slow")
+class ParentOfSlowOnCluster:
+    @workflows.workflow.entrypoint
+    async def run(self) -> str:
+        try:
+            await workflows.workflow.execute_workflow(SlowChildOnCluster)
+        except workflows.WorkflowFailedError as exc:
+            return str(exc)
+        return "the child finished"

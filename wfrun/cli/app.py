@@ -69,6 +69,7 @@ from .render import (
     text,
 )
 from .streams import user_output_to_stderr
+from .worker import worker as worker_command
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -1067,8 +1068,8 @@ def _given(ctx: typer.Context, parameter: str) -> bool:
     return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
 
 
-# `wfrun worker` (the Temporal backend) lives in its own module; importing it registers it.
-from . import worker as _worker  # noqa: E402, F401
+# `wfrun worker` (the Temporal backend) lives in its own module.
+app.command(name="worker", cls=Command, epilog=epilog("worker"))(worker_command)
 
 
 def main() -> None:

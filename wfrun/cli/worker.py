@@ -22,16 +22,18 @@ import sys
 from typing import Annotated, NoReturn
 
 import typer
+from rich.console import Console
 
 from ..definitions import WorkflowDefinition, decorated_activities
 from ..errors import UsageError, WfrunError
 from ..loader import load
-from .app import INTERRUPTED, _escape, _stderr, app
-from .help import Command, epilog
+from .render import inline
 from .streams import user_output_to_stderr
 
+#: Interrupted before the drain finished (the command line's code for an interruption).
+INTERRUPTED = 130
 
-@app.command(name="worker", cls=Command, epilog=epilog("worker"))
+
 def worker(
     targets: Annotated[
         list[str],
@@ -142,6 +144,15 @@ def _announce(
         f"activit{'y' if activities == 1 else 'ies'} on task queue '{_escape(task_queue)}' at "
         f"{_escape(where)}{sandbox}; Ctrl-C stops it"
     )
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
+
+
+def _escape(text: str) -> str:
+    """A name or message, safe inside markup (see `render.safe`)."""
+    return inline(text)
 
 
 def _leave(code: int, message: str, *, error: bool = False) -> NoReturn:

@@ -611,7 +611,8 @@ async def _replay(
     from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
     from .converter import data_converter
-    from .workflow import WfrunWorkflow, serve
+    from .registry import serve
+    from .workflow import WfrunWorkflow
 
     # The workflow class finds its code by task queue and type. A replay runs on a queue of
     # the replayer's own, "replay-<build id>" (temporalio's Replayer names it so): a build id

@@ -48,6 +48,7 @@ from ..payload import (
 from ..runtime import WorkflowInfo, set_workflow_runtime
 from .activities import payload
 from .failures import activity_error, child_error
+from .registry import serve_child
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -225,8 +226,6 @@ class TemporalRuntime:
     async def _execute_child(
         self, definition: WorkflowDefinition, params: Any, execution_id: str | None
     ) -> Any:
-        from .workflow import serve_child
-
         data = definition.encode_input(params)
         check_size(data, limit=self.max_payload, workflow=definition.name, side="input")
         self._children += 1

@@ -29,7 +29,8 @@ from .. import settings
 from ..definitions import ActivityDefinition, WorkflowDefinition, decorated_activities
 from . import TASK_QUEUE
 from .activities import temporal_activity
-from .workflow import WfrunWorkflow, serve
+from .registry import serve
+from .workflow import WfrunWorkflow
 
 #: How long a stopping worker lets its activities in flight finish, by default.
 DRAIN: float = 10.0

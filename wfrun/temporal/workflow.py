@@ -10,34 +10,13 @@ queue, so that workers of one process on different queues keep apart) and hands 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Final
+from collections.abc import Sequence
 
 from temporalio import workflow
 from temporalio.common import RawValue
 
-from ..definitions import WorkflowDefinition
+from .registry import lookup, served
 from .runtime import TemporalRuntime
-
-#: What each task queue served from this process runs: workflow name → (definition, limit).
-_served: Final[dict[str, dict[str, tuple[WorkflowDefinition, int]]]] = {}
-
-
-def serve(task_queue: str, definitions: Iterable[WorkflowDefinition], max_payload: int) -> None:
-    """Make `WfrunWorkflow` run ``definitions`` for workflows on ``task_queue``."""
-    served = _served.setdefault(task_queue, {})
-    for definition in definitions:
-        served[definition.name] = (definition, max_payload)
-
-
-def serve_child(task_queue: str, definition: WorkflowDefinition, max_payload: int) -> None:
-    """A child's workflow, met in its parent's code: this worker can serve it too."""
-    _served.setdefault(task_queue, {}).setdefault(definition.name, (definition, max_payload))
-
-
-def served(task_queue: str) -> list[str]:
-    """The names of the workflows served on ``task_queue``."""
-    return sorted(_served.get(task_queue, {}))
 
 
 @workflow.defn(dynamic=True)
@@ -46,7 +25,7 @@ class WfrunWorkflow:
 
     def __init__(self) -> None:
         info = workflow.info()
-        entry = _served.get(info.task_queue, {}).get(info.workflow_type)
+        entry = lookup(info.task_queue, info.workflow_type)
         if entry is None:
             # A bug of deployment, not of the run: the task fails and is retried, so a worker
             # that serves the type (or this one, once restarted with it) carries the run on.
