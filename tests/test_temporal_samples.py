@@ -12,6 +12,7 @@ define an activity named ``charge``, and a task queue knows one activity per nam
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from typing import Any
 
 import orjson
 import pytest
+
+from wfrun.cli.help import EXAMPLES
 
 from conftest import ROOT, cli, spawn_wfrun, wait_until
 
@@ -41,7 +44,8 @@ class Sample:
     signal: tuple[str, str] | None = None
     #: Result fields that legitimately differ between two runs (timings).
     varying: tuple[str, ...] = ()
-    queue: str = "samples"
+    #: `wfrun worker`'s default task queue: the examples of ``--help`` need no --task-queue.
+    queue: str = "wfrun"
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -184,7 +188,7 @@ def test_the_sample_gives_the_same_result_on_temporal_as_locally(
 def test_a_samples_run_on_temporal_replays_against_its_code(workers: str) -> None:
     target = str(SAMPLES / "user_report.py:UserReportWorkflow")
     on = ("--temporal", workers)
-    args = ("--arg", "user_id=42", "--task-queue", "samples")
+    args = ("--arg", "user_id=42", "--task-queue", "wfrun")
     started = cli("start", target, *args, "--run-id", "replayed", *on)
     assert started.exit_code == 0, started.stderr
     replayed = cli("replay", "replayed", "--target", target, *on)
@@ -197,7 +201,7 @@ def test_a_samples_run_on_temporal_does_not_replay_against_changed_code(
 ) -> None:
     target = str(SAMPLES / "user_report.py:UserReportWorkflow")
     on = ("--temporal", workers)
-    args = ("--arg", "user_id=42", "--task-queue", "samples")
+    args = ("--arg", "user_id=42", "--task-queue", "wfrun")
     assert cli("start", target, *args, "--run-id", "changed", *on).exit_code == 0
     source = (SAMPLES / "user_report.py").read_text()
     changed = tmp_path / "user_report.py"  # one more activity call before the others
@@ -213,3 +217,15 @@ def test_a_samples_run_on_temporal_does_not_replay_against_changed_code(
     assert replayed.exit_code == 3
     assert "run changed does not replay against 'user_report' as it is today" in replayed.stderr
     assert "Nondeterminism" in replayed.stderr
+
+
+def test_the_temporal_examples_of_help_run_one_after_another(
+    workers: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """start (served by the workers), then history, show and replay of that run."""
+    monkeypatch.chdir(ROOT)  # where samples/ is, as the examples say
+    for command in ("start", "history", "show", "replay"):
+        [line] = [line for line in EXAMPLES[command].splitlines() if "--temporal" in line]
+        words = shlex.split(line.split("   (")[0].replace("127.0.0.1:7233", workers))
+        result = cli(*words[1:])
+        assert result.exit_code == 0, (line, result.output)
