@@ -417,3 +417,26 @@ def test_ctrl_c_stops_waiting_and_says_the_run_goes_on_on_the_cluster(cluster: s
     assert "run left goes on on the cluster" in err
     assert "wfrun resume" not in err
     assert on(cluster, "show", "left").exit_code == 0  # there it is, still open
+
+
+def test_a_namespace_the_cluster_does_not_have_is_a_usage_error(cluster: str) -> None:
+    result = on(cluster, "show", "any-run", "--namespace", "no-such-namespace")
+    assert result.exit_code == 2
+    assert "Namespace no-such-namespace is not found" in result.stderr
+
+
+def test_history_follow_prints_events_as_the_cluster_records_them_to_the_end(
+    cluster: str,
+) -> None:
+    process = waiting_run(cluster, "followed")
+    follower = spawn_wfrun("history", "followed", "--follow", "--temporal", cluster)
+    assert follower.stdout is not None
+    assert follower.stdout.readline().startswith("id\tts\ttype")  # it reads the run
+    assert on(cluster, "signal", "followed", "approve", '{"approver": "ada"}').exit_code == 0
+    out, err = follower.communicate(timeout=60)
+    assert follower.returncode == 0, err
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert [row[2] for row in rows].count("WorkflowStarted") == 1  # each event once
+    assert rows[-1][2] == "WorkflowCompleted"
+    assert "SignalReceived" in [row[2] for row in rows]
+    process.communicate(timeout=60)

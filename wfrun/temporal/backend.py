@@ -549,6 +549,11 @@ def _rpc_errors(run_id: str, location: str) -> Iterator[None]:
     try:
         yield
     except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND and _namespace_missing(exc):
+            raise UsageError(
+                f"{location}: {exc.message} (create it with `temporal operator namespace "
+                "create`, or give another --namespace)"
+            ) from None
         if exc.status == RPCStatusCode.NOT_FOUND:
             if "already completed" in exc.message:
                 raise UsageError(f"run {run_id} has ended: {exc.message}") from None
@@ -556,6 +561,11 @@ def _rpc_errors(run_id: str, location: str) -> Iterator[None]:
         if exc.status == RPCStatusCode.INVALID_ARGUMENT:
             raise UsageError(f"Temporal refused it: {exc.message}") from None
         raise
+
+
+def _namespace_missing(exc: RPCError) -> bool:
+    details = exc.grpc_status.details
+    return any(d.type_url.endswith(".NamespaceNotFoundFailure") for d in details)
 
 
 async def _first_started(client: Client, run_id: str) -> HistoryEvent:
