@@ -9,7 +9,8 @@ whatever wfrun's own worker does. The same workflows, written for wfrun, are in
 
 - ``greet`` ({"name"}): calls activity ``hello`` ({"name"}), returns its answer.
 - ``approval`` ({"amount"}): waits for signal ``approve`` ({"approver"}); query ``status``;
-  update ``raise_limit`` ({"limit"}) returns the new limit, refuses a negative one.
+  update ``raise_limit`` ({"limit"}) returns the new limit; its validator refuses a negative
+  one, its handler fails over 1000.
 - ``broken`` ({}): raises a bug (KeyError): its workflow task fails, the run stays open.
 - ``refused`` ({"reason"}): fails with an application error.
 - ``slow`` ({}): waits an hour on a timer, or until cancelled.
@@ -96,7 +97,10 @@ class AnyWorkflow:
             raise ValueError("a limit is never negative")
 
     def raise_limit(self, arguments: RawValue) -> RawValue:
-        self.limit = _value(arguments)["limit"]
+        limit = _value(arguments)["limit"]
+        if limit > 1000:  # accepted, then failed by the handler itself
+            raise ApplicationError("over the approver's authority", type="TooHigh")
+        self.limit = limit
         return _raw(self.limit)
 
 

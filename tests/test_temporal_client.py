@@ -74,6 +74,24 @@ def eventually(check: Callable[[], bool], what: str) -> None:
     pytest.fail(f"never happened: {what}")
 
 
+def open_run(cluster: str, run_id: str) -> None:
+    """An approval run waiting for its signal, started by Temporal's own CLI (quicker than a
+    Python process, and another client keeping the contract): for the tests of what is sent
+    to a run, whoever started it."""
+    from temporal_server import temporal_binary
+
+    binary = temporal_binary()
+    assert binary is not None
+    subprocess.run(
+        [
+            binary, "workflow", "start", "--type", "approval", "--task-queue", QUEUE,
+            "--workflow-id", run_id, "--input", '{"amount": 420}', "--address", cluster,
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+
+
 def test_start_prints_the_result_and_exits_0(cluster: str) -> None:
     result = start(cluster, "greet", "--arg", "name=Ada")
     assert result.exit_code == 0, result.stderr
@@ -193,81 +211,57 @@ def test_a_signal_reaches_a_waiting_run_which_ends_with_its_result(cluster: str)
 
 
 def test_a_signal_is_checked_against_the_target_before_it_is_sent(cluster: str) -> None:
-    process = waiting_run(cluster, "checked")
-    try:
-        bad = on(
-            cluster,
-            "signal",
-            "checked",
-            "approve",
-            '{"who": "ada"}',
-            "--target",
-            f"{FLOWS}:approval",
-        )
-        assert bad.exit_code == 2
-        assert "has no parameter 'who'; it takes: approver" in bad.stderr
-        assert orjson.loads(on(cluster, "query", "checked", "status").stdout) == "waiting"
-    finally:
-        process.kill()
-        process.wait()
+    open_run(cluster, "checked")
+    code = ("--target", f"{FLOWS}:approval")
+    bad = on(cluster, "signal", "checked", "approve", '{"who": "ada"}', *code)
+    assert bad.exit_code == 2
+    assert "has no parameter 'who'; it takes: approver" in bad.stderr
+    assert orjson.loads(on(cluster, "query", "checked", "status").stdout) == "waiting"
 
 
 def test_a_query_answers_from_the_live_run(cluster: str) -> None:
-    process = waiting_run(cluster, "asked")
-    try:
-        answer = on(cluster, "query", "asked", "status")
-        assert answer.exit_code == 0, answer.stderr
-        assert orjson.loads(answer.stdout) == "waiting"
-    finally:
-        process.kill()
-        process.wait()
+    open_run(cluster, "asked")
+    answer = on(cluster, "query", "asked", "status")
+    assert answer.exit_code == 0, answer.stderr
+    assert orjson.loads(answer.stdout) == "waiting"
 
 
 def test_an_unknown_query_is_refused_naming_the_ones_the_target_defines(cluster: str) -> None:
-    process = waiting_run(cluster, "unknown-query")
-    try:
-        refused = on(cluster, "query", "unknown-query", "stauts", "--target", f"{FLOWS}:approval")
-        assert refused.exit_code == 2
-        assert "workflow 'approval' has no query 'stauts'; it defines 'status'" in refused.stderr
-    finally:
-        process.kill()
-        process.wait()
+    open_run(cluster, "unknown-query")
+    refused = on(cluster, "query", "unknown-query", "stauts", "--target", f"{FLOWS}:approval")
+    assert refused.exit_code == 2
+    assert "workflow 'approval' has no query 'stauts'; it defines 'status'" in refused.stderr
 
 
 def test_an_unknown_query_without_target_reaches_the_user_as_the_worker_refused_it(
     cluster: str,
 ) -> None:
-    process = waiting_run(cluster, "unknown-query-2")
-    try:
-        refused = on(cluster, "query", "unknown-query-2", "stauts")
-        assert refused.exit_code == 2
-        assert "query 'stauts' of run unknown-query-2 failed" in refused.stderr
-        assert "status" in refused.stderr  # the worker names the queries it knows
-    finally:
-        process.kill()
-        process.wait()
+    open_run(cluster, "unknown-query-2")
+    refused = on(cluster, "query", "unknown-query-2", "stauts")
+    assert refused.exit_code == 2
+    assert "query 'stauts' of run unknown-query-2 failed" in refused.stderr
+    assert "status" in refused.stderr  # the worker names the queries it knows
 
 
 def test_an_update_prints_its_handlers_answer(cluster: str) -> None:
-    process = waiting_run(cluster, "updated")
-    try:
-        answer = on(cluster, "update", "updated", "raise_limit", '{"limit": 250}')
-        assert answer.exit_code == 0, answer.stderr
-        assert orjson.loads(answer.stdout) == 250
-    finally:
-        process.kill()
-        process.wait()
+    open_run(cluster, "updated")
+    answer = on(cluster, "update", "updated", "raise_limit", '{"limit": 250}')
+    assert answer.exit_code == 0, answer.stderr
+    assert orjson.loads(answer.stdout) == 250
 
 
 def test_an_update_its_validator_refuses_exits_1_saying_why(cluster: str) -> None:
-    process = waiting_run(cluster, "refused-update")
-    try:
-        answer = on(cluster, "update", "refused-update", "raise_limit", '{"limit": -1}')
-        assert answer.exit_code == 1
-        assert "a limit is never negative" in answer.stderr
-    finally:
-        process.kill()
-        process.wait()
+    open_run(cluster, "refused-update")
+    answer = on(cluster, "update", "refused-update", "raise_limit", '{"limit": -1}')
+    assert answer.exit_code == 1
+    assert "update raise_limit refused: ValueError: a limit is never negative" in answer.stderr
+
+
+def test_an_update_its_handler_fails_exits_1_saying_it_failed(cluster: str) -> None:
+    open_run(cluster, "failed-update")
+    answer = on(cluster, "update", "failed-update", "raise_limit", '{"limit": 5000}')
+    assert answer.exit_code == 1
+    assert "update raise_limit failed: TooHigh: over the approver's authority" in answer.stderr
 
 
 def test_cancel_ends_a_waiting_run_canceled_with_its_reason(cluster: str) -> None:

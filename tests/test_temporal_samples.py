@@ -229,3 +229,47 @@ def test_the_temporal_examples_of_help_run_one_after_another(
         words = shlex.split(line.split("   (")[0].replace("127.0.0.1:7233", workers))
         result = cli(*words[1:])
         assert result.exit_code == 0, (line, result.output)
+
+
+def history_on(cluster: str, run_id: str) -> list[dict[str, Any]]:
+    result = cli("history", run_id, "--json", "--temporal", cluster)
+    assert result.exit_code == 0, result.stderr
+    return [orjson.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_a_parents_history_on_temporal_shows_its_children(workers: str) -> None:
+    target = str(SAMPLES / "photo_batch.py:PhotoBatch")
+    args = ("--input", '{"photos": ["cat.jpg", "dog.jpg"]}', "--run-id", "batch-history")
+    assert cli("start", target, *args, "--temporal", workers).exit_code == 0
+    events = history_on(workers, "batch-history")
+    started = [e for e in events if e["type"] == "ChildWorkflowStarted"]
+    completed = [e for e in events if e["type"] == "ChildWorkflowCompleted"]
+    assert [e["workflow"] for e in started] == ["photo", "photo"]
+    assert sorted(e["seq"] for e in completed) == sorted(e["seq"] for e in started)
+    assert {e["run_id"] for e in completed} == {e["run_id"] for e in started}
+    summary = orjson.loads(cli("show", "batch-history", "--json", "--temporal", workers).stdout)
+    assert len(summary["children"]) == 2
+
+
+def test_an_activity_past_its_timeout_on_temporal_shows_as_timed_out(workers: str) -> None:
+    target = str(SAMPLES / "hung_call.py:HungCallWorkflow")
+    args = ("--arg", "url=https://slow.example", "--run-id", "hung-history")
+    assert cli("start", target, *args, "--temporal", workers).exit_code == 1
+    [timed_out] = [
+        e for e in history_on(workers, "hung-history") if e["type"] == "ActivityTimedOut"
+    ]
+    assert (timed_out["timeout"], timed_out["limit"], timed_out["attempt"]) == (
+        "start_to_close",
+        1.0,
+        2,  # Temporal retried the first attempt on the server, and records the last
+    )
+
+
+def test_a_run_that_continued_as_new_on_temporal_shows_its_last_run(workers: str) -> None:
+    target = str(SAMPLES / "inbox_poller.py:InboxPoller")
+    args = ("--arg", "rounds=3", "--arg", "per_run=1", "--arg", "pause=0", "--run-id", "chain")
+    assert cli("start", target, *args, "--temporal", workers).exit_code == 0
+    summary = orjson.loads(cli("show", "chain", "--json", "--temporal", workers).stdout)
+    assert (summary["status"], summary["result"]) == ("COMPLETED", 3)
+    assert summary["continues"] is not None  # the run before it, in the same chain
+    assert summary["input"]["cursor"] == 2

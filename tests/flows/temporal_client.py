@@ -42,8 +42,15 @@ class Approval:
 
     @workflows.workflow.update
     def raise_limit(self, limit: int) -> int:
+        if limit > 1000:
+            raise workflows.ApplicationError("over the approver's authority", type="TooHigh")
         self.limit = limit
         return limit
+
+    @raise_limit.validator
+    def check(self, limit: int) -> None:
+        if limit < 0:
+            raise ValueError("a limit is never negative")
 
 
 @workflows.workflow.define(name="broken")

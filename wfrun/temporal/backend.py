@@ -360,16 +360,22 @@ class TemporalBackend:
         data = self._message_input("update", name, payload)
         client = await self._client()
         handle = await self._handle(client, run_id, "no update can reach it any more")
+        update_id = secrets.token_hex(8)
         with _rpc_errors(run_id, self.location):
             try:
-                answer = await handle.execute_update(name, raw(data), result_type=RawValue)
+                answer = await handle.execute_update(
+                    name, raw(data), id=update_id, result_type=RawValue
+                )
             except WorkflowUpdateFailedError as exc:
                 cause = exc.cause
                 failure = Failure(
                     str(getattr(cause, "type", None) or type(cause).__name__),
                     str(getattr(cause, "message", None) or cause),
                 )
-                return UpdateResult(run_id, error=failure)
+                # A validator's refusal leaves no trace in the history; a handler's failure
+                # follows its acceptance there.
+                accepted = await _update_accepted(handle, update_id)
+                return UpdateResult(run_id, error=failure, rejected=not accepted)
         return UpdateResult(run_id, result=payload_value(answer.payload))
 
     def query(self, run_id: str, name: str, payload: Mapping[str, Any] | None = None) -> Any:
@@ -561,6 +567,15 @@ def _rpc_errors(run_id: str, location: str) -> Iterator[None]:
         if exc.status == RPCStatusCode.INVALID_ARGUMENT:
             raise UsageError(f"Temporal refused it: {exc.message}") from None
         raise
+
+
+async def _update_accepted(handle: WorkflowHandle[Any, Any], update_id: str) -> bool:
+    async for proto in handle.fetch_history_events():
+        if proto.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            request = proto.workflow_execution_update_accepted_event_attributes.accepted_request
+            if request.meta.update_id == update_id:
+                return True
+    return False
 
 
 def _namespace_missing(exc: RPCError) -> bool:

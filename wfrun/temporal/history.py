@@ -18,9 +18,8 @@ renderer escapes them), and payloads are decoded as JSON, never unpickled or imp
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import orjson
@@ -403,16 +402,8 @@ class Converter:
 
 
 def _utc(moment: datetime) -> datetime:
-    from datetime import UTC
-
+    """Temporal's times are UTC, handed over without their zone."""
     return moment.replace(tzinfo=UTC)
-
-
-def convert_all(workflow_id: str, events: Iterable[HistoryEvent]) -> Iterator[Event]:
-    """Every event of one run, converted in order."""
-    converter = Converter(workflow_id)
-    for event in events:
-        yield converter.convert(event)
 
 
 def event_json(event: Event) -> bytes:
