@@ -28,7 +28,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType, TaskQueueType
@@ -46,9 +46,7 @@ from temporalio.client import (
 )
 from temporalio.common import RawValue, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import WorkflowReplayResult
 
 from .. import settings
 from .._version import __version__
@@ -86,6 +84,12 @@ from ..runs import (
 )
 from . import NAMESPACE, TASK_QUEUE
 from .history import TARGET_MEMO, VERSION_MEMO, Converter, event_json, is_bug, payload_value
+
+if TYPE_CHECKING:
+    # Imported where a replay needs them: a worker's machinery costs every other command
+    # its import time.
+    from temporalio.runtime import Runtime
+    from temporalio.worker import WorkflowReplayResult
 
 T = TypeVar("T")
 
@@ -666,6 +670,8 @@ async def _replay(
 
 def _quiet_runtime() -> Runtime:
     """A Temporal runtime whose core logs only errors (one per process: each has threads)."""
+    from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+
     global _QUIET
     if _QUIET is None:
         _QUIET = Runtime(
