@@ -434,3 +434,29 @@ def test_history_follow_prints_events_as_the_cluster_records_them_to_the_end(
     assert rows[-1][2] == "WorkflowCompleted"
     assert "SignalReceived" in [row[2] for row in rows]
     process.communicate(timeout=60)
+
+
+def test_names_and_payloads_from_the_cluster_are_printed_as_text(cluster: str) -> None:
+    # Whoever can start runs on the cluster writes these: no escape sequence from there may
+    # reach a terminal as such, nor rich markup act.
+    from temporal_server import temporal_binary
+
+    binary = temporal_binary()
+    assert binary is not None
+    hostile = "evil\x1b[2J[bold]"
+    subprocess.run(
+        [
+            binary, "workflow", "start", "--type", hostile, "--task-queue", "nobody-hostile",
+            "--workflow-id", "hostile", "--input", '{"note": "\\u001b]0;owned\\u0007"}',
+            "--address", cluster,
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    for command in (["history", "hostile"], ["show", "hostile"], ["list"]):
+        result = on(cluster, *command)
+        assert result.exit_code == 0, result.stderr
+        assert "\x1b" not in result.stdout
+        assert "\x07" not in result.stdout
+        if command[0] != "list":
+            assert "evil\\x1b[2J[bold]" in result.stdout  # shown, escaped, markup as written
