@@ -9,6 +9,7 @@ module, on a task queue of its own.
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -20,7 +21,16 @@ import orjson
 import pytest
 from typer.testing import Result
 
-from conftest import TESTS, cli, run_wfrun, spawn_wfrun, wait_for_file, wait_until, wf
+from conftest import (
+    TESTS,
+    cli,
+    run_wfrun,
+    spawn_wfrun,
+    through_a_pty,
+    wait_for_file,
+    wait_until,
+    wf,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -460,3 +470,25 @@ def test_names_and_payloads_from_the_cluster_are_printed_as_text(cluster: str) -
         assert "\x07" not in result.stdout
         if command[0] != "list":
             assert "evil\\x1b[2J[bold]" in result.stdout  # shown, escaped, markup as written
+
+
+def test_start_on_a_terminal_shows_the_runs_steps_live(cluster: str) -> None:
+    code, output = through_a_pty(
+        ["start", f"{FLOWS}:greet", "--arg", "name=Ada", "--run-id", "on-a-terminal",
+         "--task-queue", QUEUE, "--temporal", cluster],
+    )  # fmt: skip
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode())  # the styles
+    assert code == 0, shown
+    assert "greet run on-a-terminal" in shown  # the live view's header
+    assert "hello#" in shown  # its activity, from the converted events
+    assert "run on-a-terminal completed" in shown
+
+
+def test_history_on_a_terminal_is_the_local_table(cluster: str) -> None:
+    assert start(cluster, "greet", "--arg", "name=Ada", "--run-id", "table").exit_code == 0
+    code, output = through_a_pty(["history", "table", "--temporal", cluster], columns=80)
+    lines = output.decode().splitlines()
+    assert code == 0
+    assert lines[0].startswith("greet · run table · ")
+    assert all(len(line.rstrip()) <= 80 for line in lines if "\x1b" not in line)
+    assert any("ActivityCompleted" in line and "hello#" in line for line in lines)
