@@ -29,7 +29,6 @@ from pathlib import Path
 import wfrun as workflows
 
 BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
 
 
 @workflows.activity
