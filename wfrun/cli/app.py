@@ -12,8 +12,9 @@ Exit codes (the same for start, resume and ``resume --all``):
     75  waiting: resume it later                    130 interrupted: ``wfrun resume`` continues it
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: typer reads every command's annotations each
+# time the command line is built (once per process, once per CliRunner call), and string
+# annotations cost it a compile and an eval per parameter, most of building it.
 import asyncio
 import contextlib
 import functools
