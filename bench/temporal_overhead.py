@@ -71,7 +71,7 @@ async def w1(address: str, steps: int, repeat: int) -> dict[str, list[float]]:
 
     from wfrun.definitions import require_workflow_definition
     from wfrun.payload import encode
-    from wfrun.temporal.activities import payload
+    from wfrun.temporal.converter import payload
     from wfrun.temporal.worker import build_worker
 
     client = await connected(address)
@@ -167,7 +167,7 @@ def cold_start(address: str, repeat: int) -> dict[str, list[float]]:
 async def _start_empty(address: str, queue: str) -> Any:
     from temporalio.common import RawValue
 
-    from wfrun.temporal.activities import payload
+    from wfrun.temporal.converter import payload
 
     client = await connected(address)
     return await client.start_workflow(

@@ -20,8 +20,8 @@ from temporalio.common import RawValue
 
 from wfrun.definitions import WorkflowDefinition
 from wfrun.payload import encode, loads
-from wfrun.temporal.activities import payload
 from wfrun.temporal.connect import connect
+from wfrun.temporal.converter import payload
 from wfrun.temporal.worker import build_worker
 
 T = TypeVar("T")

@@ -3,6 +3,7 @@ Temporal behaves as it does locally (SPEC section 5)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -174,7 +175,7 @@ def test_the_next_attempt_reads_the_last_heartbeat_details(
 
 
 def test_signals_queries_and_an_update_reach_their_handlers(worker: InProcessWorker) -> None:
-    from wfrun.temporal.activities import payload
+    from wfrun.temporal.converter import payload
 
     handle = worker.start("t_messages")
     worker.run(lambda: handle.signal("add", payload(b'{"item": "apple"}')))
@@ -191,7 +192,7 @@ def test_signals_queries_and_an_update_reach_their_handlers(worker: InProcessWor
 def test_an_update_its_validator_refuses_fails_with_the_validators_message(
     worker: InProcessWorker,
 ) -> None:
-    from wfrun.temporal.activities import payload
+    from wfrun.temporal.converter import payload
 
     handle = worker.start("t_messages")
     with pytest.raises(WorkflowUpdateFailedError) as caught:
@@ -203,7 +204,7 @@ def test_an_update_its_validator_refuses_fails_with_the_validators_message(
 def test_a_query_the_workflow_does_not_define_names_the_ones_it_does(
     worker: InProcessWorker,
 ) -> None:
-    from wfrun.temporal.activities import payload
+    from wfrun.temporal.converter import payload
 
     handle = worker.start("t_messages")
     with pytest.raises(WorkflowQueryFailedError, match="it defines 'status'"):
@@ -212,7 +213,7 @@ def test_a_query_the_workflow_does_not_define_names_the_ones_it_does(
 
 
 def test_an_input_sent_before_the_workflow_waits_for_it_is_kept(worker: InProcessWorker) -> None:
-    from wfrun.temporal.activities import payload
+    from wfrun.temporal.converter import payload
 
     handle = worker.start("t_messages")
     worker.run(lambda: handle.signal("approval", payload(b'{"approver": "bob"}')))
@@ -267,7 +268,7 @@ def test_an_activity_input_over_the_limit_fails_the_call_before_it_is_scheduled(
 def test_an_update_the_workflow_does_not_define_is_refused_naming_the_ones_it_does(
     worker: InProcessWorker,
 ) -> None:
-    from wfrun.temporal.activities import payload
+    from wfrun.temporal.converter import payload
 
     handle = worker.start("t_messages")
     with pytest.raises(WorkflowUpdateFailedError) as caught:
@@ -302,3 +303,40 @@ def test_a_child_past_its_execution_timeout_ends_timed_out(worker: InProcessWork
     assert worker.result(handle).startswith(
         f"child run {handle.id}-child-1 of workflow 't_slow_child' ended TIMED_OUT"
     )
+
+
+def test_a_query_lists_the_inputs_the_run_waits_for_with_their_schemas(
+    worker: InProcessWorker,
+) -> None:
+    from wfrun.temporal.converter import payload
+    from wfrun.temporal.runtime import PENDING_INPUTS
+
+    handle = worker.start("t_messages")
+    assert worker.run(lambda: handle.query(PENDING_INPUTS, payload(b"{}"))) == {}
+    worker.run(lambda: handle.signal("finish", payload(b"{}")))
+
+    async def pending() -> dict:
+        for _ in range(600):  # until the run reached its wait_for_input
+            found = await handle.query(PENDING_INPUTS, payload(b"{}"))
+            if found:
+                return found
+            await asyncio.sleep(0.05)
+        return {}
+
+    found = worker.run(pending)
+    assert list(found) == ["approval"]
+    assert found["approval"]["required"] == ["approver"]
+    worker.run(lambda: handle.terminate("test over"))
+
+
+def test_a_signal_whose_arguments_do_not_fit_is_dropped_and_the_run_goes_on(
+    worker: InProcessWorker,
+) -> None:
+    from wfrun.temporal.converter import payload
+
+    handle = worker.start("t_messages")
+    worker.run(lambda: handle.signal("add", payload(b'{"item": [1, 2]}')))
+    worker.run(lambda: handle.signal("add", payload(b'{"item": "kept"}')))
+    worker.run(lambda: handle.signal("finish", payload(b"{}")))
+    worker.run(lambda: handle.signal("approval", payload(b'{"approver": "ada"}')))
+    assert worker.result(handle)["items"] == ["kept"]

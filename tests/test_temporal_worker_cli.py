@@ -15,8 +15,8 @@ pytest.importorskip("temporalio", reason="the Temporal extra is not installed")
 from temporalio.common import RawValue
 
 from wfrun.payload import encode, loads
-from wfrun.temporal.activities import payload
 from wfrun.temporal.connect import connect
+from wfrun.temporal.converter import payload
 
 from conftest import attempts, hold, kill_after_marker, release, run_wfrun, spawn_wfrun, wf
 

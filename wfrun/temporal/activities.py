@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio import activity
-from temporalio.api.common.v1 import Payload
 from temporalio.common import RawValue
 
 from ..definitions import ActivityDefinition
@@ -23,13 +22,8 @@ from ..errors import Failure, WfrunError
 from ..local.attempts import Heartbeats, run_attempt
 from ..payload import loads
 from ..runtime import ActivityInfo
-from .converter import JSON_ENCODING
+from .converter import payload
 from .failures import to_temporal
-
-
-def payload(data: bytes) -> RawValue:
-    """Encoded JSON as the one Temporal payload it travels in."""
-    return RawValue(Payload(metadata={"encoding": JSON_ENCODING}, data=data))
 
 
 class _ForwardedHeartbeats(Heartbeats):

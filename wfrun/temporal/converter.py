@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from pydantic import TypeAdapter
 from temporalio.api.common.v1 import Payload
+from temporalio.common import RawValue
 from temporalio.converter import (
     BinaryNullPayloadConverter,
     BinaryPlainPayloadConverter,
@@ -64,3 +65,9 @@ class WfrunPayloadConverter(CompositePayloadConverter):
 
 #: What a wfrun client and worker pass to ``Client.connect(data_converter=...)``.
 data_converter: Final = DataConverter(payload_converter_class=WfrunPayloadConverter)
+
+
+def payload(data: bytes) -> RawValue:
+    """Bytes already in wfrun's encoding (an input, a result) as the one Temporal payload they
+    travel in, untouched by any converter: ``client.start_workflow(name, payload(data), ...)``."""
+    return RawValue(Payload(metadata={"encoding": JSON_ENCODING}, data=data))

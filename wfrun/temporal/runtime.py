@@ -20,7 +20,7 @@ import random as _random
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from temporalio import exceptions as temporal
 from temporalio import workflow
@@ -46,7 +46,7 @@ from ..payload import (
     result_advice,
 )
 from ..runtime import WorkflowInfo, set_workflow_runtime
-from .activities import payload
+from .converter import payload
 from .failures import activity_error, child_error
 from .registry import serve_child
 
@@ -56,6 +56,8 @@ if TYPE_CHECKING:
     from ..definitions import ActivityDefinition, WorkflowDefinition
     from ..policy import ActivityOptions
 
+#: The query that lists the inputs a run waits for (`TemporalRuntime.query`).
+PENDING_INPUTS: Final = "__wfrun_pending_inputs"
 #: Temporal reads an initial interval of zero as "the default" (1 s): the shortest it honours.
 _SHORTEST = timedelta(milliseconds=1)
 
@@ -103,9 +105,25 @@ class TemporalRuntime:
         if handler is None:
             # An input's answer, whether the code waits for it yet or not (a signal can
             # arrive before the code reaches its wait_for_input).
+            if name not in self._inputs:
+                defined = sorted(n for kind, n in self.definition.handlers if kind == "signal")
+                workflow.logger.warning(
+                    "workflow %r has no signal %r (it defines %s) and waits for no input of "
+                    "that label: kept, as the answer to such an input should it ask for one",
+                    self.definition.name,
+                    name,
+                    ", ".join(repr(n) for n in defined) or "no signals",
+                )
             self._answers.setdefault(name, data)
             return
-        args, kwargs = handler.signature.call_arguments(handler.signature.decode_input(data))
+        try:
+            values = handler.signature.decode_input(data)
+        except InputError as exc:
+            # Refused here, not raised: a signal stays in the history, and an error would
+            # fail every replay of it. (wfrun's client refuses such a signal before sending.)
+            workflow.logger.warning("signal %r refused: %s", name, exc)
+            return
+        args, kwargs = handler.signature.call_arguments(values)
         method = handler.fn.__get__(self._object)
         try:
             result = method(*args, **kwargs)
@@ -120,8 +138,15 @@ class TemporalRuntime:
             raise
 
     def query(self, name: str, arguments: Sequence[RawValue]) -> RawValue:
-        """Answer a query from the workflow object's state; nothing runs."""
+        """Answer a query from the workflow object's state; nothing runs.
+
+        `PENDING_INPUTS` is wfrun's own: the inputs the run waits for, by label, each with its
+        schema's JSON schema (what a client shows or asks a person for).
+        """
         set_workflow_runtime(self)
+        if name == PENDING_INPUTS:
+            pending = {label: schema.model_json_schema() for label, schema in self._inputs.items()}
+            return payload(encode(pending, subject="the pending inputs"))
         handler = self.definition.handler("query", name)
         data = arguments[0].payload.data if arguments else b"{}"
         args, kwargs = handler.signature.call_arguments(handler.signature.decode_input(data))
