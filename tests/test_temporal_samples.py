@@ -273,3 +273,18 @@ def test_a_run_that_continued_as_new_on_temporal_shows_its_last_run(workers: str
     assert (summary["status"], summary["result"]) == ("COMPLETED", 3)
     assert summary["continues"] is not None  # the run before it, in the same chain
     assert summary["input"]["cursor"] == 2
+
+
+def test_a_signal_naming_no_input_the_run_waits_for_is_refused_with_target(workers: str) -> None:
+    target = str(SAMPLES / "shipping_form.py:ShipGift")
+    on = ("--temporal", workers)
+    process = spawn_wfrun("start", target, "--arg", "gift=kettle", "--run-id", "misnamed", *on)
+    wait_until(process, lambda: cli("show", "misnamed", *on).exit_code == 0, "the run")
+    try:
+        sent = cli("signal", "misnamed", "adress", '{"name": "Ada"}', "--target", target, *on)
+        assert sent.exit_code == 2
+        assert "has no signal 'adress'" in sent.stderr
+        assert "waits for input 'address'" in sent.stderr
+    finally:
+        process.kill()
+        process.wait()

@@ -27,6 +27,7 @@ import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -106,6 +107,9 @@ STATUSES: Final = {
     WorkflowExecutionStatus.CONTINUED_AS_NEW: RunStatus.CONTINUED_AS_NEW,
     WorkflowExecutionStatus.TIMED_OUT: RunStatus.TIMED_OUT,
 }
+
+#: How long ``signal --target`` waits for a run to say which inputs it waits for.
+LABEL_CHECK_TIMEOUT: Final = timedelta(seconds=5)
 
 #: What ``start`` says of a BLOCKED run, instead of local's "then `wfrun resume`".
 BLOCKED_HINT: Final = (
@@ -331,10 +335,36 @@ class TemporalBackend:
         data = self._message_input("signal", name, payload)
         client = await self._client()
         handle = await self._handle(client, run_id, "no signal can reach it any more")
+        if self.code is not None and ("signal", name) not in self.code.handlers:
+            await self._check_input_label(handle, name)
         with _rpc_errors(run_id, self.location):
             await handle.signal(name, raw(data))
         # Recorded in the run's history when the server acknowledges it: durable there.
         return SignalSent(run_id, secrets.token_hex(8), recorded=True)
+
+    async def _check_input_label(self, handle: WorkflowHandle[Any, Any], name: str) -> None:
+        """A signal that is no handler of the code given must answer an input the run waits
+        for (`wait_for_input`): the run says which it waits for (a query its worker answers).
+        Refused as locally when it is none of them; sent as it is when no worker answers soon
+        (a signal is durable on the cluster, and waits for one)."""
+        from .runtime import PENDING_INPUTS  # the worker's side: imported when needed
+
+        assert self.code is not None
+        try:
+            answer = await handle.query(
+                PENDING_INPUTS, result_type=RawValue, rpc_timeout=LABEL_CHECK_TIMEOUT
+            )
+            pending = payload_value(answer.payload)
+        except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+            return
+        if not isinstance(pending, dict) or name in pending:
+            return
+        defined = sorted(n for kind, n in self.code.handlers if kind == "signal")
+        inputs = f", and waits for input {', '.join(map(repr, pending))}" if pending else ""
+        raise UsageError(
+            f"workflow {self.code.name!r} has no signal {name!r}; it defines "
+            f"{', '.join(map(repr, defined)) or 'no signals'}{inputs}"
+        )
 
     async def cancel(
         self,
