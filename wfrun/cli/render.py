@@ -637,8 +637,12 @@ def summarize(events: list[Event], status: RunStatus) -> dict[str, Any]:
         "traceback": last.error.get("traceback") if isinstance(last, WorkflowFailed) else None,
     }
     # The last block (on Temporal, the retried workflow task's events may follow it).
-    block = next((e for e in reversed(events) if isinstance(e, RunBlocked)), None)
-    if block is not None and status is RunStatus.BLOCKED:
+    block = (
+        next((e for e in reversed(events) if isinstance(e, RunBlocked)), None)
+        if status is RunStatus.BLOCKED
+        else None
+    )
+    if block is not None:
         blocked = Failure.from_record(block.error)
         summary["error"] = blocked.describe()
         summary["traceback"] = blocked.traceback
