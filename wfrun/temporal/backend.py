@@ -31,7 +31,6 @@ from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType, TaskQueueType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -83,7 +82,7 @@ from ..runs import (
     UpdateResult,
     new_run_id,
 )
-from . import NAMESPACE, TASK_QUEUE
+from . import NAMESPACE, TASK_QUEUE, converter
 from .history import TARGET_MEMO, VERSION_MEMO, Converter, event_json, is_bug, payload_value
 
 if TYPE_CHECKING:
@@ -94,7 +93,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-_JSON: Final = {"encoding": b"json/plain"}
 
 #: Temporal's statuses as wfrun's (a terminated run has no counterpart: it ended without a
 #: result, as a failed one did).
@@ -121,11 +119,6 @@ BLOCKED_HINT: Final = (
 def _warn(message: str) -> None:
     sys.stderr.write(f"wfrun: {message}\n")
     sys.stderr.flush()
-
-
-def raw(data: bytes) -> RawValue:
-    """Encoded JSON as the one payload Temporal carries, untouched by any converter."""
-    return RawValue(Payload(metadata=_JSON, data=data))
 
 
 class TemporalBackend:
@@ -209,7 +202,7 @@ class TemporalBackend:
             try:
                 await client.start_workflow(
                     definition.name,
-                    raw(input_data),
+                    converter.payload(input_data),
                     id=run_id,
                     task_queue=self.task_queue,
                     execution_timeout=definition.execution_timeout,
@@ -338,7 +331,7 @@ class TemporalBackend:
         if self.code is not None and ("signal", name) not in self.code.handlers:
             await self._check_input_label(handle, name)
         with _rpc_errors(run_id, self.location):
-            await handle.signal(name, raw(data))
+            await handle.signal(name, converter.payload(data))
         # Recorded in the run's history when the server acknowledges it: durable there.
         return SignalSent(run_id, secrets.token_hex(8), recorded=True)
 
@@ -398,7 +391,7 @@ class TemporalBackend:
         with _rpc_errors(run_id, self.location):
             try:
                 answer = await handle.execute_update(
-                    name, raw(data), id=update_id, result_type=RawValue
+                    name, converter.payload(data), id=update_id, result_type=RawValue
                 )
             except WorkflowUpdateFailedError as exc:
                 cause = exc.cause
@@ -422,7 +415,7 @@ class TemporalBackend:
                 if self.code is not None:
                     await self._handle_of_code(handle, run_id)
                 try:
-                    answer = await handle.query(name, raw(data), result_type=RawValue)
+                    answer = await handle.query(name, converter.payload(data), result_type=RawValue)
                 except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as exc:
                     raise UsageError(f"query {name!r} of run {run_id} failed: {exc}") from None
             return payload_value(answer.payload)
