@@ -117,6 +117,18 @@ def test_importing_wfrun_loads_no_engine_store_or_history_reader() -> None:
         assert f"'wfrun.local.{heavy}'" not in loaded
 
 
+def test_a_local_command_never_loads_temporalio(home: Path) -> None:
+    # temporalio is an optional dependency, and heavy: only --temporal commands load it.
+    probe = (
+        "import sys, wfrun; from typer.testing import CliRunner; from wfrun.cli import app; "
+        "CliRunner().invoke(app, ['list']); print('temporalio' in sys.modules)"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "False"
+
+
 def test_importing_wfrun_or_its_command_line_never_imports_temporalio() -> None:
     # The Temporal extra is optional and heavy: only `wfrun worker` and `--temporal` load it.
     probe = "import sys, wfrun, wfrun.cli; print('temporalio' in sys.modules)"

@@ -176,10 +176,41 @@ class Backend(Protocol):
         ...
 
 
-def open_backend(home: str | os.PathLike[str] | None = None) -> Backend:
-    """The backend that keeps the runs under ``home`` (else ``$WFRUN_HOME``, else ``./.wfrun``)."""
+def open_backend(
+    home: str | os.PathLike[str] | None = None,
+    *,
+    temporal: str | None = None,
+    namespace: str | None = None,
+    task_queue: str | None = None,
+    code: WorkflowDefinition | None = None,
+) -> Backend:
+    """The backend that keeps the runs under ``home`` (else ``$WFRUN_HOME``, else ``./.wfrun``).
+
+    With ``temporal`` (``HOST:PORT``), the Temporal cluster there instead (``pip install
+    'wfrun[temporal]'``), in ``namespace``, starting runs on ``task_queue``; ``code`` is the
+    workflow the user named to check messages against (see `wfrun.temporal.backend`).
+    """
+    if temporal is not None:
+        return _temporal_backend(temporal, namespace, task_queue, code)
     # Imported on first use: `import wfrun` (defining workflows, calling activities directly)
     # needs no engine, store or history reader, which are most of its import time.
     from .local.backend import LocalBackend
 
     return LocalBackend(home)
+
+
+def _temporal_backend(
+    address: str, namespace: str | None, task_queue: str | None, code: WorkflowDefinition | None
+) -> Backend:
+    # Imported only here: `import wfrun` never imports temporalio, an optional dependency.
+    try:
+        from .temporal.backend import TemporalBackend
+    except ImportError as exc:
+        if exc.name is None or not exc.name.startswith("temporalio"):
+            raise
+        from .errors import UsageError
+
+        raise UsageError(
+            "--temporal needs the Temporal extra: pip install 'wfrun[temporal]'"
+        ) from None
+    return TemporalBackend(address, namespace=namespace, task_queue=task_queue, code=code)

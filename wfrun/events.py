@@ -570,6 +570,19 @@ class MarkerRecorded(StepEvent):
     role: ClassVar[str] = COMMAND
 
 
+@dataclass(slots=True, kw_only=True)
+class ForeignEvent(Event):
+    """An event of another backend's history that has no counterpart here (a Temporal
+    workflow task, say), under that backend's own ``type`` name: shown, never skipped.
+
+    Never written to a history file, and so not among `EVENT_TYPES`: a file holding one is
+    damaged, as a file holding any unknown type is.
+    """
+
+    #: What the event says, as one line of text.
+    detail: str = ""
+
+
 EVENT_TYPES: Final[dict[str, type[Event]]] = {
     cls.__dataclass_fields__["type"].default: cls  # type: ignore[misc]
     for cls in (

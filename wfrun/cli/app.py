@@ -12,8 +12,9 @@ Exit codes (the same for start, resume and ``resume --all``):
     75  waiting: resume it later                    130 interrupted: ``wfrun resume`` continues it
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: typer reads every command's annotations each
+# time the command line is built (once per process, once per CliRunner call), and string
+# annotations cost it a compile and an eval per parameter, most of building it.
 import asyncio
 import contextlib
 import functools
@@ -160,6 +161,45 @@ PayloadArgument = Annotated[
     str | None,
     typer.Argument(metavar="JSON|@FILE", help="The handler's arguments by name."),
 ]
+TemporalOption = Annotated[
+    str | None,
+    typer.Option(
+        "--temporal",
+        metavar="HOST:PORT",
+        envvar="WFRUN_TEMPORAL",
+        help="Use the Temporal cluster there instead of the home (pip install 'wfrun[temporal]'; "
+        "TLS and API key from Temporal's TEMPORAL_* settings).",
+        show_default=False,
+    ),
+]
+NamespaceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--namespace",
+        metavar="NS",
+        help="With --temporal: the namespace (default: $TEMPORAL_NAMESPACE, else default).",
+        show_default=False,
+    ),
+]
+TaskQueueOption = Annotated[
+    str | None,
+    typer.Option(
+        "--task-queue",
+        metavar="QUEUE",
+        help="With --temporal: the task queue `wfrun worker` serves (default: wfrun).",
+        show_default=False,
+    ),
+]
+CodeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--target",
+        metavar="TARGET",
+        help="With --temporal: the workflow's code (module:Class or file.py:Class), to check "
+        "the message against before it is sent. Nothing named by the cluster is imported.",
+        show_default=False,
+    ),
+]
 #: How long a command waits in-process for the next timer before the run stops WAITING.
 DEFAULT_MAX_WAIT: Final = 60.0
 
@@ -190,6 +230,36 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _open(
+    home: Path | None,
+    temporal: str | None = None,
+    namespace: str | None = None,
+    task_queue: str | None = None,
+    target: str | None = None,
+) -> Backend:
+    """The backend a command names: the home, or the Temporal cluster of ``--temporal``."""
+    if temporal is None:
+        given = [
+            flag
+            for flag, value in (
+                ("--namespace", namespace),
+                ("--task-queue", task_queue),
+                ("--target", target),
+            )
+            if value is not None
+        ]
+        if given:
+            raise UsageError(f"{given[0]} goes with --temporal HOST:PORT (or $WFRUN_TEMPORAL)")
+        return open_backend(home)
+    code = None
+    if target is not None:
+        with user_output_to_stderr():  # what the module prints when imported
+            code = load(target)
+    return open_backend(
+        home, temporal=temporal, namespace=namespace, task_queue=task_queue, code=code
+    )
+
+
 def _warn(message: str) -> None:
     _stderr().print(f"[yellow]wfrun:[/] {_escape(message)}")
 
@@ -205,6 +275,7 @@ def _escape(text: str) -> str:
 @app.command(name="start", cls=Command, epilog=epilog("start"))
 @handle_errors
 def start(
+    ctx: typer.Context,
     target: Annotated[
         str,
         typer.Argument(
@@ -246,9 +317,14 @@ def start(
     json_output: JsonOption = False,
     quiet: QuietOption = False,
     max_wait: MaxWaitOption = DEFAULT_MAX_WAIT,
+    temporal: TemporalOption = None,
+    namespace: NamespaceOption = None,
+    task_queue: TaskQueueOption = None,
 ) -> None:
     """Start a run of a workflow and follow it to its end."""
-    backend = open_backend(home)
+    backend = _open(home, temporal, namespace, task_queue)
+    if temporal is not None and _given(ctx, "max_wait"):
+        _warn("--max-wait has no meaning on Temporal: workers carry the run on, this waits")
     if run_id is not None:  # "" too: an id given is never replaced by a generated one
         backend.validate_run_id(run_id)
     with user_output_to_stderr():  # what the module prints when imported
@@ -276,6 +352,7 @@ def start(
             run_id,
             view,
             form,
+            on_cluster=temporal is not None,
         )
     except PayloadError as exc:  # the workflow's own input: bad input, nothing ran
         raise InputError(str(exc)) from None
@@ -421,8 +498,11 @@ def _run(
     run_id: str,
     view: RunView | None,
     form: TerminalForm | None = None,
+    on_cluster: bool = False,
 ) -> T:
-    """Run ``work``; SIGINT and SIGTERM cancel it cleanly and exit 130."""
+    """Run ``work``; SIGINT and SIGTERM cancel it cleanly and exit 130.
+
+    ``on_cluster``: the run is carried out elsewhere (Temporal), and only waited for here."""
 
     async def main() -> T:
         loop = asyncio.get_running_loop()
@@ -454,6 +534,12 @@ def _run(
             return asyncio.run(main())
     except asyncio.CancelledError:
         _leave_on_signal()
+        if on_cluster:
+            _stderr().print(
+                f"[yellow]wfrun:[/] stopped waiting; run {_escape(run_id)} goes on on the "
+                "cluster (`wfrun show RUN_ID --temporal HOST:PORT` tells how it stands)"
+            )
+            raise typer.Exit(INTERRUPTED) from None
         target = f"wfrun resume {run_id}" if run_id != "--all" else "wfrun resume --all"
         _stderr().print(
             f"[yellow]wfrun:[/] interrupted; the history is consistent: `{target}` continues"
@@ -535,7 +621,11 @@ def _report(outcome: RunOutcome, *, json_output: bool, quiet: bool) -> None:
         _stderr().print(
             f"[bold red]✗[/] run {outcome.run_id} is BLOCKED: its workflow code raised "
             f"{_escape(outcome.error.describe())}\n{_escape(outcome.error.traceback or '')}"
-            f"Nothing recorded is lost: fix the code, then `wfrun resume {outcome.run_id}`"
+            + (
+                _escape(outcome.reason)
+                if outcome.reason
+                else f"Nothing recorded is lost: fix the code, then `wfrun resume {outcome.run_id}`"
+            )
         )
     elif outcome.status is RunStatus.CANCELED:
         assert outcome.error is not None
@@ -569,10 +659,13 @@ def send_signal(
     json_output: JsonOption = False,
     quiet: QuietOption = False,
     max_wait: MaxWaitOption = DEFAULT_MAX_WAIT,
+    temporal: TemporalOption = None,
+    namespace: NamespaceOption = None,
+    target: CodeOption = None,
 ) -> None:
     """Send a signal to a run: stored durably, then taken by the live run or resumed here."""
     arguments = _read_input(payload, "the signal's arguments")
-    backend = open_backend(home)
+    backend = _open(home, temporal, namespace, target=target)
     sent = _run(
         backend.signal(run_id, name, arguments, resume=not no_resume, max_wait=max_wait),
         run_id,
@@ -607,9 +700,11 @@ def cancel(
     json_output: JsonOption = False,
     quiet: QuietOption = False,
     max_wait: MaxWaitOption = DEFAULT_MAX_WAIT,
+    temporal: TemporalOption = None,
+    namespace: NamespaceOption = None,
 ) -> None:
     """Cancel a run: its workflow sees CancelledError where it waits, cleans up, ends CANCELED."""
-    backend = open_backend(home)
+    backend = _open(home, temporal, namespace)
     sent = _run(
         backend.cancel(run_id, reason, resume=not no_resume, max_wait=max_wait), run_id, None
     )
@@ -626,12 +721,14 @@ def send_update(
     payload: PayloadArgument = None,
     home: HomeOption = None,
     max_wait: MaxWaitOption = DEFAULT_MAX_WAIT,
+    temporal: TemporalOption = None,
+    namespace: NamespaceOption = None,
+    target: CodeOption = None,
 ) -> None:
     """Send an update to a run and print its handler's answer (exit 1 if refused or failed)."""
     arguments = _read_input(payload, "the update's arguments")
-    answer = _run(
-        open_backend(home).update(run_id, name, arguments, max_wait=max_wait), run_id, None
-    )
+    backend = _open(home, temporal, namespace, target=target)
+    answer = _run(backend.update(run_id, name, arguments, max_wait=max_wait), run_id, None)
     if answer.pending:
         _stderr().print(
             f"wfrun: update {_escape(name)} to run {run_id} is queued, not answered yet"
@@ -655,11 +752,15 @@ def ask_query(
     ],
     payload: PayloadArgument = None,
     home: HomeOption = None,
+    temporal: TemporalOption = None,
+    namespace: NamespaceOption = None,
+    target: CodeOption = None,
 ) -> None:
     """Ask a run's query: its history is replayed, nothing runs, nothing is written."""
     arguments = _read_input(payload, "the query's arguments")
+    backend = _open(home, temporal, namespace, target=target)
     with user_output_to_stderr():
-        answer = open_backend(home).query(run_id, name, arguments)
+        answer = backend.query(run_id, name, arguments)
     _write_json(answer)
 
 
@@ -683,9 +784,11 @@ def history(
         ),
     ] = False,
     home: HomeOption = None,
+    temporal: TemporalOption = None,
+    namespace: NamespaceOption = None,
 ) -> None:
     """Show a run's events as a table."""
-    backend = open_backend(home)
+    backend = _open(home, temporal, namespace)
     if follow:
         recorded = backend.history(run_id)
         if json_output:
@@ -830,9 +933,11 @@ def list_runs(
     ] = None,
     json_output: JsonOption = False,
     home: HomeOption = None,
+    temporal: TemporalOption = None,
+    namespace: NamespaceOption = None,
 ) -> None:
     """List the runs under the home, oldest first."""
-    backend = open_backend(home)
+    backend = _open(home, temporal, namespace)
     wanted = status.upper() if status else None
     if wanted is not None and wanted not in STATUSES:
         raise UsageError(f"--status {status!r} is not a status; use one of {', '.join(STATUSES)}")
@@ -892,9 +997,11 @@ def show(
     ] = None,
     json_output: JsonOption = False,
     home: HomeOption = None,
+    temporal: TemporalOption = None,
+    namespace: NamespaceOption = None,
 ) -> None:
     """Describe a run: its workflow, status, timing, input and result or error."""
-    recorded = open_backend(home).history(run_id)
+    recorded = _open(home, temporal, namespace).history(run_id)
     if event is not None:
         _write_json(_one_event(recorded, event), orjson.OPT_INDENT_2)
         return
@@ -925,10 +1032,28 @@ def replay(
         str, typer.Argument(metavar="RUN_ID", help="The run whose history to check.")
     ],
     home: HomeOption = None,
+    temporal: TemporalOption = None,
+    namespace: NamespaceOption = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            metavar="TARGET",
+            help="With --temporal (where it is required): the code to replay the history "
+            "against. Nothing named by the cluster is imported.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Check today's code against a run's history: runs no activity, writes nothing."""
+    if temporal is not None and target is None:
+        raise UsageError(
+            "replay --temporal needs --target TARGET, the code to replay against: wfrun never "
+            "imports a module that a cluster names"
+        )
+    backend = _open(home, temporal, namespace, target=target)
     with user_output_to_stderr():
-        found = open_backend(home).replay(run_id, on_history=_say_what_is_imported)
+        found = backend.replay(run_id, on_history=_say_what_is_imported)
     out = _stderr()
     style = STATUS_STYLES.get(RunStatus.COMPLETED)
     out.print(
@@ -938,13 +1063,31 @@ def replay(
         out.print(f"  a resume would go on with {found.next_steps} new step(s)")
 
 
+def _given(ctx: typer.Context, parameter: str) -> bool:
+    """Whether the user gave ``parameter`` (on the command line or in its variable)."""
+    source = ctx.get_parameter_source(parameter)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
 # `wfrun worker` (the Temporal backend) lives in its own module.
 app.command(name="worker", cls=Command, epilog=epilog("worker"))(worker_command)
 
 
 def main() -> None:
     """The console script."""
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        if "temporalio" in sys.modules:
+            # The Temporal SDK's runtime threads can abort the interpreter's shutdown after
+            # the right output (sdk-python issue 300): flush, and leave with the code as is.
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            if isinstance(exc.code, str):
+                sys.stderr.write(exc.code + "\n")
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,19 +11,28 @@ from typing import Any, Final
 
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
+#: Where the Temporal examples find a cluster (`temporal server start-dev`'s address).
+_CLUSTER: Final = "127.0.0.1:7233"
+
 #: One runnable example per command, shown at the end of its ``--help``. They follow one run of
 #: ``samples/approval.py``, from wfrun's source folder (where ``samples/`` is).
 EXAMPLES: Final = {
-    "start": "wfrun start samples/approval.py:ExpenseApproval -a amount=420 --run-id exp-1",
+    "start": "wfrun start samples/approval.py:ExpenseApproval -a amount=420 --run-id exp-1\n"
+    "wfrun start samples/user_report.py:UserReportWorkflow -a user_id=42 --run-id report-42 "
+    f"--temporal {_CLUSTER}   (on Temporal, served by `wfrun worker`)",
     "query": "wfrun query exp-1 status",
     "signal": """wfrun signal exp-1 approve '{"approver": "ada"}'""",
     "update": """wfrun update exp-1 set_limit '{"limit": 10}'   (a workflow with that update)""",
     "cancel": "wfrun cancel exp-1 --reason 'no longer needed'",
     "resume": "wfrun resume exp-1\nwfrun resume --all --json   (from cron: all that can go on)",
-    "history": "wfrun history exp-1\nwfrun history exp-1 --json | jq -r .type",
+    "history": "wfrun history exp-1\nwfrun history exp-1 --json | jq -r .type\n"
+    f"wfrun history report-42 --temporal {_CLUSTER}",
     "list": "wfrun list --status waiting\nwfrun list --json | jq -r '.[].run_id'",
-    "show": "wfrun show exp-1\nwfrun show exp-1 --event 1   (one whole event, as JSON)",
-    "replay": "wfrun replay exp-1",
+    "show": "wfrun show exp-1\nwfrun show exp-1 --event 1   (one whole event, as JSON)\n"
+    f"wfrun show report-42 --temporal {_CLUSTER}",
+    "replay": "wfrun replay exp-1\n"
+    f"wfrun replay report-42 --temporal {_CLUSTER} "
+    "--target samples/user_report.py:UserReportWorkflow",
     "worker": "temporal server start-dev   (in another terminal: a local Temporal cluster)\n"
     "wfrun worker samples/user_report.py:UserReportWorkflow --temporal 127.0.0.1:7233",
 }

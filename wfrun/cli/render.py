@@ -36,6 +36,7 @@ from ..events import (
     ChildWorkflowFailed,
     ChildWorkflowStarted,
     Event,
+    ForeignEvent,
     MarkerRecorded,
     RunBlocked,
     RunResumed,
@@ -393,6 +394,8 @@ def detail(event: Event, width: int = 60) -> str:
         return f"resumed by wfrun {event.wfrun_version}" + (
             f"; {event.repaired}" if event.repaired else ""
         )
+    if isinstance(event, ForeignEvent):
+        return event.detail[:width]
     return ""
 
 
@@ -633,8 +636,14 @@ def summarize(events: list[Event], status: RunStatus) -> dict[str, Any]:
         else None,
         "traceback": last.error.get("traceback") if isinstance(last, WorkflowFailed) else None,
     }
-    if isinstance(last, RunBlocked) and status is RunStatus.BLOCKED:
-        blocked = Failure.from_record(last.error)
+    # The last block (on Temporal, the retried workflow task's events may follow it).
+    block = (
+        next((e for e in reversed(events) if isinstance(e, RunBlocked)), None)
+        if status is RunStatus.BLOCKED
+        else None
+    )
+    if block is not None:
+        blocked = Failure.from_record(block.error)
         summary["error"] = blocked.describe()
         summary["traceback"] = blocked.traceback
     if isinstance(last, RunWaiting) and status is RunStatus.WAITING:
