@@ -555,6 +555,10 @@ class FetchedStream:
         for event in self.history.events:
             yield event, event_json(event)
 
+    def lines(self) -> Iterator[bytes]:
+        for _, line in self:
+            yield line
+
     def close(self) -> None:
         pass
 
