@@ -11,35 +11,18 @@ import asyncio
 import statistics
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 
 try:
-    from temporalio import activity, workflow
     from temporalio.client import Client
     from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 except ImportError:
     print('temporalio is not installed: pip install -e ".[bench]"')
     sys.exit(3)
 
+from w1_temporal import NativeSequential, native_noop
+
 from wfrun.temporal.devserver import start_dev_server, temporal_binary
-
-
-@activity.defn
-async def noop(i: int) -> int:
-    return i
-
-
-@workflow.defn
-class Sequential:
-    @workflow.run
-    async def run(self, steps: int) -> int:
-        total = 0
-        for i in range(steps):
-            total += await workflow.execute_activity(
-                noop, i, start_to_close_timeout=timedelta(seconds=30)
-            )
-        return total
 
 
 async def measure(steps: int, folder: Path) -> float:
@@ -53,15 +36,15 @@ async def measure(steps: int, folder: Path) -> float:
         async with Worker(
             client,
             task_queue="bench",
-            workflows=[Sequential],
-            activities=[noop],
+            workflows=[NativeSequential],
+            activities=[native_noop],
             workflow_runner=UnsandboxedWorkflowRunner(),
         ):
             runs = []
             for i in range(3):
                 start = time.perf_counter()
                 result = await client.execute_workflow(
-                    Sequential.run, steps, id=f"seq-{i}", task_queue="bench"
+                    NativeSequential.run, steps, id=f"seq-{i}", task_queue="bench"
                 )
                 runs.append(time.perf_counter() - start)
                 assert result == sum(range(steps))
