@@ -437,7 +437,10 @@ def test_history_follow_prints_events_as_the_cluster_records_them_to_the_end(
     assert follower.stdout is not None
     assert follower.stdout.readline().startswith("id\tts\ttype")  # it reads the run
     assert on(cluster, "signal", "followed", "approve", '{"approver": "ada"}').exit_code == 0
-    out, err = follower.communicate(timeout=60)
+    # Read on through the same buffered file: communicate() reads the pipe itself and would
+    # lose the rows that readline() had already buffered.
+    out = follower.stdout.read()
+    _, err = follower.communicate(timeout=60)
     assert follower.returncode == 0, err
     rows = [line.split("\t") for line in out.splitlines()]
     assert [row[2] for row in rows].count("WorkflowStarted") == 1  # each event once
