@@ -129,6 +129,19 @@ def test_a_local_command_never_loads_temporalio(home: Path) -> None:
     assert loaded.strip() == "False"
 
 
+def test_reading_commands_never_load_the_engine(home: Path) -> None:
+    # list, history and show read files: the engine (instance, attempts, guard) is start-up
+    # time they would pay for nothing.
+    probe = (
+        "import sys, wfrun; from typer.testing import CliRunner; from wfrun.cli import app; "
+        "CliRunner().invoke(app, ['list']); print('wfrun.local.engine' in sys.modules)"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "False"
+
+
 def test_importing_wfrun_or_its_command_line_never_imports_temporalio() -> None:
     # The Temporal extra is optional and heavy: only `wfrun worker` and `--temporal` load it.
     probe = "import sys, wfrun, wfrun.cli; print('temporalio' in sys.modules)"

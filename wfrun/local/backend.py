@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
@@ -66,11 +66,16 @@ from ..runs import (
 )
 from . import syncs
 from .commands import StartChild
-from .engine import RunEngine, pending_inputs, query_history, replay_only
 from .history import History, parse_line
 from .inbox import Inbox
 from .store import HistoryWriter, RunStore, validate_run_id
 from .stream import HistoryStream
+
+if TYPE_CHECKING:
+    from .engine import RunEngine
+
+# The engine (and the workflow instance, attempts, guard under it) is imported where a run is
+# carried out or replayed: `list`, `history` and `show` read files and need none of it.
 
 #: How often `LocalBackend.follow` looks for new lines (seconds).
 FOLLOW_INTERVAL = 0.2
@@ -410,6 +415,8 @@ class LocalBackend:
         max_wait: float | None,
         ask: InputPrompt | None,
     ) -> RunEngine:
+        from .engine import RunEngine
+
         run_id = history.started.run_id
         return RunEngine(
             definition,
@@ -591,6 +598,8 @@ class LocalBackend:
         history = self.store.read(run_id)
         definition = load_recorded(history.started)
         handler = definition.handler("query", name)
+        from .engine import query_history
+
         result = query_history(definition, history.events, name, handler.encode_input(payload))
         return loads(encode(result, subject=f"the answer of query {name!r}"))
 
@@ -651,6 +660,8 @@ def _signal_input(
     input the run waits for under that label (`wait_for_input`)."""
     if ("signal", name) in definition.handlers:
         return definition.handler("signal", name).encode_input(payload)
+    from .engine import pending_inputs
+
     waiting = pending_inputs(definition, history.events)
     schema = waiting.get(name)
     if schema is None:
@@ -730,6 +741,8 @@ def _continues(history: RunHistory, previous: str) -> None:
 
 def replay_history(history: RunHistory, definition: WorkflowDefinition) -> ReplayResult:
     """Replay ``history`` against ``definition``'s code, running and writing nothing."""
+    from .engine import replay_only
+
     recorded, found = replay_only(definition, history.events)
     return ReplayResult(
         run_id=history.started.run_id,
