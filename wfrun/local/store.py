@@ -832,14 +832,7 @@ class RunStore:
             raise io_error(exc, folder, "cannot read") from None
         if not stat.S_ISDIR(info.st_mode):
             raise _untrusted(folder, f"it is {_kind(info.st_mode)}, not a folder")
-        if info.st_uid != os.geteuid():
-            raise _untrusted(folder, f"it belongs to user id {info.st_uid}, not to you")
-        if info.st_mode & 0o022:
-            raise _untrusted(
-                folder,
-                f"others can write to it (mode {stat.S_IMODE(info.st_mode):o}); "
-                f"`chmod 700 {folder}` if you trust every file in it",
-            )
+        _refuse_unless_private(folder, info, f"`chmod 700 {folder}` if you trust every file in it")
 
     def ensure_folder(self, folder: Path) -> None:
         """Create a folder of this home (0700) if need be, durably, and check it."""
@@ -936,18 +929,21 @@ def _checked(fd: int, path: Path) -> int:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise _untrusted(path, f"it is {_kind(info.st_mode)}, not a regular file")
-        if info.st_uid != os.geteuid():
-            raise _untrusted(path, f"it belongs to user id {info.st_uid}, not to you")
-        if info.st_mode & 0o022:
-            raise _untrusted(
-                path,
-                f"others can write to it (mode {stat.S_IMODE(info.st_mode):o}); "
-                f"`chmod 600 {path}` if you trust it",
-            )
+        _refuse_unless_private(path, info, f"`chmod 600 {path}` if you trust it")
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def _refuse_unless_private(path: Path, info: os.stat_result, advice: str) -> None:
+    """Refuse a file or folder of another user, or one that others may write to (what
+    someone else could have written is never believed: SPEC section 3)."""
+    if info.st_uid != os.geteuid():
+        raise _untrusted(path, f"it belongs to user id {info.st_uid}, not to you")
+    if info.st_mode & 0o022:
+        mode = stat.S_IMODE(info.st_mode)
+        raise _untrusted(path, f"others can write to it (mode {mode:o}); {advice}")
 
 
 def _kind(mode: int) -> str:
