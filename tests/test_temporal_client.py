@@ -185,6 +185,12 @@ def test_an_application_failure_fails_the_run_exit_1(cluster: str) -> None:
     assert line["error"]["message"] == "card declined"
 
 
+def test_a_run_past_its_execution_timeout_ends_timed_out_exit_1(cluster: str) -> None:
+    result = start(cluster, "SlowWithDeadline", "--json")
+    assert result.exit_code == 1, result.output
+    assert orjson.loads(result.stdout)["status"] == "TIMED_OUT"
+
+
 def test_bad_input_is_refused_before_anything_starts_exit_2(cluster: str) -> None:
     result = start(cluster, "greet", "--arg", "nmae=Ada", "--run-id", "never")
     assert result.exit_code == 2

@@ -6,6 +6,8 @@ against their handlers. Their bodies are what wfrun's own worker would run.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import wfrun as workflows
 
 
@@ -73,3 +75,8 @@ class Slow:
     async def run(self) -> str:
         await workflows.workflow.sleep(3600)
         return "woke up"
+
+
+@workflows.workflow.define(name="slow", execution_timeout=timedelta(seconds=1))
+class SlowWithDeadline(Slow):
+    """`slow` under a one-second limit on the whole run, which `start` gives the cluster."""
