@@ -13,7 +13,8 @@ whatever wfrun's own worker does. The same workflows, written for wfrun, are in
   one, its handler fails over 1000.
 - ``broken`` ({}): raises a bug (KeyError): its workflow task fails, the run stays open.
 - ``refused`` ({"reason"}): fails with an application error.
-- ``slow`` ({}): waits an hour on a timer, or until cancelled.
+- ``slow`` ({}): waits an hour on a timer, or until cancelled; ``slow_deadline`` likewise,
+  under the one-second ``execution_timeout`` its definition gives `start`.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class AnyWorkflow:
             return _raw({}["missing"])
         if kind == "refused":
             raise ApplicationError(given["reason"], type="PaymentDeclined", non_retryable=True)
-        if kind == "slow":
+        if kind in ("slow", "slow_deadline"):
             await asyncio.sleep(3600)
             return _raw("woke up")
         raise ApplicationError(f"no workflow {kind!r}", non_retryable=True)

@@ -77,6 +77,6 @@ class Slow:
         return "woke up"
 
 
-@workflows.workflow.define(name="slow", execution_timeout=timedelta(seconds=1))
+@workflows.workflow.define(name="slow_deadline", execution_timeout=timedelta(seconds=1))
 class SlowWithDeadline(Slow):
     """`slow` under a one-second limit on the whole run, which `start` gives the cluster."""
