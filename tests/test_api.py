@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -168,6 +169,32 @@ def test_define_needs_exactly_one_entrypoint() -> None:
 
             @workflows.workflow.entrypoint
             async def b(self) -> None: ...
+
+
+def test_define_takes_execution_timeout_as_a_timedelta_or_seconds() -> None:
+    @workflows.workflow.define(execution_timeout=90)
+    class InSeconds:
+        @workflows.workflow.entrypoint
+        async def run(self) -> None: ...
+
+    definition = InSeconds.__wfrun_workflow__  # type: ignore[attr-defined]
+    assert definition.execution_timeout == timedelta(seconds=90)
+
+
+def test_define_refuses_an_execution_timeout_that_is_no_duration() -> None:
+    with pytest.raises(workflows.DefinitionError, match="timedelta or a number of seconds"):
+
+        @workflows.workflow.define(execution_timeout="90")  # type: ignore[arg-type]
+        class Text:
+            @workflows.workflow.entrypoint
+            async def run(self) -> None: ...
+
+    with pytest.raises(workflows.DefinitionError, match="must be positive"):
+
+        @workflows.workflow.define(execution_timeout=-1)
+        class Negative:
+            @workflows.workflow.entrypoint
+            async def run(self) -> None: ...
 
 
 def test_the_entrypoint_must_be_async() -> None:

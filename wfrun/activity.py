@@ -21,7 +21,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, cast, overload
 from . import runtime as _runtime
 from .definitions import ActivityDefinition
 from .errors import ClusterOnlyWarning, DefinitionError
-from .policy import ActivityOptions, RateLimit, RetryPolicy
+from .policy import ActivityOptions, RateLimit, RetryPolicy, duration
 from .runtime import ActivityInfo, activity_runtime, current_activity, require_activity
 
 _getprofile = sys.getprofile
@@ -95,15 +95,15 @@ def _activity(
             )
         options = ActivityOptions(
             name=name or target.__name__,
-            start_to_close_timeout=_duration(start_to_close_timeout),
-            heartbeat_timeout=_duration(heartbeat_timeout) if heartbeat_timeout else None,
-            schedule_to_close_timeout=_duration(schedule_to_close_timeout)
+            start_to_close_timeout=duration(start_to_close_timeout),
+            heartbeat_timeout=duration(heartbeat_timeout) if heartbeat_timeout else None,
+            schedule_to_close_timeout=duration(schedule_to_close_timeout)
             if schedule_to_close_timeout is not None
             else None,
             retry_policy=RetryPolicy(
-                initial_interval=_duration(retry_policy_initial_interval),
+                initial_interval=duration(retry_policy_initial_interval),
                 backoff_coefficient=retry_policy_backoff_coefficient,
-                maximum_interval=_duration(retry_policy_max_interval),
+                maximum_interval=duration(retry_policy_max_interval),
                 maximum_attempts=0
                 if retry_policy_max_attempts is None
                 else retry_policy_max_attempts,
@@ -254,18 +254,6 @@ def activity_heartbeat(*details: Any) -> None:
             workflows.activity_heartbeat(offset + CHUNK)
     """
     require_activity("workflows.activity_heartbeat()").heartbeat(details)
-
-
-def _duration(value: timedelta | float) -> timedelta:
-    """Mistral accepts a number of seconds wherever a timedelta goes."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise DefinitionError(f"a duration is a timedelta or a number of seconds, not {value!r}")
-    try:
-        return timedelta(seconds=value)
-    except OverflowError:
-        raise DefinitionError(f"a duration of {value!r} seconds is too long") from None
 
 
 def _names(names: tuple[str, ...] | list[str] | str) -> tuple[str, ...]:

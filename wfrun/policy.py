@@ -21,6 +21,21 @@ _LONGEST = timedelta(seconds=LIMIT)
 _LONGEST_TEXT = "about 317 years (1e10 s)"
 
 
+def duration(value: timedelta | float) -> timedelta:
+    """A decorator's timeout or interval, as a timedelta.
+
+    Mistral accepts a number of seconds wherever a timedelta goes.
+    """
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DefinitionError(f"a duration is a timedelta or a number of seconds, not {value!r}")
+    try:
+        return timedelta(seconds=value)
+    except OverflowError:
+        raise DefinitionError(f"a duration of {value!r} seconds is too long") from None
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """When a failed attempt is tried again."""

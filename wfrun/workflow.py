@@ -42,6 +42,7 @@ from .concurrency import execute_activities_in_parallel
 from .definitions import WorkflowDefinition, require_workflow_definition
 from .errors import ClusterOnlyWarning, DefinitionError, UsageError
 from .events import LIMIT
+from .policy import duration
 from .runtime import WorkflowInfo, current_workflow, require_workflow
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ def define(
     name: str | None = None,
     workflow_description: str | None = None,
     workflow_display_name: str | None = None,
-    execution_timeout: timedelta | None = None,
+    execution_timeout: timedelta | float | None = None,
     determinism_warnings: bool = True,
     failure_exception_types: tuple[str, ...] | list[str] = (),
     enforce_determinism: bool | None = None,
@@ -103,7 +104,7 @@ def define(
     name: str | None = None,
     workflow_description: str | None = None,
     workflow_display_name: str | None = None,
-    execution_timeout: timedelta | None = None,
+    execution_timeout: timedelta | float | None = None,
     determinism_warnings: bool = True,
     failure_exception_types: tuple[str, ...] | list[str] = (),
     enforce_determinism: bool | None = None,
@@ -116,8 +117,9 @@ def define(
             name). ``wfrun start file.py:NAME`` accepts it as well as the class name.
         workflow_description: free text, shown by ``wfrun show``.
         workflow_display_name: a human-friendly title.
-        execution_timeout: the whole run's limit, counted from its start (resumes included);
-            past it, what is in flight is cancelled and the run ends TIMED_OUT.
+        execution_timeout: the whole run's limit (a timedelta or seconds), counted from its
+            start (resumes included); past it, what is in flight is cancelled and the run
+            ends TIMED_OUT.
         determinism_warnings: warn when the workflow's code calls ``time.time``,
             ``datetime.now``, ``random`` or ``uuid4`` directly.
         failure_exception_types: exception class names that, unhandled, fail the run as
@@ -133,9 +135,8 @@ def define(
     def decorate(target: type) -> type:
         if not inspect.isclass(target):
             raise DefinitionError(f"@workflows.workflow.define decorates a class, not {target!r}")
-        if execution_timeout is not None and not (
-            timedelta(0) < execution_timeout <= timedelta(seconds=LIMIT)
-        ):
+        timeout = None if execution_timeout is None else duration(execution_timeout)
+        if timeout is not None and not timedelta(0) < timeout <= timedelta(seconds=LIMIT):
             raise DefinitionError(
                 f"workflow {name or target.__name__!r}: execution_timeout must be positive and "
                 "at most about 317 years (1e10 s)"
@@ -149,7 +150,7 @@ def define(
             entrypoint=entry,
             description=workflow_description,
             display_name=workflow_display_name,
-            execution_timeout=execution_timeout,
+            execution_timeout=timeout,
             determinism_warnings=determinism_warnings and enforce_determinism is not False,
             handlers=_find_handlers(target),
             failure_exception_types=tuple(failure_exception_types),
