@@ -1,0 +1,116 @@
+"""Nothing leaves the process before what it depends on is durable: the next activity of a
+lone run starts, and a child is asked to cancel, only once the outcome that led there is.
+
+What is durable is modelled as each run file's events at its last fsync or fdatasync that
+returned: a power cut keeps exactly that. Whatever an activity does, or a cancel sets off,
+must find everything the workflow decided it from in there. (Any change that lets a step's
+sync run aside while the workflow goes on must keep these.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+import wfrun as workflows
+from wfrun.local.store import RunStore
+
+
+class _Durable:
+    """The durable part of each run file, as the syncs so far made it."""
+
+    def __init__(self) -> None:
+        self._events: dict[tuple[int, int], bytes] = {}
+
+    def synced(self, fd: int) -> None:
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode):  # not a folder's
+            self._events[(info.st_dev, info.st_ino)] = os.pread(fd, info.st_size, 0).rstrip(b"\0")
+
+    def of(self, run_id: str) -> bytes:
+        """The durable events of run ``run_id`` (of the home the tests point at)."""
+        info = os.stat(RunStore().path(run_id))
+        return self._events.get((info.st_dev, info.st_ino), b"")
+
+
+DURABLE = _Durable()
+#: What was durable when each activity of the test flow started.
+DURABLE_AT_START: list[bytes] = []
+
+
+@pytest.fixture(autouse=True)
+def durable_syncs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every sync records what it made durable."""
+    real_fsync, real_fdatasync = os.fsync, os.fdatasync
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        DURABLE.synced(fd)
+
+    def fdatasync(fd: int) -> None:
+        real_fdatasync(fd)
+        DURABLE.synced(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    DURABLE._events.clear()
+    DURABLE_AT_START.clear()
+
+
+@workflows.activity
+async def noted(n: int) -> int:
+    DURABLE_AT_START.append(DURABLE.of(workflows.activity_info().run_id))
+    return n
+
+
+@workflows.workflow.define(name="test_step_durability_flow")
+class ThreeSteps:
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        total = 0
+        for n in (1, 2, 3):
+            total += await noted(n)
+        return total
+
+
+def completion(seq: int) -> bytes:
+    return b'"type":"ActivityCompleted","seq":%d,' % seq
+
+
+def test_the_next_activity_starts_only_once_the_previous_completion_is_durable(
+    home: Path,
+) -> None:
+    run = workflows.execute_workflow(ThreeSteps, execution_id="t", home=home)
+    assert asyncio.run(run) == 6
+    first, second, third = DURABLE_AT_START
+    assert completion(1) not in first
+    assert completion(1) in second
+    assert completion(2) in third
+
+
+def test_a_child_is_asked_to_cancel_only_once_what_decided_it_is_durable(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cancel goes out to the child's inbox at once, in the middle of the parent's turn
+    (its child BLOCKED, the parent is alone in the process): the outcome that led the parent
+    there must be durable by then."""
+    from wfrun.local.backend import LocalBackend
+
+    from flows.family import LeavesBlockedChild
+
+    asked: list[bytes] = []
+    cancel_child = LocalBackend.cancel_child
+
+    def recorded(self: LocalBackend, run_id: str, *args: object) -> None:
+        asked.append(DURABLE.of("p"))
+        cancel_child(self, run_id, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LocalBackend, "cancel_child", recorded)
+    run = workflows.execute_workflow(LeavesBlockedChild, execution_id="p", home=home)
+    assert asyncio.run(run) == "done"
+    [durable] = asked
+    assert completion(1) in durable  # the parent's until_blocked step
