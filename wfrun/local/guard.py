@@ -397,8 +397,6 @@ def _is_user_file(filename: str) -> bool:
 
 
 _DISABLE: Final[object] = _MONITORING.DISABLE if _MONITORING is not None else None
-#: Whether `unwatched` puts a frame of its own around the method it wraps.
-UNWATCHED_FRAME: Final = _MONITORING is None
 
 if _MONITORING is None:
     # An activity call steps out of this hook at its first frame (see the runtime's note).

@@ -65,7 +65,7 @@ from .commands import (
     StartChild,
     StartTimer,
 )
-from .guard import UNWATCHED_FRAME, Guard, unwatched
+from .guard import Guard, unwatched
 from .loop import WorkflowCall, WorkflowFuture, WorkflowLoop, WorkflowTimerHandle
 
 if TYPE_CHECKING:
@@ -281,10 +281,11 @@ class WorkflowInstance:
     def info(self) -> WorkflowInfo:
         return WorkflowInfo(self.run_id, self.definition.name, self._start_time)
 
-    @unwatched
     def call_activity(
         self, definition: ActivityDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Coroutine[Any, Any, Any]:
+        # Not `unwatched`: its one caller, the activity's wrapper, already stepped out of the
+        # guard's hook (a frame less per call).
         future: WorkflowFuture[Any] = WorkflowFuture(loop=self._loop)
         dropped = self._never_awaited(definition.name, *_call_site())
         try:
@@ -704,8 +705,8 @@ def _task_outcome(task: asyncio.Task[Any]) -> tuple[Any, BaseException | None]:
 
 
 #: How far below `_call_site` the caller of the activity's wrapper runs: past
-#: `call_activity`, the frame of `unwatched` around it where it adds one, and the wrapper.
-_ACTIVITY_CALL_DEPTH: Final = 4 if UNWATCHED_FRAME else 3
+#: `call_activity` and the wrapper.
+_ACTIVITY_CALL_DEPTH: Final = 3
 #: wfrun's own files, as their code objects name them (the folder of the package, unresolved).
 _PACKAGE: Final = str(Path(__file__).parent.parent) + os.sep
 
