@@ -218,13 +218,12 @@ class LineReader:
             number += 1
             event = None
             cut = len(line) - _CRC_LENGTH
-            # `_intact` and the depth test of `parse_line`, inline (a call per line counts).
+            # `_intact` and the depth test of `parse_line`, inline (a call per line counts);
+            # the checksum field compared whole, as it would be written (one slice).
             if (
                 fast
                 and cut > 0
-                and line[cut : cut + 8] == _CRC_FIELD
-                and line[-2:] == b'"}'
-                and line[cut + 8 : cut + 16] == b"%08x" % crc32(b"}", crc32(line[:cut]))
+                and line[cut:] == _CRC_TAIL % crc32(b"}", crc32(line[:cut]))
                 and (cut < _MAX_DEPTH or line.count(b"[") + line.count(b"{") <= _MAX_DEPTH)
             ):
                 try:
@@ -392,6 +391,8 @@ def _intact(line: bytes) -> bool:
 
 
 _CRC_FIELD: Final = b',"crc":"'
+#: The checksum field as the writer ends a line with it (``% crc``).
+_CRC_TAIL: Final = b',"crc":"%08x"}'
 _CRC_LENGTH: Final = len(b',"crc":"00000000"}')
 
 
