@@ -5,6 +5,7 @@ delivered) would have done exactly the same."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +202,20 @@ def test_tasks_and_futures_made_after_replayed_calls_keep_their_live_hashes() ->
     # the result the history recorded (and would iterate asyncio.wait's sets otherwise).
     path = run_live(HashesWorkflow, "hashes", {"steps": 3})
     replay(path, HashesWorkflow)
+
+
+def test_a_future_made_on_the_workflow_loop_runs_no_python_code() -> None:
+    # One is made per replayed call: asyncio's future asks its loop get_debug() as it is made.
+    loop = WorkflowLoop(owner=None, now=0.0)  # type: ignore[arg-type]  # never run here
+    calls: list[str] = []
+
+    def profile(frame: object, event: str, arg: object) -> None:
+        if event == "call":
+            calls.append(str(frame))
+
+    sys.setprofile(profile)
+    try:
+        asyncio.Future(loop=loop)
+    finally:
+        sys.setprofile(None)
+    assert calls == []

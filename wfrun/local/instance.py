@@ -373,9 +373,10 @@ class WorkflowInstance:
             return None  # the ordinary path says why, outside the workflow code
         replayer.take_outcome()
         self._seq = seq
-        self._now = now = event.time
+        # `event.time` and `loop.set_time`, without their two frames (one step's are few).
+        self._now = now = _fromisoformat(event.ts)
         self._history_length = event.id
-        loop.set_time(now.timestamp())
+        loop._now = now.timestamp()
         # The ordinary path's future takes a key: every later task and future keeps its hash.
         next(loop._keys)
         future: asyncio.Future[Any] = asyncio.Future(loop=loop)
@@ -815,6 +816,7 @@ def _call_site() -> tuple[str, int]:
     return frame.f_code.co_filename, frame.f_lineno
 
 
+_fromisoformat: Final = datetime.fromisoformat
 #: The task running on a loop: asyncio's own table where it has one (3.11's `current_task` is
 #: a Python function around it), else `asyncio.current_task`.
 _current_task: Final[Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None]] = getattr(
