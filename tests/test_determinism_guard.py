@@ -6,6 +6,7 @@ import asyncio
 import cProfile
 import logging
 import pstats
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -226,3 +227,29 @@ def test_the_clock_read_after_an_activity_call_is_reported_live_and_on_replay(
     with pytest.warns(workflows.DeterminismWarning) as replayed:
         replay(RunStore().path("around"), AroundCallsWorkflow)
     assert {w.lineno for w in replayed} == lines
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ watches with sys.monitoring")
+def test_an_activity_call_in_a_watched_step_is_stepped_out_of_by_the_hook_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flows.impure import AroundCallsWorkflow
+
+    # The hook steps out as the activity's wrapper starts: the wrapper asks for no hook (a
+    # getprofile, and the setprofile after it, would each be events the hook runs for).
+    asked: list[object] = []
+    activity_module = sys.modules["wfrun.activity"]  # `wfrun.activity` is the decorator
+    original = activity_module._getprofile
+
+    def counted() -> object:
+        asked.append(1)
+        return original()
+
+    monkeypatch.setattr(activity_module, "_getprofile", counted)
+    with pytest.warns(workflows.DeterminismWarning) as caught:
+        run(AroundCallsWorkflow)
+    assert asked == []
+    assert {w.lineno for w in caught} == {  # the calls right after each are still seen
+        line_of("IMPURE after a call"),
+        line_of("IMPURE after an await"),
+    }

@@ -5,14 +5,16 @@ delivered) would have done exactly the same."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 import wfrun as workflows
 from wfrun.errors import NonDeterminismError
-from wfrun.local.loop import WorkflowLoop
+from wfrun.local.loop import WorkflowCall, WorkflowLoop
 from wfrun.local.store import RunStore
 from wfrun.testing import replay
 
@@ -64,6 +66,32 @@ class SwallowingWorkflow:
         return values
 
 
+@workflows.workflow.define(name="fast_replay_stored_call")
+class StoredCallWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self, steps: int) -> list[int]:
+        values = []
+        for i in range(steps):
+            call = echo(i)  # made, then awaited: not awaited where it is made
+            values.append(await call)
+        return values
+
+
+@workflows.workflow.define(name="fast_replay_hashes")
+class HashesWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self, steps: int) -> list[int]:
+        for i in range(steps):
+            await echo(i)
+
+        async def aside() -> None:
+            pass
+
+        task = asyncio.create_task(aside())
+        await task
+        return [hash(task), hash(asyncio.get_running_loop().create_future())]
+
+
 def run_live(workflow: type, run_id: str, params: object = None) -> Path:
     asyncio.run(workflows.execute_workflow(workflow, params, execution_id=run_id))
     return RunStore(Path.cwd() / "home").path(run_id)
@@ -75,6 +103,19 @@ def rewrite_line(path: Path, number: int, change: dict[str, object]) -> None:
     event = orjson.loads(lines[number - 1])
     lines[number - 1] = signed({**event, **change})
     path.write_bytes(b"".join(lines))
+
+
+def count_awaitables(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the awaitable objects (`WorkflowCall`) the ordinary path makes per call."""
+    made: list[int] = []
+    original = WorkflowCall.__init__
+
+    def counted(self: WorkflowCall[object], *args: Any) -> None:
+        made.append(1)
+        original(self, *args)
+
+    monkeypatch.setattr(WorkflowCall, "__init__", counted)
+    return made
 
 
 def count_loop_turns(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -133,3 +174,48 @@ def test_a_result_that_no_longer_fits_is_reported_even_where_the_code_catches_ev
     with pytest.raises(NonDeterminismError) as caught:
         replay(path, SwallowingWorkflow)
     assert caught.value.event_id == 7
+
+
+@pytest.mark.usefixtures("isolated")
+def test_an_activity_awaited_where_it_is_called_replays_without_an_awaitable_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = run_live(ClockWorkflow, "at-call", {"steps": 20})
+    made = count_awaitables(monkeypatch)
+    replay(path, ClockWorkflow)
+    assert made == []  # each outcome was handed back by the call itself
+
+
+@pytest.mark.usefixtures("isolated")
+def test_an_activity_call_awaited_later_than_it_is_made_replays_the_ordinary_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = run_live(StoredCallWorkflow, "stored", {"steps": 5})
+    made = count_awaitables(monkeypatch)
+    replay(path, StoredCallWorkflow)
+    assert len(made) == 5  # between the call and its await, other code could run
+
+
+@pytest.mark.usefixtures("isolated")
+def test_tasks_and_futures_made_after_replayed_calls_keep_their_live_hashes() -> None:
+    # The workflow returns the hashes: a replay that numbered them otherwise would not match
+    # the result the history recorded (and would iterate asyncio.wait's sets otherwise).
+    path = run_live(HashesWorkflow, "hashes", {"steps": 3})
+    replay(path, HashesWorkflow)
+
+
+def test_a_future_made_on_the_workflow_loop_runs_no_python_code() -> None:
+    # One is made per replayed call: asyncio's future asks its loop get_debug() as it is made.
+    loop = WorkflowLoop(owner=None, now=0.0)  # type: ignore[arg-type]  # never run here
+    calls: list[str] = []
+
+    def profile(frame: object, event: str, arg: object) -> None:
+        if event == "call":
+            calls.append(str(frame))
+
+    sys.setprofile(profile)
+    try:
+        asyncio.Future(loop=loop)
+    finally:
+        sys.setprofile(None)
+    assert calls == []

@@ -12,6 +12,7 @@ import functools
 import inspect
 import logging
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Coroutine, MutableMapping
 from datetime import timedelta
@@ -121,30 +122,52 @@ def _activity(
                     stacklevel=3,
                 )
 
-        @functools.wraps(target)
-        def call(*args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
-            hook = _getprofile()
-            if (
-                hook is None
-                or hook.__class__ is not FunctionType
-                or hook.__code__ is not _runtime.guard_hook_code
-            ):
-                return activity_runtime().call_activity(definition, args, kwargs)
-            # In a workflow step the determinism guard watches (before Python 3.12): what the
-            # call does is wfrun's own work, none of it for the guard's hook to see (attribute
-            # reads above, no call: each would be an event for the hook).
-            _setprofile(None)
-            try:
-                return activity_runtime().call_activity(definition, args, kwargs)
-            finally:
-                _setprofile(hook)
-
+        call = functools.wraps(target)(_wrapper(definition))
         call.__wfrun_activity__ = definition  # type: ignore[attr-defined]
         return call
 
     if fn is not None:
         return decorate(fn)
     return decorate
+
+
+def _wrapper(definition: ActivityDefinition) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """What calling an activity calls: the call handed to the runtime seam."""
+
+    def call(*args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
+        if _suspended:
+            hook = _suspended.pop(_get_ident(), None)
+            if hook is not None:
+                # The determinism guard's hook stepped out as this call began (Python 3.11,
+                # see `runtime.guard_suspended`): back for the user's next line.
+                try:
+                    return activity_runtime().call_activity(definition, args, kwargs)
+                finally:
+                    _setprofile(hook)
+        hook = _getprofile()
+        if (
+            hook is None
+            or hook.__class__ is not FunctionType
+            or hook.__code__ is not _runtime.guard_hook_code
+        ):
+            return activity_runtime().call_activity(definition, args, kwargs)
+        # In a workflow step the determinism guard watches (before Python 3.12): what the
+        # call does is wfrun's own work, none of it for the guard's hook to see (attribute
+        # reads above, no call: each would be an event for the hook).
+        _setprofile(None)
+        try:
+            return activity_runtime().call_activity(definition, args, kwargs)
+        finally:
+            _setprofile(hook)
+
+    return call
+
+
+_suspended = _runtime.guard_suspended
+_get_ident = threading.get_ident
+# One code object for every activity's wrapper (each is a closure of it): the guard's hook
+# knows an activity call by it.
+_runtime.activity_call_code = _wrapper(cast("ActivityDefinition", None)).__code__
 
 
 class _ActivityLogger(logging.LoggerAdapter[logging.Logger]):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 import re
 import typing
 import zlib
@@ -834,10 +835,10 @@ def line_builder(kind: str) -> LineBuilder | None:
     """The fast way from a checksummed line's object of type ``kind`` to its event (see
     `LineBuilder`), or None for a type it has none for (`WorkflowStarted`, unknown types).
 
-    It accepts only objects whose fields are all there, in the order the writer writes them,
-    followed by ``crc``, and which `event_from_json` would accept (the same checks, unrolled,
-    on the values in place); it builds the event without the keyword call of its
-    ``__init__``. Anything else is None, and the caller goes the long way.
+    It accepts only objects with every field of the type and ``crc``, none else (in any
+    order), which `event_from_json` would accept (the same checks, unrolled, on the values
+    in place); it builds the event without the keyword call of its ``__init__``. Anything
+    else is None, and the caller goes the long way.
     """
     try:
         return _BUILDERS[kind]
@@ -867,17 +868,23 @@ def _compile_line(cls: type[Event], *, build: bool) -> Any:
     written = tuple(f.name for f in dataclasses.fields(cls))
     names = [f"v{n}" for n in range(len(written))]
     namespace: dict[str, Any] = {
-        "KEYS": (*written, "crc"),
+        "LENGTH": len(written) + 1,
+        "VALUES": operator.itemgetter(*written, "crc"),
         "NEW": object.__new__,
         "CLS": cls,
         "NAME": cls.__dataclass_fields__["type"].default,
     }
-    # The values unpacked in the order the keys were just compared in: no lookup by name.
+    refuse = "        return " + ("None" if build else "False")
+    # Every field and the checksum, none else: as many keys, each of them there. The values
+    # taken by one itemgetter call, in whatever order the line has them.
     lines = [
         "def line(obj):",
-        "    if tuple(obj) != KEYS:",
-        "        return " + ("None" if build else "False"),
-        f"    {', '.join(names)}, _ = obj.values()",
+        "    if len(obj) != LENGTH:",
+        refuse,
+        "    try:",
+        f"        {', '.join(names)}, _ = VALUES(obj)",
+        "    except KeyError:",
+        refuse,
     ]
     for n, name in enumerate(written):
         if name == "type" or name not in by_name:

@@ -147,6 +147,12 @@ _direct: ActivityRuntime | None = None
 #: steps out of the hook at once (as `wfrun.local.guard.unwatched` does), so that the hook
 #: sees none of the calls it makes. None: no such hook.
 guard_hook_code: CodeType | None = None
+#: The code of every activity's wrapper (set by `wfrun.activity`). The guard's hook steps out
+#: at that code's first event itself: it removes itself, and leaves itself here, by thread, for
+#: the wrapper to put back when the call returns (a getprofile and a setprofile fewer, each an
+#: event for the hook, per activity call).
+activity_call_code: CodeType | None = None
+guard_suspended: dict[int, Callable[..., Any]] = {}
 
 set_workflow_runtime = _workflow.set
 set_activity_context = _activity.set

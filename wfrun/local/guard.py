@@ -170,6 +170,10 @@ class Guard:
             return
         if _tool is None:
             sys.setprofile(None)
+            # A hook left for an activity's wrapper that never ran (an exception between the
+            # two): it must not come back after the step.
+            if _runtime.guard_suspended:
+                _runtime.guard_suspended.pop(threading.get_ident(), None)
         else:
             thread = threading.get_ident()
             if self._outer is None:
@@ -206,6 +210,9 @@ def _make_hook(
     c_names = _C_NAMES
     py_names = _PY_NAMES
     watched_code = _WATCHED_CODE
+    activity_call = _runtime.activity_call_code
+    suspended = _runtime.guard_suspended
+    get_ident = threading.get_ident
 
     def hook(frame: FrameType, event: str, arg: Any) -> None:
         if event == "c_call":
@@ -215,6 +222,12 @@ def _make_hook(
             caller: FrameType | None = frame
         elif event == "call":
             code = frame.f_code
+            if code is activity_call:
+                # An activity call: wfrun's own work from its first line. The hook steps out
+                # here, and the wrapper puts it back as it returns (`runtime.guard_suspended`).
+                sys.setprofile(None)
+                suspended[get_ident()] = hook
+                return
             # By name first: a code object's hash is computed afresh from its bytecode and
             # constants on every lookup (about a microsecond), a name's is cached.
             if code.co_name not in py_names or code not in watched_code:
@@ -397,8 +410,6 @@ def _is_user_file(filename: str) -> bool:
 
 
 _DISABLE: Final[object] = _MONITORING.DISABLE if _MONITORING is not None else None
-#: Whether `unwatched` puts a frame of its own around the method it wraps.
-UNWATCHED_FRAME: Final = _MONITORING is None
 
 if _MONITORING is None:
     # An activity call steps out of this hook at its first frame (see the runtime's note).

@@ -218,31 +218,37 @@ class LineReader:
             number += 1
             event = None
             cut = len(line) - _CRC_LENGTH
-            # `_intact` and the depth test of `parse_line`, inline (a call per line counts).
+            # `_intact` and the depth test of `parse_line`, inline (a call per line counts);
+            # the checksum field compared whole, as it would be written (one slice).
             if (
                 fast
                 and cut > 0
-                and line[cut : cut + 8] == _CRC_FIELD
-                and line[-2:] == b'"}'
-                and line[cut + 8 : cut + 16] == b"%08x" % crc32(b"}", crc32(line[:cut]))
+                and line[cut:] == _CRC_TAIL % crc32(b"}", crc32(line[:cut]))
                 and (cut < _MAX_DEPTH or line.count(b"[") + line.count(b"{") <= _MAX_DEPTH)
             ):
+                # One try for every way the fast path can fail: not JSON (a ValueError), not
+                # an object or a type that is no text (TypeError), no type or one without a
+                # builder yet (LookupError), no builder at all (None: a TypeError). The long
+                # way below then names what is wrong, or compiles the type's builder.
                 try:
                     obj = loads(line)
-                except orjson.JSONDecodeError:
-                    obj = None
-                if type(obj) is dict:
-                    kind = obj.get("type")
-                    if type(kind) is str:
-                        build = builders.get(kind) or line_builder(kind)
-                        if build is not None:
-                            event = build(obj)
+                    event = builders[obj["type"]](obj)  # type: ignore[misc]
+                except (ValueError, LookupError, TypeError):
+                    pass
             if event is None or event.id != number or last.role == TERMINAL:
-                event = parse_line(self.path, number, line, checksummed=self._checksummed)
-                check_next(self.path, number, event, last)
+                event = self._long_way(line, number, last)
             append(event)
             last = event
         self.number, self.last = number, last
+
+    def _long_way(self, line: bytes, number: int, last: Event) -> Event:
+        """Line ``number`` checked by `parse_line` and `check_next` (raising what they say),
+        and its type's builder made, so that the type's next lines go `read`'s fast way."""
+        event = parse_line(self.path, number, line, checksummed=self._checksummed)
+        check_next(self.path, number, event, last)
+        if event.type not in _BUILDERS:
+            line_builder(event.type)
+        return event
 
     def check(self, lines: list[bytes]) -> None:
         """Check ``lines`` as `read` does, without building their events (for ``history
@@ -392,6 +398,8 @@ def _intact(line: bytes) -> bool:
 
 
 _CRC_FIELD: Final = b',"crc":"'
+#: The checksum field as the writer ends a line with it (``% crc``).
+_CRC_TAIL: Final = b',"crc":"%08x"}'
 _CRC_LENGTH: Final = len(b',"crc":"00000000"}')
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dis
 import functools
+import itertools
 import logging
 import os
 import random as _random
@@ -22,7 +24,7 @@ import uuid
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import FrameType
+from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
 
 from ..errors import (
@@ -53,7 +55,7 @@ from ..events import (
     is_run_id,
 )
 from ..loader import target_of
-from ..payload import abbreviate, check_size, encode_arguments, raw
+from ..payload import abbreviate, check_size, encode_arguments, loads, raw
 from ..runtime import WorkflowInfo, set_workflow_runtime
 from .commands import (
     CancelActivity,
@@ -65,7 +67,7 @@ from .commands import (
     StartChild,
     StartTimer,
 )
-from .guard import UNWATCHED_FRAME, Guard, unwatched
+from .guard import Guard, unwatched
 from .loop import WorkflowCall, WorkflowFuture, WorkflowLoop, WorkflowTimerHandle
 
 if TYPE_CHECKING:
@@ -86,8 +88,15 @@ class Replayer(Protocol):
         nothing: a disagreement is left for the ordinary path to report."""
         ...
 
+    def completion_at_once(self, seq: int, name: str, value: Any) -> ActivityCompleted | None:
+        """The next event to deliver, if it is activity ``seq``'s completion and the history
+        recorded call ``seq`` as activity ``name`` with the input ``value`` (decoded); else
+        None. Raises nothing, moves nothing: `take_outcome` does once it is delivered."""
+        ...
+
     def take_outcome(self) -> None:
-        """The event `outcome_at_once` returned was delivered: move past it."""
+        """The event `outcome_at_once` or `completion_at_once` returned was delivered: move
+        past it."""
         ...
 
 
@@ -281,14 +290,35 @@ class WorkflowInstance:
     def info(self) -> WorkflowInfo:
         return WorkflowInfo(self.run_id, self.definition.name, self._start_time)
 
-    @unwatched
     def call_activity(
         self, definition: ActivityDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Coroutine[Any, Any, Any]:
+        # Not `unwatched`: its one caller, the activity's wrapper, already stepped out of the
+        # guard's hook (a frame less per call).
+        encoded: tuple[dict[str, Any], bytes] | WfrunError | None = None
+        if self.replayer is not None and not self._commands:
+            # Replay's fastest path: a call awaited where it is made resolves from the history
+            # here and now (`_replayed_call`); the caller of the activity's wrapper is 2 up.
+            caller = sys._getframe(2)
+            code = caller.f_code
+            entry = _AWAITED.get(id(code))
+            if entry is None or entry[0] is not code:
+                entry = _AWAITED[id(code)] = (code, _awaited_calls(code))
+            if caller.f_lasti in entry[1]:
+                try:
+                    encoded = self._encode_call(definition, args, kwargs)
+                except WfrunError as exc:
+                    encoded = exc
+                else:
+                    done = self._replayed_call(definition, *encoded)
+                    if done is not None:
+                        return done
         future: WorkflowFuture[Any] = WorkflowFuture(loop=self._loop)
         dropped = self._never_awaited(definition.name, *_call_site())
         try:
-            command = self._schedule(definition, args, kwargs)
+            if isinstance(encoded, WfrunError):
+                raise encoded
+            command = self._schedule(definition, args, kwargs, encoded)
         except WfrunError as exc:  # bad input: the call fails before anything is recorded
             future.set_exception(exc.with_traceback(None))
             return WorkflowCall(future, hash(future), dropped)
@@ -305,6 +335,53 @@ class WorkflowInstance:
         # A partial, not a closure: no frame of its own for the guard's hook to see.
         settle = functools.partial(self._settle_at_once, command, future, abandoned)
         return WorkflowCall(future, future._key, dropped, settle)
+
+    def _replayed_call(
+        self, definition: ActivityDefinition, arguments: dict[str, Any], data: bytes
+    ) -> Coroutine[Any, Any, Any] | None:
+        """Replay's fast path for a call awaited right where it is made (`_awaited_calls`):
+        its recorded result, as a done future, if the history's next event is this call's
+        completion and the history recorded this very call; else None (the ordinary path).
+
+        It is `_settle_at_once` moved to the call itself, with the same conditions (nothing
+        else could run first), and without the objects the ordinary path makes to find out
+        later whether the call is awaited: that is known from the caller's code here.
+        """
+        replayer = self.replayer
+        loop = self._loop
+        if (
+            replayer is None
+            or loop._ready
+            or self._conditions
+            or self._handler_error is not None
+            or self._commands
+        ):
+            return None
+        task = _current_task(loop)
+        if task is None or task.cancelling():
+            return None
+        signature = definition.signature
+        # The recorded input is compared as decoded; plain arguments are what they decode to.
+        value = arguments if signature.unchanged_input(arguments) else loads(data)
+        seq = self._seq + 1
+        event = replayer.completion_at_once(seq, definition.name, value)
+        if event is None:
+            return None
+        try:
+            result = signature.decode_value(event.result)
+        except Exception:
+            return None  # the ordinary path says why, outside the workflow code
+        replayer.take_outcome()
+        self._seq = seq
+        # `event.time` and `loop.set_time`, without their two frames (one step's are few).
+        self._now = now = _fromisoformat(event.ts)
+        self._history_length = event.id
+        loop._now = now.timestamp()
+        # The ordinary path's future takes a key: every later task and future keeps its hash.
+        next(loop._keys)
+        future: asyncio.Future[Any] = asyncio.Future(loop=loop)
+        future.set_result(result)
+        return future  # type: ignore[return-value]  # awaited at once: no one sees its type
 
     @unwatched
     def sleep(self, seconds: float) -> Coroutine[Any, Any, None]:
@@ -438,13 +515,25 @@ class WorkflowInstance:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _schedule(
+    def _encode_call(
         self, definition: ActivityDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> ScheduleActivity:
+    ) -> tuple[dict[str, Any], bytes]:
+        """A call's arguments by name, and their encoding (checked against the size limit)."""
         arguments = definition.signature.bind(args, kwargs)
         data = encode_arguments(arguments, subject=definition.signature.owner)
         limit = definition.options.max_payload or self.max_payload
         check_size(data, limit=limit, activity=definition.name, side="input")
+        return arguments, data
+
+    def _schedule(
+        self,
+        definition: ActivityDefinition,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        encoded: tuple[dict[str, Any], bytes] | None = None,
+    ) -> ScheduleActivity:
+        """``encoded``: `_encode_call`'s, if it was made already (it may run user code)."""
+        arguments, data = encoded or self._encode_call(definition, args, kwargs)
         signature = definition.signature
         # Plain values the annotations take as they are need no decoding: they are what the
         # encoding decodes to.
@@ -704,8 +793,8 @@ def _task_outcome(task: asyncio.Task[Any]) -> tuple[Any, BaseException | None]:
 
 
 #: How far below `_call_site` the caller of the activity's wrapper runs: past
-#: `call_activity`, the frame of `unwatched` around it where it adds one, and the wrapper.
-_ACTIVITY_CALL_DEPTH: Final = 4 if UNWATCHED_FRAME else 3
+#: `call_activity` and the wrapper.
+_ACTIVITY_CALL_DEPTH: Final = 3
 #: wfrun's own files, as their code objects name them (the folder of the package, unresolved).
 _PACKAGE: Final = str(Path(__file__).parent.parent) + os.sep
 
@@ -725,6 +814,36 @@ def _call_site() -> tuple[str, int]:
     if frame is None:  # pragma: no cover - wfrun is always called from somewhere
         return "<unknown>", 0
     return frame.f_code.co_filename, frame.f_lineno
+
+
+_fromisoformat: Final = datetime.fromisoformat
+#: The task running on a loop: asyncio's own table where it has one (3.11's `current_task` is
+#: a Python function around it), else `asyncio.current_task`.
+_current_task: Final[Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None]] = getattr(
+    getattr(asyncio.tasks, "_current_tasks", None), "get", asyncio.current_task
+)
+#: Per code object (by id, the code held so that the id stays its own: hashing a code object
+#: hashes its bytecode), where it awaits a call the moment the call returns (`_awaited_calls`).
+_AWAITED: dict[int, tuple[CodeType, frozenset[int]]] = {}
+
+
+def _awaited_calls(code: CodeType) -> frozenset[int]:
+    """The values ``f_lasti`` of a frame running ``code`` has during a call whose result the
+    very next instruction awaits (``await fetch(x)``): a ``CALL`` followed by
+    ``GET_AWAITABLE``. Nothing runs between the two, so such a call's result is awaited
+    before anything else can happen.
+
+    Only ``CALL`` itself: ``CALL_FUNCTION_EX`` (``await f(*args)``) may call activities
+    while it unpacks an iterator, before it calls what is awaited.
+    """
+    found: set[int] = set()
+    instructions = list(dis.get_instructions(code))
+    for instruction, following in itertools.pairwise(instructions):
+        if instruction.opname == "CALL" and following.opname == "GET_AWAITABLE":
+            # 3.11 reports the last of the call's inline cache entries; later ones may
+            # report the instruction itself.
+            found.update((instruction.offset, following.offset - 2))
+    return frozenset(found)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -273,8 +273,9 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     ) -> asyncio.Task[T]:
         return WorkflowTask(coro, loop=self, name=name, context=context)
 
-    def get_debug(self) -> bool:
-        return False
+    #: A C function, not a method: asyncio's future asks its loop this as it is made (one
+    #: per activity call), and no Python frame need run for it. ``bool()`` is False.
+    get_debug = staticmethod(bool)
 
     def is_running(self) -> bool:
         return True

@@ -181,6 +181,25 @@ class RecordedRun:
                 return None
         return event
 
+    def completion_at_once(self, seq: int, name: str, value: Any) -> ActivityCompleted | None:
+        """The next event, if the instance may deliver it now (see `Replayer`)."""
+        resolutions = self.resolutions
+        if self._next >= len(resolutions):
+            return None  # the live boundary: what comes next is not recorded
+        event = resolutions[self._next]
+        if event.__class__ is not ActivityCompleted or event.seq != seq:
+            return None
+        recorded = self.commands.get(seq)
+        # `_same`'s test of a ScheduleActivity, on the input already decoded.
+        if (
+            recorded is None
+            or recorded.__class__ is not ActivityScheduled
+            or recorded.name != name
+            or recorded.input != value
+        ):
+            return None
+        return event
+
     def take_outcome(self) -> None:
         self._next += 1
 
