@@ -227,8 +227,8 @@ class HistoryWriter:
         async with syncs.slot():
             self._flush()
             fd = self._open()
-            job = partial(self._make_durable_and_trim if last else self._make_durable, fd)
-            awaited, future = syncs.submit_batched(job)
+            trim = partial(self._trim, fd) if last else None
+            awaited, future = syncs.submit_batched(fd, data_only=self._reserving, then=trim)
             self._syncing.add(future)
             future.add_done_callback(self._synced)
             try:
@@ -241,10 +241,6 @@ class HistoryWriter:
     def _make_durable(self, fd: int) -> None:
         # fdatasync also writes the length when it changed: a reservation is durable too.
         (os.fdatasync if self._reserving else os.fsync)(fd)
-
-    def _make_durable_and_trim(self, fd: int) -> None:
-        self._make_durable(fd)
-        self._trim(fd)
 
     def _trim(self, fd: int) -> None:
         """Cut the reserved zeros off (in a sync thread, or at `close`)."""

@@ -27,7 +27,10 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Final, TypeVar
+
+from . import aio
 
 T = TypeVar("T")
 
@@ -94,25 +97,45 @@ def submit(function: Callable[[], T]) -> Future[T]:
     return _executor().submit(function)
 
 
-def submit_batched(function: Callable[[], None]) -> tuple[asyncio.Future[None], Future[None]]:
-    """Run ``function()`` in the sync pool, handed over with every other one asked for in the
-    same turn of this loop (a group commit across runs).
+def submit_batched(
+    fd: int, *, data_only: bool, then: Callable[[], None] | None = None
+) -> tuple[asyncio.Future[None], Future[None]]:
+    """fsync ``fd`` in the sync pool (fdatasync where ``data_only``), then call ``then()``
+    there, handed over with every other one asked for in the same turn of this loop (a
+    group commit across runs).
 
     Returns the future to await on the loop, and the thread's own (done once the thread is
-    done with ``function``, whatever happened to the awaiting task meanwhile: see `submit`).
-    One hand-off per turn of the loop and per thread, one wake-up of the loop per thread's
-    share, instead of a task for the pool, a chained future and a wake-up per run: with
-    hundreds of runs live, those were most of what a step cost the loop thread.
+    done with ``fd``, whatever happened to the awaiting task meanwhile: see `submit`).
+    One hand-off per turn of the loop, one wake-up of the loop per hand-off, instead of a
+    task for the pool, a chained future and a wake-up per run. A turn's syncs go to the
+    kernel in one call where it can take them (`wfrun.local.aio`, from `AIO_FROM` of them
+    on), else spread over the pool's threads.
     """
     loop = asyncio.get_running_loop()
     batch = _batches.get(loop)
     if batch is None:
         batch = _batches[loop] = _Batch()
-    return batch.add(loop, function)
+    return batch.add(loop, _Sync(fd, data_only, then))
 
 
-#: One function for the pool, the future its run awaits, and the thread's own.
-_Item = tuple[Callable[[], None], "asyncio.Future[None]", Future[None]]
+#: Syncs of one turn from which on they go to the kernel at once (`wfrun.local.aio`) rather
+#: than a thread each: a few threads cost little more than the context's round trip, and the
+#: plain calls stay what a handful of runs (and the tests that watch ``os.fsync``) see.
+AIO_FROM: Final = 4
+
+
+@dataclass(frozen=True, slots=True)
+class _Sync:
+    fd: int
+    data_only: bool
+    then: Callable[[], None] | None
+
+    def plainly(self) -> None:
+        (os.fdatasync if self.data_only else os.fsync)(self.fd)
+
+
+#: One sync for the pool, the future its run awaits, and the thread's own.
+_Item = tuple[_Sync, "asyncio.Future[None]", Future[None]]
 
 
 class _Batch:
@@ -123,30 +146,49 @@ class _Batch:
         self._pending: list[_Item] = []
 
     def add(
-        self, loop: asyncio.AbstractEventLoop, function: Callable[[], None]
+        self, loop: asyncio.AbstractEventLoop, sync: _Sync
     ) -> tuple[asyncio.Future[None], Future[None]]:
         awaited: asyncio.Future[None] = loop.create_future()
         done: Future[None] = Future()
         if not self._pending:  # the first of this turn: hand them all over once it ends
             loop.call_soon(self._hand_over, loop)
-        self._pending.append((function, awaited, done))
+        self._pending.append((sync, awaited, done))
         return awaited, done
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._pending = self._pending, []
+        executor = _executor()
+        if len(batch) >= AIO_FROM and aio.available():
+            executor.submit(_run_at_once, loop, batch)
+            return
         # Spread over the threads, so that the disk merges the syncs that overlap in time.
         shares = min(len(batch), SYNC_THREADS)
-        executor = _executor()
         for i in range(shares):
             executor.submit(_run, loop, batch[i::shares])
 
 
 def _run(loop: asyncio.AbstractEventLoop, share: list[_Item]) -> None:
     # In a sync thread: each in turn, then one wake-up of the loop for all of them.
+    _finish(loop, share, [None] * len(share))
+
+
+def _run_at_once(loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
+    # In a sync thread: every sync of the batch in one go, then the rest of each in turn.
+    synced = aio.fsync_all([(sync.fd, sync.data_only) for sync, _, _ in batch])
+    _finish(loop, batch, synced or [None] * len(batch))
+
+
+def _finish(loop: asyncio.AbstractEventLoop, items: list[_Item], synced: list[int | None]) -> None:
+    """Sync what ``synced`` says is not synced yet (None), run each one's ``then``, settle."""
     outcomes: list[tuple[asyncio.Future[None], BaseException | None]] = []
-    for function, awaited, done in share:
+    for (sync, awaited, done), code in zip(items, synced, strict=True):
         try:
-            function()
+            if code is None:
+                sync.plainly()
+            elif code:
+                raise OSError(code, os.strerror(code))
+            if sync.then is not None:
+                sync.then()
         except BaseException as exc:  # handed to the awaiting run, which decides
             outcomes.append((awaited, exc))
             done.set_exception(exc)
