@@ -88,6 +88,25 @@ def slot() -> asyncio.Semaphore:
     return found
 
 
+#: Runs of a loop that may be being created at once (each holds its new file open): as many
+#: as there are sync threads, as when each was created in one. Apart from `SYNC_SLOTS`, so
+#: that a crowd of runs starting never keeps the live ones from their syncs.
+CREATE_SLOTS: Final = SYNC_THREADS
+
+_creating: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def creating() -> asyncio.Semaphore:
+    """The semaphore a run holds while it is being created (on this loop)."""
+    loop = asyncio.get_running_loop()
+    found = _creating.get(loop)
+    if found is None:
+        found = _creating[loop] = asyncio.Semaphore(CREATE_SLOTS)
+    return found
+
+
 def submit(function: Callable[[], T]) -> Future[T]:
     """Run ``function()`` in the sync pool.
 
