@@ -97,7 +97,7 @@ class _Context:
 
     def sync(self, requests: Sequence[tuple[int, bool]]) -> list[int | None]:
         """Sync ``requests`` (at most `DEPTH`); per request 0, an errno, or None if the kernel
-        took none of it for want of resources (the caller syncs it itself)."""
+        did not take it (see `fsync_all`)."""
         kernel, count = self._kernel, len(requests)
         iocbs = (_Iocb * count)()
         pointers = (ctypes.POINTER(_Iocb) * count)()
@@ -107,7 +107,7 @@ class _Context:
             iocbs[i].fildes = fd
             pointers[i] = ctypes.pointer(iocbs[i])
         results: list[int | None] = [None] * count
-        submitted = 0
+        submitted = refused = 0
         at = 0
         while at < count:
             try:
@@ -120,13 +120,16 @@ class _Context:
             except OSError as exc:
                 if exc.errno == errno.EAGAIN:  # out of resources: the rest the plain way
                     break
-                if exc.errno == errno.EINVAL and submitted == 0 and at == 0:
-                    raise  # this kernel has no AIO fsync: the caller stops trying
-                results[at] = exc.errno or errno.EIO  # this request's own fault (EBADF)
+                if exc.errno == errno.EINVAL:  # not for this file (a pipe), or no AIO fsync
+                    refused += 1  # here at all: synced the plain way, which says why
+                else:
+                    results[at] = exc.errno or errno.EIO  # this request's own fault (EBADF)
                 at += 1
                 continue
             submitted += taken
             at += taken
+        if refused == count > 1:  # no file's own fault: the kernel has no AIO fsync
+            raise OSError(errno.EINVAL, "this kernel cannot fsync through AIO")
         events = (_Event * max(submitted, 1))()
         done = 0
         while done < submitted:
@@ -176,7 +179,8 @@ def fsync_all(requests: Sequence[tuple[int, bool]]) -> list[int | None] | None:
     """fsync each ``(fd, data_only)`` at once: fdatasync(2) where ``data_only``, else fsync(2).
 
     Returns, per request, 0 once it is durable or the errno it failed with; None for one
-    the kernel could not take now (out of AIO resources), which the caller syncs itself.
+    the kernel did not take (out of AIO resources, or a file it cannot sync that way),
+    which the caller syncs the plain way.
     Returns None when native AIO is not available at all. Blocks until every request taken
     is done: a descriptor must stay open until then.
     """
@@ -187,10 +191,10 @@ def fsync_all(requests: Sequence[tuple[int, bool]]) -> list[int | None] | None:
     try:
         for start in range(0, len(requests), DEPTH):
             results += context.sync(requests[start : start + DEPTH])
-    except OSError as exc:
+    except OSError as exc:  # refused outright: never again in this process
         global _unusable
-        _unusable = exc.strerror or "unavailable"  # refused outright: never again here
-        return None if not results else results + [None] * (len(requests) - len(results))
+        _unusable = exc.strerror or "unavailable"
+        return results + [None] * (len(requests) - len(results))
     with _mutex:
         _idle.append(context)
     return results

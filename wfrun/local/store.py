@@ -1011,6 +1011,9 @@ class RunStore:
 
     def ensure_folder(self, folder: Path) -> None:
         """Create a folder of this home (0700) if need be, durably, and check it."""
+        with contextlib.suppress(FileNotFoundError):  # there already: one lstat, not three
+            self._check_folder(folder)
+            return
         created = []
         try:
             for each in (self.home, folder):
