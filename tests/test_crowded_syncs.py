@@ -1,0 +1,319 @@
+"""Many runs in one process: a turn's fsyncs go to the kernel in one submission (Linux native
+AIO), runs are created on the loop with their fsyncs batched, and the slots that admit runs
+to a sync hand themselves on in order."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+import wfrun as workflows
+from wfrun.local import aio, store, syncs
+from wfrun.local.store import LoopGroupSync, RunStore
+
+from flows.steps import StepsWorkflow
+
+needs_aio = pytest.mark.skipif(
+    not aio.available() or aio.fsync_all([]) is None, reason="no Linux native AIO here"
+)
+
+
+def together(home: Path, count: int, steps: int = 3) -> list[list[int]]:
+    async def main() -> list[list[int]]:
+        return await asyncio.gather(
+            *(
+                workflows.execute_workflow(
+                    StepsWorkflow, {"count": steps}, execution_id=f"r{i}", home=home
+                )
+                for i in range(count)
+            )
+        )
+
+    return asyncio.run(main())
+
+
+def names(fds: Sequence[int]) -> list[str]:
+    return [os.readlink(f"/proc/self/fd/{fd}") for fd in fds]
+
+
+# -- one submission for a turn's fsyncs ------------------------------------------------------
+
+
+@needs_aio
+def test_a_crowd_s_fsyncs_go_to_the_kernel_in_one_submission_per_turn(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches: list[list[tuple[int, str]]] = []
+    real = aio.fsync_all
+
+    def watched(requests: Sequence[tuple[int, bool]]) -> list[int | None] | None:
+        fds = [fd for fd, _ in requests]
+        batches.append(list(zip([os.fstat(fd).st_ino for fd in fds], names(fds), strict=True)))
+        return real(requests)
+
+    monkeypatch.setattr(aio, "fsync_all", watched)
+    assert together(home, 12) == [[10, 20, 30]] * 12
+    assert max(map(len, batches)) >= syncs.AIO_FROM
+    synced = [inode for batch in batches for inode, _ in batch]
+    paths = [RunStore(home).path(f"r{i}") for i in range(12)]
+    counts = [synced.count(path.stat().st_ino) for path in paths]
+    assert min(counts) >= 1
+    assert sum(counts) >= 12 * 5 // 2  # most of their five syncs each (creation, 3 steps, end)
+    assert all(path.read_bytes().endswith(b"}\n") for path in paths)
+    # The new files' first syncs too, under their temporary names (linked only once synced).
+    assert any(name.endswith(".tmp") for batch in batches for _, name in batch)
+
+
+@needs_aio
+def test_fsync_all_syncs_each_file_and_leaves_one_it_cannot_sync_to_the_plain_call(
+    tmp_path: Path,
+) -> None:
+    first = os.open(tmp_path / "a", os.O_RDWR | os.O_CREAT, 0o600)
+    second = os.open(tmp_path / "b", os.O_RDWR | os.O_CREAT, 0o600)
+    read, write = os.pipe()
+    try:
+        os.write(first, b"x\n")
+        os.write(second, b"y\n")
+        assert aio.fsync_all([(first, True), (read, True), (second, False)]) == [0, None, 0]
+        assert aio.available()  # one file refused is that file's business
+    finally:
+        for fd in (first, second, read, write):
+            os.close(fd)
+
+
+@needs_aio
+def test_a_file_the_kernel_refuses_fails_its_own_run_with_the_plain_call_s_error(
+    tmp_path: Path,
+) -> None:
+    read, write = os.pipe()
+    files = [
+        os.open(tmp_path / f"f{i}", os.O_RDWR | os.O_CREAT, 0o600) for i in range(syncs.AIO_FROM)
+    ]
+
+    async def main() -> list[BaseException | None]:
+        waits = [syncs.submit_batched(fd, data_only=True)[0] for fd in [read, *files]]
+        return await asyncio.gather(*waits, return_exceptions=True)
+
+    try:
+        outcomes = asyncio.run(main())
+    finally:
+        for fd in (read, write, *files):
+            os.close(fd)
+    assert isinstance(outcomes[0], OSError)  # a pipe cannot be synced: fdatasync says so
+    assert outcomes[1:] == [None] * syncs.AIO_FROM
+
+
+def test_without_native_aio_a_crowd_syncs_each_file_in_the_threads(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aio, "fsync_all", lambda requests: None)  # as on a kernel without it
+    plain: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (plain.append(fd), real(fd))[1])
+    assert together(home, 8) == [[10, 20, 30]] * 8
+    assert len(plain) >= 8 * 4  # each run's first event, three steps and its end
+
+
+# -- runs created together -------------------------------------------------------------------
+
+
+@needs_aio
+def test_runs_created_together_share_fsyncs_of_their_folder(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder_syncs: list[int] = []
+    real = aio.fsync_all
+
+    def watched(requests: Sequence[tuple[int, bool]]) -> list[int | None] | None:
+        folder_syncs.extend(
+            fd
+            for fd, name in zip(
+                [fd for fd, _ in requests], names([r[0] for r in requests]), strict=True
+            )
+            if name == str(home / "runs")
+        )
+        return real(requests)
+
+    monkeypatch.setattr(aio, "fsync_all", watched)
+    plain: list[int] = []
+    real_fsync = os.fsync
+    runs = str(home / "runs")
+
+    def fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}") == runs:
+            plain.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert together(home, 40, steps=1) == [[10]] * 40
+    # Each run's name is durable (the folder was synced after its link), in far fewer
+    # fsyncs of the folder than runs.
+    assert 1 <= len(folder_syncs) + len(plain) < 40
+
+
+def test_a_run_cancelled_while_it_is_created_leaves_no_temporary_file_nor_its_lock(
+    home: Path,
+) -> None:
+    async def main() -> None:
+        for turns in range(12):  # cancelled at a different point of its creation each time
+            tasks = [
+                asyncio.ensure_future(
+                    workflows.execute_workflow(
+                        StepsWorkflow, {"count": 1}, execution_id=f"c{turns}-{i}", home=home
+                    )
+                )
+                for i in range(6)
+            ]
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.sleep(0.1)  # the threads' last callbacks (a lock let go after its sync)
+
+    asyncio.run(main())
+    runs = home / "runs"
+    assert not [name for name in os.listdir(runs) if name.endswith(".tmp")]
+    created = RunStore(home)
+    for name in os.listdir(runs):
+        if name.endswith(".jsonl"):
+            run_id = name.removesuffix(".jsonl")
+            assert not created.is_locked(run_id), run_id
+            assert created.read(run_id).started.run_id == run_id  # whole, never half-created
+
+
+# -- the folder's group fsync on the loop ----------------------------------------------------
+
+
+class ControlledSyncs:
+    """`syncs.submit_batched` whose fsyncs end when the test says, counted."""
+
+    def __init__(self) -> None:
+        self.started: list[asyncio.Future[None]] = []
+
+    def __call__(self, fd: int, *, data_only: bool, then: object = None) -> object:
+        from concurrent.futures import Future
+
+        awaited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done: Future[None] = Future()
+        awaited.add_done_callback(lambda _: done.set_result(None))
+        self.started.append(awaited)
+        return awaited, done
+
+
+async def settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+def test_runs_arriving_during_a_folder_fsync_share_the_next_one_rather_than_that_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    controlled = ControlledSyncs()
+    monkeypatch.setattr(syncs, "submit_batched", controlled)
+
+    async def main() -> None:
+        group = LoopGroupSync(tmp_path)
+        first = asyncio.ensure_future(group.sync())
+        await settle()
+        assert len(controlled.started) == 1
+        # These changed the folder after the running fsync began: it cannot cover them.
+        later = [asyncio.ensure_future(group.sync()) for _ in range(5)]
+        await settle()
+        assert len(controlled.started) == 1
+        controlled.started[0].set_result(None)
+        await settle()
+        assert first.done()
+        assert not any(task.done() for task in later)
+        assert len(controlled.started) == 2  # one fsync for the five
+        controlled.started[1].set_result(None)
+        await asyncio.gather(first, *later)
+        assert len(controlled.started) == 2
+
+    asyncio.run(main())
+
+
+def test_a_failed_folder_fsync_fails_its_run_and_the_others_try_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    controlled = ControlledSyncs()
+    monkeypatch.setattr(syncs, "submit_batched", controlled)
+
+    async def main() -> None:
+        group = LoopGroupSync(tmp_path)
+        first = asyncio.ensure_future(group.sync())
+        await settle()
+        other = asyncio.ensure_future(group.sync())
+        await settle()
+        controlled.started[0].set_exception(OSError(5, "I/O error"))
+        await settle()
+        with pytest.raises(workflows.HistoryIOError, match="cannot sync"):
+            await first
+        assert len(controlled.started) == 2
+        assert not other.done()
+        controlled.started[1].set_result(None)
+        await other
+
+    asyncio.run(main())
+
+
+# -- slots -----------------------------------------------------------------------------------
+
+
+def test_a_released_slot_goes_to_the_first_run_still_waiting_for_one() -> None:
+    async def main() -> list[str]:
+        slots = syncs.Slots(1)
+        order: list[str] = []
+
+        async def hold(name: str) -> None:
+            async with slots:
+                order.append(name)
+                await asyncio.sleep(0)
+
+        holder = asyncio.ensure_future(hold("first"))
+        await asyncio.sleep(0)
+        waiting = [asyncio.ensure_future(hold(name)) for name in ("a", "b", "c")]
+        await asyncio.sleep(0)
+        waiting[1].cancel()  # gives up its place
+        await asyncio.gather(holder, *waiting, return_exceptions=True)
+        return order
+
+    assert asyncio.run(main()) == ["first", "a", "c"]
+
+
+def test_a_run_cancelled_as_it_is_handed_a_slot_passes_the_slot_on() -> None:
+    async def main() -> bool:
+        slots = syncs.Slots(1)
+        await slots.__aenter__()
+        waiter = asyncio.ensure_future(slots.__aenter__())
+        second = asyncio.ensure_future(slots.__aenter__())
+        await asyncio.sleep(0)
+        await slots.__aexit__()  # handed to the waiter, which is cancelled before it runs
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        await asyncio.wait_for(second, 5)  # the slot went on, not lost
+        return True
+
+    assert asyncio.run(main())
+
+
+def test_open_files_stay_within_the_slots_while_many_runs_are_created(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    most = [0]
+    opened, closed = store._OpenFiles.opened, store._OpenFiles.closed
+
+    def counting(self: store._OpenFiles) -> None:
+        opened(self)
+        most[0] = max(most[0], self.count)
+
+    monkeypatch.setattr(store._OpenFiles, "opened", counting)
+    monkeypatch.setattr(store._OpenFiles, "closed", closed)
+    monkeypatch.setattr(store, "keep_open", lambda: 8)
+    assert together(home, 120, steps=1) == [[10]] * 120
+    assert most[0] <= 8 + syncs.SYNC_SLOTS + syncs.CREATE_SLOTS
