@@ -34,6 +34,12 @@ from workloads import Sequential
 import wfrun as workflows
 
 
+def cpu_seconds() -> float:
+    """User + system CPU of this process so far, every thread's."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def one_round(home: Path, runs: int, steps: int) -> float:
     start = time.perf_counter()
     results = await asyncio.gather(
@@ -68,21 +74,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
         base = Path(tmp)
         for runs in args.runs:
-            times = []
+            times, cpu = [], []
             for r in range(args.repeat):
                 home = base / f"n{runs}r{r}"
+                before = cpu_seconds()
                 try:
                     times.append(asyncio.run(one_round(home, runs, args.steps)))
                 except Exception as exc:  # today's EMFILE, say: reported, not hidden
                     print(f"N={runs:5d}: FAILED: {type(exc).__name__}: {exc}")
                     break
+                cpu.append((cpu_seconds() - before) / runs)
             if not times:
                 continue
             rates[runs] = runs / statistics.median(times)
             print(
                 f"N={runs:5d}: {rates[runs]:8.0f} workflows/s  "
                 f"({rates[runs] * (args.steps + 2):7.0f} durable appends/s; rounds: "
-                f"{', '.join(f'{t:.2f}' for t in times)} s)"
+                f"{', '.join(f'{t:.2f}' for t in times)} s; CPU per workflow "
+                f"{statistics.median(cpu) * 1000:.2f} ms, user + sys, every thread)"
             )
         floor = statistics.median(1 / append_fsync_floor(base, 1000) for _ in range(3))
         merged = statistics.median(concurrent_floor(base) for _ in range(3))
