@@ -317,3 +317,56 @@ def test_open_files_stay_within_the_slots_while_many_runs_are_created(
     monkeypatch.setattr(store, "keep_open", lambda: 8)
     assert together(home, 120, steps=1) == [[10]] * 120
     assert most[0] <= 8 + syncs.SYNC_SLOTS + syncs.CREATE_SLOTS
+
+
+# -- kill -9 with a crowd live ---------------------------------------------------------------
+
+CROWD = """
+    import asyncio, sys
+    import wfrun as workflows
+    from flows.steps import StepsWorkflow
+
+    async def main(n: int) -> None:
+        await asyncio.gather(*(
+            workflows.execute_workflow(StepsWorkflow, {"count": 4}, execution_id=f"k{i}")
+            for i in range(n)
+        ))
+
+    asyncio.run(main(int(sys.argv[1])))
+"""
+
+
+@pytest.mark.slow
+def test_a_kill_with_a_crowd_live_loses_no_step_any_run_went_past(
+    isolated: Path, log: Path, home: Path
+) -> None:
+    """Thirty runs in one process, each held in its third step (so each went past two steps,
+    synced in a crowd): after a kill -9, resuming them runs no completed step again."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from conftest import FLOWS, attempts, hold, kill_after_marker, run_wfrun
+
+    script = isolated / "crowd.py"
+    script.write_text(textwrap.dedent(CROWD))
+    count = 30
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(count)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **hold("step3"), "PYTHONPATH": str(FLOWS.parent)},
+    )
+    kill_after_marker(process, log, "step3", count=count)
+    resumed = run_wfrun("resume", "--all", timeout=300, env={"PYTHONPATH": str(FLOWS.parent)})
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert attempts(log, "step1") == count  # durable before each run went on: none again
+    assert attempts(log, "step2") == count
+    assert attempts(log, "step3") == 2 * count  # in flight at the kill: run again
+    assert attempts(log, "step4") == count
+    store = RunStore(home)
+    for i in range(count):
+        events = store.read(f"k{i}").events
+        assert events[-1].type == "WorkflowCompleted"
+        assert sum(e.type == "ActivityCompleted" for e in events) == 4
