@@ -39,9 +39,8 @@ import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Final, TypeVar
-
-from . import aio
 
 T = TypeVar("T")
 
@@ -223,13 +222,21 @@ class _Batch:
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._pending = self._pending, []
         executor = _executor()
-        if len(batch) >= AIO_FROM and aio.available():
+        if len(batch) >= AIO_FROM and _aio().available():
             executor.submit(_run_at_once, loop, batch)
             return
         # Spread over the threads, so that the disk merges the syncs that overlap in time.
         shares = min(len(batch), SYNC_THREADS)
         for i in range(shares):
             executor.submit(_run, loop, batch[i::shares])
+
+
+def _aio() -> ModuleType:
+    # Imported once a crowd needs it: ctypes and its structures cost ~5 ms, which the reading
+    # commands (`list`, `history`), importing this module, never need.
+    from . import aio
+
+    return aio
 
 
 def _run(loop: asyncio.AbstractEventLoop, share: list[_Item]) -> None:
@@ -239,7 +246,7 @@ def _run(loop: asyncio.AbstractEventLoop, share: list[_Item]) -> None:
 
 def _run_at_once(loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
     # In a sync thread: every sync of the batch in one go, then the rest of each in turn.
-    synced = aio.fsync_all([(sync.fd, sync.data_only) for sync, _, _ in batch])
+    synced = _aio().fsync_all([(sync.fd, sync.data_only) for sync, _, _ in batch])
     _finish(loop, batch, synced or [None] * len(batch))
 
 
