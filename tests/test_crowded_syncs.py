@@ -370,3 +370,57 @@ def test_a_kill_with_a_crowd_live_loses_no_step_any_run_went_past(
         events = store.read(f"k{i}").events
         assert events[-1].type == "WorkflowCompleted"
         assert sum(e.type == "ActivityCompleted" for e in events) == 4
+
+
+# -- the watchdog, with a crowd live ---------------------------------------------------------
+
+
+def frames_on_the_loop(call: object) -> list[object]:
+    """The frame that called ``call`` when the loop ran it as a callback, captured there."""
+    import sys
+
+    frames: list[object] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        loop.call_soon(lambda: (frames.append(call()), done.set_result(None)))
+        await done
+
+    asyncio.run(main())
+    return frames if frames else [sys._getframe()]
+
+
+def test_the_loop_busy_between_callbacks_is_not_blamed_on_the_code_that_started_it() -> None:
+    """With thousands of runs live, one turn of the loop can run past the threshold: caught in
+    the loop's own dispatch, the watchdog must not name the user's ``asyncio.run`` line."""
+    import sys
+
+    from wfrun.local.watchdog import suspect
+
+    [dispatch] = frames_on_the_loop(lambda: sys._getframe(2))  # asyncio's Handle._run
+    assert "asyncio" in dispatch.f_code.co_filename  # type: ignore[attr-defined]
+    assert suspect(dispatch) is None  # type: ignore[arg-type]
+
+
+def test_code_the_standard_library_generates_is_looked_through_like_the_library() -> None:
+    import dataclasses
+    import sys
+
+    from wfrun.local.watchdog import suspect
+
+    captured: list[object] = []
+
+    @dataclasses.dataclass
+    class Probe:
+        def __post_init__(self) -> None:
+            captured.append(sys._getframe(1))  # the generated __init__, "<string>"
+
+    async def main() -> None:
+        asyncio.get_running_loop().call_soon(Probe)  # the loop calls the generated code itself
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    [generated] = captured
+    assert generated.f_code.co_filename == "<string>"  # type: ignore[attr-defined]
+    assert suspect(generated) is None  # type: ignore[arg-type]

@@ -145,7 +145,7 @@ class _Context:
             except OSError as exc:
                 if exc.errno == errno.EINTR:
                     continue
-                raise  # cannot happen with a valid context: the caller fails the batch
+                raise  # not with a valid context; `fsync_all` then syncs them plainly
             done += got
         for event in events[:submitted]:
             results[event.data] = -event.res if event.res < 0 else 0
