@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,16 +175,27 @@ def test_a_run_cancelled_while_it_is_created_leaves_no_temporary_file_nor_its_lo
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.sleep(0.1)  # the threads' last callbacks (a lock let go after its sync)
 
     asyncio.run(main())
     runs = home / "runs"
-    assert not [name for name in os.listdir(runs) if name.endswith(".tmp")]
     created = RunStore(home)
+
+    def settled() -> bool:  # a thread still at work finishes what it began, then lets go
+        names = os.listdir(runs)
+        return not any(name.endswith(".tmp") for name in names) and not any(
+            created.is_locked(name.removesuffix(".jsonl"))
+            for name in names
+            if name.endswith(".jsonl")
+        )
+
+    for _ in range(3000):  # a bound only a hang reaches
+        if settled():
+            break
+        time.sleep(0.01)
+    assert settled()
     for name in os.listdir(runs):
         if name.endswith(".jsonl"):
             run_id = name.removesuffix(".jsonl")
-            assert not created.is_locked(run_id), run_id
             assert created.read(run_id).started.run_id == run_id  # whole, never half-created
 
 
@@ -424,3 +437,62 @@ def test_code_the_standard_library_generates_is_looked_through_like_the_library(
     [generated] = captured
     assert generated.f_code.co_filename == "<string>"  # type: ignore[attr-defined]
     assert suspect(generated) is None  # type: ignore[arg-type]
+
+
+class HeldPool:
+    """`syncs.submit` whose functions run only when the test says (as a busy pool would)."""
+
+    def __init__(self) -> None:
+        from concurrent.futures import Future
+
+        self.queued: list[tuple[Any, Future[Any]]] = []
+        self._future = Future
+
+    def __call__(self, function: Any) -> Any:
+        future = self._future()
+        self.queued.append((function, future))
+        return future
+
+    def run_all(self) -> None:
+        while self.queued:
+            function, future = self.queued.pop(0)
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled before a thread took it: it never runs
+            try:
+                future.set_result(function())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+
+def test_a_run_cancelled_while_its_link_waits_for_a_thread_still_loses_its_temporary_name(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = HeldPool()
+    monkeypatch.setattr(syncs, "submit", pool)
+
+    async def main() -> None:
+        first = asyncio.ensure_future(  # alone: created inline, and keeps the second crowded
+            workflows.execute_workflow(StepsWorkflow, {"count": 1, "delay": 5}, execution_id="a")
+        )
+        await asyncio.sleep(0.01)
+        second = asyncio.ensure_future(
+            workflows.execute_workflow(StepsWorkflow, {"count": 1}, execution_id="b")
+        )
+
+        def linking() -> bool:
+            return any(getattr(f, "func", None) is store._link_new for f, _ in pool.queued)
+
+        for _ in range(2000):  # until its link waits in the pool (a bound only a hang reaches)
+            if linking():
+                break
+            pool.run_all()  # its creation's file, say
+            await asyncio.sleep(0.005)
+        assert linking()
+        second.cancel()
+        await asyncio.gather(second, return_exceptions=True)
+        pool.run_all()
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+
+    asyncio.run(main())
+    assert not [name for name in os.listdir(home / "runs") if name.endswith(".tmp")]

@@ -496,11 +496,12 @@ def _link_new(temporary: Path, final: Path) -> None:
 
 
 async def _aside(function: Callable[[], T], *, undo: Callable[[], None] | None = None) -> T:
-    """``function()`` in the sync pool. Cancelled meanwhile, it runs to its end all the same,
+    """``function()`` in the sync pool. Cancelled meanwhile, it runs to its end all the same
+    (even if no thread took it yet: a link left undone would leave its temporary name behind),
     and ``undo`` then undoes it if it succeeded."""
     future = syncs.submit(function)
     try:
-        return await asyncio.wrap_future(future)
+        return await asyncio.shield(asyncio.wrap_future(future))
     except asyncio.CancelledError:
         if undo is not None:
             future.add_done_callback(lambda done: _undo_after(done, undo))
