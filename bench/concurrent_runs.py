@@ -13,7 +13,9 @@ of ``ulimit -n`` is 1024): N runs at once must not need N descriptors.
 Figures are medians of --repeat rounds, each in a fresh home. Next to them, in the same
 process: the fsync floor (one write + fsync after another, one file) and the concurrent fsync
 floor (as many threads as runs could use, each appending + fsyncing its own file: what the
-disk and the ext4 journal allow when syncs overlap and are merged).
+disk and the ext4 journal allow when syncs overlap and are merged), and the submitted floor
+(64 files written in place and fdatasync'd in one ``io_submit``, as wfrun syncs a crowd's
+steps on Linux).
 """
 
 from __future__ import annotations
@@ -28,10 +30,43 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import append_fsync_floor, concurrent_floor
+from common import STEP, append_fsync_floor, concurrent_floor
 from workloads import Sequential
 
 import wfrun as workflows
+
+
+def submitted_floor(folder: Path, files: int = 64, rounds: int = 60) -> float | None:
+    """Durable appends per second when ``files`` files are each appended to in place and all
+    fdatasync'd in one submission (`wfrun.local.aio`, as a crowd's syncs are); None without
+    native AIO here."""
+    try:
+        from wfrun.local import aio
+    except ImportError:  # a wfrun from before it
+        return None
+    paths = [folder / f"floor-aio{i}.bench" for i in range(files)]
+    fds = [os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600) for path in paths]
+    try:
+        for fd in fds:
+            os.posix_fallocate(fd, 0, len(STEP) * rounds)
+        start = time.perf_counter()
+        for r in range(rounds):
+            for fd in fds:
+                os.pwrite(fd, STEP, r * len(STEP))
+            done = aio.fsync_all([(fd, True) for fd in fds])
+            if done is None or any(done):
+                return None
+        return files * rounds / (time.perf_counter() - start)
+    finally:
+        for fd, path in zip(fds, paths, strict=True):
+            os.close(fd)
+            path.unlink()
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process so far, every thread's."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def one_round(home: Path, runs: int, steps: int) -> float:
@@ -68,26 +103,35 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
         base = Path(tmp)
         for runs in args.runs:
-            times = []
+            times, cpu = [], []
             for r in range(args.repeat):
                 home = base / f"n{runs}r{r}"
+                before = cpu_seconds()
                 try:
                     times.append(asyncio.run(one_round(home, runs, args.steps)))
                 except Exception as exc:  # today's EMFILE, say: reported, not hidden
                     print(f"N={runs:5d}: FAILED: {type(exc).__name__}: {exc}")
                     break
+                cpu.append((cpu_seconds() - before) / runs)
             if not times:
                 continue
             rates[runs] = runs / statistics.median(times)
             print(
                 f"N={runs:5d}: {rates[runs]:8.0f} workflows/s  "
                 f"({rates[runs] * (args.steps + 2):7.0f} durable appends/s; rounds: "
-                f"{', '.join(f'{t:.2f}' for t in times)} s)"
+                f"{', '.join(f'{t:.2f}' for t in times)} s; CPU per workflow "
+                f"{statistics.median(cpu) * 1000:.2f} ms, user + sys, every thread)"
             )
         floor = statistics.median(1 / append_fsync_floor(base, 1000) for _ in range(3))
         merged = statistics.median(concurrent_floor(base) for _ in range(3))
+        submitted = [submitted_floor(base) for _ in range(3)]
     print(f"fsync floor:            {floor:8.0f} durable appends/s, one file after another")
     print(f"concurrent fsync floor: {merged:8.0f} durable appends/s, 8 threads, 8 files")
+    if None in submitted:
+        print("submitted fsync floor:  (no Linux native AIO here)")
+    else:
+        at_once = statistics.median(x for x in submitted if x is not None)
+        print(f"submitted fsync floor:  {at_once:8.0f} durable appends/s, 64 files, one io_submit")
     if len(rates) > 1:
         smallest, largest = min(rates), max(rates)
         print(f"N={largest} runs at {rates[largest] / rates[smallest]:.2f}x the N={smallest} rate")

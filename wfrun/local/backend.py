@@ -9,7 +9,6 @@ in flight in one process at once.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import dataclasses
 import os
@@ -332,16 +331,10 @@ class LocalBackend:
     async def _create(
         self, fields: dict[str, Any], clock: Clock
     ) -> tuple[HistoryWriter, WorkflowStarted]:
-        """`RunStore.create`, in a sync thread while other runs are live (it fsyncs twice)."""
+        """`RunStore.create`, its fsyncs aside while other runs are live (it fsyncs twice)."""
         if not syncs.crowded():
             return self.store.create(fields, clock)
-        future = syncs.submit(partial(self.store.create, fields, clock))
-        try:
-            return await asyncio.wrap_future(future)
-        except asyncio.CancelledError:
-            # Cancelled while the thread creates it: the run exists, and nobody holds it.
-            future.add_done_callback(_release_created)
-            raise
+        return await self.store.create_aside(fields, clock)
 
     async def _start_created(
         self,
@@ -750,10 +743,3 @@ def replay_history(history: RunHistory, definition: WorkflowDefinition) -> Repla
         finished=recorded.terminal is not None,
         next_steps=len(found.backlog),
     )
-
-
-def _release_created(
-    future: concurrent.futures.Future[tuple[HistoryWriter, WorkflowStarted]],
-) -> None:
-    if not future.cancelled() and future.exception() is None:
-        future.result()[0].close()

@@ -47,6 +47,7 @@ Guarantees, and how they are kept:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
@@ -56,7 +57,7 @@ import stat
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
@@ -90,6 +91,7 @@ from .listing import ListIndex, RunEnds, _private
 from .stream import HistoryStream
 
 E = TypeVar("E", bound=Event)
+T = TypeVar("T")
 
 
 def validate_run_id(run_id: str) -> str:
@@ -225,26 +227,26 @@ class HistoryWriter:
             self.sync()
             return
         async with syncs.slot():
-            self._flush()
-            fd = self._open()
-            job = partial(self._make_durable_and_trim if last else self._make_durable, fd)
-            awaited, future = syncs.submit_batched(job)
-            self._syncing.add(future)
-            future.add_done_callback(self._synced)
-            try:
-                await awaited
-            except OSError as exc:
-                self._fail(exc, "sync", keep=None)
-            finally:
-                self._put_down()
+            await self._sync_in_slot(last=last)
+
+    async def _sync_in_slot(self, *, last: bool = False) -> None:
+        """`sync_aside`'s work, for a caller that holds a `syncs.slot` already."""
+        self._flush()
+        fd = self._open()
+        trim = partial(self._trim, fd) if last else None
+        awaited, future = syncs.submit_batched(fd, data_only=self._reserving, then=trim)
+        self._syncing.add(future)
+        future.add_done_callback(self._synced)
+        try:
+            await awaited
+        except OSError as exc:
+            self._fail(exc, "sync", keep=None)
+        finally:
+            self._put_down()
 
     def _make_durable(self, fd: int) -> None:
         # fdatasync also writes the length when it changed: a reservation is durable too.
         (os.fdatasync if self._reserving else os.fsync)(fd)
-
-    def _make_durable_and_trim(self, fd: int) -> None:
-        self._make_durable(fd)
-        self._trim(fd)
 
     def _trim(self, fd: int) -> None:
         """Cut the reserved zeros off (in a sync thread, or at `close`)."""
@@ -467,6 +469,113 @@ def _folder_syncs(folder: Path) -> GroupSync:
         return found
 
 
+def _open_new(temporary: Path, lock: locks.LockFile, run_id: str) -> int:
+    """Create the new run's file under its temporary name (the lock let go if it fails)."""
+    try:
+        return os.open(temporary, _CREATE, 0o600)
+    except OSError as exc:
+        lock.release(run_id)
+        raise io_error(exc, temporary.parent, "cannot create a run file in") from None
+
+
+def _forget_new(temporary: Path, lock: locks.LockFile | None, run_id: str) -> None:
+    """Undo `_open_new` for a creation that failed or was given up."""
+    with contextlib.suppress(OSError):
+        temporary.unlink()
+    if lock is not None:
+        lock.release(run_id)
+
+
+def _link_new(temporary: Path, final: Path) -> None:
+    """Put a new run file in place under its name; the temporary name goes either way."""
+    try:
+        os.link(temporary, final)  # atomic, and refuses to replace an existing run
+    finally:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+
+
+async def _aside(function: Callable[[], T], *, undo: Callable[[], None] | None = None) -> T:
+    """``function()`` in the sync pool. Cancelled meanwhile, it runs to its end all the same
+    (even if no thread took it yet: a link left undone would leave its temporary name behind),
+    and ``undo`` then undoes it if it succeeded."""
+    future = syncs.submit(function)
+    try:
+        return await asyncio.shield(asyncio.wrap_future(future))
+    except asyncio.CancelledError:
+        if undo is not None:
+            future.add_done_callback(lambda done: _undo_after(done, undo))
+        raise
+
+
+def _undo_after(done: Future[Any], undo: Callable[[], None]) -> None:
+    if not done.cancelled() and done.exception() is None:
+        result = done.result()
+        if isinstance(result, int):  # a descriptor nobody will use
+            os.close(result)
+        undo()
+
+
+class LoopGroupSync:
+    """`GroupSync` for the runs of one event loop: fsyncs of one folder, each shared by every
+    run whose change (a new name in the folder) was made before it began, handed to the sync
+    pool with the other syncs of its turn (`wfrun.local.syncs.submit_batched`).
+
+    At most one runs at a time; a run that arrives meanwhile waits for the next, which covers
+    every run that arrived by the time it begins. A failed fsync fails the run that started
+    it; the others, not covered, try again.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._asked = 0
+        self._done = 0
+        self._running: asyncio.Future[None] | None = None
+
+    async def sync(self) -> None:
+        """Return once an fsync of the folder that began after this call has succeeded."""
+        self._asked += 1
+        mine = self._asked
+        while self._done < mine:
+            if self._running is not None:
+                await asyncio.shield(self._running)  # its starter reports a failure
+                continue
+            covers = self._asked  # every change asked for by now was made before this
+            self._running = asyncio.get_running_loop().create_future()
+            try:
+                await self._fsync()
+                self._done = max(self._done, covers)
+            finally:
+                running, self._running = self._running, None
+                running.set_result(None)
+
+    async def _fsync(self) -> None:
+        folder = self._folder
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise io_error(exc, folder, "cannot sync") from None
+        awaited, done = syncs.submit_batched(fd, data_only=False)
+        done.add_done_callback(lambda _: os.close(fd))  # once the thread is done with it
+        try:
+            await asyncio.shield(awaited)
+        except OSError as exc:
+            raise io_error(exc, folder, "cannot sync") from None
+
+
+_loop_group_syncs: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[Path, LoopGroupSync]
+] = weakref.WeakKeyDictionary()
+
+
+def _loop_folder_syncs(folder: Path) -> LoopGroupSync:
+    by_folder = _loop_group_syncs.setdefault(asyncio.get_running_loop(), {})
+    found = by_folder.get(folder)
+    if found is None:
+        found = by_folder[folder] = LoopGroupSync(folder)
+    return found
+
+
 def _can_reserve() -> bool:
     """Whether this OS can reserve file space and sync data without the inode (not macOS)."""
     return hasattr(os, "posix_fallocate") and hasattr(os, "fdatasync")
@@ -527,42 +636,109 @@ class RunStore:
         Raises `FileExistsError` when the run already exists (the caller decides what that
         means: resume it, or report it).
         """
+        lock, temporary = self._new_name(started["run_id"])
+        fd = _open_new(temporary, lock, started["run_id"])
+        writer, event = self._first_event(fd, temporary, lock, started, clock)
+        with self._linking(writer):
+            writer.sync()
+            _link_new(temporary, writer.path)
+        # The new file's name must survive a crash too; runs created at once share the fsync.
+        try:
+            _folder_syncs(self.runs_dir).sync(partial(self.sync_folder, self.runs_dir))
+        except BaseException:
+            writer.close()
+            raise
+        return writer, event
+
+    async def create_aside(
+        self, started: dict[str, Any], clock: Clock
+    ) -> tuple[HistoryWriter, WorkflowStarted]:
+        """`create`, for a process with other runs live: its fsyncs go with theirs.
+
+        The two fsyncs (the file's, then the runs folder's) are handed to the sync pool with
+        every other sync of the same turn of the loop (`wfrun.local.syncs.submit_batched`),
+        and the changes to the runs folder (creating the file, linking it into place) are
+        made in a sync thread: each waits for the file system's journal, which many syncs
+        keep busy (measured: ~1.6 ms per creation, the whole loop stalled meanwhile). The
+        rest runs on the loop: creating a run in a thread cost the loop thread a wait for the
+        GIL at each system call. It holds a `syncs.creating` slot while its file is open:
+        however many runs start at once, only so many hold a descriptor. The runs
+        folder's fsync is shared by the runs linked before it began (`LoopGroupSync`).
+        """
         run_id = started["run_id"]
-        final = self.path(run_id)
+        async with syncs.creating():
+            lock, temporary = self._new_name(run_id)
+            fd = await _aside(
+                partial(_open_new, temporary, lock, run_id),
+                undo=partial(_forget_new, temporary, lock, run_id),
+            )
+            writer, event = self._first_event(fd, temporary, lock, started, clock)
+            linking = False
+            try:
+                with self._linking(writer):
+                    await writer._sync_in_slot()
+                    linking = True  # from here on, the thread takes the temporary name away
+                    await _aside(partial(_link_new, temporary, writer.path))
+            except BaseException:
+                writer.close()  # after the thread, if one still syncs its descriptor
+                if not linking:
+                    _forget_new(temporary, None, run_id)
+                raise
+        try:
+            await _loop_folder_syncs(self.runs_dir).sync()
+        except BaseException:
+            writer.close()  # the run exists; nobody holds it (a resume carries it on)
+            raise
+        return writer, event
+
+    def _new_name(self, run_id: str) -> tuple[locks.LockFile, Path]:
+        """The run's lock, taken before its file exists, and a temporary name for the file."""
         self._ensure_dirs()
         lock = self._lock(run_id)  # before the file exists: nobody may take it meanwhile
         temporary = self.runs_dir / f".{run_id}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        try:
-            fd = os.open(temporary, _CREATE, 0o600)
-        except OSError as exc:
-            lock.release(run_id)
-            raise io_error(exc, self.runs_dir, "cannot create a run file in") from None
-        writer: HistoryWriter | None = None
+        return lock, temporary
+
+    def _first_event(
+        self,
+        fd: int,
+        temporary: Path,
+        lock: locks.LockFile,
+        started: dict[str, Any],
+        clock: Clock,
+    ) -> tuple[HistoryWriter, WorkflowStarted]:
+        """A writer of the new file (under its temporary name), its first event appended."""
+        run_id = started["run_id"]
         try:
             writer = HistoryWriter(
-                fd, final, 1, clock, size=0, write=self.write, lock=lock, run_id=run_id
+                fd, self.path(run_id), 1, clock, size=0, write=self.write, lock=lock, run_id=run_id
             )
+        except BaseException:
+            os.close(fd)
+            _forget_new(temporary, lock, run_id)
+            raise
+        try:
             event = writer.append(WorkflowStarted, **started)
-            writer.sync()
-            os.link(temporary, final)  # atomic, and refuses to replace an existing run
+        except BaseException:
+            writer._release()
+            _forget_new(temporary, None, run_id)
+            raise
+        return writer, event
+
+    @contextlib.contextmanager
+    def _linking(self, writer: HistoryWriter) -> Iterator[None]:
+        """Around the first sync and the link of a new run file: on any failure the writer
+        lets the run go."""
+        try:
+            yield
         except BaseException as exc:
             # Through the writer, which forgets the descriptor: the exception's traceback keeps
             # the writer alive, and a fork meanwhile must not close the number in its child,
             # by then another file's (a subprocess's pipe, say).
-            if writer is not None:
+            if not writer._syncing:  # else the async caller closes it after its thread
                 writer._release()
-            else:
-                os.close(fd)
-                lock.release(run_id)
             if isinstance(exc, OSError) and not isinstance(exc, FileExistsError):
-                raise io_error(exc, final, "cannot create") from None
+                raise io_error(exc, writer.path, "cannot create") from None
             raise
-        finally:
-            with contextlib.suppress(OSError):
-                temporary.unlink(missing_ok=True)
-        # The new file's name must survive a crash too; runs created at once share the fsync.
-        _folder_syncs(self.runs_dir).sync(partial(self.sync_folder, self.runs_dir))
-        return writer, event
 
     def open_for_append(self, run_id: str, clock: Clock) -> tuple[HistoryWriter, History]:
         """Lock a run for this process and read it; `RunLockedError` if another holds it."""
@@ -836,6 +1012,9 @@ class RunStore:
 
     def ensure_folder(self, folder: Path) -> None:
         """Create a folder of this home (0700) if need be, durably, and check it."""
+        with contextlib.suppress(FileNotFoundError):  # there already: one lstat, not three
+            self._check_folder(folder)
+            return
         created = []
         try:
             for each in (self.home, folder):

@@ -10,23 +10,36 @@ on meanwhile, and fsyncs of different files that overlap in time are committed t
 the file system (ext4 merges them into one journal commit), which is where the throughput of
 many runs at once comes from (`bench/concurrent_runs.py` measures both floors).
 
+The fsyncs asked for in one turn of the loop are handed over together (`submit_batched`), and
+from `AIO_FROM` of them on, one thread gives them all to the kernel in one ``io_submit``
+(Linux native AIO, `wfrun.local.aio`) and waits for all of them at once: a thread per fsync
+cost a wait for the GIL each time one returned, and the busy loop thread as many waits for it
+back (measured with 200 runs live: ~15,000 context switches a round, ~20 futex calls per
+fsync; with the submission, a tenth of the switches). Elsewhere, or for a few, the threads
+sync one file each as before.
+
 The same count decides when a run keeps its history file open between writes (see
 `wfrun.local.store.HistoryWriter`): alone, it keeps it (an open per step would cost the single
 run ~10 µs); in company it opens it only to write and to sync, and at most `SYNC_SLOTS` runs
 of a loop hold it open for a sync at once (the thread is handed the descriptor itself: an
 fsync through a fresh one would cost three more syscalls, each a wait for the GIL that the
 busy loop thread holds). So the number of runs is not bounded by the limit on open files.
+Runs being created hold a slot of their own (`CREATE_SLOTS`), so a crowd of new runs never
+keeps the live ones from their syncs (see `wfrun.local.store.RunStore.create_aside`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import threading
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from types import ModuleType
 from typing import Final, TypeVar
 
 T = TypeVar("T")
@@ -71,17 +84,71 @@ def _executor() -> ThreadPoolExecutor:
 #: every sync thread busy with a queue behind it, few enough for any limit on open files.
 SYNC_SLOTS: Final = 4 * SYNC_THREADS
 
-_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-    weakref.WeakKeyDictionary()
-)
+
+class Slots:
+    """A semaphore of one event loop, first come first served, whose every step is O(1).
+
+    Why not `asyncio.Semaphore`: on Python 3.11 its ``acquire`` asks ``locked()``, which
+    scans every waiter; with hundreds of runs waiting for a slot, each sync cost a scan of
+    all of them (quadratic in the number of live runs). Here a released slot is handed
+    straight to the first waiter still waiting.
+    """
+
+    def __init__(self, count: int) -> None:
+        self._free = count
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def __aenter__(self) -> None:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # handed a slot, too late: pass it on
+                self._release()
+            raise
+
+    async def __aexit__(self, *_: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # a cancelled one gave up its place
+                waiter.set_result(None)
+                return
+        self._free += 1
 
 
-def slot() -> asyncio.Semaphore:
-    """The semaphore a run holds while its history is open for a sync (on this loop)."""
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Slots] = weakref.WeakKeyDictionary()
+
+
+def slot() -> Slots:
+    """The slots a run holds one of while its history is open for a sync (on this loop)."""
     loop = asyncio.get_running_loop()
     found = _slots.get(loop)
     if found is None:
-        found = _slots[loop] = asyncio.Semaphore(SYNC_SLOTS)
+        found = _slots[loop] = Slots(SYNC_SLOTS)
+    return found
+
+
+#: Runs of a loop that may be being created at once (each holds its new file open): as many
+#: as there are sync threads, as when each was created in one. Apart from `SYNC_SLOTS`, so
+#: that a crowd of runs starting never keeps the live ones from their syncs.
+CREATE_SLOTS: Final = SYNC_THREADS
+
+_creating: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Slots] = weakref.WeakKeyDictionary()
+
+
+def creating() -> Slots:
+    """The slots a run holds one of while it is being created (on this loop)."""
+    loop = asyncio.get_running_loop()
+    found = _creating.get(loop)
+    if found is None:
+        found = _creating[loop] = Slots(CREATE_SLOTS)
     return found
 
 
@@ -94,25 +161,45 @@ def submit(function: Callable[[], T]) -> Future[T]:
     return _executor().submit(function)
 
 
-def submit_batched(function: Callable[[], None]) -> tuple[asyncio.Future[None], Future[None]]:
-    """Run ``function()`` in the sync pool, handed over with every other one asked for in the
-    same turn of this loop (a group commit across runs).
+def submit_batched(
+    fd: int, *, data_only: bool, then: Callable[[], None] | None = None
+) -> tuple[asyncio.Future[None], Future[None]]:
+    """fsync ``fd`` in the sync pool (fdatasync where ``data_only``), then call ``then()``
+    there, handed over with every other one asked for in the same turn of this loop (a
+    group commit across runs).
 
     Returns the future to await on the loop, and the thread's own (done once the thread is
-    done with ``function``, whatever happened to the awaiting task meanwhile: see `submit`).
-    One hand-off per turn of the loop and per thread, one wake-up of the loop per thread's
-    share, instead of a task for the pool, a chained future and a wake-up per run: with
-    hundreds of runs live, those were most of what a step cost the loop thread.
+    done with ``fd``, whatever happened to the awaiting task meanwhile: see `submit`).
+    One hand-off per turn of the loop, one wake-up of the loop per hand-off, instead of a
+    task for the pool, a chained future and a wake-up per run. A turn's syncs go to the
+    kernel in one call where it can take them (`wfrun.local.aio`, from `AIO_FROM` of them
+    on), else spread over the pool's threads.
     """
     loop = asyncio.get_running_loop()
     batch = _batches.get(loop)
     if batch is None:
         batch = _batches[loop] = _Batch()
-    return batch.add(loop, function)
+    return batch.add(loop, _Sync(fd, data_only, then))
 
 
-#: One function for the pool, the future its run awaits, and the thread's own.
-_Item = tuple[Callable[[], None], "asyncio.Future[None]", Future[None]]
+#: Syncs of one turn from which on they go to the kernel at once (`wfrun.local.aio`) rather
+#: than a thread each: a handful of runs keep the plain calls, whose thread hops cost them
+#: little (few threads wait for the GIL).
+AIO_FROM: Final = 4
+
+
+@dataclass(frozen=True, slots=True)
+class _Sync:
+    fd: int
+    data_only: bool
+    then: Callable[[], None] | None
+
+    def plainly(self) -> None:
+        (os.fdatasync if self.data_only else os.fsync)(self.fd)
+
+
+#: One sync for the pool, the future its run awaits, and the thread's own.
+_Item = tuple[_Sync, "asyncio.Future[None]", Future[None]]
 
 
 class _Batch:
@@ -123,30 +210,57 @@ class _Batch:
         self._pending: list[_Item] = []
 
     def add(
-        self, loop: asyncio.AbstractEventLoop, function: Callable[[], None]
+        self, loop: asyncio.AbstractEventLoop, sync: _Sync
     ) -> tuple[asyncio.Future[None], Future[None]]:
         awaited: asyncio.Future[None] = loop.create_future()
         done: Future[None] = Future()
         if not self._pending:  # the first of this turn: hand them all over once it ends
             loop.call_soon(self._hand_over, loop)
-        self._pending.append((function, awaited, done))
+        self._pending.append((sync, awaited, done))
         return awaited, done
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._pending = self._pending, []
+        executor = _executor()
+        if len(batch) >= AIO_FROM and _aio().available():
+            executor.submit(_run_at_once, loop, batch)
+            return
         # Spread over the threads, so that the disk merges the syncs that overlap in time.
         shares = min(len(batch), SYNC_THREADS)
-        executor = _executor()
         for i in range(shares):
             executor.submit(_run, loop, batch[i::shares])
 
 
+def _aio() -> ModuleType:
+    # Imported once a crowd needs it: ctypes and its structures cost ~5 ms, which the reading
+    # commands (`list`, `history`), importing this module, never need.
+    from . import aio
+
+    return aio
+
+
 def _run(loop: asyncio.AbstractEventLoop, share: list[_Item]) -> None:
     # In a sync thread: each in turn, then one wake-up of the loop for all of them.
+    _finish(loop, share, [None] * len(share))
+
+
+def _run_at_once(loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
+    # In a sync thread: every sync of the batch in one go, then the rest of each in turn.
+    synced = _aio().fsync_all([(sync.fd, sync.data_only) for sync, _, _ in batch])
+    _finish(loop, batch, synced or [None] * len(batch))
+
+
+def _finish(loop: asyncio.AbstractEventLoop, items: list[_Item], synced: list[int | None]) -> None:
+    """Sync what ``synced`` says is not synced yet (None), run each one's ``then``, settle."""
     outcomes: list[tuple[asyncio.Future[None], BaseException | None]] = []
-    for function, awaited, done in share:
+    for (sync, awaited, done), code in zip(items, synced, strict=True):
         try:
-            function()
+            if code is None:
+                sync.plainly()
+            elif code:
+                raise OSError(code, os.strerror(code))
+            if sync.then is not None:
+                sync.then()
         except BaseException as exc:  # handed to the awaiting run, which decides
             outcomes.append((awaited, exc))
             done.set_exception(exc)

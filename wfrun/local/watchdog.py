@@ -153,18 +153,26 @@ def _blame(frame: FrameType) -> str:
 _PACKAGE: Final = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
-#: Where the standard library's frames say they come from (3.11 freezes some modules).
-_STDLIB_FILES: Final = (os.path.dirname(os.__file__) + os.sep, "<frozen ")
+#: Where the standard library's frames say they come from (3.11 freezes some modules), and
+#: code it generates (a dataclass's ``__init__``, a namedtuple's ``__new__``).
+_STDLIB_FILES: Final = (os.path.dirname(os.__file__) + os.sep, "<frozen ", "<string>")
+
+#: The event loop's own turn: reached through the standard library alone, the loop was busy
+#: running callbacks one after another (hundreds of runs' steps), not blocked inside one.
+_LOOP_TURN: Final = asyncio.BaseEventLoop._run_once.__code__  # type: ignore[attr-defined]
 
 
 def suspect(frame: FrameType) -> str | None:
     """Who to name for a loop blocked at ``frame``; None when it is wfrun's own code (a burst
-    of new runs' fsyncs, say), which no advice to the user would fix. The standard library
-    is looked through: what matters is whose code called it."""
+    of new runs' fsyncs, say), or the event loop's own work between callbacks (many live
+    runs), which no advice to the user would fix. The standard library is looked through:
+    what matters is whose code called it."""
     caller: FrameType | None = frame
     while caller is not None:
         if caller.f_code.co_filename.startswith(_PACKAGE):
             return None  # first: a system-wide install lies under the standard library's folder
+        if caller.f_code is _LOOP_TURN:
+            return None
         if not caller.f_code.co_filename.startswith(_STDLIB_FILES):
             break
         caller = caller.f_back

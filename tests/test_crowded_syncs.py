@@ -1,0 +1,498 @@
+"""Many runs in one process: a turn's fsyncs go to the kernel in one submission (Linux native
+AIO), runs are created on the loop with their fsyncs batched, and the slots that admit runs
+to a sync hand themselves on in order."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import wfrun as workflows
+from wfrun.local import aio, store, syncs
+from wfrun.local.store import LoopGroupSync, RunStore
+
+from flows.steps import StepsWorkflow
+
+needs_aio = pytest.mark.skipif(
+    not aio.available() or aio.fsync_all([]) is None, reason="no Linux native AIO here"
+)
+
+
+def together(home: Path, count: int, steps: int = 3) -> list[list[int]]:
+    async def main() -> list[list[int]]:
+        return await asyncio.gather(
+            *(
+                workflows.execute_workflow(
+                    StepsWorkflow, {"count": steps}, execution_id=f"r{i}", home=home
+                )
+                for i in range(count)
+            )
+        )
+
+    return asyncio.run(main())
+
+
+def names(fds: Sequence[int]) -> list[str]:
+    return [os.readlink(f"/proc/self/fd/{fd}") for fd in fds]
+
+
+# -- one submission for a turn's fsyncs ------------------------------------------------------
+
+
+@needs_aio
+def test_a_crowd_s_fsyncs_go_to_the_kernel_in_one_submission_per_turn(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches: list[list[tuple[int, str]]] = []
+    real = aio.fsync_all
+
+    def watched(requests: Sequence[tuple[int, bool]]) -> list[int | None] | None:
+        fds = [fd for fd, _ in requests]
+        batches.append(list(zip([os.fstat(fd).st_ino for fd in fds], names(fds), strict=True)))
+        return real(requests)
+
+    monkeypatch.setattr(aio, "fsync_all", watched)
+    assert together(home, 12) == [[10, 20, 30]] * 12
+    assert max(map(len, batches)) >= syncs.AIO_FROM
+    synced = [inode for batch in batches for inode, _ in batch]
+    paths = [RunStore(home).path(f"r{i}") for i in range(12)]
+    counts = [synced.count(path.stat().st_ino) for path in paths]
+    assert min(counts) >= 1
+    assert sum(counts) >= 12 * 5 // 2  # most of their five syncs each (creation, 3 steps, end)
+    assert all(path.read_bytes().endswith(b"}\n") for path in paths)
+    # The new files' first syncs too, under their temporary names (linked only once synced).
+    assert any(name.endswith(".tmp") for batch in batches for _, name in batch)
+
+
+@needs_aio
+def test_fsync_all_syncs_each_file_and_leaves_one_it_cannot_sync_to_the_plain_call(
+    tmp_path: Path,
+) -> None:
+    first = os.open(tmp_path / "a", os.O_RDWR | os.O_CREAT, 0o600)
+    second = os.open(tmp_path / "b", os.O_RDWR | os.O_CREAT, 0o600)
+    read, write = os.pipe()
+    try:
+        os.write(first, b"x\n")
+        os.write(second, b"y\n")
+        assert aio.fsync_all([(first, True), (read, True), (second, False)]) == [0, None, 0]
+        assert aio.available()  # one file refused is that file's business
+    finally:
+        for fd in (first, second, read, write):
+            os.close(fd)
+
+
+@needs_aio
+def test_a_file_the_kernel_refuses_fails_its_own_run_with_the_plain_call_s_error(
+    tmp_path: Path,
+) -> None:
+    read, write = os.pipe()
+    files = [
+        os.open(tmp_path / f"f{i}", os.O_RDWR | os.O_CREAT, 0o600) for i in range(syncs.AIO_FROM)
+    ]
+
+    async def main() -> list[BaseException | None]:
+        waits = [syncs.submit_batched(fd, data_only=True)[0] for fd in [read, *files]]
+        return await asyncio.gather(*waits, return_exceptions=True)
+
+    try:
+        outcomes = asyncio.run(main())
+    finally:
+        for fd in (read, write, *files):
+            os.close(fd)
+    assert isinstance(outcomes[0], OSError)  # a pipe cannot be synced: fdatasync says so
+    assert outcomes[1:] == [None] * syncs.AIO_FROM
+
+
+def test_without_native_aio_a_crowd_syncs_each_file_in_the_threads(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aio, "fsync_all", lambda requests: None)  # as on a kernel without it
+    plain: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (plain.append(fd), real(fd))[1])
+    assert together(home, 8) == [[10, 20, 30]] * 8
+    assert len(plain) >= 8 * 4  # each run's first event, three steps and its end
+
+
+# -- runs created together -------------------------------------------------------------------
+
+
+@needs_aio
+def test_runs_created_together_share_fsyncs_of_their_folder(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder_syncs: list[int] = []
+    real = aio.fsync_all
+
+    def watched(requests: Sequence[tuple[int, bool]]) -> list[int | None] | None:
+        folder_syncs.extend(
+            fd
+            for fd, name in zip(
+                [fd for fd, _ in requests], names([r[0] for r in requests]), strict=True
+            )
+            if name == str(home / "runs")
+        )
+        return real(requests)
+
+    monkeypatch.setattr(aio, "fsync_all", watched)
+    plain: list[int] = []
+    real_fsync = os.fsync
+    runs = str(home / "runs")
+
+    def fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}") == runs:
+            plain.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert together(home, 40, steps=1) == [[10]] * 40
+    # Each run's name is durable (the folder was synced after its link), in far fewer
+    # fsyncs of the folder than runs.
+    assert 1 <= len(folder_syncs) + len(plain) < 40
+
+
+def test_a_run_cancelled_while_it_is_created_leaves_no_temporary_file_nor_its_lock(
+    home: Path,
+) -> None:
+    async def main() -> None:
+        for turns in range(12):  # cancelled at a different point of its creation each time
+            tasks = [
+                asyncio.ensure_future(
+                    workflows.execute_workflow(
+                        StepsWorkflow, {"count": 1}, execution_id=f"c{turns}-{i}", home=home
+                    )
+                )
+                for i in range(6)
+            ]
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(main())
+    runs = home / "runs"
+    created = RunStore(home)
+
+    def settled() -> bool:  # a thread still at work finishes what it began, then lets go
+        names = os.listdir(runs)
+        return not any(name.endswith(".tmp") for name in names) and not any(
+            created.is_locked(name.removesuffix(".jsonl"))
+            for name in names
+            if name.endswith(".jsonl")
+        )
+
+    for _ in range(3000):  # a bound only a hang reaches
+        if settled():
+            break
+        time.sleep(0.01)
+    assert settled()
+    for name in os.listdir(runs):
+        if name.endswith(".jsonl"):
+            run_id = name.removesuffix(".jsonl")
+            assert created.read(run_id).started.run_id == run_id  # whole, never half-created
+
+
+# -- the folder's group fsync on the loop ----------------------------------------------------
+
+
+class ControlledSyncs:
+    """`syncs.submit_batched` whose fsyncs end when the test says, counted."""
+
+    def __init__(self) -> None:
+        self.started: list[asyncio.Future[None]] = []
+
+    def __call__(self, fd: int, *, data_only: bool, then: object = None) -> object:
+        from concurrent.futures import Future
+
+        awaited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done: Future[None] = Future()
+        awaited.add_done_callback(lambda _: done.set_result(None))
+        self.started.append(awaited)
+        return awaited, done
+
+
+async def settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+def test_runs_arriving_during_a_folder_fsync_share_the_next_one_rather_than_that_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    controlled = ControlledSyncs()
+    monkeypatch.setattr(syncs, "submit_batched", controlled)
+
+    async def main() -> None:
+        group = LoopGroupSync(tmp_path)
+        first = asyncio.ensure_future(group.sync())
+        await settle()
+        assert len(controlled.started) == 1
+        # These changed the folder after the running fsync began: it cannot cover them.
+        later = [asyncio.ensure_future(group.sync()) for _ in range(5)]
+        await settle()
+        assert len(controlled.started) == 1
+        controlled.started[0].set_result(None)
+        await settle()
+        assert first.done()
+        assert not any(task.done() for task in later)
+        assert len(controlled.started) == 2  # one fsync for the five
+        controlled.started[1].set_result(None)
+        await asyncio.gather(first, *later)
+        assert len(controlled.started) == 2
+
+    asyncio.run(main())
+
+
+def test_a_failed_folder_fsync_fails_its_run_and_the_others_try_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    controlled = ControlledSyncs()
+    monkeypatch.setattr(syncs, "submit_batched", controlled)
+
+    async def main() -> None:
+        group = LoopGroupSync(tmp_path)
+        first = asyncio.ensure_future(group.sync())
+        await settle()
+        other = asyncio.ensure_future(group.sync())
+        await settle()
+        controlled.started[0].set_exception(OSError(5, "I/O error"))
+        await settle()
+        with pytest.raises(workflows.HistoryIOError, match="cannot sync"):
+            await first
+        assert len(controlled.started) == 2
+        assert not other.done()
+        controlled.started[1].set_result(None)
+        await other
+
+    asyncio.run(main())
+
+
+# -- slots -----------------------------------------------------------------------------------
+
+
+def test_a_released_slot_goes_to_the_first_run_still_waiting_for_one() -> None:
+    async def main() -> list[str]:
+        slots = syncs.Slots(1)
+        order: list[str] = []
+
+        async def hold(name: str) -> None:
+            async with slots:
+                order.append(name)
+                await asyncio.sleep(0)
+
+        holder = asyncio.ensure_future(hold("first"))
+        await asyncio.sleep(0)
+        waiting = [asyncio.ensure_future(hold(name)) for name in ("a", "b", "c")]
+        await asyncio.sleep(0)
+        waiting[1].cancel()  # gives up its place
+        await asyncio.gather(holder, *waiting, return_exceptions=True)
+        return order
+
+    assert asyncio.run(main()) == ["first", "a", "c"]
+
+
+def test_a_run_cancelled_as_it_is_handed_a_slot_passes_the_slot_on() -> None:
+    async def main() -> bool:
+        slots = syncs.Slots(1)
+        await slots.__aenter__()
+        waiter = asyncio.ensure_future(slots.__aenter__())
+        second = asyncio.ensure_future(slots.__aenter__())
+        await asyncio.sleep(0)
+        await slots.__aexit__()  # handed to the waiter, which is cancelled before it runs
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        await asyncio.wait_for(second, 5)  # the slot went on, not lost
+        return True
+
+    assert asyncio.run(main())
+
+
+def test_open_files_stay_within_the_slots_while_many_runs_are_created(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    most = [0]
+    opened, closed = store._OpenFiles.opened, store._OpenFiles.closed
+
+    def counting(self: store._OpenFiles) -> None:
+        opened(self)
+        most[0] = max(most[0], self.count)
+
+    monkeypatch.setattr(store._OpenFiles, "opened", counting)
+    monkeypatch.setattr(store._OpenFiles, "closed", closed)
+    monkeypatch.setattr(store, "keep_open", lambda: 8)
+    assert together(home, 120, steps=1) == [[10]] * 120
+    assert most[0] <= 8 + syncs.SYNC_SLOTS + syncs.CREATE_SLOTS
+
+
+# -- kill -9 with a crowd live ---------------------------------------------------------------
+
+CROWD = """
+    import asyncio, sys
+    import wfrun as workflows
+    from flows.steps import StepsWorkflow
+
+    async def main(n: int) -> None:
+        await asyncio.gather(*(
+            workflows.execute_workflow(StepsWorkflow, {"count": 4}, execution_id=f"k{i}")
+            for i in range(n)
+        ))
+
+    asyncio.run(main(int(sys.argv[1])))
+"""
+
+
+@pytest.mark.slow
+def test_a_kill_with_a_crowd_live_loses_no_step_any_run_went_past(
+    isolated: Path, log: Path, home: Path
+) -> None:
+    """Thirty runs in one process, each held in its third step (so each went past two steps,
+    synced in a crowd): after a kill -9, resuming them runs no completed step again."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from conftest import FLOWS, attempts, hold, kill_after_marker, run_wfrun
+
+    script = isolated / "crowd.py"
+    script.write_text(textwrap.dedent(CROWD))
+    count = 30
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(count)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **hold("step3"), "PYTHONPATH": str(FLOWS.parent)},
+    )
+    kill_after_marker(process, log, "step3", count=count)
+    resumed = run_wfrun("resume", "--all", timeout=300, env={"PYTHONPATH": str(FLOWS.parent)})
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert attempts(log, "step1") == count  # durable before each run went on: none again
+    assert attempts(log, "step2") == count
+    assert attempts(log, "step3") == 2 * count  # in flight at the kill: run again
+    assert attempts(log, "step4") == count
+    store = RunStore(home)
+    for i in range(count):
+        events = store.read(f"k{i}").events
+        assert events[-1].type == "WorkflowCompleted"
+        assert sum(e.type == "ActivityCompleted" for e in events) == 4
+
+
+# -- the watchdog, with a crowd live ---------------------------------------------------------
+
+
+def frames_on_the_loop(call: object) -> list[object]:
+    """The frame that called ``call`` when the loop ran it as a callback, captured there."""
+    import sys
+
+    frames: list[object] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        loop.call_soon(lambda: (frames.append(call()), done.set_result(None)))
+        await done
+
+    asyncio.run(main())
+    return frames if frames else [sys._getframe()]
+
+
+def test_the_loop_busy_between_callbacks_is_not_blamed_on_the_code_that_started_it() -> None:
+    """With thousands of runs live, one turn of the loop can run past the threshold: caught in
+    the loop's own dispatch, the watchdog must not name the user's ``asyncio.run`` line."""
+    import sys
+
+    from wfrun.local.watchdog import suspect
+
+    [dispatch] = frames_on_the_loop(lambda: sys._getframe(2))  # asyncio's Handle._run
+    assert "asyncio" in dispatch.f_code.co_filename  # type: ignore[attr-defined]
+    assert suspect(dispatch) is None  # type: ignore[arg-type]
+
+
+def test_code_the_standard_library_generates_is_looked_through_like_the_library() -> None:
+    import dataclasses
+    import sys
+
+    from wfrun.local.watchdog import suspect
+
+    captured: list[object] = []
+
+    @dataclasses.dataclass
+    class Probe:
+        def __post_init__(self) -> None:
+            captured.append(sys._getframe(1))  # the generated __init__, "<string>"
+
+    async def main() -> None:
+        asyncio.get_running_loop().call_soon(Probe)  # the loop calls the generated code itself
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    [generated] = captured
+    assert generated.f_code.co_filename == "<string>"  # type: ignore[attr-defined]
+    assert suspect(generated) is None  # type: ignore[arg-type]
+
+
+class HeldPool:
+    """`syncs.submit` whose functions run only when the test says (as a busy pool would)."""
+
+    def __init__(self) -> None:
+        from concurrent.futures import Future
+
+        self.queued: list[tuple[Any, Future[Any]]] = []
+        self._future = Future
+
+    def __call__(self, function: Any) -> Any:
+        future = self._future()
+        self.queued.append((function, future))
+        return future
+
+    def run_all(self) -> None:
+        while self.queued:
+            function, future = self.queued.pop(0)
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled before a thread took it: it never runs
+            try:
+                future.set_result(function())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+
+def test_a_run_cancelled_while_its_link_waits_for_a_thread_still_loses_its_temporary_name(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = HeldPool()
+    monkeypatch.setattr(syncs, "submit", pool)
+
+    async def main() -> None:
+        first = asyncio.ensure_future(  # alone: created inline, and keeps the second crowded
+            workflows.execute_workflow(StepsWorkflow, {"count": 1, "delay": 5}, execution_id="a")
+        )
+        await asyncio.sleep(0.01)
+        second = asyncio.ensure_future(
+            workflows.execute_workflow(StepsWorkflow, {"count": 1}, execution_id="b")
+        )
+
+        def linking() -> bool:
+            return any(getattr(f, "func", None) is store._link_new for f, _ in pool.queued)
+
+        for _ in range(2000):  # until its link waits in the pool (a bound only a hang reaches)
+            if linking():
+                break
+            pool.run_all()  # its creation's file, say
+            await asyncio.sleep(0.005)
+        assert linking()
+        second.cancel()
+        await asyncio.gather(second, return_exceptions=True)
+        pool.run_all()
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+
+    asyncio.run(main())
+    assert not [name for name in os.listdir(home / "runs") if name.endswith(".tmp")]

@@ -1,0 +1,215 @@
+"""Many fsyncs in two system calls: Linux native AIO (``IOCB_CMD_FDSYNC``) through ctypes.
+
+Why: with hundreds of runs live in one process, each step ends in an fdatasync of the run's
+own file. Issued one per thread, every one of them costs the sync thread a wait for the GIL
+when it returns, and the busy event loop thread a wait for it back (measured: ~60-85 µs of
+CPU per durable append, most of it futex calls, against ~5-10 µs here; see
+`bench/concurrent_runs.py`). ``io_submit`` hands the kernel every fsync of a turn of the loop
+at once; the kernel runs them side by side (ext4 merges them into one journal commit, as it
+does for threads), and ``io_getevents`` waits for all of them with the GIL released once.
+
+What each one does is exactly what ``fdatasync(2)`` (or ``fsync(2)``) does: the kernel's AIO
+fsync calls ``vfs_fsync`` on the file, and its result is that call's, reported per file, so
+a failed sync fails its own run only and says why (unlike ``syncfs``, which flushes every
+file of the file system and reports errors poorly).
+
+Where there is no such thing (not Linux, a kernel before 4.18, a seccomp filter, the
+system-wide ``fs.aio-max-nr`` exhausted), `fsync_all` says so and the caller syncs each file
+the plain way, in threads.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import platform
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Final
+
+#: ``io_setup``, ``io_getevents`` and ``io_submit`` where wfrun knows their numbers.
+_NUMBERS: Final = {"x86_64": (206, 208, 209), "aarch64": (0, 4, 2)}
+_FSYNC: Final = 2
+_FDSYNC: Final = 3
+#: The most fsyncs one context has in flight (its size, given to ``io_setup``).
+DEPTH: Final = 256
+
+
+class _Iocb(ctypes.Structure):
+    """``struct iocb`` (linux/aio_abi.h), little-endian layout (both architectures above)."""
+
+    _fields_ = (
+        ("data", ctypes.c_uint64),
+        ("key", ctypes.c_uint32),
+        ("rw_flags", ctypes.c_int32),
+        ("opcode", ctypes.c_uint16),
+        ("reqprio", ctypes.c_int16),
+        ("fildes", ctypes.c_uint32),
+        ("buf", ctypes.c_uint64),
+        ("nbytes", ctypes.c_uint64),
+        ("offset", ctypes.c_int64),
+        ("reserved2", ctypes.c_uint64),
+        ("flags", ctypes.c_uint32),
+        ("resfd", ctypes.c_uint32),
+    )
+
+
+class _Event(ctypes.Structure):
+    """``struct io_event``: which request (``data``), and its result (``-errno`` or 0)."""
+
+    _fields_ = (
+        ("data", ctypes.c_uint64),
+        ("obj", ctypes.c_uint64),
+        ("res", ctypes.c_int64),
+        ("res2", ctypes.c_int64),
+    )
+
+
+class _Kernel:
+    """The three system calls, or None where this platform has no known numbers."""
+
+    def __init__(self) -> None:
+        numbers = _NUMBERS.get(platform.machine()) if sys.platform == "linux" else None
+        if numbers is None or sys.byteorder != "little":
+            raise OSError(errno.ENOSYS, "no native AIO here")
+        self.setup, self.getevents, self.submit = numbers
+        # CDLL releases the GIL around each call: io_getevents waits without holding it.
+        self.syscall = ctypes.CDLL(None, use_errno=True).syscall
+        self.syscall.restype = ctypes.c_long
+
+    def call(self, *args: object) -> int:
+        result: int = self.syscall(*args)
+        if result < 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
+        return result
+
+
+class _Context:
+    """One AIO context: used by one thread at a time (see `_take`)."""
+
+    def __init__(self, kernel: _Kernel) -> None:
+        self._kernel = kernel
+        self._id = ctypes.c_ulong(0)
+        kernel.call(ctypes.c_long(kernel.setup), ctypes.c_uint(DEPTH), ctypes.byref(self._id))
+
+    def sync(self, requests: Sequence[tuple[int, bool]]) -> list[int | None]:
+        """Sync ``requests`` (at most `DEPTH`); per request 0, an errno, or None if the kernel
+        did not take it (see `fsync_all`)."""
+        kernel, count = self._kernel, len(requests)
+        iocbs = (_Iocb * count)()
+        pointers = (ctypes.POINTER(_Iocb) * count)()
+        for i, (fd, data_only) in enumerate(requests):
+            iocbs[i].data = i
+            iocbs[i].opcode = _FDSYNC if data_only else _FSYNC
+            iocbs[i].fildes = fd
+            pointers[i] = ctypes.pointer(iocbs[i])
+        results: list[int | None] = [None] * count
+        submitted = refused = 0
+        at = 0
+        while at < count:
+            try:
+                taken = kernel.call(
+                    ctypes.c_long(kernel.submit),
+                    self._id,
+                    ctypes.c_long(count - at),
+                    ctypes.byref(pointers, at * ctypes.sizeof(ctypes.c_void_p)),
+                )
+            except OSError as exc:
+                if exc.errno == errno.EAGAIN:  # out of resources: the rest the plain way
+                    break
+                if exc.errno == errno.EINVAL:  # not for this file (a pipe), or no AIO fsync
+                    refused += 1  # here at all: synced the plain way, which says why
+                else:
+                    results[at] = exc.errno or errno.EIO  # this request's own fault (EBADF)
+                at += 1
+                continue
+            submitted += taken
+            at += taken
+        if refused == count > 1:  # no file's own fault: the kernel has no AIO fsync
+            raise OSError(errno.EINVAL, "this kernel cannot fsync through AIO")
+        events = (_Event * max(submitted, 1))()
+        done = 0
+        while done < submitted:
+            try:
+                got = kernel.call(
+                    ctypes.c_long(kernel.getevents),
+                    self._id,
+                    ctypes.c_long(submitted - done),
+                    ctypes.c_long(submitted - done),
+                    ctypes.byref(events, done * ctypes.sizeof(_Event)),
+                    None,
+                )
+            except OSError as exc:
+                if exc.errno == errno.EINTR:
+                    continue
+                raise  # not with a valid context; `fsync_all` then syncs them plainly
+            done += got
+        for event in events[:submitted]:
+            results[event.data] = -event.res if event.res < 0 else 0
+        return results
+
+
+_kernel: _Kernel | None = None
+#: Why native AIO is not used in this process, once it is known (None: it is, or untried).
+_unusable: str | None = None
+_idle: list[_Context] = []
+_mutex = threading.Lock()
+
+
+def _take() -> _Context | None:
+    global _kernel, _unusable
+    with _mutex:
+        if _unusable is not None:
+            return None
+        if _idle:
+            return _idle.pop()
+        try:
+            _kernel = _kernel or _Kernel()
+            return _Context(_kernel)
+        except OSError as exc:
+            if exc.errno != errno.EAGAIN:  # EAGAIN: fs.aio-max-nr is used up, for now
+                _unusable = exc.strerror or "unavailable"
+            return None
+
+
+def fsync_all(requests: Sequence[tuple[int, bool]]) -> list[int | None] | None:
+    """fsync each ``(fd, data_only)`` at once: fdatasync(2) where ``data_only``, else fsync(2).
+
+    Returns, per request, 0 once it is durable or the errno it failed with; None for one
+    the kernel did not take (out of AIO resources, or a file it cannot sync that way),
+    which the caller syncs the plain way.
+    Returns None when native AIO is not available at all. Blocks until every request taken
+    is done: a descriptor must stay open until then.
+    """
+    context = _take()
+    if context is None:
+        return None
+    results: list[int | None] = []
+    try:
+        for start in range(0, len(requests), DEPTH):
+            results += context.sync(requests[start : start + DEPTH])
+    except OSError as exc:  # refused outright: never again in this process
+        global _unusable
+        _unusable = exc.strerror or "unavailable"
+        return results + [None] * (len(requests) - len(results))
+    with _mutex:
+        _idle.append(context)
+    return results
+
+
+def available() -> bool:
+    """Whether `fsync_all` may be worth a try (False once it failed for good)."""
+    return _unusable is None
+
+
+def _forget_in_child() -> None:
+    # A forked child does not inherit AIO contexts (their ring is not copied).
+    global _mutex
+    _idle.clear()
+    _mutex = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
