@@ -348,18 +348,9 @@ class WorkflowInstance:
         later whether the call is awaited: that is known from the caller's code here.
         """
         replayer = self.replayer
+        if replayer is None or self._commands or not self._nothing_could_run_first():
+            return None
         loop = self._loop
-        if (
-            replayer is None
-            or loop._ready
-            or self._conditions
-            or self._handler_error is not None
-            or self._commands
-        ):
-            return None
-        task = _current_task(loop)
-        if task is None or task.cancelling():
-            return None
         signature = definition.signature
         # The recorded input is compared as decoded; plain arguments are what they decode to.
         value = arguments if signature.unchanged_input(arguments) else loads(data)
@@ -576,19 +567,14 @@ class WorkflowInstance:
         history, the ordinary path runs and reports it.
         """
         replayer = self.replayer
-        loop = self._loop
         if (
             replayer is None
-            or loop._ready
-            or self._conditions
-            or self._handler_error is not None
             or future.done()
             or self._activities.get(command.seq) is None
+            or not self._nothing_could_run_first()
         ):
             return
-        task = asyncio.current_task(loop)
-        if task is None or task.cancelling():
-            return
+        loop = self._loop
         event = replayer.outcome_at_once(command.seq, self._commands)
         if event is None:
             return
@@ -605,6 +591,15 @@ class WorkflowInstance:
         # The callback would only ever see a result: dropped so that nothing is left ready.
         future.remove_done_callback(abandoned)
         future.set_result(value)
+
+    def _nothing_could_run_first(self) -> bool:
+        """Whether a call awaited now may take its recorded outcome at once (replay's fast
+        paths): nothing else is ready to run, no condition is to be looked at, no error stops
+        the run, and the awaiting task has no cancellation pending."""
+        if self._loop._ready or self._conditions or self._handler_error is not None:
+            return False
+        task = _current_task(self._loop)
+        return task is not None and not task.cancelling()
 
     def _activity_abandoned(self, seq: int, future: asyncio.Future[Any]) -> None:
         if future.cancelled() and self._activities.pop(seq, None) is not None:
