@@ -295,7 +295,7 @@ class WorkflowInstance:
     ) -> Coroutine[Any, Any, Any]:
         # Not `unwatched`: its one caller, the activity's wrapper, already stepped out of the
         # guard's hook (a frame less per call).
-        encoded: tuple[dict[str, Any], bytes] | WfrunError | None = None
+        encoded: _Encoded | Exception | None = None
         if self.replayer is not None and not self._commands:
             # Replay's fastest path: a call awaited where it is made resolves from the history
             # here and now (`_replayed_call`); the caller of the activity's wrapper is 2 up.
@@ -307,7 +307,7 @@ class WorkflowInstance:
             if caller.f_lasti in entry[1]:
                 try:
                     encoded = self._encode_call(definition, args, kwargs)
-                except WfrunError as exc:
+                except Exception as exc:  # raised below, once the call's future took its key
                     encoded = exc
                 else:
                     done = self._replayed_call(definition, *encoded)
@@ -316,7 +316,7 @@ class WorkflowInstance:
         future: WorkflowFuture[Any] = WorkflowFuture(loop=self._loop)
         dropped = self._never_awaited(definition.name, *_call_site())
         try:
-            if isinstance(encoded, WfrunError):
+            if isinstance(encoded, Exception):
                 raise encoded
             command = self._schedule(definition, args, kwargs, encoded)
         except WfrunError as exc:  # bad input: the call fails before anything is recorded
@@ -337,7 +337,11 @@ class WorkflowInstance:
         return WorkflowCall(future, future._key, dropped, settle)
 
     def _replayed_call(
-        self, definition: ActivityDefinition, arguments: dict[str, Any], data: bytes
+        self,
+        definition: ActivityDefinition,
+        arguments: dict[str, Any],
+        data: bytes,
+        values: dict[str, Any],
     ) -> Coroutine[Any, Any, Any] | None:
         """Replay's fast path for a call awaited right where it is made (`_awaited_calls`):
         its recorded result, as a done future, if the history's next event is this call's
@@ -352,8 +356,9 @@ class WorkflowInstance:
             return None
         loop = self._loop
         signature = definition.signature
-        # The recorded input is compared as decoded; plain arguments are what they decode to.
-        value = arguments if signature.unchanged_input(arguments) else loads(data)
+        # The recorded input is compared as decoded; plain arguments are what they decode to
+        # (`_encode_call` gave them as the values).
+        value = arguments if values is arguments else loads(data)
         seq = self._seq + 1
         event = replayer.completion_at_once(seq, definition.name, value)
         if event is None:
@@ -508,27 +513,28 @@ class WorkflowInstance:
 
     def _encode_call(
         self, definition: ActivityDefinition, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[dict[str, Any], bytes]:
-        """A call's arguments by name, and their encoding (checked against the size limit)."""
-        arguments = definition.signature.bind(args, kwargs)
-        data = encode_arguments(arguments, subject=definition.signature.owner)
+    ) -> _Encoded:
+        """A call's arguments by name, their encoding (checked against the size limit), and
+        the values the activity is given: the encoding decoded under today's annotations."""
+        signature = definition.signature
+        arguments = signature.bind(args, kwargs)
+        data = encode_arguments(arguments, subject=signature.owner)
         limit = definition.options.max_payload or self.max_payload
         check_size(data, limit=limit, activity=definition.name, side="input")
-        return arguments, data
+        # Plain values the annotations take as they are need no decoding: they are what the
+        # encoding decodes to.
+        values = arguments if signature.unchanged_input(arguments) else signature.decode_input(data)
+        return arguments, data, values
 
     def _schedule(
         self,
         definition: ActivityDefinition,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-        encoded: tuple[dict[str, Any], bytes] | None = None,
+        encoded: _Encoded | None = None,
     ) -> ScheduleActivity:
         """``encoded``: `_encode_call`'s, if it was made already (it may run user code)."""
-        arguments, data = encoded or self._encode_call(definition, args, kwargs)
-        signature = definition.signature
-        # Plain values the annotations take as they are need no decoding: they are what the
-        # encoding decodes to.
-        values = arguments if signature.unchanged_input(arguments) else signature.decode_input(data)
+        _, data, values = encoded or self._encode_call(definition, args, kwargs)
         self._seq += 1
         return ScheduleActivity(self._seq, definition, data, values)
 
@@ -839,6 +845,10 @@ def _awaited_calls(code: CodeType) -> frozenset[int]:
             # report the instruction itself.
             found.update((instruction.offset, following.offset - 2))
     return frozenset(found)
+
+
+#: A call's arguments by name, their encoding, and the values the activity is given.
+_Encoded = tuple[dict[str, Any], bytes, dict[str, Any]]
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

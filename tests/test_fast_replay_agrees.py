@@ -1,0 +1,398 @@
+"""The replay fast path (a call awaited where it is made) against the ordinary path: the same
+results, the same errors, the same hashes after it; and the reader and the 3.11 guard alike."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import pytest
+from pydantic import Field
+
+import wfrun as workflows
+from wfrun.errors import NonDeterminismError
+from wfrun.local.store import RunStore
+from wfrun.testing import replay
+
+from conftest import signed
+
+
+def run_live(workflow: type, run_id: str, params: object = None) -> Path:
+    asyncio.run(workflows.execute_workflow(workflow, params, execution_id=run_id))
+    return RunStore(Path.cwd() / "home").path(run_id)
+
+
+def as_workflow(path: Path, name: str) -> None:
+    """The history as if run by workflow ``name`` (the same code, changed since)."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    first = orjson.loads(lines[0])
+    lines[0] = signed({**first, "workflow": name})
+    path.write_bytes(b"".join(lines))
+
+
+# -- 1. a narrowed input annotation: the ordinary path validates the call's input ------------
+
+
+@workflows.activity(name="r4_check")
+async def check_v1(value: int) -> int:
+    return value
+
+
+@workflows.activity(name="r4_check")
+async def check_v2(value: Annotated[int, Field(ge=10)]) -> int:  # the code changed since
+    return value
+
+
+@workflows.workflow.define(name="r4_narrowed_v1")
+class NarrowedV1:
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        return await check_v1(1)
+
+
+@workflows.workflow.define(name="r4_narrowed_v2")
+class NarrowedV2:
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        return await check_v2(1)
+
+
+@workflows.workflow.define(name="r4_narrowed_v2_stored")
+class NarrowedV2Stored:
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        call = check_v2(1)  # the ordinary path: not awaited where it is made
+        return await call
+
+
+@pytest.mark.usefixtures("isolated")
+@pytest.mark.parametrize("workflow", [NarrowedV2Stored, NarrowedV2], ids=["ordinary", "fast"])
+def test_an_input_todays_annotation_refuses_is_reported_on_replay(workflow: type) -> None:
+    path = run_live(NarrowedV1, "narrowed")
+    as_workflow(path, workflow.__wfrun_workflow__.name)
+    with pytest.raises(NonDeterminismError):
+        replay(path, workflow)
+
+
+# -- 2. a call whose encoding raises a plain TypeError: the ordinary path took a key first ----
+
+
+@workflows.activity
+async def r4_any(value: Any) -> int:
+    return 1
+
+
+def _deep(depth: int) -> Any:
+    value: Any = 0
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@workflows.workflow.define(name="r4_deep_hashes")
+class DeepHashes:
+    @workflows.workflow.entrypoint
+    async def run(self) -> list[int]:
+        await r4_any(0)  # the history is recorded from here on: a replay drives the rest
+        # Encodes alone (depth 254), not inside the arguments' object: orjson's own
+        # TypeError, not a WfrunError (payload.encode_arguments re-raises it as is).
+        with contextlib.suppress(TypeError):
+            await r4_any(_deep(254))
+
+        async def aside() -> None:
+            pass
+
+        task = asyncio.create_task(aside())
+        await task
+        return [hash(task)]
+
+
+@pytest.mark.usefixtures("isolated")
+def test_a_task_made_after_a_call_whose_encoding_raised_keeps_its_live_hash() -> None:
+    path = run_live(DeepHashes, "deep")
+    replay(path, DeepHashes)  # the recorded result holds the live hash
+
+
+# -- 3. (before w4 too) a cancellation requested then withdrawn, still pending on the task ----
+
+
+@workflows.activity
+async def r4_echo(value: int) -> int:
+    return value
+
+
+@workflows.workflow.define(name="r4_uncancel")
+class Uncancel:
+    @workflows.workflow.entrypoint
+    async def run(self) -> str:
+        await r4_echo(0)
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        task.uncancel()  # cancelling() is 0 again; the cancel still hits the next suspension
+        try:
+            await r4_echo(1)
+        except asyncio.CancelledError:
+            return "cancelled"
+        return "not cancelled"
+
+
+@pytest.mark.usefixtures("isolated")
+def test_a_withdrawn_cancel_still_pending_replays_as_it_ran_live() -> None:
+    path = run_live(Uncancel, "uncancel")
+    replay(path, Uncancel)
+
+
+# -- 4. the reader: every line read the fast way as the long way reads it --------------------
+
+
+def _reader_verdicts() -> list[tuple[bytes, object, object, object]]:
+    import dataclasses
+
+    from test_cheap_replay import sample_events
+
+    from wfrun.errors import HistoryCorruptError
+    from wfrun.events import CHECKSUMMED, EVENT_TYPES, WorkflowStarted, with_checksum
+    from wfrun.local.history import LineReader, check_next, parse_line
+
+    samples = sample_events()
+    started_obj = next(s for s in samples if s["type"] == "WorkflowStarted")
+    started_fields = {f.name for f in dataclasses.fields(WorkflowStarted)}
+    started = WorkflowStarted(
+        **{
+            **{k: v for k, v in started_obj.items() if k in started_fields},
+            "id": 1,
+            "format": CHECKSUMMED,
+        }
+    )
+    path = Path("h.jsonl")
+
+    def outcome(call: Any) -> object:
+        try:
+            return ("ok", call())
+        except HistoryCorruptError as exc:
+            return ("refused", str(exc))
+        except Exception as exc:  # anything else escaping is a difference too
+            return ("crash", repr(exc))
+
+    def fast(line: bytes) -> object:
+        events: list[Any] = []
+        LineReader(path, started).read([line], events)
+        return events[0]
+
+    def checked(line: bytes) -> object:
+        LineReader(path, started).check([line])
+        return None
+
+    def long(line: bytes) -> object:
+        event = parse_line(path, 2, line, checksummed=True)
+        check_next(path, 2, event, started)
+        return event
+
+    kinds = [k for k in EVENT_TYPES if k != "WorkflowStarted"]
+    bodies: list[bytes] = []
+    for sample in samples:
+        if sample["type"] == "WorkflowStarted":
+            continue
+        obj = {k: v for k, v in sample.items() if k != "crc"}
+        obj["id"] = 2
+        body = orjson.dumps(obj)
+        inner = body[1:-1]
+        bodies += [
+            body,
+            orjson.dumps(dict(reversed(list(obj.items())))),
+            b"{" + inner + b',"zzz":1}',
+            b'{"crc":"00000000",' + inner + b"}",
+            b"{" + inner + b',"id":2}',
+            b'{"id":7,' + inner + b"}",
+            b"{" + inner + b',"id":7}',
+            b'{"typ\\u0065":"%s",' % str(obj["type"]).encode() + inner + b"}",
+            b"{" + inner + b',"type":%s}' % orjson.dumps(obj["type"]),
+            b" " + body,
+            b"{" + inner + b', "pad":"%s"}' % (b"x" * 200_000),
+        ]
+        for other in kinds:
+            bodies.append(b"{" + inner + b',"type":"%s"}' % other.encode())
+            bodies.append(b'{"type":"%s",' % other.encode() + inner + b"}")
+        for name in obj:
+            rest = {k: v for k, v in obj.items() if k != name}
+            bodies.append(orjson.dumps(rest))
+            for odd in (None, 1, "x", [], {}, True, 1.5, 2**63):
+                bodies.append(orjson.dumps({**obj, name: odd}))
+    found = []
+    for body in bodies:
+        line = with_checksum(body)
+        found.append(
+            (
+                line,
+                outcome(lambda line=line: fast(line)),
+                outcome(lambda line=line: long(line)),
+                outcome(lambda line=line: checked(line)),
+            )
+        )
+    return found
+
+
+def test_every_line_is_read_the_fast_way_as_the_long_way_reads_it() -> None:
+    differ = []
+    for line, fast, long, checked in _reader_verdicts():
+        verdict = ("ok", None) if long[0] == "ok" else long
+        if fast != long or checked != verdict:
+            differ.append((line[:200], fast, long, checked))
+    assert differ == [], differ[:3]
+
+
+# -- 5. (held) many call shapes replay as they ran live; changed code is reported alike --------
+
+
+@workflows.activity
+async def r4_other(value: int) -> int:
+    return value
+
+
+@workflows.workflow.define(name="r4_shapes")
+class Shapes:
+    def __init__(self) -> None:
+        self.got: list[int] = []
+
+    @workflows.workflow.signal
+    async def poke(self, value: int) -> None:
+        self.got.append(await r4_echo(value))
+
+    async def helper(self, value: int) -> int:
+        return await r4_echo(value)
+
+    @workflows.workflow.entrypoint
+    async def run(self) -> list[object]:
+        out: list[object] = [await r4_echo(1)]
+        out.append(await self.helper(2))
+        out.append(await r4_echo(*[3]))
+        out.append(await r4_echo(**{"value": 4}))
+        out.append(await r4_echo(await r4_echo(5)))
+        out += await asyncio.gather(r4_echo(6), r4_echo(7))
+        out.append(await asyncio.wait_for(r4_echo(8), 100))
+        async with asyncio.timeout(100):
+            out.append(await r4_echo(9))
+        out.append(await (lambda v: r4_echo(v))(10))
+        out += [await r4_echo(v) for v in (11, 12)]
+        out.append(await asyncio.create_task(r4_echo(13)))
+        try:
+            out.append(await r4_echo("bad"))  # type: ignore[arg-type]
+        except Exception as exc:
+            out.append(type(exc).__name__)
+        out.append(await r4_echo(14))
+
+        async def aside() -> None:
+            pass
+
+        task = asyncio.create_task(aside())
+        await task
+        out.append(hash(task))
+        return out
+
+
+@pytest.mark.usefixtures("isolated")
+def test_many_call_shapes_replay_as_they_ran_live() -> None:
+    path = run_live(Shapes, "shapes")
+    replay(path, Shapes)
+
+
+@workflows.workflow.define(name="r4_changed_v1")
+class ChangedV1:
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        await r4_echo(1)
+        await r4_echo(2)
+        return 0
+
+
+@workflows.workflow.define(name="r4_changed_name_fast")
+class ChangedNameFast:
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        await r4_echo(1)
+        await r4_other(2)
+        return 0
+
+
+@workflows.workflow.define(name="r4_changed_name_ordinary")
+class ChangedNameOrdinary:
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        await r4_echo(1)
+        c = r4_other(2)
+        await c
+        return 0
+
+
+@workflows.workflow.define(name="r4_changed_input_fast")
+class ChangedInputFast:
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        await r4_echo(1)
+        await r4_echo(3)
+        return 0
+
+
+@workflows.workflow.define(name="r4_changed_input_ordinary")
+class ChangedInputOrdinary:
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        await r4_echo(1)
+        c = r4_echo(3)
+        await c
+        return 0
+
+
+@pytest.mark.usefixtures("isolated")
+@pytest.mark.parametrize(
+    ("fast", "ordinary"),
+    [(ChangedNameFast, ChangedNameOrdinary), (ChangedInputFast, ChangedInputOrdinary)],
+    ids=["name", "input"],
+)
+def test_changed_code_is_reported_alike_the_fast_way_and_the_ordinary_way(
+    fast: type, ordinary: type
+) -> None:
+    messages = []
+    for workflow in (fast, ordinary):
+        path = run_live(ChangedV1, workflow.__name__)
+        as_workflow(path, workflow.__wfrun_workflow__.name)
+        with pytest.raises(NonDeterminismError) as caught:
+            replay(path, workflow)
+        message = str(caught.value).replace(workflow.__name__, "RUN")
+        messages.append((caught.value.event_id, message))
+    assert messages[0] == messages[1]
+
+
+# -- 6. (held) the 3.11 guard: back right after a call that raised, gone after the step ------
+
+import time  # noqa: E402
+
+
+@workflows.workflow.define(name="r4_guard_raise")
+class GuardAfterRaise:
+    @workflows.workflow.entrypoint
+    async def run(self) -> bool:
+        with contextlib.suppress(TypeError):
+            r4_any(_deep(254))  # raises TypeError synchronously, in the wrapper's call
+        return time.time() > 0  # R4 IMPURE after a raise
+
+
+@pytest.mark.usefixtures("isolated")
+def test_the_clock_read_right_after_an_activity_call_that_raised_is_reported() -> None:
+    from wfrun.local import guard
+
+    guard._reported.clear()
+    with pytest.warns(workflows.DeterminismWarning) as caught:
+        asyncio.run(workflows.execute_workflow(GuardAfterRaise, execution_id="raise"))
+    source = Path(__file__).read_text().splitlines()
+    line = next(n for n, text in enumerate(source, 1) if "R4 IMPURE after a raise" in text)
+    assert line in {w.lineno for w in caught}
+    from wfrun import runtime
+
+    assert sys.getprofile() is None
+    assert runtime.guard_suspended == {}
