@@ -2,7 +2,8 @@
 
 Importing ``wfrun`` takes a few hundred milliseconds (pydantic, rich, typer). Ctrl-C or SIGTERM
 in that window would end the process with a traceback or a bare signal; the handlers installed
-here first make it exit 130 with one line, like an interruption at any later moment. (Any
+here first make it exit 130 with one line, like an interruption at any later moment (as soon
+as those imports are done: an exception raised inside one can crash a C extension). (Any
 module inside the package would only run after the package itself was imported.) Once the
 command has finished, what is left is the interpreter's own shutdown (waiting for a thread an
 activity left running, say): a signal then ends the process at once, with no traceback.
@@ -27,10 +28,21 @@ _finished = False
 #: A signal arrived. Python ignores an exception raised where it runs a callback (a weakref's,
 #: in an import's module lock): this says so all the same, to the command and to `main`.
 pending = False
+#: wfrun's own modules are being imported: a signal is noted, and acted on once they are.
+_importing = False
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     global pending
+    if _importing:
+        # An exception raised in the middle of an import can land in a C extension's module
+        # set-up while it imports what it needs, and some do not survive that: orjson's ends
+        # the process with SIGSEGV. The imports take a fraction of a second; a second signal
+        # meanwhile (an import that hangs) leaves at once.
+        if pending:
+            _leave_interrupted()
+        pending = True
+        return
     if not _finished:
         pending = True
         raise KeyboardInterrupt
@@ -42,14 +54,18 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def main() -> None:
     """Run the ``wfrun`` command line, interruptible from its very first import."""
+    global _importing
     for signum in _SIGNALS:
         signal.signal(signum, _interrupt)
     try:
-        # A parent may have blocked them (a service manager, a test): handled from here on.
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
-        from wfrun.cli import main as command_line
-
-        if pending:  # the interrupt fell where Python ignored it
+        _importing = True
+        try:
+            # A parent may have blocked them (a service manager, a test): handled from here on.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+            from wfrun.cli import main as command_line
+        finally:
+            _importing = False
+        if pending:  # it came during the imports, or fell where Python ignored it
             raise KeyboardInterrupt
         command_line()  # exits through SystemExit, with the command's exit code
     except KeyboardInterrupt:
