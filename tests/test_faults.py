@@ -470,6 +470,19 @@ def test_a_run_file_others_can_write_to_is_refused(planted: Path) -> None:
     assert "others can write to it" in result.stderr
 
 
+def test_an_interrupt_during_wfruns_own_imports_is_noted_not_raised_inside_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Raised inside an import, it can land in a C extension's module set-up (orjson's then
+    # crashes with SIGSEGV): noted, and acted on once the imports are done.
+    import _wfrun_launcher
+
+    monkeypatch.setattr(_wfrun_launcher, "_importing", True)
+    monkeypatch.setattr(_wfrun_launcher, "pending", False)
+    _wfrun_launcher._interrupt(signal.SIGINT, None)
+    assert _wfrun_launcher.pending
+
+
 def test_an_interrupt_python_ignored_during_start_up_still_ends_the_run_with_130(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
