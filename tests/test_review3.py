@@ -243,7 +243,8 @@ def test_a_slot_holder_cancelled_inside_gives_its_slot_back() -> None:
         await slots.__aexit__()
         await asyncio.wait_for(waiters[2], 5)
         await slots.__aexit__()
-        assert slots._free == 1 and not slots._waiters
+        assert slots._free == 1
+        assert not slots._waiters
 
     asyncio.run(main())
 
@@ -319,7 +320,7 @@ def _four_syncs(tmp_path: Path) -> list[BaseException | None]:
 
     async def main() -> list[BaseException | None]:
         waits = [syncs.submit_batched(fd, data_only=True)[0] for fd in fds]
-        done, pending = await asyncio.wait(waits, timeout=30)  # a bound only a hang reaches
+        _done, pending = await asyncio.wait(waits, timeout=30)  # a bound only a hang reaches
         assert not pending, "the batch was never settled: its runs wait forever"
         return [w.exception() for w in waits]
 
