@@ -375,3 +375,35 @@ def test_io_submit_refused_by_a_sandbox_falls_back_rather_than_failing_every_run
 
     shim.call = call  # type: ignore[method-assign]
     assert _four_syncs(tmp_path) == [None] * syncs.AIO_FROM
+
+
+def test_struct_layouts_match_linux_aio_abi() -> None:
+    assert ctypes.sizeof(aio._Iocb) == 64
+    assert aio._Iocb.opcode.offset == 16
+    assert aio._Iocb.fildes.offset == 20
+    assert aio._Iocb.flags.offset == 56
+    assert ctypes.sizeof(aio._Event) == 32
+    assert aio._Event.res.offset == 16
+
+
+@needs_aio
+def test_partial_submissions_and_eagain_midway(tmp_path: Path, shim: KernelShim) -> None:
+    fds = _files(tmp_path, 5)
+    submits = [0]
+    real_call = shim.call
+
+    def call(*args: Any) -> int:
+        if args[0].value == shim.submit:
+            submits[0] += 1
+            if submits[0] == 4:
+                raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+            return real_call(args[0], args[1], ctypes.c_long(1), args[3])  # one at a time
+        return real_call(*args)
+
+    shim.call = call  # type: ignore[method-assign]
+    try:
+        assert aio.fsync_all([(fd, True) for fd in fds]) == [0, 0, 0, None, None]
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert aio.available()
