@@ -87,6 +87,17 @@ class _Kernel:
         return result
 
 
+_PENDING: Final = -1
+
+
+class _Unreaped(OSError):
+    """io_getevents failed after io_submit: ``results`` as far as they are known."""
+
+    def __init__(self, results: list[int | None]) -> None:
+        super().__init__(errno.EIO, "io_getevents failed")
+        self.results = results
+
+
 class _Context:
     """One AIO context: used by one thread at a time (see `_take`)."""
 
@@ -122,16 +133,23 @@ class _Context:
                     break
                 if exc.errno == errno.EINVAL:  # not for this file (a pipe), or no AIO fsync
                     refused += 1  # here at all: synced the plain way, which says why
+                elif exc.errno == errno.EBADF:
+                    results[at] = exc.errno  # this request's own fault
+                elif submitted == 0:  # EPERM, ENOSYS (a sandbox): AIO is not for us
+                    raise
                 else:
-                    results[at] = exc.errno or errno.EIO  # this request's own fault (EBADF)
+                    break  # the rest the plain way
                 at += 1
                 continue
+            for i in range(at, at + taken):
+                results[i] = _PENDING
             submitted += taken
             at += taken
         if refused == count > 1:  # no file's own fault: the kernel has no AIO fsync
             raise OSError(errno.EINVAL, "this kernel cannot fsync through AIO")
         events = (_Event * max(submitted, 1))()
         done = 0
+        failure: OSError | None = None
         while done < submitted:
             try:
                 got = kernel.call(
@@ -145,10 +163,16 @@ class _Context:
             except OSError as exc:
                 if exc.errno == errno.EINTR:
                     continue
-                raise  # not with a valid context; `fsync_all` then syncs them plainly
+                failure = exc
+                break
             done += got
-        for event in events[:submitted]:
+        for event in events[:done]:
             results[event.data] = -event.res if event.res < 0 else 0
+        if failure is not None:
+            # Submitted, outcome unknown: the kernel may have run them and consumed the
+            # file's error (errseq: a plain fsync now would return 0). They fail, resumably.
+            results = [errno.EIO if code is _PENDING else code for code in results]
+            raise _Unreaped(results) from failure
         return results
 
 
@@ -194,6 +218,8 @@ def fsync_all(requests: Sequence[tuple[int, bool]]) -> list[int | None] | None:
     except OSError as exc:  # refused outright: never again in this process
         global _unusable
         _unusable = exc.strerror or "unavailable"
+        if isinstance(exc, _Unreaped):
+            results += exc.results
         return results + [None] * (len(requests) - len(results))
     with _mutex:
         _idle.append(context)

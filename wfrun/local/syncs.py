@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
 import os
 import threading
 import weakref
@@ -222,7 +223,7 @@ class _Batch:
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._pending = self._pending, []
         executor = _executor()
-        if len(batch) >= AIO_FROM and _aio().available():
+        if len(batch) >= AIO_FROM and _aio_available():
             executor.submit(_run_at_once, loop, batch)
             return
         # Spread over the threads, so that the disk merges the syncs that overlap in time.
@@ -239,6 +240,13 @@ def _aio() -> ModuleType:
     return aio
 
 
+def _aio_available() -> bool:
+    try:
+        return bool(_aio().available())
+    except ImportError:  # a Python without _ctypes
+        return False
+
+
 def _run(loop: asyncio.AbstractEventLoop, share: list[_Item]) -> None:
     # In a sync thread: each in turn, then one wake-up of the loop for all of them.
     _finish(loop, share, [None] * len(share))
@@ -246,7 +254,10 @@ def _run(loop: asyncio.AbstractEventLoop, share: list[_Item]) -> None:
 
 def _run_at_once(loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
     # In a sync thread: every sync of the batch in one go, then the rest of each in turn.
-    synced = _aio().fsync_all([(sync.fd, sync.data_only) for sync, _, _ in batch])
+    try:
+        synced = _aio().fsync_all([(sync.fd, sync.data_only) for sync, _, _ in batch])
+    except BaseException:  # outcome unknown: every run of the batch fails, resumably
+        synced = [errno.EIO] * len(batch)
     _finish(loop, batch, synced or [None] * len(batch))
 
 
