@@ -171,7 +171,7 @@ class _Context:
         if failure is not None:
             # Submitted, outcome unknown: the kernel may have run them and consumed the
             # file's error (errseq: a plain fsync now would return 0). They fail, resumably.
-            results = [errno.EIO if code is _PENDING else code for code in results]
+            results = [errno.EIO if code == _PENDING else code for code in results]
             raise _Unreaped(results) from failure
         return results
 

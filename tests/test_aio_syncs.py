@@ -1,4 +1,5 @@
-"""Review 3 (merge of w3): AIO batching, creation aside, crowded crash."""
+"""Syncs through Linux native AIO under faults: failures after submission, a sandbox, no ctypes,
+fork, slots, and a kill -9 while a crowd of runs is being created."""
 
 from __future__ import annotations
 
