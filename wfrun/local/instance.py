@@ -296,25 +296,31 @@ class WorkflowInstance:
         # Not `unwatched`: its one caller, the activity's wrapper, already stepped out of the
         # guard's hook (a frame less per call).
         encoded: _Encoded | Exception | None = None
-        if self.replayer is not None and not self._commands:
-            # Replay's fastest path: a call awaited where it is made resolves from the history
-            # here and now (`_replayed_call`); the caller of the activity's wrapper is 2 up.
-            caller = sys._getframe(2)
-            code = caller.f_code
-            entry = _AWAITED.get(id(code))
-            if entry is None or entry[0] is not code:
-                entry = _AWAITED[id(code)] = (code, _awaited_calls(code))
-            if caller.f_lasti in entry[1]:
-                try:
-                    encoded = self._encode_call(definition, args, kwargs)
-                except Exception as exc:  # raised below, once the call's future took its key
-                    encoded = exc
-                else:
-                    done = self._replayed_call(definition, *encoded)
-                    if done is not None:
-                        return done
+        replayer = self.replayer
+        # Whether the caller awaits the call the moment it returns (`_awaited_calls`); the
+        # caller of the activity's wrapper is 2 up.
+        caller = sys._getframe(2)
+        code = caller.f_code
+        entry = _AWAITED.get(id(code))
+        if entry is None or entry[0] is not code:
+            entry = _AWAITED[id(code)] = (code, _awaited_calls(code))
+        at_once = caller.f_lasti in entry[1]
+        if at_once and replayer is not None and not self._commands:
+            # Replay's fastest path: the call resolves from the history here and now.
+            try:
+                encoded = self._encode_call(definition, args, kwargs)
+            except Exception as exc:  # raised below, once the call's future took its key
+                encoded = exc
+            else:
+                done = self._replayed_call(definition, *encoded)
+                if done is not None:
+                    return done
         future: WorkflowFuture[Any] = WorkflowFuture(loop=self._loop)
-        dropped = self._never_awaited(definition.name, *_call_site())
+        if at_once and replayer is None:
+            return self._live_call(definition, args, kwargs, future)
+        # A call awaited at once is awaited, live and on replay alike (both ask the same
+        # bytecode): only one kept for later can be dropped unawaited.
+        dropped = None if at_once else self._never_awaited(definition.name, *_call_site())
         try:
             if isinstance(encoded, Exception):
                 raise encoded
@@ -335,6 +341,35 @@ class WorkflowInstance:
         # A partial, not a closure: no frame of its own for the guard's hook to see.
         settle = functools.partial(self._settle_at_once, command, future, abandoned)
         return WorkflowCall(future, future._key, dropped, settle)
+
+    def _live_call(
+        self,
+        definition: ActivityDefinition,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        future: WorkflowFuture[Any],
+    ) -> Coroutine[Any, Any, Any]:
+        """Live, a call awaited right where it is made (`_awaited_calls`): its future, bare.
+
+        The ordinary path wraps the future in a `WorkflowCall` to learn whether anyone awaits
+        it (and where it was made, to say so if not), and to settle it at once on replay. Here
+        the caller's next instruction awaits it: it cannot be dropped, and this is no replay.
+        (What bytecode cannot tell: a C function called there, such as ``functools.reduce``
+        over ``map(fetch, ...)``, that calls activities and keeps one. The others go unreported,
+        live and on replay alike, so that both still take the same course.)
+        Its future took its key already, as the wrapper's would: later hashes stay the same.
+        """
+        try:
+            command = self._schedule(definition, args, kwargs)
+        except WfrunError as exc:  # bad input: the call fails before anything is recorded
+            future.set_exception(exc.with_traceback(None))
+            return future  # type: ignore[return-value]  # awaited at once: no one sees its type
+        seq = command.seq
+        self._activities[seq] = (future, command)
+        # A partial, not a closure: no frame of its own for the guard's hook to see.
+        future.add_done_callback(functools.partial(self._activity_abandoned, seq))
+        self._commands.append(command)
+        return future  # type: ignore[return-value]
 
     def _replayed_call(
         self,
