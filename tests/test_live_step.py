@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 import wfrun as workflows
-from wfrun.local.loop import WorkflowCall
+from wfrun.local.loop import WorkflowCall, WorkflowLoop
 from wfrun.local.store import RunStore
 from wfrun.testing import replay
 
@@ -154,3 +154,41 @@ def test_calls_a_c_function_makes_at_an_awaited_call_site_take_the_same_course_o
     result, path = run_live(ReducedWorkflow, "reduced")
     assert result == 2
     replay(path, ReducedWorkflow)  # no call reported as never awaited here either
+
+
+@workflows.workflow.define(name="live_step_stored_fails")
+class StoredFailingWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        total = await echo(1)  # each kind of call: awaited at once, and kept for later
+        call = echo(2)
+        total += await call
+        try:
+            await fails()
+        except workflows.ActivityError:
+            total += 1
+        return total
+
+
+@workflows.activity(retry_policy_max_attempts=1)
+async def fails() -> None:
+    raise ValueError("no")
+
+
+@pytest.mark.usefixtures("isolated")
+def test_an_activity_s_outcome_schedules_no_callback_of_wfrun_s_beside_its_awaiter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scheduled: list[str] = []
+    original = WorkflowLoop.call_soon
+
+    def recorded(self: WorkflowLoop, callback: Any, *args: Any, **kwargs: Any) -> Any:
+        scheduled.append(getattr(getattr(callback, "func", callback), "__name__", "?"))
+        return original(self, callback, *args, **kwargs)
+
+    monkeypatch.setattr(WorkflowLoop, "call_soon", recorded)
+    result, path = run_live(StoredFailingWorkflow, "outcomes")
+    assert result == 4
+    assert scheduled  # the awaiting tasks' wake-ups
+    assert not [name for name in scheduled if "abandoned" in name]
+    replay(path, StoredFailingWorkflow)

@@ -134,7 +134,9 @@ class WorkflowInstance:
         self._loop.set_exception_handler(self._unhandled)
         self._seq = 0
         self._commands: list[Command] = []
-        self._activities: dict[int, tuple[WorkflowFuture[Any], ScheduleActivity]] = {}
+        #: Each call awaited: its future, its command, and its future's callback that
+        #: cancels the call if the future is cancelled (`_activity_abandoned`).
+        self._activities: dict[int, _Awaited] = {}
         self._timers: dict[int, WorkflowTimerHandle] = {}
         self._conditions: list[tuple[Callable[[], bool], WorkflowFuture[None]]] = []
         self._patches: dict[str, bool] = {}
@@ -328,11 +330,11 @@ class WorkflowInstance:
         except WfrunError as exc:  # bad input: the call fails before anything is recorded
             future.set_exception(exc.with_traceback(None))
             return WorkflowCall(future, hash(future), dropped)
-        self._activities[command.seq] = (future, command)
 
         def abandoned(f: asyncio.Future[Any]) -> None:
             self._activity_abandoned(command.seq, f)
 
+        self._activities[command.seq] = (future, command, abandoned)
         future.add_done_callback(abandoned)
         self._commands.append(command)
         if self.replayer is None:
@@ -364,10 +366,10 @@ class WorkflowInstance:
         except WfrunError as exc:  # bad input: the call fails before anything is recorded
             future.set_exception(exc.with_traceback(None))
             return future  # type: ignore[return-value]  # awaited at once: no one sees its type
-        seq = command.seq
-        self._activities[seq] = (future, command)
         # A partial, not a closure: no frame of its own for the guard's hook to see.
-        future.add_done_callback(functools.partial(self._activity_abandoned, seq))
+        abandoned = functools.partial(self._activity_abandoned, command.seq)
+        self._activities[command.seq] = (future, command, abandoned)
+        future.add_done_callback(abandoned)
         self._commands.append(command)
         return future  # type: ignore[return-value]
 
@@ -744,9 +746,12 @@ class WorkflowInstance:
         entry = self._activities.pop(event.seq, None)
         if entry is None:
             return  # cancelled by the workflow before this outcome arrived
-        future, command = entry
+        future, command, abandoned = entry
         if decoded is _UNDECODED:
             decoded = self._decode_result(event, command, "activity")
+        # The callback would only ever see a result: dropped, so that the loop has one handle
+        # less to make and run (each step's), and the same live as on replay.
+        future.remove_done_callback(abandoned)
         future.set_result(decoded)
 
     def _decode_result(
@@ -776,7 +781,8 @@ class WorkflowInstance:
         entry = self._activities.pop(event.seq, None)
         if entry is None:
             return
-        future, command = entry
+        future, command, abandoned = entry
+        future.remove_done_callback(abandoned)  # it would only see an exception (see above)
         if isinstance(event, ActivityTimedOut):
             message = event.message or f"ran past its {event.timeout} timeout of {event.limit:g}s"
             failure = Failure("TimeoutError", message)
@@ -882,6 +888,8 @@ def _awaited_calls(code: CodeType) -> frozenset[int]:
     return frozenset(found)
 
 
+#: An activity call awaited: its future, its command, and the future's `_activity_abandoned`.
+_Awaited = tuple[WorkflowFuture[Any], ScheduleActivity, Callable[[asyncio.Future[Any]], None]]
 #: A call's arguments by name, their encoding, and the values the activity is given.
 _Encoded = tuple[dict[str, Any], bytes, dict[str, Any]]
 
