@@ -123,6 +123,46 @@ class _Wake:
     has anything left to do here."""
 
 
+#: What the run's executions report to its loop: an event to record, or why it stops.
+_Report = tuple[type[Event], dict[str, Any]] | _Expired | _Wake | BaseException
+
+
+class _Reports:
+    """The reports the run's loop (`RunEngine._live`) takes, all there are at once.
+
+    `asyncio.Queue` would do, built for any number of getters and putters and a bound: its
+    get and put cost a step several frames. Here one task takes, and what it waits on is a
+    bare future (no coroutine of its own), resolved by the first report to come.
+    """
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[_Report] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: _Report) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():  # else the taker was cancelled as it waited
+                waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def arrival(self) -> asyncio.Future[None]:
+        """A future resolved by the next report (the running loop's): await it when empty."""
+        waiter = self._waiter = asyncio.Future()
+        return waiter
+
+    def take(self) -> list[_Report]:
+        """Every report so far, oldest first."""
+        items, self._items = self._items, []
+        return items
+
+
 class ChildRuns(Protocol):
     """Where a run's children are carried out (the backend that holds the runs)."""
 
@@ -254,9 +294,7 @@ class RunEngine:
         self._started = started
         self._writer = writer
         self._clock = clock
-        self._queue: asyncio.Queue[
-            tuple[type[Event], dict[str, Any]] | _Expired | _Wake | BaseException
-        ] = asyncio.Queue()
+        self._queue = _Reports()
         self._executions: dict[int, asyncio.Task[None]] = {}
         #: Results of completed activities, validated by their attempt, until delivered.
         self._decoded: dict[int, Any] = {}
@@ -383,9 +421,9 @@ class RunEngine:
                     return self._stop_to_wait(*waiting)
             if self._queue.empty() and self._activities.isdisjoint(self._executions):
                 self._writer.park()  # it waits (a timer, a message, a child): no descriptor
-            batch = [await self._queue.get()]
-            while not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            if self._queue.empty():
+                await self._queue.arrival()
+            batch = self._queue.take()
             appended: list[Event] = []
             for item in batch:
                 if isinstance(item, _Wake):

@@ -134,7 +134,9 @@ class WorkflowInstance:
         self._loop.set_exception_handler(self._unhandled)
         self._seq = 0
         self._commands: list[Command] = []
-        self._activities: dict[int, tuple[WorkflowFuture[Any], ScheduleActivity]] = {}
+        #: Each call awaited: its future, its command, and its future's callback that
+        #: cancels the call if the future is cancelled (`_activity_abandoned`).
+        self._activities: dict[int, _Awaited] = {}
         self._timers: dict[int, WorkflowTimerHandle] = {}
         self._conditions: list[tuple[Callable[[], bool], WorkflowFuture[None]]] = []
         self._patches: dict[str, bool] = {}
@@ -296,25 +298,31 @@ class WorkflowInstance:
         # Not `unwatched`: its one caller, the activity's wrapper, already stepped out of the
         # guard's hook (a frame less per call).
         encoded: _Encoded | Exception | None = None
-        if self.replayer is not None and not self._commands:
-            # Replay's fastest path: a call awaited where it is made resolves from the history
-            # here and now (`_replayed_call`); the caller of the activity's wrapper is 2 up.
-            caller = sys._getframe(2)
-            code = caller.f_code
-            entry = _AWAITED.get(id(code))
-            if entry is None or entry[0] is not code:
-                entry = _AWAITED[id(code)] = (code, _awaited_calls(code))
-            if caller.f_lasti in entry[1]:
-                try:
-                    encoded = self._encode_call(definition, args, kwargs)
-                except Exception as exc:  # raised below, once the call's future took its key
-                    encoded = exc
-                else:
-                    done = self._replayed_call(definition, *encoded)
-                    if done is not None:
-                        return done
+        replayer = self.replayer
+        # Whether the caller awaits the call the moment it returns (`_awaited_calls`); the
+        # caller of the activity's wrapper is 2 up.
+        caller = sys._getframe(2)
+        code = caller.f_code
+        entry = _AWAITED.get(id(code))
+        if entry is None or entry[0] is not code:
+            entry = _AWAITED[id(code)] = (code, _awaited_calls(code))
+        at_once = caller.f_lasti in entry[1]
+        if at_once and replayer is not None and not self._commands:
+            # Replay's fastest path: the call resolves from the history here and now.
+            try:
+                encoded = self._encode_call(definition, args, kwargs)
+            except Exception as exc:  # raised below, once the call's future took its key
+                encoded = exc
+            else:
+                done = self._replayed_call(definition, *encoded)
+                if done is not None:
+                    return done
         future: WorkflowFuture[Any] = WorkflowFuture(loop=self._loop)
-        dropped = self._never_awaited(definition.name, *_call_site())
+        if at_once and replayer is None:
+            return self._live_call(definition, args, kwargs, future)
+        # A call awaited at once is awaited, live and on replay alike (both ask the same
+        # bytecode): only one kept for later can be dropped unawaited.
+        dropped = None if at_once else self._never_awaited(definition.name, *_call_site())
         try:
             if isinstance(encoded, Exception):
                 raise encoded
@@ -322,11 +330,11 @@ class WorkflowInstance:
         except WfrunError as exc:  # bad input: the call fails before anything is recorded
             future.set_exception(exc.with_traceback(None))
             return WorkflowCall(future, hash(future), dropped)
-        self._activities[command.seq] = (future, command)
 
         def abandoned(f: asyncio.Future[Any]) -> None:
             self._activity_abandoned(command.seq, f)
 
+        self._activities[command.seq] = (future, command, abandoned)
         future.add_done_callback(abandoned)
         self._commands.append(command)
         if self.replayer is None:
@@ -335,6 +343,35 @@ class WorkflowInstance:
         # A partial, not a closure: no frame of its own for the guard's hook to see.
         settle = functools.partial(self._settle_at_once, command, future, abandoned)
         return WorkflowCall(future, future._key, dropped, settle)
+
+    def _live_call(
+        self,
+        definition: ActivityDefinition,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        future: WorkflowFuture[Any],
+    ) -> Coroutine[Any, Any, Any]:
+        """Live, a call awaited right where it is made (`_awaited_calls`): its future, bare.
+
+        The ordinary path wraps the future in a `WorkflowCall` to learn whether anyone awaits
+        it (and where it was made, to say so if not), and to settle it at once on replay. Here
+        the caller's next instruction awaits it: it cannot be dropped, and this is no replay.
+        (What bytecode cannot tell: a C function called there, such as ``functools.reduce``
+        over ``map(fetch, ...)``, that calls activities and keeps one. The others go unreported,
+        live and on replay alike, so that both still take the same course.)
+        Its future took its key already, as the wrapper's would: later hashes stay the same.
+        """
+        try:
+            command = self._schedule(definition, args, kwargs)
+        except WfrunError as exc:  # bad input: the call fails before anything is recorded
+            future.set_exception(exc.with_traceback(None))
+            return future  # type: ignore[return-value]  # awaited at once: no one sees its type
+        # A partial, not a closure: no frame of its own for the guard's hook to see.
+        abandoned = functools.partial(self._activity_abandoned, command.seq)
+        self._activities[command.seq] = (future, command, abandoned)
+        future.add_done_callback(abandoned)
+        self._commands.append(command)
+        return future  # type: ignore[return-value]
 
     def _replayed_call(
         self,
@@ -709,9 +746,12 @@ class WorkflowInstance:
         entry = self._activities.pop(event.seq, None)
         if entry is None:
             return  # cancelled by the workflow before this outcome arrived
-        future, command = entry
+        future, command, abandoned = entry
         if decoded is _UNDECODED:
             decoded = self._decode_result(event, command, "activity")
+        # The callback would only ever see a result: dropped, so that the loop has one handle
+        # less to make and run (each step's), and the same live as on replay.
+        future.remove_done_callback(abandoned)
         future.set_result(decoded)
 
     def _decode_result(
@@ -741,7 +781,8 @@ class WorkflowInstance:
         entry = self._activities.pop(event.seq, None)
         if entry is None:
             return
-        future, command = entry
+        future, command, abandoned = entry
+        future.remove_done_callback(abandoned)  # it would only see an exception (see above)
         if isinstance(event, ActivityTimedOut):
             message = event.message or f"ran past its {event.timeout} timeout of {event.limit:g}s"
             failure = Failure("TimeoutError", message)
@@ -847,6 +888,8 @@ def _awaited_calls(code: CodeType) -> frozenset[int]:
     return frozenset(found)
 
 
+#: An activity call awaited: its future, its command, and the future's `_activity_abandoned`.
+_Awaited = tuple[WorkflowFuture[Any], ScheduleActivity, Callable[[asyncio.Future[Any]], None]]
 #: A call's arguments by name, their encoding, and the values the activity is given.
 _Encoded = tuple[dict[str, Any], bytes, dict[str, Any]]
 

@@ -1,0 +1,194 @@
+"""A live step's lean path: an activity awaited where it is called is handed back as its bare
+future (no `WorkflowCall` around it), and the run takes the same course as through the
+ordinary path, live and on replay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+import wfrun as workflows
+from wfrun.local.loop import WorkflowCall, WorkflowLoop
+from wfrun.local.store import RunStore
+from wfrun.testing import replay
+
+
+@workflows.activity
+async def echo(value: int) -> int:
+    return value
+
+
+@workflows.activity
+async def stalled(value: int) -> int:
+    await asyncio.Event().wait()  # never set: only a cancellation ends it
+    return value
+
+
+@workflows.workflow.define(name="live_step_at_call")
+class AtCallWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self, steps: int) -> int:
+        total = 0
+        for i in range(steps):
+            total += await echo(i)
+        return total
+
+
+@workflows.workflow.define(name="live_step_stored")
+class StoredCallWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self, steps: int) -> int:
+        total = 0
+        for i in range(steps):
+            call = echo(i)
+            total += await call
+        return total
+
+
+@workflows.workflow.define(name="live_step_bad_input")
+class BadInputWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> str:
+        await echo(0)  # past the start, which is made as the (empty) history replays
+        try:
+            await echo(object())  # type: ignore[arg-type]  # no JSON for it
+        except workflows.WfrunError as exc:
+            return type(exc).__name__
+        return "no error"
+
+
+@workflows.workflow.define(name="live_step_cancelled")
+class CancelledCallWorkflow:
+    async def waits(self) -> int:
+        return await stalled(1)
+
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        await echo(0)  # past the start, which is made as the (empty) history replays
+        task = asyncio.create_task(self.waits())
+        await workflows.workflow.sleep(0.01)  # meanwhile the task makes its call
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return await echo(2)
+
+
+@workflows.workflow.define(name="live_step_reduced")
+class ReducedWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        # A C function at an awaited call site makes two calls and keeps the last one.
+        last: Any = await functools.reduce(lambda a, b: b, map(echo, [1, 2]))
+        return int(last)
+
+
+def run_live(workflow: type, run_id: str, params: object = None) -> tuple[object, Path]:
+    result = asyncio.run(workflows.execute_workflow(workflow, params, execution_id=run_id))
+    return result, RunStore(Path.cwd() / "home").path(run_id)
+
+
+def count_awaitables(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    made: list[int] = []
+    original = WorkflowCall.__init__
+
+    def counted(self: WorkflowCall[object], *args: Any) -> None:
+        made.append(1)
+        original(self, *args)
+
+    monkeypatch.setattr(WorkflowCall, "__init__", counted)
+    return made
+
+
+def events(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip(b"\0")]
+
+
+@pytest.mark.usefixtures("isolated")
+def test_an_activity_awaited_where_it_is_called_runs_live_without_an_awaitable_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made = count_awaitables(monkeypatch)
+    result, path = run_live(AtCallWorkflow, "at-call", {"steps": 5})
+    assert result == 10
+    assert len(made) == 1  # the first call only: it is made as the (empty) history replays
+    replay(path, AtCallWorkflow)
+
+
+@pytest.mark.usefixtures("isolated")
+def test_an_activity_call_kept_for_later_runs_live_through_its_awaitable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made = count_awaitables(monkeypatch)
+    result, _ = run_live(StoredCallWorkflow, "stored", {"steps": 5})
+    assert result == 10
+    assert len(made) == 5  # other code could run between the call and its await
+
+
+@pytest.mark.usefixtures("isolated")
+def test_a_bad_input_awaited_where_it_is_called_fails_the_call_and_records_no_step() -> None:
+    result, path = run_live(BadInputWorkflow, "bad")
+    assert result == "EncodingError"
+    scheduled = [e["input"] for e in events(path) if e["type"] == "ActivityScheduled"]
+    assert scheduled == [{"value": 0}]
+
+
+@pytest.mark.usefixtures("isolated")
+def test_a_cancelled_task_cancels_the_activity_it_awaited_where_it_called_it() -> None:
+    result, path = run_live(CancelledCallWorkflow, "cancelled")
+    assert result == 2
+    # Seq 2 is the timer, 3 the stalled call: cancelled as its task was, before the next
+    # step (not only when the run ended).
+    kinds = [(e["type"], e.get("seq")) for e in events(path)]
+    assert kinds.index(("ActivityCanceled", 3)) < kinds.index(("ActivityScheduled", 4))
+    replay(path, CancelledCallWorkflow)
+
+
+@pytest.mark.usefixtures("isolated")
+def test_calls_a_c_function_makes_at_an_awaited_call_site_take_the_same_course_on_replay() -> None:
+    result, path = run_live(ReducedWorkflow, "reduced")
+    assert result == 2
+    replay(path, ReducedWorkflow)  # no call reported as never awaited here either
+
+
+@workflows.workflow.define(name="live_step_stored_fails")
+class StoredFailingWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        total = await echo(1)  # each kind of call: awaited at once, and kept for later
+        call = echo(2)
+        total += await call
+        try:
+            await fails()
+        except workflows.ActivityError:
+            total += 1
+        return total
+
+
+@workflows.activity(retry_policy_max_attempts=1)
+async def fails() -> None:
+    raise ValueError("no")
+
+
+@pytest.mark.usefixtures("isolated")
+def test_an_activity_s_outcome_schedules_no_callback_of_wfrun_s_beside_its_awaiter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scheduled: list[str] = []
+    original = WorkflowLoop.call_soon
+
+    def recorded(self: WorkflowLoop, callback: Any, *args: Any, **kwargs: Any) -> Any:
+        scheduled.append(getattr(getattr(callback, "func", callback), "__name__", "?"))
+        return original(self, callback, *args, **kwargs)
+
+    monkeypatch.setattr(WorkflowLoop, "call_soon", recorded)
+    result, path = run_live(StoredFailingWorkflow, "outcomes")
+    assert result == 4
+    assert scheduled  # the awaiting tasks' wake-ups
+    assert not [name for name in scheduled if "abandoned" in name]
+    replay(path, StoredFailingWorkflow)
