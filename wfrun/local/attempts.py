@@ -41,6 +41,7 @@ from ..errors import EncodingError, Failure, PayloadTooLargeError, failure_type_
 from ..overrides import implementation_of
 from ..payload import annotation_name, check_size, encode, explain, loads, result_advice
 from ..runtime import ActivityContext, ActivityInfo, reset_activity_context, set_activity_context
+from .loop import current_task
 
 if TYPE_CHECKING:
     from ..definitions import ActivityDefinition
@@ -174,7 +175,7 @@ async def _awaited_here(
     way out the cancellation it caused is told apart from any other (``uncancel``).
     """
     loop = asyncio.get_running_loop()
-    task = _current_task(loop)
+    task = current_task(loop)
     assert task is not None  # run_attempt is always awaited in a task
     cancelling = task.cancelling()
     expiry = _Expiry(task)
@@ -278,11 +279,6 @@ class _Deadlines:
             self._arm(loop, heap[0][0])
 
 
-#: The task running on a loop: asyncio's own table where it has one (3.11's `current_task` is
-#: a Python function around it), else `asyncio.current_task`.
-_current_task: Final[Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None]] = getattr(
-    getattr(asyncio.tasks, "_current_tasks", None), "get", asyncio.current_task
-)
 #: Deadlines over that the heap keeps before it is swept (when they outnumber the live ones).
 _SWEEP_AT: Final = 64
 _deadlines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines] = (

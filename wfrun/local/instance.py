@@ -68,7 +68,7 @@ from .commands import (
     StartTimer,
 )
 from .guard import Guard, unwatched
-from .loop import WorkflowCall, WorkflowFuture, WorkflowLoop, WorkflowTimerHandle
+from .loop import WorkflowCall, WorkflowFuture, WorkflowLoop, WorkflowTimerHandle, current_task
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -641,7 +641,7 @@ class WorkflowInstance:
         the run, and the awaiting task has no cancellation pending."""
         if self._loop._ready or self._conditions or self._handler_error is not None:
             return False
-        task = _current_task(self._loop)
+        task = current_task(self._loop)
         return task is not None and not task.cancelling()
 
     def _activity_abandoned(self, seq: int, future: asyncio.Future[Any]) -> None:
@@ -859,11 +859,6 @@ def _call_site() -> tuple[str, int]:
 
 
 _fromisoformat: Final = datetime.fromisoformat
-#: The task running on a loop: asyncio's own table where it has one (3.11's `current_task` is
-#: a Python function around it), else `asyncio.current_task`.
-_current_task: Final[Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None]] = getattr(
-    getattr(asyncio.tasks, "_current_tasks", None), "get", asyncio.current_task
-)
 #: Per code object (by id, the code held so that the id stays its own: hashing a code object
 #: hashes its bytecode), where it awaits a call the moment the call returns (`_awaited_calls`).
 _AWAITED: dict[int, tuple[CodeType, frozenset[int]]] = {}

@@ -31,11 +31,16 @@ import sys
 import weakref
 from collections.abc import Callable, Coroutine, Generator
 from types import FunctionType
-from typing import Any, Protocol, TypeVar, TypeVarTuple
+from typing import Any, Final, Protocol, TypeVar, TypeVarTuple
 
 from .. import runtime as _runtime
 
 T = TypeVar("T")
+#: The task running on a loop (``asyncio.current_task(loop)``, a loop given): asyncio's own
+#: table where it has one, as 3.11's ``current_task`` is a Python function around it.
+current_task: Final[Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None]] = getattr(
+    getattr(asyncio.tasks, "_current_tasks", None), "get", asyncio.current_task
+)
 _getprofile = sys.getprofile
 _setprofile = sys.setprofile
 Ts = TypeVarTuple("Ts")
