@@ -44,6 +44,7 @@ from common import (
     BENCH,
     Floors,
     Timing,
+    cache_bytecode_as_installed,
     floors,
     run_command,
     sequential_history,
@@ -360,8 +361,10 @@ def main() -> None:
         f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}"
     )
+    bytecode = cache_bytecode_as_installed()
     header = (
         f"wfrun {workflows.__version__} on {machine}, {date.today()}, medians of {args.repeat} runs"
+        f", {bytecode}"
     )
     print(header)
     report = Report()
