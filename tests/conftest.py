@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -17,6 +18,7 @@ from typer.testing import CliRunner, Result
 
 from wfrun.cli import app
 from wfrun.events import with_checksum
+from wfrun.local.loop import WorkflowCall
 
 TESTS = Path(__file__).parent
 FLOWS = TESTS / "flows"
@@ -288,3 +290,16 @@ def temporal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.address
     finally:
         server.stop()
+
+
+def count_awaitables(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the awaitable objects (`WorkflowCall`) the ordinary path makes per call."""
+    made: list[int] = []
+    original = WorkflowCall.__init__
+
+    def counted(self: WorkflowCall[object], *args: Any) -> None:
+        made.append(1)
+        original(self, *args)
+
+    monkeypatch.setattr(WorkflowCall, "__init__", counted)
+    return made

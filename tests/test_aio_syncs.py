@@ -9,7 +9,6 @@ import errno
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -257,20 +256,6 @@ def test_a_slot_holder_cancelled_inside_gives_its_slot_back() -> None:
 
 # -- 2. kill -9 while a crowd of runs is being created ---------------------------------------
 
-CREATING = """
-    import asyncio, sys
-    import wfrun as workflows
-    from flows.steps import StepsWorkflow
-
-    async def main(n: int) -> None:
-        await asyncio.gather(*(
-            workflows.execute_workflow(StepsWorkflow, {"count": 3}, execution_id=f"n{i}")
-            for i in range(n)
-        ))
-
-    asyncio.run(main(int(sys.argv[1])))
-"""
-
 
 @pytest.mark.slow
 def test_a_kill_while_a_crowd_of_runs_is_being_created_leaves_every_run_whole(
@@ -281,11 +266,9 @@ def test_a_kill_while_a_crowd_of_runs_is_being_created_leaves_every_run_whole(
     at a time): list and resume --all see whole runs only, and no completed step runs again."""
     from conftest import FLOWS, attempts, hold, kill_after_marker, run_wfrun
 
-    script = isolated / "creating.py"
-    script.write_text(textwrap.dedent(CREATING))
     count = 200
     process = subprocess.Popen(
-        [sys.executable, str(script), str(count)],
+        [sys.executable, str(FLOWS / "crowd.py"), str(count), "3", "n"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

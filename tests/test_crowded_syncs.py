@@ -336,20 +336,6 @@ def test_open_files_stay_within_the_slots_while_many_runs_are_created(
 
 # -- kill -9 with a crowd live ---------------------------------------------------------------
 
-CROWD = """
-    import asyncio, sys
-    import wfrun as workflows
-    from flows.steps import StepsWorkflow
-
-    async def main(n: int) -> None:
-        await asyncio.gather(*(
-            workflows.execute_workflow(StepsWorkflow, {"count": 4}, execution_id=f"k{i}")
-            for i in range(n)
-        ))
-
-    asyncio.run(main(int(sys.argv[1])))
-"""
-
 
 @pytest.mark.slow
 def test_a_kill_with_a_crowd_live_loses_no_step_any_run_went_past(
@@ -359,15 +345,12 @@ def test_a_kill_with_a_crowd_live_loses_no_step_any_run_went_past(
     synced in a crowd): after a kill -9, resuming them runs no completed step again."""
     import subprocess
     import sys
-    import textwrap
 
     from conftest import FLOWS, attempts, hold, kill_after_marker, run_wfrun
 
-    script = isolated / "crowd.py"
-    script.write_text(textwrap.dedent(CROWD))
     count = 30
     process = subprocess.Popen(
-        [sys.executable, str(script), str(count)],
+        [sys.executable, str(FLOWS / "crowd.py"), str(count), "4", "k"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -7,18 +7,17 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 
 import wfrun as workflows
 from wfrun.errors import NonDeterminismError
-from wfrun.local.loop import WorkflowCall, WorkflowLoop
+from wfrun.local.loop import WorkflowLoop
 from wfrun.local.store import RunStore
 from wfrun.testing import replay
 
-from conftest import signed
+from conftest import count_awaitables, signed
 
 
 @workflows.activity
@@ -103,19 +102,6 @@ def rewrite_line(path: Path, number: int, change: dict[str, object]) -> None:
     event = orjson.loads(lines[number - 1])
     lines[number - 1] = signed({**event, **change})
     path.write_bytes(b"".join(lines))
-
-
-def count_awaitables(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the awaitable objects (`WorkflowCall`) the ordinary path makes per call."""
-    made: list[int] = []
-    original = WorkflowCall.__init__
-
-    def counted(self: WorkflowCall[object], *args: Any) -> None:
-        made.append(1)
-        original(self, *args)
-
-    monkeypatch.setattr(WorkflowCall, "__init__", counted)
-    return made
 
 
 def count_loop_turns(monkeypatch: pytest.MonkeyPatch) -> list[int]:

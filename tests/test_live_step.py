@@ -14,9 +14,11 @@ import orjson
 import pytest
 
 import wfrun as workflows
-from wfrun.local.loop import WorkflowCall, WorkflowLoop
+from wfrun.local.loop import WorkflowLoop
 from wfrun.local.store import RunStore
 from wfrun.testing import replay
+
+from conftest import count_awaitables
 
 
 @workflows.activity
@@ -91,18 +93,6 @@ class ReducedWorkflow:
 def run_live(workflow: type, run_id: str, params: object = None) -> tuple[object, Path]:
     result = asyncio.run(workflows.execute_workflow(workflow, params, execution_id=run_id))
     return result, RunStore(Path.cwd() / "home").path(run_id)
-
-
-def count_awaitables(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    made: list[int] = []
-    original = WorkflowCall.__init__
-
-    def counted(self: WorkflowCall[object], *args: Any) -> None:
-        made.append(1)
-        original(self, *args)
-
-    monkeypatch.setattr(WorkflowCall, "__init__", counted)
-    return made
 
 
 def events(path: Path) -> list[dict[str, Any]]:
