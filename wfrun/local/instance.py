@@ -319,59 +319,49 @@ class WorkflowInstance:
                     return done
         future: WorkflowFuture[Any] = WorkflowFuture(loop=self._loop)
         if at_once and replayer is None:
-            return self._live_call(definition, args, kwargs, future)
+            # Live, and awaited by the caller's next instruction: the future, bare. The
+            # `WorkflowCall` around it would learn whether anyone awaits the call (and where it
+            # was made, to say so if not) and settle it at once on replay: neither applies.
+            # (What bytecode cannot tell: a C function called there, such as
+            # ``functools.reduce`` over ``map(fetch, ...)``, that calls activities and keeps
+            # one. The others go unreported, live and on replay alike, so that both still take
+            # the same course.) The future took its key already: later hashes stay the same.
+            self._schedule_call(definition, args, kwargs, future, None)
+            return future  # type: ignore[return-value]  # awaited at once: no one sees its type
         # A call awaited at once is awaited, live and on replay alike (both ask the same
         # bytecode): only one kept for later can be dropped unawaited.
         dropped = None if at_once else self._never_awaited(definition.name, *_call_site())
+        command = self._schedule_call(definition, args, kwargs, future, encoded)
+        if command is None or replayer is None:
+            return WorkflowCall(future, hash(future), dropped)
+        # A partial, not a closure: no frame of its own for the guard's hook to see.
+        settle = functools.partial(self._settle_at_once, command, future)
+        return WorkflowCall(future, future._key, dropped, settle)
+
+    def _schedule_call(
+        self,
+        definition: ActivityDefinition,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        future: WorkflowFuture[Any],
+        encoded: _Encoded | Exception | None,
+    ) -> ScheduleActivity | None:
+        """Schedule the call whose outcome ``future`` is to carry, and return its command;
+        None if its input is refused (``future`` then holds why, and nothing is recorded).
+        ``encoded``: `_encode_call`'s, or what it raised, if it ran already."""
         try:
             if isinstance(encoded, Exception):
                 raise encoded
             command = self._schedule(definition, args, kwargs, encoded)
         except WfrunError as exc:  # bad input: the call fails before anything is recorded
             future.set_exception(exc.with_traceback(None))
-            return WorkflowCall(future, hash(future), dropped)
-
-        def abandoned(f: asyncio.Future[Any]) -> None:
-            self._activity_abandoned(command.seq, f)
-
-        self._activities[command.seq] = (future, command, abandoned)
-        future.add_done_callback(abandoned)
-        self._commands.append(command)
-        if self.replayer is None:
-            return WorkflowCall(future, hash(future), dropped)
-
-        # A partial, not a closure: no frame of its own for the guard's hook to see.
-        settle = functools.partial(self._settle_at_once, command, future, abandoned)
-        return WorkflowCall(future, future._key, dropped, settle)
-
-    def _live_call(
-        self,
-        definition: ActivityDefinition,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        future: WorkflowFuture[Any],
-    ) -> Coroutine[Any, Any, Any]:
-        """Live, a call awaited right where it is made (`_awaited_calls`): its future, bare.
-
-        The ordinary path wraps the future in a `WorkflowCall` to learn whether anyone awaits
-        it (and where it was made, to say so if not), and to settle it at once on replay. Here
-        the caller's next instruction awaits it: it cannot be dropped, and this is no replay.
-        (What bytecode cannot tell: a C function called there, such as ``functools.reduce``
-        over ``map(fetch, ...)``, that calls activities and keeps one. The others go unreported,
-        live and on replay alike, so that both still take the same course.)
-        Its future took its key already, as the wrapper's would: later hashes stay the same.
-        """
-        try:
-            command = self._schedule(definition, args, kwargs)
-        except WfrunError as exc:  # bad input: the call fails before anything is recorded
-            future.set_exception(exc.with_traceback(None))
-            return future  # type: ignore[return-value]  # awaited at once: no one sees its type
+            return None
         # A partial, not a closure: no frame of its own for the guard's hook to see.
         abandoned = functools.partial(self._activity_abandoned, command.seq)
         self._activities[command.seq] = (future, command, abandoned)
         future.add_done_callback(abandoned)
         self._commands.append(command)
-        return future  # type: ignore[return-value]
+        return command
 
     def _replayed_call(
         self,
@@ -593,12 +583,7 @@ class WorkflowInstance:
         return dropped
 
     @unwatched  # wfrun's own work, run inside the step: not the guard's to see
-    def _settle_at_once(
-        self,
-        command: ScheduleActivity,
-        future: WorkflowFuture[Any],
-        abandoned: Callable[[asyncio.Future[Any]], None],
-    ) -> None:
+    def _settle_at_once(self, command: ScheduleActivity, future: WorkflowFuture[Any]) -> None:
         """Replay's fast path: resolve an awaited activity now from its recorded outcome.
 
         Taken only where it is indistinguishable from the ordinary path, in which the task
@@ -610,10 +595,11 @@ class WorkflowInstance:
         history, the ordinary path runs and reports it.
         """
         replayer = self.replayer
+        entry = self._activities.get(command.seq)
         if (
             replayer is None
             or future.done()
-            or self._activities.get(command.seq) is None
+            or entry is None
             or not self._nothing_could_run_first()
         ):
             return
@@ -632,7 +618,7 @@ class WorkflowInstance:
         loop.set_time(self._now.timestamp())
         del self._activities[command.seq]
         # The callback would only ever see a result: dropped so that nothing is left ready.
-        future.remove_done_callback(abandoned)
+        future.remove_done_callback(entry[2])
         future.set_result(value)
 
     def _nothing_could_run_first(self) -> bool:
