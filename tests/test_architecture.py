@@ -117,29 +117,27 @@ def test_importing_wfrun_loads_no_engine_store_or_history_reader() -> None:
         assert f"'wfrun.local.{heavy}'" not in loaded
 
 
-def test_a_local_command_never_loads_temporalio(home: Path) -> None:
-    # temporalio is an optional dependency, and heavy: only --temporal commands load it.
+def loaded_by_wfrun_list(module: str) -> bool:
+    """Whether ``wfrun list``, run in a fresh interpreter, imports ``module``."""
     probe = (
         "import sys, wfrun; from typer.testing import CliRunner; from wfrun.cli import app; "
-        "CliRunner().invoke(app, ['list']); print('temporalio' in sys.modules)"
+        f"CliRunner().invoke(app, ['list']); print({module!r} in sys.modules)"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
-    assert loaded.strip() == "False"
+    return {"True": True, "False": False}[loaded.strip()]
+
+
+def test_a_local_command_never_loads_temporalio(home: Path) -> None:
+    # temporalio is an optional dependency, and heavy: only --temporal commands load it.
+    assert not loaded_by_wfrun_list("temporalio")
 
 
 def test_reading_commands_never_load_the_engine(home: Path) -> None:
     # list, history and show read files: the engine (instance, attempts, guard) is start-up
     # time they would pay for nothing.
-    probe = (
-        "import sys, wfrun; from typer.testing import CliRunner; from wfrun.cli import app; "
-        "CliRunner().invoke(app, ['list']); print('wfrun.local.engine' in sys.modules)"
-    )
-    loaded = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout
-    assert loaded.strip() == "False"
+    assert not loaded_by_wfrun_list("wfrun.local.engine")
 
 
 def test_importing_wfrun_or_its_command_line_never_imports_temporalio() -> None:

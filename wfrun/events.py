@@ -840,26 +840,24 @@ def line_builder(kind: str) -> LineBuilder | None:
     in place); it builds the event without the keyword call of its ``__init__``. Anything
     else is None, and the caller goes the long way.
     """
-    try:
-        return _BUILDERS[kind]
-    except KeyError:
-        pass
-    cls = EVENT_TYPES.get(kind)
-    builder = None if cls is None or cls is WorkflowStarted else _compile_line(cls, build=True)
-    _BUILDERS[kind] = builder
-    return builder
+    return _compiled(kind, _BUILDERS, build=True)  # type: ignore[no-any-return]
 
 
 def line_check(kind: str) -> LineCheck | None:
     """As `line_builder`, but only whether the object is a valid event (nothing built)."""
+    return _compiled(kind, _LINE_CHECKS, build=False)  # type: ignore[no-any-return]
+
+
+def _compiled(kind: str, made: dict[str, Any], *, build: bool) -> Any:
+    """``made[kind]``, compiled the first time it is asked for (None: no fast way)."""
     try:
-        return _LINE_CHECKS[kind]
+        return made[kind]
     except KeyError:
         pass
     cls = EVENT_TYPES.get(kind)
-    check = None if cls is None or cls is WorkflowStarted else _compile_line(cls, build=False)
-    _LINE_CHECKS[kind] = check
-    return check
+    found = None if cls is None or cls is WorkflowStarted else _compile_line(cls, build=build)
+    made[kind] = found
+    return found
 
 
 def _compile_line(cls: type[Event], *, build: bool) -> Any:
