@@ -3,6 +3,7 @@ of a command, and fabricated histories (long runs and crowded homes, written in 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import resource
 import statistics
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
+
 from wfrun.events import (
     FORMAT_VERSION,
     ActivityCompleted,
@@ -24,6 +27,7 @@ from wfrun.events import (
     WorkflowStarted,
     format_ts,
     serialize,
+    with_checksum,
 )
 
 BENCH = Path(__file__).resolve().parent
@@ -130,14 +134,63 @@ def concurrent_floor(folder: Path, threads: int = 8, n: int = 400) -> float:
     return threads * n / elapsed
 
 
+def _signed(event: dict[str, object]) -> bytes:
+    return with_checksum(orjson.dumps(event)) + b"\n"
+
+
+async def _noop(i: int) -> int:
+    return i
+
+
+async def _least_steps(fd: int, n: int) -> None:
+    size = 0
+    for i in range(n):
+        ts = datetime.now(UTC).isoformat()
+        seq = i + 1
+        lines = _signed(
+            {"id": 3 * i + 2, "ts": ts, "type": "ActivityScheduled", "seq": seq, "input": i}
+        ) + _signed({"id": 3 * i + 3, "ts": ts, "type": "ActivityStarted", "seq": seq})
+        os.pwrite(fd, lines, size)
+        size += len(lines)
+        result = await asyncio.get_running_loop().create_task(_noop(i))
+        ts = datetime.now(UTC).isoformat()
+        line = _signed(
+            {"id": 3 * i + 4, "ts": ts, "type": "ActivityCompleted", "seq": seq, "result": result}
+        )
+        os.pwrite(fd, line, size)
+        size += len(line)
+        os.fdatasync(fd)
+
+
+def asyncio_step_floor(folder: Path, n: int = 1000) -> float:
+    """Seconds per sequential step of the least engine asyncio allows: a task per activity,
+    its three events as checksummed JSON lines written into reserved space, one fdatasync.
+
+    No determinism guard, no validation, no timeouts or retries, no recovery: what any
+    asyncio engine pays per durable step on this machine, CPU included (an idle vCPU comes
+    back slower after each sync here). W1 next to it says what wfrun's own work costs."""
+    path = folder / "floor-asyncio.bench"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, CHUNK)
+        start = time.perf_counter()
+        asyncio.run(_least_steps(fd, n))
+        return (time.perf_counter() - start) / n
+    finally:
+        os.close(fd)
+        path.unlink()
+
+
 @dataclass(frozen=True)
 class Floors:
-    """The disk's limits: seconds per one-at-a-time durable append, two ways, and durable
-    appends per second when eight files are synced at once."""
+    """The disk's limits: seconds per one-at-a-time durable append, two ways, durable appends
+    per second when eight files are synced at once, and seconds per step of the least asyncio
+    engine (`asyncio_step_floor`)."""
 
     append_fsync: float
     preallocated: float
     concurrent: float
+    asyncio_step: float
 
 
 def floors(folder: Path, repeat: int = 3) -> Floors:
@@ -145,6 +198,7 @@ def floors(folder: Path, repeat: int = 3) -> Floors:
         statistics.median(append_fsync_floor(folder) for _ in range(repeat)),
         statistics.median(preallocated_floor(folder) for _ in range(repeat)),
         statistics.median(concurrent_floor(folder) for _ in range(repeat)),
+        statistics.median(asyncio_step_floor(folder) for _ in range(repeat)),
     )
 
 

@@ -11,6 +11,9 @@ are measured in the same process, between the runs, so the ratios say how close 
 limit the engine is: the fsync floor (one append of a step's bytes + fsync, how wfrun wrote
 before it reserved space) and the preallocated floor (the same bytes written in place in space
 reserved by posix_fallocate, + fdatasync: how wfrun writes now, see `wfrun.local.store`).
+A third, the least asyncio step (`common.asyncio_step_floor`: a task per activity, three
+checksummed lines, one fdatasync and nothing else), says what any asyncio engine pays per step
+here, its CPU included: the rest of W1's time is wfrun's own work.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import time
 from pathlib import Path
 
 from common import append_fsync_floor as fsync_floor
-from common import preallocated_floor
+from common import asyncio_step_floor, preallocated_floor
 from workloads import Sequential
 
 import wfrun as workflows
@@ -40,11 +43,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
         home = Path(tmp)
-        live, resume, replay, floors, preallocated = [], [], [], [], []
+        live, resume, replay, floors, preallocated, least = [], [], [], [], [], []
         for i in range(args.repeat):
             # Each floor once per run, beside it: the machine's noise falls on both alike.
             floors.append(fsync_floor(home))
             preallocated.append(preallocated_floor(home))
+            least.append(asyncio_step_floor(home))
             start = time.perf_counter()
             result = asyncio.run(
                 workflows.execute_workflow(
@@ -83,6 +87,11 @@ def main() -> None:
     print(
         f"preallocated floor: {1 / prealloc:8.0f} appends/s ({prealloc * 1e6:.0f} us each, "
         f"fallocate + pwrite + fdatasync): wfrun reaches {steps_per_s * prealloc:.0%} of it"
+    )
+    least_step = statistics.median(least)
+    print(
+        f"least asyncio step: {1 / least_step:8.0f} steps/s ({least_step * 1e6:.0f} us each, a "
+        f"task, 3 lines, fdatasync): wfrun reaches {steps_per_s * least_step:.0%} of it"
     )
     print(
         f"resume:  {args.steps / statistics.median(resume):8.0f} steps/s   (the whole "

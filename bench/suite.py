@@ -4,8 +4,9 @@
 
 Workloads (each the median of --repeat runs):
 
-- W1: 1,000 sequential durable steps in one run, against the write+fsync floor and the
-  preallocated+fdatasync floor measured in the same run;
+- W1: 1,000 sequential durable steps in one run, against the write+fsync floor, the
+  preallocated+fdatasync floor and the least asyncio step (`common.asyncio_step_floor`: a
+  task, three lines, one fdatasync, nothing else) measured in the same run;
 - W2: a fan-out of 1,000 steps gathered in one run (group commit), against W1;
 - W3: 200, then 2,000 runs of 10 steps at once in one process, the latter at a soft
   ``ulimit -n`` of 1024;
@@ -116,11 +117,17 @@ def one_run(report: Report, home: Path, floor: Floors, steps: int, repeat: int) 
         f"{floor.preallocated * 1e6:.0f} µs each",
     )
     report.add(
+        "floor: the least asyncio step",
+        f"{1 / floor.asyncio_step:,.0f} steps/s",
+        "",
+        f"{floor.asyncio_step * fsync_rate:.2f} × fsync floor: a task, 3 lines, 1 fdatasync",
+    )
+    report.add(
         f"W1 {steps:,} sequential steps",
         f"{rate:,.0f} steps/s",
         "≥ 0.8 × fsync floor",
-        f"{rate / fsync_rate:.2f} × fsync floor, {rate / prealloc_rate:.2f} × preallocated "
-        f"({w1.spread()})",
+        f"{rate / fsync_rate:.2f} × fsync floor, {rate / prealloc_rate:.2f} × preallocated, "
+        f"{rate * floor.asyncio_step:.2f} × least asyncio step ({w1.spread()})",
     )
     w2 = timed(repeat, lambda: run_once(home, FanOut, steps, counter))
     fan = steps / w2.median

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
 
 import wfrun as workflows
-from wfrun.events import Event
+from wfrun.events import Event, verify_checksum
 from wfrun.local.store import RunStore
 from wfrun.testing import replay
 
@@ -68,3 +70,23 @@ def test_an_unfinished_fabricated_history_resumes_to_its_result(bench: Any, tmp_
     bench.common.write_run(tmp_path, "open", history)
 
     assert asyncio.run(workflows.resume_workflow("open", home=tmp_path)) == sum(range(4))
+
+
+def test_the_least_asyncio_step_writes_three_checksummed_lines_per_step(
+    bench: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "least"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        asyncio.run(bench.common._least_steps(fd, 4))
+    finally:
+        os.close(fd)
+
+    lines = path.read_bytes().splitlines()
+    for line in lines:
+        verify_checksum(line, checksummed=True)
+    assert [orjson.loads(line)["type"] for line in lines] == [
+        "ActivityScheduled",
+        "ActivityStarted",
+        "ActivityCompleted",
+    ] * 4
