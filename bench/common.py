@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +31,7 @@ from wfrun.events import (
     serialize,
     with_checksum,
 )
+from wfrun.local.aio import fsync_all
 
 BENCH = Path(__file__).resolve().parent
 #: What one sequential step writes before its sync: its three events (scheduled, started,
@@ -134,6 +137,16 @@ def concurrent_floor(folder: Path, threads: int = 8, n: int = 400) -> float:
     return threads * n / elapsed
 
 
+# -- the least asyncio engine ---------------------------------------------------------------
+#
+# What any engine built on asyncio pays per durable step here, CPU included: a task per
+# activity, its three events as checksummed JSON lines written into reserved space, a sync.
+# No determinism guard, no validation, no timeouts, retries, messages or recovery. wfrun's
+# figures next to these say what its own work costs.
+
+Sync = Callable[[int], Awaitable[object]]
+
+
 def _signed(event: dict[str, object]) -> bytes:
     return with_checksum(orjson.dumps(event)) + b"\n"
 
@@ -142,8 +155,12 @@ async def _noop(i: int) -> int:
     return i
 
 
-async def _least_steps(fd: int, n: int) -> None:
-    size = 0
+async def _fdatasync(fd: int) -> None:
+    os.fdatasync(fd)
+
+
+async def _least_steps(fd: int, n: int, sync: Sync = _fdatasync, size: int = 0) -> int:
+    """``n`` steps written from ``size`` on, each synced by ``sync``; returns the new size."""
     for i in range(n):
         ts = datetime.now(UTC).isoformat()
         seq = i + 1
@@ -159,16 +176,13 @@ async def _least_steps(fd: int, n: int) -> None:
         )
         os.pwrite(fd, line, size)
         size += len(line)
-        os.fdatasync(fd)
+        await sync(fd)
+    return size
 
 
 def asyncio_step_floor(folder: Path, n: int = 1000) -> float:
-    """Seconds per sequential step of the least engine asyncio allows: a task per activity,
-    its three events as checksummed JSON lines written into reserved space, one fdatasync.
-
-    No determinism guard, no validation, no timeouts or retries, no recovery: what any
-    asyncio engine pays per durable step on this machine, CPU included (an idle vCPU comes
-    back slower after each sync here). W1 next to it says what wfrun's own work costs."""
+    """Seconds per sequential step of the least asyncio engine (see above): one run, each
+    step fdatasync'd in place before the next."""
     path = folder / "floor-asyncio.bench"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -181,16 +195,98 @@ def asyncio_step_floor(folder: Path, n: int = 1000) -> float:
         path.unlink()
 
 
+class _TurnSyncs:
+    """Every sync asked for in one turn of the loop, in one ``io_submit`` off the loop thread
+    (`wfrun.local.aio`; threads where the kernel refuses it), as wfrun syncs a crowd."""
+
+    def __init__(self, folder_fd: int) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._folder_fd = folder_fd
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
+        self._created = False
+
+    def sync(self, fd: int, *, created: bool = False) -> asyncio.Future[None]:
+        done = self._loop.create_future()
+        if not self._waiting:
+            self._loop.call_soon(self._submit)
+        self._waiting.append((fd, done))
+        self._created |= created
+        return done
+
+    def _submit(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        requests = [(fd, True) for fd, _ in waiting]
+        if self._created:  # a new file's name is durable with its folder
+            requests.append((self._folder_fd, False))
+            self._created = False
+
+        def work() -> None:
+            if fsync_all(requests) is None:
+                with ThreadPoolExecutor(8) as pool:
+                    list(pool.map(os.fsync, (fd for fd, _ in requests)))
+
+        def settle(_: object) -> None:
+            for _, done in waiting:
+                done.set_result(None)
+
+        self._loop.run_in_executor(None, work).add_done_callback(settle)
+
+
+async def _least_run(folder: Path, syncs: _TurnSyncs, name: str, steps: int) -> None:
+    fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, 64 * 1024)
+        ts = datetime.now(UTC).isoformat()
+        line = _signed({"id": 1, "ts": ts, "type": "WorkflowStarted", "input": steps})
+        os.pwrite(fd, line, 0)
+        await syncs.sync(fd, created=True)
+        size = await _least_steps(fd, steps, syncs.sync, len(line))
+        ts = datetime.now(UTC).isoformat()
+        line = _signed({"id": 3 * steps + 2, "ts": ts, "type": "WorkflowCompleted"})
+        os.pwrite(fd, line, size)
+        await syncs.sync(fd)
+        os.ftruncate(fd, size + len(line))
+    finally:
+        os.close(fd)
+
+
+async def _least_crowd(folder: Path, runs: int, steps: int) -> None:
+    folder_fd = os.open(folder, os.O_RDONLY)
+    try:
+        syncs = _TurnSyncs(folder_fd)
+        await asyncio.gather(*(_least_run(folder, syncs, f"r{k}", steps) for k in range(runs)))
+    finally:
+        os.close(folder_fd)
+
+
+def asyncio_crowd_floor(folder: Path, runs: int = 200, steps: int = 10) -> float:
+    """Runs per second of the least asyncio engine (see above) when ``runs`` runs of ``steps``
+    steps start at once in one process (W3): each run creates its file (its name made durable
+    with the folder), syncs its start, each step and its end, and every sync of a turn of the
+    loop goes to the kernel in one submission."""
+    crowd = folder / "floor-crowd.bench"
+    crowd.mkdir()
+    try:
+        start = time.perf_counter()
+        asyncio.run(_least_crowd(crowd, runs, steps))
+        return runs / (time.perf_counter() - start)
+    finally:
+        shutil.rmtree(crowd)
+
+
 @dataclass(frozen=True)
 class Floors:
-    """The disk's limits: seconds per one-at-a-time durable append, two ways, durable appends
-    per second when eight files are synced at once, and seconds per step of the least asyncio
-    engine (`asyncio_step_floor`)."""
+    """The disk's limits: seconds per one-at-a-time durable append, two ways, and durable
+    appends per second when eight files are synced at once; and the least asyncio engine's
+    seconds per step (`asyncio_step_floor`) and runs per second in a crowd
+    (`asyncio_crowd_floor`)."""
 
     append_fsync: float
     preallocated: float
     concurrent: float
     asyncio_step: float
+    #: Runs per second of `asyncio_crowd_floor` (200 runs of 10 steps).
+    asyncio_crowd: float
 
 
 def floors(folder: Path, repeat: int = 3) -> Floors:
@@ -199,6 +295,7 @@ def floors(folder: Path, repeat: int = 3) -> Floors:
         statistics.median(preallocated_floor(folder) for _ in range(repeat)),
         statistics.median(concurrent_floor(folder) for _ in range(repeat)),
         statistics.median(asyncio_step_floor(folder) for _ in range(repeat)),
+        statistics.median(asyncio_crowd_floor(folder) for _ in range(repeat)),
     )
 
 

@@ -15,7 +15,10 @@ process: the fsync floor (one write + fsync after another, one file) and the con
 floor (as many threads as runs could use, each appending + fsyncing its own file: what the
 disk and the ext4 journal allow when syncs overlap and are merged), and the submitted floor
 (64 files written in place and fdatasync'd in one ``io_submit``, as wfrun syncs a crowd's
-steps on Linux).
+steps on Linux); and the least asyncio crowd (`common.asyncio_crowd_floor`: the smallest
+--runs, each creating its file and syncing its start, steps and end, the syncs of a turn of
+the loop in one submission, and nothing else an engine does), which says what any asyncio
+engine pays here, its CPU included.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import STEP, append_fsync_floor, concurrent_floor
+from common import STEP, append_fsync_floor, asyncio_crowd_floor, concurrent_floor
 from workloads import Sequential
 
 import wfrun as workflows
@@ -125,6 +128,14 @@ def main() -> None:
         floor = statistics.median(1 / append_fsync_floor(base, 1000) for _ in range(3))
         merged = statistics.median(concurrent_floor(base) for _ in range(3))
         submitted = [submitted_floor(base) for _ in range(3)]
+        fewest = min(args.runs)
+        try:
+            least = statistics.median(
+                asyncio_crowd_floor(base, fewest, args.steps) for _ in range(3)
+            )
+        except OSError as exc:  # a descriptor per run: EMFILE past the limit
+            least = None
+            print(f"least asyncio crowd: FAILED at N={fewest}: {exc}")
     print(f"fsync floor:            {floor:8.0f} durable appends/s, one file after another")
     print(f"concurrent fsync floor: {merged:8.0f} durable appends/s, 8 threads, 8 files")
     if None in submitted:
@@ -132,6 +143,12 @@ def main() -> None:
     else:
         at_once = statistics.median(x for x in submitted if x is not None)
         print(f"submitted fsync floor:  {at_once:8.0f} durable appends/s, 64 files, one io_submit")
+    if least is not None:
+        print(
+            f"least asyncio crowd:    {least:8.0f} workflows/s at N={fewest} (tasks, lines, "
+            f"a turn's syncs in one io_submit; nothing else)"
+            + (f": wfrun reaches {rates[fewest] / least:.0%} of it" if fewest in rates else "")
+        )
     if len(rates) > 1:
         smallest, largest = min(rates), max(rates)
         print(f"N={largest} runs at {rates[largest] / rates[smallest]:.2f}x the N={smallest} rate")

@@ -9,7 +9,7 @@ Workloads (each the median of --repeat runs):
   task, three lines, one fdatasync, nothing else) measured in the same run;
 - W2: a fan-out of 1,000 steps gathered in one run (group commit), against W1;
 - W3: 200, then 2,000 runs of 10 steps at once in one process, the latter at a soft
-  ``ulimit -n`` of 1024;
+  ``ulimit -n`` of 1024, against the least asyncio crowd (`common.asyncio_crowd_floor`);
 - W4: replay of a 5,000-step history, in-process (`wfrun.testing.replay`) and ``wfrun replay``;
 - scale: peak memory of ``wfrun resume`` and ``wfrun replay`` at 100,000 events; ``wfrun
   history`` of that run piped, and with --json; ``wfrun list`` of 10,000 runs; cold start
@@ -149,6 +149,12 @@ def many_runs(
     report.add(
         "floor: 8 files appended + fsync'd at once", f"{floor.concurrent:,.0f} appends/s", "", ""
     )
+    report.add(
+        "floor: the least asyncio crowd",
+        f"{floor.asyncio_crowd:,.0f} runs/s",
+        "",
+        "200 runs × 10 steps at once: tasks, lines, syncs of a turn in one io_submit",
+    )
     rates = []
     for n in sizes:
         out = subprocess.run(
@@ -182,6 +188,8 @@ def many_runs(
         )
         if len(rates) == 2:
             note = f"{rates[1] / rates[0]:.2f} × the {sizes[0]} rate, " + note
+        elif n == 200:
+            note = f"{rate / floor.asyncio_crowd:.2f} × the least asyncio crowd, " + note
         report.add(
             f"W3 {n:,} runs × 10 steps at once",
             f"{rate:,.0f} runs/s",

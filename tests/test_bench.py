@@ -90,3 +90,20 @@ def test_the_least_asyncio_step_writes_three_checksummed_lines_per_step(
         "ActivityStarted",
         "ActivityCompleted",
     ] * 4
+
+
+def test_the_least_asyncio_crowd_writes_each_run_whole_and_checksummed(
+    bench: Any, tmp_path: Path
+) -> None:
+    asyncio.run(bench.common._least_crowd(tmp_path, 5, 3))
+
+    for k in range(5):
+        lines = (tmp_path / f"r{k}").read_bytes().splitlines()
+        for line in lines:
+            verify_checksum(line, checksummed=True)
+        kinds = [orjson.loads(line)["type"] for line in lines]
+        assert kinds == [
+            "WorkflowStarted",
+            *["ActivityScheduled", "ActivityStarted", "ActivityCompleted"] * 3,
+            "WorkflowCompleted",
+        ]
