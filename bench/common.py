@@ -47,13 +47,19 @@ CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class Timing:
-    """Seconds of several runs of one measurement."""
+    """Seconds of several runs of one measurement, and the CPU seconds (user + system, every
+    thread of the process) each took."""
 
     runs: tuple[float, ...]
+    cpu: tuple[float, ...] = ()
 
     @property
     def median(self) -> float:
         return statistics.median(self.runs)
+
+    @property
+    def median_cpu(self) -> float:
+        return statistics.median(self.cpu)
 
     def spread(self) -> str:
         return f"{min(self.runs) * 1000:.0f}–{max(self.runs) * 1000:.0f} ms"
@@ -63,13 +69,20 @@ def timed(
     repeat: int, action: Callable[[], object], *, before: Callable[[], object] = lambda: None
 ) -> Timing:
     """Time ``action`` ``repeat`` times (``before`` runs untimed ahead of each)."""
-    runs = []
+    runs, cpu = [], []
     for _ in range(repeat):
         before()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), cpu_seconds()
         action()
         runs.append(time.perf_counter() - start)
-    return Timing(tuple(runs))
+        cpu.append(cpu_seconds() - start_cpu)
+    return Timing(tuple(runs), tuple(cpu))
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process so far, every thread's."""
+    times = os.times()
+    return times.user + times.system
 
 
 # -- the disk's floors ----------------------------------------------------------------------

@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import STEP, append_fsync_floor, asyncio_crowd_floor, concurrent_floor
+from common import STEP, append_fsync_floor, asyncio_crowd_floor, concurrent_floor, cpu_seconds
 from workloads import Sequential
 
 import wfrun as workflows
@@ -64,12 +64,6 @@ def submitted_floor(folder: Path, files: int = 64, rounds: int = 60) -> float | 
         for fd, path in zip(fds, paths, strict=True):
             os.close(fd)
             path.unlink()
-
-
-def cpu_seconds() -> float:
-    """User + system CPU of this process so far, every thread's."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def one_round(home: Path, runs: int, steps: int) -> float:

@@ -46,6 +46,7 @@ from common import (
     Floors,
     Timing,
     cache_bytecode_as_installed,
+    cpu_seconds,
     floors,
     run_command,
     sequential_history,
@@ -127,7 +128,8 @@ def one_run(report: Report, home: Path, floor: Floors, steps: int, repeat: int) 
         f"{rate:,.0f} steps/s",
         "≥ 0.8 × fsync floor",
         f"{rate / fsync_rate:.2f} × fsync floor, {rate / prealloc_rate:.2f} × preallocated, "
-        f"{rate * floor.asyncio_step:.2f} × least asyncio step ({w1.spread()})",
+        f"{rate * floor.asyncio_step:.2f} × least asyncio step; CPU "
+        f"{w1.median_cpu / steps * 1e6:.0f} µs per step ({w1.spread()})",
     )
     w2 = timed(repeat, lambda: run_once(home, FanOut, steps, counter))
     fan = steps / w2.median
@@ -135,7 +137,7 @@ def one_run(report: Report, home: Path, floor: Floors, steps: int, repeat: int) 
         f"W2 fan-out of {steps:,}",
         f"{fan:,.0f} steps/s",
         "≥ 3 × W1",
-        f"{fan / rate:.1f} × W1 ({w2.spread()})",
+        f"{fan / rate:.1f} × W1; CPU {w2.median_cpu / steps * 1e6:.0f} µs per step ({w2.spread()})",
     )
     return rate
 
@@ -178,13 +180,15 @@ def many_runs(
                 out.stderr.strip().splitlines()[-1][:120],
             )
             continue
-        runs = tuple(float(t) for t in out.stdout.split())
-        rate = n / Timing(runs).median
+        lines = [line.split() for line in out.stdout.splitlines()]
+        timing = Timing(tuple(float(t) for t, _ in lines), tuple(float(c) for _, c in lines))
+        rate = n / timing.median
         rates.append(rate)
         # A run of 10 steps makes 12 durable appends: its start, each step, its end.
         note = (
-            f"{rate * 12 / floor.concurrent:.2f} × the concurrent floor, soft ulimit -n 1024 "
-            f"({Timing(runs).spread()})"
+            f"{rate * 12 / floor.concurrent:.2f} × the concurrent floor; CPU "
+            f"{timing.median_cpu / n * 1e3:.2f} ms per run; soft ulimit -n 1024 "
+            f"({timing.spread()})"
         )
         if len(rates) == 2:
             note = f"{rates[1] / rates[0]:.2f} × the {sizes[0]} rate, " + note
@@ -215,9 +219,9 @@ def child_many(n: int, repeat: int, home: Path) -> None:
         assert results == [45] * n
 
     for batch in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), cpu_seconds()
         asyncio.run(all_at_once(batch))
-        print(time.perf_counter() - start, flush=True)
+        print(time.perf_counter() - start, cpu_seconds() - start_cpu, flush=True)
 
 
 # -- W4 and the long-history figures --------------------------------------------------------
