@@ -125,6 +125,9 @@ class WorkflowInstance:
         #: resume, which replays the whole history each time, does not).
         self.watch_replay = True
         self._now = start_time
+        #: The time of the last replayed step, as its event wrote it, until something reads
+        #: it (`time_now`): most steps of a replay never do, and parsing it cost each one.
+        self._time_text: str | None = None
         self._start_time = start_time
         self._random = _random.Random(seed)
         self._recorded = recorded
@@ -184,6 +187,7 @@ class WorkflowInstance:
         attempt that returned it, live), so that it is not validated twice.
         """
         self._now = event.time
+        self._time_text = None
         self._history_length = event.id
         self._loop.set_time(self._now.timestamp())
         if isinstance(event, ActivityCompleted):
@@ -279,6 +283,8 @@ class WorkflowInstance:
         return self.replaying
 
     def now(self) -> datetime:
+        if self._time_text is not None:
+            return self.time_now()
         return self._now
 
     def random(self) -> _random.Random:
@@ -396,10 +402,10 @@ class WorkflowInstance:
             return None  # the ordinary path says why, outside the workflow code
         replayer.take_outcome()
         self._seq = seq
-        # `event.time` and `loop.set_time`, without their two frames (one step's are few).
-        self._now = now = _fromisoformat(event.ts)
+        # The time is the event's, parsed only if read (`time_now`).
+        self._time_text = event.ts
         self._history_length = event.id
-        loop._now = now.timestamp()
+        loop._now = None  # asked of `time_now` when read
         # The ordinary path's future takes a key: every later task and future keeps its hash.
         next(loop._keys)
         future: asyncio.Future[Any] = asyncio.Future(loop=loop)
@@ -506,8 +512,16 @@ class WorkflowInstance:
         handle.seq = self._seq
         self._timers[handle.seq] = handle
         self._commands.append(
-            StartTimer(handle.seq, duration, self._now + timedelta(seconds=duration))
+            StartTimer(handle.seq, duration, self.time_now() + timedelta(seconds=duration))
         )
+
+    def time_now(self) -> datetime:
+        """The workflow's time (the loop's owner is asked it once the loop forgot its own)."""
+        text = self._time_text
+        if text is not None:
+            self._time_text = None
+            self._now = _fromisoformat(text)
+        return self._now
 
     @unwatched
     def timer_cancelled(self, handle: WorkflowTimerHandle) -> None:
@@ -614,6 +628,7 @@ class WorkflowInstance:
         replayer.take_outcome()
         self._commands.clear()  # each one checked against the history just now
         self._now = event.time
+        self._time_text = None
         self._history_length = event.id
         loop.set_time(self._now.timestamp())
         del self._activities[command.seq]
