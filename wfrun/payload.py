@@ -193,7 +193,8 @@ class Signature:
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Arguments by parameter name, defaults applied, as a call would bind them."""
         if self._plain and not kwargs and len(args) == len(self._names):
-            return dict(zip(self._names, args, strict=True))
+            # Lengths compared just above: zip's ``strict`` keyword alone cost as much again.
+            return dict(zip(self._names, args))  # noqa: B905
         try:
             bound = inspect.Signature(self.parameters).bind(*args, **kwargs)
         except TypeError as exc:
