@@ -364,6 +364,76 @@ def with_checksum_again(line: bytes) -> bytes:
     return with_checksum(line[:at] + b"}")
 
 
+def _indexed_the_plain_way(events: list[Any]) -> tuple[object, ...]:
+    """What `RecordedRun` indexes, by its rules written plainly: the reference for the
+    shortcuts it takes for the three events of every step."""
+    from itertools import islice
+
+    from wfrun.events import COMMAND, RESOLUTION, TERMINAL
+    from wfrun.local.replay import _DECIDES, _STEPS
+
+    commands: dict[int, Any] = {}
+    resolutions: list[Any] = []
+    resolved: set[int] = set()
+    bookkeeping: dict[int, list[Any]] = {}
+    terminal, last_progress = None, 0
+    for event in islice(events, 1, None):
+        cls = event.__class__
+        if cls.role == COMMAND:
+            commands[event.seq] = event
+            last_progress = event.id
+        elif cls.role == RESOLUTION or (cls in _DECIDES and event.resolves()):
+            resolutions.append(event)
+            last_progress = event.id
+            if cls in _STEPS:
+                resolved.add(event.seq)
+                bookkeeping.pop(event.seq, None)
+        elif cls.role == TERMINAL:
+            terminal = event
+        elif cls in _STEPS:
+            bookkeeping.setdefault(event.seq, []).append(event)
+    return commands, resolutions, resolved, bookkeeping, terminal, last_progress
+
+
+def test_a_recorded_run_is_indexed_as_its_rules_say_whatever_the_order_of_its_events() -> None:
+    import dataclasses
+    import random
+
+    from test_cheap_replay import sample_events
+
+    from wfrun.events import EVENT_TYPES
+    from wfrun.local.replay import RecordedRun
+
+    samples = {s["type"]: s for s in sample_events()}
+    common = ["ActivityScheduled", "ActivityStarted", "ActivityCompleted"]
+    kinds = [*common * 6, "ActivityFailed", "ActivityHeartbeat", "ActivityTimedOut",
+             "ActivityCanceled", "TimerStarted", "TimerFired", "SignalReceived",
+             "WorkflowCompleted"]  # fmt: skip
+    chooser = random.Random(11)
+
+    def event(kind: str, number: int) -> Any:
+        cls = EVENT_TYPES[kind]
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in samples[kind].items() if k in fields}
+        values["id"] = number
+        if "seq" in values:
+            values["seq"] = chooser.randint(1, 4)
+        if "retry_in" in values:
+            values["retry_in"] = chooser.choice([None, 1.0])
+        return cls(**values)
+
+    differ = []
+    for _ in range(3000):
+        events = [event("WorkflowStarted", 1)]
+        events += [event(chooser.choice(kinds), n) for n in range(2, chooser.randint(2, 14))]
+        run = RecordedRun("r", events)
+        found = (run.commands, run.resolutions, run.resolved, run._bookkeeping, run.terminal,
+                 run.last_progress)  # fmt: skip
+        if found != _indexed_the_plain_way(events):
+            differ.append([e.type for e in events])
+    assert differ == [], differ[:3]
+
+
 # -- 5. (held) many call shapes replay as they ran live; changed code is reported alike --------
 
 
