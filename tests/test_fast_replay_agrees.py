@@ -148,6 +148,18 @@ def test_a_withdrawn_cancel_still_pending_replays_as_it_ran_live() -> None:
     replay(path, Uncancel)
 
 
+@workflows.activity
+async def r5_step(value: int) -> int:
+    return value
+
+
+@workflows.workflow.define(name="r5_steps")
+class Steps:
+    @workflows.workflow.entrypoint
+    async def run(self, steps: int) -> int:
+        return sum([await r5_step(i) for i in range(steps)])
+
+
 # -- 4. the reader: every line read the fast way as the long way reads it --------------------
 
 
@@ -353,6 +365,27 @@ def test_the_start_of_an_attempt_is_read_the_fast_way_as_the_long_way_reads_it()
                 differ.append(lines)
     assert differ == [], differ[:3]
     assert fast([scheduled(2, 7), variants[0]])[1] is None  # the writer's line reads
+
+
+@pytest.mark.usefixtures("isolated")
+def test_the_start_of_every_first_attempt_is_read_without_decoding_its_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from wfrun.events import _BUILDERS, line_builder
+
+    run_live(Steps, "steps", {"steps": 40})  # ids past 10 and past 100
+    built: list[object] = []
+    builder = line_builder("ActivityStarted")
+    assert builder is not None
+
+    def counted(obj: dict[str, Any]) -> object:
+        built.append(obj)
+        return builder(obj)
+
+    monkeypatch.setitem(_BUILDERS, "ActivityStarted", counted)
+    events = RunStore(Path.cwd() / "home").read("steps").events
+    assert [e.type for e in events].count("ActivityStarted") == 40
+    assert built == []
 
 
 def with_checksum_again(line: bytes) -> bytes:

@@ -221,6 +221,9 @@ class LineReader:
         new = _NEW
         #: The time to the second of the last `_STARTED` line read (see `_time_second`).
         second = b""
+        # Where the time starts in a line written as `_STARTED` (after the id's digits), and
+        # the first id with one digit more.
+        at, tens = 13 + len(str(number + 1)), 10 ** len(str(number + 1))
         for line in lines:
             number += 1
             event: Any = None  # an Event, or None
@@ -230,7 +233,8 @@ class LineReader:
                 if last.__class__ is ActivityScheduled:
                     # The line after a call's scheduling is, as the writer writes it, the
                     # start of its first attempt: read by writing it (see `_STARTED`).
-                    at = line.find(b'"', 7) + 6
+                    if number >= tens:  # one digit more in the id: the time moves along
+                        at, tens = at + 1, tens * 10
                     ts = line[at : at + 27]
                     if line == _STARTED % (number, ts, last.seq, crc) and number <= LIMIT:
                         head = ts[:20]
