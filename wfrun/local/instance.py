@@ -91,12 +91,16 @@ class Replayer(Protocol):
     def completion_at_once(self, seq: int, name: str, value: Any) -> ActivityCompleted | None:
         """The next event to deliver, if it is activity ``seq``'s completion and the history
         recorded call ``seq`` as activity ``name`` with the input ``value`` (decoded); else
-        None. Raises nothing, moves nothing: `take_outcome` does once it is delivered."""
+        None. Raises nothing. Moves past the event it returns (a call less per replayed
+        step than `take_outcome` after it): `put_back` if it is not delivered after all."""
+        ...
+
+    def put_back(self) -> None:
+        """The event `completion_at_once` returned was not delivered: it is next again."""
         ...
 
     def take_outcome(self) -> None:
-        """The event `outcome_at_once` or `completion_at_once` returned was delivered: move
-        past it."""
+        """The event `outcome_at_once` returned was delivered: move past it."""
         ...
 
 
@@ -320,7 +324,7 @@ class WorkflowInstance:
             except Exception as exc:  # raised below, once the call's future took its key
                 encoded = exc
             else:
-                done = self._replayed_call(definition, *encoded)
+                done = self._replayed_call(definition, encoded)
                 if done is not None:
                     return done
         future: WorkflowFuture[Any] = WorkflowFuture(loop=self._loop)
@@ -370,11 +374,7 @@ class WorkflowInstance:
         return command
 
     def _replayed_call(
-        self,
-        definition: ActivityDefinition,
-        arguments: dict[str, Any],
-        data: bytes,
-        values: dict[str, Any],
+        self, definition: ActivityDefinition, encoded: _Encoded
     ) -> Coroutine[Any, Any, Any] | None:
         """Replay's fast path for a call awaited right where it is made (`_awaited_calls`):
         its recorded result, as a done future, if the history's next event is this call's
@@ -387,6 +387,8 @@ class WorkflowInstance:
         replayer = self.replayer
         if replayer is None or self._commands or not self._nothing_could_run_first():
             return None
+        # One argument, not three spread from it: a call with ``*`` is a slower call.
+        arguments, data, values = encoded
         loop = self._loop
         signature = definition.signature
         # The recorded input is compared as decoded; plain arguments are what they decode to
@@ -399,8 +401,8 @@ class WorkflowInstance:
         try:
             result = signature.decode_value(event.result)
         except Exception:
+            replayer.put_back()
             return None  # the ordinary path says why, outside the workflow code
-        replayer.take_outcome()
         self._seq = seq
         # The time is the event's, parsed only if read (`time_now`).
         self._time_text = event.ts

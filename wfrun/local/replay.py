@@ -224,7 +224,11 @@ class RecordedRun:
             or recorded.input != value
         ):
             return None
+        self._next += 1
         return event
+
+    def put_back(self) -> None:
+        self._next -= 1
 
     def take_outcome(self) -> None:
         self._next += 1
