@@ -563,7 +563,8 @@ class WorkflowInstance:
         arguments = signature.bind(args, kwargs)
         data = encode_arguments(arguments, subject=signature.owner)
         limit = definition.options.max_payload or self.max_payload
-        check_size(data, limit=limit, activity=definition.name, side="input")
+        if len(data) > limit:  # the test first: a call with keywords costs every step
+            check_size(data, limit=limit, activity=definition.name, side="input")
         # Plain values the annotations take as they are need no decoding: they are what the
         # encoding decodes to.
         values = arguments if signature.unchanged_input(arguments) else signature.decode_input(data)
