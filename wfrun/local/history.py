@@ -195,8 +195,10 @@ class LineReader:
     by the function generated for its type (`wfrun.events.line_builder`), its id and its
     place (not after the end) compared. Replay and ``history`` read every line of a history
     this way, and calling `parse_line` per line cost several times the checksum and the JSON
-    decode themselves. A line that is off in any way, or of an older format, goes the long
-    way (`parse_line`, `check_next`), which raises `HistoryCorruptError` naming it.
+    decode themselves. The start of a call's first attempt, right after its scheduling, is
+    read by writing it as the writer does and comparing (`_STARTED`). A line that is off in
+    any way, or of an older format, goes the long way (`parse_line`, `check_next`), which
+    raises `HistoryCorruptError` naming it.
     """
 
     __slots__ = ("_checksummed", "last", "number", "path")
@@ -328,8 +330,9 @@ class LineReader:
 
 #: The start of a call's first attempt, as the writer writes it (`wfrun.events.new_line`):
 #: the event's id, time, the call's seq, the checksum. The line after a call's scheduling is
-#: read by writing it from the two (the time taken from where it stands) and comparing: the
-#: same outcome as decoding and checking it, at a third of the cost. Where the two lines are
+#: read by writing this line from the line's number, the scheduled call's seq and the time
+#: where it stands in the line, and comparing: the outcome of decoding and checking it,
+#: without the JSON decode and the builder (about a third of that line's cost). Where they are
 #: equal and the time is checked (`_time_second`), the line is exactly the JSON object
 #: ``{"id": number, "ts": time, "type": "ActivityStarted", "seq": seq, "attempt": 1, "crc":
 #: ...}`` (the time holds no quote, backslash or control character), its checksum right (it
