@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -13,6 +14,8 @@ import pytest
 
 import wfrun as workflows
 from wfrun.errors import NonDeterminismError
+from wfrun.local.commands import StartTimer
+from wfrun.local.engine import replay_only
 from wfrun.local.loop import WorkflowLoop
 from wfrun.local.store import RunStore
 from wfrun.testing import replay
@@ -33,6 +36,22 @@ class ClockWorkflow:
         for i in range(steps):
             await echo(i)
             seen.append(workflows.workflow.now().isoformat())
+        return seen
+
+
+@workflows.workflow.define(name="fast_replay_loop_clock")
+class LoopClockWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self, steps: int) -> list[object]:
+        loop = asyncio.get_running_loop()
+        seen: list[object] = []
+        for i in range(steps):
+            await echo(i)
+            if i % 2:  # every other step leaves its time unread
+                seen.append(loop.time())
+        await echo(steps)
+        await asyncio.sleep(0.01)  # a timer started at the replayed step's time
+        seen.append(workflows.workflow.now().isoformat())
         return seen
 
 
@@ -134,6 +153,21 @@ def test_an_outcome_delivered_at_once_sets_the_workflow_clock_to_its_event() -> 
     result = replay(path, ClockWorkflow)  # raises if the code returned other times
     assert len(set(completed)) == 5
     assert result is not None
+
+
+@pytest.mark.usefixtures("isolated")
+def test_the_loop_clock_and_a_timer_after_outcomes_delivered_at_once_are_the_events() -> None:
+    path = run_live(LoopClockWorkflow, "loop-clock", {"steps": 6})
+    replay(path, LoopClockWorkflow)  # raises if the code returned other loop times
+    # Cut after the last activity: replayed again, the timer is what the code asks next.
+    lines = path.read_bytes().splitlines(keepends=True)
+    last = max(n for n, line in enumerate(lines) if b'"ActivityCompleted"' in line)
+    path.write_bytes(b"".join(lines[: last + 1]))
+    history = RunStore(Path.cwd() / "home").read("loop-clock")
+    _, found = replay_only(LoopClockWorkflow.__wfrun_workflow__, history.events)  # type: ignore[attr-defined]
+    (timer,) = found.backlog
+    assert isinstance(timer, StartTimer)
+    assert timer.due == history.events[-1].time + timedelta(seconds=0.01)
 
 
 @pytest.mark.usefixtures("isolated")

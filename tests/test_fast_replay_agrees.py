@@ -15,6 +15,7 @@ from pydantic import Field
 
 import wfrun as workflows
 from wfrun.errors import NonDeterminismError
+from wfrun.events import with_checksum
 from wfrun.local.store import RunStore
 from wfrun.testing import replay
 
@@ -147,6 +148,18 @@ def test_a_withdrawn_cancel_still_pending_replays_as_it_ran_live() -> None:
     replay(path, Uncancel)
 
 
+@workflows.activity
+async def r5_step(value: int) -> int:
+    return value
+
+
+@workflows.workflow.define(name="r5_steps")
+class Steps:
+    @workflows.workflow.entrypoint
+    async def run(self, steps: int) -> int:
+        return sum([await r5_step(i) for i in range(steps)])
+
+
 # -- 4. the reader: every line read the fast way as the long way reads it --------------------
 
 
@@ -243,6 +256,214 @@ def test_every_line_is_read_the_fast_way_as_the_long_way_reads_it() -> None:
         verdict = ("ok", None) if long[0] == "ok" else long
         if fast != long or checked != verdict:
             differ.append((line[:200], fast, long, checked))
+    assert differ == [], differ[:3]
+
+
+def _started_variants() -> list[bytes]:
+    """Lines where the start of call 7's first attempt is expected (after its scheduling):
+    as the writer writes it, and off from it in every way the reader's shortcut looks at."""
+    time = "2026-11-28T12:00:00.000150Z"
+    body = '{"id":3,"ts":"%s","type":"ActivityStarted","seq":%s,"attempt":%s}'
+    times = [
+        time,
+        "2026-11-28T12:00:00.999999Z",  # the same second: the reader checked it already
+        "2026-11-28T12:00:01.000000Z",
+        "2026-11-28T12:00:00.00015xZ",
+        "2026-11-28T12:00:00.0001\\u0030Z",  # the same time, an escape in its JSON
+        "2026-11-28T12:00:00.000150+00:00",
+        "2026-11-28T12:00:00.000150",
+        "2026-11-28T12:00:00Z",
+        "2026-11-28t12:00:00.000150Z",
+        "2026-11-28 12:00:00.000150Z",
+        "2026-02-30T12:00:00.000150Z",
+        "2026-11-28T24:00:00.000150Z",
+        "1969-12-31T23:59:59.999999Z",
+        "9001-01-01T00:00:00.000000Z",
+        "2026-11-28T12:00:00.000\u0661\u0665\u0660Z",  # digits, not ASCII ones
+        '2026-11-28T12:00:00.000150\\"Z',
+        "2026-11-28T12:00:00.00015\\t0Z",
+        "2026-11-28T12:00:00.00015\t0Z",  # a raw tab: no JSON
+        "2026-11-28T12:00:00.000150Zx",
+        "2026-11-28T12:00:00.00015",
+        "",
+    ]
+    bodies = [body % (t, 7, 1) for t in times]
+    bodies += [body % (time, seq, attempt) for seq, attempt in [(8, 1), (7, 2), (0, 1), (7, 0)]]
+    bodies += [
+        body.replace('"id":3', '"id":4') % (time, 7, 1),
+        body.replace('"id":3', '"id":3.0') % (time, 7, 1),
+        body.replace('"id":3', '"id": 3') % (time, 7, 1),
+        body % (time, "7.0", 1),
+        body % (time, '"7"', 1),
+        body % (time, 7, "true"),
+        body % (time, 7, '1,"attempt":1'),
+        body % (time, 7, '1,"attempt":2'),
+        body % (time, 7, '1,"zzz":1'),
+        body.replace("ActivityStarted", "ActivityStarteD") % (time, 7, 1),
+        body.replace('"attempt"', '"attempts"') % (time, 7, 1),
+        '{"ts":"' + time + '","id":3,"type":"ActivityStarted","seq":7,"attempt":1}',
+    ]
+    lines = [with_checksum(b.encode()) for b in bodies]
+    good = lines[0]
+    lines += [good.replace(b'"}', b'"} '), good[:-3] + b'X"}', good[:-10] + good[-10:].upper()]
+    lines += [good[:-2] + b"0" + good[-1:], b'{"id":3', b""]
+    return lines
+
+
+def test_the_start_of_an_attempt_is_read_the_fast_way_as_the_long_way_reads_it() -> None:
+    import dataclasses
+
+    from test_cheap_replay import sample_events
+
+    from wfrun.errors import HistoryCorruptError
+    from wfrun.events import CHECKSUMMED, WorkflowStarted
+    from wfrun.local.history import LineReader, check_next, parse_line
+
+    fields = {f.name for f in dataclasses.fields(WorkflowStarted)}
+    first = next(s for s in sample_events() if s["type"] == "WorkflowStarted")
+    started = WorkflowStarted(
+        **{**{k: v for k, v in first.items() if k in fields}, "id": 1, "format": CHECKSUMMED}
+    )
+    path = Path("h.jsonl")
+
+    def scheduled(number: int, seq: int) -> bytes:
+        return with_checksum(
+            b'{"id":%d,"ts":"2026-11-28T12:00:00.000100Z","type":"ActivityScheduled",'
+            b'"seq":%d,"name":"f","input":{"x":1}}' % (number, seq)
+        )
+
+    def fast(lines: list[bytes]) -> object:
+        events: list[Any] = []
+        try:
+            LineReader(path, started).read(lines, events)
+        except HistoryCorruptError as exc:
+            return (events, str(exc))
+        return (events, None)
+
+    def long(lines: list[bytes]) -> object:
+        events: list[Any] = []
+        last: Any = started
+        try:
+            for number, line in enumerate(lines, 2):
+                event = parse_line(path, number, line, checksummed=True)
+                check_next(path, number, event, last)
+                events.append(event)
+                last = event
+        except HistoryCorruptError as exc:
+            return (events, str(exc))
+        return (events, None)
+
+    variants = _started_variants()
+    differ = []
+    # Each variant after a scheduling, and again after a second one (the reader remembers
+    # the second of the last time it read).
+    for one in variants:
+        for two in variants:
+            second = two.replace(b'"id":3', b'"id":5').replace(b'"seq":7', b'"seq":8')
+            lines = [scheduled(2, 7), one, scheduled(4, 8), with_checksum_again(second)]
+            if fast(lines) != long(lines):
+                differ.append(lines)
+    assert differ == [], differ[:3]
+    assert fast([scheduled(2, 7), variants[0]])[1] is None  # the writer's line reads
+
+
+@pytest.mark.usefixtures("isolated")
+def test_the_start_of_every_first_attempt_is_read_without_decoding_its_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from wfrun.events import _BUILDERS, line_builder
+
+    run_live(Steps, "steps", {"steps": 40})  # ids past 10 and past 100
+    built: list[object] = []
+    builder = line_builder("ActivityStarted")
+    assert builder is not None
+
+    def counted(obj: dict[str, Any]) -> object:
+        built.append(obj)
+        return builder(obj)
+
+    monkeypatch.setitem(_BUILDERS, "ActivityStarted", counted)
+    events = RunStore(Path.cwd() / "home").read("steps").events
+    assert [e.type for e in events].count("ActivityStarted") == 40
+    assert built == []
+
+
+def with_checksum_again(line: bytes) -> bytes:
+    """``line`` signed anew after an edit, if it was signed (an edited, unsigned line stays)."""
+    tail = b',"crc":"'
+    at = line.rfind(tail)
+    if at < 0 or not line.endswith(b'"}') or len(line) - at != 18:
+        return line
+    return with_checksum(line[:at] + b"}")
+
+
+def _indexed_the_plain_way(events: list[Any]) -> tuple[object, ...]:
+    """What `RecordedRun` indexes, by its rules written plainly: the reference for the
+    shortcuts it takes for the three events of every step."""
+    from itertools import islice
+
+    from wfrun.events import COMMAND, RESOLUTION, TERMINAL
+    from wfrun.local.replay import _DECIDES, _STEPS
+
+    commands: dict[int, Any] = {}
+    resolutions: list[Any] = []
+    resolved: set[int] = set()
+    bookkeeping: dict[int, list[Any]] = {}
+    terminal, last_progress = None, 0
+    for event in islice(events, 1, None):
+        cls = event.__class__
+        if cls.role == COMMAND:
+            commands[event.seq] = event
+            last_progress = event.id
+        elif cls.role == RESOLUTION or (cls in _DECIDES and event.resolves()):
+            resolutions.append(event)
+            last_progress = event.id
+            if cls in _STEPS:
+                resolved.add(event.seq)
+                bookkeeping.pop(event.seq, None)
+        elif cls.role == TERMINAL:
+            terminal = event
+        elif cls in _STEPS:
+            bookkeeping.setdefault(event.seq, []).append(event)
+    return commands, resolutions, resolved, bookkeeping, terminal, last_progress
+
+
+def test_a_recorded_run_is_indexed_as_its_rules_say_whatever_the_order_of_its_events() -> None:
+    import dataclasses
+    import random
+
+    from test_cheap_replay import sample_events
+
+    from wfrun.events import EVENT_TYPES
+    from wfrun.local.replay import RecordedRun
+
+    samples = {s["type"]: s for s in sample_events()}
+    common = ["ActivityScheduled", "ActivityStarted", "ActivityCompleted"]
+    kinds = [*common * 6, "ActivityFailed", "ActivityHeartbeat", "ActivityTimedOut",
+             "ActivityCanceled", "TimerStarted", "TimerFired", "SignalReceived",
+             "WorkflowCompleted"]  # fmt: skip
+    chooser = random.Random(11)
+
+    def event(kind: str, number: int) -> Any:
+        cls = EVENT_TYPES[kind]
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in samples[kind].items() if k in fields}
+        values["id"] = number
+        if "seq" in values:
+            values["seq"] = chooser.randint(1, 4)
+        if "retry_in" in values:
+            values["retry_in"] = chooser.choice([None, 1.0])
+        return cls(**values)
+
+    differ = []
+    for _ in range(3000):
+        events = [event("WorkflowStarted", 1)]
+        events += [event(chooser.choice(kinds), n) for n in range(2, chooser.randint(2, 14))]
+        run = RecordedRun("r", events)
+        found = (run.commands, run.resolutions, run.resolved, run._bookkeeping, run.terminal,
+                 run.last_progress)  # fmt: skip
+        if found != _indexed_the_plain_way(events):
+            differ.append([e.type for e in events])
     assert differ == [], differ[:3]
 
 

@@ -141,7 +141,8 @@ def _wrapper(definition: ActivityDefinition) -> Callable[..., Coroutine[Any, Any
                 # The determinism guard's hook stepped out as this call began (Python 3.11,
                 # see `runtime.guard_suspended`): back for the user's next line.
                 try:
-                    return activity_runtime().call_activity(definition, args, kwargs)
+                    runtime = _workflow_or_none() or activity_runtime()
+                    return runtime.call_activity(definition, args, kwargs)
                 finally:
                     _setprofile(hook)
         hook = _getprofile()
@@ -164,6 +165,7 @@ def _wrapper(definition: ActivityDefinition) -> Callable[..., Coroutine[Any, Any
 
 
 _suspended = _runtime.guard_suspended
+_workflow_or_none = _runtime.workflow_or_none
 _get_ident = threading.get_ident
 # One code object for every activity's wrapper (each is a closure of it): the guard's hook
 # knows an activity call by it.

@@ -193,7 +193,8 @@ class Signature:
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Arguments by parameter name, defaults applied, as a call would bind them."""
         if self._plain and not kwargs and len(args) == len(self._names):
-            return dict(zip(self._names, args, strict=True))
+            # Lengths compared just above: zip's ``strict`` keyword alone cost as much again.
+            return dict(zip(self._names, args))  # noqa: B905
         try:
             bound = inspect.Signature(self.parameters).bind(*args, **kwargs)
         except TypeError as exc:
@@ -280,7 +281,12 @@ class Signature:
         validating it would give: it is returned as it is, with no encoding and decoding
         again. Anything else is validated as `decode_result` does.
         """
-        if self.unchanged_result(value):
+        # `unchanged_result`, inline: replay asks it once per step.
+        same = self._same_result
+        if same is None:
+            same = self._same_result = _same_types(self.result_annotation)
+        kind = type(value)
+        if kind in same and (kind is not float or math.isfinite(value)):
             return value
         return self.decode_result(raw(value))
 

@@ -165,6 +165,10 @@ def use_direct_runtime(runtime: ActivityRuntime) -> None:
     _direct = runtime
 
 
+#: `current_workflow` as the C method it wraps (a Python frame less, for the activity call).
+workflow_or_none: Callable[[], WorkflowRuntime | None] = _workflow.get
+
+
 def current_workflow() -> WorkflowRuntime | None:
     """The runtime of the workflow whose code is running, or None outside workflow code."""
     return _workflow.get()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import orjson
 
@@ -28,10 +28,14 @@ from ..events import (
     CHECKSUMMED,
     EVENT_TYPES,
     FORMAT_VERSION,
+    LIMIT,
     TERMINAL,
+    ActivityScheduled,
+    ActivityStarted,
     Event,
     EventFormatError,
     WorkflowStarted,
+    _is_timestamp,
     event_from_json,
     has_checksum,
     line_builder,
@@ -191,8 +195,10 @@ class LineReader:
     by the function generated for its type (`wfrun.events.line_builder`), its id and its
     place (not after the end) compared. Replay and ``history`` read every line of a history
     this way, and calling `parse_line` per line cost several times the checksum and the JSON
-    decode themselves. A line that is off in any way, or of an older format, goes the long
-    way (`parse_line`, `check_next`), which raises `HistoryCorruptError` naming it.
+    decode themselves. The start of a call's first attempt, right after its scheduling, is
+    read by writing it as the writer does and comparing (`_STARTED`). A line that is off in
+    any way, or of an older format, goes the long way (`parse_line`, `check_next`), which
+    raises `HistoryCorruptError` naming it.
     """
 
     __slots__ = ("_checksummed", "last", "number", "path")
@@ -214,27 +220,52 @@ class LineReader:
         append = events.append
         crc32 = zlib.crc32
         loads = orjson.loads
+        new = _NEW
+        #: The time to the second of the last `_STARTED` line read (see `_time_second`).
+        second = b""
+        # Where the time starts in a line written as `_STARTED` (after the id's digits), and
+        # the first id with one digit more.
+        at, tens = 13 + len(str(number + 1)), 10 ** len(str(number + 1))
         for line in lines:
             number += 1
-            event = None
+            event: Any = None  # an Event, or None
             cut = len(line) - _CRC_LENGTH
-            # `_intact` and the depth test of `parse_line`, inline (a call per line counts);
-            # the checksum field compared whole, as it would be written (one slice).
-            if (
-                fast
-                and cut > 0
-                and line[cut:] == _CRC_TAIL % crc32(b"}", crc32(line[:cut]))
-                and (cut < _MAX_DEPTH or line.count(b"[") + line.count(b"{") <= _MAX_DEPTH)
-            ):
-                # One try for every way the fast path can fail: not JSON (a ValueError), not
-                # an object or a type that is no text (TypeError), no type or one without a
-                # builder yet (LookupError), no builder at all (None: a TypeError). The long
-                # way below then names what is wrong, or compiles the type's builder.
-                try:
-                    obj = loads(line)
-                    event = builders[obj["type"]](obj)  # type: ignore[misc]
-                except (ValueError, LookupError, TypeError):
-                    pass
+            if fast and cut > 0:
+                crc = crc32(b"}", crc32(line[:cut]))
+                if last.__class__ is ActivityScheduled:
+                    # The line after a call's scheduling is, as the writer writes it, the
+                    # start of its first attempt: read by writing it (see `_STARTED`).
+                    if number >= tens:  # one digit more in the id: the time moves along
+                        at, tens = at + 1, tens * 10
+                    ts = line[at : at + 27]
+                    if line == _STARTED % (number, ts, last.seq, crc) and number <= LIMIT:
+                        head = ts[:20]
+                        if head != second:
+                            second = _time_second(ts)
+                        if head == second and ts[20:26].isdigit() and ts[26:] == b"Z":
+                            event = new(ActivityStarted)
+                            event.id = number
+                            event.ts = ts.decode()
+                            event.type = "ActivityStarted"
+                            event.seq = last.seq
+                            event.attempt = 1
+                # `_intact` and the depth test of `parse_line`, inline (a call per line
+                # counts); the checksum field compared whole, as it would be written.
+                if (
+                    event is None
+                    and line[cut:] == _CRC_TAIL % crc
+                    and (cut < _MAX_DEPTH or line.count(b"[") + line.count(b"{") <= _MAX_DEPTH)
+                ):
+                    # One try for every way the fast path can fail: not JSON (a ValueError),
+                    # not an object or a type that is no text (TypeError), no type or one
+                    # without a builder yet (LookupError), no builder at all (None: a
+                    # TypeError). The long way below then names what is wrong, or compiles
+                    # the type's builder.
+                    try:
+                        obj = loads(line)
+                        event = builders[obj["type"]](obj)  # type: ignore[misc]
+                    except (ValueError, LookupError, TypeError):
+                        pass
             if event is None or event.id != number or last.role == TERMINAL:
                 event = self._long_way(line, number, last)
             append(event)
@@ -296,6 +327,44 @@ class LineReader:
             self.number = number
         self.last = previous
 
+
+#: The start of a call's first attempt, as the writer writes it (`wfrun.events.new_line`):
+#: the event's id, time, the call's seq, the checksum. The line after a call's scheduling is
+#: read by writing this line from the line's number, the scheduled call's seq and the time
+#: where it stands in the line, and comparing: the outcome of decoding and checking it,
+#: without the JSON decode and the builder (about a third of that line's cost). Where they are
+#: equal and the time is checked (`_time_second`), the line is exactly the JSON object
+#: ``{"id": number, "ts": time, "type": "ActivityStarted", "seq": seq, "attempt": 1, "crc":
+#: ...}`` (the time holds no quote, backslash or control character), its checksum right (it
+#: was computed from the line), and each field valid: ``number`` is 2 or more (and compared
+#: with `LIMIT`), ``seq`` is that of the event before, read and checked already. A line that
+#: differs in any byte, or whose time is not one the writer writes, goes the ordinary way.
+_STARTED: Final = b'{"id":%d,"ts":"%b","type":"ActivityStarted","seq":%d,"attempt":1,"crc":"%08x"}'
+#: What a time `_time_second` accepts is made of.
+_TIME_BYTES: Final = b"0123456789-:.TZ"
+
+
+def _time_second(ts: bytes) -> bytes:
+    """The first 20 bytes of ``ts`` (to the second, and the dot) if ``ts`` is a time as the
+    writer writes it (`wfrun.events.format_ts`: 27 bytes, microseconds, ``Z``) that a history
+    may hold (`wfrun.events._is_timestamp`); else b"" (matching nothing).
+
+    Any other 6 digits and ``Z`` after those 20 bytes are then such a time too: the reader
+    checks once per second of history what ``fromisoformat`` would check for every event.
+    """
+    if (
+        len(ts) != 27
+        or ts.translate(None, _TIME_BYTES)
+        or ts[19:20] != b"."
+        or not ts[20:26].isdigit()
+        or ts[26:] != b"Z"
+        or not _is_timestamp(ts.decode())
+    ):
+        return b""
+    return ts[:20]
+
+
+_NEW: Final = object.__new__
 
 #: The types of the events that end a run.
 _TERMINAL_TYPES: Final = frozenset(

@@ -91,12 +91,16 @@ class Replayer(Protocol):
     def completion_at_once(self, seq: int, name: str, value: Any) -> ActivityCompleted | None:
         """The next event to deliver, if it is activity ``seq``'s completion and the history
         recorded call ``seq`` as activity ``name`` with the input ``value`` (decoded); else
-        None. Raises nothing, moves nothing: `take_outcome` does once it is delivered."""
+        None. Raises nothing. Moves past the event it returns (a call less per replayed
+        step than `take_outcome` after it): `put_back` if it is not delivered after all."""
+        ...
+
+    def put_back(self) -> None:
+        """The event `completion_at_once` returned was not delivered: it is next again."""
         ...
 
     def take_outcome(self) -> None:
-        """The event `outcome_at_once` or `completion_at_once` returned was delivered: move
-        past it."""
+        """The event `outcome_at_once` returned was delivered: move past it."""
         ...
 
 
@@ -125,6 +129,9 @@ class WorkflowInstance:
         #: resume, which replays the whole history each time, does not).
         self.watch_replay = True
         self._now = start_time
+        #: The time of the last replayed step, as its event wrote it, until something reads
+        #: it (`time_now`): most steps of a replay never do, and parsing it cost each one.
+        self._time_text: str | None = None
         self._start_time = start_time
         self._random = _random.Random(seed)
         self._recorded = recorded
@@ -184,6 +191,7 @@ class WorkflowInstance:
         attempt that returned it, live), so that it is not validated twice.
         """
         self._now = event.time
+        self._time_text = None
         self._history_length = event.id
         self._loop.set_time(self._now.timestamp())
         if isinstance(event, ActivityCompleted):
@@ -279,6 +287,8 @@ class WorkflowInstance:
         return self.replaying
 
     def now(self) -> datetime:
+        if self._time_text is not None:
+            return self.time_now()
         return self._now
 
     def random(self) -> _random.Random:
@@ -314,7 +324,7 @@ class WorkflowInstance:
             except Exception as exc:  # raised below, once the call's future took its key
                 encoded = exc
             else:
-                done = self._replayed_call(definition, *encoded)
+                done = self._replayed_call(definition, encoded)
                 if done is not None:
                     return done
         future: WorkflowFuture[Any] = WorkflowFuture(loop=self._loop)
@@ -364,11 +374,7 @@ class WorkflowInstance:
         return command
 
     def _replayed_call(
-        self,
-        definition: ActivityDefinition,
-        arguments: dict[str, Any],
-        data: bytes,
-        values: dict[str, Any],
+        self, definition: ActivityDefinition, encoded: _Encoded
     ) -> Coroutine[Any, Any, Any] | None:
         """Replay's fast path for a call awaited right where it is made (`_awaited_calls`):
         its recorded result, as a done future, if the history's next event is this call's
@@ -381,6 +387,8 @@ class WorkflowInstance:
         replayer = self.replayer
         if replayer is None or self._commands or not self._nothing_could_run_first():
             return None
+        # One argument, not three spread from it: a call with ``*`` is a slower call.
+        arguments, data, values = encoded
         loop = self._loop
         signature = definition.signature
         # The recorded input is compared as decoded; plain arguments are what they decode to
@@ -393,13 +401,13 @@ class WorkflowInstance:
         try:
             result = signature.decode_value(event.result)
         except Exception:
+            replayer.put_back()
             return None  # the ordinary path says why, outside the workflow code
-        replayer.take_outcome()
         self._seq = seq
-        # `event.time` and `loop.set_time`, without their two frames (one step's are few).
-        self._now = now = _fromisoformat(event.ts)
+        # The time is the event's, parsed only if read (`time_now`).
+        self._time_text = event.ts
         self._history_length = event.id
-        loop._now = now.timestamp()
+        loop._now = None  # asked of `time_now` when read
         # The ordinary path's future takes a key: every later task and future keeps its hash.
         next(loop._keys)
         future: asyncio.Future[Any] = asyncio.Future(loop=loop)
@@ -506,8 +514,16 @@ class WorkflowInstance:
         handle.seq = self._seq
         self._timers[handle.seq] = handle
         self._commands.append(
-            StartTimer(handle.seq, duration, self._now + timedelta(seconds=duration))
+            StartTimer(handle.seq, duration, self.time_now() + timedelta(seconds=duration))
         )
+
+    def time_now(self) -> datetime:
+        """The workflow's time (the loop's owner is asked it once the loop forgot its own)."""
+        text = self._time_text
+        if text is not None:
+            self._time_text = None
+            self._now = _fromisoformat(text)
+        return self._now
 
     @unwatched
     def timer_cancelled(self, handle: WorkflowTimerHandle) -> None:
@@ -547,7 +563,8 @@ class WorkflowInstance:
         arguments = signature.bind(args, kwargs)
         data = encode_arguments(arguments, subject=signature.owner)
         limit = definition.options.max_payload or self.max_payload
-        check_size(data, limit=limit, activity=definition.name, side="input")
+        if len(data) > limit:  # the test first: a call with keywords costs every step
+            check_size(data, limit=limit, activity=definition.name, side="input")
         # Plain values the annotations take as they are need no decoding: they are what the
         # encoding decodes to.
         values = arguments if signature.unchanged_input(arguments) else signature.decode_input(data)
@@ -614,6 +631,7 @@ class WorkflowInstance:
         replayer.take_outcome()
         self._commands.clear()  # each one checked against the history just now
         self._now = event.time
+        self._time_text = None
         self._history_length = event.id
         loop.set_time(self._now.timestamp())
         del self._activities[command.seq]

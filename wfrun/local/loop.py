@@ -30,6 +30,7 @@ import itertools
 import sys
 import weakref
 from collections.abc import Callable, Coroutine, Generator
+from datetime import datetime
 from types import FunctionType
 from typing import Any, Final, Protocol, TypeVar, TypeVarTuple
 
@@ -58,6 +59,9 @@ class LoopOwner(Protocol):
 
     def guard(self) -> Any:
         """A context manager active while workflow code runs (determinism checks)."""
+
+    def time_now(self) -> datetime:
+        """The workflow's time, which the loop asks for when its own was left unset."""
 
 
 class WorkflowFuture(asyncio.Future[T]):
@@ -184,7 +188,9 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._owner = owner
         self._ready: collections.deque[asyncio.Handle] = collections.deque()
         self._keys = itertools.count(1)
-        self._now = now
+        #: The loop's time; None: to be asked of the owner when read (`LoopOwner.time_now`),
+        #: as a replayed step leaves it (most steps never read it).
+        self._now: float | None = now
         self._exception_handler: Callable[[dict[str, Any]], None] | None = None
         #: This run's own tasks. `abandon` looks at these only: ``asyncio.all_tasks`` would
         #: scan every task of every run in the process, which made many live runs quadratic.
@@ -229,7 +235,10 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     # -- the asyncio loop API workflow code and asyncio's helpers rely on ---------------------
 
     def time(self) -> float:
-        return self._now
+        now = self._now
+        if now is None:  # a replayed step left it to be asked for
+            now = self._now = self._owner.time_now().timestamp()
+        return now
 
     def call_soon(
         self,
@@ -248,7 +257,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         *args: *Ts,
         context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
-        return self.call_at(self._now + delay, callback, *args, context=context)
+        return self.call_at(self.time() + delay, callback, *args, context=context)
 
     def call_at(
         self,

@@ -110,8 +110,32 @@ class RecordedRun:
         bookkeeping = self._bookkeeping
         last_progress = 0
         event: Any  # an Event; a StepEvent wherever its class is in _STEPS (no cast per event)
+        # The start of an attempt, held back until the next event: a step's completion most
+        # often follows its start, and drops it (bookkeeping of a resolved step is needed
+        # no more); anything else files it first, in order.
+        held: Any = None
         for event in islice(events, 1, None):
             cls = event.__class__
+            # The three events of every step first, by class (one test each).
+            if cls is ActivityStarted:
+                if held is not None:
+                    bookkeeping.setdefault(held.seq, []).append(held)
+                held = event
+                continue
+            if cls is ActivityScheduled:
+                commands[event.seq] = event
+                last_progress = event.id
+                continue
+            if held is not None:
+                if cls is not ActivityCompleted or held.seq != event.seq:
+                    bookkeeping.setdefault(held.seq, []).append(held)
+                held = None
+            if cls is ActivityCompleted:
+                resolutions.append(event)
+                last_progress = event.id
+                resolved.add(event.seq)
+                bookkeeping.pop(event.seq, None)
+                continue
             role = cls.role
             if role == COMMAND:
                 commands[event.seq] = event
@@ -128,6 +152,8 @@ class RecordedRun:
                 self.terminal = event
             elif cls in _STEPS:
                 bookkeeping.setdefault(event.seq, []).append(event)
+        if held is not None:
+            bookkeeping.setdefault(held.seq, []).append(held)
         self.last_progress = last_progress
 
     def command(self, seq: int) -> Event | None:
@@ -198,7 +224,11 @@ class RecordedRun:
             or recorded.input != value
         ):
             return None
+        self._next += 1
         return event
+
+    def put_back(self) -> None:
+        self._next -= 1
 
     def take_outcome(self) -> None:
         self._next += 1
@@ -219,7 +249,8 @@ class RecordedRun:
 
     def _check_unasked(self, instance: WorkflowInstance) -> None:
         """Raise for the first recorded step the code has not asked for, if any."""
-        unasked = [seq for seq in self.commands if seq > instance.last_seq]
+        asked = instance.last_seq  # a property: read once, not once per recorded command
+        unasked = [seq for seq in self.commands if seq > asked]
         if unasked:
             recorded = self.commands[min(unasked)]
             doing = "returned" if instance.done else "is waiting on earlier steps"
