@@ -155,7 +155,8 @@ class HistoryWriter:
         self._trimming = threading.Lock()
         self._buffer = bytearray()
         self._failure: HistoryIOError | None = None
-        #: fsyncs of this writer's descriptor running in a sync thread.
+        #: fsyncs of this writer's descriptor running in a sync thread (and a new run file's
+        #: link into place: the run stays locked until it is done).
         self._syncing: set[Future[Any]] = set()
         self.observers: list[Observer] = []
         _open_writers.add(self)
@@ -678,9 +679,14 @@ class RunStore:
                 with self._linking(writer):
                     await writer._sync_in_slot()
                     linking = True  # from here on, the thread takes the temporary name away
-                    await _aside(partial(_link_new, temporary, writer.path))
+                    link = syncs.submit(partial(_link_new, temporary, writer.path))
+                    # Even if this is cancelled: the run stays locked until the thread is
+                    # done with the name (see `remove_stale_temporaries`).
+                    writer._syncing.add(link)
+                    link.add_done_callback(writer._synced)
+                    await asyncio.shield(asyncio.wrap_future(link))
             except BaseException:
-                writer.close()  # after the thread, if one still syncs its descriptor
+                writer.close()  # after the threads still syncing its descriptor or linking
                 if not linking:
                     _forget_new(temporary, None, run_id)
                 raise
