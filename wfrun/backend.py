@@ -162,6 +162,16 @@ class Backend(Protocol):
         """
         ...
 
+    def remove_leftovers(self, warn: Callable[[str], None] = ...) -> list[str]:
+        """Remove what processes killed midway left behind and no run needs, and say what.
+
+        Locally: the temporary files of run creations whose process is gone
+        (`wfrun.local.store.RunStore.remove_stale_temporaries`). ``resume --all``, which
+        cron runs after crashes, does this first. What is not safe to remove is left alone,
+        and ``warn`` is told why.
+        """
+        ...
+
     def replay(
         self,
         run_id: str,

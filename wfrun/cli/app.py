@@ -423,6 +423,13 @@ def resume(
 def _resume_all(
     backend: Backend, *, home: Path | None, time_limit: float, max_wait: float, json_output: bool
 ) -> int:
+    # First what processes killed midway left behind: cron runs this after crashes.
+    removed = backend.remove_leftovers(warn=_warn)
+    if removed:
+        _stderr().print(
+            f"wfrun: removed {len(removed)} temporary file(s) of runs whose creation was cut "
+            f"short (their process is gone): {_escape(', '.join(removed))}"
+        )
     now = format_ts(datetime.now(UTC))
     run_ids = runs_to_resume(backend.list_runs(warn=_warn), now)
     if not run_ids:

@@ -631,6 +631,9 @@ class LocalBackend:
     def list_runs(self, warn: Callable[[str], None] = lambda _: None) -> list[RunInfo]:
         return self.store.list_runs(warn)
 
+    def remove_leftovers(self, warn: Callable[[str], None] = lambda _: None) -> list[str]:
+        return self.store.remove_stale_temporaries(warn)
+
     def replay(
         self,
         run_id: str,

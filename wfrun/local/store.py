@@ -51,6 +51,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import re
 import resource
 import secrets
 import stat
@@ -698,11 +699,74 @@ class RunStore:
         return writer, event
 
     def _new_name(self, run_id: str) -> tuple[locks.LockFile, Path]:
-        """The run's lock, taken before its file exists, and a temporary name for the file."""
+        """The run's lock, taken before its file exists, and a temporary name for the file.
+
+        The lock is held for as long as the temporary name may be used (see
+        `remove_stale_temporaries`, which relies on it).
+        """
         self._ensure_dirs()
         lock = self._lock(run_id)  # before the file exists: nobody may take it meanwhile
         temporary = self.runs_dir / f".{run_id}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         return lock, temporary
+
+    def remove_stale_temporaries(self, warn: Callable[[str], None] = lambda _: None) -> list[str]:
+        """Remove the temporary files of run creations whose process is gone; their names.
+
+        A creation writes its run's first event under ``.<run-id>.<pid>.<hex>.tmp`` and links
+        it into place; a process killed in between leaves that file behind (a run's input,
+        which no command shows). Its creator is known by the run's lock: taken before the
+        file is created and let go only once nothing will use the name again, and dropped by
+        the kernel when the process dies, however it dies. So a temporary file whose run lock
+        this process can take has no creator left, and it is removed while that lock is held:
+        no creation of the run can begin meanwhile. The pid in the name is not asked: pids
+        are reused. A run held by a live process (being created, or executed) is left alone.
+
+        Only names of that shape are touched, each a regular file of this user that nobody
+        else can write to, in a runs folder that passes the trust checks; a link is never
+        followed, and anything else is left where it is (``warn`` is told why).
+        """
+        try:
+            self._check_folder()
+        except FileNotFoundError:
+            return []
+        try:
+            folder = os.open(self.runs_dir, os.O_RDONLY | os.O_DIRECTORY | _SAFE)
+        except OSError as exc:
+            raise io_error(exc, self.runs_dir, "cannot list") from None
+        removed: list[str] = []
+        try:
+            by_run: dict[str, list[str]] = {}
+            for name in sorted(os.listdir(folder)):
+                run_id = _creating_run(name)
+                if run_id is not None:
+                    by_run.setdefault(run_id, []).append(name)
+            for run_id, names in by_run.items():
+                try:
+                    lock = self._lock(run_id)
+                except RunLockedError:
+                    continue  # a live process holds the run: its files are its own business
+                try:
+                    removed += [n for n in names if self._remove_stale(folder, n, warn)]
+                finally:
+                    lock.release(run_id)
+        finally:
+            os.close(folder)
+        return removed
+
+    def _remove_stale(self, folder: int, name: str, warn: Callable[[str], None]) -> bool:
+        """Remove ``name`` (its run's lock held) if it is a file of ours; whether it was."""
+        try:
+            info = os.stat(name, dir_fd=folder, follow_symlinks=False)
+            if not _private(info):
+                warn(f"left {self.runs_dir / name} alone: {_not_ours(info)}")
+                return False
+            os.unlink(name, dir_fd=folder)
+        except FileNotFoundError:
+            return False  # its creator took it away after all, before we held the lock
+        except OSError as exc:
+            warn(f"could not remove {self.runs_dir / name}: {exc.strerror or exc}")
+            return False
+        return True
 
     def _first_event(
         self,
@@ -1071,6 +1135,26 @@ _REASONS: Final = {
     errno.EIO: "an I/O error (a failing disk?)",
     errno.EISDIR: "it is a folder",
 }
+
+
+#: The temporary name of a run file being created (`RunStore._new_name`).
+_TEMPORARY: Final = re.compile(r"\.(?P<run_id>.+)\.[0-9]+\.[0-9a-f]{8}\.tmp")
+
+
+def _creating_run(name: str) -> str | None:
+    """The run whose creation ``name`` is the temporary file of, if it is one."""
+    found = _TEMPORARY.fullmatch(name)
+    if found is None or not is_run_id(found["run_id"]):
+        return None
+    return found["run_id"]
+
+
+def _not_ours(info: os.stat_result) -> str:
+    if not stat.S_ISREG(info.st_mode):
+        return f"it is {_kind(info.st_mode)}"
+    if info.st_uid != os.geteuid():
+        return "it belongs to another user"
+    return "others may write to it"
 
 
 def io_error(exc: OSError, path: Path, doing: str) -> HistoryIOError:

@@ -490,6 +490,10 @@ class TemporalBackend:
 
         return self._sync(listing)
 
+    def remove_leftovers(self, warn: Callable[[str], None] = lambda _: None) -> list[str]:
+        """Nothing: the cluster keeps no files of this machine's."""
+        return []
+
     def replay(
         self,
         run_id: str,
