@@ -10,6 +10,9 @@ Exit codes (the same for start, resume and ``resume --all``):
     2   bad usage or bad input: nothing was run     6   the history file is damaged
     3   non-determinism: code and history disagree  74  the history cannot be read or written
     75  waiting: resume it later                    130 interrupted: ``wfrun resume`` continues it
+
+The commands that only show something (history, list, show, query) exit 0, quietly, when the
+reader closes the pipe early (``| head``): see `until_the_reader_leaves`.
 """
 
 # No `from __future__ import annotations` here: typer reads every command's annotations each
@@ -17,6 +20,7 @@ Exit codes (the same for start, resume and ``resume --all``):
 # annotations cost it a compile and an eval per parameter, most of building it.
 import asyncio
 import contextlib
+import errno
 import functools
 import logging
 import os
@@ -204,10 +208,17 @@ CodeOption = Annotated[
 DEFAULT_MAX_WAIT: Final = 60.0
 
 
+class _Stdout(Console):
+    def on_broken_pipe(self) -> None:
+        # rich's own choice is exit 1; `until_the_reader_leaves` decides instead.
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
 def _stdout() -> Console:
     # A pipe or a file has no width: rich would assume 80 columns and squeeze the tables.
     width = None if sys.stdout.isatty() else 200
-    return Console(highlight=False, emoji=False, width=width)
+    return _Stdout(highlight=False, emoji=False, width=width)
 
 
 def _stderr() -> Console:
@@ -226,6 +237,26 @@ def handle_errors(fn: F) -> F:
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             raise typer.Exit(INTERRUPTED) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def until_the_reader_leaves(fn: F) -> F:
+    """For a command that only shows something: a reader that closes the pipe before the end
+    (``wfrun history RUN | head``) has had what it wanted. The command stops there, quietly
+    (nothing on stderr) and exits 0, so that ``set -o pipefail`` sees no failure; a command
+    that runs or changes a run is not one of these (its exit code tells what became of it)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BrokenPipeError:
+            # What is still buffered goes nowhere at exit, instead of failing again there.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            raise typer.Exit(0) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -752,6 +783,7 @@ def send_update(
 
 @app.command(name="query", cls=Command, epilog=epilog("query"))
 @handle_errors
+@until_the_reader_leaves
 def ask_query(
     run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run to ask.")],
     name: Annotated[
@@ -776,6 +808,7 @@ def ask_query(
 
 @app.command(name="history", cls=Command, epilog=epilog("history"))
 @handle_errors
+@until_the_reader_leaves
 def history(
     run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run whose events to show.")],
     json_output: Annotated[
@@ -931,6 +964,7 @@ def _follow(backend: Backend, recorded: RunHistory, json_output: bool) -> None:
 
 @app.command(name="list", cls=Command, epilog=epilog("list"))
 @handle_errors
+@until_the_reader_leaves
 def list_runs(
     status: Annotated[
         str | None,
@@ -991,6 +1025,7 @@ def list_runs(
 
 @app.command(name="show", cls=Command, epilog=epilog("show"))
 @handle_errors
+@until_the_reader_leaves
 def show(
     run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run to describe.")],
     event: Annotated[
