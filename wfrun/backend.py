@@ -149,9 +149,10 @@ class Backend(Protocol):
         grow with the history's length (``wfrun history``)."""
         ...
 
-    def follow(self, history: RunHistory) -> Iterator[tuple[Event, bytes]]:
-        """The events recorded after ``history`` (each with its stored line), as they come,
-        until the run ends or no process is carrying it on."""
+    def follow(self, stream: EventStream) -> Iterator[tuple[Event, bytes]]:
+        """The events recorded after those ``stream`` handed out (it was read to its end),
+        each with its stored line, as they come, until the run ends or no process is carrying
+        it on."""
         ...
 
     def list_runs(self, warn: Callable[[str], None] = ...) -> list[RunInfo]:

@@ -829,25 +829,21 @@ def history(
 ) -> None:
     """Show a run's events as a table."""
     backend = _open(home, temporal, namespace)
-    if follow:
-        recorded = backend.history(run_id)
-        if json_output:
-            sys.stdout.buffer.write(safe_json(recorded.stored))
-            sys.stdout.flush()
-        _follow(backend, recorded, json_output)
-        if recorded.note:
-            _stderr().print(f"[yellow]wfrun:[/] {_escape(recorded.note)}")
-        return
     # Streamed, whatever the history's length: each row is printed soon after its line is
     # read, and nothing is held but a chunk. Damage deep in the file comes after the rows
-    # before it; the error (file, line, exit 6) still says so.
+    # before it; the error (file, line, exit 6) still says so. --follow goes on from there.
+    tty = not json_output and sys.stdout.isatty()
+    rows = HistoryRows(narrow=_stdout().width < NARROW) if tty else HistoryRows()
+    table: AlignedRows | None = None
     with backend.stream_history(run_id) as stream:
         if json_output:
             _history_json(stream)
-        elif sys.stdout.isatty():
-            _history_terminal(stream)
+        elif tty:
+            table = _history_terminal(stream, rows, more=follow)
         else:
-            _history_plain(stream)
+            _history_plain(stream, rows)
+        if follow:
+            _follow(backend, stream, rows, table, json_output=json_output)
     if stream.note:
         _stderr().print(f"[yellow]wfrun:[/] {_escape(stream.note)}")
 
@@ -880,9 +876,8 @@ def _history_json(stream: EventStream) -> None:
         out.flush()
 
 
-def _history_plain(stream: EventStream) -> None:
+def _history_plain(stream: EventStream, rows: HistoryRows) -> None:
     """Tab-separated rows, for a pipe or a file (SPEC section 2)."""
-    rows = HistoryRows()
     lines = [plain_row(*HISTORY_HEADER)]
     try:
         for event, _ in stream:
@@ -894,11 +889,13 @@ def _history_plain(stream: EventStream) -> None:
         _write_lines(lines)
 
 
-def _history_terminal(stream: EventStream) -> None:
-    """A table that streams: the first chunk of rows fixes the columns, later ones follow."""
+def _history_terminal(stream: EventStream, rows: HistoryRows, *, more: bool) -> AlignedRows:
+    """A table that streams: the first chunk of rows fixes the columns, later ones follow.
+
+    ``more``: rows may come after the stream's (``--follow``): the columns keep room for them.
+    """
     out = _stdout()
     narrow = out.width < NARROW
-    rows = HistoryRows(narrow=narrow)
     started = stream.started
     out.print(text(f"{started.workflow} · run {started.run_id} · {started.ts[:10]}"))
     chunk: list[list[RenderableType]] = []
@@ -917,48 +914,37 @@ def _history_terminal(stream: EventStream) -> None:
             chunk = []
     finally:
         if table is None:
-            table = AlignedRows(history_header(narrow=narrow), chunk, out.width, more=False)
+            table = AlignedRows(history_header(narrow=narrow), chunk, out.width, more=more)
             out.print(table.header(), crop=True)
             if chunk:
                 out.print(table.draw(), crop=True)
         elif chunk:
             out.print(table.draw(chunk), crop=True)
+    return table
 
 
-def _follow(backend: Backend, recorded: RunHistory, json_output: bool) -> None:
-    """Print new events as the live process appends them, until the run ends or stops."""
+def _follow(
+    backend: Backend,
+    stream: EventStream,
+    rows: HistoryRows,
+    table: AlignedRows | None,
+    *,
+    json_output: bool,
+) -> None:
+    """Print the events the live process appends after those ``stream`` printed (on a
+    terminal into ``table``), until the run ends or no process carries it on."""
     out = _stdout()
-    tty = sys.stdout.isatty()
-    narrow = out.width < NARROW
-    rows = HistoryRows(narrow=narrow)
-
-    table: AlignedRows | None = None
-
-    def show(event: Any, line: bytes) -> None:
+    last = stream.last
+    for last, line in backend.follow(stream):
         if json_output:
             sys.stdout.buffer.write(safe_json(line) + b"\n")
             sys.stdout.flush()
-        elif not tty:
-            _write_lines([rows.plain(event)])
+        elif table is None:
+            _write_lines([rows.plain(last)])
         else:
-            assert table is not None
-            out.print(table.draw([rows.row(event)]), crop=True)
-
-    if not json_output:
-        if tty:  # the columns are sized for what is there and what may come
-            first = [rows.row(event) for event in recorded.events]
-            table = AlignedRows(history_header(narrow=narrow), first, out.width, more=True)
-            out.print(table.header(), crop=True)
-            out.print(table.draw(), crop=True)
-        else:
-            _write_lines([plain_row(*HISTORY_HEADER)])
-            for event in recorded.events:
-                show(event, b"")
-    last = recorded.events[-1]
-    for last, line in backend.follow(recorded):
-        show(last, line)
+            out.print(table.draw([rows.row(last)]), crop=True)
     if last.role != TERMINAL:
-        run_id = recorded.started.run_id
+        run_id = stream.started.run_id
         _stderr().print(f"wfrun: run {run_id} has no live process; stopped following")
 
 
