@@ -497,16 +497,25 @@ def _link_new(temporary: Path, final: Path) -> None:
             temporary.unlink(missing_ok=True)
 
 
-async def _aside(function: Callable[[], T], *, undo: Callable[[], None] | None = None) -> T:
+async def _aside(
+    function: Callable[[], T],
+    *,
+    undo: Callable[[], None] | None = None,
+    hold: HistoryWriter | None = None,
+) -> T:
     """``function()`` in the sync pool. Cancelled meanwhile, it runs to its end all the same
     (even if no thread took it yet: a link left undone would leave its temporary name behind),
-    and ``undo`` then undoes it if it succeeded."""
+    and ``undo`` then undoes it if it succeeded; ``hold``, the writer of the run it works
+    for, keeps the run locked until it is done (see `RunStore.remove_stale_temporaries`)."""
     future = syncs.submit(function)
     try:
         return await asyncio.shield(asyncio.wrap_future(future))
     except asyncio.CancelledError:
         if undo is not None:
             future.add_done_callback(lambda done: _undo_after(done, undo))
+        if hold is not None:  # `close` waits for it, as for a sync of its descriptor
+            hold._syncing.add(future)
+            future.add_done_callback(hold._synced)
         raise
 
 
@@ -680,12 +689,7 @@ class RunStore:
                 with self._linking(writer):
                     await writer._sync_in_slot()
                     linking = True  # from here on, the thread takes the temporary name away
-                    link = syncs.submit(partial(_link_new, temporary, writer.path))
-                    # Even if this is cancelled: the run stays locked until the thread is
-                    # done with the name (see `remove_stale_temporaries`).
-                    writer._syncing.add(link)
-                    link.add_done_callback(writer._synced)
-                    await asyncio.shield(asyncio.wrap_future(link))
+                    await _aside(partial(_link_new, temporary, writer.path), hold=writer)
             except BaseException:
                 writer.close()  # after the threads still syncing its descriptor or linking
                 if not linking:
