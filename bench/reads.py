@@ -10,6 +10,7 @@ user runs it, in a process of its own:
 
 - ``wfrun history RUN > /dev/null`` (plain rows: stdout is no terminal),
 - ``wfrun history RUN --json > /dev/null``,
+- the same two with ``--follow`` (the run is completed: it reads what there is, then stops),
 - ``wfrun list > /dev/null`` and ``wfrun list --json > /dev/null``,
 - with --terminal, ``history RUN`` and ``list`` on a pty (120 columns), drawn and dropped,
 
@@ -227,6 +228,14 @@ def main() -> None:
         cases = [
             ("history RUN (piped)", [*wfrun, "history", "long"], piped, keep),
             ("history RUN --json (piped)", [*wfrun, "history", "long", "--json"], piped, keep),
+            # A completed run: --follow reads what there is, as the two above, and stops.
+            ("history RUN --follow (piped)", [*wfrun, "history", "long", "-f"], piped, keep),
+            (
+                "history RUN --follow --json (piped)",
+                [*wfrun, "history", "long", "-f", "--json"],
+                piped,
+                keep,
+            ),
             ("list (piped), no list index", [*wfrun, "list"], piped, no_index),
             ("list (piped), its index built", [*wfrun, "list"], piped, keep),
             ("list --json, its index built", [*wfrun, "list", "--json"], piped, keep),

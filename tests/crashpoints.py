@@ -29,6 +29,15 @@ that a short run makes several:
 - ``trimming``: the run's writer is closing, every event written and synced, before the trim of
   its reserved zeros.
 
+A point in how a run is created:
+
+- ``before-link``: a new run's file holds its first event, synced, under its temporary name
+  (``.<run-id>.<pid>.<hex>.tmp``), and is about to be linked into place. In a crowd of runs
+  created at once the link is made in a sync thread: that thread stops, the others go on.
+
+``python tests/crashpoints.py --script FILE ARGS`` runs the Python script ``FILE`` instead of
+the command line (a crowd of runs in one process, say).
+
 This is test code, not a hook in wfrun: it patches wfrun internals (as the fault tests patch
 `RunStore.write`), and fails at once if one of them has gone, rather than never stopping.
 """
@@ -37,6 +46,8 @@ from __future__ import annotations
 
 import os
 import re
+import runpy
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -145,6 +156,16 @@ def _before_the_trim() -> None:
     HistoryWriter._release = stopping  # type: ignore[method-assign]
 
 
+def _before_the_link() -> None:
+    link = store._link_new
+
+    def stopping(temporary: Path, final: Path) -> None:
+        stop("before-link")
+        link(temporary, final)
+
+    store._link_new = stopping
+
+
 POINTS: Final[dict[str, Callable[[], None]]] = {
     "inbox-posted": _after_post,
     "inbox-read": _after_read,
@@ -153,11 +174,16 @@ POINTS: Final[dict[str, Callable[[], None]]] = {
     "answer-awaited": _while_awaiting_the_answer,
     "space-reserved": _after_a_reservation,
     "trimming": _before_the_trim,
+    "before-link": _before_the_link,
 }
 
 
 def main() -> None:
     POINTS[os.environ["WFRUN_TEST_STOP_AT"]]()
+    if sys.argv[1:2] == ["--script"]:
+        sys.argv = sys.argv[2:]
+        runpy.run_path(sys.argv[0], run_name="__main__")
+        return
     from wfrun.cli import main as command_line
 
     command_line()

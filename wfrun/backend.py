@@ -149,9 +149,10 @@ class Backend(Protocol):
         grow with the history's length (``wfrun history``)."""
         ...
 
-    def follow(self, history: RunHistory) -> Iterator[tuple[Event, bytes]]:
-        """The events recorded after ``history`` (each with its stored line), as they come,
-        until the run ends or no process is carrying it on."""
+    def follow(self, stream: EventStream) -> Iterator[tuple[Event, bytes]]:
+        """The events recorded after those ``stream`` handed out (it was read to its end),
+        each with its stored line, as they come, until the run ends or no process is carrying
+        it on."""
         ...
 
     def list_runs(self, warn: Callable[[str], None] = ...) -> list[RunInfo]:
@@ -159,6 +160,16 @@ class Backend(Protocol):
 
         What is not a run at all (a stray folder, a link, someone else's file) is skipped,
         and ``warn`` is told so in one line.
+        """
+        ...
+
+    def remove_leftovers(self, warn: Callable[[str], None] = ...) -> list[str]:
+        """Remove what processes killed midway left behind and no run needs, and say what.
+
+        Locally: the temporary files of run creations whose process is gone
+        (`wfrun.local.store.RunStore.remove_stale_temporaries`). ``resume --all``, which
+        cron runs after crashes, does this first. What is not safe to remove is left alone,
+        and ``warn`` is told why.
         """
         ...
 

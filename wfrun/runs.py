@@ -241,6 +241,8 @@ class EventStream(Protocol):
     #: Something the user should know about how the history was read (a torn tail): known
     #: once iteration ended.
     note: str | None
+    #: The last event handed out, once iteration (or `lines`) ended: where ``--follow`` goes on.
+    last: Event
 
     def __iter__(self) -> Iterator[tuple[Event, bytes]]: ...
 

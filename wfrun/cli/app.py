@@ -10,6 +10,9 @@ Exit codes (the same for start, resume and ``resume --all``):
     2   bad usage or bad input: nothing was run     6   the history file is damaged
     3   non-determinism: code and history disagree  74  the history cannot be read or written
     75  waiting: resume it later                    130 interrupted: ``wfrun resume`` continues it
+
+The commands that only show something (history, list, show, query) exit 0, quietly, when the
+reader closes the pipe early (``| head``): see `until_the_reader_leaves`.
 """
 
 # No `from __future__ import annotations` here: typer reads every command's annotations each
@@ -17,6 +20,7 @@ Exit codes (the same for start, resume and ``resume --all``):
 # annotations cost it a compile and an eval per parameter, most of building it.
 import asyncio
 import contextlib
+import errno
 import functools
 import logging
 import os
@@ -204,10 +208,17 @@ CodeOption = Annotated[
 DEFAULT_MAX_WAIT: Final = 60.0
 
 
+class _Stdout(Console):
+    def on_broken_pipe(self) -> None:
+        # rich's own choice is exit 1; `until_the_reader_leaves` decides instead.
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
 def _stdout() -> Console:
     # A pipe or a file has no width: rich would assume 80 columns and squeeze the tables.
     width = None if sys.stdout.isatty() else 200
-    return Console(highlight=False, emoji=False, width=width)
+    return _Stdout(highlight=False, emoji=False, width=width)
 
 
 def _stderr() -> Console:
@@ -226,6 +237,26 @@ def handle_errors(fn: F) -> F:
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             raise typer.Exit(INTERRUPTED) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def until_the_reader_leaves(fn: F) -> F:
+    """For a command that only shows something: a reader that closes the pipe before the end
+    (``wfrun history RUN | head``) has had what it wanted. The command stops there, quietly
+    (nothing on stderr) and exits 0, so that ``set -o pipefail`` sees no failure; a command
+    that runs or changes a run is not one of these (its exit code tells what became of it)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BrokenPipeError:
+            # What is still buffered goes nowhere at exit, instead of failing again there.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            raise typer.Exit(0) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -423,6 +454,13 @@ def resume(
 def _resume_all(
     backend: Backend, *, home: Path | None, time_limit: float, max_wait: float, json_output: bool
 ) -> int:
+    # First what processes killed midway left behind: cron runs this after crashes.
+    removed = backend.remove_leftovers(warn=_warn)
+    if removed:
+        _stderr().print(
+            f"wfrun: removed {len(removed)} temporary file(s) of runs whose creation was cut "
+            f"short (their process is gone): {_escape(', '.join(removed))}"
+        )
     now = format_ts(datetime.now(UTC))
     run_ids = runs_to_resume(backend.list_runs(warn=_warn), now)
     if not run_ids:
@@ -745,6 +783,7 @@ def send_update(
 
 @app.command(name="query", cls=Command, epilog=epilog("query"))
 @handle_errors
+@until_the_reader_leaves
 def ask_query(
     run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run to ask.")],
     name: Annotated[
@@ -769,6 +808,7 @@ def ask_query(
 
 @app.command(name="history", cls=Command, epilog=epilog("history"))
 @handle_errors
+@until_the_reader_leaves
 def history(
     run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run whose events to show.")],
     json_output: Annotated[
@@ -789,25 +829,21 @@ def history(
 ) -> None:
     """Show a run's events as a table."""
     backend = _open(home, temporal, namespace)
-    if follow:
-        recorded = backend.history(run_id)
-        if json_output:
-            sys.stdout.buffer.write(safe_json(recorded.stored))
-            sys.stdout.flush()
-        _follow(backend, recorded, json_output)
-        if recorded.note:
-            _stderr().print(f"[yellow]wfrun:[/] {_escape(recorded.note)}")
-        return
     # Streamed, whatever the history's length: each row is printed soon after its line is
     # read, and nothing is held but a chunk. Damage deep in the file comes after the rows
-    # before it; the error (file, line, exit 6) still says so.
+    # before it; the error (file, line, exit 6) still says so. --follow goes on from there.
+    tty = not json_output and sys.stdout.isatty()
+    rows = HistoryRows(narrow=_stdout().width < NARROW) if tty else HistoryRows()
+    table: AlignedRows | None = None
     with backend.stream_history(run_id) as stream:
         if json_output:
             _history_json(stream)
-        elif sys.stdout.isatty():
-            _history_terminal(stream)
+        elif tty:
+            table = _history_terminal(stream, rows, more=follow)
         else:
-            _history_plain(stream)
+            _history_plain(stream, rows)
+        if follow:
+            _follow(backend, stream, rows, table, json_output=json_output)
     if stream.note:
         _stderr().print(f"[yellow]wfrun:[/] {_escape(stream.note)}")
 
@@ -840,9 +876,8 @@ def _history_json(stream: EventStream) -> None:
         out.flush()
 
 
-def _history_plain(stream: EventStream) -> None:
+def _history_plain(stream: EventStream, rows: HistoryRows) -> None:
     """Tab-separated rows, for a pipe or a file (SPEC section 2)."""
-    rows = HistoryRows()
     lines = [plain_row(*HISTORY_HEADER)]
     try:
         for event, _ in stream:
@@ -854,11 +889,13 @@ def _history_plain(stream: EventStream) -> None:
         _write_lines(lines)
 
 
-def _history_terminal(stream: EventStream) -> None:
-    """A table that streams: the first chunk of rows fixes the columns, later ones follow."""
+def _history_terminal(stream: EventStream, rows: HistoryRows, *, more: bool) -> AlignedRows:
+    """A table that streams: the first chunk of rows fixes the columns, later ones follow.
+
+    ``more``: rows may come after the stream's (``--follow``): the columns keep room for them.
+    """
     out = _stdout()
     narrow = out.width < NARROW
-    rows = HistoryRows(narrow=narrow)
     started = stream.started
     out.print(text(f"{started.workflow} · run {started.run_id} · {started.ts[:10]}"))
     chunk: list[list[RenderableType]] = []
@@ -877,53 +914,43 @@ def _history_terminal(stream: EventStream) -> None:
             chunk = []
     finally:
         if table is None:
-            table = AlignedRows(history_header(narrow=narrow), chunk, out.width, more=False)
+            table = AlignedRows(history_header(narrow=narrow), chunk, out.width, more=more)
             out.print(table.header(), crop=True)
             if chunk:
                 out.print(table.draw(), crop=True)
         elif chunk:
             out.print(table.draw(chunk), crop=True)
+    return table
 
 
-def _follow(backend: Backend, recorded: RunHistory, json_output: bool) -> None:
-    """Print new events as the live process appends them, until the run ends or stops."""
+def _follow(
+    backend: Backend,
+    stream: EventStream,
+    rows: HistoryRows,
+    table: AlignedRows | None,
+    *,
+    json_output: bool,
+) -> None:
+    """Print the events the live process appends after those ``stream`` printed (on a
+    terminal into ``table``), until the run ends or no process carries it on."""
     out = _stdout()
-    tty = sys.stdout.isatty()
-    narrow = out.width < NARROW
-    rows = HistoryRows(narrow=narrow)
-
-    table: AlignedRows | None = None
-
-    def show(event: Any, line: bytes) -> None:
+    last = stream.last
+    for last, line in backend.follow(stream):
         if json_output:
             sys.stdout.buffer.write(safe_json(line) + b"\n")
             sys.stdout.flush()
-        elif not tty:
-            _write_lines([rows.plain(event)])
+        elif table is None:
+            _write_lines([rows.plain(last)])
         else:
-            assert table is not None
-            out.print(table.draw([rows.row(event)]), crop=True)
-
-    if not json_output:
-        if tty:  # the columns are sized for what is there and what may come
-            first = [rows.row(event) for event in recorded.events]
-            table = AlignedRows(history_header(narrow=narrow), first, out.width, more=True)
-            out.print(table.header(), crop=True)
-            out.print(table.draw(), crop=True)
-        else:
-            _write_lines([plain_row(*HISTORY_HEADER)])
-            for event in recorded.events:
-                show(event, b"")
-    last = recorded.events[-1]
-    for last, line in backend.follow(recorded):
-        show(last, line)
+            out.print(table.draw([rows.row(last)]), crop=True)
     if last.role != TERMINAL:
-        run_id = recorded.started.run_id
+        run_id = stream.started.run_id
         _stderr().print(f"wfrun: run {run_id} has no live process; stopped following")
 
 
 @app.command(name="list", cls=Command, epilog=epilog("list"))
 @handle_errors
+@until_the_reader_leaves
 def list_runs(
     status: Annotated[
         str | None,
@@ -984,6 +1011,7 @@ def list_runs(
 
 @app.command(name="show", cls=Command, epilog=epilog("show"))
 @handle_errors
+@until_the_reader_leaves
 def show(
     run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run to describe.")],
     event: Annotated[

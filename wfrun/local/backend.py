@@ -52,6 +52,7 @@ from ..events import (
 from ..loader import load_recorded
 from ..payload import abbreviate, check_size, encode, loads, plain, raw
 from ..runs import (
+    EventStream,
     InputPrompt,
     ReplayResult,
     RunHistory,
@@ -609,20 +610,20 @@ class LocalBackend:
     def stream_history(self, run_id: str) -> HistoryStream:
         return self.store.stream(run_id)
 
-    def follow(self, history: RunHistory) -> Iterator[tuple[Event, bytes]]:
-        assert isinstance(history, History)
-        run_id = history.started.run_id
-        checksummed = history.started.format >= CHECKSUMMED
-        offset = history.intact_size
-        last = history.events[-1]
+    def follow(self, stream: EventStream) -> Iterator[tuple[Event, bytes]]:
+        assert isinstance(stream, HistoryStream)
+        run_id = stream.started.run_id
+        checksummed = stream.started.format >= CHECKSUMMED
+        offset = stream.intact_size  # past the whole events handed out: a torn tail is read again
+        last = stream.last
         pending = b""
         while last.role != TERMINAL:
-            chunk = self.store.read_from(history.path, offset)
+            chunk = self.store.read_from(stream.path, offset)
             offset += len(chunk)
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for line in lines:
-                last = parse_line(history.path, last.id + 1, line, checksummed=checksummed)
+                last = parse_line(stream.path, last.id + 1, line, checksummed=checksummed)
                 yield last, line
             if not lines and not self.store.is_locked(run_id):
                 return
@@ -630,6 +631,9 @@ class LocalBackend:
 
     def list_runs(self, warn: Callable[[str], None] = lambda _: None) -> list[RunInfo]:
         return self.store.list_runs(warn)
+
+    def remove_leftovers(self, warn: Callable[[str], None] = lambda _: None) -> list[str]:
+        return self.store.remove_stale_temporaries(warn)
 
     def replay(
         self,

@@ -21,6 +21,7 @@ import os
 import random as _random
 import sys
 import uuid
+import weakref
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -313,10 +314,10 @@ class WorkflowInstance:
         # caller of the activity's wrapper is 2 up.
         caller = sys._getframe(2)
         code = caller.f_code
-        entry = _AWAITED.get(id(code))
-        if entry is None or entry[0] is not code:
-            entry = _AWAITED[id(code)] = (code, _awaited_calls(code))
-        at_once = caller.f_lasti in entry[1]
+        awaited = _AWAITED.get(id(code))
+        if awaited is None:
+            awaited = _awaited_in(code)
+        at_once = caller.f_lasti in awaited
         if at_once and replayer is not None and not self._commands:
             # Replay's fastest path: the call resolves from the history here and now.
             try:
@@ -863,9 +864,28 @@ def _call_site() -> tuple[str, int]:
 
 
 _fromisoformat: Final = datetime.fromisoformat
-#: Per code object (by id, the code held so that the id stays its own: hashing a code object
-#: hashes its bytecode), where it awaits a call the moment the call returns (`_awaited_calls`).
-_AWAITED: dict[int, tuple[CodeType, frozenset[int]]] = {}
+#: Per live code object, by id (hashing a code object hashes its bytecode), where it awaits a
+#: call the moment the call returns (`_awaited_calls`). An entry goes when its code does
+#: (`_awaited_in`): no id is reused while its entry is there, and a process that reloads
+#: modules, or compiles code, keeps no entry for the code it dropped.
+_AWAITED: dict[int, frozenset[int]] = {}
+#: The weak references that drop `_AWAITED`'s entries with their code objects.
+_AWAITED_CODE: dict[int, weakref.ref[CodeType]] = {}
+
+
+def _awaited_in(code: CodeType) -> frozenset[int]:
+    """`_awaited_calls` of ``code``, remembered in `_AWAITED` for as long as ``code`` lives."""
+    key = id(code)
+    found = _AWAITED[key] = _awaited_calls(code)
+    # The callback runs as the code object is freed, before its id can be another's.
+    _AWAITED_CODE[key] = weakref.ref(code, functools.partial(_forget_code, key))
+    return found
+
+
+def _forget_code(key: int, gone: weakref.ref[CodeType]) -> None:
+    if _AWAITED_CODE.get(key) is gone:
+        del _AWAITED_CODE[key]
+        _AWAITED.pop(key, None)
 
 
 def _awaited_calls(code: CodeType) -> frozenset[int]:

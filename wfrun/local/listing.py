@@ -204,7 +204,9 @@ class ListIndex:
         if not self._changed and len(self._now) == len(self._known):
             return
         data = orjson.dumps({"version": _VERSION, "runs": self._now})
-        temporary = f"{INDEX}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        # Not ``.tmp``: ``.list-index.<pid>.<hex>.tmp`` would be the creation file of a run
+        # called ``list-index``, which `RunStore.remove_stale_temporaries` may remove.
+        temporary = f"{INDEX}.{os.getpid()}.{secrets.token_hex(4)}.new"
         try:
             fd = os.open(temporary, _CREATE, 0o600, dir_fd=self._folder)
         except OSError:

@@ -51,6 +51,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import re
 import resource
 import secrets
 import stat
@@ -155,7 +156,8 @@ class HistoryWriter:
         self._trimming = threading.Lock()
         self._buffer = bytearray()
         self._failure: HistoryIOError | None = None
-        #: fsyncs of this writer's descriptor running in a sync thread.
+        #: fsyncs of this writer's descriptor running in a sync thread (and a new run file's
+        #: link into place: the run stays locked until it is done).
         self._syncing: set[Future[Any]] = set()
         self.observers: list[Observer] = []
         _open_writers.add(self)
@@ -495,16 +497,25 @@ def _link_new(temporary: Path, final: Path) -> None:
             temporary.unlink(missing_ok=True)
 
 
-async def _aside(function: Callable[[], T], *, undo: Callable[[], None] | None = None) -> T:
+async def _aside(
+    function: Callable[[], T],
+    *,
+    undo: Callable[[], None] | None = None,
+    hold: HistoryWriter | None = None,
+) -> T:
     """``function()`` in the sync pool. Cancelled meanwhile, it runs to its end all the same
     (even if no thread took it yet: a link left undone would leave its temporary name behind),
-    and ``undo`` then undoes it if it succeeded."""
+    and ``undo`` then undoes it if it succeeded; ``hold``, the writer of the run it works
+    for, keeps the run locked until it is done (see `RunStore.remove_stale_temporaries`)."""
     future = syncs.submit(function)
     try:
         return await asyncio.shield(asyncio.wrap_future(future))
     except asyncio.CancelledError:
         if undo is not None:
             future.add_done_callback(lambda done: _undo_after(done, undo))
+        if hold is not None:  # `close` waits for it, as for a sync of its descriptor
+            hold._syncing.add(future)
+            future.add_done_callback(hold._synced)
         raise
 
 
@@ -678,9 +689,9 @@ class RunStore:
                 with self._linking(writer):
                     await writer._sync_in_slot()
                     linking = True  # from here on, the thread takes the temporary name away
-                    await _aside(partial(_link_new, temporary, writer.path))
+                    await _aside(partial(_link_new, temporary, writer.path), hold=writer)
             except BaseException:
-                writer.close()  # after the thread, if one still syncs its descriptor
+                writer.close()  # after the threads still syncing its descriptor or linking
                 if not linking:
                     _forget_new(temporary, None, run_id)
                 raise
@@ -692,11 +703,74 @@ class RunStore:
         return writer, event
 
     def _new_name(self, run_id: str) -> tuple[locks.LockFile, Path]:
-        """The run's lock, taken before its file exists, and a temporary name for the file."""
+        """The run's lock, taken before its file exists, and a temporary name for the file.
+
+        The lock is held for as long as the temporary name may be used (see
+        `remove_stale_temporaries`, which relies on it).
+        """
         self._ensure_dirs()
         lock = self._lock(run_id)  # before the file exists: nobody may take it meanwhile
         temporary = self.runs_dir / f".{run_id}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         return lock, temporary
+
+    def remove_stale_temporaries(self, warn: Callable[[str], None] = lambda _: None) -> list[str]:
+        """Remove the temporary files of run creations whose process is gone; their names.
+
+        A creation writes its run's first event under ``.<run-id>.<pid>.<hex>.tmp`` and links
+        it into place; a process killed in between leaves that file behind (a run's input,
+        which no command shows). Its creator is known by the run's lock: taken before the
+        file is created and let go only once nothing will use the name again, and dropped by
+        the kernel when the process dies, however it dies. So a temporary file whose run lock
+        this process can take has no creator left, and it is removed while that lock is held:
+        no creation of the run can begin meanwhile. The pid in the name is not asked: pids
+        are reused. A run held by a live process (being created, or executed) is left alone.
+
+        Only names of that shape are touched, each a regular file of this user that nobody
+        else can write to, in a runs folder that passes the trust checks; a link is never
+        followed, and anything else is left where it is (``warn`` is told why).
+        """
+        try:
+            self._check_folder()
+        except FileNotFoundError:
+            return []
+        try:
+            folder = os.open(self.runs_dir, os.O_RDONLY | os.O_DIRECTORY | _SAFE)
+        except OSError as exc:
+            raise io_error(exc, self.runs_dir, "cannot list") from None
+        removed: list[str] = []
+        try:
+            by_run: dict[str, list[str]] = {}
+            for name in sorted(os.listdir(folder)):
+                run_id = _creating_run(name)
+                if run_id is not None:
+                    by_run.setdefault(run_id, []).append(name)
+            for run_id, names in by_run.items():
+                try:
+                    lock = self._lock(run_id)
+                except RunLockedError:
+                    continue  # a live process holds the run: its files are its own business
+                try:
+                    removed += [n for n in names if self._remove_stale(folder, n, warn)]
+                finally:
+                    lock.release(run_id)
+        finally:
+            os.close(folder)
+        return removed
+
+    def _remove_stale(self, folder: int, name: str, warn: Callable[[str], None]) -> bool:
+        """Remove ``name`` (its run's lock held) if it is a file of ours; whether it was."""
+        try:
+            info = os.stat(name, dir_fd=folder, follow_symlinks=False)
+            if not _private(info):
+                warn(f"left {self.runs_dir / name} alone: {_not_ours(info)}")
+                return False
+            os.unlink(name, dir_fd=folder)
+        except FileNotFoundError:
+            return False  # its creator took it away after all, before we held the lock
+        except OSError as exc:
+            warn(f"could not remove {self.runs_dir / name}: {exc.strerror or exc}")
+            return False
+        return True
 
     def _first_event(
         self,
@@ -1065,6 +1139,26 @@ _REASONS: Final = {
     errno.EIO: "an I/O error (a failing disk?)",
     errno.EISDIR: "it is a folder",
 }
+
+
+#: The temporary name of a run file being created (`RunStore._new_name`).
+_TEMPORARY: Final = re.compile(r"\.(?P<run_id>.+)\.[0-9]+\.[0-9a-f]{8}\.tmp")
+
+
+def _creating_run(name: str) -> str | None:
+    """The run whose creation ``name`` is the temporary file of, if it is one."""
+    found = _TEMPORARY.fullmatch(name)
+    if found is None or not is_run_id(found["run_id"]):
+        return None
+    return found["run_id"]
+
+
+def _not_ours(info: os.stat_result) -> str:
+    if not stat.S_ISREG(info.st_mode):
+        return f"it is {_kind(info.st_mode)}"
+    if info.st_uid != os.geteuid():
+        return "it belongs to another user"
+    return "others may write to it"
 
 
 def io_error(exc: OSError, path: Path, doing: str) -> HistoryIOError:

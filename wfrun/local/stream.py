@@ -18,12 +18,13 @@ from types import TracebackType
 from typing import Final
 
 from ..errors import HistoryCorruptError
-from ..events import Event
+from ..events import CHECKSUMMED, Event
 from .history import (
     LineReader,
     _could_be_torn,
     check_started,
     content_end,
+    parse_line,
     parse_started,
     torn_note,
 )
@@ -39,8 +40,9 @@ class HistoryStream:
     Opening reads and checks the first line (`started`); iterating yields every event from
     the first, each with its stored line (without the newline), and raises
     `HistoryCorruptError` at the first damaged line. Once iteration ends, `note` says what a
-    torn tail held (as `History.note` does) and `last` is the last event. `lines` yields the
-    lines alone, as checked. The file descriptor is closed when iteration ends, or by
+    torn tail held (as `History.note` does), `last` is the last event and `intact_size` the
+    bytes of whole events (where ``history --follow`` goes on). `lines` yields the lines
+    alone, as checked (and sets those too). The file descriptor is closed when iteration ends, or by
     `close` (a ``with`` block).
     """
 
@@ -108,6 +110,7 @@ class HistoryStream:
         try:
             yield self._first
             reader = LineReader(self.path, self.started)
+            last = self._first
             for lines in self._chunks():
                 try:
                     reader.check(lines)
@@ -115,6 +118,10 @@ class HistoryStream:
                     yield from self._handed(lines[: reader.number - self._number])
                     raise
                 yield from self._handed(lines)
+                last = lines[-1]
+            if self._number > 1:  # checked, not built: the one event `last` names is built
+                checksummed = self.started.format >= CHECKSUMMED
+                self.last = parse_line(self.path, self._number, last, checksummed=checksummed)
         finally:
             self.close()
 

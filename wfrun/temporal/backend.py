@@ -72,6 +72,7 @@ from ..events import (
 )
 from ..payload import abbreviate, check_size, encode, loads
 from ..runs import (
+    EventStream,
     InputPrompt,
     ReplayResult,
     RunHistory,
@@ -457,8 +458,10 @@ class TemporalBackend:
     def stream_history(self, run_id: str) -> FetchedStream:
         return FetchedStream(self.history(run_id))
 
-    def follow(self, history: RunHistory) -> Iterator[tuple[Event, bytes]]:
-        """Events after ``history``'s, as the cluster records them, until the run closes."""
+    def follow(self, stream: EventStream) -> Iterator[tuple[Event, bytes]]:
+        """Events after ``stream``'s, as the cluster records them, until the run closes."""
+        assert isinstance(stream, FetchedStream)
+        history = stream.history
         run_id = history.started.run_id
         seen = history.events[-1].id
         while history.events[-1].role != TERMINAL:
@@ -489,6 +492,10 @@ class TemporalBackend:
             return sorted(runs, key=lambda run: run.started)
 
         return self._sync(listing)
+
+    def remove_leftovers(self, warn: Callable[[str], None] = lambda _: None) -> list[str]:
+        """Nothing: the cluster keeps no files of this machine's."""
+        return []
 
     def replay(
         self,
@@ -550,6 +557,7 @@ class FetchedStream:
         self.history = history
         self.started: WorkflowStarted = history.started
         self.note: str | None = None
+        self.last: Event = history.events[-1]
 
     def __iter__(self) -> Iterator[tuple[Event, bytes]]:
         for event in self.history.events:
