@@ -52,7 +52,6 @@ import contextlib
 import errno
 import os
 import resource
-import secrets
 import stat
 import threading
 import time
@@ -63,7 +62,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Final, NoReturn, TypeVar
 
-from .. import settings
+from .. import entropy, settings
 from ..clock import Clock
 from ..errors import (
     HistoryCorruptError,
@@ -695,7 +694,7 @@ class RunStore:
         """The run's lock, taken before its file exists, and a temporary name for the file."""
         self._ensure_dirs()
         lock = self._lock(run_id)  # before the file exists: nobody may take it meanwhile
-        temporary = self.runs_dir / f".{run_id}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        temporary = self.runs_dir / f".{run_id}.{os.getpid()}.{entropy.token_hex(4)}.tmp"
         return lock, temporary
 
     def _first_event(

@@ -1,0 +1,86 @@
+"""What a run costs beside its steps (creating it, setting it up, ending it): done once per
+crowd or per process where once serves, and never paid by a run that does not need it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import wfrun as workflows
+from wfrun import entropy
+from wfrun.local.store import RunStore
+
+from flows.steps import StepsWorkflow
+
+
+def test_runs_started_together_that_never_wait_are_created_as_a_crowd(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A workflow with no step never waits: without a turn of the loop before its creation,
+    each run of a gather was created, run and ended alone, its fsyncs inline, one after the
+    other."""
+    on_the_loop: list[bool] = []
+
+    def watched(sync: Callable[[int], None]) -> Callable[[int], None]:
+        def watching(fd: int) -> None:
+            on_the_loop.append(threading.current_thread() is threading.main_thread())
+            sync(fd)
+
+        return watching
+
+    monkeypatch.setattr(os, "fsync", watched(os.fsync))
+    monkeypatch.setattr(os, "fdatasync", watched(os.fdatasync))
+
+    async def together() -> list[list[int]]:
+        runs = (
+            workflows.execute_workflow(StepsWorkflow, {"count": 0}, execution_id=f"z{i}", home=home)
+            for i in range(4)
+        )
+        return await asyncio.gather(*runs)
+
+    assert asyncio.run(together()) == [[]] * 4
+    assert all(RunStore(home).read(f"z{i}").terminal is not None for i in range(4))
+    # Created among each other: at most the first run's syncs stay on the loop thread.
+    assert on_the_loop.count(False) >= 3 * 2
+
+
+def test_random_bits_are_handed_out_once_and_anew_in_a_forked_child() -> None:
+    first = entropy.token_bytes(16)
+    assert entropy.token_bytes(16) != first
+    assert len(entropy.token_hex(4)) == 8
+    assert 0 <= entropy.randbits(63) < 2**63
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(writer, entropy.token_bytes(16))
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(pid, 0)
+    child = os.read(reader, 16)
+    os.close(reader)
+    assert child != entropy.token_bytes(16)  # the parent's next bytes are not the child's
+
+
+def test_a_run_seeds_its_random_generator_only_when_its_workflow_asks_for_it(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    from wfrun.local import instance
+
+    seeded: list[object] = []
+
+    class Counted(random.Random):
+        def seed(self, *args: object, **kwargs: object) -> None:
+            seeded.append(args)
+            super().seed(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(instance._random, "Random", Counted)
+    run = workflows.execute_workflow
+    assert asyncio.run(run(StepsWorkflow, {"count": 1}, execution_id="plain", home=home)) == [10]
+    assert seeded == []
