@@ -497,14 +497,43 @@ def _link_new(temporary: Path, final: Path) -> None:
 async def _aside(function: Callable[[], T], *, undo: Callable[[], None] | None = None) -> T:
     """``function()`` in the sync pool. Cancelled meanwhile, it runs to its end all the same
     (even if no thread took it yet: a link left undone would leave its temporary name behind),
-    and ``undo`` then undoes it if it succeeded."""
+    and ``undo`` then undoes it if it succeeded.
+
+    The thread's outcome comes back to a bare future of the loop's, which is all the caller
+    awaits: cancelling the caller cancels that future, never the thread's work (what
+    `asyncio.shield` around `asyncio.wrap_future` did, at twice the futures and callbacks,
+    twice per run created in a crowd)."""
+    loop = asyncio.get_running_loop()
+    awaited: asyncio.Future[T] = loop.create_future()
     future = syncs.submit(function)
+    future.add_done_callback(partial(_hand_back, loop, awaited))
     try:
-        return await asyncio.shield(asyncio.wrap_future(future))
+        return await awaited
     except asyncio.CancelledError:
         if undo is not None:
             future.add_done_callback(lambda done: _undo_after(done, undo))
         raise
+
+
+def _hand_back(
+    loop: asyncio.AbstractEventLoop, awaited: asyncio.Future[T], done: Future[T]
+) -> None:
+    # In the thread that ran it (or on the loop, if it was done before it was awaited).
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits it
+        loop.call_soon_threadsafe(_settle_aside, awaited, done)
+
+
+def _settle_aside(awaited: asyncio.Future[T], done: Future[T]) -> None:
+    if awaited.done():  # its caller was cancelled meanwhile
+        return
+    if done.cancelled():
+        awaited.cancel()
+        return
+    exc = done.exception()
+    if exc is not None:
+        awaited.set_exception(exc)
+    else:
+        awaited.set_result(done.result())
 
 
 def _undo_after(done: Future[Any], undo: Callable[[], None]) -> None:
