@@ -84,3 +84,23 @@ def test_a_run_seeds_its_random_generator_only_when_its_workflow_asks_for_it(
     run = workflows.execute_workflow
     assert asyncio.run(run(StepsWorkflow, {"count": 1}, execution_id="plain", home=home)) == [10]
     assert seeded == []
+
+
+def test_a_workflow_started_by_its_file_has_its_file_resolved_once_per_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from wfrun import loader
+
+    resolved: list[Path] = []
+    resolve = Path.resolve
+
+    def counted(path: Path, strict: bool = False) -> Path:
+        resolved.append(path)
+        return resolve(path, strict=strict)
+
+    monkeypatch.setattr(loader, "_resolved_files", {})
+    monkeypatch.setattr(Path, "resolve", counted)
+    targets = {loader.target_of(StepsWorkflow, by_file=True) for _ in range(3)}
+    assert len(targets) == 1
+    assert targets.pop().endswith("steps.py:StepsWorkflow")
+    assert len(resolved) == 1
