@@ -104,3 +104,32 @@ def test_a_workflow_started_by_its_file_has_its_file_resolved_once_per_process(
     assert len(targets) == 1
     assert targets.pop().endswith("steps.py:StepsWorkflow")
     assert len(resolved) == 1
+
+
+def test_a_run_created_in_a_crowd_looks_its_runs_folder_up_once(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its trust check (lstat) also says which lock file is the home's: no second stat."""
+    runs = str(home / "runs")
+    looked: list[str] = []
+
+    def counted(call: Callable[..., os.stat_result]) -> Callable[..., os.stat_result]:
+        def counting(path: object, *args: object, **kwargs: object) -> os.stat_result:
+            if str(path) == runs:
+                looked.append(call.__name__)
+            return call(path, *args, **kwargs)
+
+        return counting
+
+    async def together() -> list[list[int]]:
+        created = (
+            workflows.execute_workflow(StepsWorkflow, {"count": 1}, execution_id=f"c{i}", home=home)
+            for i in range(12)
+        )
+        return await asyncio.gather(*created)
+
+    RunStore(home).ensure_folder(home / "runs")
+    monkeypatch.setattr(os, "stat", counted(os.stat))
+    monkeypatch.setattr(os, "lstat", counted(os.lstat))
+    assert asyncio.run(together()) == [[10]] * 12
+    assert len(looked) <= 12 + 2  # one per run, and the lock file's own check when opened

@@ -721,8 +721,8 @@ class RunStore:
 
     def _new_name(self, run_id: str) -> tuple[locks.LockFile, Path]:
         """The run's lock, taken before its file exists, and a temporary name for the file."""
-        self._ensure_dirs()
-        lock = self._lock(run_id)  # before the file exists: nobody may take it meanwhile
+        folder = self._ensure_dirs()
+        lock = self._lock(run_id, folder)  # before the file exists: nobody may take it meanwhile
         temporary = self.runs_dir / f".{run_id}.{os.getpid()}.{entropy.token_hex(4)}.tmp"
         return lock, temporary
 
@@ -803,9 +803,11 @@ class RunStore:
         )
         return writer, history
 
-    def _lock(self, run_id: str) -> locks.LockFile:
-        """Take the run's lock for this process; `RunLockedError` if anyone holds it."""
-        lock = locks.lock_file(self.runs_dir, self.open_checked)
+    def _lock(self, run_id: str, folder: os.stat_result | None = None) -> locks.LockFile:
+        """Take the run's lock for this process; `RunLockedError` if anyone holds it.
+
+        ``folder``: the runs folder's status, when the caller has just checked it."""
+        lock = locks.lock_file(self.runs_dir, self.open_checked, folder)
 
         def refusal() -> RunLockedError:
             return RunLockedError(
@@ -1025,8 +1027,9 @@ class RunStore:
         self._check_folder(path.parent)
         return _checked(_open_file(path, flags), path)
 
-    def _check_folder(self, folder: Path | None = None) -> None:
-        """A folder of this home must be this user's, and nobody else may write to it."""
+    def _check_folder(self, folder: Path | None = None) -> os.stat_result:
+        """A folder of this home must be this user's, and nobody else may write to it (its
+        status, as checked, is returned)."""
         folder = folder or self.runs_dir
         try:
             info = os.lstat(folder)
@@ -1037,12 +1040,13 @@ class RunStore:
         if not stat.S_ISDIR(info.st_mode):
             raise _untrusted(folder, f"it is {_kind(info.st_mode)}, not a folder")
         _refuse_unless_private(folder, info, f"`chmod 700 {folder}` if you trust every file in it")
+        return info
 
-    def ensure_folder(self, folder: Path) -> None:
-        """Create a folder of this home (0700) if need be, durably, and check it."""
+    def ensure_folder(self, folder: Path) -> os.stat_result:
+        """Create a folder of this home (0700) if need be, durably, and check it (its status,
+        as checked, is returned)."""
         with contextlib.suppress(FileNotFoundError):  # there already: one lstat, not three
-            self._check_folder(folder)
-            return
+            return self._check_folder(folder)
         created = []
         try:
             for each in (self.home, folder):
@@ -1054,7 +1058,7 @@ class RunStore:
             raise io_error(exc, folder, "cannot create") from None
         for each in created:  # a new folder's name is in its parent, which fsync(2) skips
             self.sync_folder(each.parent)
-        self._check_folder(folder)
+        return self._check_folder(folder)
 
     def _not_found(self, run_id: str) -> RunNotFoundError:
         return RunNotFoundError(
@@ -1062,8 +1066,8 @@ class RunStore:
             "`wfrun list` shows the runs there, --home or WFRUN_HOME picks another home"
         )
 
-    def _ensure_dirs(self) -> None:
-        self.ensure_folder(self.runs_dir)
+    def _ensure_dirs(self) -> os.stat_result:
+        return self.ensure_folder(self.runs_dir)
 
     def sync_folder(self, folder: Path) -> None:
         """Make the names in ``folder`` durable: a new file's fsync covers its contents, not
