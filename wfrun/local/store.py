@@ -232,7 +232,7 @@ class HistoryWriter:
         """`sync_aside`'s work, for a caller that holds a `syncs.slot` already."""
         self._flush()
         fd = self._open()
-        trim = partial(self._trim, fd) if last else None
+        trim = partial(self._let_go_of, fd) if last else None
         awaited, future = syncs.submit_batched(fd, data_only=self._reserving, then=trim)
         self._syncing.add(future)
         future.add_done_callback(self._synced)
@@ -255,6 +255,16 @@ class HistoryWriter:
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, self._size)
                     self._allocated = self._size
+
+    def _let_go_of(self, fd: int) -> None:
+        """After the last sync, in its thread: trim, then close the file (one system call
+        less on the busy loop; a write after this, if any, opens it again)."""
+        self._trim(fd)
+        with self._trimming:
+            if self._fd == fd:  # nothing on the loop closes it meanwhile: `park` waits for us
+                self._fd = -1
+                os.close(fd)
+                _open_files.closed()
 
     def _synced(self, future: Future[Any]) -> None:
         # In the sync thread, or here: a run that ended meanwhile is released by `close`.
@@ -494,10 +504,10 @@ def _link_new(temporary: Path, final: Path) -> None:
             temporary.unlink(missing_ok=True)
 
 
-async def _aside(function: Callable[[], T], *, undo: Callable[[], None] | None = None) -> T:
+async def _aside(function: Callable[[], T], *, undo: Callable[[T], None] | None = None) -> T:
     """``function()`` in the sync pool. Cancelled meanwhile, it runs to its end all the same
     (even if no thread took it yet: a link left undone would leave its temporary name behind),
-    and ``undo`` then undoes it if it succeeded.
+    and ``undo`` then undoes it if it succeeded (given what it returned).
 
     The thread's outcome comes back to a bare future of the loop's, which is all the caller
     awaits: cancelling the caller cancels that future, never the thread's work (what
@@ -536,12 +546,17 @@ def _settle_aside(awaited: asyncio.Future[T], done: Future[T]) -> None:
         awaited.set_result(done.result())
 
 
-def _undo_after(done: Future[Any], undo: Callable[[], None]) -> None:
+def _undo_after(done: Future[T], undo: Callable[[T], None]) -> None:
     if not done.cancelled() and done.exception() is None:
-        result = done.result()
-        if isinstance(result, int):  # a descriptor nobody will use
-            os.close(result)
-        undo()
+        undo(done.result())
+
+
+def _forget_opened(
+    temporary: Path, run_id: str, opened: tuple[HistoryWriter, WorkflowStarted]
+) -> None:
+    """Undo `RunStore._open_first` for a creation given up: the writer lets the run go."""
+    opened[0]._release()
+    _forget_new(temporary, None, run_id)
 
 
 class LoopGroupSync:
@@ -696,11 +711,10 @@ class RunStore:
         run_id = started["run_id"]
         async with syncs.creating():
             lock, temporary = self._new_name(run_id)
-            fd = await _aside(
-                partial(_open_new, temporary, lock, run_id),
-                undo=partial(_forget_new, temporary, lock, run_id),
+            writer, event = await _aside(
+                partial(self._open_first, temporary, lock, started, clock),
+                undo=partial(_forget_opened, temporary, run_id),
             )
-            writer, event = self._first_event(fd, temporary, lock, started, clock)
             linking = False
             try:
                 with self._linking(writer):
@@ -749,6 +763,22 @@ class RunStore:
         except BaseException:
             writer._release()
             _forget_new(temporary, None, run_id)
+            raise
+        return writer, event
+
+    def _open_first(
+        self, temporary: Path, lock: locks.LockFile, started: dict[str, Any], clock: Clock
+    ) -> tuple[HistoryWriter, WorkflowStarted]:
+        """In a sync thread: the new file created, its space reserved and its first event
+        written (not synced). Its system calls, made on the loop, each let a sync thread take
+        the GIL the loop then waited to get back."""
+        fd = _open_new(temporary, lock, started["run_id"])
+        writer, event = self._first_event(fd, temporary, lock, started, clock)
+        try:
+            writer._flush()
+        except BaseException:
+            writer._release()
+            _forget_new(temporary, None, started["run_id"])
             raise
         return writer, event
 
