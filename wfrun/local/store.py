@@ -551,12 +551,15 @@ def _undo_after(done: Future[T], undo: Callable[[T], None]) -> None:
         undo(done.result())
 
 
-def _forget_opened(
-    temporary: Path, run_id: str, opened: tuple[HistoryWriter, WorkflowStarted]
-) -> None:
+#: A new run's writer, its first event, and the temporary name of its file.
+_Opened = tuple["HistoryWriter", WorkflowStarted, Path]
+
+
+def _forget_opened(opened: _Opened) -> None:
     """Undo `RunStore._open_first` for a creation given up: the writer lets the run go."""
-    opened[0]._release()
-    _forget_new(temporary, None, run_id)
+    writer, _, temporary = opened
+    writer._release()
+    _forget_new(temporary, None, writer._run_id)
 
 
 class LoopGroupSync:
@@ -710,10 +713,8 @@ class RunStore:
         """
         run_id = started["run_id"]
         async with syncs.creating():
-            lock, temporary = self._new_name(run_id)
-            writer, event = await _aside(
-                partial(self._open_first, temporary, lock, started, clock),
-                undo=partial(_forget_opened, temporary, run_id),
+            writer, event, temporary = await _aside(
+                partial(self._open_first, started, clock), undo=_forget_opened
             )
             linking = False
             try:
@@ -766,12 +767,12 @@ class RunStore:
             raise
         return writer, event
 
-    def _open_first(
-        self, temporary: Path, lock: locks.LockFile, started: dict[str, Any], clock: Clock
-    ) -> tuple[HistoryWriter, WorkflowStarted]:
-        """In a sync thread: the new file created, its space reserved and its first event
-        written (not synced). Its system calls, made on the loop, each let a sync thread take
-        the GIL the loop then waited to get back."""
+    def _open_first(self, started: dict[str, Any], clock: Clock) -> _Opened:
+        """In a sync thread: the runs folder checked, the run locked, its file created under
+        its temporary name, space reserved and the first event written (not synced). Their
+        system calls, made on the loop, each let a sync thread take the GIL, which the loop
+        then waited to get back."""
+        lock, temporary = self._new_name(started["run_id"])
         fd = _open_new(temporary, lock, started["run_id"])
         writer, event = self._first_event(fd, temporary, lock, started, clock)
         try:
@@ -780,7 +781,7 @@ class RunStore:
             writer._release()
             _forget_new(temporary, None, started["run_id"])
             raise
-        return writer, event
+        return writer, event, temporary
 
     @contextlib.contextmanager
     def _linking(self, writer: HistoryWriter) -> Iterator[None]:
