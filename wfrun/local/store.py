@@ -232,7 +232,7 @@ class HistoryWriter:
         """`sync_aside`'s work, for a caller that holds a `syncs.slot` already."""
         self._flush()
         fd = self._open()
-        trim = partial(self._let_go_of, fd) if last else None
+        trim = partial(self._trim, fd) if last else None
         awaited, future = syncs.submit_batched(fd, data_only=self._reserving, then=trim)
         self._syncing.add(future)
         future.add_done_callback(self._synced)
@@ -255,16 +255,6 @@ class HistoryWriter:
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, self._size)
                     self._allocated = self._size
-
-    def _let_go_of(self, fd: int) -> None:
-        """After the last sync, in its thread: trim, then close the file (one system call
-        less on the busy loop; a write after this, if any, opens it again)."""
-        self._trim(fd)
-        with self._trimming:
-            if self._fd == fd:  # nothing on the loop closes it meanwhile: `park` waits for us
-                self._fd = -1
-                os.close(fd)
-                _open_files.closed()
 
     def _synced(self, future: Future[Any]) -> None:
         # In the sync thread, or here: a run that ended meanwhile is released by `close`.
@@ -504,10 +494,10 @@ def _link_new(temporary: Path, final: Path) -> None:
             temporary.unlink(missing_ok=True)
 
 
-async def _aside(function: Callable[[], T], *, undo: Callable[[T], None] | None = None) -> T:
+async def _aside(function: Callable[[], T], *, undo: Callable[[], None] | None = None) -> T:
     """``function()`` in the sync pool. Cancelled meanwhile, it runs to its end all the same
     (even if no thread took it yet: a link left undone would leave its temporary name behind),
-    and ``undo`` then undoes it if it succeeded (given what it returned).
+    and ``undo`` then undoes it if it succeeded.
 
     The thread's outcome comes back to a bare future of the loop's, which is all the caller
     awaits: cancelling the caller cancels that future, never the thread's work (what
@@ -546,20 +536,12 @@ def _settle_aside(awaited: asyncio.Future[T], done: Future[T]) -> None:
         awaited.set_result(done.result())
 
 
-def _undo_after(done: Future[T], undo: Callable[[T], None]) -> None:
+def _undo_after(done: Future[Any], undo: Callable[[], None]) -> None:
     if not done.cancelled() and done.exception() is None:
-        undo(done.result())
-
-
-#: A new run's writer, its first event, and the temporary name of its file.
-_Opened = tuple["HistoryWriter", WorkflowStarted, Path]
-
-
-def _forget_opened(opened: _Opened) -> None:
-    """Undo `RunStore._open_first` for a creation given up: the writer lets the run go."""
-    writer, _, temporary = opened
-    writer._release()
-    _forget_new(temporary, None, writer._run_id)
+        result = done.result()
+        if isinstance(result, int):  # a descriptor nobody will use
+            os.close(result)
+        undo()
 
 
 class LoopGroupSync:
@@ -713,9 +695,12 @@ class RunStore:
         """
         run_id = started["run_id"]
         async with syncs.creating():
-            writer, event, temporary = await _aside(
-                partial(self._open_first, started, clock), undo=_forget_opened
+            lock, temporary = self._new_name(run_id)
+            fd = await _aside(
+                partial(_open_new, temporary, lock, run_id),
+                undo=partial(_forget_new, temporary, lock, run_id),
             )
+            writer, event = self._first_event(fd, temporary, lock, started, clock)
             linking = False
             try:
                 with self._linking(writer):
@@ -766,22 +751,6 @@ class RunStore:
             _forget_new(temporary, None, run_id)
             raise
         return writer, event
-
-    def _open_first(self, started: dict[str, Any], clock: Clock) -> _Opened:
-        """In a sync thread: the runs folder checked, the run locked, its file created under
-        its temporary name, space reserved and the first event written (not synced). Their
-        system calls, made on the loop, each let a sync thread take the GIL, which the loop
-        then waited to get back."""
-        lock, temporary = self._new_name(started["run_id"])
-        fd = _open_new(temporary, lock, started["run_id"])
-        writer, event = self._first_event(fd, temporary, lock, started, clock)
-        try:
-            writer._flush()
-        except BaseException:
-            writer._release()
-            _forget_new(temporary, None, started["run_id"])
-            raise
-        return writer, event, temporary
 
     @contextlib.contextmanager
     def _linking(self, writer: HistoryWriter) -> Iterator[None]:
