@@ -468,7 +468,7 @@ def _folder_syncs(folder: Path) -> GroupSync:
         return found
 
 
-def _open_new(temporary: Path, lock: locks.LockFile, run_id: str) -> int:
+def _open_one(temporary: Path, lock: locks.LockFile, run_id: str) -> int:
     """Create the new run's file under its temporary name (the lock let go if it fails)."""
     try:
         return os.open(temporary, _CREATE, 0o600)
@@ -478,14 +478,14 @@ def _open_new(temporary: Path, lock: locks.LockFile, run_id: str) -> int:
 
 
 def _forget_new(temporary: Path, lock: locks.LockFile | None, run_id: str) -> None:
-    """Undo `_open_new` for a creation that failed or was given up."""
+    """Undo `_open_one` for a creation that failed or was given up."""
     with contextlib.suppress(OSError):
         temporary.unlink()
     if lock is not None:
         lock.release(run_id)
 
 
-def _link_new(temporary: Path, final: Path) -> None:
+def _link_one(temporary: Path, final: Path) -> None:
     """Put a new run file in place under its name; the temporary name goes either way."""
     try:
         os.link(temporary, final)  # atomic, and refuses to replace an existing run
@@ -494,46 +494,128 @@ def _link_new(temporary: Path, final: Path) -> None:
             temporary.unlink(missing_ok=True)
 
 
-async def _aside(function: Callable[[], T], *, undo: Callable[[], None] | None = None) -> T:
-    """``function()`` in the sync pool. Cancelled meanwhile, it runs to its end all the same
-    (even if no thread took it yet: a link left undone would leave its temporary name behind),
-    and ``undo`` then undoes it if it succeeded.
+#: What one call of a turn's batch came to: its value, or what it raised.
+_Outcome = tuple[Any, BaseException | None]
 
-    The thread's outcome comes back to a bare future of the loop's, which is all the caller
-    awaits: cancelling the caller cancels that future, never the thread's work (what
-    `asyncio.shield` around `asyncio.wrap_future` did, at twice the futures and callbacks,
-    twice per run created in a crowd)."""
+
+def _each(function: Callable[..., Any], args: tuple[Any, ...]) -> _Outcome:
+    try:
+        return function(*args), None
+    except BaseException as exc:  # that run's own failure, handed to it
+        return None, exc
+
+
+def _open_new(requests: list[tuple[Path, locks.LockFile, str]]) -> list[_Outcome]:
+    """In a sync thread: `_open_one` for each run created in one turn of the loop."""
+    return [_each(_open_one, request) for request in requests]
+
+
+def _link_new(pairs: list[tuple[Path, Path]]) -> list[_Outcome]:
+    """In a sync thread: `_link_one` for each run linked in one turn of the loop."""
+    return [_each(_link_one, pair) for pair in pairs]
+
+
+#: Threads a turn's calls are spread over, at most: an O_CREAT can take a few hundred µs of
+#: kernel time here, which one thread would add up for the whole turn.
+_SPREAD: Final = 4
+
+
+class _TurnCalls:
+    """The calls of one batch function (`_open_new`, `_link_new`) asked for in one turn of a
+    loop: handed to the sync pool together, a few threads' worth, and settled on the loop
+    together. A call each cost the loop a pool hand-off, a thread's wake-up and a wake-up of
+    the loop of its own (twice per run created in a crowd)."""
+
+    def __init__(self, function: Callable[[list[Any]], list[_Outcome]]) -> None:
+        self._function = function
+        # No reference to the loop (the registry's key): a finished loop is let go.
+        self._pending: list[tuple[Any, asyncio.Future[Any], Future[Any]]] = []
+
+    def add(
+        self, loop: asyncio.AbstractEventLoop, args: Any
+    ) -> tuple[asyncio.Future[Any], Future[Any]]:
+        """The future to await on the loop, and the thread's own (done once the call is,
+        whatever happened to the awaiting task meanwhile)."""
+        awaited: asyncio.Future[Any] = loop.create_future()
+        done: Future[Any] = Future()
+        if not self._pending:  # the first of this turn: hand them all over once it ends
+            loop.call_soon(self._hand_over, loop)
+        self._pending.append((args, awaited, done))
+        return awaited, done
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._pending = self._pending, []
+        shares = min(len(batch), _SPREAD)
+        for i in range(shares):
+            share = batch[i::shares]
+            future = syncs.submit(partial(self._function, [args for args, _, _ in share]))
+            future.add_done_callback(partial(_settle_turn, loop, share))
+
+
+def _settle_turn(
+    loop: asyncio.AbstractEventLoop,
+    share: list[tuple[Any, asyncio.Future[Any], Future[Any]]],
+    future: Future[list[_Outcome]],
+) -> None:
+    # In the thread that made the calls (or on the loop): each call's own outcome, then one
+    # wake-up of the loop for all of them.
+    if future.cancelled():  # the pool was shut down before a thread took them
+        outcomes: list[_Outcome] = [(None, asyncio.CancelledError())] * len(share)
+    elif future.exception() is not None:
+        outcomes = [(None, future.exception())] * len(share)
+    else:
+        outcomes = future.result()
+    settled = []
+    for (_, awaited, done), (value, exc) in zip(share, outcomes, strict=True):
+        if exc is None:
+            done.set_result(value)
+        else:
+            done.set_exception(exc)
+        settled.append((awaited, value, exc))
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits them
+        loop.call_soon_threadsafe(_settle_awaited, settled)
+
+
+def _settle_awaited(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for awaited, value, exc in settled:
+        if awaited.done():  # its run was cancelled meanwhile
+            continue
+        if exc is None:
+            awaited.set_result(value)
+        else:
+            awaited.set_exception(exc)
+
+
+_turn_calls: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[Callable[[list[Any]], list[_Outcome]], _TurnCalls]
+] = weakref.WeakKeyDictionary()
+
+
+async def _aside(
+    function: Callable[[list[Any]], list[_Outcome]],
+    args: tuple[Any, ...],
+    *,
+    undo: Callable[[], None] | None = None,
+) -> Any:
+    """``function``'s call for ``args``, made in the sync pool with the others of this turn
+    of the loop (`_TurnCalls`). Cancelled meanwhile, it runs to its end all the same (even
+    if no thread took it yet: a link left undone would leave its temporary name behind), and
+    ``undo`` then undoes it if it succeeded. Cancelling the caller cancels only the loop's
+    future it awaits, never the thread's work."""
     loop = asyncio.get_running_loop()
-    awaited: asyncio.Future[T] = loop.create_future()
-    future = syncs.submit(function)
-    future.add_done_callback(partial(_hand_back, loop, awaited))
+    by_function = _turn_calls.get(loop)
+    if by_function is None:
+        by_function = _turn_calls[loop] = {}
+    turn = by_function.get(function)
+    if turn is None:
+        turn = by_function[function] = _TurnCalls(function)
+    awaited, done = turn.add(loop, args)
     try:
         return await awaited
     except asyncio.CancelledError:
         if undo is not None:
-            future.add_done_callback(lambda done: _undo_after(done, undo))
+            done.add_done_callback(lambda finished: _undo_after(finished, undo))
         raise
-
-
-def _hand_back(
-    loop: asyncio.AbstractEventLoop, awaited: asyncio.Future[T], done: Future[T]
-) -> None:
-    # In the thread that ran it (or on the loop, if it was done before it was awaited).
-    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits it
-        loop.call_soon_threadsafe(_settle_aside, awaited, done)
-
-
-def _settle_aside(awaited: asyncio.Future[T], done: Future[T]) -> None:
-    if awaited.done():  # its caller was cancelled meanwhile
-        return
-    if done.cancelled():
-        awaited.cancel()
-        return
-    exc = done.exception()
-    if exc is not None:
-        awaited.set_exception(exc)
-    else:
-        awaited.set_result(done.result())
 
 
 def _undo_after(done: Future[Any], undo: Callable[[], None]) -> None:
@@ -665,11 +747,11 @@ class RunStore:
         means: resume it, or report it).
         """
         lock, temporary = self._new_name(started["run_id"])
-        fd = _open_new(temporary, lock, started["run_id"])
+        fd = _open_one(temporary, lock, started["run_id"])
         writer, event = self._first_event(fd, temporary, lock, started, clock)
         with self._linking(writer):
             writer.sync()
-            _link_new(temporary, writer.path)
+            _link_one(temporary, writer.path)
         # The new file's name must survive a crash too; runs created at once share the fsync.
         try:
             _folder_syncs(self.runs_dir).sync(partial(self.sync_folder, self.runs_dir))
@@ -697,7 +779,8 @@ class RunStore:
         async with syncs.creating():
             lock, temporary = self._new_name(run_id)
             fd = await _aside(
-                partial(_open_new, temporary, lock, run_id),
+                _open_new,
+                (temporary, lock, run_id),
                 undo=partial(_forget_new, temporary, lock, run_id),
             )
             writer, event = self._first_event(fd, temporary, lock, started, clock)
@@ -706,7 +789,7 @@ class RunStore:
                 with self._linking(writer):
                     await writer._sync_in_slot()
                     linking = True  # from here on, the thread takes the temporary name away
-                    await _aside(partial(_link_new, temporary, writer.path))
+                    await _aside(_link_new, (temporary, writer.path))
             except BaseException:
                 writer.close()  # after the thread, if one still syncs its descriptor
                 if not linking:
