@@ -768,10 +768,12 @@ class RunStore:
         The two fsyncs (the file's, then the runs folder's) are handed to the sync pool with
         every other sync of the same turn of the loop (`wfrun.local.syncs.submit_batched`),
         and the changes to the runs folder (creating the file, linking it into place) are
-        made in a sync thread: each waits for the file system's journal, which many syncs
-        keep busy (measured: ~1.6 ms per creation, the whole loop stalled meanwhile). The
-        rest runs on the loop: creating a run in a thread cost the loop thread a wait for the
-        GIL at each system call. It holds a `syncs.creating` slot while its file is open:
+        made in a sync thread, with those of the other runs of the same turn (`_TurnCalls`):
+        an O_CREAT can take hundreds of µs of kernel time (measured: ~1.6 ms per creation,
+        the whole loop stalled meanwhile). The rest runs on the loop: every system call in a
+        thread is a round trip of the GIL, which the busy loop holds (moving the lock, the
+        folder check, the reservation and the first write into the thread call raised the
+        futex calls per run by half). It holds a `syncs.creating` slot while its file is open:
         however many runs start at once, only so many hold a descriptor. The runs
         folder's fsync is shared by the runs linked before it began (`LoopGroupSync`).
         """
