@@ -133,3 +133,34 @@ def test_a_run_created_in_a_crowd_looks_its_runs_folder_up_once(
     monkeypatch.setattr(os, "lstat", counted(os.lstat))
     assert asyncio.run(together()) == [[10]] * 12
     assert len(looked) <= 12 + 2  # one per run, and the lock file's own check when opened
+
+
+def test_runs_created_in_one_turn_of_the_loop_open_their_files_in_a_few_pool_calls(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wfrun.local import store, syncs
+
+    submitted: list[object] = []
+    submit = syncs.submit
+
+    def counted(function: Callable[[], object]) -> object:
+        submitted.append(getattr(function, "func", function))
+        return submit(function)
+
+    monkeypatch.setattr(syncs, "submit", counted)
+
+    async def together() -> list[list[int]]:
+        created = (
+            workflows.execute_workflow(StepsWorkflow, {"count": 1}, execution_id=f"o{i}", home=home)
+            for i in range(syncs.CREATE_SLOTS)
+        )
+        return await asyncio.gather(*created)
+
+    assert asyncio.run(together()) == [[10]] * syncs.CREATE_SLOTS
+    # All of them in the same turn: a few threads' worth of calls, not a call (a hand-off to
+    # a thread and a wake-up of the loop) each.
+    assert 1 <= submitted.count(store._open_new) <= 4
+    assert 1 <= submitted.count(store._link_new) < syncs.CREATE_SLOTS
+    assert all(
+        RunStore(home).read(f"o{i}").started.run_id == f"o{i}" for i in range(syncs.CREATE_SLOTS)
+    )
