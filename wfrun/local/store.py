@@ -728,13 +728,14 @@ class RunStore:
     def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
         self.home = settings.home(home)
         self.runs_dir = self.home / "runs"
+        self._inbox_dir = self.home / "inbox"
 
     def path(self, run_id: str) -> Path:
         return self.runs_dir / f"{validate_run_id(run_id)}.jsonl"
 
     def inbox_path(self, run_id: str) -> Path:
         """Where messages to the run wait (see `wfrun.local.inbox`)."""
-        return self.home / "inbox" / f"{validate_run_id(run_id)}.jsonl"
+        return self._inbox_dir / f"{validate_run_id(run_id)}.jsonl"
 
     # -- writing -----------------------------------------------------------------------------
 
