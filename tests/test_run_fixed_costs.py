@@ -164,3 +164,35 @@ def test_runs_created_in_one_turn_of_the_loop_open_their_files_in_a_few_pool_cal
     assert all(
         RunStore(home).read(f"o{i}").started.run_id == f"o{i}" for i in range(syncs.CREATE_SLOTS)
     )
+
+
+def test_a_sync_is_reported_before_the_trims_of_the_runs_ending_in_its_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's last sync trims its file in the sync thread (its ``then``): the other runs of
+    the batch, whose steps wait for their syncs, are told before that."""
+    from wfrun.local import syncs
+
+    monkeypatch.setattr(syncs, "SYNC_THREADS", 1)  # the batch's syncs in one thread, in turn
+    monkeypatch.setattr(syncs, "AIO_FROM", 100)
+    release = threading.Event()
+
+    def trim() -> None:
+        release.wait(60)  # a bound only a hang reaches
+
+    fds = [os.open(tmp_path / f"f{i}", os.O_RDWR | os.O_CREAT, 0o600) for i in range(2)]
+
+    async def main() -> None:
+        ending, _ = syncs.submit_batched(fds[0], data_only=True, then=trim)
+        going_on, _ = syncs.submit_batched(fds[1], data_only=True)
+        await asyncio.wait_for(going_on, 30)  # a bound only a hang reaches
+        assert not ending.done()  # told only once its trim is done
+        release.set()
+        await asyncio.wait_for(ending, 30)
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()
+        for fd in fds:
+            os.close(fd)
