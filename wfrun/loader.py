@@ -91,8 +91,22 @@ def target_of(cls: type, *, by_file: bool = False) -> str:
     filename = getattr(module, "__file__", None)
     from_file = cls.__module__ == "__main__" or cls.__module__.startswith("wfrun_target_")
     if (from_file or by_file) and filename:
-        return f"{Path(filename).resolve()}:{cls.__qualname__}"
+        return f"{_resolved(filename)}:{cls.__qualname__}"
     return f"{cls.__module__}:{cls.__qualname__}"
+
+
+#: Module files resolved by `target_of`, by absolute name: a script's workflow started many
+#: times resolved its file each time (a system call per component of its path).
+_resolved_files: dict[str, Path] = {}
+
+
+def _resolved(filename: str) -> Path:
+    found = _resolved_files.get(filename)
+    if found is None:
+        found = Path(filename).resolve()
+        if os.path.isabs(filename):  # a relative one depends on the current folder
+            _resolved_files[filename] = found
+    return found
 
 
 #: The module found for each file TARGET, by resolved path. Every message to a run loads its

@@ -8,7 +8,6 @@ read them without knowing which backend they came from.
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC
@@ -16,6 +15,7 @@ from enum import StrEnum
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import entropy
 from .clock import Clock, SystemClock
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def new_run_id(workflow: str, clock: Clock | None = None) -> str:
     """``user_report-20261124-101500-3f9a1c``: readable, sortable, unique."""
     moment = (clock or SystemClock()).now().astimezone(UTC)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", workflow).strip(".-")[:80] or "run"
-    return f"{slug}-{moment:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    return f"{slug}-{moment:%Y%m%d-%H%M%S}-{entropy.token_hex(3)}"
 
 
 @dataclass(slots=True, frozen=True)

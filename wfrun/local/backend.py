@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from .. import settings
+from .. import entropy, settings
 from .._version import __version__
 from ..clock import Clock, SystemClock
 from ..definitions import WorkflowDefinition
@@ -311,7 +310,7 @@ class LocalBackend:
             "target": run.target,
             "input": Encoded(run.input),
             "wfrun_version": __version__,
-            "seed": secrets.randbits(63),
+            "seed": entropy.randbits(63),
             "cwd": os.getcwd(),
             "max_payload": run.max_payload,
             "execution_timeout": (
@@ -333,6 +332,12 @@ class LocalBackend:
         self, fields: dict[str, Any], clock: Clock
     ) -> tuple[HistoryWriter, WorkflowStarted]:
         """`RunStore.create`, its fsyncs aside while other runs are live (it fsyncs twice)."""
+        if not syncs.crowded():
+            # Runs started together (`asyncio.gather`) begin one after another: one turn of the
+            # loop lets the others say they are live first. Else a run whose workflow never
+            # waits (no step) would be created, run and ended alone, fsyncs inline, before the
+            # next began, and so would every run of such a crowd, one after another.
+            await asyncio.sleep(0)
         if not syncs.crowded():
             return self.store.create(fields, clock)
         return await self.store.create_aside(fields, clock)

@@ -199,6 +199,9 @@ class _StoppedChild:
     blocked: Failure | None = None
 
 
+#: The events that record a message (a tuple built once: ``A | B`` makes a union per event).
+_MESSAGE_EVENTS: Final = (SignalReceived, CancelRequested, UpdateAccepted, UpdateCompleted)
+
 #: The latest heartbeat details of an attempt are recorded at most this often (seconds).
 HEARTBEAT_RECORD_INTERVAL: Final = 1.0
 
@@ -306,11 +309,7 @@ class RunEngine:
         #: Stops the watch on the run's inbox (`wfrun.local.inbox.watch`).
         self._inbox_watch: Callable[[], None] | None = None
         #: Messages already recorded (by id): each reaches the workflow once.
-        self._delivered = {
-            e.message
-            for e in history.events
-            if isinstance(e, SignalReceived | CancelRequested | UpdateAccepted | UpdateCompleted)
-        }
+        self._delivered = {e.message for e in history.events if isinstance(e, _MESSAGE_EVENTS)}
         self._answered = {e.message for e in history.events if isinstance(e, UpdateCompleted)}
         self._handlers = set(definition.handlers)
         self._instance: WorkflowInstance | None = None

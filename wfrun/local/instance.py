@@ -134,7 +134,9 @@ class WorkflowInstance:
         #: it (`time_now`): most steps of a replay never do, and parsing it cost each one.
         self._time_text: str | None = None
         self._start_time = start_time
-        self._random = _random.Random(seed)
+        self._seed = seed
+        #: Seeded on first use: most workflows never ask, and seeding costs ~10 µs a run.
+        self._random: _random.Random | None = None
         self._recorded = recorded
         # asyncio's stubs mark the loop API abstract; the methods workflow code may not use
         # (sockets, subprocesses, signals) raise NotImplementedError, which is the point.
@@ -293,11 +295,14 @@ class WorkflowInstance:
         return self._now
 
     def random(self) -> _random.Random:
-        return self._random
+        found = self._random
+        if found is None:
+            found = self._random = _random.Random(self._seed)
+        return found
 
     @unwatched
     def uuid4(self) -> uuid.UUID:
-        return uuid.UUID(int=self._random.getrandbits(128), version=4)
+        return uuid.UUID(int=self.random().getrandbits(128), version=4)
 
     @unwatched
     def info(self) -> WorkflowInfo:

@@ -152,10 +152,15 @@ _lock_files: dict[tuple[int, int], LockFile] = {}
 _registry_mutex = threading.Lock()
 
 
-def lock_file(runs_dir: Path, opener: Callable[[Path, int], int]) -> LockFile:
+def lock_file(
+    runs_dir: Path, opener: Callable[[Path, int], int], info: os.stat_result | None = None
+) -> LockFile:
     """This process's `LockFile` of the home whose runs folder is ``runs_dir`` (one per
-    folder, however it is named: two descriptors would be two lock owners)."""
-    info = os.stat(runs_dir)
+    folder, however it is named: two descriptors would be two lock owners).
+
+    ``info``: the folder's status, when the caller has just checked it (a run created in a
+    crowd then costs the loop one system call less)."""
+    info = info or os.stat(runs_dir)
     key = (info.st_dev, info.st_ino)
     with _registry_mutex:
         found = _lock_files.get(key)

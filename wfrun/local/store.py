@@ -53,7 +53,6 @@ import errno
 import os
 import re
 import resource
-import secrets
 import stat
 import threading
 import time
@@ -64,7 +63,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Final, NoReturn, TypeVar
 
-from .. import settings
+from .. import entropy, settings
 from ..clock import Clock
 from ..errors import (
     HistoryCorruptError,
@@ -471,7 +470,7 @@ def _folder_syncs(folder: Path) -> GroupSync:
         return found
 
 
-def _open_new(temporary: Path, lock: locks.LockFile, run_id: str) -> int:
+def _open_one(temporary: Path, lock: locks.LockFile, run_id: str) -> int:
     """Create the new run's file under its temporary name (the lock let go if it fails)."""
     try:
         return os.open(temporary, _CREATE, 0o600)
@@ -481,14 +480,14 @@ def _open_new(temporary: Path, lock: locks.LockFile, run_id: str) -> int:
 
 
 def _forget_new(temporary: Path, lock: locks.LockFile | None, run_id: str) -> None:
-    """Undo `_open_new` for a creation that failed or was given up."""
+    """Undo `_open_one` for a creation that failed or was given up."""
     with contextlib.suppress(OSError):
         temporary.unlink()
     if lock is not None:
         lock.release(run_id)
 
 
-def _link_new(temporary: Path, final: Path) -> None:
+def _link_one(temporary: Path, final: Path) -> None:
     """Put a new run file in place under its name; the temporary name goes either way."""
     try:
         os.link(temporary, final)  # atomic, and refuses to replace an existing run
@@ -497,25 +496,133 @@ def _link_new(temporary: Path, final: Path) -> None:
             temporary.unlink(missing_ok=True)
 
 
+#: What one call of a turn's batch came to: its value, or what it raised.
+_Outcome = tuple[Any, BaseException | None]
+
+
+def _each(function: Callable[..., Any], args: tuple[Any, ...]) -> _Outcome:
+    try:
+        return function(*args), None
+    except BaseException as exc:  # that run's own failure, handed to it
+        return None, exc
+
+
+def _open_new(requests: list[tuple[Path, locks.LockFile, str]]) -> list[_Outcome]:
+    """In a sync thread: `_open_one` for each run created in one turn of the loop."""
+    return [_each(_open_one, request) for request in requests]
+
+
+def _link_new(pairs: list[tuple[Path, Path]]) -> list[_Outcome]:
+    """In a sync thread: `_link_one` for each run linked in one turn of the loop."""
+    return [_each(_link_one, pair) for pair in pairs]
+
+
+#: Threads a turn's calls are spread over, at most: an O_CREAT can take a few hundred µs of
+#: kernel time here, which one thread would add up for the whole turn.
+_SPREAD: Final = 4
+
+
+class _TurnCalls:
+    """The calls of one batch function (`_open_new`, `_link_new`) asked for in one turn of a
+    loop: handed to the sync pool together, a few threads' worth, and settled on the loop
+    together. A call each cost the loop a pool hand-off, a thread's wake-up and a wake-up of
+    the loop of its own (twice per run created in a crowd)."""
+
+    def __init__(self, function: Callable[[list[Any]], list[_Outcome]]) -> None:
+        self._function = function
+        # No reference to the loop (the registry's key): a finished loop is let go.
+        self._pending: list[tuple[Any, asyncio.Future[Any], Future[Any]]] = []
+
+    def add(
+        self, loop: asyncio.AbstractEventLoop, args: Any
+    ) -> tuple[asyncio.Future[Any], Future[Any]]:
+        """The future to await on the loop, and the thread's own (done once the call is,
+        whatever happened to the awaiting task meanwhile)."""
+        awaited: asyncio.Future[Any] = loop.create_future()
+        done: Future[Any] = Future()
+        if not self._pending:  # the first of this turn: hand them all over once it ends
+            loop.call_soon(self._hand_over, loop)
+        self._pending.append((args, awaited, done))
+        return awaited, done
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._pending = self._pending, []
+        shares = min(len(batch), _SPREAD)
+        for i in range(shares):
+            share = batch[i::shares]
+            future = syncs.submit(partial(self._function, [args for args, _, _ in share]))
+            future.add_done_callback(partial(_settle_turn, loop, share))
+
+
+def _settle_turn(
+    loop: asyncio.AbstractEventLoop,
+    share: list[tuple[Any, asyncio.Future[Any], Future[Any]]],
+    future: Future[list[_Outcome]],
+) -> None:
+    # In the thread that made the calls (or on the loop): each call's own outcome, then one
+    # wake-up of the loop for all of them.
+    if future.cancelled():  # the pool was shut down before a thread took them
+        outcomes: list[_Outcome] = [(None, asyncio.CancelledError())] * len(share)
+    elif future.exception() is not None:
+        outcomes = [(None, future.exception())] * len(share)
+    else:
+        outcomes = future.result()
+    settled = []
+    for (_, awaited, done), (value, exc) in zip(share, outcomes, strict=True):
+        if exc is None:
+            done.set_result(value)
+        else:
+            done.set_exception(exc)
+        settled.append((awaited, value, exc))
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits them
+        loop.call_soon_threadsafe(_settle_awaited, settled)
+
+
+def _settle_awaited(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for awaited, value, exc in settled:
+        if awaited.done():  # its run was cancelled meanwhile
+            continue
+        if exc is None:
+            awaited.set_result(value)
+        else:
+            awaited.set_exception(exc)
+
+
+_turn_calls: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[Callable[[list[Any]], list[_Outcome]], _TurnCalls]
+] = weakref.WeakKeyDictionary()
+
+
 async def _aside(
-    function: Callable[[], T],
+    function: Callable[[list[Any]], list[_Outcome]],
+    args: tuple[Any, ...],
     *,
     undo: Callable[[], None] | None = None,
     hold: HistoryWriter | None = None,
-) -> T:
-    """``function()`` in the sync pool. Cancelled meanwhile, it runs to its end all the same
-    (even if no thread took it yet: a link left undone would leave its temporary name behind),
-    and ``undo`` then undoes it if it succeeded; ``hold``, the writer of the run it works
-    for, keeps the run locked until it is done (see `RunStore.remove_stale_temporaries`)."""
-    future = syncs.submit(function)
+) -> Any:
+    """``function``'s call for ``args``, made in the sync pool with the others of this turn
+    of the loop (`_TurnCalls`). Cancelled meanwhile, it runs to its end all the same (even
+    if no thread took it yet: a link left undone would leave its temporary name behind), and
+    ``undo`` then undoes it if it succeeded; ``hold``, the writer of the run it works for,
+    keeps the run locked until it is done (see `RunStore.remove_stale_temporaries`).
+    Cancelling the caller cancels only the loop's future it awaits, never the thread's
+    work."""
+    loop = asyncio.get_running_loop()
+    by_function = _turn_calls.get(loop)
+    if by_function is None:
+        by_function = _turn_calls[loop] = {}
+    turn = by_function.get(function)
+    if turn is None:
+        turn = by_function[function] = _TurnCalls(function)
+    awaited, done = turn.add(loop, args)
     try:
-        return await asyncio.shield(asyncio.wrap_future(future))
+        return await awaited
     except asyncio.CancelledError:
         if undo is not None:
-            future.add_done_callback(lambda done: _undo_after(done, undo))
+            done.add_done_callback(lambda finished: _undo_after(finished, undo))
         if hold is not None:  # `close` waits for it, as for a sync of its descriptor
-            hold._syncing.add(future)
-            future.add_done_callback(hold._synced)
+            hold._syncing.add(done)
+            done.add_done_callback(hold._synced)
         raise
 
 
@@ -629,13 +736,14 @@ class RunStore:
     def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
         self.home = settings.home(home)
         self.runs_dir = self.home / "runs"
+        self._inbox_dir = self.home / "inbox"
 
     def path(self, run_id: str) -> Path:
         return self.runs_dir / f"{validate_run_id(run_id)}.jsonl"
 
     def inbox_path(self, run_id: str) -> Path:
         """Where messages to the run wait (see `wfrun.local.inbox`)."""
-        return self.home / "inbox" / f"{validate_run_id(run_id)}.jsonl"
+        return self._inbox_dir / f"{validate_run_id(run_id)}.jsonl"
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -648,11 +756,11 @@ class RunStore:
         means: resume it, or report it).
         """
         lock, temporary = self._new_name(started["run_id"])
-        fd = _open_new(temporary, lock, started["run_id"])
+        fd = _open_one(temporary, lock, started["run_id"])
         writer, event = self._first_event(fd, temporary, lock, started, clock)
         with self._linking(writer):
             writer.sync()
-            _link_new(temporary, writer.path)
+            _link_one(temporary, writer.path)
         # The new file's name must survive a crash too; runs created at once share the fsync.
         try:
             _folder_syncs(self.runs_dir).sync(partial(self.sync_folder, self.runs_dir))
@@ -669,10 +777,12 @@ class RunStore:
         The two fsyncs (the file's, then the runs folder's) are handed to the sync pool with
         every other sync of the same turn of the loop (`wfrun.local.syncs.submit_batched`),
         and the changes to the runs folder (creating the file, linking it into place) are
-        made in a sync thread: each waits for the file system's journal, which many syncs
-        keep busy (measured: ~1.6 ms per creation, the whole loop stalled meanwhile). The
-        rest runs on the loop: creating a run in a thread cost the loop thread a wait for the
-        GIL at each system call. It holds a `syncs.creating` slot while its file is open:
+        made in a sync thread, with those of the other runs of the same turn (`_TurnCalls`):
+        an O_CREAT can take hundreds of µs of kernel time (measured: ~1.6 ms per creation,
+        the whole loop stalled meanwhile). The rest runs on the loop: every system call in a
+        thread is a round trip of the GIL, which the busy loop holds (moving the lock, the
+        folder check, the reservation and the first write into the thread call raised the
+        futex calls per run by half). It holds a `syncs.creating` slot while its file is open:
         however many runs start at once, only so many hold a descriptor. The runs
         folder's fsync is shared by the runs linked before it began (`LoopGroupSync`).
         """
@@ -680,7 +790,8 @@ class RunStore:
         async with syncs.creating():
             lock, temporary = self._new_name(run_id)
             fd = await _aside(
-                partial(_open_new, temporary, lock, run_id),
+                _open_new,
+                (temporary, lock, run_id),
                 undo=partial(_forget_new, temporary, lock, run_id),
             )
             writer, event = self._first_event(fd, temporary, lock, started, clock)
@@ -689,7 +800,7 @@ class RunStore:
                 with self._linking(writer):
                     await writer._sync_in_slot()
                     linking = True  # from here on, the thread takes the temporary name away
-                    await _aside(partial(_link_new, temporary, writer.path), hold=writer)
+                    await _aside(_link_new, (temporary, writer.path), hold=writer)
             except BaseException:
                 writer.close()  # after the threads still syncing its descriptor or linking
                 if not linking:
@@ -708,9 +819,9 @@ class RunStore:
         The lock is held for as long as the temporary name may be used (see
         `remove_stale_temporaries`, which relies on it).
         """
-        self._ensure_dirs()
-        lock = self._lock(run_id)  # before the file exists: nobody may take it meanwhile
-        temporary = self.runs_dir / f".{run_id}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        folder = self._ensure_dirs()
+        lock = self._lock(run_id, folder)  # before the file exists: nobody may take it meanwhile
+        temporary = self.runs_dir / f".{run_id}.{os.getpid()}.{entropy.token_hex(4)}.tmp"
         return lock, temporary
 
     def remove_stale_temporaries(self, warn: Callable[[str], None] = lambda _: None) -> list[str]:
@@ -849,9 +960,11 @@ class RunStore:
         )
         return writer, history
 
-    def _lock(self, run_id: str) -> locks.LockFile:
-        """Take the run's lock for this process; `RunLockedError` if anyone holds it."""
-        lock = locks.lock_file(self.runs_dir, self.open_checked)
+    def _lock(self, run_id: str, folder: os.stat_result | None = None) -> locks.LockFile:
+        """Take the run's lock for this process; `RunLockedError` if anyone holds it.
+
+        ``folder``: the runs folder's status, when the caller has just checked it."""
+        lock = locks.lock_file(self.runs_dir, self.open_checked, folder)
 
         def refusal() -> RunLockedError:
             return RunLockedError(
@@ -1071,8 +1184,9 @@ class RunStore:
         self._check_folder(path.parent)
         return _checked(_open_file(path, flags), path)
 
-    def _check_folder(self, folder: Path | None = None) -> None:
-        """A folder of this home must be this user's, and nobody else may write to it."""
+    def _check_folder(self, folder: Path | None = None) -> os.stat_result:
+        """A folder of this home must be this user's, and nobody else may write to it (its
+        status, as checked, is returned)."""
         folder = folder or self.runs_dir
         try:
             info = os.lstat(folder)
@@ -1083,12 +1197,13 @@ class RunStore:
         if not stat.S_ISDIR(info.st_mode):
             raise _untrusted(folder, f"it is {_kind(info.st_mode)}, not a folder")
         _refuse_unless_private(folder, info, f"`chmod 700 {folder}` if you trust every file in it")
+        return info
 
-    def ensure_folder(self, folder: Path) -> None:
-        """Create a folder of this home (0700) if need be, durably, and check it."""
+    def ensure_folder(self, folder: Path) -> os.stat_result:
+        """Create a folder of this home (0700) if need be, durably, and check it (its status,
+        as checked, is returned)."""
         with contextlib.suppress(FileNotFoundError):  # there already: one lstat, not three
-            self._check_folder(folder)
-            return
+            return self._check_folder(folder)
         created = []
         try:
             for each in (self.home, folder):
@@ -1100,7 +1215,7 @@ class RunStore:
             raise io_error(exc, folder, "cannot create") from None
         for each in created:  # a new folder's name is in its parent, which fsync(2) skips
             self.sync_folder(each.parent)
-        self._check_folder(folder)
+        return self._check_folder(folder)
 
     def _not_found(self, run_id: str) -> RunNotFoundError:
         return RunNotFoundError(
@@ -1108,8 +1223,8 @@ class RunStore:
             "`wfrun list` shows the runs there, --home or WFRUN_HOME picks another home"
         )
 
-    def _ensure_dirs(self) -> None:
-        self.ensure_folder(self.runs_dir)
+    def _ensure_dirs(self) -> os.stat_result:
+        return self.ensure_folder(self.runs_dir)
 
     def sync_folder(self, folder: Path) -> None:
         """Make the names in ``folder`` durable: a new file's fsync covers its contents, not

@@ -262,22 +262,49 @@ def _run_at_once(loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
 
 
 def _finish(loop: asyncio.AbstractEventLoop, items: list[_Item], synced: list[int | None]) -> None:
-    """Sync what ``synced`` says is not synced yet (None), run each one's ``then``, settle."""
-    outcomes: list[tuple[asyncio.Future[None], BaseException | None]] = []
-    for (sync, awaited, done), code in zip(items, synced, strict=True):
+    """Sync what ``synced`` says is not synced yet (None) and settle, then run the ``then``
+    of the others (a run's last sync trims its file: a system call and a wait for the GIL
+    each) and settle those: the runs of the batch that go on do not wait for those that end."""
+    now: list[tuple[asyncio.Future[None], BaseException | None]] = []
+    later: list[_Item] = []
+    for item, code in zip(items, synced, strict=True):
+        sync, awaited, done = item
         try:
             if code is None:
                 sync.plainly()
             elif code:
                 raise OSError(code, os.strerror(code))
-            if sync.then is not None:
-                sync.then()
+        except BaseException as exc:  # handed to the awaiting run, which decides
+            now.append((awaited, exc))
+            done.set_exception(exc)
+            continue
+        if sync.then is not None:
+            later.append(item)
+            continue
+        now.append((awaited, None))
+        done.set_result(None)
+    if now:
+        _hand_back(loop, now)
+    if not later:
+        return
+    outcomes: list[tuple[asyncio.Future[None], BaseException | None]] = []
+    for sync, awaited, done in later:
+        try:
+            assert sync.then is not None
+            sync.then()
         except BaseException as exc:  # handed to the awaiting run, which decides
             outcomes.append((awaited, exc))
             done.set_exception(exc)
         else:
             outcomes.append((awaited, None))
             done.set_result(None)
+    _hand_back(loop, outcomes)
+
+
+def _hand_back(
+    loop: asyncio.AbstractEventLoop,
+    outcomes: list[tuple[asyncio.Future[None], BaseException | None]],
+) -> None:
     with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits them
         loop.call_soon_threadsafe(_settle, outcomes)
 

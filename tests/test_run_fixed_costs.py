@@ -1,0 +1,198 @@
+"""What a run costs beside its steps (creating it, setting it up, ending it): done once per
+crowd or per process where once serves, and never paid by a run that does not need it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import wfrun as workflows
+from wfrun import entropy
+from wfrun.local.store import RunStore
+
+from flows.steps import StepsWorkflow
+
+
+def test_runs_started_together_that_never_wait_are_created_as_a_crowd(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A workflow with no step never waits: without a turn of the loop before its creation,
+    each run of a gather was created, run and ended alone, its fsyncs inline, one after the
+    other."""
+    on_the_loop: list[bool] = []
+
+    def watched(sync: Callable[[int], None]) -> Callable[[int], None]:
+        def watching(fd: int) -> None:
+            on_the_loop.append(threading.current_thread() is threading.main_thread())
+            sync(fd)
+
+        return watching
+
+    monkeypatch.setattr(os, "fsync", watched(os.fsync))
+    monkeypatch.setattr(os, "fdatasync", watched(os.fdatasync))
+
+    async def together() -> list[list[int]]:
+        runs = (
+            workflows.execute_workflow(StepsWorkflow, {"count": 0}, execution_id=f"z{i}", home=home)
+            for i in range(4)
+        )
+        return await asyncio.gather(*runs)
+
+    assert asyncio.run(together()) == [[]] * 4
+    assert all(RunStore(home).read(f"z{i}").terminal is not None for i in range(4))
+    # Created among each other: at most the first run's syncs stay on the loop thread.
+    assert on_the_loop.count(False) >= 3 * 2
+
+
+def test_random_bits_are_handed_out_once_and_anew_in_a_forked_child() -> None:
+    first = entropy.token_bytes(16)
+    assert entropy.token_bytes(16) != first
+    assert len(entropy.token_hex(4)) == 8
+    assert 0 <= entropy.randbits(63) < 2**63
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(writer, entropy.token_bytes(16))
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(pid, 0)
+    child = os.read(reader, 16)
+    os.close(reader)
+    assert child != entropy.token_bytes(16)  # the parent's next bytes are not the child's
+
+
+def test_a_run_seeds_its_random_generator_only_when_its_workflow_asks_for_it(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    from wfrun.local import instance
+
+    seeded: list[object] = []
+
+    class Counted(random.Random):
+        def seed(self, *args: object, **kwargs: object) -> None:
+            seeded.append(args)
+            super().seed(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(instance._random, "Random", Counted)
+    run = workflows.execute_workflow
+    assert asyncio.run(run(StepsWorkflow, {"count": 1}, execution_id="plain", home=home)) == [10]
+    assert seeded == []
+
+
+def test_a_workflow_started_by_its_file_has_its_file_resolved_once_per_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from wfrun import loader
+
+    resolved: list[Path] = []
+    resolve = Path.resolve
+
+    def counted(path: Path, strict: bool = False) -> Path:
+        resolved.append(path)
+        return resolve(path, strict=strict)
+
+    monkeypatch.setattr(loader, "_resolved_files", {})
+    monkeypatch.setattr(Path, "resolve", counted)
+    targets = {loader.target_of(StepsWorkflow, by_file=True) for _ in range(3)}
+    assert len(targets) == 1
+    assert targets.pop().endswith("steps.py:StepsWorkflow")
+    assert len(resolved) == 1
+
+
+def test_a_run_created_in_a_crowd_looks_its_runs_folder_up_once(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its trust check (lstat) also says which lock file is the home's: no second stat."""
+    runs = str(home / "runs")
+    looked: list[str] = []
+
+    def counted(call: Callable[..., os.stat_result]) -> Callable[..., os.stat_result]:
+        def counting(path: object, *args: object, **kwargs: object) -> os.stat_result:
+            if str(path) == runs:
+                looked.append(call.__name__)
+            return call(path, *args, **kwargs)
+
+        return counting
+
+    async def together() -> list[list[int]]:
+        created = (
+            workflows.execute_workflow(StepsWorkflow, {"count": 1}, execution_id=f"c{i}", home=home)
+            for i in range(12)
+        )
+        return await asyncio.gather(*created)
+
+    RunStore(home).ensure_folder(home / "runs")
+    monkeypatch.setattr(os, "stat", counted(os.stat))
+    monkeypatch.setattr(os, "lstat", counted(os.lstat))
+    assert asyncio.run(together()) == [[10]] * 12
+    assert len(looked) <= 12 + 2  # one per run, and the lock file's own check when opened
+
+
+def test_runs_created_in_one_turn_of_the_loop_open_their_files_in_a_few_pool_calls(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wfrun.local import store, syncs
+
+    submitted: list[object] = []
+    submit = syncs.submit
+
+    def counted(function: Callable[[], object]) -> object:
+        submitted.append(getattr(function, "func", function))
+        return submit(function)
+
+    monkeypatch.setattr(syncs, "submit", counted)
+
+    async def together() -> list[list[int]]:
+        created = (
+            workflows.execute_workflow(StepsWorkflow, {"count": 1}, execution_id=f"o{i}", home=home)
+            for i in range(syncs.CREATE_SLOTS)
+        )
+        return await asyncio.gather(*created)
+
+    assert asyncio.run(together()) == [[10]] * syncs.CREATE_SLOTS
+    # All of them in the same turn: a few threads' worth of calls, not a call (a hand-off to
+    # a thread and a wake-up of the loop) each.
+    assert 1 <= submitted.count(store._open_new) <= 4
+    assert 1 <= submitted.count(store._link_new) < syncs.CREATE_SLOTS
+    assert all(
+        RunStore(home).read(f"o{i}").started.run_id == f"o{i}" for i in range(syncs.CREATE_SLOTS)
+    )
+
+
+def test_a_sync_is_reported_before_the_trims_of_the_runs_ending_in_its_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's last sync trims its file in the sync thread (its ``then``): the other runs of
+    the batch, whose steps wait for their syncs, are told before that."""
+    from wfrun.local import syncs
+
+    monkeypatch.setattr(syncs, "SYNC_THREADS", 1)  # the batch's syncs in one thread, in turn
+    monkeypatch.setattr(syncs, "AIO_FROM", 100)
+    release = threading.Event()
+
+    def trim() -> None:
+        release.wait(60)  # a bound only a hang reaches
+
+    fds = [os.open(tmp_path / f"f{i}", os.O_RDWR | os.O_CREAT, 0o600) for i in range(2)]
+
+    async def main() -> None:
+        ending, _ = syncs.submit_batched(fds[0], data_only=True, then=trim)
+        going_on, _ = syncs.submit_batched(fds[1], data_only=True)
+        await asyncio.wait_for(going_on, 30)  # a bound only a hang reaches
+        assert not ending.done()  # told only once its trim is done
+        release.set()
+        await asyncio.wait_for(ending, 30)
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()
+        for fd in fds:
+            os.close(fd)
