@@ -33,7 +33,8 @@ A point in how a run is created:
 
 - ``before-link``: a new run's file holds its first event, synced, under its temporary name
   (``.<run-id>.<pid>.<hex>.tmp``), and is about to be linked into place. In a crowd of runs
-  created at once the link is made in a sync thread: that thread stops, the others go on.
+  created at once the links of a turn are made in a few sync threads: the one that gets
+  there first stops, with the rest of its share; the others go on.
 
 ``python tests/crashpoints.py --script FILE ARGS`` runs the Python script ``FILE`` instead of
 the command line (a crowd of runs in one process, say).
@@ -157,13 +158,13 @@ def _before_the_trim() -> None:
 
 
 def _before_the_link() -> None:
-    link = store._link_new
+    link = store._link_one
 
     def stopping(temporary: Path, final: Path) -> None:
         stop("before-link")
         link(temporary, final)
 
-    store._link_new = stopping
+    store._link_one = stopping
 
 
 POINTS: Final[dict[str, Callable[[], None]]] = {

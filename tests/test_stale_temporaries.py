@@ -212,14 +212,14 @@ def test_a_creation_cancelled_during_its_link_holds_the_run_until_the_link_is_do
     store = RunStore(home)
     in_link = threading.Event()
     go_on = threading.Event()
-    link = store_module._link_new
+    link = store_module._link_one
 
     def slow_link(temporary: Path, final: Path) -> None:
         in_link.set()
         go_on.wait()
         link(temporary, final)
 
-    monkeypatch.setattr(store_module, "_link_new", slow_link)
+    monkeypatch.setattr(store_module, "_link_one", slow_link)
 
     async def cancel_during_link() -> None:
         creating = asyncio.ensure_future(store.create_aside(fields("r"), SystemClock()))
