@@ -99,6 +99,7 @@ from .commands import (
     StartChild,
     StartTimer,
 )
+from .eager import start_eagerly
 from .guard import seen
 from .history import History
 from .inbox import POLL, Inbox, Message
@@ -201,6 +202,10 @@ class _StoppedChild:
 
 #: The latest heartbeat details of an attempt are recorded at most this often (seconds).
 HEARTBEAT_RECORD_INTERVAL: Final = 1.0
+
+#: The longest a run's loop goes on taking reports without handing the event loop a turn
+#: (seconds): activities that finish as they start report with no wait at all.
+_TURN: Final = 0.005
 
 _IDEMPOTENCY_NAMESPACE: Final = uuid.UUID("8a6f2d1e-53c4-4b0a-9f62-7e1f0c9d3b5a")
 
@@ -408,8 +413,17 @@ class RunEngine:
         if self._inbox is not None:
             self._inbox_watch = watch_inbox(self._inbox, self._messages_arrived)
 
+        loop = asyncio.get_running_loop()
+        turn_ends = loop.time() + _TURN
         while not instance.done:
-            if self._queue.empty():
+            if not self._queue.empty():
+                # Reports came without a wait (an activity that finished as it started):
+                # the loop's other work (timers, other runs, the watchdog) gets a turn now
+                # and then all the same.
+                if loop.time() >= turn_ends:
+                    await asyncio.sleep(0)
+                    turn_ends = loop.time() + _TURN
+            else:
                 waiting = self._nothing_to_do_here()
                 if waiting is None:
                     # It waits here (a timer, an input's timeout): a person may answer meanwhile.
@@ -423,6 +437,7 @@ class RunEngine:
                 self._writer.park()  # it waits (a timer, a message, a child): no descriptor
             if self._queue.empty():
                 await self._queue.arrival()
+                turn_ends = loop.time() + _TURN
             batch = self._queue.take()
             appended: list[Event] = []
             for item in batch:
@@ -792,9 +807,9 @@ class RunEngine:
         announced = state.due is None
         if announced:  # starts right away: recorded in the same write as its scheduling
             self._writer.append(ActivityStarted, seq=command.seq, attempt=state.attempt)
-        self._executions[command.seq] = asyncio.create_task(
+        self._executions[command.seq] = start_eagerly(
             self._guarded(self._execute_activity, command, state, announced),
-            name=f"wfrun activity {command.definition.name}#{command.seq}",
+            f"wfrun activity {command.definition.name}#{command.seq}",
         )
 
     def _start_timer(self, seq: int, due: datetime) -> None:
