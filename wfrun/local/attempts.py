@@ -28,11 +28,13 @@ import itertools
 import math
 import os
 import threading
+import types
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 from .. import settings
@@ -134,7 +136,7 @@ async def run_attempt(
     token = set_activity_context(context)
     try:
         if definition.is_async and definition.options.heartbeat_timeout is None:
-            expired, value = await _awaited_here(definition, positional, keywords, limit)
+            expired, value = await _awaited_here(definition, positional, keywords, limit, started)
         else:
             expired, value = await _supervised(
                 definition, positional, keywords, heartbeats, threads, info, limit
@@ -166,9 +168,18 @@ class _Limit(NamedTuple):
 
 
 async def _awaited_here(
-    definition: ActivityDefinition, positional: list[Any], keywords: dict[str, Any], limit: _Limit
+    definition: ActivityDefinition,
+    positional: list[Any],
+    keywords: dict[str, Any],
+    limit: _Limit,
+    started: float,
 ) -> tuple[str | None, Any]:
     """The common case, kept lean: an async activity awaited in this task under a timeout.
+
+    Its first step runs at once, with no deadline: a timer cannot fire while a step runs,
+    so an activity that returns without suspending (most do, or they wait on I/O) cannot
+    time out. One that suspends is from then on under the deadline counted from
+    ``started``, the attempt's start.
 
     The timeout is what ``asyncio.timeout`` does, without its scope object and state machine
     (a third of what wfrun spent on a no-op step): a timer that cancels this task, and on the
@@ -177,14 +188,23 @@ async def _awaited_here(
     loop = asyncio.get_running_loop()
     task = current_task(loop)
     assert task is not None  # run_attempt is always awaited in a task
-    cancelling = task.cancelling()
+    cancelling = task.cancelling()  # before the activity runs: it may cancel its own task
+    call = implementation_of(definition)(*positional, **keywords)
+    if type(call) is CoroutineType:
+        try:
+            suspended = call.send(None)
+        except StopIteration as returned:
+            return None, returned.value
+        awaited: Any = _resumed(call, suspended)
+    else:  # an awaitable of another kind: awaited as it is
+        awaited = call
     expiry = _Expiry(task)
     deadlines = _deadlines.get(loop)
     if deadlines is None:
         deadlines = _deadlines[loop] = _Deadlines()
-    deadlines.add(loop, loop.time() + limit.seconds, expiry)
+    deadlines.add(loop, started + limit.seconds, expiry)
     try:
-        value = await implementation_of(definition)(*positional, **keywords)
+        value = await awaited
     except asyncio.CancelledError:
         if expiry.fired and task.uncancel() <= cancelling:
             return limit.timeout, None  # our cancellation, and no other one pending
@@ -198,6 +218,28 @@ async def _awaited_here(
     if expiry.fired:  # it swallowed our cancellation and returned: the value stands
         task.uncancel()
     return None, value
+
+
+@types.coroutine
+def _resumed(call: Coroutine[Any, Any, Any], suspended: Any) -> Generator[Any, Any, Any]:
+    """Await ``call``, whose first step already ran and yielded ``suspended``: the task
+    waits on that, and what it sends or throws goes on to ``call``, as ``await`` would."""
+    while True:
+        try:
+            sent = yield suspended
+        except GeneratorExit:
+            call.close()
+            raise
+        except BaseException as thrown:  # a cancellation, most likely: the activity gets it
+            try:
+                suspended = call.throw(thrown)
+            except StopIteration as returned:
+                return returned.value
+        else:
+            try:
+                suspended = call.send(sent)
+            except StopIteration as returned:
+                return returned.value
 
 
 class _Expiry:
