@@ -59,12 +59,13 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, NoReturn, TypeVar
 
 from .. import settings
-from ..clock import Clock
+from ..clock import Clock, SystemClock
 from ..errors import (
     HistoryCorruptError,
     HistoryIOError,
@@ -141,6 +142,11 @@ class HistoryWriter:
         self.path = path
         self._next_id = next_id
         self._clock = clock
+        #: The clock's reading, without the frame of `SystemClock.now` for the real clock
+        #: (every event is stamped: three a step).
+        self._now: Callable[[], datetime] = (
+            partial(datetime.now, UTC) if type(clock) is SystemClock else clock.now
+        )
         #: The logical length: every byte of it a whole event this writer knows of. The file
         #: descriptor's offset is there (no O_APPEND: writes go in place, before the zeros).
         self._size = size
@@ -162,7 +168,7 @@ class HistoryWriter:
 
     def append(self, cls: type[E], /, **fields: Any) -> E:
         """Record a new event (numbered and timestamped here); written at the next flush."""
-        event = cls(id=self._next_id, ts=format_ts(self._clock.now()), **fields)
+        event = cls(id=self._next_id, ts=format_ts(self._now()), **fields)
         self._buffer += new_line(event)
         self._next_id += 1
         for observer in self.observers:
@@ -177,39 +183,49 @@ class HistoryWriter:
     def _flush(self) -> None:
         if self._failure is not None:
             raise self._failure
-        if not self._buffer:
+        buffer = self._buffer
+        if not buffer:
             return
-        self._open()
+        fd = self._fd if self._fd >= 0 else self._open()
         with self._trimming:  # a trim in a sync thread never cuts what this writes
-            if self._reserving and self._size + len(self._buffer) > self._allocated:
-                self._reserve(self._size + len(self._buffer))
+            end = self._size + len(buffer)
+            if self._reserving and end > self._allocated:
+                self._reserve(end)
             written = 0
             failure: OSError | None = None
-            with memoryview(self._buffer) as view:
-                try:
-                    while written < len(view):  # a write may be partial (signals, full disks)
-                        done = self._write(self._fd, view[written:])
-                        if done <= 0:
-                            raise OSError(errno.EIO, "the write made no progress")
-                        written += done
-                except OSError as exc:
-                    failure = exc
+            try:
+                done = self._write(fd, buffer)  # whole, as a rule: one call, no view
+                while True:
+                    if done <= 0:
+                        raise OSError(errno.EIO, "the write made no progress")
+                    written += done
+                    if written >= len(buffer):
+                        break
+                    with memoryview(buffer) as view:  # a partial write (signals, full disks)
+                        done = self._write(fd, view[written:])
+            except OSError as exc:
+                failure = exc
             if failure is None:
                 self._size += written
-                self._allocated = max(self._allocated, self._size)
+                if self._size > self._allocated:
+                    self._allocated = self._size
         if failure is not None:
-            whole = self._buffer.rfind(b"\n", 0, written) + 1
+            whole = buffer.rfind(b"\n", 0, written) + 1
             self._fail(failure, "write", keep=self._size + whole)
-        self._buffer.clear()
+        buffer.clear()
 
     def sync(self) -> None:
         """Make everything appended so far durable: one write, one fdatasync (or fsync)."""
         self._flush()
         try:
-            self._make_durable(self._open())
+            # fdatasync also writes the length when it changed: a reservation is durable too.
+            (os.fdatasync if self._reserving else os.fsync)(
+                self._fd if self._fd >= 0 else self._open()
+            )
         except OSError as exc:
             self._fail(exc, "sync", keep=None)
-        self._put_down()
+        if syncs.crowded():
+            self._put_down()
 
     async def sync_aside(self, *, last: bool = False) -> None:
         """`sync`, with the fsync in a thread while other runs are live (`wfrun.local.syncs`).
