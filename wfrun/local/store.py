@@ -128,7 +128,7 @@ class HistoryWriter:
         *,
         size: int,
         allocated: int | None = None,
-        write: Callable[[int, memoryview], int] = os.write,
+        write: Callable[[int, bytearray | memoryview], int] = os.write,
         lock: locks.LockFile | None = None,
         run_id: str = "",
     ) -> None:
