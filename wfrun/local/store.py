@@ -629,7 +629,7 @@ class RunStore:
     """
 
     #: How writers write: the fault tests put a failing one here.
-    write: Callable[[int, memoryview], int] = staticmethod(os.write)
+    write: Callable[[int, bytearray | memoryview], int] = staticmethod(os.write)
 
     def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
         self.home = settings.home(home)
