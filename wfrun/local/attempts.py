@@ -47,6 +47,7 @@ from .loop import current_task
 
 if TYPE_CHECKING:
     from ..definitions import ActivityDefinition
+    from ..policy import ActivityOptions
 
 _pool: ThreadPoolExecutor | None = None
 
@@ -126,7 +127,13 @@ async def run_attempt(
     stopped, so its caller must not let the run go before it returns. ``budget``: the seconds
     left under the call's ``schedule_to_close_timeout``, when it has one.
     """
-    limit = _Limit.of(definition, budget)
+    known = _own_limits.get(definition) if budget is None else None
+    if known is not None and known[0] is definition.options:
+        limit = known[1]
+    else:
+        limit = _Limit.of(definition, budget)
+        if budget is None:  # the same for every attempt of every call: worked out once
+            _own_limits[definition] = (definition.options, limit)
     loop = asyncio.get_running_loop()
     started = loop.time()
     heartbeats.last_beat = started
@@ -165,6 +172,11 @@ class _Limit(NamedTuple):
         if budget is not None and budget < own:
             return cls(budget, "schedule_to_close")
         return cls(own, "start_to_close")
+
+
+#: Each definition's own attempt limit (its start_to_close_timeout), and the options it was
+#: worked out from, by definition.
+_own_limits: dict[ActivityDefinition, tuple[ActivityOptions, _Limit]] = {}
 
 
 async def _awaited_here(
@@ -582,7 +594,7 @@ async def attempt_until_final(
             reuse = False
         else:
             info = dataclasses.replace(info, attempt=attempt, heartbeat_details=heartbeats.details)
-        budget = _seconds_left(deadline, clock)
+        budget = None if deadline is None else _seconds_left(deadline, clock)
         if budget is not None and budget <= 0:  # e.g. resumed long after the call was made
             return attempt, _out_of_time(definition, attempt, None, 0.0)
         outcome = await run_attempt(
@@ -594,7 +606,7 @@ async def attempt_until_final(
             threads=threads,
             budget=budget,
         )
-        if outcome.ok or outcome.timeout == "schedule_to_close":
+        if outcome.error is None or outcome.timeout == "schedule_to_close":
             return attempt, outcome
         delay = policy.next_delay(attempt, outcome.type_names, outcome.non_retryable)
         if delay is None:

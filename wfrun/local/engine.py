@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import orjson
@@ -159,8 +160,9 @@ class _Reports:
         return waiter
 
     def take(self) -> list[_Report]:
-        """Every report so far, oldest first."""
-        items, self._items = self._items, []
+        """Every report so far, oldest first (the list stays the queue's: a copy is taken)."""
+        items = self._items[:]
+        self._items.clear()
         return items
 
 
@@ -413,16 +415,17 @@ class RunEngine:
         if self._inbox is not None:
             self._inbox_watch = watch_inbox(self._inbox, self._messages_arrived)
 
-        loop = asyncio.get_running_loop()
-        turn_ends = loop.time() + _TURN
+        queue = self._queue
+        reports = queue._items  # the same list for the run's life: read here, a frame less
+        turn_ends = monotonic() + _TURN
         while not instance.done:
-            if not self._queue.empty():
+            if reports:
                 # Reports came without a wait (an activity that finished as it started):
                 # the loop's other work (timers, other runs, the watchdog) gets a turn now
                 # and then all the same.
-                if loop.time() >= turn_ends:
+                if monotonic() >= turn_ends:
                     await asyncio.sleep(0)
-                    turn_ends = loop.time() + _TURN
+                    turn_ends = monotonic() + _TURN
             else:
                 waiting = self._nothing_to_do_here()
                 if waiting is None:
@@ -433,34 +436,35 @@ class RunEngine:
                     if blocked is not None:
                         return self._record_block(*blocked)
                     return self._stop_to_wait(*waiting)
-            if self._queue.empty() and self._activities.isdisjoint(self._executions):
+            if not reports and self._activities.isdisjoint(self._executions):
                 self._writer.park()  # it waits (a timer, a message, a child): no descriptor
-            if self._queue.empty():
-                await self._queue.arrival()
-                turn_ends = loop.time() + _TURN
-            batch = self._queue.take()
+            if not reports:
+                await queue.arrival()
+                turn_ends = monotonic() + _TURN
+            batch = queue.take()
             appended: list[Event] = []
             for item in batch:
-                if isinstance(item, _Wake):
-                    continue
-                if isinstance(item, _Expired):
+                if type(item) is tuple:  # an event to record: nearly always
+                    cls, fields = item
+                    appended.append(self._writer.append(cls, **fields))
+                elif isinstance(item, _Expired):
                     return self._time_out()
-                if isinstance(item, BaseException):
+                elif isinstance(item, BaseException):
                     raise item
-                cls, fields = item
-                appended.append(self._writer.append(cls, **fields))
+                # else a `_Wake`: the loop looks again, as it does now
             # Durable before the workflow sees any of it (alone, inline: no coroutine to make).
             if syncs.crowded():
                 await self._writer.sync_aside()
             else:
                 self._writer.sync()
+            decoded = self._decoded
             for delivered in appended:
                 if isinstance(delivered, StepEvent):
                     self._executions.pop(delivered.seq, None)
                     self._timer_dues.pop(delivered.seq, None)
                     self._child_runs.pop(delivered.seq, None)
-                if isinstance(delivered, ActivityCompleted) and delivered.seq in self._decoded:
-                    instance.apply(delivered, decoded=self._decoded.pop(delivered.seq))
+                if isinstance(delivered, ActivityCompleted) and delivered.seq in decoded:
+                    instance.apply(delivered, decoded=decoded.pop(delivered.seq))
                 else:
                     instance.apply(delivered)
                 self._issue(instance.take_commands())
@@ -808,7 +812,7 @@ class RunEngine:
         if announced:  # starts right away: recorded in the same write as its scheduling
             self._writer.append(ActivityStarted, seq=command.seq, attempt=state.attempt)
         self._executions[command.seq] = start_eagerly(
-            self._guarded(self._execute_activity, command, state, announced),
+            self._execute_activity(command, state, announced),
             f"wfrun activity {command.definition.name}#{command.seq}",
         )
 
@@ -981,48 +985,59 @@ class RunEngine:
     async def _execute_activity(
         self, command: ScheduleActivity, state: InFlight, announced: bool
     ) -> None:
-        definition = command.definition
-        options = definition.options
-        recorder = _HeartbeatRecorder(self._writer, command.seq, self._queue.put_nowait)
-        if state.due is not None:
-            await sleep_until(self._clock, state.due)
-        info = ActivityInfo(
-            run_id=self.run_id,
-            activity_id=command.seq,
-            name=definition.name,
-            attempt=state.attempt,
-            idempotency_key=f"{self._key_prefix}-{command.seq}",
-            workflow_name=self.definition.name,
-            start_to_close_timeout=options.start_to_close_timeout,
-            heartbeat_timeout=options.heartbeat_timeout,
-        )
+        # Guarded here, as `_guarded` guards the other executions (a frame less a step): it
+        # is started at once (`start_eagerly`), so its coroutine is never left unawaited.
         try:
-            attempt, outcome = await attempt_until_final(
-                definition,
-                command.values,
-                info,
-                max_payload=options.max_payload or self._started.max_payload,
-                heartbeats=Heartbeats(encoded=state.heartbeat_details, recorder=recorder),
-                clock=self._clock,
-                hooks=_RecordedAttempts(self._writer, command.seq, recorder, announced),
-                threads=self.threads,
-                deadline=_schedule_deadline(options, state),
+            definition = command.definition
+            options = definition.options
+            recorder = _HeartbeatRecorder(self._writer, command.seq, self._queue.put_nowait)
+            if state.due is not None:
+                await sleep_until(self._clock, state.due)
+            info = ActivityInfo(
+                run_id=self.run_id,
+                activity_id=command.seq,
+                name=definition.name,
+                attempt=state.attempt,
+                idempotency_key=f"{self._key_prefix}-{command.seq}",
+                workflow_name=self.definition.name,
+                start_to_close_timeout=options.start_to_close_timeout,
+                heartbeat_timeout=options.heartbeat_timeout,
             )
-        finally:
-            recorder.flush()
-        if outcome.ok:
-            assert outcome.result is not None
-            fields = {
-                "seq": command.seq,
-                "attempt": attempt,
-                "duration": round(outcome.duration, 6),
-                "result": Encoded(outcome.result),
-            }
-            # The attempt validated the result against the annotation: delivered as is.
-            self._decoded[command.seq] = outcome.value
-            self._queue.put_nowait((ActivityCompleted, fields))
-        else:
-            self._queue.put_nowait(_failure_event(command.seq, attempt, outcome, None))
+            try:
+                attempt, outcome = await attempt_until_final(
+                    definition,
+                    command.values,
+                    info,
+                    max_payload=options.max_payload or self._started.max_payload,
+                    heartbeats=Heartbeats(encoded=state.heartbeat_details, recorder=recorder),
+                    clock=self._clock,
+                    hooks=_RecordedAttempts(self._writer, command.seq, recorder, announced),
+                    threads=self.threads,
+                    deadline=(
+                        None
+                        if options.schedule_to_close_timeout is None
+                        else _schedule_deadline(options, state)
+                    ),
+                )
+            finally:
+                recorder.flush()
+            if outcome.error is None:
+                assert outcome.result is not None
+                fields = {
+                    "seq": command.seq,
+                    "attempt": attempt,
+                    "duration": round(outcome.duration, 6),
+                    "result": Encoded(outcome.result),
+                }
+                # The attempt validated the result against the annotation: delivered as is.
+                self._decoded[command.seq] = outcome.value
+                self._queue.put_nowait((ActivityCompleted, fields))
+            else:
+                self._queue.put_nowait(_failure_event(command.seq, attempt, outcome, None))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # an engine fault: stop the run, loudly
+            self._queue.put_nowait(exc)
 
 
 class _RecordedAttempts:

@@ -178,7 +178,8 @@ class HistoryWriter:
     def flush(self) -> None:
         """Hand what was appended to the OS (visible to readers, not yet durable)."""
         self._flush()
-        self._put_down()
+        if syncs.crowded():  # alone, the file stays open (`_put_down`): no frame to ask it
+            self._put_down()
 
     def _flush(self) -> None:
         if self._failure is not None:
