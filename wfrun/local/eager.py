@@ -49,6 +49,7 @@ class _Caught:
         self.context = context
 
 
+_caught = _Caught()
 _enter_task = asyncio.tasks._enter_task
 _leave_task = asyncio.tasks._leave_task
 _current_tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = asyncio.tasks._current_tasks  # type: ignore[attr-defined]
@@ -56,7 +57,7 @@ _current_tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = asyncio.tas
 
 def _eager_311(coro: Coroutine[Any, Any, T], name: str | None) -> asyncio.Task[T]:
     loop = asyncio.get_running_loop()
-    caught = _Caught()
+    caught = _caught  # one for all: what it catches is taken out before anything else runs
     try:
         loop.call_soon = caught  # type: ignore[method-assign,assignment]
     except AttributeError:  # no instance attributes (a loop written in C): not eagerly
@@ -66,6 +67,7 @@ def _eager_311(coro: Coroutine[Any, Any, T], name: str | None) -> asyncio.Task[T
     finally:
         del loop.call_soon
     step, context = caught.step, caught.context
+    caught.step = caught.context = None
     assert step is not None  # what 3.11's Task.__init__ hands over
     assert context is not None
     outer = _current_tasks.get(loop)

@@ -1020,7 +1020,9 @@ class RunEngine:
                     ),
                 )
             finally:
-                recorder.flush()
+                # Read here, not asked: a flush with nothing to do is a frame a step for nothing.
+                if recorder._pending is not None or recorder._timer is not None:
+                    recorder.flush()
             if outcome.error is None:
                 assert outcome.result is not None
                 fields = {
