@@ -7,13 +7,17 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 import wfrun as workflows
 from wfrun.local import engine
 from wfrun.local.eager import start_eagerly
+from wfrun.local.store import RunStore
+from wfrun.testing import replay
 
 #: What each activity saw, in the order they ran.
 seen: list[dict[str, Any]] = []
@@ -62,6 +66,24 @@ async def fails_at_once_twice() -> int:
     return len(flaky_runs)
 
 
+gather_runs: list[int] = []
+
+
+@workflows.activity(retry_policy_max_attempts=2, retry_policy_initial_interval=0.001)
+async def fails_first_at_once(i: int) -> int:
+    gather_runs.append(i)
+    if gather_runs.count(i) == 1 and i == 0:
+        raise ConnectionError("not yet")
+    return i
+
+
+@workflows.workflow.define(name="eager_gathers")
+class Gathers:
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        return sum(await asyncio.gather(*(fails_first_at_once(i) for i in range(3))))
+
+
 @workflows.workflow.define(name="eager_observes")
 class Observes:
     @workflows.workflow.entrypoint
@@ -104,6 +126,7 @@ class Retries:
 def _fresh() -> None:
     seen.clear()
     flaky_runs.clear()
+    gather_runs.clear()
 
 
 def run(workflow: type, run_id: str, params: object = None) -> Any:
@@ -142,6 +165,16 @@ def test_an_activity_that_suspends_is_timed_out_as_before() -> None:
 def test_an_activity_failing_as_it_starts_is_retried_as_before() -> None:
     assert run(Retries, "retries") == 3
     assert flaky_runs == [1, 2, 3]
+
+
+def test_a_retry_recorded_as_a_fan_out_is_scheduled_replays_the_same() -> None:
+    assert run(Gathers, "gathers") == 3
+    path = RunStore(Path.cwd() / "home").path("gathers")
+    lines = [line for line in path.read_bytes().splitlines() if line.strip(b"\0")]
+    kinds = [(e["type"], e.get("seq")) for e in map(orjson.loads, lines)]
+    # The first call failed as it started: its retry is recorded before the next is scheduled.
+    assert kinds.index(("ActivityFailed", 1)) < kinds.index(("ActivityScheduled", 2))
+    replay(path, Gathers)
 
 
 def test_activities_that_finish_at_once_take_no_turn_of_the_loop(
