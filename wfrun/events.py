@@ -116,14 +116,20 @@ def _scheduled_line(event: ActivityScheduled) -> bytes | None:
 
 def _started_line(event: ActivityStarted) -> bytes | None:
     if type(event.id) is int and type(event.seq) is int and type(event.attempt) is int:
-        body = b'{"id":%d,"ts":"%b","type":"ActivityStarted","seq":%d,"attempt":%d' % (
-            event.id,
-            event.ts.encode(),
-            event.seq,
-            event.attempt,
-        )
-        return b'%b,"crc":"%08x"}\n' % (body, zlib.crc32(b"}", zlib.crc32(body)))
+        return started_line(event.id, event.ts, event.seq, event.attempt)
     return None
+
+
+def started_line(event_id: int, ts: str, seq: int, attempt: int) -> bytes:
+    """The line of an ActivityStarted event from its fields (ints, and ``ts`` from
+    `format_ts`), as `new_line` writes it: for a writer that needs no event object."""
+    body = b'{"id":%d,"ts":"%b","type":"ActivityStarted","seq":%d,"attempt":%d' % (
+        event_id,
+        ts.encode(),
+        seq,
+        attempt,
+    )
+    return b'%b,"crc":"%08x"}\n' % (body, zlib.crc32(b"}", zlib.crc32(body)))
 
 
 def _completed_line(event: ActivityCompleted) -> bytes | None:

@@ -54,7 +54,6 @@ from ..events import (
     ActivityFailed,
     ActivityHeartbeat,
     ActivityScheduled,
-    ActivityStarted,
     ActivityTimedOut,
     CancelRequested,
     ChildWorkflowCancelRequested,
@@ -810,7 +809,7 @@ class RunEngine:
         self._activities.add(command.seq)
         announced = state.due is None
         if announced:  # starts right away: recorded in the same write as its scheduling
-            self._writer.append(ActivityStarted, seq=command.seq, attempt=state.attempt)
+            self._writer.append_started(command.seq, state.attempt)
         self._executions[command.seq] = start_eagerly(
             self._execute_activity(command, state, announced),
             f"wfrun activity {command.definition.name}#{command.seq}",
@@ -1059,7 +1058,7 @@ class _RecordedAttempts:
         if self._announced:
             self._announced = False
             return
-        self._writer.append(ActivityStarted, seq=self._seq, attempt=attempt)
+        self._writer.append_started(self._seq, attempt)
         self._writer.flush()
 
     def retrying(self, attempt: int, outcome: Outcome, delay: float) -> None:

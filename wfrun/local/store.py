@@ -77,12 +77,14 @@ from ..errors import (
 from ..events import (
     CHECKSUMMED,
     TERMINAL,
+    ActivityStarted,
     Event,
     Observer,
     WorkflowStarted,
     format_ts,
     is_run_id,
     new_line,
+    started_line,
 )
 from ..loader import fingerprint, target_file
 from ..runs import RunInfo, RunStatus
@@ -174,6 +176,15 @@ class HistoryWriter:
         for observer in self.observers:
             observer(event)
         return event
+
+    def append_started(self, seq: int, attempt: int) -> None:
+        """`append` an ActivityStarted event, straight into its line when nobody observes
+        the events: one a step, and the engine needs no object of it."""
+        if self.observers:
+            self.append(ActivityStarted, seq=seq, attempt=attempt)
+            return
+        self._buffer += started_line(self._next_id, format_ts(self._now()), seq, attempt)
+        self._next_id += 1
 
     def flush(self) -> None:
         """Hand what was appended to the OS (visible to readers, not yet durable)."""
