@@ -305,6 +305,8 @@ class RunEngine:
         #: Results of completed activities, validated by their attempt, until delivered.
         self._decoded: dict[int, Any] = {}
         self._activities: set[int] = set()
+        #: Activities recorded as starting, started at the end of the `_issue` under way.
+        self._starting: dict[int, tuple[ScheduleActivity, InFlight, bool]] = {}
         self._timer_dues: dict[int, datetime] = {}
         self._max_wait = max_wait
         self._inbox = inbox
@@ -695,6 +697,7 @@ class RunEngine:
                 self._start_child(command)
             elif isinstance(command, CancelChild):
                 self._detach_child(command.seq, f"run {self.run_id} stopped waiting for it")
+        self._start_activities()
 
     def _start_deadline(self) -> None:
         due = self._deadline_due()
@@ -806,14 +809,29 @@ class RunEngine:
     # -- executions on the real loop ---------------------------------------------------------
 
     def _start_activity(self, command: ScheduleActivity, state: InFlight) -> None:
+        """Record the activity's start; it starts at the end of the `_issue` under way."""
         self._activities.add(command.seq)
         announced = state.due is None
         if announced:  # starts right away: recorded in the same write as its scheduling
             self._writer.append_started(command.seq, state.attempt)
-        self._executions[command.seq] = start_eagerly(
-            self._execute_activity(command, state, announced),
-            f"wfrun activity {command.definition.name}#{command.seq}",
-        )
+        self._starting[command.seq] = (command, state, announced)
+
+    def _start_activities(self) -> None:
+        """Start the activities recorded as starting, once their events are handed to the OS.
+
+        An activity's first step runs as it starts (`start_eagerly`): what it does there
+        comes after its scheduling and start are written (one write for all of those issued
+        together), as it did when a later turn of the loop started it.
+        """
+        if not self._starting:
+            return
+        self._writer.flush()
+        starting, self._starting = self._starting, {}
+        for seq, (command, state, announced) in starting.items():
+            self._executions[seq] = start_eagerly(
+                self._execute_activity(command, state, announced),
+                f"wfrun activity {command.definition.name}#{seq}",
+            )
 
     def _start_timer(self, seq: int, due: datetime) -> None:
         self._timer_dues[seq] = due
@@ -837,6 +855,7 @@ class RunEngine:
 
     def _cancel(self, seq: int) -> None:
         self._timer_dues.pop(seq, None)
+        self._starting.pop(seq, None)  # issued and cancelled at once: it never starts
         task = self._executions.pop(seq, None)
         if task is not None:
             task.cancel()
