@@ -204,6 +204,10 @@ class _StoppedChild:
 #: The latest heartbeat details of an attempt are recorded at most this often (seconds).
 HEARTBEAT_RECORD_INTERVAL: Final = 1.0
 
+#: A call issued now, without a schedule_to_close_timeout: its first attempt, at once (one
+#: for all: nothing changes it).
+_AT_ONCE: Final = InFlight()
+
 #: The longest a run's loop goes on taking reports without handing the event loop a turn
 #: (seconds): activities that finish as they start report with no wait at all.
 _TURN: Final = 0.005
@@ -469,7 +473,8 @@ class RunEngine:
                 else:
                     instance.apply(delivered)
                 self._issue(instance.take_commands())
-                self._answer_updates(instance)
+                if instance.update_results:  # read, not asked: most steps answer none
+                    self._answer_updates(instance)
             self._writer.flush()
         return self._finish(instance)
 
@@ -666,7 +671,9 @@ class RunEngine:
                 )
                 # Only a schedule_to_close_timeout counts from the scheduling: parsed for it.
                 timed = command.definition.options.schedule_to_close_timeout is not None
-                self._start_activity(command, InFlight(scheduled=scheduled.time if timed else None))
+                self._start_activity(
+                    command, InFlight(scheduled=scheduled.time) if timed else _AT_ONCE
+                )
             elif isinstance(command, StartTimer):
                 self._writer.append(
                     TimerStarted,
