@@ -13,6 +13,7 @@ from wfrun.events import (
     Event,
     new_line,
     serialize,
+    started_line,
 )
 
 TS = "2026-11-29T00:12:47.123456Z"
@@ -61,3 +62,9 @@ def test_non_finite_durations_go_the_general_way() -> None:
             id=5, ts=TS, seq=2, attempt=1, duration=duration, result=Encoded(b"1")
         )
         assert new_line(event) == serialize(event) + b"\n"
+
+
+def test_a_started_event_written_from_its_fields_is_the_general_serializer_s() -> None:
+    for event_id, seq, attempt in ((1, 1, 1), (99, 98, 7), (10**12, 5, 3)):
+        event = ActivityStarted(id=event_id, ts=TS, seq=seq, attempt=attempt)
+        assert started_line(event_id, TS, seq, attempt) == serialize(event) + b"\n"

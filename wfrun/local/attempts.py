@@ -28,11 +28,13 @@ import itertools
 import math
 import os
 import threading
+import types
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 from .. import settings
@@ -45,6 +47,7 @@ from .loop import current_task
 
 if TYPE_CHECKING:
     from ..definitions import ActivityDefinition
+    from ..policy import ActivityOptions
 
 _pool: ThreadPoolExecutor | None = None
 
@@ -124,7 +127,13 @@ async def run_attempt(
     stopped, so its caller must not let the run go before it returns. ``budget``: the seconds
     left under the call's ``schedule_to_close_timeout``, when it has one.
     """
-    limit = _Limit.of(definition, budget)
+    known = _own_limits.get(definition) if budget is None else None
+    if known is not None and known[0] is definition.options:
+        limit = known[1]
+    else:
+        limit = _Limit.of(definition, budget)
+        if budget is None:  # the same for every attempt of every call: worked out once
+            _own_limits[definition] = (definition.options, limit)
     loop = asyncio.get_running_loop()
     started = loop.time()
     heartbeats.last_beat = started
@@ -134,7 +143,7 @@ async def run_attempt(
     token = set_activity_context(context)
     try:
         if definition.is_async and definition.options.heartbeat_timeout is None:
-            expired, value = await _awaited_here(definition, positional, keywords, limit)
+            expired, value = await _awaited_here(definition, positional, keywords, limit, started)
         else:
             expired, value = await _supervised(
                 definition, positional, keywords, heartbeats, threads, info, limit
@@ -165,10 +174,24 @@ class _Limit(NamedTuple):
         return cls(own, "start_to_close")
 
 
+#: Each definition's own attempt limit (its start_to_close_timeout), and the options it was
+#: worked out from, by definition.
+_own_limits: dict[ActivityDefinition, tuple[ActivityOptions, _Limit]] = {}
+
+
 async def _awaited_here(
-    definition: ActivityDefinition, positional: list[Any], keywords: dict[str, Any], limit: _Limit
+    definition: ActivityDefinition,
+    positional: list[Any],
+    keywords: dict[str, Any],
+    limit: _Limit,
+    started: float,
 ) -> tuple[str | None, Any]:
     """The common case, kept lean: an async activity awaited in this task under a timeout.
+
+    Its first step runs at once, with no deadline: a timer cannot fire while a step runs,
+    so an activity that returns without suspending (most do, or they wait on I/O) cannot
+    time out. One that suspends is from then on under the deadline counted from
+    ``started``, the attempt's start.
 
     The timeout is what ``asyncio.timeout`` does, without its scope object and state machine
     (a third of what wfrun spent on a no-op step): a timer that cancels this task, and on the
@@ -177,14 +200,23 @@ async def _awaited_here(
     loop = asyncio.get_running_loop()
     task = current_task(loop)
     assert task is not None  # run_attempt is always awaited in a task
-    cancelling = task.cancelling()
+    cancelling = task.cancelling()  # before the activity runs: it may cancel its own task
+    call = implementation_of(definition)(*positional, **keywords)
+    if type(call) is CoroutineType:
+        try:
+            suspended = call.send(None)
+        except StopIteration as returned:
+            return None, returned.value
+        awaited: Any = _resumed(call, suspended)
+    else:  # an awaitable of another kind: awaited as it is
+        awaited = call
     expiry = _Expiry(task)
     deadlines = _deadlines.get(loop)
     if deadlines is None:
         deadlines = _deadlines[loop] = _Deadlines()
-    deadlines.add(loop, loop.time() + limit.seconds, expiry)
+    deadlines.add(loop, started + limit.seconds, expiry)
     try:
-        value = await implementation_of(definition)(*positional, **keywords)
+        value = await awaited
     except asyncio.CancelledError:
         if expiry.fired and task.uncancel() <= cancelling:
             return limit.timeout, None  # our cancellation, and no other one pending
@@ -198,6 +230,28 @@ async def _awaited_here(
     if expiry.fired:  # it swallowed our cancellation and returned: the value stands
         task.uncancel()
     return None, value
+
+
+@types.coroutine
+def _resumed(call: Coroutine[Any, Any, Any], suspended: Any) -> Generator[Any, Any, Any]:
+    """Await ``call``, whose first step already ran and yielded ``suspended``: the task
+    waits on that, and what it sends or throws goes on to ``call``, as ``await`` would."""
+    while True:
+        try:
+            sent = yield suspended
+        except GeneratorExit:
+            call.close()
+            raise
+        except BaseException as thrown:  # a cancellation, most likely: the activity gets it
+            try:
+                suspended = call.throw(thrown)
+            except StopIteration as returned:
+                return returned.value
+        else:
+            try:
+                suspended = call.send(sent)
+            except StopIteration as returned:
+                return returned.value
 
 
 class _Expiry:
@@ -540,7 +594,7 @@ async def attempt_until_final(
             reuse = False
         else:
             info = dataclasses.replace(info, attempt=attempt, heartbeat_details=heartbeats.details)
-        budget = _seconds_left(deadline, clock)
+        budget = None if deadline is None else _seconds_left(deadline, clock)
         if budget is not None and budget <= 0:  # e.g. resumed long after the call was made
             return attempt, _out_of_time(definition, attempt, None, 0.0)
         outcome = await run_attempt(
@@ -552,7 +606,7 @@ async def attempt_until_final(
             threads=threads,
             budget=budget,
         )
-        if outcome.ok or outcome.timeout == "schedule_to_close":
+        if outcome.error is None or outcome.timeout == "schedule_to_close":
             return attempt, outcome
         delay = policy.next_delay(attempt, outcome.type_names, outcome.non_retryable)
         if delay is None:

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import orjson
@@ -53,7 +54,6 @@ from ..events import (
     ActivityFailed,
     ActivityHeartbeat,
     ActivityScheduled,
-    ActivityStarted,
     ActivityTimedOut,
     CancelRequested,
     ChildWorkflowCancelRequested,
@@ -99,6 +99,7 @@ from .commands import (
     StartChild,
     StartTimer,
 )
+from .eager import start_eagerly
 from .guard import seen
 from .history import History
 from .inbox import POLL, Inbox, Message
@@ -158,8 +159,9 @@ class _Reports:
         return waiter
 
     def take(self) -> list[_Report]:
-        """Every report so far, oldest first."""
-        items, self._items = self._items, []
+        """Every report so far, oldest first (the list stays the queue's: a copy is taken)."""
+        items = self._items[:]
+        self._items.clear()
         return items
 
 
@@ -204,6 +206,14 @@ _MESSAGE_EVENTS: Final = (SignalReceived, CancelRequested, UpdateAccepted, Updat
 
 #: The latest heartbeat details of an attempt are recorded at most this often (seconds).
 HEARTBEAT_RECORD_INTERVAL: Final = 1.0
+
+#: A call issued now, without a schedule_to_close_timeout: its first attempt, at once (one
+#: for all: nothing changes it).
+_AT_ONCE: Final = InFlight()
+
+#: The longest a run's loop goes on taking reports without handing the event loop a turn
+#: (seconds): activities that finish as they start report with no wait at all.
+_TURN: Final = 0.005
 
 _IDEMPOTENCY_NAMESPACE: Final = uuid.UUID("8a6f2d1e-53c4-4b0a-9f62-7e1f0c9d3b5a")
 
@@ -302,6 +312,8 @@ class RunEngine:
         #: Results of completed activities, validated by their attempt, until delivered.
         self._decoded: dict[int, Any] = {}
         self._activities: set[int] = set()
+        #: Activities recorded as starting, started at the end of the `_issue` under way.
+        self._starting: dict[int, tuple[ScheduleActivity, InFlight, bool]] = {}
         self._timer_dues: dict[int, datetime] = {}
         self._max_wait = max_wait
         self._inbox = inbox
@@ -407,8 +419,18 @@ class RunEngine:
         if self._inbox is not None:
             self._inbox_watch = watch_inbox(self._inbox, self._messages_arrived)
 
+        queue = self._queue
+        reports = queue._items  # the same list for the run's life: read here, a frame less
+        turn_ends = monotonic() + _TURN
         while not instance.done:
-            if self._queue.empty():
+            if reports:
+                # Reports came without a wait (an activity that finished as it started):
+                # the loop's other work (timers, other runs, the watchdog) gets a turn now
+                # and then all the same.
+                if monotonic() >= turn_ends:
+                    await asyncio.sleep(0)
+                    turn_ends = monotonic() + _TURN
+            else:
                 waiting = self._nothing_to_do_here()
                 if waiting is None:
                     # It waits here (a timer, an input's timeout): a person may answer meanwhile.
@@ -418,37 +440,40 @@ class RunEngine:
                     if blocked is not None:
                         return self._record_block(*blocked)
                     return self._stop_to_wait(*waiting)
-            if self._queue.empty() and self._activities.isdisjoint(self._executions):
+            if not reports and self._activities.isdisjoint(self._executions):
                 self._writer.park()  # it waits (a timer, a message, a child): no descriptor
-            if self._queue.empty():
-                await self._queue.arrival()
-            batch = self._queue.take()
+            if not reports:
+                await queue.arrival()
+                turn_ends = monotonic() + _TURN
+            batch = queue.take()
             appended: list[Event] = []
             for item in batch:
-                if isinstance(item, _Wake):
-                    continue
-                if isinstance(item, _Expired):
+                if type(item) is tuple:  # an event to record: nearly always
+                    cls, fields = item
+                    appended.append(self._writer.append(cls, **fields))
+                elif isinstance(item, _Expired):
                     return self._time_out()
-                if isinstance(item, BaseException):
+                elif isinstance(item, BaseException):
                     raise item
-                cls, fields = item
-                appended.append(self._writer.append(cls, **fields))
+                # else a `_Wake`: the loop looks again, as it does now
             # Durable before the workflow sees any of it (alone, inline: no coroutine to make).
             if syncs.crowded():
                 await self._writer.sync_aside()
             else:
                 self._writer.sync()
+            decoded = self._decoded
             for delivered in appended:
                 if isinstance(delivered, StepEvent):
                     self._executions.pop(delivered.seq, None)
                     self._timer_dues.pop(delivered.seq, None)
                     self._child_runs.pop(delivered.seq, None)
-                if isinstance(delivered, ActivityCompleted) and delivered.seq in self._decoded:
-                    instance.apply(delivered, decoded=self._decoded.pop(delivered.seq))
+                if isinstance(delivered, ActivityCompleted) and delivered.seq in decoded:
+                    instance.apply(delivered, decoded=decoded.pop(delivered.seq))
                 else:
                     instance.apply(delivered)
                 self._issue(instance.take_commands())
-                self._answer_updates(instance)
+                if instance.update_results:  # read, not asked: most steps answer none
+                    self._answer_updates(instance)
             self._writer.flush()
         return self._finish(instance)
 
@@ -645,7 +670,9 @@ class RunEngine:
                 )
                 # Only a schedule_to_close_timeout counts from the scheduling: parsed for it.
                 timed = command.definition.options.schedule_to_close_timeout is not None
-                self._start_activity(command, InFlight(scheduled=scheduled.time if timed else None))
+                self._start_activity(
+                    command, InFlight(scheduled=scheduled.time) if timed else _AT_ONCE
+                )
             elif isinstance(command, StartTimer):
                 self._writer.append(
                     TimerStarted,
@@ -676,6 +703,7 @@ class RunEngine:
                 self._start_child(command)
             elif isinstance(command, CancelChild):
                 self._detach_child(command.seq, f"run {self.run_id} stopped waiting for it")
+        self._start_activities()
 
     def _start_deadline(self) -> None:
         due = self._deadline_due()
@@ -787,14 +815,29 @@ class RunEngine:
     # -- executions on the real loop ---------------------------------------------------------
 
     def _start_activity(self, command: ScheduleActivity, state: InFlight) -> None:
+        """Record the activity's start; it starts at the end of the `_issue` under way."""
         self._activities.add(command.seq)
         announced = state.due is None
         if announced:  # starts right away: recorded in the same write as its scheduling
-            self._writer.append(ActivityStarted, seq=command.seq, attempt=state.attempt)
-        self._executions[command.seq] = asyncio.create_task(
-            self._guarded(self._execute_activity, command, state, announced),
-            name=f"wfrun activity {command.definition.name}#{command.seq}",
-        )
+            self._writer.append_started(command.seq, state.attempt)
+        self._starting[command.seq] = (command, state, announced)
+
+    def _start_activities(self) -> None:
+        """Start the activities recorded as starting, once their events are handed to the OS.
+
+        An activity's first step runs as it starts (`start_eagerly`): what it does there
+        comes after its scheduling and start are written (one write for all of those issued
+        together), as it did when a later turn of the loop started it.
+        """
+        if not self._starting:
+            return
+        self._writer.flush()
+        starting, self._starting = self._starting, {}
+        for seq, (command, state, announced) in starting.items():
+            self._executions[seq] = start_eagerly(
+                self._execute_activity(command, state, announced),
+                f"wfrun activity {command.definition.name}#{seq}",
+            )
 
     def _start_timer(self, seq: int, due: datetime) -> None:
         self._timer_dues[seq] = due
@@ -818,6 +861,7 @@ class RunEngine:
 
     def _cancel(self, seq: int) -> None:
         self._timer_dues.pop(seq, None)
+        self._starting.pop(seq, None)  # issued and cancelled at once: it never starts
         task = self._executions.pop(seq, None)
         if task is not None:
             task.cancel()
@@ -965,48 +1009,61 @@ class RunEngine:
     async def _execute_activity(
         self, command: ScheduleActivity, state: InFlight, announced: bool
     ) -> None:
-        definition = command.definition
-        options = definition.options
-        recorder = _HeartbeatRecorder(self._writer, command.seq, self._queue.put_nowait)
-        if state.due is not None:
-            await sleep_until(self._clock, state.due)
-        info = ActivityInfo(
-            run_id=self.run_id,
-            activity_id=command.seq,
-            name=definition.name,
-            attempt=state.attempt,
-            idempotency_key=f"{self._key_prefix}-{command.seq}",
-            workflow_name=self.definition.name,
-            start_to_close_timeout=options.start_to_close_timeout,
-            heartbeat_timeout=options.heartbeat_timeout,
-        )
+        # Guarded here, as `_guarded` guards the other executions (a frame less a step): it
+        # is started at once (`start_eagerly`), so its coroutine is never left unawaited.
         try:
-            attempt, outcome = await attempt_until_final(
-                definition,
-                command.values,
-                info,
-                max_payload=options.max_payload or self._started.max_payload,
-                heartbeats=Heartbeats(encoded=state.heartbeat_details, recorder=recorder),
-                clock=self._clock,
-                hooks=_RecordedAttempts(self._writer, command.seq, recorder, announced),
-                threads=self.threads,
-                deadline=_schedule_deadline(options, state),
+            definition = command.definition
+            options = definition.options
+            recorder = _HeartbeatRecorder(self._writer, command.seq, self._queue.put_nowait)
+            if state.due is not None:
+                await sleep_until(self._clock, state.due)
+            info = ActivityInfo(
+                run_id=self.run_id,
+                activity_id=command.seq,
+                name=definition.name,
+                attempt=state.attempt,
+                idempotency_key=f"{self._key_prefix}-{command.seq}",
+                workflow_name=self.definition.name,
+                start_to_close_timeout=options.start_to_close_timeout,
+                heartbeat_timeout=options.heartbeat_timeout,
             )
-        finally:
-            recorder.flush()
-        if outcome.ok:
-            assert outcome.result is not None
-            fields = {
-                "seq": command.seq,
-                "attempt": attempt,
-                "duration": round(outcome.duration, 6),
-                "result": Encoded(outcome.result),
-            }
-            # The attempt validated the result against the annotation: delivered as is.
-            self._decoded[command.seq] = outcome.value
-            self._queue.put_nowait((ActivityCompleted, fields))
-        else:
-            self._queue.put_nowait(_failure_event(command.seq, attempt, outcome, None))
+            try:
+                attempt, outcome = await attempt_until_final(
+                    definition,
+                    command.values,
+                    info,
+                    max_payload=options.max_payload or self._started.max_payload,
+                    heartbeats=Heartbeats(encoded=state.heartbeat_details, recorder=recorder),
+                    clock=self._clock,
+                    hooks=_RecordedAttempts(self._writer, command.seq, recorder, announced),
+                    threads=self.threads,
+                    deadline=(
+                        None
+                        if options.schedule_to_close_timeout is None
+                        else _schedule_deadline(options, state)
+                    ),
+                )
+            finally:
+                # Read here, not asked: a flush with nothing to do is a frame a step for nothing.
+                if recorder._pending is not None or recorder._timer is not None:
+                    recorder.flush()
+            if outcome.error is None:
+                assert outcome.result is not None
+                fields = {
+                    "seq": command.seq,
+                    "attempt": attempt,
+                    "duration": round(outcome.duration, 6),
+                    "result": Encoded(outcome.result),
+                }
+                # The attempt validated the result against the annotation: delivered as is.
+                self._decoded[command.seq] = outcome.value
+                self._queue.put_nowait((ActivityCompleted, fields))
+            else:
+                self._queue.put_nowait(_failure_event(command.seq, attempt, outcome, None))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # an engine fault: stop the run, loudly
+            self._queue.put_nowait(exc)
 
 
 class _RecordedAttempts:
@@ -1026,7 +1083,7 @@ class _RecordedAttempts:
         if self._announced:
             self._announced = False
             return
-        self._writer.append(ActivityStarted, seq=self._seq, attempt=attempt)
+        self._writer.append_started(self._seq, attempt)
         self._writer.flush()
 
     def retrying(self, attempt: int, outcome: Outcome, delay: float) -> None:

@@ -160,8 +160,9 @@ class WorkflowInstance:
         self._closed = False
         #: Why the run was asked to stop, once ``wfrun cancel`` reached it.
         self.cancel_requested: str | None = None
-        #: Updates whose handler finished: (message id, value, exception), for the engine.
-        self._update_results: list[tuple[str, Any, BaseException | None]] = []
+        #: Updates whose handler finished: (message id, value, exception), for the engine
+        #: (`take_update_results`; read directly, whether there are any).
+        self.update_results: list[tuple[str, Any, BaseException | None]] = []
         self._children: dict[int, tuple[WorkflowFuture[Any], StartChild]] = {}
         #: Every child the workflow started (by seq), awaited or not: how to start it again.
         self._child_commands: dict[int, StartChild] = {}
@@ -698,7 +699,7 @@ class WorkflowInstance:
         message = event.message
 
         def done(value: Any, exc: BaseException | None) -> None:
-            self._update_results.append((message, value, exc))  # a failure fails the update only
+            self.update_results.append((message, value, exc))  # a failure fails the update only
 
         self._run_handler("update", event.name, event.input, done)
 
@@ -742,7 +743,7 @@ class WorkflowInstance:
         return None
 
     def take_update_results(self) -> list[tuple[str, Any, BaseException | None]]:
-        results, self._update_results = self._update_results, []
+        results, self.update_results = self.update_results, []
         return results
 
     def query(self, name: str, input_data: bytes) -> Any:

@@ -59,12 +59,13 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, NoReturn, TypeVar
 
 from .. import entropy, settings
-from ..clock import Clock
+from ..clock import Clock, SystemClock
 from ..errors import (
     HistoryCorruptError,
     HistoryIOError,
@@ -76,12 +77,14 @@ from ..errors import (
 from ..events import (
     CHECKSUMMED,
     TERMINAL,
+    ActivityStarted,
     Event,
     Observer,
     WorkflowStarted,
     format_ts,
     is_run_id,
     new_line,
+    started_line,
 )
 from ..loader import fingerprint, target_file
 from ..runs import RunInfo, RunStatus
@@ -127,7 +130,7 @@ class HistoryWriter:
         *,
         size: int,
         allocated: int | None = None,
-        write: Callable[[int, memoryview], int] = os.write,
+        write: Callable[[int, bytearray | memoryview], int] = os.write,
         lock: locks.LockFile | None = None,
         run_id: str = "",
     ) -> None:
@@ -141,6 +144,11 @@ class HistoryWriter:
         self.path = path
         self._next_id = next_id
         self._clock = clock
+        #: The clock's reading, without the frame of `SystemClock.now` for the real clock
+        #: (every event is stamped: three a step).
+        self._now: Callable[[], datetime] = (
+            partial(datetime.now, UTC) if type(clock) is SystemClock else clock.now
+        )
         #: The logical length: every byte of it a whole event this writer knows of. The file
         #: descriptor's offset is there (no O_APPEND: writes go in place, before the zeros).
         self._size = size
@@ -163,54 +171,74 @@ class HistoryWriter:
 
     def append(self, cls: type[E], /, **fields: Any) -> E:
         """Record a new event (numbered and timestamped here); written at the next flush."""
-        event = cls(id=self._next_id, ts=format_ts(self._clock.now()), **fields)
+        event = cls(id=self._next_id, ts=format_ts(self._now()), **fields)
         self._buffer += new_line(event)
         self._next_id += 1
         for observer in self.observers:
             observer(event)
         return event
 
+    def append_started(self, seq: int, attempt: int) -> None:
+        """`append` an ActivityStarted event, straight into its line when nobody observes
+        the events: one a step, and the engine needs no object of it."""
+        if self.observers:
+            self.append(ActivityStarted, seq=seq, attempt=attempt)
+            return
+        self._buffer += started_line(self._next_id, format_ts(self._now()), seq, attempt)
+        self._next_id += 1
+
     def flush(self) -> None:
         """Hand what was appended to the OS (visible to readers, not yet durable)."""
         self._flush()
-        self._put_down()
+        if syncs.crowded():  # alone, the file stays open (`_put_down`): no frame to ask it
+            self._put_down()
 
     def _flush(self) -> None:
         if self._failure is not None:
             raise self._failure
-        if not self._buffer:
+        buffer = self._buffer
+        if not buffer:
             return
-        self._open()
+        fd = self._fd if self._fd >= 0 else self._open()
         with self._trimming:  # a trim in a sync thread never cuts what this writes
-            if self._reserving and self._size + len(self._buffer) > self._allocated:
-                self._reserve(self._size + len(self._buffer))
+            end = self._size + len(buffer)
+            if self._reserving and end > self._allocated:
+                self._reserve(end)
             written = 0
             failure: OSError | None = None
-            with memoryview(self._buffer) as view:
-                try:
-                    while written < len(view):  # a write may be partial (signals, full disks)
-                        done = self._write(self._fd, view[written:])
-                        if done <= 0:
-                            raise OSError(errno.EIO, "the write made no progress")
-                        written += done
-                except OSError as exc:
-                    failure = exc
+            try:
+                done = self._write(fd, buffer)  # whole, as a rule: one call, no view
+                while True:
+                    if done <= 0:
+                        raise OSError(errno.EIO, "the write made no progress")
+                    written += done
+                    if written >= len(buffer):
+                        break
+                    with memoryview(buffer) as view:  # a partial write (signals, full disks)
+                        done = self._write(fd, view[written:])
+            except OSError as exc:
+                failure = exc
             if failure is None:
                 self._size += written
-                self._allocated = max(self._allocated, self._size)
+                if self._size > self._allocated:
+                    self._allocated = self._size
         if failure is not None:
-            whole = self._buffer.rfind(b"\n", 0, written) + 1
+            whole = buffer.rfind(b"\n", 0, written) + 1
             self._fail(failure, "write", keep=self._size + whole)
-        self._buffer.clear()
+        buffer.clear()
 
     def sync(self) -> None:
         """Make everything appended so far durable: one write, one fdatasync (or fsync)."""
         self._flush()
         try:
-            self._make_durable(self._open())
+            # fdatasync also writes the length when it changed: a reservation is durable too.
+            (os.fdatasync if self._reserving else os.fsync)(
+                self._fd if self._fd >= 0 else self._open()
+            )
         except OSError as exc:
             self._fail(exc, "sync", keep=None)
-        self._put_down()
+        if syncs.crowded():
+            self._put_down()
 
     async def sync_aside(self, *, last: bool = False) -> None:
         """`sync`, with the fsync in a thread while other runs are live (`wfrun.local.syncs`).
@@ -731,7 +759,7 @@ class RunStore:
     """
 
     #: How writers write: the fault tests put a failing one here.
-    write: Callable[[int, memoryview], int] = staticmethod(os.write)
+    write: Callable[[int, bytearray | memoryview], int] = staticmethod(os.write)
 
     def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
         self.home = settings.home(home)
