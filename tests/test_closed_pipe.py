@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from test_streaming_reads import write_history
 
+from conftest import run_wfrun, write_module
+
 STEPS = 3_000  # 9,002 rows: far more than a pipe holds, so the writer meets the closed end
 
 
@@ -77,3 +79,61 @@ def test_history_json_whose_reader_leaves_mid_stream_exits_0(home: Path) -> None
     process.stdout.close()  # the reader leaves, the writer still has most of it to write
     _, stderr = process.communicate(timeout=60)
     assert (process.returncode, stderr) == (0, b"")
+
+
+_PIPE_QUERY = """
+import os
+import wfrun as workflows
+
+@workflows.workflow.define(name="closed_pipe_query")
+class PipeQuery:
+    def __init__(self) -> None:
+        self.done = False
+
+    @workflows.workflow.entrypoint
+    async def run(self) -> str:
+        await workflows.workflow.wait_condition(lambda: self.done)
+        return "ok"
+
+    @workflows.workflow.query
+    def status(self) -> str:
+        read, write = os.pipe()
+        os.close(read)
+        try:
+            os.write(write, b"status")  # a helper process that died: EPIPE, not stdout's
+        finally:
+            os.close(write)
+        return "never"
+"""
+
+
+def test_a_query_whose_own_code_meets_a_broken_pipe_does_not_exit_0_silently(
+    isolated: Path,
+) -> None:
+    """Only a reader of stdout that has gone ends a command quietly: a query handler (user
+    code) meeting EPIPE on a pipe of its own, with stdout healthy, is not taken for one."""
+
+    write_module(isolated / "pq.py", _PIPE_QUERY)
+    started = run_wfrun("start", "pq.py:PipeQuery", "--run-id", "pq")
+    assert started.returncode == 75, started.stderr
+    asked = run_wfrun("query", "pq", "status")
+    assert asked.returncode != 0 or asked.stdout.strip() or asked.stderr.strip(), asked
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["history", "long"], ["history", "long", "--json"], ["list"], ["show", "long"]],
+    ids=" ".join,
+)
+def test_a_full_disk_on_stdout_is_still_a_failure(home: Path, args: list[str]) -> None:
+    """``> /dev/full`` (ENOSPC) is not taken for a reader gone: the command fails."""
+    write_history(home, "long", steps=3)
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "wfrun", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode != 0

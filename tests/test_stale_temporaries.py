@@ -35,9 +35,11 @@ def temporaries(home: Path) -> list[str]:
 
 
 def plant(home: Path, name: str, data: bytes = b"{}\n") -> Path:
-    """A file in the runs folder, as a creation cut short would leave it."""
+    """A file in the runs folder, as a creation cut short would leave it (after the home's
+    lock file, which a creation makes first if it is not there)."""
     runs = home / "runs"
     runs.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.close(os.open(runs / ".locks", os.O_WRONLY | os.O_CREAT, 0o600))
     path = runs / name
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.write(fd, data)
@@ -169,7 +171,7 @@ def test_names_of_another_shape_are_left_alone(home: Path) -> None:
     for name in names:
         plant(home, name)
     assert RunStore(home).remove_stale_temporaries() == []
-    assert sorted(os.listdir(home / "runs")) == sorted(names)
+    assert sorted(os.listdir(home / "runs")) == sorted([*names, ".locks"])
 
 
 def test_a_link_with_a_temporary_name_is_neither_followed_nor_removed(
@@ -242,3 +244,55 @@ def test_a_creation_cancelled_during_its_link_holds_the_run_until_the_link_is_do
     assert not store.is_locked("r")
     assert temporaries(home) == []
     assert (home / "runs" / "r.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_a_live_creators_file_is_left_alone_even_if_the_lock_file_was_replaced(
+    home: Path, log: Path
+) -> None:
+    """The creator's lock is a byte of ``runs/.locks``: once that file is removed (or
+    replaced), a lock taken on the new one says nothing of a creator that locked the old one,
+    so a temporary file older than the lock file is left alone."""
+    process = stopping_at(
+        "before-link",
+        "start",
+        f"{wf('steps')}:StepsWorkflow",
+        "--arg",
+        "count=1",
+        "--run-id",
+        "k",
+    )
+    try:
+        wait_for_marker(process, log, "before-link")
+        left = temporaries(home)
+        assert len(left) == 1
+        (home / "runs" / ".locks").unlink()  # a user's clean-up of hidden files, say
+        resumed = run_wfrun("resume", "--all")
+        assert resumed.returncode == 0, resumed.stderr
+        assert temporaries(home) == left, resumed.stderr
+    finally:
+        process.kill()
+        process.communicate()
+
+
+def test_a_start_refused_while_its_run_is_not_yet_a_run_says_so(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While `resume --all` holds run ``r``'s lock to remove what a killed creation of it
+    left, a ``start --run-id r`` (cron, the same minute) is refused as locked (exit 5), but
+    not as a run "being executed": there is no run r yet."""
+    plant(home, ".r.1.0123abcd.tmp")
+    seen: list[subprocess.CompletedProcess[str]] = []
+    remove = store_module.RunStore._remove_stale
+
+    def meanwhile(self: RunStore, folder: int, name: str, since: int, warn: Any) -> bool:
+        seen.append(
+            run_wfrun("start", f"{wf('steps')}:StepsWorkflow", "--arg", "count=1", "--run-id", "r")
+        )
+        return remove(self, folder, name, since, warn)
+
+    monkeypatch.setattr(store_module.RunStore, "_remove_stale", meanwhile)
+    assert RunStore(home).remove_stale_temporaries() == [".r.1.0123abcd.tmp"]
+    assert seen[0].returncode == 5, seen[0].stderr
+    assert "being created by another live process" in seen[0].stderr
+    assert "being executed" not in seen[0].stderr

@@ -24,6 +24,7 @@ import errno
 import functools
 import logging
 import os
+import select
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -252,6 +253,8 @@ def until_the_reader_leaves(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except BrokenPipeError:
+            if not _reader_gone():  # a pipe of the user's code (a query handler's), say
+                raise
             # What is still buffered goes nowhere at exit, instead of failing again there.
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
@@ -259,6 +262,18 @@ def until_the_reader_leaves(fn: F) -> F:
             raise typer.Exit(0) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe or socket whose reader has closed it: not any EPIPE met on
+    the way (a file or ``/dev/full`` reports nothing; a pipe without readers, an error)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a descriptor (tests' captured output)
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 def _open(

@@ -129,6 +129,13 @@ class LockFile:
                 self._close_if_unused()
         return bool(_FLOCK.unpack(answer)[0] != fcntl.F_UNLCK)
 
+    def changed_ns(self) -> int:
+        """When the lock file was made or last changed (its ctime, in ns; while a lock is
+        held). A lock taken on it says nothing of a creator older than that: had the file
+        been removed meanwhile, a lock then held on the old one is not seen on this one."""
+        with self._mutex:
+            return os.fstat(self._fd).st_ctime_ns
+
     def holds_any(self) -> bool:
         """Whether this process holds any run of the home."""
         return bool(self._held)

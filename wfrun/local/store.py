@@ -862,7 +862,9 @@ class RunStore:
         the kernel when the process dies, however it dies. So a temporary file whose run lock
         this process can take has no creator left, and it is removed while that lock is held:
         no creation of the run can begin meanwhile. The pid in the name is not asked: pids
-        are reused. A run held by a live process (being created, or executed) is left alone.
+        are reused. A run held by a live process (being created, or executed) is left alone,
+        and so is a file older than the lock file itself (removed or replaced since: a lock
+        on the new one says nothing of a creator that locked the old one).
 
         Only names of that shape are touched, each a regular file of this user that nobody
         else can write to, in a runs folder that passes the trust checks; a link is never
@@ -889,19 +891,27 @@ class RunStore:
                 except RunLockedError:
                     continue  # a live process holds the run: its files are its own business
                 try:
-                    removed += [n for n in names if self._remove_stale(folder, n, warn)]
+                    since = lock.changed_ns()
+                    removed += [n for n in names if self._remove_stale(folder, n, since, warn)]
                 finally:
                     lock.release(run_id)
         finally:
             os.close(folder)
         return removed
 
-    def _remove_stale(self, folder: int, name: str, warn: Callable[[str], None]) -> bool:
-        """Remove ``name`` (its run's lock held) if it is a file of ours; whether it was."""
+    def _remove_stale(
+        self, folder: int, name: str, since: int, warn: Callable[[str], None]
+    ) -> bool:
+        """Remove ``name`` (its run's lock held) if it is a file of ours made since the lock
+        file was (``since``, ns); whether it was."""
         try:
             info = os.stat(name, dir_fd=folder, follow_symlinks=False)
             if not _private(info):
                 warn(f"left {self.runs_dir / name} alone: {_not_ours(info)}")
+                return False
+            if info.st_mtime_ns < since:
+                # Older than the lock file: that was removed or replaced after its creator
+                # locked the old one, so the lock held now says nothing of it. Left alone.
                 return False
             os.unlink(name, dir_fd=folder)
         except FileNotFoundError:
@@ -995,6 +1005,14 @@ class RunStore:
         lock = locks.lock_file(self.runs_dir, self.open_checked, folder)
 
         def refusal() -> RunLockedError:
+            if not os.path.lexists(self.path(run_id)):
+                # Not a run yet: another process is creating it, or `resume --all` is
+                # removing what a killed creation of it left (a moment's work).
+                return RunLockedError(
+                    f"run {run_id} is being created by another live process, or what a killed "
+                    f"creation of it left is being removed (it is locked in {lock.path}); "
+                    "try again in a moment"
+                )
             return RunLockedError(
                 f"run {run_id} is being executed by another live process (it is locked in "
                 f"{lock.path}); wait for it to finish, or stop that process"
