@@ -550,28 +550,15 @@ def _link_new(pairs: list[tuple[Path, Path]]) -> list[_Outcome]:
 _SPREAD: Final = 4
 
 
-class _TurnCalls:
+class _TurnCalls(syncs.TurnBatch[Any, Any]):
     """The calls of one batch function (`_open_new`, `_link_new`) asked for in one turn of a
     loop: handed to the sync pool together, a few threads' worth, and settled on the loop
     together. A call each cost the loop a pool hand-off, a thread's wake-up and a wake-up of
     the loop of its own (twice per run created in a crowd)."""
 
     def __init__(self, function: Callable[[list[Any]], list[_Outcome]]) -> None:
+        super().__init__()
         self._function = function
-        # No reference to the loop (the registry's key): a finished loop is let go.
-        self._pending: list[tuple[Any, asyncio.Future[Any], Future[Any]]] = []
-
-    def add(
-        self, loop: asyncio.AbstractEventLoop, args: Any
-    ) -> tuple[asyncio.Future[Any], Future[Any]]:
-        """The future to await on the loop, and the thread's own (done once the call is,
-        whatever happened to the awaiting task meanwhile)."""
-        awaited: asyncio.Future[Any] = loop.create_future()
-        done: Future[Any] = Future()
-        if not self._pending:  # the first of this turn: hand them all over once it ends
-            loop.call_soon(self._hand_over, loop)
-        self._pending.append((args, awaited, done))
-        return awaited, done
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._pending = self._pending, []

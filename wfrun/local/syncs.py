@@ -41,9 +41,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Final, TypeVar
+from typing import Final, Generic, TypeVar
 
 T = TypeVar("T")
+A = TypeVar("A")
+R = TypeVar("R")
 
 #: Threads that fsync for the runs of this process. More overlap lets the journal merge
 #: more commits; beyond ~16 this machine's disk gains nothing (measured: 1 thread ~500
@@ -199,26 +201,37 @@ class _Sync:
         (os.fdatasync if self.data_only else os.fsync)(self.fd)
 
 
+class TurnBatch(Generic[A, R]):
+    """What one loop's runs asked the sync pool for in one turn of the loop: each request,
+    the future its run awaits on the loop, and the thread's own (done once the work is,
+    whatever became of the awaiting task). `_hand_over` gives the turn's requests to the
+    pool once the turn ends: a hand-off, a thread's wake-up and a wake-up of the loop for
+    all of them, not one each."""
+
+    # It holds no reference to its loop (the registry's key): a finished loop is let go.
+    def __init__(self) -> None:
+        self._pending: list[tuple[A, asyncio.Future[R], Future[R]]] = []
+
+    def add(
+        self, loop: asyncio.AbstractEventLoop, request: A
+    ) -> tuple[asyncio.Future[R], Future[R]]:
+        awaited: asyncio.Future[R] = loop.create_future()
+        done: Future[R] = Future()
+        if not self._pending:  # the first of this turn: hand them all over once it ends
+            loop.call_soon(self._hand_over, loop)
+        self._pending.append((request, awaited, done))
+        return awaited, done
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        raise NotImplementedError
+
+
 #: One sync for the pool, the future its run awaits, and the thread's own.
 _Item = tuple[_Sync, "asyncio.Future[None]", Future[None]]
 
 
-class _Batch:
-    """What one loop's runs asked the sync pool for in this turn of the loop."""
-
-    # It holds no reference to its loop (the registry's key): a finished loop is let go.
-    def __init__(self) -> None:
-        self._pending: list[_Item] = []
-
-    def add(
-        self, loop: asyncio.AbstractEventLoop, sync: _Sync
-    ) -> tuple[asyncio.Future[None], Future[None]]:
-        awaited: asyncio.Future[None] = loop.create_future()
-        done: Future[None] = Future()
-        if not self._pending:  # the first of this turn: hand them all over once it ends
-            loop.call_soon(self._hand_over, loop)
-        self._pending.append((sync, awaited, done))
-        return awaited, done
+class _Batch(TurnBatch[_Sync, None]):
+    """The fsyncs of one turn: at once through native AIO, or spread over the threads."""
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._pending = self._pending, []
