@@ -303,3 +303,38 @@ def count_awaitables(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(WorkflowCall, "__init__", counted)
     return made
+
+
+def new_run_fields(run_id: str) -> dict[str, Any]:
+    """What `RunStore.create` records as a run's first event, for a run of no real workflow."""
+    from wfrun.events import FORMAT_VERSION
+
+    return {
+        "format": FORMAT_VERSION,
+        "run_id": run_id,
+        "workflow": "w",
+        "target": "t:W",
+        "input": {},
+        "wfrun_version": "0",
+        "seed": 1,
+        "cwd": "/",
+        "max_payload": 100,
+    }
+
+
+def where_syncs_run(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """For each fsync or fdatasync from now on, whether it ran on the main thread (the loop)."""
+    import threading
+
+    on_the_loop: list[bool] = []
+
+    def watched(sync: Callable[[int], None]) -> Callable[[int], None]:
+        def watching(fd: int) -> None:
+            on_the_loop.append(threading.current_thread() is threading.main_thread())
+            sync(fd)
+
+        return watching
+
+    monkeypatch.setattr(os, "fsync", watched(os.fsync))
+    monkeypatch.setattr(os, "fdatasync", watched(os.fdatasync))
+    return on_the_loop

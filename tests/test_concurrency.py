@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from wfrun.local import locks
 from wfrun.local.loop import WorkflowLoop, WorkflowTimerHandle
 from wfrun.local.store import RunStore
 
-from conftest import list_runs_json, wait_for_file
+from conftest import list_runs_json, wait_for_file, where_syncs_run
 
 MANY = """
     import asyncio, os, resource, sys
@@ -214,23 +214,12 @@ def test_a_run_id_is_locked_at_the_same_byte_in_every_process(tmp_path: Path) ->
 def test_fsyncs_leave_the_loop_thread_only_while_runs_share_the_process(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import threading
 
     import wfrun as workflows
 
     from flows.steps import StepsWorkflow
 
-    on_the_loop: list[bool] = []
-
-    def watched(sync: Callable[[int], None]) -> Callable[[int], None]:
-        def watching(fd: int) -> None:
-            on_the_loop.append(threading.current_thread() is threading.main_thread())
-            sync(fd)
-
-        return watching
-
-    monkeypatch.setattr(os, "fsync", watched(os.fsync))
-    monkeypatch.setattr(os, "fdatasync", watched(os.fdatasync))
+    on_the_loop = where_syncs_run(monkeypatch)
     run = workflows.execute_workflow
     assert asyncio.run(run(StepsWorkflow, {"count": 2}, execution_id="alone")) == [10, 20]
     alone, on_the_loop[:] = list(on_the_loop), []

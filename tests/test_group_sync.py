@@ -11,6 +11,8 @@ import pytest
 
 from wfrun.local.store import GroupSync, RunStore
 
+from conftest import new_run_fields
+
 
 def wait_for(condition: Callable[[], bool]) -> None:
     """Poll until the threads got there (a hang fails the test through its timeout)."""
@@ -80,25 +82,11 @@ def test_runs_created_one_after_another_each_get_a_folder_fsync(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from wfrun.clock import SystemClock
-    from wfrun.events import FORMAT_VERSION
 
     store = RunStore(home)
     synced: list[Path] = []
     monkeypatch.setattr(store, "sync_folder", synced.append)
     for run_id in ("a", "b"):
-        writer, _ = store.create(
-            {
-                "format": FORMAT_VERSION,
-                "run_id": run_id,
-                "workflow": "w",
-                "target": "t:W",
-                "input": {},
-                "wfrun_version": "0",
-                "seed": 1,
-                "cwd": "/",
-                "max_payload": 100,
-            },
-            SystemClock(),
-        )
+        writer, _ = store.create(new_run_fields(run_id), SystemClock())
         writer.close()
     assert synced.count(store.runs_dir) == 2  # none served by an fsync before its link

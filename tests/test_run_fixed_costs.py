@@ -15,6 +15,7 @@ import wfrun as workflows
 from wfrun import entropy
 from wfrun.local.store import RunStore
 
+from conftest import where_syncs_run
 from flows.steps import StepsWorkflow
 
 
@@ -24,17 +25,7 @@ def test_runs_started_together_that_never_wait_are_created_as_a_crowd(
     """A workflow with no step never waits: without a turn of the loop before its creation,
     each run of a gather was created, run and ended alone, its fsyncs inline, one after the
     other."""
-    on_the_loop: list[bool] = []
-
-    def watched(sync: Callable[[int], None]) -> Callable[[int], None]:
-        def watching(fd: int) -> None:
-            on_the_loop.append(threading.current_thread() is threading.main_thread())
-            sync(fd)
-
-        return watching
-
-    monkeypatch.setattr(os, "fsync", watched(os.fsync))
-    monkeypatch.setattr(os, "fdatasync", watched(os.fdatasync))
+    on_the_loop = where_syncs_run(monkeypatch)
 
     async def together() -> list[list[int]]:
         runs = (

@@ -21,11 +21,19 @@ from typing import Any
 import pytest
 
 from wfrun.clock import SystemClock
-from wfrun.events import FORMAT_VERSION
 from wfrun.local import store as store_module
 from wfrun.local.store import RunStore
 
-from conftest import FLOWS, TESTS, kill_after_marker, run_wfrun, stopping_at, wait_for_marker, wf
+from conftest import (
+    FLOWS,
+    TESTS,
+    kill_after_marker,
+    new_run_fields,
+    run_wfrun,
+    stopping_at,
+    wait_for_marker,
+    wf,
+)
 
 STEPS = f"{wf('steps')}:StepsWorkflow"
 
@@ -45,20 +53,6 @@ def plant(home: Path, name: str, data: bytes = b"{}\n") -> Path:
     os.write(fd, data)
     os.close(fd)
     return path
-
-
-def fields(run_id: str) -> dict[str, Any]:
-    return {
-        "format": FORMAT_VERSION,
-        "run_id": run_id,
-        "workflow": "w",
-        "target": "t:W",
-        "input": {},
-        "wfrun_version": "0",
-        "seed": 1,
-        "cwd": "/",
-        "max_payload": 100,
-    }
 
 
 # -- a real kill -9 --------------------------------------------------------------------------
@@ -224,7 +218,7 @@ def test_a_creation_cancelled_during_its_link_holds_the_run_until_the_link_is_do
     monkeypatch.setattr(store_module, "_link_one", slow_link)
 
     async def cancel_during_link() -> None:
-        creating = asyncio.ensure_future(store.create_aside(fields("r"), SystemClock()))
+        creating = asyncio.ensure_future(store.create_aside(new_run_fields("r"), SystemClock()))
         while not in_link.is_set():
             await asyncio.sleep(0.01)
         creating.cancel()

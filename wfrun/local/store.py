@@ -582,25 +582,14 @@ def _settle_turn(
         outcomes = [(None, future.exception())] * len(share)
     else:
         outcomes = future.result()
-    settled = []
+    settled: list[syncs.Outcome[Any]] = []
     for (_, awaited, done), (value, exc) in zip(share, outcomes, strict=True):
         if exc is None:
             done.set_result(value)
         else:
             done.set_exception(exc)
         settled.append((awaited, value, exc))
-    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits them
-        loop.call_soon_threadsafe(_settle_awaited, settled)
-
-
-def _settle_awaited(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-    for awaited, value, exc in settled:
-        if awaited.done():  # its run was cancelled meanwhile
-            continue
-        if exc is None:
-            awaited.set_result(value)
-        else:
-            awaited.set_exception(exc)
+    syncs.hand_back(loop, settled)
 
 
 _turn_calls: weakref.WeakKeyDictionary[

@@ -46,6 +46,8 @@ from typing import Final, Generic, TypeVar
 T = TypeVar("T")
 A = TypeVar("A")
 R = TypeVar("R")
+#: A future a run awaits on its loop, and what to settle it with: a value, or what was raised.
+Outcome = tuple["asyncio.Future[R]", R, BaseException | None]
 
 #: Threads that fsync for the runs of this process. More overlap lets the journal merge
 #: more commits; beyond ~16 this machine's disk gains nothing (measured: 1 thread ~500
@@ -278,7 +280,7 @@ def _finish(loop: asyncio.AbstractEventLoop, items: list[_Item], synced: list[in
     """Sync what ``synced`` says is not synced yet (None) and settle, then run the ``then``
     of the others (a run's last sync trims its file: a system call and a wait for the GIL
     each) and settle those: the runs of the batch that go on do not wait for those that end."""
-    now: list[tuple[asyncio.Future[None], BaseException | None]] = []
+    now: list[Outcome[None]] = []
     later: list[_Item] = []
     for item, code in zip(items, synced, strict=True):
         sync, awaited, done = item
@@ -288,46 +290,44 @@ def _finish(loop: asyncio.AbstractEventLoop, items: list[_Item], synced: list[in
             elif code:
                 raise OSError(code, os.strerror(code))
         except BaseException as exc:  # handed to the awaiting run, which decides
-            now.append((awaited, exc))
+            now.append((awaited, None, exc))
             done.set_exception(exc)
             continue
         if sync.then is not None:
             later.append(item)
             continue
-        now.append((awaited, None))
+        now.append((awaited, None, None))
         done.set_result(None)
     if now:
-        _hand_back(loop, now)
+        hand_back(loop, now)
     if not later:
         return
-    outcomes: list[tuple[asyncio.Future[None], BaseException | None]] = []
+    outcomes: list[Outcome[None]] = []
     for sync, awaited, done in later:
         try:
             assert sync.then is not None
             sync.then()
         except BaseException as exc:  # handed to the awaiting run, which decides
-            outcomes.append((awaited, exc))
+            outcomes.append((awaited, None, exc))
             done.set_exception(exc)
         else:
-            outcomes.append((awaited, None))
+            outcomes.append((awaited, None, None))
             done.set_result(None)
-    _hand_back(loop, outcomes)
+    hand_back(loop, outcomes)
 
 
-def _hand_back(
-    loop: asyncio.AbstractEventLoop,
-    outcomes: list[tuple[asyncio.Future[None], BaseException | None]],
-) -> None:
+def hand_back(loop: asyncio.AbstractEventLoop, outcomes: list[Outcome[R]]) -> None:
+    """From a pool thread: settle on ``loop`` the futures its runs await, in one wake-up."""
     with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits them
         loop.call_soon_threadsafe(_settle, outcomes)
 
 
-def _settle(outcomes: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
-    for awaited, exc in outcomes:
+def _settle(outcomes: list[Outcome[R]]) -> None:
+    for awaited, value, exc in outcomes:
         if awaited.done():  # its run was cancelled meanwhile
             continue
         if exc is None:
-            awaited.set_result(None)
+            awaited.set_result(value)
         else:
             awaited.set_exception(exc)
 
