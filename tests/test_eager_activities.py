@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -229,3 +231,96 @@ def count_turns(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(asyncio.BaseEventLoop, "_run_once", counted)
     return turns
+
+
+def test_an_eager_start_keeps_a_call_soon_the_loop_already_had_of_its_own() -> None:
+    async def main() -> tuple[bool, list[str]]:
+        loop = asyncio.get_running_loop()
+        seen: list[str] = []
+        original = loop.call_soon
+
+        def instrumented(callback: Any, *args: Any, context: Any = None) -> Any:
+            seen.append(getattr(callback, "__name__", repr(callback)))
+            return original(callback, *args, context=context)
+
+        loop.call_soon = instrumented  # type: ignore[method-assign,assignment]
+
+        async def work() -> int:
+            return 1
+
+        assert await start_eagerly(work(), "eager") == 1
+        kept = loop.__dict__.get("call_soon") is instrumented
+        seen.clear()
+        loop.call_soon(lambda: None)
+        return kept, list(seen)  # a copy: the loop calls it again as it ends
+
+    kept, seen = asyncio.run(main())
+    assert kept
+    assert seen == ["<lambda>"]
+
+
+def test_eager_starts_on_loops_of_two_threads_each_run_their_own_first_step() -> None:
+    failures: list[BaseException] = []
+    rounds = 100_000
+
+    def worker(tag: str) -> None:
+        async def main() -> None:
+            for i in range(rounds):
+                ran: list[str] = []
+
+                async def work(mine: str = f"{tag}{i}", ran: list[str] = ran) -> None:
+                    ran.append(mine)
+
+                # Its first step runs inline: nothing to await, nothing left pending.
+                start_eagerly(work(), None)
+                if ran != [f"{tag}{i}"]:
+                    raise AssertionError(f"thread {tag}, round {i}: first steps run {ran}")
+
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(main())
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+        finally:
+            # Not asyncio.run: it waits for every task to end, and a task whose first step was
+            # lost is never stepped again (it hung the test).
+            loop.close()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=worker, args=(t,)) for t in "ab"]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == [], [f"{type(e).__name__}: {e}" for e in failures]
+
+
+class _TracedTask(asyncio.Task):  # type: ignore[type-arg]
+    """A task of the kind a task factory makes (tracing, context propagation, monitors)."""
+
+
+@workflows.activity
+async def names_its_task_kind() -> str:
+    return type(asyncio.current_task()).__name__
+
+
+@workflows.workflow.define(name="eager_task_kind")
+class TaskKind:
+    @workflows.workflow.entrypoint
+    async def run(self) -> str:
+        return await names_its_task_kind()
+
+
+def test_an_activity_runs_in_a_task_made_by_the_loop_s_task_factory_as_before(home: Path) -> None:
+    async def main() -> str:
+        asyncio.get_running_loop().set_task_factory(
+            lambda loop, coro, **kwargs: _TracedTask(coro, loop=loop, **kwargs)
+        )
+        result: str = await workflows.execute_workflow(TaskKind, None, execution_id="k", home=home)
+        return result
+
+    assert asyncio.run(main()) == "_TracedTask"

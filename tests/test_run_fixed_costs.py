@@ -4,10 +4,12 @@ crowd or per process where once serves, and never paid by a run that does not ne
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -187,3 +189,67 @@ def test_a_sync_is_reported_before_the_trims_of_the_runs_ending_in_its_batch(
         release.set()
         for fd in fds:
             os.close(fd)
+
+
+def _crowd_where_one_fails(home: Path) -> list[object]:
+    """Four runs started together (the first may be created alone; the rest in a crowd)."""
+
+    async def together() -> list[object]:
+        created = (
+            workflows.execute_workflow(StepsWorkflow, {"count": 1}, execution_id=f"c{i}", home=home)
+            for i in range(4)
+        )
+        outcomes: list[object] = await asyncio.gather(*created, return_exceptions=True)
+        return outcomes
+
+    return asyncio.run(together())
+
+
+def test_a_crowd_where_one_run_s_open_fails_fails_that_run_only(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wfrun.local import store
+
+    open_one = store._open_one
+
+    def refusing(temporary: Path, lock: Any, run_id: str) -> int:
+        if run_id == "c2":
+            lock.release(run_id)  # as _open_one does when its open fails
+            raise store.io_error(
+                PermissionError(errno.EACCES, "denied"), temporary.parent, "cannot create"
+            )
+        return open_one(temporary, lock, run_id)
+
+    monkeypatch.setattr(store, "_open_one", refusing)
+    outcomes = _crowd_where_one_fails(home)
+    assert [type(o).__name__ for o in outcomes][:2] == ["list", "list"]
+    assert outcomes[3] == [10]
+    assert isinstance(outcomes[2], Exception)
+    monkeypatch.setattr(store, "_open_one", open_one)
+    # Nothing of it left behind: it can be started again under its id.
+    assert asyncio.run(
+        workflows.execute_workflow(StepsWorkflow, {"count": 1}, execution_id="c2", home=home)
+    ) == [10]
+
+
+def test_a_crowd_where_one_run_s_link_fails_fails_that_run_only(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wfrun.local import store
+
+    link_one = store._link_one
+
+    def refusing(temporary: Path, final: Path) -> None:
+        if final.name.startswith("c1."):
+            temporary.unlink()
+            raise OSError(errno.EMFILE, "too many open files")
+        link_one(temporary, final)
+
+    monkeypatch.setattr(store, "_link_one", refusing)
+    outcomes = _crowd_where_one_fails(home)
+    assert isinstance(outcomes[1], BaseException)
+    assert [outcomes[i] for i in (0, 2, 3)] == [[10]] * 3
+    monkeypatch.setattr(store, "_link_one", link_one)
+    assert asyncio.run(
+        workflows.execute_workflow(StepsWorkflow, {"count": 1}, execution_id="c1", home=home)
+    ) == [10]

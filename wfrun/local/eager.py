@@ -11,7 +11,8 @@ goes on as any task does (cancelled, awaited, timed out). On 3.12+ this is async
 ``eager_start``. Python 3.11 has none: the task is made with its first step caught instead of
 scheduled (``Task.__init__`` hands it to ``loop.call_soon``), and that step is run at once,
 with the task swapped in as the loop's current one, as 3.12 does. A loop where this cannot be
-done (one without an instance ``__dict__``, such as uvloop's) gets ``create_task``.
+done (one without an instance ``__dict__``, such as uvloop's) gets ``create_task``, and so does
+a loop with a task factory: its tasks are the factory's to make (tracing, context propagation).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ __all__ = ["start_eagerly"]
 
 def _eager_312(coro: Coroutine[Any, Any, T], name: str | None) -> asyncio.Task[T]:
     loop = asyncio.get_running_loop()
+    if loop.get_task_factory() is not None:  # its tasks are the factory's to make
+        return loop.create_task(coro, name=name)
     return asyncio.Task(coro, loop=loop, name=name, eager_start=True)  # type: ignore[call-arg]
 
 
@@ -49,7 +52,6 @@ class _Caught:
         self.context = context
 
 
-_caught = _Caught()
 _enter_task = asyncio.tasks._enter_task
 _leave_task = asyncio.tasks._leave_task
 _current_tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = asyncio.tasks._current_tasks  # type: ignore[attr-defined]
@@ -57,17 +59,22 @@ _current_tasks: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] = asyncio.tas
 
 def _eager_311(coro: Coroutine[Any, Any, T], name: str | None) -> asyncio.Task[T]:
     loop = asyncio.get_running_loop()
-    caught = _caught  # one for all: what it catches is taken out before anything else runs
+    if loop.get_task_factory() is not None:  # its tasks are the factory's to make
+        return loop.create_task(coro, name=name)
+    caught = _Caught()  # one per start: loops of other threads start tasks meanwhile
     try:
-        loop.call_soon = caught  # type: ignore[method-assign,assignment]
+        own = loop.__dict__.get("call_soon")
     except AttributeError:  # no instance attributes (a loop written in C): not eagerly
         return loop.create_task(coro, name=name)
+    loop.call_soon = caught  # type: ignore[method-assign,assignment]
     try:
         task = asyncio.Task(coro, loop=loop, name=name)
     finally:
-        del loop.call_soon
+        if own is None:
+            del loop.call_soon
+        else:
+            loop.call_soon = own  # type: ignore[method-assign]
     step, context = caught.step, caught.context
-    caught.step = caught.context = None
     assert step is not None  # what 3.11's Task.__init__ hands over
     assert context is not None
     outer = _current_tasks.get(loop)
