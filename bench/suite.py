@@ -121,7 +121,7 @@ def one_run(report: Report, home: Path, floor: Floors, steps: int, repeat: int) 
         "floor: the least asyncio step",
         f"{1 / floor.asyncio_step:,.0f} steps/s",
         "",
-        f"{floor.asyncio_step * fsync_rate:.2f} × fsync floor: a task, 3 lines, 1 fdatasync",
+        f"{1 / floor.asyncio_step / fsync_rate:.2f} × fsync floor: a task, 3 lines, 1 fdatasync",
     )
     report.add(
         f"W1 {steps:,} sequential steps",
