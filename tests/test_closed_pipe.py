@@ -125,8 +125,9 @@ def test_a_query_whose_own_code_meets_a_broken_pipe_does_not_exit_0_silently(
     [["history", "long"], ["history", "long", "--json"], ["list"], ["show", "long"]],
     ids=" ".join,
 )
-def test_a_full_disk_on_stdout_is_still_a_failure(home: Path, args: list[str]) -> None:
-    """``> /dev/full`` (ENOSPC) is not taken for a reader gone: the command fails."""
+def test_a_full_disk_on_stdout_is_an_io_error_said_in_one_line(home: Path, args: list[str]) -> None:
+    """``> /dev/full`` (ENOSPC) is not taken for a reader gone: exit 74, one line on stderr
+    saying why, no traceback."""
     write_history(home, "long", steps=3)
     with open("/dev/full", "w") as full:
         result = subprocess.run(
@@ -136,4 +137,7 @@ def test_a_full_disk_on_stdout_is_still_a_failure(home: Path, args: list[str]) -
             text=True,
             timeout=60,
         )
-    assert result.returncode != 0
+    assert result.returncode == 74, result.stderr
+    assert result.stderr.splitlines() == [
+        "wfrun: cannot write the output: No space left on device"
+    ], result.stderr

@@ -12,7 +12,8 @@ Exit codes (the same for start, resume and ``resume --all``):
     75  waiting: resume it later                    130 interrupted: ``wfrun resume`` continues it
 
 The commands that only show something (history, list, show, query) exit 0, quietly, when the
-reader closes the pipe early (``| head``): see `until_the_reader_leaves`.
+reader closes the pipe early (``| head``), and 74, saying why, when their output cannot be
+written (``> /dev/full``): see `until_the_reader_leaves`.
 """
 
 # No `from __future__ import annotations` here: typer reads every command's annotations each
@@ -89,6 +90,8 @@ EXIT_CODES: Final = {
     RunStatus.WAITING: 75,
 }
 INTERRUPTED: Final = 130
+#: Output that could not be written (a reading command's ``> /dev/full``): an I/O error.
+EXIT_IO: Final = 74
 #: For ``resume --all``: the most serious code among the runs wins.
 SEVERITY: Final = (130, 74, 6, 3, 5, 4, 2, 1, 75, 0)
 STATUSES: Final = tuple(RunStatus)
@@ -260,6 +263,16 @@ def until_the_reader_leaves(fn: F) -> F:
             os.dup2(devnull, sys.stdout.fileno())
             os.close(devnull)
             raise typer.Exit(0) from None
+        except OSError as exc:
+            # Not a reader gone: the output could not be written (``> /dev/full``, a full or
+            # failing disk). The store turns its own files' errors into `HistoryIOError`s.
+            what = f"use {exc.filename}" if exc.filename else "write the output"
+            _stderr().print(f"[bold red]wfrun:[/] cannot {_escape(what)}: {exc.strerror or exc}")
+            with contextlib.suppress(OSError):  # what is still buffered goes nowhere at exit
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+            raise typer.Exit(EXIT_IO) from None
 
     return wrapper  # type: ignore[return-value]
 
