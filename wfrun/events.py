@@ -96,6 +96,17 @@ def new_line(event: Event) -> bytes:
     return serialize(event) + b"\n"
 
 
+#: The checksum field as the writer ends every line of format 2 with it (``% crc``).
+CRC_TAIL: Final = b',"crc":"%08x"}'
+_SIGNED: Final = b"%b" + CRC_TAIL + b"\n"
+
+
+def _signed(body: bytes) -> bytes:
+    # ``body``: the object without its closing brace, ASCII (nothing for `with_checksum` to
+    # escape); the checksum is that of the object as it would be without the field.
+    return _SIGNED % (body, zlib.crc32(b"}", zlib.crc32(body)))
+
+
 def _scheduled_line(event: ActivityScheduled) -> bytes | None:
     payload: Any = event.input  # annotated as read back (a dict); Encoded as the writer holds it
     if type(event.id) is int and type(event.seq) is int and type(payload) is Encoded:
@@ -106,11 +117,8 @@ def _scheduled_line(event: ActivityScheduled) -> bytes | None:
             orjson.dumps(event.name),
             payload,
         )
-        # ``body``: the object without its closing brace, ASCII (nothing for `with_checksum`
-        # to escape); the checksum is that of the object as it would be without the field.
-        # Signed in each template, not by a helper: a frame less, three a step.
         if body.isascii():
-            return b'%b,"crc":"%08x"}\n' % (body, zlib.crc32(b"}", zlib.crc32(body)))
+            return _signed(body)
     return None
 
 
@@ -129,7 +137,7 @@ def started_line(event_id: int, ts: str, seq: int, attempt: int) -> bytes:
         seq,
         attempt,
     )
-    return b'%b,"crc":"%08x"}\n' % (body, zlib.crc32(b"}", zlib.crc32(body)))
+    return _signed(body)
 
 
 def _completed_line(event: ActivityCompleted) -> bytes | None:
@@ -153,7 +161,7 @@ def _completed_line(event: ActivityCompleted) -> bytes | None:
             )
         )
         if body.isascii():
-            return b'%b,"crc":"%08x"}\n' % (body, zlib.crc32(b"}", zlib.crc32(body)))
+            return _signed(body)
     return None
 
 
@@ -165,7 +173,7 @@ def with_checksum(body: bytes) -> bytes:
     """
     if not body.isascii():
         body = _RAW_CONTROLS.sub(_json_escape, body.decode()).encode()
-    return b'%s,"crc":"%08x"}' % (body[:-1], zlib.crc32(body))
+    return body[:-1] + CRC_TAIL % zlib.crc32(body)
 
 
 #: What JSON may hold raw but a terminal acts on: C1 controls and bidirectional overrides.

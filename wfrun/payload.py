@@ -281,12 +281,7 @@ class Signature:
         validating it would give: it is returned as it is, with no encoding and decoding
         again. Anything else is validated as `decode_result` does.
         """
-        # `unchanged_result`, inline: replay asks it once per step.
-        same = self._same_result
-        if same is None:
-            same = self._same_result = _same_types(self.result_annotation)
-        kind = type(value)
-        if kind in same and (kind is not float or math.isfinite(value)):
+        if self.unchanged_result(value):
             return value
         return self.decode_result(raw(value))
 

@@ -258,23 +258,25 @@ def until_the_reader_leaves(fn: F) -> F:
         except BrokenPipeError:
             if not _reader_gone():  # a pipe of the user's code (a query handler's), say
                 raise
-            # What is still buffered goes nowhere at exit, instead of failing again there.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
+            _discard_stdout()
             raise typer.Exit(0) from None
         except OSError as exc:
             # Not a reader gone: the output could not be written (``> /dev/full``, a full or
             # failing disk). The store turns its own files' errors into `HistoryIOError`s.
             what = f"use {exc.filename}" if exc.filename else "write the output"
             _stderr().print(f"[bold red]wfrun:[/] cannot {_escape(what)}: {exc.strerror or exc}")
-            with contextlib.suppress(OSError):  # what is still buffered goes nowhere at exit
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-                os.close(devnull)
+            _discard_stdout()
             raise typer.Exit(EXIT_IO) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _discard_stdout() -> None:
+    """What stdout still buffers goes nowhere at exit, instead of failing again there."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _reader_gone() -> bool:

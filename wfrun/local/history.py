@@ -26,6 +26,7 @@ from ..events import (
     _BUILDERS,
     _LINE_CHECKS,
     CHECKSUMMED,
+    CRC_TAIL,
     EVENT_TYPES,
     FORMAT_VERSION,
     LIMIT,
@@ -253,7 +254,7 @@ class LineReader:
                 # counts); the checksum field compared whole, as it would be written.
                 if (
                     event is None
-                    and line[cut:] == _CRC_TAIL % crc
+                    and line[cut:] == CRC_TAIL % crc
                     and (cut < _MAX_DEPTH or line.count(b"[") + line.count(b"{") <= _MAX_DEPTH)
                 ):
                     # One try for every way the fast path can fail: not JSON (a ValueError),
@@ -339,7 +340,7 @@ class LineReader:
 #: was computed from the line), and each field valid: ``number`` is 2 or more (and compared
 #: with `LIMIT`), ``seq`` is that of the event before, read and checked already. A line that
 #: differs in any byte, or whose time is not one the writer writes, goes the ordinary way.
-_STARTED: Final = b'{"id":%d,"ts":"%b","type":"ActivityStarted","seq":%d,"attempt":1,"crc":"%08x"}'
+_STARTED: Final = b'{"id":%d,"ts":"%b","type":"ActivityStarted","seq":%d,"attempt":1' + CRC_TAIL
 #: What a time `_time_second` accepts is made of.
 _TIME_BYTES: Final = b"0123456789-:.TZ"
 
@@ -467,8 +468,6 @@ def _intact(line: bytes) -> bool:
 
 
 _CRC_FIELD: Final = b',"crc":"'
-#: The checksum field as the writer ends a line with it (``% crc``).
-_CRC_TAIL: Final = b',"crc":"%08x"}'
 _CRC_LENGTH: Final = len(b',"crc":"00000000"}')
 
 

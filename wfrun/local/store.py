@@ -273,10 +273,6 @@ class HistoryWriter:
         finally:
             self._put_down()
 
-    def _make_durable(self, fd: int) -> None:
-        # fdatasync also writes the length when it changed: a reservation is durable too.
-        (os.fdatasync if self._reserving else os.fsync)(fd)
-
     def _trim(self, fd: int) -> None:
         """Cut the reserved zeros off (in a sync thread, or at `close`)."""
         with self._trimming:
@@ -525,22 +521,22 @@ def _link_one(temporary: Path, final: Path) -> None:
 
 
 #: What one call of a turn's batch came to: its value, or what it raised.
-_Outcome = tuple[Any, BaseException | None]
+_Result = tuple[Any, BaseException | None]
 
 
-def _each(function: Callable[..., Any], args: tuple[Any, ...]) -> _Outcome:
+def _each(function: Callable[..., Any], args: tuple[Any, ...]) -> _Result:
     try:
         return function(*args), None
     except BaseException as exc:  # that run's own failure, handed to it
         return None, exc
 
 
-def _open_new(requests: list[tuple[Path, locks.LockFile, str]]) -> list[_Outcome]:
+def _open_new(requests: list[tuple[Path, locks.LockFile, str]]) -> list[_Result]:
     """In a sync thread: `_open_one` for each run created in one turn of the loop."""
     return [_each(_open_one, request) for request in requests]
 
 
-def _link_new(pairs: list[tuple[Path, Path]]) -> list[_Outcome]:
+def _link_new(pairs: list[tuple[Path, Path]]) -> list[_Result]:
     """In a sync thread: `_link_one` for each run linked in one turn of the loop."""
     return [_each(_link_one, pair) for pair in pairs]
 
@@ -556,7 +552,7 @@ class _TurnCalls(syncs.TurnBatch[Any, Any]):
     together. A call each cost the loop a pool hand-off, a thread's wake-up and a wake-up of
     the loop of its own (twice per run created in a crowd)."""
 
-    def __init__(self, function: Callable[[list[Any]], list[_Outcome]]) -> None:
+    def __init__(self, function: Callable[[list[Any]], list[_Result]]) -> None:
         super().__init__()
         self._function = function
 
@@ -572,12 +568,12 @@ class _TurnCalls(syncs.TurnBatch[Any, Any]):
 def _settle_turn(
     loop: asyncio.AbstractEventLoop,
     share: list[tuple[Any, asyncio.Future[Any], Future[Any]]],
-    future: Future[list[_Outcome]],
+    future: Future[list[_Result]],
 ) -> None:
     # In the thread that made the calls (or on the loop): each call's own outcome, then one
     # wake-up of the loop for all of them.
     if future.cancelled():  # the pool was shut down before a thread took them
-        outcomes: list[_Outcome] = [(None, asyncio.CancelledError())] * len(share)
+        outcomes: list[_Result] = [(None, asyncio.CancelledError())] * len(share)
     elif future.exception() is not None:
         outcomes = [(None, future.exception())] * len(share)
     else:
@@ -593,12 +589,12 @@ def _settle_turn(
 
 
 _turn_calls: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[Callable[[list[Any]], list[_Outcome]], _TurnCalls]
+    asyncio.AbstractEventLoop, dict[Callable[[list[Any]], list[_Result]], _TurnCalls]
 ] = weakref.WeakKeyDictionary()
 
 
 async def _aside(
-    function: Callable[[list[Any]], list[_Outcome]],
+    function: Callable[[list[Any]], list[_Result]],
     args: tuple[Any, ...],
     *,
     undo: Callable[[], None] | None = None,
