@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 import orjson
@@ -338,3 +339,53 @@ def where_syncs_run(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     monkeypatch.setattr(os, "fsync", watched(os.fsync))
     monkeypatch.setattr(os, "fdatasync", watched(os.fdatasync))
     return on_the_loop
+
+
+def watch_durability(
+    monkeypatch: pytest.MonkeyPatch, durable: Callable[[int, os.stat_result, bytes], None]
+) -> None:
+    """Call ``durable(fd, info, events)`` each time a sync makes a regular file's ``events``
+    durable (its bytes at the sync, less the reserved zeros; ``info``: its `os.fstat`): as a
+    power cut would keep them. A plain fsync or fdatasync counts once it returned; one begun
+    aside (`HistoryWriter.sync_soon`) holds what was written when it was launched, and counts
+    once it has landed."""
+    from wfrun.local import aio
+
+    def written(fd: int) -> tuple[int, os.stat_result, bytes] | None:
+        info = os.fstat(fd)
+        if not S_ISREG(info.st_mode):  # a folder's
+            return None
+        return fd, info, os.pread(fd, info.st_size, 0).rstrip(b"\0")
+
+    def plain(sync: Callable[[int], None]) -> Callable[[int], None]:
+        def synced(fd: int) -> None:
+            sync(fd)
+            found = written(fd)
+            if found is not None:
+                durable(*found)
+
+        return synced
+
+    in_the_air: list[tuple[int, os.stat_result, bytes] | None] = []
+    launch, land = aio.Flight.launch, aio.Flight.land
+
+    def launched(flight: aio.Flight, fd: int, *, data_only: bool) -> bool:
+        found = written(fd)
+        taken = launch(flight, fd, data_only=data_only)
+        if taken:
+            in_the_air.append(found)
+        return taken
+
+    def landed(flight: aio.Flight) -> int:
+        code = land(flight)
+        if not code:
+            for found in in_the_air:
+                if found is not None:
+                    durable(*found)
+        in_the_air.clear()
+        return code
+
+    monkeypatch.setattr(os, "fsync", plain(os.fsync))
+    monkeypatch.setattr(os, "fdatasync", plain(os.fdatasync))
+    monkeypatch.setattr(aio.Flight, "launch", launched)
+    monkeypatch.setattr(aio.Flight, "land", landed)

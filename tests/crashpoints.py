@@ -17,7 +17,8 @@ Points, in the order a message meets them:
 - ``message-written``: the history write holding a ``SignalReceived``, ``UpdateAccepted`` or
   ``CancelRequested`` returned, before its fsync. (A kill -9 keeps what was written, so a
   resume finds the event, as after ``message-synced``; only a power cut could tell them apart.)
-- ``message-synced``: the fsync after that write returned; the workflow has not seen it.
+- ``message-synced``: the fsync after that write returned (or, begun aside, landed: see
+  `HistoryWriter.sync_soon`); nothing the workflow did with it has left the run.
 - ``answer-awaited`` (an update's sender): its update is accepted but not yet answered.
 
 Points in how a history grows (`wfrun.local.store`), with reservations made 1 KiB at a time so
@@ -108,15 +109,17 @@ def _after_arrival(point: str) -> None:
                 stop(point)
         return done
 
-    sync = HistoryWriter.sync
+    def stopping_after(synced: Callable[..., None]) -> Callable[..., None]:
+        def stopping(self: HistoryWriter, *args: Any) -> None:
+            synced(self, *args)
+            if written[0] and point == "message-synced":
+                stop(point)
 
-    def stopping(self: HistoryWriter) -> None:
-        sync(self)
-        if written[0] and point == "message-synced":
-            stop(point)
+        return stopping
 
     RunStore.write = staticmethod(write)
-    HistoryWriter.sync = stopping  # type: ignore[method-assign]
+    HistoryWriter._sync_here = stopping_after(HistoryWriter._sync_here)  # type: ignore[method-assign]
+    HistoryWriter.settle = stopping_after(HistoryWriter.settle)  # type: ignore[method-assign]
 
 
 def _while_awaiting_the_answer() -> None:

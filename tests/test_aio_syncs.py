@@ -18,6 +18,7 @@ import wfrun as workflows
 from wfrun.local import aio, syncs
 from wfrun.local.store import RunStore
 
+from conftest import FLOWS, attempts, run_wfrun
 from flows.steps import StepsWorkflow
 
 needs_aio = pytest.mark.skipif(
@@ -183,8 +184,6 @@ def test_eio_on_one_run_s_aio_fsync_fails_that_run_only_and_leaves_it_resumable(
     assert [o for i, o in enumerate(outcomes) if i != victim] == [[10, 20, 30]] * 11
     RunStore(home).read(f"r{victim}")  # not corrupt
     shim.on_events = None
-    from conftest import FLOWS, run_wfrun
-
     resumed = run_wfrun("resume", f"r{victim}", env={"PYTHONPATH": str(FLOWS.parent)})
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert RunStore(home).read(f"r{victim}").events[-1].type == "WorkflowCompleted"
@@ -264,7 +263,7 @@ def test_a_kill_while_a_crowd_of_runs_is_being_created_leaves_every_run_whole(
     """Many runs started at once; kill -9 once the first of them is held in step 2 (so its
     step 1 completed durably) while most of the others are still being created (CREATE_SLOTS
     at a time): list and resume --all see whole runs only, and no completed step runs again."""
-    from conftest import FLOWS, attempts, hold, kill_after_marker, run_wfrun
+    from conftest import hold, kill_after_marker
 
     count = 200
     process = subprocess.Popen(
@@ -396,3 +395,125 @@ def test_partial_submissions_and_eagain_midway(tmp_path: Path, shim: KernelShim)
         for fd in fds:
             os.close(fd)
     assert aio.available()
+
+
+# -- 5. a lone run's syncs, begun aside (`aio.Flight`) ---------------------------------------
+
+
+@needs_aio
+def test_a_flight_lands_with_0_once_the_fsyncs_it_launched_are_done(tmp_path: Path) -> None:
+    [fd] = _files(tmp_path, 1)
+    flight = aio.Flight()
+    try:
+        assert flight.launch(fd, data_only=True)
+        assert flight.launch(fd, data_only=False)
+        assert flight.in_the_air
+        assert flight.land() == 0
+        assert not flight.in_the_air
+        assert flight.land() == 0  # nothing left to wait for
+    finally:
+        os.close(fd)
+
+
+@needs_aio
+def test_a_flight_refused_for_a_closed_descriptor_holds_nothing(tmp_path: Path) -> None:
+    [fd] = _files(tmp_path, 1)
+    os.close(fd)
+    flight = aio.Flight()
+    assert not flight.launch(fd, data_only=True)  # the caller syncs plainly, which says why
+    assert not flight.in_the_air
+    assert aio.available()  # one file's fault, not the kernel's
+    [good] = _files(tmp_path, 1)
+    try:
+        assert flight.launch(good, data_only=True)
+        assert flight.land() == 0
+    finally:
+        os.close(good)
+
+
+@needs_aio
+def test_a_flight_past_its_most_lands_the_earlier_fsyncs_first(
+    tmp_path: Path, shim: KernelShim
+) -> None:
+    [fd] = _files(tmp_path, 1)
+    reaped: list[int] = []
+
+    def on_events(args: Any, shim: KernelShim) -> int:
+        got = int(shim.real.call(*args))
+        reaped.append(got)
+        return got
+
+    shim.on_events = on_events
+    flight = aio.Flight()
+    try:
+        for _ in range(aio.Flight.MOST + 1):
+            assert flight.launch(fd, data_only=True)
+        assert sum(reaped) == aio.Flight.MOST  # landed before the one past them went up
+        assert flight.land() == 0
+        assert sum(reaped) == aio.Flight.MOST + 1
+    finally:
+        os.close(fd)
+
+
+@needs_aio
+def test_a_lone_run_syncs_each_outcome_aside_and_lands_it_before_the_next_step(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order: list[str] = []
+    launch, land = aio.Flight.launch, aio.Flight.land
+
+    def launched(flight: aio.Flight, fd: int, *, data_only: bool) -> bool:
+        order.append("launch")
+        return launch(flight, fd, data_only=data_only)
+
+    def landed(flight: aio.Flight) -> int:
+        if flight.in_the_air:
+            order.append("land")
+        return land(flight)
+
+    monkeypatch.setattr(aio.Flight, "launch", launched)
+    monkeypatch.setattr(aio.Flight, "land", landed)
+    run = workflows.execute_workflow(StepsWorkflow, {"count": 3}, execution_id="r", home=home)
+    assert asyncio.run(run) == [10, 20, 30]
+    # Each step's completion goes up as the workflow moves on, and is down before the next
+    # step starts, or before the run's end is written.
+    assert order == ["launch", "land"] * 3
+
+
+@needs_aio
+def test_a_lone_run_whose_aside_sync_fails_stops_before_its_next_step_and_resumes(
+    home: Path, log: Path, shim: KernelShim
+) -> None:
+    failed: list[int] = []
+
+    def on_events(args: Any, shim: KernelShim) -> int:
+        got = int(shim.real.call(*args))
+        if not failed:
+            events = args[4]._obj
+            events[0].res = -errno.EIO  # the first step's completion: never said durable
+            failed.append(got)
+        return got
+
+    shim.on_events = on_events
+    run = workflows.execute_workflow(StepsWorkflow, {"count": 3}, execution_id="r", home=home)
+    with pytest.raises(workflows.HistoryIOError, match="cannot sync the history"):
+        asyncio.run(run)
+    assert failed
+    assert attempts(log, "step1") == 1
+    assert attempts(log, "step2") == 0  # nothing went on after what was not durable
+    shim.on_events = None
+    resumed = run_wfrun("resume", "r", env={"PYTHONPATH": str(FLOWS.parent)})
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert RunStore(home).read("r").events[-1].type == "WorkflowCompleted"
+
+
+def test_without_native_aio_a_lone_run_syncs_each_outcome_inline(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(aio, "_unusable", "not here (the test says)")
+    synced: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (synced.append(fd), real(fd))[1])
+    run = workflows.execute_workflow(StepsWorkflow, {"count": 3}, execution_id="r", home=home)
+    assert asyncio.run(run) == [10, 20, 30]
+    assert len(synced) >= 4  # each step's completion, then the run's end

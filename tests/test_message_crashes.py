@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import stat
 import subprocess
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from conftest import (
     stopping_at,
     wait_for_file,
     wait_for_marker,
+    watch_durability,
     wf,
 )
 from flows.message_crashes import PROBES, ProbedWorkflow
@@ -341,29 +341,18 @@ def test_the_first_message_to_a_run_syncs_the_new_inbox_file_s_name_too(
     assert synced == [identity(os.stat(inbox.path))]
 
 
-def test_a_signal_is_durable_in_the_history_before_its_handler_runs(
+def test_a_signal_is_durable_in_the_history_before_its_handler_s_first_activity_runs(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A power cut keeps only what was synced: at the moment the handler runs, the synced
-    part of the history must already hold the SignalReceived it runs for (else a power cut
-    there would lose a message that already had effects)."""
+    """A power cut keeps only what was synced: at the moment the handler's activity runs,
+    the synced part of the history must already hold the SignalReceived it runs for (else a
+    power cut there would lose a message that already had effects)."""
     durable: dict[tuple[int, int], int] = {}  # file → its events' length at its last sync
-    real_fsync, real_fdatasync = os.fsync, os.fdatasync
 
-    def synced(fd: int) -> None:
-        info = os.fstat(fd)
-        if stat.S_ISREG(info.st_mode):  # not a folder's sync
-            # The zeros reserved past the events are no events (see wfrun.local.store).
-            durable[identity(info)] = len(os.pread(fd, info.st_size, 0).rstrip(b"\0"))
+    def synced(fd: int, info: os.stat_result, events: bytes) -> None:
+        durable[identity(info)] = len(events)
 
-    def fsync(fd: int) -> None:
-        real_fsync(fd)
-        synced(fd)
-
-    def fdatasync(fd: int) -> None:
-        real_fdatasync(fd)
-        synced(fd)
-
+    watch_durability(monkeypatch, synced)
     path = home / "runs" / "p.jsonl"
     seen: list[bytes] = []
 
@@ -375,8 +364,6 @@ def test_a_signal_is_durable_in_the_history_before_its_handler_runs(
             await workflows.execute_workflow(ProbedWorkflow, execution_id="p")
         await workflows.signal_workflow("p", "poke")
 
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "fdatasync", fdatasync)
     PROBES.append(probe)
     try:
         asyncio.run(scenario())

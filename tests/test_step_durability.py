@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import stat
 from pathlib import Path
 
 import pytest
 
 import wfrun as workflows
 from wfrun.local.store import RunStore
+
+from conftest import watch_durability
 
 
 class _Durable:
@@ -26,10 +27,8 @@ class _Durable:
     def __init__(self) -> None:
         self._events: dict[tuple[int, int], bytes] = {}
 
-    def synced(self, fd: int) -> None:
-        info = os.fstat(fd)
-        if stat.S_ISREG(info.st_mode):  # not a folder's
-            self._events[(info.st_dev, info.st_ino)] = os.pread(fd, info.st_size, 0).rstrip(b"\0")
+    def synced(self, fd: int, info: os.stat_result, events: bytes) -> None:
+        self._events[(info.st_dev, info.st_ino)] = events
 
     def of(self, run_id: str) -> bytes:
         """The durable events of run ``run_id`` (of the home the tests point at)."""
@@ -45,18 +44,7 @@ DURABLE_AT_START: list[bytes] = []
 @pytest.fixture(autouse=True)
 def durable_syncs(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every sync records what it made durable."""
-    real_fsync, real_fdatasync = os.fsync, os.fdatasync
-
-    def fsync(fd: int) -> None:
-        real_fsync(fd)
-        DURABLE.synced(fd)
-
-    def fdatasync(fd: int) -> None:
-        real_fdatasync(fd)
-        DURABLE.synced(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    watch_durability(monkeypatch, DURABLE.synced)
     DURABLE._events.clear()
     DURABLE_AT_START.clear()
 

@@ -82,13 +82,21 @@ class TallyWorkflow:
         return self.items
 
 
-#: Called by `ProbedWorkflow`'s handler as it runs: a test's look at what is durable then.
+#: Called by the activity of `ProbedWorkflow`'s handler as it runs: a test's look at what is
+#: durable when the handler's first effect leaves the run.
 PROBES: list[Callable[[], None]] = []
+
+
+@workflows.activity
+async def probe_durability() -> None:
+    for probe in PROBES:
+        probe()
 
 
 @workflows.workflow.define(name="probed")
 class ProbedWorkflow:
-    """Ends at its first ``poke``, whose handler first runs the test's probes."""
+    """Ends at its first ``poke``, whose handler first runs an activity that runs the test's
+    probes."""
 
     def __init__(self) -> None:
         self.poked = False
@@ -99,7 +107,6 @@ class ProbedWorkflow:
         return self.poked
 
     @workflows.workflow.signal
-    def poke(self) -> None:
-        for probe in PROBES:
-            probe()
+    async def poke(self) -> None:
+        await probe_durability()
         self.poked = True

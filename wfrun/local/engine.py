@@ -7,9 +7,17 @@
                      outcomes ─► recorded, fsync ─► delivered to the workflow one at a time
 
 Outcomes reach the workflow only through the history, in history order: an outcome is
-appended, made durable (outcomes that arrive together share one fsync), and only then
-delivered, one event at a time, each followed by the workflow running as far as it can. A
-replay delivers the same events in the same order, so the workflow makes the same decisions.
+appended, its fsync begun (outcomes that arrive together share one), and it is delivered,
+one event at a time, each followed by the workflow running as far as it can. A replay
+delivers the same events in the same order, so the workflow makes the same decisions.
+
+Nothing the workflow does after it saw an outcome leaves the run before that outcome is
+durable: an activity's attempt, a child run started or asked to cancel, an update's answer,
+the run's end or wait each wait for the sync first (`HistoryWriter.settle`). The workflow's
+own code has no effects of its own (it must be deterministic), so a power cut that takes an
+outcome it saw takes nothing anybody saw with it: the activity runs again and the workflow
+replays. Meanwhile a run alone in its process takes its next step while the disk flushes:
+that overlap is most of the gap between a step and the disk's own limit.
 """
 
 from __future__ import annotations
@@ -412,8 +420,11 @@ class RunEngine:
                 self._start_timer(seq, parse_ts(event.due))
         self._instance = instance
         self._issue(replay.backlog)
-        self._answer_updates(instance)  # those a crash cut off before their answer was recorded
-        self._writer.flush()
+        # Those a crash cut off before their answer was recorded.
+        if self._answer_updates(instance):
+            await self._writer.sync_aside()
+        else:
+            self._writer.flush()
         self._start_deadline()
         self._take_messages()
         if self._inbox is not None:
@@ -456,12 +467,16 @@ class RunEngine:
                 elif isinstance(item, BaseException):
                     raise item
                 # else a `_Wake`: the loop looks again, as it does now
-            # Durable before the workflow sees any of it (alone, inline: no coroutine to make).
+            # Durable before anything the workflow does with it leaves the run. Alone, the
+            # disk flushes while the workflow takes its next step (`_start_activities` waits
+            # for it before an activity runs): no coroutine to make, no wait for the disk
+            # unless there is nothing else to do.
             if syncs.crowded():
                 await self._writer.sync_aside()
             else:
-                self._writer.sync()
+                self._writer.sync_soon()
             decoded = self._decoded
+            answered = False
             for delivered in appended:
                 if isinstance(delivered, StepEvent):
                     self._executions.pop(delivered.seq, None)
@@ -473,8 +488,11 @@ class RunEngine:
                     instance.apply(delivered)
                 self._issue(instance.take_commands())
                 if instance.update_results:  # read, not asked: most steps answer none
-                    self._answer_updates(instance)
-            self._writer.flush()
+                    answered |= self._answer_updates(instance)
+            if answered:  # read by whoever asked, who takes it as done: durable first
+                await self._writer.sync_aside()
+            else:
+                self._writer.flush()
         return self._finish(instance)
 
     def _nothing_to_do_here(self) -> tuple[str, datetime | None] | None:
@@ -637,11 +655,14 @@ class RunEngine:
         self._answered.add(message.id)
         self._writer.sync()
 
-    def _answer_updates(self, instance: WorkflowInstance) -> None:
+    def _answer_updates(self, instance: WorkflowInstance) -> bool:
+        """Record the answers of the updates the workflow handled; True if there were any."""
+        answered = False
         for message, value, exc in instance.take_update_results():
             if message in self._answered:
                 continue  # answered before: this is its replay
             self._answered.add(message)
+            answered = True
             if exc is None:
                 try:
                     data = encode(value, subject="the answer of an update")
@@ -651,6 +672,7 @@ class RunEngine:
                     self._writer.append(UpdateCompleted, message=message, result=Encoded(data))
                     continue
             self._writer.append(UpdateCompleted, message=message, error=Failure.of(exc).record())
+        return answered
 
     def _messages_arrived(self) -> None:
         # Called by the inbox watch, on the loop: a failure stops this run, not the watch.
@@ -924,6 +946,7 @@ class RunEngine:
     def _start_child(self, command: StartChild) -> None:
         if self._children is None:
             raise WfrunError(f"run {self.run_id} starts a child run, but nothing can run one here")
+        self._writer.settle()  # what the workflow saw before it asked for the child is durable
         self._child_runs[command.seq] = command.run_id
         self._executions[command.seq] = asyncio.create_task(
             self._guarded(self._execute_child, command),
@@ -933,6 +956,7 @@ class RunEngine:
     def _detach_child(self, seq: int, reason: str, run_id: str | None = None) -> None:
         """Ask a child to cancel (durably, once), record that, and stop awaiting it."""
         assert self._children is not None
+        self._writer.settle()  # what the workflow saw before it let the child go is durable
         run_id = run_id or self._child_runs[seq]
         message_id = f"{self._key_prefix[:16]}-cancel-{seq}"
         self._children.cancel_child(run_id, message_id, reason, self._clock.now())
@@ -1079,6 +1103,9 @@ class _RecordedAttempts:
         self._announced = announced
 
     def starting(self, attempt: int) -> None:
+        # What the workflow saw before it made the call is durable before the call runs
+        # (the run's last sync may still be under way: see `HistoryWriter.sync_soon`).
+        self._writer.settle()
         self._recorder.attempt = attempt
         if self._announced:
             self._announced = False

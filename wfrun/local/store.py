@@ -62,7 +62,7 @@ from concurrent.futures import Future
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Final, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
 from .. import entropy, settings
 from ..clock import Clock, SystemClock
@@ -92,6 +92,9 @@ from . import locks, syncs
 from .history import History, parse_history, parse_line, parse_started
 from .listing import ListIndex, RunEnds, _private
 from .stream import HistoryStream
+
+if TYPE_CHECKING:
+    from .aio import Flight
 
 E = TypeVar("E", bound=Event)
 T = TypeVar("T")
@@ -166,6 +169,8 @@ class HistoryWriter:
         #: fsyncs of this writer's descriptor running in a sync thread (and a new run file's
         #: link into place: the run stays locked until it is done).
         self._syncing: set[Future[Any]] = set()
+        #: A sync of the run alone, begun by `sync_soon` (made at the first).
+        self._flight: Flight | None = None
         self.observers: list[Observer] = []
         _open_writers.add(self)
 
@@ -229,16 +234,41 @@ class HistoryWriter:
 
     def sync(self) -> None:
         """Make everything appended so far durable: one write, one fdatasync (or fsync)."""
+        self.settle()  # first: what this writes may be read at once (an update's answer)
         self._flush()
-        try:
-            # fdatasync also writes the length when it changed: a reservation is durable too.
-            (os.fdatasync if self._reserving else os.fsync)(
-                self._fd if self._fd >= 0 else self._open()
-            )
-        except OSError as exc:
-            self._fail(exc, "sync", keep=None)
+        self._sync_here(self._fd if self._fd >= 0 else self._open())
         if syncs.crowded():
             self._put_down()
+
+    def _sync_here(self, fd: int) -> None:
+        try:
+            # fdatasync also writes the length when it changed: a reservation is durable too.
+            (os.fdatasync if self._reserving else os.fsync)(fd)
+        except OSError as exc:
+            self._fail(exc, "sync", keep=None)
+
+    def sync_soon(self) -> None:
+        """Start making everything appended so far durable, and return before it is: the
+        caller works on meanwhile, and calls `settle` before anything that needs it durable.
+
+        For a run alone in its process (a crowd's syncs go to `sync_aside`). The kernel runs
+        the sync aside (`wfrun.local.aio.Flight`); where it cannot, it is done here, now.
+        """
+        self._flush()
+        fd = self._fd if self._fd >= 0 else self._open()
+        flight = self._flight
+        if flight is None:
+            flight = self._flight = syncs.flight()
+        if flight is None or not flight.launch(fd, data_only=self._reserving):
+            self._sync_here(fd)
+
+    def settle(self) -> None:
+        """Wait until what `sync_soon` started is durable (at once if nothing is under way)."""
+        flight = self._flight
+        if flight is not None and flight.in_the_air:
+            code = flight.land()
+            if code:
+                self._fail(OSError(code, os.strerror(code)), "sync", keep=None)
 
     async def sync_aside(self, *, last: bool = False) -> None:
         """`sync`, with the fsync in a thread while other runs are live (`wfrun.local.syncs`).
@@ -260,6 +290,7 @@ class HistoryWriter:
 
     async def _sync_in_slot(self, *, last: bool = False) -> None:
         """`sync_aside`'s work, for a caller that holds a `syncs.slot` already."""
+        self.settle()  # one begun while the run was alone
         self._flush()
         fd = self._open()
         trim = partial(self._trim, fd) if last else None
@@ -289,6 +320,7 @@ class HistoryWriter:
     def park(self) -> None:
         """Close the file while the run waits: a waiting run holds no descriptor."""
         if self._fd >= 0 and not self._syncing:  # a thread may be fsyncing it right now
+            self.settle()  # and the kernel may
             os.close(self._fd)
             self._fd = -1
             _open_files.closed()
@@ -373,6 +405,8 @@ class HistoryWriter:
 
     def _release(self) -> None:
         self._syncing.clear()  # called once they are done (`close`), or before any began
+        with contextlib.suppress(HistoryIOError):  # the run stopped for a reason of its own
+            self.settle()
         if self._allocated > self._size and self._failure is None and self._lock is not None:
             with contextlib.suppress(HistoryIOError):
                 self._trim(self._open())
@@ -383,6 +417,8 @@ class HistoryWriter:
             lock.release(self._run_id)
 
     def _fail(self, exc: OSError, action: str, *, keep: int | None) -> NoReturn:
+        if self._flight is not None and self._flight.in_the_air:
+            self._flight.land()  # it failed anyway: what it says changes nothing
         if keep is not None:
             # Whatever did reach the file past its last whole event goes: never acknowledged.
             with contextlib.suppress(OSError, HistoryIOError):

@@ -41,7 +41,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from . import aio
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -253,6 +256,16 @@ def _aio() -> ModuleType:
     from . import aio
 
     return aio
+
+
+def flight() -> aio.Flight | None:
+    """A lone run's way to sync while it works on (`wfrun.local.aio.Flight`); None where
+    there is none (not Linux, no native AIO, a Python without ctypes)."""
+    try:
+        module = _aio()
+    except ImportError:
+        return None
+    return module.Flight() if module.available() else None
 
 
 def _aio_available() -> bool:
