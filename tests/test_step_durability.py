@@ -1,5 +1,6 @@
 """Nothing leaves the process before what it depends on is durable: the next activity of a
-lone run starts, and a child is asked to cancel, only once the outcome that led there is.
+lone run starts, and a child is asked to cancel, only once the outcome that led there is; an
+update's answer is durable by the time its sender reads it.
 
 What is durable is modelled as each run file's events at its last fsync or fdatasync that
 returned: a power cut keeps exactly that. Whatever an activity does, or a cancel sets off,
@@ -102,3 +103,57 @@ def test_a_child_is_asked_to_cancel_only_once_what_decided_it_is_durable(
     assert asyncio.run(run) == "done"
     [durable] = asked
     assert completion(1) in durable  # the parent's until_blocked step
+
+
+@workflows.workflow.define(name="test_step_durability_answers")
+class AnswersWhileLive:
+    """Stays live (a timer) until ``finish``; ``set`` answers with the value it was given."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.finished = False
+
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        await workflows.workflow.wait_condition(lambda: self.finished, timeout=600)
+        return self.value
+
+    @workflows.workflow.update
+    def set(self, value: int) -> int:
+        self.value = value
+        return value
+
+    @workflows.workflow.signal
+    def finish(self) -> None:
+        self.finished = True
+
+
+def test_an_update_s_answer_is_durable_when_its_sender_reads_it(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sender takes the answer as done: a power cut must not take it back, even while the
+    run goes on waiting (it used to stay unsynced until the run's next sync)."""
+    from wfrun.local import backend
+
+    read: list[bytes] = []
+    answer = backend._answer
+
+    def reading(history: object, message: str) -> object:
+        found = answer(history, message)  # type: ignore[arg-type]
+        if found is not None:
+            read.append(DURABLE.of("u"))
+        return found
+
+    monkeypatch.setattr(backend, "_answer", reading)
+
+    async def scenario() -> tuple[int, int]:
+        run = asyncio.create_task(workflows.execute_workflow(AnswersWhileLive, execution_id="u"))
+        while not RunStore().path("u").exists():  # created, and held by the live run
+            await asyncio.sleep(0.01)
+        answered = await workflows.update_workflow("u", "set", {"value": 7})
+        await workflows.signal_workflow("u", "finish")
+        return answered, await run
+
+    assert asyncio.run(scenario()) == (7, 7)
+    assert read
+    assert b'"type":"UpdateCompleted"' in read[0]
