@@ -157,3 +157,48 @@ def test_an_update_s_answer_is_durable_when_its_sender_reads_it(
     assert asyncio.run(scenario()) == (7, 7)
     assert read
     assert b'"type":"UpdateCompleted"' in read[0]
+
+
+#: What of the parent's history was durable when its child's activity ran.
+PARENT_AT_CHILD: list[bytes] = []
+
+
+@workflows.activity
+async def noted_in_child(n: int) -> int:
+    PARENT_AT_CHILD.append(DURABLE.of("parent"))
+    return n
+
+
+@workflows.workflow.define(name="test_step_durability_child")
+class NotingChild:
+    @workflows.workflow.entrypoint
+    async def run(self, n: int) -> int:
+        return await noted_in_child(n)
+
+
+@workflows.activity
+async def meanwhile() -> None:
+    await asyncio.sleep(0.2)
+
+
+@workflows.workflow.define(name="test_step_durability_parent")
+class StepThenChild:
+    """Starts its child while an activity of its own runs (it does not stop to wait, then)."""
+
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        running = asyncio.ensure_future(meanwhile())
+        first = await noted(1)
+        child = await workflows.workflow.execute_workflow(NotingChild, {"n": first + 1})
+        await running
+        return child
+
+
+def test_a_child_starts_only_once_what_the_parent_decided_it_from_is_durable(
+    home: Path,
+) -> None:
+    PARENT_AT_CHILD.clear()
+    run = workflows.execute_workflow(StepThenChild, execution_id="parent", home=home)
+    assert asyncio.run(run) == 2
+    [durable] = PARENT_AT_CHILD
+    assert completion(2) in durable  # `noted`, whose result is the child's input
