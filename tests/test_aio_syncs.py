@@ -517,3 +517,49 @@ def test_without_native_aio_a_lone_run_syncs_each_outcome_inline(
     run = workflows.execute_workflow(StepsWorkflow, {"count": 3}, execution_id="r", home=home)
     assert asyncio.run(run) == [10, 20, 30]
     assert len(synced) >= 4  # each step's completion, then the run's end
+
+
+#: The activities of `TwoAtOnce` whose bodies ran.
+BODIES_RAN: list[str] = []
+
+
+@workflows.activity
+async def body(name: str) -> str:
+    BODIES_RAN.append(name)
+    return name
+
+
+@workflows.workflow.define(name="test_aio_syncs_two_at_once")
+class TwoAtOnce:
+    """One step, then two activities started together (in one step of the workflow)."""
+
+    @workflows.workflow.entrypoint
+    async def run(self) -> list[str]:
+        await body("first")
+        return list(await asyncio.gather(body("a"), body("b")))
+
+
+@needs_aio
+def test_no_activity_runs_after_the_aside_sync_it_depends_on_failed(
+    home: Path, shim: KernelShim
+) -> None:
+    """The first step's completion is synced aside and that sync fails (EIO). The workflow
+    saw the completion and started two activities at once: the first to start lands the
+    flight and stops the run; the second must not run either (its start found nothing in the
+    air any more, and went on as if the failed sync had been durable)."""
+    BODIES_RAN.clear()
+    failed: list[int] = []
+
+    def on_events(args: Any, shim: KernelShim) -> int:
+        got = int(shim.real.call(*args))
+        if not failed:
+            args[4]._obj[0].res = -errno.EIO  # the first step's completion: never durable
+            failed.append(got)
+        return got
+
+    shim.on_events = on_events
+    run = workflows.execute_workflow(TwoAtOnce, execution_id="two", home=home)
+    with pytest.raises(workflows.HistoryIOError, match="cannot sync the history"):
+        asyncio.run(run)
+    assert failed
+    assert BODIES_RAN == ["first"], BODIES_RAN
