@@ -563,3 +563,46 @@ def test_no_activity_runs_after_the_aside_sync_it_depends_on_failed(
         asyncio.run(run)
     assert failed
     assert BODIES_RAN == ["first"], BODIES_RAN
+
+
+@workflows.activity
+async def lasting(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+@workflows.workflow.define(name="test_aio_syncs_timers_past_most")
+class TimersWhileAnActivityRuns:
+    """More steps than `aio.Flight.MOST` while an activity runs: none of them starts
+    anything, so nothing lands their syncs until the flight is full."""
+
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        running = asyncio.ensure_future(lasting(2.0))
+        for _ in range(aio.Flight.MOST + 2):
+            await workflows.workflow.sleep(0.001)
+        await running
+        return 1
+
+
+@needs_aio
+def test_a_failed_aside_sync_landed_to_make_room_is_not_taken_for_durable(
+    home: Path, shim: KernelShim
+) -> None:
+    """The first timer's firing is synced aside and that fsync fails (EIO). Launching past
+    `Flight.MOST` lands it: the failure must stop the run. A plain fdatasync after it says
+    nothing (the AIO fsync consumed the file's writeback error: errseq), so falling back to
+    one must not count as the failed sync's retry."""
+    failed: list[int] = []
+
+    def on_events(args: Any, shim: KernelShim) -> int:
+        got = int(shim.real.call(*args))
+        if not failed:
+            args[4]._obj[0].res = -errno.EIO
+            failed.append(got)
+        return got
+
+    shim.on_events = on_events
+    run = workflows.execute_workflow(TimersWhileAnActivityRuns, execution_id="t", home=home)
+    with pytest.raises(workflows.HistoryIOError, match="cannot sync the history"):
+        asyncio.run(run)
+    assert failed
