@@ -264,6 +264,12 @@ class Flight:
         self._launched = 0
 
     @property
+    def full(self) -> bool:
+        """Whether `MOST` fsyncs are in the air: land them before the next `launch`, which
+        would otherwise land them itself and say only that it did not take its own."""
+        return self._launched >= self.MOST
+
+    @property
     def in_the_air(self) -> bool:
         """Whether an fsync was launched and not landed yet."""
         return self._launched > 0

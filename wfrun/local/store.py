@@ -259,11 +259,23 @@ class HistoryWriter:
         flight = self._flight
         if flight is None:
             flight = self._flight = syncs.flight()
+        if flight is not None and flight.full:
+            # Landed here, not by `launch`: a failure among them must stop the run (a plain
+            # fdatasync after it would not say it again: the AIO fsync consumed the error).
+            self.settle()
         if flight is None or not flight.launch(fd, data_only=self._reserving):
             self._sync_here(fd)
 
     def settle(self) -> None:
-        """Wait until what `sync_soon` started is durable (at once if nothing is under way)."""
+        """Wait until what `sync_soon` started is durable (at once if nothing is under way).
+
+        Raises if a sync of this writer failed before, even one landed by an earlier call:
+        whoever asks is about to let something out of the run that depends on it."""
+        if self._failure is not None:
+            raise self._failure
+        self._land()
+
+    def _land(self) -> None:
         flight = self._flight
         if flight is not None and flight.in_the_air:
             code = flight.land()
@@ -320,7 +332,7 @@ class HistoryWriter:
     def park(self) -> None:
         """Close the file while the run waits: a waiting run holds no descriptor."""
         if self._fd >= 0 and not self._syncing:  # a thread may be fsyncing it right now
-            self.settle()  # and the kernel may
+            self._land()  # and the kernel may
             os.close(self._fd)
             self._fd = -1
             _open_files.closed()
@@ -406,7 +418,7 @@ class HistoryWriter:
     def _release(self) -> None:
         self._syncing.clear()  # called once they are done (`close`), or before any began
         with contextlib.suppress(HistoryIOError):  # the run stopped for a reason of its own
-            self.settle()
+            self._land()
         if self._allocated > self._size and self._failure is None and self._lock is not None:
             with contextlib.suppress(HistoryIOError):
                 self._trim(self._open())
