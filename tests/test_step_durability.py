@@ -14,6 +14,7 @@ import asyncio
 import os
 from pathlib import Path
 
+import pydantic
 import pytest
 
 import wfrun as workflows
@@ -202,3 +203,47 @@ def test_a_child_starts_only_once_what_the_parent_decided_it_from_is_durable(
     assert asyncio.run(run) == 2
     [durable] = PARENT_AT_CHILD
     assert completion(2) in durable  # `noted`, whose result is the child's input
+
+
+class Approval(pydantic.BaseModel):
+    ok: bool
+
+
+@workflows.workflow.define(name="test_step_durability_asks")
+class AsksWhileAnActivityRuns(workflows.InteractiveWorkflow):
+    """Asks a person for an input after a step, while an activity of its own runs (so it does
+    not stop to wait, and nothing else lands the step's sync first)."""
+
+    @workflows.workflow.entrypoint
+    async def run(self) -> bool:
+        running = asyncio.ensure_future(meanwhile())
+        await noted(1)
+        answer = await self.wait_for_input(Approval, label="approval")
+        await running
+        return answer.ok
+
+
+def test_a_person_is_asked_only_once_what_led_to_the_question_is_durable(home: Path) -> None:
+    """The form reaches a person, who answers it (and may act on it): the step the workflow
+    asked after must be durable by then, as for anything else that leaves the run."""
+    from wfrun.definitions import require_workflow_definition
+    from wfrun.loader import target_of
+    from wfrun.local.backend import LocalBackend
+
+    seen: list[bytes] = []
+
+    def ask(label: str, schema: object) -> dict[str, bool]:
+        seen.append(DURABLE.of("asker"))
+        return {"ok": True}
+
+    definition = require_workflow_definition(AsksWhileAnActivityRuns)
+    started = LocalBackend(home).start(
+        definition,
+        definition.encode_input({}),
+        target=target_of(AsksWhileAnActivityRuns),
+        run_id="asker",
+        ask=ask,
+    )
+    assert str(asyncio.run(started).status) == "COMPLETED"
+    [durable] = seen
+    assert completion(2) in durable  # `noted`, after which the workflow asked
