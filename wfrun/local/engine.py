@@ -13,7 +13,8 @@ delivers the same events in the same order, so the workflow makes the same decis
 
 Nothing the workflow does after it saw an outcome leaves the run before that outcome is
 durable: an activity's attempt, a child run started or asked to cancel, an update's answer,
-the run's end or wait each wait for the sync first (`HistoryWriter.settle`). The workflow's
+a person asked for an input, the run's end or wait each wait for the sync first
+(`HistoryWriter.settle`). The workflow's
 own code has no effects of its own (it must be deterministic), so a power cut that takes an
 outcome it saw takes nothing anybody saw with it: the activity runs again and the workflow
 replays. Meanwhile a run alone in its process takes its next step while the disk flushes:
@@ -629,6 +630,8 @@ class RunEngine:
     async def _ask_person(self, label: str, schema: type[BaseModel]) -> None:
         assert self._ask is not None
         assert self._inbox is not None
+        # The form goes out to a person: what the workflow saw before it asked is durable.
+        self._writer.settle()
         try:
             answer = await _in_daemon_thread(self._ask, label, schema)
         except (EOFError, OSError):  # the terminal went away: wait as if there were none
