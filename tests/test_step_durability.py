@@ -247,3 +247,45 @@ def test_a_person_is_asked_only_once_what_led_to_the_question_is_durable(home: P
     assert str(asyncio.run(started).status) == "COMPLETED"
     [durable] = seen
     assert completion(2) in durable  # `noted`, after which the workflow asked
+
+
+#: What of the run's history was durable when its activity learnt it was cancelled.
+AT_CANCEL: list[bytes] = []
+
+
+@workflows.activity
+async def cancelled_later() -> None:
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        AT_CANCEL.append(DURABLE.of(workflows.activity_info().run_id))
+        raise
+
+
+@workflows.workflow.define(name="test_step_durability_cancels")
+class CancelsAfterAStep:
+    """Cancels an activity of its own once a step tells it to, while another activity of
+    its own runs (so it does not stop to wait, and nothing else lands the step's sync first)."""
+
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        other = asyncio.ensure_future(meanwhile())
+        running = asyncio.ensure_future(cancelled_later())
+        n = await noted(1)
+        running.cancel()
+        try:
+            await running
+        except asyncio.CancelledError:
+            pass
+        await other
+        return n
+
+
+def test_an_activity_is_cancelled_only_once_what_decided_it_is_durable(home: Path) -> None:
+    """An activity's body sees its cancellation (and may act on it: a compensation): the
+    step that led the workflow to cancel it must be durable by then, as it is for a child."""
+    AT_CANCEL.clear()
+    run = workflows.execute_workflow(CancelsAfterAStep, execution_id="c", home=home)
+    assert asyncio.run(run) == 1
+    [durable] = AT_CANCEL
+    assert completion(3) in durable  # `noted`, after which the workflow cancelled
