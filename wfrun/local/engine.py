@@ -12,12 +12,11 @@ one event at a time, each followed by the workflow running as far as it can. A r
 delivers the same events in the same order, so the workflow makes the same decisions.
 
 Nothing the workflow does after it saw an outcome leaves the run before that outcome is
-durable: an activity's attempt, a child run started or asked to cancel, an update's answer,
-a person asked for an input, the run's end or wait each wait for the sync first
-(`HistoryWriter.settle`). The workflow's
-own code has no effects of its own (it must be deterministic), so a power cut that takes an
-outcome it saw takes nothing anybody saw with it: the activity runs again and the workflow
-replays. Meanwhile a run alone in its process takes its next step while the disk flushes:
+durable: an activity's attempt or its cancellation, a child run started or asked to cancel,
+an update's answer, a person asked for an input, the run's end or wait each wait for the
+sync first (`HistoryWriter.settle`). The workflow's own code has no effects of its own (it
+must be deterministic), so a power cut that takes an outcome it saw takes nothing anybody saw
+with it: the activity runs again and the workflow replays. Meanwhile a run alone in its process takes its next step while the disk flushes:
 that overlap is most of the gap between a step and the disk's own limit.
 """
 
@@ -885,6 +884,9 @@ class RunEngine:
             self._writer.append(kind, seq=seq)
 
     def _cancel(self, seq: int) -> None:
+        if seq in self._activities and seq in self._executions:
+            # Its body learns it (and may act on it): what the workflow saw before is durable.
+            self._writer.settle()
         self._timer_dues.pop(seq, None)
         self._starting.pop(seq, None)  # issued and cancelled at once: it never starts
         task = self._executions.pop(seq, None)
