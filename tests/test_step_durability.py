@@ -11,6 +11,7 @@ sync run aside while the workflow goes on must keep these.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 
@@ -273,10 +274,8 @@ class CancelsAfterAStep:
         running = asyncio.ensure_future(cancelled_later())
         n = await noted(1)
         running.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await running
-        except asyncio.CancelledError:
-            pass
         await other
         return n
 

@@ -16,8 +16,9 @@ durable: an activity's attempt or its cancellation, a child run started or asked
 an update's answer, a person asked for an input, the run's end or wait each wait for the
 sync first (`HistoryWriter.settle`). The workflow's own code has no effects of its own (it
 must be deterministic), so a power cut that takes an outcome it saw takes nothing anybody saw
-with it: the activity runs again and the workflow replays. Meanwhile a run alone in its process takes its next step while the disk flushes:
-that overlap is most of the gap between a step and the disk's own limit.
+with it: the activity runs again and the workflow replays. Meanwhile a run alone in its
+process takes its next step while the disk flushes: that overlap is most of the gap between a
+step and the disk's own limit.
 """
 
 from __future__ import annotations
