@@ -294,7 +294,7 @@ class Flight:
                 ctypes.c_long(kernel.submit), context._id, _ONE, ctypes.byref(self._pointer)
             )
         except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EINVAL, errno.EBADF):
+            if exc.errno not in (errno.EAGAIN, errno.EINVAL, errno.EBADF, errno.EINTR):
                 _give_up(exc)  # EPERM, ENOSYS (a sandbox): AIO is not for this process
             if not self._launched:
                 self._put_back()
