@@ -419,6 +419,8 @@ class HistoryWriter:
         self._syncing.clear()  # called once they are done (`close`), or before any began
         with contextlib.suppress(HistoryIOError):  # the run stopped for a reason of its own
             self._land()
+        if self._flight is not None:
+            self._flight.close()
         if self._allocated > self._size and self._failure is None and self._lock is not None:
             with contextlib.suppress(HistoryIOError):
                 self._trim(self._open())
