@@ -610,3 +610,17 @@ def test_a_failed_aside_sync_landed_to_make_room_is_not_taken_for_durable(
     with pytest.raises(workflows.HistoryIOError, match="cannot sync the history"):
         asyncio.run(run)
     assert failed
+
+
+@needs_aio
+def test_a_lone_run_gives_its_aio_context_back_when_it_ends(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    idle: list[Any] = []
+    monkeypatch.setattr(aio, "_idle", idle)
+    for i in range(3):
+        run = workflows.execute_workflow(
+            StepsWorkflow, {"count": 2}, execution_id=f"r{i}", home=home
+        )
+        assert asyncio.run(run) == [10, 20]
+        assert len(idle) == 1  # the one context, taken by each run in turn: none leaks
