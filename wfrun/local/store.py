@@ -2,10 +2,13 @@
 
 Guarantees, and how they are kept:
 
-- *Durable before observed.* `HistoryWriter.sync` writes what was appended and syncs it; the
-  engine lets the workflow see an outcome only after the sync that recorded it. Events the
-  workflow does not observe (an attempt starting) are written without a sync of their own and
-  ride along with the next one, so a sequential step costs one sync.
+- *Durable before anything leaves the run.* `HistoryWriter.sync` writes what was appended and
+  syncs it. A run alone in its process begins the sync of an outcome with `sync_soon` (the
+  kernel flushes it while the workflow takes its next step) and `settle` waits for it before
+  anything the workflow did since leaves the run (see `wfrun.local.engine`); a failed sync
+  fails every `settle` after it. Events the workflow does not observe (an attempt starting)
+  are written without a sync of their own and ride along with the next one, so a sequential
+  step costs one sync.
 - *A sync writes data, not metadata.* An fsync of a file whose length changed must also write
   its inode through the journal: that, not the data, is most of a durable append. So a
   history reserves space ahead of its events (`posix_fallocate`, 64 KiB at first, then twice
@@ -23,12 +26,13 @@ Guarantees, and how they are kept:
   and a file whose process died before its trim, end in zeros, which are not damage. After a
   kill -9 the file holds everything written (the page cache survives the process): whole
   events, maybe the start of one more (a torn tail, cut off by the next resume), then zeros.
-  After a power cut it holds at least every event up to the last `fdatasync` that returned:
-  fdatasync does not return before those pages, the reservation's length and the extent
-  conversion are on disk. Past that point any page written since may or may not have
-  reached the disk, and a reserved page that did not reads as zeros: whole events the
-  workflow never observed, then at most a torn line (possibly with zeros in it), then zeros.
-  Nothing the workflow observed can be lost, and what can be lost was never acknowledged.
+  After a power cut it holds at least every event up to the last `fdatasync` that returned
+  (or AIO fsync that landed): neither is done before those pages, the reservation's length
+  and the extent conversion are on disk. Past that point any page written since may or may
+  not have reached the disk, and a reserved page that did not reads as zeros: whole events
+  nothing has left the run for yet, then at most a torn line (possibly with zeros in it),
+  then zeros. Nothing whose effects anybody outside the run saw can be lost, and what can be
+  lost was never acknowledged.
 - *Never half-created.* A run file is written in full under a temporary name (first event,
   fsync, lock) and linked into place; an existing run is never overwritten.
 - *One process at a time.* The writer holds the run's lock (`wfrun.local.locks`: a byte-range
