@@ -215,6 +215,27 @@ def test_a_forked_child_syncs_through_its_own_context(tmp_path: Path) -> None:
 
 
 @needs_aio
+def test_a_forked_child_s_flight_takes_a_context_of_its_own(tmp_path: Path) -> None:
+    [fd] = _files(tmp_path, 1)
+    flight = aio.Flight()
+    assert flight.launch(fd, data_only=True)
+    assert flight.land() == 0  # it holds its context now
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:  # the parent's context is nothing here: launched on it, the kernel would refuse
+            code = 0 if flight.launch(fd, data_only=True) and flight.land() == 0 else 3
+        except BaseException:
+            code = 4
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert flight.launch(fd, data_only=True)  # the parent's own goes on as before
+    assert flight.land() == 0
+    os.close(fd)
+
+
+@needs_aio
 def test_aio_max_nr_used_up_falls_back_for_now_not_for_good(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -231,11 +231,16 @@ def available() -> bool:
     return _unusable is None
 
 
+#: How many forks this process is from the one that started: a context belongs to its own.
+_generation = 0
+
+
 def _forget_in_child() -> None:
     # A forked child does not inherit AIO contexts (their ring is not copied).
-    global _mutex
+    global _mutex, _generation
     _idle.clear()
     _mutex = threading.Lock()
+    _generation += 1
 
 
 os.register_at_fork(after_in_child=_forget_in_child)
@@ -258,6 +263,7 @@ class Flight:
         "_context",
         "_events",
         "_file",
+        "_generation",
         "_iocb",
         "_launched",
         "_pointer",
@@ -278,6 +284,8 @@ class Flight:
         self._file: tuple[int, bool] | None = None
         self._submit: Callable[[], int] | None = None
         self._reap_one: Callable[[], int] | None = None
+        #: The process (`_generation`) the held context is of.
+        self._generation = _generation
 
     @property
     def full(self) -> bool:
@@ -297,7 +305,7 @@ class Flight:
         if self._launched >= self.MOST and self.land():
             return False  # one failed: the plain sync says why, on this file
         submit = self._submit
-        if submit is None:
+        if submit is None or self._generation != _generation:  # none yet, or the parent's
             submit = self._hold()
             if submit is None:
                 return False
@@ -364,8 +372,13 @@ class Flight:
     def _hold(self) -> Callable[[], int] | None:
         """Take a context for this flight, and bind its calls to it."""
         context = self._context = _take()
+        self._submit = self._reap_one = None
+        # None in the air on it: any before were the parent's, which a forked child never
+        # waits for (its own ring holds nothing of them).
+        self._launched = 0
         if context is None:
             return None
+        self._generation = _generation
         kernel = context._kernel
         self._submit = partial(
             kernel.call,
@@ -389,7 +402,7 @@ class Flight:
         """Give the context back (after `land`): the flight may be launched again later."""
         context, self._context = self._context, None
         self._submit = self._reap_one = None
-        if context is not None and not self._launched:
+        if context is not None and not self._launched and self._generation == _generation:
             with _mutex:
                 _idle.append(context)
 
