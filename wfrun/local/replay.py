@@ -134,7 +134,8 @@ class RecordedRun:
                 resolutions.append(event)
                 last_progress = event.id
                 resolved.add(event.seq)
-                bookkeeping.pop(event.seq, None)
+                if bookkeeping:  # most often empty: the step's start was dropped above
+                    bookkeeping.pop(event.seq, None)
                 continue
             role = cls.role
             if role == COMMAND:
@@ -209,10 +210,11 @@ class RecordedRun:
 
     def completion_at_once(self, seq: int, name: str, value: Any) -> ActivityCompleted | None:
         """The next event, if the instance may deliver it now (see `Replayer`)."""
-        resolutions = self.resolutions
-        if self._next >= len(resolutions):
+        at = self._next
+        try:
+            event = self.resolutions[at]
+        except IndexError:
             return None  # the live boundary: what comes next is not recorded
-        event = resolutions[self._next]
         if event.__class__ is not ActivityCompleted or event.seq != seq:
             return None
         recorded = self.commands.get(seq)
@@ -224,7 +226,7 @@ class RecordedRun:
             or recorded.input != value
         ):
             return None
-        self._next += 1
+        self._next = at + 1
         return event
 
     def put_back(self) -> None:
