@@ -15,6 +15,7 @@ from wfrun.clock import SystemClock
 from wfrun.errors import HistoryCorruptError
 from wfrun.events import (
     EVENT_TYPES,
+    TERMINAL,
     Event,
     EventFormatError,
     checked_event,
@@ -182,6 +183,9 @@ def test_the_generated_line_builder_builds_what_the_long_way_builds_and_refuses_
         if sample["type"] == "WorkflowStarted":
             assert build is None  # the first line is always read the long way
             continue
+        if EVENT_TYPES[str(sample["type"])].role == TERMINAL:
+            assert build is None  # the end of a run is read the long way (see LineReader.read)
+            continue
         assert build is not None
         for obj in [sample, *variants(sample)]:
             expected = the_long_way(obj)
@@ -207,7 +211,7 @@ def test_the_generated_line_builder_builds_a_valid_line_whatever_the_order_of_it
         obj = dict(reversed(list(sample.items())))  # the checksum first, the id last
         assert build(dict(obj)) == the_long_way(obj), obj
         built += 1
-    assert built > 15  # the types read the fast way
+    assert built > 12  # the types read the fast way (all but the first and the ends)
 
 
 def test_the_generated_line_check_passes_what_the_long_way_builds_and_refuses_the_rest() -> None:

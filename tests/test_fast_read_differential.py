@@ -23,7 +23,12 @@ from wfrun.events import (
     ActivityStarted,
     TimerFired,
     TimerStarted,
+    WorkflowCanceled,
+    WorkflowCompleted,
+    WorkflowContinuedAsNew,
+    WorkflowFailed,
     WorkflowStarted,
+    WorkflowTimedOut,
     serialize,
     with_checksum,
 )
@@ -194,6 +199,41 @@ def test_histories_past_id_1000_read_the_fast_way_as_the_long_way() -> None:
         if long[1] is not None:  # again without the damage: the rest read as well
             good = len(long[0])
             assert _fast(lines[:good], [c for c in cuts if c < good]) == (long[0], None)
+
+
+#: Every way a run ends, as the line of event ``number``.
+_ENDS: list[Any] = [
+    lambda number: WorkflowCompleted(id=number, ts=_TIMES[0], result=1),
+    lambda number: WorkflowFailed(id=number, ts=_TIMES[0], error={"type": "E", "message": "m"}),
+    lambda number: WorkflowContinuedAsNew(id=number, ts=_TIMES[0], input={}, run_id="r2"),
+    lambda number: WorkflowTimedOut(id=number, ts=_TIMES[0], timeout=1.0),
+    lambda number: WorkflowCanceled(id=number, ts=_TIMES[0], reason="r"),
+]
+
+
+@pytest.mark.parametrize("end", range(len(_ENDS)))
+def test_a_line_after_a_runs_end_is_refused_the_fast_way_as_the_long_way(end: int) -> None:
+    """An end (signed, valid) anywhere in a history, then more lines of every kind: refused at
+    the line after the end, with the long way's words, wherever the chunks are cut (also right
+    after the end, so that the next chunk starts past it)."""
+    rng = random.Random(end)
+    tried = 0
+    for _ in range(20):
+        lines = _history(rng, 40)  # ids 2, 3, 4…: the end takes the id of the line it replaces
+        lines = lines[: len(_long(lines)[0])]  # up to any damage: what follows the end is valid
+        if len(lines) < 3:
+            continue
+        at = rng.randrange(len(lines) - 1)
+        lines[at] = serialize(_ENDS[end](at + 2))
+        cuts = sorted({at + 1, *rng.sample(range(1, len(lines)), k=2)})
+        long = _long(lines)
+        assert long[1] is not None
+        assert f":{at + 3}: " in long[1]
+        assert "after the run ended" in long[1]
+        assert _fast(lines, cuts) == long
+        assert _fast(lines, []) == long
+        tried += 1
+    assert tried >= 10
 
 
 def test_starts_after_ids_change_digits_without_a_scheduling_read_right_if_slower(

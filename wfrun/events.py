@@ -847,7 +847,8 @@ _LINE_CHECKS: dict[str, LineCheck | None] = {}
 
 def line_builder(kind: str) -> LineBuilder | None:
     """The fast way from a checksummed line's object of type ``kind`` to its event (see
-    `LineBuilder`), or None for a type it has none for (`WorkflowStarted`, unknown types).
+    `LineBuilder`), or None for a type it has none for (`WorkflowStarted`, the events that
+    end a run, unknown types).
 
     It accepts only objects with every field of the type and ``crc``, none else (in any
     order), which `event_from_json` would accept (the same checks, unrolled, on the values
@@ -869,7 +870,12 @@ def _compiled(kind: str, made: dict[str, Any], *, build: bool) -> Any:
     except KeyError:
         pass
     cls = EVENT_TYPES.get(kind)
-    found = None if cls is None or cls is WorkflowStarted else _compile_line(cls, build=build)
+    # No builder for the events that end a run (one a history at most): a reader goes the
+    # long way for them, so that only that way has to ask whether the run ended before.
+    if cls is None or cls is WorkflowStarted or (build and cls.role == TERMINAL):
+        found = None
+    else:
+        found = _compile_line(cls, build=build)
     made[kind] = found
     return found
 

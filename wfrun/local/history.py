@@ -216,6 +216,9 @@ class LineReader:
         """Append the events of ``lines`` (the next lines, each without its newline) to
         ``events``; raises at the first damaged line, with the events before it appended."""
         number, last = self.number, self.last
+        # Whether the run ended (at `last`): only the long way reads an end (`line_builder`
+        # makes no builder for one), so only it has to set this.
+        ended = last.role == TERMINAL
         fast = self._checksummed
         builders = _BUILDERS
         append = events.append
@@ -267,8 +270,9 @@ class LineReader:
                         event = builders[obj["type"]](obj)  # type: ignore[misc]
                     except (ValueError, LookupError, TypeError):
                         pass
-            if event is None or event.id != number or last.role == TERMINAL:
+            if event is None or event.id != number or ended:
                 event = self._long_way(line, number, last)
+                ended = event.role == TERMINAL
             append(event)
             last = event
         self.number, self.last = number, last

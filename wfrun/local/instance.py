@@ -392,11 +392,21 @@ class WorkflowInstance:
         later whether the call is awaited: that is known from the caller's code here.
         """
         replayer = self.replayer
-        if replayer is None or self._commands or not self._nothing_could_run_first():
+        loop = self._loop
+        # `_nothing_could_run_first`, inline: a frame less on every replayed step.
+        if (
+            replayer is None
+            or self._commands
+            or loop._ready
+            or self._conditions
+            or self._handler_error is not None
+        ):
+            return None
+        task = current_task(loop)
+        if task is None or task.cancelling():
             return None
         # One argument, not three spread from it: a call with ``*`` is a slower call.
         arguments, data, values = encoded
-        loop = self._loop
         signature = definition.signature
         # The recorded input is compared as decoded; plain arguments are what they decode to
         # (`_encode_call` gave them as the values).
@@ -405,11 +415,14 @@ class WorkflowInstance:
         event = replayer.completion_at_once(seq, definition.name, value)
         if event is None:
             return None
-        try:
-            result = signature.decode_value(event.result)
-        except Exception:
-            replayer.put_back()
-            return None  # the ordinary path says why, outside the workflow code
+        result = event.result
+        # `decode_value`'s own test first: a plain result (most are) costs no further frame.
+        if not signature.unchanged_result(result):
+            try:
+                result = signature.decode_value(result)
+            except Exception:
+                replayer.put_back()
+                return None  # the ordinary path says why, outside the workflow code
         self._seq = seq
         # The time is the event's, parsed only if read (`time_now`).
         self._time_text = event.ts

@@ -134,7 +134,8 @@ class RecordedRun:
                 resolutions.append(event)
                 last_progress = event.id
                 resolved.add(event.seq)
-                bookkeeping.pop(event.seq, None)
+                if bookkeeping:  # most often empty: the step's start was dropped above
+                    bookkeeping.pop(event.seq, None)
                 continue
             role = cls.role
             if role == COMMAND:
@@ -209,10 +210,11 @@ class RecordedRun:
 
     def completion_at_once(self, seq: int, name: str, value: Any) -> ActivityCompleted | None:
         """The next event, if the instance may deliver it now (see `Replayer`)."""
-        resolutions = self.resolutions
-        if self._next >= len(resolutions):
+        at = self._next
+        try:
+            event = self.resolutions[at]
+        except IndexError:
             return None  # the live boundary: what comes next is not recorded
-        event = resolutions[self._next]
         if event.__class__ is not ActivityCompleted or event.seq != seq:
             return None
         recorded = self.commands.get(seq)
@@ -224,7 +226,7 @@ class RecordedRun:
             or recorded.input != value
         ):
             return None
-        self._next += 1
+        self._next = at + 1
         return event
 
     def put_back(self) -> None:
@@ -250,7 +252,11 @@ class RecordedRun:
     def _check_unasked(self, instance: WorkflowInstance) -> None:
         """Raise for the first recorded step the code has not asked for, if any."""
         asked = instance.last_seq  # a property: read once, not once per recorded command
-        unasked = [seq for seq in self.commands if seq > asked]
+        commands = self.commands
+        # Once at the end of every replay, over every recorded command: the test in C first.
+        if not commands or max(commands) <= asked:
+            return
+        unasked = [seq for seq in commands if seq > asked]
         if unasked:
             recorded = self.commands[min(unasked)]
             doing = "returned" if instance.done else "is waiting on earlier steps"
