@@ -38,6 +38,21 @@ class KernelShim:
         self.on_events: Any = None  # (events array, first index, count, shim) -> int | raise
         self.getevents_calls = 0
 
+    def fail_first_reaped(self) -> list[int]:
+        """From now on, the first fsync reaped reports EIO (as a failing disk would); the
+        list returned holds one item once that happened."""
+        failed: list[int] = []
+
+        def on_events(args: Any, shim: KernelShim) -> int:
+            got = int(shim.real.call(*args))
+            if not failed:
+                args[4]._obj[0].res = -errno.EIO
+                failed.append(got)
+            return got
+
+        self.on_events = on_events
+        return failed
+
     def call(self, *args: Any) -> int:
         number = args[0].value
         if number == self.submit:
@@ -509,17 +524,7 @@ def test_a_lone_run_syncs_each_outcome_aside_and_lands_it_before_the_next_step(
 def test_a_lone_run_whose_aside_sync_fails_stops_before_its_next_step_and_resumes(
     home: Path, log: Path, shim: KernelShim
 ) -> None:
-    failed: list[int] = []
-
-    def on_events(args: Any, shim: KernelShim) -> int:
-        got = int(shim.real.call(*args))
-        if not failed:
-            events = args[4]._obj
-            events[0].res = -errno.EIO  # the first step's completion: never said durable
-            failed.append(got)
-        return got
-
-    shim.on_events = on_events
+    failed = shim.fail_first_reaped()  # the first step's completion: never durable
     run = workflows.execute_workflow(StepsWorkflow, {"count": 3}, execution_id="r", home=home)
     with pytest.raises(workflows.HistoryIOError, match="cannot sync the history"):
         asyncio.run(run)
@@ -573,16 +578,7 @@ def test_no_activity_runs_after_the_aside_sync_it_depends_on_failed(
     flight and stops the run; the second must not run either (its start found nothing in the
     air any more, and went on as if the failed sync had been durable)."""
     BODIES_RAN.clear()
-    failed: list[int] = []
-
-    def on_events(args: Any, shim: KernelShim) -> int:
-        got = int(shim.real.call(*args))
-        if not failed:
-            args[4]._obj[0].res = -errno.EIO  # the first step's completion: never durable
-            failed.append(got)
-        return got
-
-    shim.on_events = on_events
+    failed = shim.fail_first_reaped()  # the first step's completion: never durable
     run = workflows.execute_workflow(TwoAtOnce, execution_id="two", home=home)
     with pytest.raises(workflows.HistoryIOError, match="cannot sync the history"):
         asyncio.run(run)
@@ -617,16 +613,7 @@ def test_a_failed_aside_sync_landed_to_make_room_is_not_taken_for_durable(
     `Flight.MOST` lands it: the failure must stop the run. A plain fdatasync after it says
     nothing (the AIO fsync consumed the file's writeback error: errseq), so falling back to
     one must not count as the failed sync's retry."""
-    failed: list[int] = []
-
-    def on_events(args: Any, shim: KernelShim) -> int:
-        got = int(shim.real.call(*args))
-        if not failed:
-            args[4]._obj[0].res = -errno.EIO
-            failed.append(got)
-        return got
-
-    shim.on_events = on_events
+    failed = shim.fail_first_reaped()  # the first timer's firing
     run = workflows.execute_workflow(TimersWhileAnActivityRuns, execution_id="t", home=home)
     with pytest.raises(workflows.HistoryIOError, match="cannot sync the history"):
         asyncio.run(run)
