@@ -1,0 +1,111 @@
+"""Review 8: failing tests for what the review found (see each test's docstring)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import orjson
+import pytest
+
+import wfrun as workflows
+from wfrun.errors import NonDeterminismError
+from wfrun.local.store import RunStore
+from wfrun.testing import replay
+
+from conftest import signed
+
+
+def run_live(workflow: type, run_id: str, params: object = None) -> Path:
+    asyncio.run(workflows.execute_workflow(workflow, params, execution_id=run_id))
+    return RunStore(Path.cwd() / "home").path(run_id)
+
+
+def as_workflow(path: Path, name: str) -> None:
+    lines = path.read_bytes().splitlines(keepends=True)
+    first = orjson.loads(lines[0])
+    lines[0] = signed({**first, "workflow": name})
+    path.write_bytes(b"".join(lines))
+
+
+# -- 1. a return annotation today's code cannot resolve ---------------------------------------
+
+
+@workflows.activity(name="r8_answer")
+async def answer_v1() -> int:
+    return 42
+
+
+@workflows.activity(name="r8_answer")
+async def answer_v2() -> NoSuchType:  # type: ignore[name-defined]  # noqa: F821
+    return 42
+
+
+@workflows.workflow.define(name="r8_answer_v1")
+class AnswerV1:
+    @workflows.workflow.entrypoint
+    async def run(self) -> str:
+        try:
+            return str(await answer_v1())
+        except Exception as exc:
+            return f"caught {type(exc).__name__}"
+
+
+#: What the workflow code caught: an error about today's code is never the code's to catch.
+caught: list[str] = []
+
+
+@workflows.workflow.define(name="r8_answer_v2")
+class AnswerV2:
+    @workflows.workflow.entrypoint
+    async def run(self) -> str:
+        try:  # the code catches every error: only a NonDeterminismError outside it tells
+            return str(await answer_v2())
+        except Exception as exc:
+            caught.append(repr(exc))
+            return f"caught {type(exc).__name__}"
+
+
+@workflows.workflow.define(name="r8_answer_v2_stored")
+class AnswerV2Stored:
+    @workflows.workflow.entrypoint
+    async def run(self) -> str:
+        try:
+            call = answer_v2()  # the ordinary path: not awaited where it is made
+            return str(await call)
+        except Exception as exc:
+            caught.append(repr(exc))
+            return f"caught {type(exc).__name__}"
+
+
+@pytest.mark.usefixtures("isolated")
+@pytest.mark.parametrize("workflow", [AnswerV2Stored, AnswerV2], ids=["ordinary", "fast"])
+def test_a_return_annotation_that_no_longer_resolves_is_reported_on_replay(
+    workflow: type,
+) -> None:
+    """An InputError about today's annotation (its names no longer resolve) reaches the
+    workflow code, which catches it and goes on. Ordinary path: `_decode_result` raises it
+    while building its NonDeterminismError (next test), and `_resolve_at_once` lets through
+    all but NonDeterminismError. Fast path: f01237a moved `signature.unchanged_result`
+    (which reads the hints) out of `_replayed_call`'s try, so the error is raised at the
+    call itself, with the replayer moved on and no `put_back`."""
+    path = run_live(AnswerV1, "answer")
+    as_workflow(path, workflow.__wfrun_workflow__.name)
+    caught.clear()
+    with pytest.raises(Exception):  # noqa: B017,PT011  (which one: see the next test)
+        replay(path, workflow)
+    assert caught == []  # the workflow code never saw the error
+
+
+@pytest.mark.usefixtures("isolated")
+@pytest.mark.parametrize("workflow", [AnswerV2Stored, AnswerV2], ids=["ordinary", "fast"])
+def test_a_return_annotation_that_no_longer_resolves_is_a_nondeterminism_error(
+    workflow: type,
+) -> None:
+    """Found on the way: `_decode_result` builds its NonDeterminismError with
+    ``str(signature.result_annotation)``, which raises the same InputError again: the
+    ordinary path raises InputError, not the NonDeterminismError it means to."""
+    path = run_live(AnswerV1, "answer2")
+    as_workflow(path, workflow.__wfrun_workflow__.name)
+    with pytest.raises(NonDeterminismError):
+        replay(path, workflow)
