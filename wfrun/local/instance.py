@@ -417,12 +417,13 @@ class WorkflowInstance:
             return None
         result = event.result
         # `decode_value`'s own test first: a plain result (most are) costs no further frame.
-        if not signature.unchanged_result(result):
-            try:
+        # Inside the try: it reads the type hints, which raise if they no longer resolve.
+        try:
+            if not signature.unchanged_result(result):
                 result = signature.decode_value(result)
-            except Exception:
-                replayer.put_back()
-                return None  # the ordinary path says why, outside the workflow code
+        except Exception:
+            replayer.put_back()
+            return None  # the ordinary path says why, outside the workflow code
         self._seq = seq
         # The time is the event's, parsed only if read (`time_now`).
         self._time_text = event.ts
@@ -790,6 +791,10 @@ class WorkflowInstance:
         try:
             return signature.decode_value(event.result)
         except Exception as exc:
+            try:
+                requested = str(signature.result_annotation)
+            except Exception:  # its names no longer resolve: `exc` says which
+                requested = "an annotation that cannot be read"
             raise NonDeterminismError(
                 f"run {self.run_id}: the result recorded at event {event.id} for "
                 f"{command.describe()} no longer matches the {what}'s return annotation "
@@ -798,7 +803,7 @@ class WorkflowInstance:
                 run_id=self.run_id,
                 event_id=event.id,
                 recorded=abbreviate(event.result),
-                requested=str(signature.result_annotation),
+                requested=requested,
             ) from None
 
     def _fail_activity(self, event: ActivityFailed | ActivityTimedOut) -> None:
