@@ -632,3 +632,17 @@ def test_a_lone_run_gives_its_aio_context_back_when_it_ends(
         )
         assert asyncio.run(run) == [10, 20]
         assert len(idle) == 1  # the one context, taken by each run in turn: none leaks
+
+
+@needs_aio
+def test_a_flight_closed_with_fsyncs_in_the_air_lands_them_first(tmp_path: Path) -> None:
+    [fd] = _files(tmp_path, 1)
+    flight = aio.Flight()
+    try:
+        assert flight.launch(fd, data_only=True)
+        assert flight.close() == 0  # landed, then the context went back
+        assert not flight.in_the_air
+        assert flight.launch(fd, data_only=True)  # on a context taken anew
+        assert flight.land() == 0
+    finally:
+        os.close(fd)

@@ -398,13 +398,16 @@ class Flight:
         )
         return self._submit
 
-    def close(self) -> None:
-        """Give the context back (after `land`): the flight may be launched again later."""
+    def close(self) -> int:
+        """Land what is still in the air, then give the context back: the flight may be
+        launched again later. Returns what `land` says (0: all durable)."""
+        landed = self.land() if self._generation == _generation else 0
         context, self._context = self._context, None
         self._submit = self._reap_one = None
-        if context is not None and not self._launched and self._generation == _generation:
+        if context is not None and self._generation == _generation:
             with _mutex:
                 _idle.append(context)
+        return landed
 
 
 _ONE: Final = ctypes.c_long(1)

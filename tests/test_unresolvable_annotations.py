@@ -1,4 +1,5 @@
-"""Review 8: failing tests for what the review found (see each test's docstring)."""
+"""A replayed result whose return annotation today's code can no longer resolve (a name in it
+is gone): a NonDeterminismError outside the workflow code, never an error the code catches."""
 
 from __future__ import annotations
 
@@ -26,9 +27,6 @@ def as_workflow(path: Path, name: str) -> None:
     first = orjson.loads(lines[0])
     lines[0] = signed({**first, "workflow": name})
     path.write_bytes(b"".join(lines))
-
-
-# -- 1. a return annotation today's code cannot resolve ---------------------------------------
 
 
 @workflows.activity(name="r8_answer")
@@ -83,12 +81,8 @@ class AnswerV2Stored:
 def test_a_return_annotation_that_no_longer_resolves_is_reported_on_replay(
     workflow: type,
 ) -> None:
-    """An InputError about today's annotation (its names no longer resolve) reaches the
-    workflow code, which catches it and goes on. Ordinary path: `_decode_result` raises it
-    while building its NonDeterminismError (next test), and `_resolve_at_once` lets through
-    all but NonDeterminismError. Fast path: f01237a moved `signature.unchanged_result`
-    (which reads the hints) out of `_replayed_call`'s try, so the error is raised at the
-    call itself, with the replayer moved on and no `put_back`."""
+    """The error about today's annotation is the replay's, not the workflow code's: on the
+    fast path (a call awaited where it is made) and the ordinary one alike."""
     path = run_live(AnswerV1, "answer")
     as_workflow(path, workflow.__wfrun_workflow__.name)
     caught.clear()
@@ -102,9 +96,8 @@ def test_a_return_annotation_that_no_longer_resolves_is_reported_on_replay(
 def test_a_return_annotation_that_no_longer_resolves_is_a_nondeterminism_error(
     workflow: type,
 ) -> None:
-    """Found on the way: `_decode_result` builds its NonDeterminismError with
-    ``str(signature.result_annotation)``, which raises the same InputError again: the
-    ordinary path raises InputError, not the NonDeterminismError it means to."""
+    """It is reported as the code having changed under the run, even though the annotation
+    cannot be printed as it is today."""
     path = run_live(AnswerV1, "answer2")
     as_workflow(path, workflow.__wfrun_workflow__.name)
     with pytest.raises(NonDeterminismError):
