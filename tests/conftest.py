@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -17,9 +18,11 @@ import orjson
 import pytest
 from typer.testing import CliRunner, Result
 
+import wfrun as workflows
 from wfrun.cli import app
 from wfrun.events import with_checksum
 from wfrun.local.loop import WorkflowCall
+from wfrun.local.store import RunStore
 
 TESTS = Path(__file__).parent
 FLOWS = TESTS / "flows"
@@ -389,3 +392,16 @@ def watch_durability(
     monkeypatch.setattr(os, "fdatasync", plain(os.fdatasync))
     monkeypatch.setattr(aio.Flight, "launch", launched)
     monkeypatch.setattr(aio.Flight, "land", landed)
+
+
+def run_live(workflow: type, run_id: str, params: object = None) -> Path:
+    """Run ``workflow`` to its end in this process (in the `isolated` home); its history."""
+    asyncio.run(workflows.execute_workflow(workflow, params, execution_id=run_id))
+    return RunStore(Path.cwd() / "home").path(run_id)
+
+
+def as_workflow(path: Path, name: str) -> None:
+    """The history as if run by workflow ``name`` (the same code, changed since)."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[0] = signed({**orjson.loads(lines[0]), "workflow": name})
+    path.write_bytes(b"".join(lines))

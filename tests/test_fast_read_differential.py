@@ -33,8 +33,9 @@ from wfrun.events import (
     with_checksum,
 )
 from wfrun.local.history import LineReader, check_next, parse_line
-from wfrun.local.store import RunStore
 from wfrun.testing import replay
+
+from conftest import as_workflow, run_live
 
 # -- the byte-compare read of a first attempt's start, against the long way ---------------
 
@@ -263,11 +264,6 @@ def test_starts_after_ids_change_digits_without_a_scheduling_read_right_if_slowe
 # -- the time of replayed steps, and results that no longer decode ---------------------------
 
 
-def run_live(workflow: type, run_id: str, params: object = None) -> Path:
-    asyncio.run(workflows.execute_workflow(workflow, params, execution_id=run_id))
-    return RunStore(Path.cwd() / "home").path(run_id)
-
-
 @workflows.activity
 async def agree_step(value: int) -> int:
     return value
@@ -338,20 +334,12 @@ class TypedV2Ordinary:
         return str(await call)
 
 
-def _as_workflow(path: Path, name: str) -> None:
-    from conftest import signed
-
-    lines = path.read_bytes().splitlines(keepends=True)
-    lines[0] = signed({**orjson.loads(lines[0]), "workflow": name})
-    path.write_bytes(b"".join(lines))
-
-
 @pytest.mark.usefixtures("isolated")
 def test_a_result_that_no_longer_decodes_is_put_back_and_reported_as_before() -> None:
     messages = []
     for workflow in (TypedV2Fast, TypedV2Ordinary):
         path = run_live(TypedV1, f"typed-{workflow.__name__}")
-        _as_workflow(path, workflow.__wfrun_workflow__.name)
+        as_workflow(path, workflow.__wfrun_workflow__.name)
         with pytest.raises(NonDeterminismError) as caught:
             replay(path, workflow)
         messages.append(str(caught.value).replace(workflow.__wfrun_workflow__.name, "W"))

@@ -20,7 +20,7 @@ from wfrun.local.loop import WorkflowLoop
 from wfrun.local.store import RunStore
 from wfrun.testing import replay
 
-from conftest import count_awaitables, signed
+from conftest import count_awaitables, run_live, signed
 
 
 @workflows.activity
@@ -108,11 +108,6 @@ class HashesWorkflow:
         task = asyncio.create_task(aside())
         await task
         return [hash(task), hash(asyncio.get_running_loop().create_future())]
-
-
-def run_live(workflow: type, run_id: str, params: object = None) -> Path:
-    asyncio.run(workflows.execute_workflow(workflow, params, execution_id=run_id))
-    return RunStore(Path.cwd() / "home").path(run_id)
 
 
 def rewrite_line(path: Path, number: int, change: dict[str, object]) -> None:

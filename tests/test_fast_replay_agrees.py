@@ -19,21 +19,7 @@ from wfrun.events import with_checksum
 from wfrun.local.store import RunStore
 from wfrun.testing import replay
 
-from conftest import signed
-
-
-def run_live(workflow: type, run_id: str, params: object = None) -> Path:
-    asyncio.run(workflows.execute_workflow(workflow, params, execution_id=run_id))
-    return RunStore(Path.cwd() / "home").path(run_id)
-
-
-def as_workflow(path: Path, name: str) -> None:
-    """The history as if run by workflow ``name`` (the same code, changed since)."""
-    lines = path.read_bytes().splitlines(keepends=True)
-    first = orjson.loads(lines[0])
-    lines[0] = signed({**first, "workflow": name})
-    path.write_bytes(b"".join(lines))
-
+from conftest import as_workflow, run_live
 
 # -- 1. a narrowed input annotation: the ordinary path validates the call's input ------------
 

@@ -3,30 +3,13 @@ is gone): a NonDeterminismError outside the workflow code, never an error the co
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
-
-import orjson
 import pytest
 
 import wfrun as workflows
 from wfrun.errors import NonDeterminismError
-from wfrun.local.store import RunStore
 from wfrun.testing import replay
 
-from conftest import signed
-
-
-def run_live(workflow: type, run_id: str, params: object = None) -> Path:
-    asyncio.run(workflows.execute_workflow(workflow, params, execution_id=run_id))
-    return RunStore(Path.cwd() / "home").path(run_id)
-
-
-def as_workflow(path: Path, name: str) -> None:
-    lines = path.read_bytes().splitlines(keepends=True)
-    first = orjson.loads(lines[0])
-    lines[0] = signed({**first, "workflow": name})
-    path.write_bytes(b"".join(lines))
+from conftest import as_workflow, run_live
 
 
 @workflows.activity(name="r8_answer")
