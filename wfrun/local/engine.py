@@ -469,9 +469,9 @@ class RunEngine:
                     raise item
                 # else a `_Wake`: the loop looks again, as it does now
             # Durable before anything the workflow does with it leaves the run. Alone, the
-            # disk flushes while the workflow takes its next step (`_start_activities` waits
-            # for it before an activity runs): no coroutine to make, no wait for the disk
-            # unless there is nothing else to do.
+            # disk flushes while the workflow takes its next step (an attempt waits for it
+            # before it runs: `_RecordedAttempts.starting`): no coroutine to make, no wait
+            # for the disk unless there is nothing else to do.
             if syncs.crowded():
                 await self._writer.sync_aside()
             else:
