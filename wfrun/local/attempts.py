@@ -594,7 +594,7 @@ async def attempt_until_final(
             reuse = False
         else:
             info = dataclasses.replace(info, attempt=attempt, heartbeat_details=heartbeats.details)
-        budget = None if deadline is None else _seconds_left(deadline, clock)
+        budget = _seconds_left(deadline, clock)
         if budget is not None and budget <= 0:  # e.g. resumed long after the call was made
             return attempt, _out_of_time(definition, attempt, None, 0.0)
         outcome = await run_attempt(

@@ -1067,11 +1067,7 @@ class RunEngine:
                     clock=self._clock,
                     hooks=_RecordedAttempts(self._writer, command.seq, recorder, announced),
                     threads=self.threads,
-                    deadline=(
-                        None
-                        if options.schedule_to_close_timeout is None
-                        else _schedule_deadline(options, state)
-                    ),
+                    deadline=_schedule_deadline(options, state),
                 )
             finally:
                 # Read here, not asked: a flush with nothing to do is a frame a step for nothing.
