@@ -128,16 +128,15 @@ def _started_line(event: ActivityStarted) -> bytes | None:
     return None
 
 
+#: An ActivityStarted line as the writer writes it, up to its checksum field (``% (id, ts,
+#: seq, attempt)``): `started_line` writes it, and a reader compares lines with it.
+STARTED_BODY: Final = b'{"id":%d,"ts":"%b","type":"ActivityStarted","seq":%d,"attempt":%d'
+
+
 def started_line(event_id: int, ts: str, seq: int, attempt: int) -> bytes:
     """The line of an ActivityStarted event from its fields (ints, and ``ts`` from
     `format_ts`), as `new_line` writes it: for a writer that needs no event object."""
-    body = b'{"id":%d,"ts":"%b","type":"ActivityStarted","seq":%d,"attempt":%d' % (
-        event_id,
-        ts.encode(),
-        seq,
-        attempt,
-    )
-    return _signed(body)
+    return _signed(STARTED_BODY % (event_id, ts.encode(), seq, attempt))
 
 
 def _completed_line(event: ActivityCompleted) -> bytes | None:

@@ -30,6 +30,7 @@ from ..events import (
     EVENT_TYPES,
     FORMAT_VERSION,
     LIMIT,
+    STARTED_BODY,
     TERMINAL,
     ActivityScheduled,
     ActivityStarted,
@@ -242,7 +243,7 @@ class LineReader:
                     if number >= tens:  # one digit more in the id: the time moves along
                         at, tens = at + 1, tens * 10
                     ts = line[at : at + 27]
-                    if line == _STARTED % (number, ts, last.seq, crc) and number <= LIMIT:
+                    if line == _STARTED % (number, ts, last.seq, 1, crc) and number <= LIMIT:
                         head = ts[:20]
                         if head != second:
                             second = _time_second(ts)
@@ -333,18 +334,19 @@ class LineReader:
         self.last = previous
 
 
-#: The start of a call's first attempt, as the writer writes it (`wfrun.events.new_line`):
-#: the event's id, time, the call's seq, the checksum. The line after a call's scheduling is
-#: read by writing this line from the line's number, the scheduled call's seq and the time
-#: where it stands in the line, and comparing: the outcome of decoding and checking it,
-#: without the JSON decode and the builder (about a third of that line's cost). Where they are
-#: equal and the time is checked (`_time_second`), the line is exactly the JSON object
+#: The start of a call's first attempt, as the writer writes it (`wfrun.events.STARTED_BODY`):
+#: the event's id, time, the call's seq, its attempt (1), the checksum. The line after a
+#: call's scheduling is read by writing this line from the line's number, the scheduled
+#: call's seq and the time where it stands in the line, and comparing: the outcome of
+#: decoding and checking it, without the JSON decode and the builder (about a third of that
+#: line's cost). Where they are equal and the time is checked (`_time_second`), the line is
+#: exactly the JSON object
 #: ``{"id": number, "ts": time, "type": "ActivityStarted", "seq": seq, "attempt": 1, "crc":
 #: ...}`` (the time holds no quote, backslash or control character), its checksum right (it
 #: was computed from the line), and each field valid: ``number`` is 2 or more (and compared
 #: with `LIMIT`), ``seq`` is that of the event before, read and checked already. A line that
 #: differs in any byte, or whose time is not one the writer writes, goes the ordinary way.
-_STARTED: Final = b'{"id":%d,"ts":"%b","type":"ActivityStarted","seq":%d,"attempt":1' + CRC_TAIL
+_STARTED: Final = STARTED_BODY + CRC_TAIL
 #: What a time `_time_second` accepts is made of.
 _TIME_BYTES: Final = b"0123456789-:.TZ"
 
