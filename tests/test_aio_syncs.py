@@ -32,6 +32,7 @@ class KernelShim:
     def __init__(self, real: Any) -> None:
         self.real = real
         self.setup, self.getevents, self.submit = real.setup, real.getevents, real.submit
+        self.destroy = real.destroy
         #: (context, request index (iocb.data)) -> fd, of the context's last submission: a
         #: context is its holder's alone from its submission until its events are reaped.
         self.fds: dict[tuple[int, int], int] = {}
@@ -646,3 +647,69 @@ def test_a_flight_closed_with_fsyncs_in_the_air_lands_them_first(tmp_path: Path)
         assert flight.land() == 0
     finally:
         os.close(fd)
+
+
+# -- 6. a context that cannot be used again goes back to the kernel -----------------------------
+
+
+def _still_held(context_id: int) -> bool:
+    """Whether the kernel still holds AIO context ``context_id`` for this process."""
+    kernel = aio._Kernel()
+    try:
+        kernel.call(
+            ctypes.c_long(kernel.getevents),
+            ctypes.c_ulong(context_id),
+            ctypes.c_long(0),
+            ctypes.c_long(1),
+            ctypes.byref((aio._Event * 1)()),
+            None,
+        )
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:  # no such context (any other error: the test's fault)
+            return False
+        raise
+    return True
+
+
+def _reaping_fails(args: Any, shim: KernelShim) -> int:
+    raise OSError(errno.EFAULT, "Bad address")
+
+
+@needs_aio
+def test_a_flight_whose_fsync_could_not_be_reaped_hands_its_context_back(
+    tmp_path: Path, shim: KernelShim
+) -> None:
+    [fd] = _files(tmp_path, 1)
+    flight = aio.Flight()
+    try:
+        assert flight.launch(fd, data_only=True)
+        assert flight._context is not None
+        context_id = flight._context._id.value
+        assert _still_held(context_id)
+        shim.on_events = _reaping_fails
+        assert flight.land() == errno.EIO  # outcome unknown: failed, resumably
+        assert not _still_held(context_id)
+        shim.on_events = None
+        assert flight.launch(fd, data_only=True)  # on a context of its own, anew
+        assert flight.land() == 0
+    finally:
+        flight.close()
+        os.close(fd)
+
+
+@needs_aio
+def test_a_batch_whose_fsyncs_could_not_be_reaped_hands_its_context_back(
+    tmp_path: Path, shim: KernelShim
+) -> None:
+    fds = _files(tmp_path, 2)
+    held = aio._take()  # the context the batch will use (taken back, then taken again)
+    assert held is not None
+    aio._idle.append(held)
+    shim.on_events = _reaping_fails
+    try:
+        assert aio.fsync_all([(fd, True) for fd in fds]) == [errno.EIO, errno.EIO]
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert not _still_held(held._id.value)
+    assert held not in aio._idle

@@ -20,6 +20,7 @@ the plain way, in threads.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -30,8 +31,9 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Final
 
-#: ``io_setup``, ``io_getevents`` and ``io_submit`` where wfrun knows their numbers.
-_NUMBERS: Final = {"x86_64": (206, 208, 209), "aarch64": (0, 4, 2)}
+#: ``io_setup``, ``io_getevents``, ``io_submit`` and ``io_destroy`` where wfrun knows their
+#: numbers.
+_NUMBERS: Final = {"x86_64": (206, 208, 209, 207), "aarch64": (0, 4, 2, 1)}
 _FSYNC: Final = 2
 _FDSYNC: Final = 3
 #: The most fsyncs one context has in flight (its size, given to ``io_setup``).
@@ -69,13 +71,13 @@ class _Event(ctypes.Structure):
 
 
 class _Kernel:
-    """The three system calls, or None where this platform has no known numbers."""
+    """The four system calls, or None where this platform has no known numbers."""
 
     def __init__(self) -> None:
         numbers = _NUMBERS.get(platform.machine()) if sys.platform == "linux" else None
         if numbers is None or sys.byteorder != "little":
             raise OSError(errno.ENOSYS, "no native AIO here")
-        self.setup, self.getevents, self.submit = numbers
+        self.setup, self.getevents, self.submit, self.destroy = numbers
         # CDLL releases the GIL around each call: io_getevents waits without holding it.
         self.syscall = ctypes.CDLL(None, use_errno=True).syscall
         self.syscall.restype = ctypes.c_long
@@ -106,6 +108,15 @@ class _Context:
         self._kernel = kernel
         self._id = ctypes.c_ulong(0)
         kernel.call(ctypes.c_long(kernel.setup), ctypes.c_uint(DEPTH), ctypes.byref(self._id))
+
+    def destroy(self) -> None:
+        """Hand the context back to the kernel, once it cannot be used again (its events
+        linger after a failed ``io_getevents``): else it counts against the system-wide
+        ``fs.aio-max-nr`` for as long as this process lives. ``io_destroy`` waits for what
+        is still in flight on it first."""
+        kernel = self._kernel
+        with contextlib.suppress(OSError):  # nothing more to do with it either way
+            kernel.call(ctypes.c_long(kernel.destroy), self._id)
 
     def sync(self, requests: Sequence[tuple[int, bool]]) -> list[int | None]:
         """Sync ``requests`` (at most `DEPTH`); per request 0, an errno, or None if the kernel
@@ -218,6 +229,7 @@ def fsync_all(requests: Sequence[tuple[int, bool]]) -> list[int | None] | None:
             results += context.sync(requests[start : start + DEPTH])
     except OSError as exc:  # refused outright: never again in this process
         _give_up(exc)
+        context.destroy()
         if isinstance(exc, _Unreaped):
             results += exc.results
         return results + [None] * (len(requests) - len(results))
@@ -345,6 +357,8 @@ class Flight:
                 first = self._land_all(launched)
         except OSError:
             # Submitted, outcome unknown: the context is not reused (its events linger).
+            assert self._context is not None
+            self._context.destroy()
             self._context = self._submit = self._reap_one = None
             first = errno.EIO
         self._launched = 0
