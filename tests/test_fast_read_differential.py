@@ -202,6 +202,123 @@ def test_histories_past_id_1000_read_the_fast_way_as_the_long_way() -> None:
             assert _fast(lines[:good], [c for c in cuts if c < good]) == (long[0], None)
 
 
+def _fast_for_replay(lines: list[bytes], cuts: list[int]) -> tuple[list[Any], str | None]:
+    """`_fast` as a replay reads (``keep_starts`` False): settled first starts left out."""
+    events: list[Any] = []
+    reader = LineReader(_PATH, _started(), keep_starts=False)
+    try:
+        start = 0
+        for cut in [*cuts, len(lines)]:
+            reader.read(lines[start:cut], events)
+            start = cut
+        reader.finish(events)
+    except HistoryCorruptError as exc:
+        return events, str(exc)
+    return events, None
+
+
+def _settled_start(events: list[Any], at: int) -> bool:
+    """Whether ``events[at]`` starts a call's first attempt right after its scheduling, with
+    its completion right after it: the only event a replay's read may leave out."""
+    event = events[at]
+    before = events[at - 1] if at else None
+    after = events[at + 1] if at + 1 < len(events) else None
+    return (
+        type(event) is ActivityStarted
+        and event.attempt == 1
+        and type(before) is ActivityScheduled
+        and before.seq == event.seq
+        and type(after) is ActivityCompleted
+        and after.seq == event.seq
+    )
+
+
+def test_a_replays_read_leaves_out_only_starts_their_completion_follows() -> None:
+    """The random histories above, read as a replay reads them, in random chunks: the long
+    way's events in order, less some first starts whose completion follows them at once (none
+    other), and the same refusal at the same line."""
+    rng = random.Random(11)
+    left_out = 0
+    for _ in range(60):
+        lines = _history(rng, rng.choice([30, 150, 1200]))
+        long_events, refusal = _long(lines)
+        # Again up to the first refused line: the rest read as well.
+        for part in (lines, lines[: len(long_events)]):
+            cuts = sorted(rng.sample(range(1, len(part)), k=min(3, len(part) - 1)))
+            events, error = _fast_for_replay(part, cuts)
+            assert error == (refusal if part is lines else None)
+            kept = iter(events)
+            following = next(kept, None)
+            for at, event in enumerate(long_events):
+                if following == event:
+                    following = next(kept, None)
+                else:
+                    assert _settled_start(long_events, at), (at, event)
+                    left_out += 1
+            assert following is None  # each event read is one of the long way's, in order
+    assert left_out > 20  # the histories are refused early, most of them
+
+
+@pytest.mark.parametrize("end", ["completion", "start", "failure", "damage"])
+def test_a_start_held_back_at_a_chunks_end_is_kept_unless_its_completion_follows(end: str) -> None:
+    """The line after a first start decides whether it is left out, in the next chunk or
+    after the last (a history that ends with the start keeps it: the attempt is in flight)."""
+    ts = "2026-11-28T12:00:00.000100Z"
+    lines = [
+        serialize(ActivityScheduled(id=2, ts=ts, seq=1, name="f", input={})),
+        serialize(ActivityStarted(id=3, ts=ts, seq=1, attempt=1)),
+    ]
+    after = {
+        "completion": serialize(
+            ActivityCompleted(id=4, ts=ts, seq=1, attempt=1, duration=0.1, result=1)
+        ),
+        "failure": serialize(
+            ActivityFailed(
+                id=4,
+                ts=ts,
+                seq=1,
+                attempt=1,
+                duration=0.1,
+                error={"type": "E", "message": "m"},
+                retry_in=0.0,
+            )
+        ),
+        "damage": b'{"id":4}',
+    }
+    if end in after:
+        lines.append(after[end])
+    long_events, refusal = _long(lines)
+    events, error = _fast_for_replay(lines, [2])
+    assert error == refusal
+    if end == "completion":
+        assert events == [long_events[0], long_events[2]]
+    else:
+        assert events == long_events
+        assert type(events[1]) is ActivityStarted
+
+
+def test_a_replay_counts_the_starts_its_read_left_out(tmp_path: Path) -> None:
+    from wfrun.local.history import parse_history
+
+    ts = "2026-11-28T12:00:00.000100Z"
+    first = serialize(_started())
+    lines = [
+        first,
+        serialize(ActivityScheduled(id=2, ts=ts, seq=1, name="f", input={})),
+        serialize(ActivityStarted(id=3, ts=ts, seq=1, attempt=1)),
+        serialize(ActivityCompleted(id=4, ts=ts, seq=1, attempt=1, duration=0.1, result=1)),
+    ]
+    data = b"\n".join(lines) + b"\n"
+    kept = parse_history(_PATH, data)
+    read = parse_history(_PATH, data, keep_starts=False)
+    assert (len(kept.events), kept.left_out) == (4, 0)
+    assert (len(read.events), read.left_out) == (3, 1)
+    assert read.status == kept.status
+    # Cut after the start: the attempt is in flight, and its start kept.
+    cut = b"\n".join(lines[:3]) + b"\n"
+    assert parse_history(_PATH, cut, keep_starts=False).events == parse_history(_PATH, cut).events
+
+
 #: Every way a run ends, as the line of event ``number``.
 _ENDS: list[Any] = [
     lambda number: WorkflowCompleted(id=number, ts=_TIMES[0], result=1),
@@ -347,3 +464,9 @@ def test_a_result_that_no_longer_decodes_is_put_back_and_reported_as_before() ->
         m.replace("typed-TypedV2Fast", "R").replace("typed-TypedV2Ordinary", "R") for m in messages
     ]
     assert messages[0] == messages[1]
+
+
+@pytest.mark.usefixtures("isolated")
+def test_a_replay_reports_every_event_of_the_history_with_the_starts_left_out() -> None:
+    path = run_live(Clock, "counted")
+    assert replay(path, Clock).events == path.read_bytes().count(b"\n")

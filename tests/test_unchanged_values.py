@@ -60,6 +60,63 @@ def test_any_other_value_is_decoded(name: str, value: object) -> None:
     assert not SIGNATURE.unchanged_input({**PLAIN, name: value})
 
 
+def bound_if_plain(signature: Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """What `Signature.plain_arguments` gives once `unchanged_input` was first asked."""
+    signature.unchanged_input({})
+    return signature.plain_arguments(args, kwargs)
+
+
+def test_plain_values_passed_by_position_are_bound_at_once() -> None:
+    bound = bound_if_plain(Signature(one, owner="one"), tuple(PLAIN.values()), {})
+    assert bound == PLAIN
+    assert list(bound) == list(PLAIN)  # in the parameters' order, as `bind` gives them
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("number", True),
+        ("number", 1.0),
+        ("ratio", 1),
+        ("ratio", math.inf),
+        ("ratio", -math.inf),
+        ("ratio", math.nan),
+        ("text", b"t"),
+        ("anything", (1, 2)),
+        ("anything", [1]),
+        ("anything", {"a": 1}),
+    ],
+)
+def test_plain_arguments_refuses_what_unchanged_input_refuses(name: str, value: object) -> None:
+    arguments = {**PLAIN, name: value}
+    assert bound_if_plain(Signature(one, owner="one"), tuple(arguments.values()), {}) is None
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((1, "t", True, 0.5, None), {"anything": "x"}),  # a keyword: bound the long way
+        ((1, "t", True, 0.5, None), {}),  # one missing: `bind` says what
+        ((1, "t", True, 0.5, None, "x", 2), {}),  # one too many
+        ((1, "t", True, 0.5, None, "x"), {"anything": "y"}),  # one twice: `bind` refuses it
+    ],
+)
+def test_arguments_not_passed_one_per_parameter_by_position_are_left_to_bind(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    assert bound_if_plain(Signature(one, owner="one"), args, kwargs) is None
+
+
+def test_plain_arguments_binds_nothing_before_unchanged_input_read_the_annotations() -> None:
+    # Reading them may raise (a name they use is gone): that is for `unchanged_input` to say.
+    assert Signature(one, owner="one").plain_arguments(tuple(PLAIN.values()), {}) is None
+
+
+def test_plain_arguments_never_binds_for_a_parameter_that_is_decoded() -> None:
+    assert bound_if_plain(Signature(constrained, owner="c"), (1,), {}) is None
+    assert bound_if_plain(Signature(defaulted, owner="d"), (1,), {}) is None
+
+
 def test_a_constrained_annotation_is_always_decoded() -> None:
     assert not Signature(constrained, owner="c").unchanged_input({"number": 1})
     assert not Signature(constrained, owner="c").unchanged_result(1)

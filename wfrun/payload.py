@@ -174,6 +174,13 @@ class Signature:
         self._same_inputs: tuple[tuple[str, frozenset[type]], ...] | None = None
         #: The same for the result (see `unchanged_result` and `decode_value`).
         self._same_result: frozenset[type] | None = None
+        #: A call's arguments by name, as `bind` gives them, if they are passed by position,
+        #: one per parameter, and `unchanged_input` says True of them; else None (bind them,
+        #: and ask). Made from what `unchanged_input` found when first asked (None until then):
+        #: every activity call binds and asks, and this is one call of straight code instead
+        #: of `bind`'s and `unchanged_input`'s loop over the parameters.
+        self.plain_arguments: Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any] | None]
+        self.plain_arguments = _no_plain_arguments
 
     def hints(self) -> dict[str, Any]:
         if self._hints is None:
@@ -241,6 +248,8 @@ class Signature:
         same = self._same_inputs
         if same is None:
             same = self._same_inputs = self._unchanged_inputs()
+            if same:
+                self.plain_arguments = _compile_plain_arguments(same)
         if not same or len(arguments) != len(same):
             return False
         for name, types in same:
@@ -311,6 +320,37 @@ class Signature:
 
 
 _MISSING: Final = object()
+
+
+def _no_plain_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    return None
+
+
+def _compile_plain_arguments(
+    same: tuple[tuple[str, frozenset[type]], ...],
+) -> Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any] | None]:
+    """`Signature.plain_arguments` for parameters ``same`` (`Signature._unchanged_inputs`'s,
+    not empty): `unchanged_input`'s tests unrolled, on the arguments as passed."""
+    namespace: dict[str, Any] = {"ISFINITE": math.isfinite}
+    values = [f"a{i}" for i in range(len(same))]
+    lines = [
+        "def plain_arguments(args, kwargs):",
+        f"    if kwargs or len(args) != {len(same)}:",
+        "        return None",
+        f"    {', '.join(values)}, = args",
+    ]
+    for i, (_, types) in enumerate(same):
+        namespace[f"T{i}"] = types
+        lines += [f"    if type(a{i}) not in T{i}:", "        return None"]
+        if float in types:  # NaN and the infinities are no JSON: encoding refuses them
+            lines += [f"    if type(a{i}) is float and not ISFINITE(a{i}):", "        return None"]
+    # Parameter names are identifiers: their reprs are plain string literals.
+    pairs = ", ".join(f"{name!r}: a{i}" for i, (name, _) in enumerate(same))
+    lines.append(f"    return {{{pairs}}}")
+    exec("\n".join(lines), namespace)
+    return namespace["plain_arguments"]  # type: ignore[no-any-return]
+
+
 #: Plain JSON values that decode, and validate, to an equal value of the same exact type.
 _PLAIN_SCALARS: Final[frozenset[type]] = frozenset({int, str, bool, float, type(None)})
 

@@ -206,6 +206,9 @@ class RunHistory:
     note: str | None = None
     #: Where the run stood when it was read.
     status: RunStatus = RunStatus.INTERRUPTED
+    #: Events of the history left out of `events` (a replay's read leaves out the starts of
+    #: first attempts that their completions follow: see `wfrun.local.history.parse_history`).
+    left_out: int = 0
 
     def __post_init__(self) -> None:
         self.status = RunStatus.after(self.events[-1])

@@ -71,7 +71,8 @@ def replay(history: str | os.PathLike[str], workflow: type) -> ReplayResult:
         HistoryCorruptError: the file is not a valid history.
     """
     path = Path(history)
-    parsed = parse_history(path, path.read_bytes(), keep_stored=False)
+    # Of a call's first attempt, a replay reads only the completion: no start built for it.
+    parsed = parse_history(path, path.read_bytes(), keep_stored=False, keep_starts=False)
     return replay_history(parsed, require_workflow_definition(workflow))
 
 

@@ -646,7 +646,8 @@ class LocalBackend:
         definition: WorkflowDefinition | None = None,
         on_history: Callable[[RunHistory], None] | None = None,
     ) -> ReplayResult:
-        history = self.store.read(run_id, keep_stored=False)  # the events are all it needs
+        # The events are all it needs, and of a call's first attempt only the completion.
+        history = self.store.read(run_id, keep_stored=False, keep_starts=False)
         if on_history is not None:
             on_history(history)
         return replay_history(history, definition or load_recorded(history.started))
@@ -748,7 +749,7 @@ def replay_history(history: RunHistory, definition: WorkflowDefinition) -> Repla
     recorded, found = replay_only(definition, history.events)
     return ReplayResult(
         run_id=history.started.run_id,
-        events=len(history.events),
+        events=len(history.events) + history.left_out,
         finished=recorded.terminal is not None,
         next_steps=len(found.backlog),
     )

@@ -32,6 +32,7 @@ from ..events import (
     LIMIT,
     STARTED_BODY,
     TERMINAL,
+    ActivityCompleted,
     ActivityScheduled,
     ActivityStarted,
     Event,
@@ -96,12 +97,21 @@ def content_end(data: bytes) -> int:
 
 
 def parse_history(
-    path: Path, data: bytes, run_id: str | None = None, *, keep_stored: bool = True
+    path: Path,
+    data: bytes,
+    run_id: str | None = None,
+    *,
+    keep_stored: bool = True,
+    keep_starts: bool = True,
 ) -> History:
     """Check and parse a whole history file's bytes (see the module docstring).
 
     ``keep_stored``: keep the file's bytes as `History.stored` (for ``history --json``); a
     resume or a replay, which need only the events, leaves it False and holds no copy.
+    ``keep_starts``: False leaves out of `History.events` the start of a call's first attempt
+    when the call's completion follows it at once (`History.left_out` counts them): every
+    line is still checked, and a replay, which reads only the completion, replays the same.
+    A resume keeps them (a start is where an attempt cut short by a crash goes on).
     """
     written = content_end(data)
     intact = data.rfind(b"\n", 0, written) + 1
@@ -118,7 +128,7 @@ def parse_history(
     check_started(path, started, run_id)
     # A chunk of lines at a time, each chunk cut from ``data`` only while it is checked: a
     # list of every line beside every event was a second copy of the file for the whole read.
-    reader = LineReader(path, started)
+    reader = LineReader(path, started, keep_starts=keep_starts)
     events: list[Event] = [started]
     start = end + 1
     while start < intact:
@@ -127,6 +137,7 @@ def parse_history(
             end = data.index(b"\n", start)
         reader.read(data[start:end].split(b"\n"), events)
         start = end + 1
+    reader.finish(events)
     number = reader.number
     if torn and not _could_be_torn(torn, started.max_payload):
         raise HistoryCorruptError(
@@ -141,6 +152,7 @@ def parse_history(
         stored=data[:intact] if keep_stored else b"",
         torn_tail=torn,
         intact_size=intact,
+        left_out=number - len(events),
     )
 
 
@@ -201,12 +213,21 @@ class LineReader:
     read by writing it as the writer does and comparing (`_STARTED`). A line that is off in
     any way, or of an older format, goes the long way (`parse_line`, `check_next`), which
     raises `HistoryCorruptError` naming it.
+
+    ``keep_starts`` False (a replay's read, see `parse_history`): such a start is built
+    only if the next line is not its call's completion, and left out of the events if it
+    is. Every step of a run that went straight through has one; building it was about a
+    tenth of a replayed step, for an event the replay drops at once (`RecordedRun`).
     """
 
-    __slots__ = ("_checksummed", "last", "number", "path")
+    __slots__ = ("_checksummed", "_held", "keep_starts", "last", "number", "path")
 
-    def __init__(self, path: Path, started: WorkflowStarted) -> None:
+    def __init__(self, path: Path, started: WorkflowStarted, *, keep_starts: bool = True) -> None:
         self.path = path
+        self.keep_starts = keep_starts
+        #: The time of a first attempt's start read and not built yet (``keep_starts``
+        #: False): the last line read, which `last` (its call's scheduling) comes before.
+        self._held: bytes | None = None
         self._checksummed = started.format >= CHECKSUMMED
         #: The number of the last line checked (1: the first line, read apart).
         self.number = 1
@@ -215,12 +236,16 @@ class LineReader:
 
     def read(self, lines: list[bytes], events: list[Event]) -> None:
         """Append the events of ``lines`` (the next lines, each without its newline) to
-        ``events``; raises at the first damaged line, with the events before it appended."""
+        ``events``; raises at the first damaged line, with the events before it appended.
+        Without ``keep_starts``, a start held at the last line is appended by the next call
+        or by `finish`."""
         number, last = self.number, self.last
         # Whether the run ended (at `last`): only the long way reads an end (`line_builder`
         # makes no builder for one), so only it has to set this.
         ended = last.role == TERMINAL
         fast = self._checksummed
+        keep = self.keep_starts
+        held = self._held
         builders = _BUILDERS
         append = events.append
         crc32 = zlib.crc32
@@ -237,7 +262,7 @@ class LineReader:
             cut = len(line) - _CRC_LENGTH
             if fast and cut > 0:
                 crc = crc32(b"}", crc32(line[:cut]))
-                if last.__class__ is ActivityScheduled:
+                if held is None and last.__class__ is ActivityScheduled:
                     # The line after a call's scheduling is, as the writer writes it, the
                     # start of its first attempt: read by writing it (see `_STARTED`).
                     if number >= tens:  # one digit more in the id: the time moves along
@@ -248,7 +273,10 @@ class LineReader:
                         if head != second:
                             second = _time_second(ts)
                         if head == second and ts[20:26].isdigit() and ts[26:] == b"Z":
-                            event = new(ActivityStarted)
+                            if not keep:  # checked: built only if the next line needs it
+                                held = ts
+                                continue
+                            event = new(ActivityStarted)  # inline: a frame less
                             event.id = number
                             event.ts = ts.decode()
                             event.type = "ActivityStarted"
@@ -271,12 +299,30 @@ class LineReader:
                         event = builders[obj["type"]](obj)  # type: ignore[misc]
                     except (ValueError, LookupError, TypeError):
                         pass
+            if held is not None:
+                # The start before this line: left out if this line completes its call (read
+                # the fast way, so its id is checked next), else kept in its place.
+                # (`last` is its call's scheduling: an ActivityScheduled.)
+                seq = last.seq  # type: ignore[attr-defined]
+                if event is None or event.__class__ is not ActivityCompleted or event.seq != seq:
+                    last = _first_start(number - 1, held, seq)
+                    append(last)
+                held = None
             if event is None or event.id != number or ended:
                 event = self._long_way(line, number, last)
                 ended = event.role == TERMINAL
             append(event)
             last = event
-        self.number, self.last = number, last
+        self.number, self.last, self._held = number, last, held
+
+    def finish(self, events: list[Event]) -> None:
+        """After the last line: a start still held (the history's last line) is appended."""
+        if self._held is not None:
+            last = self.last
+            assert isinstance(last, ActivityScheduled)
+            self.last = _first_start(self.number, self._held, last.seq)
+            events.append(self.last)
+            self._held = None
 
     def _long_way(self, line: bytes, number: int, last: Event) -> Event:
         """Line ``number`` checked by `parse_line` and `check_next` (raising what they say),
@@ -372,6 +418,18 @@ def _time_second(ts: bytes) -> bytes:
 
 
 _NEW: Final = object.__new__
+
+
+def _first_start(number: int, ts: bytes, seq: int) -> ActivityStarted:
+    """The event of a `_STARTED` line that `LineReader.read` checked."""
+    event = _NEW(ActivityStarted)
+    event.id = number
+    event.ts = ts.decode()
+    event.type = "ActivityStarted"
+    event.seq = seq
+    event.attempt = 1
+    return event
+
 
 #: The types of the events that end a run.
 _TERMINAL_TYPES: Final = frozenset(

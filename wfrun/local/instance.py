@@ -581,15 +581,19 @@ class WorkflowInstance:
         """A call's arguments by name, their encoding (checked against the size limit), and
         the values the activity is given: the encoding decoded under today's annotations."""
         signature = definition.signature
-        arguments = signature.bind(args, kwargs)
+        # Plain values the annotations take as they are need no decoding: they are what the
+        # encoding decodes to. Passed by position (most calls), bound and known so at once.
+        arguments = signature.plain_arguments(args, kwargs)
+        plain = arguments is not None
+        if arguments is None:
+            arguments = signature.bind(args, kwargs)
         data = encode_arguments(arguments, subject=signature.owner)
         limit = definition.options.max_payload or self.max_payload
         if len(data) > limit:  # the test first: a call with keywords costs every step
             check_size(data, limit=limit, activity=definition.name, side="input")
-        # Plain values the annotations take as they are need no decoding: they are what the
-        # encoding decodes to.
-        values = arguments if signature.unchanged_input(arguments) else signature.decode_input(data)
-        return arguments, data, values
+        if plain or signature.unchanged_input(arguments):
+            return arguments, data, arguments
+        return arguments, data, signature.decode_input(data)
 
     def _schedule(
         self,

@@ -1049,10 +1049,10 @@ class RunStore:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def read(self, run_id: str, *, keep_stored: bool = True) -> History:
+    def read(self, run_id: str, *, keep_stored: bool = True, keep_starts: bool = True) -> History:
         """Read and check a run's history without locking it (a torn tail is reported only).
 
-        ``keep_stored``: see `parse_history`.
+        ``keep_stored``, ``keep_starts``: see `parse_history`.
         """
         path = self.path(run_id)
         fd = self._open(run_id, os.O_RDONLY)
@@ -1060,7 +1060,7 @@ class RunStore:
             data = _read_all(fd, path)
         finally:
             os.close(fd)
-        return parse_history(path, data, run_id, keep_stored=keep_stored)
+        return parse_history(path, data, run_id, keep_stored=keep_stored, keep_starts=keep_starts)
 
     def stream(self, run_id: str) -> HistoryStream:
         """A run's history read one checked event at a time, without locking it (see
