@@ -136,3 +136,14 @@ class AroundCallsWorkflow:
         await step(2)
         awaited = time.time()  # IMPURE after an await
         return [called > 0, awaited > 0]
+
+
+@workflows.workflow.define(name="impure_after_tasks")
+class AfterTasksWorkflow:
+    """The clock read right after tasks were made (the guard's hook steps out meanwhile)."""
+
+    @workflows.workflow.entrypoint
+    async def run(self) -> list[bool]:
+        both = asyncio.gather(step(1), step(2))  # a task for each call
+        made = time.time()  # IMPURE after making tasks
+        return [made > 0, *(n > 0 for n in await both)]

@@ -552,6 +552,8 @@ class WorkflowInstance:
             self._commands.append(CancelTimer(handle.seq))
 
     def check_conditions(self) -> bool:  # runs at every quiescence: not worth unwatching
+        if not self._conditions:  # most steps wait on none: no copy (a call the guard sees)
+            return False
         met = False
         for predicate, future in list(self._conditions):
             if future.done():

@@ -29,6 +29,7 @@ import contextvars
 import itertools
 import sys
 import weakref
+from asyncio import format_helpers
 from collections.abc import Callable, Coroutine, Generator
 from datetime import datetime
 from types import FunctionType
@@ -44,6 +45,10 @@ current_task: Final[Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | No
 )
 _getprofile = sys.getprofile
 _setprofile = sys.setprofile
+_new_handle = object.__new__
+_copy_context = contextvars.copy_context
+#: How many tasks a loop registers before it first sweeps those gone (`WorkflowLoop._own`).
+_SWEEP_AT: Final = 64
 Ts = TypeVarTuple("Ts")
 
 
@@ -87,9 +92,9 @@ class WorkflowTask(asyncio.Task[T]):
         name: str | None = None,
         context: contextvars.Context | None = None,
     ) -> None:
-        self._key = loop.next_key()
+        self._key = next(loop._keys)
         super().__init__(coro, loop=loop, name=name, context=context)
-        loop.tasks.add(self)
+        loop._own(self)
 
     def __hash__(self) -> int:
         return self._key
@@ -162,7 +167,12 @@ class WorkflowCall(Coroutine[Any, Any, T]):
         return self._iterator
 
     def send(self, value: Any) -> Any:
-        return self._started().send(value)
+        # `_started`, inline: a task's every step of the call sends (a frame less each).
+        self._awaited = True
+        iterator = self._iterator
+        if iterator is None:
+            iterator = self._iterator = self._future.__await__()
+        return iterator.send(value)
 
     def throw(self, typ: Any, value: Any = None, traceback: Any = None) -> Any:
         if value is None and traceback is None:  # the one-argument form (3.12+ deprecates 3)
@@ -195,12 +205,30 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         #: This run's own tasks. `abandon` looks at these only: ``asyncio.all_tasks`` would
         #: scan every task of every run in the process, which made many live runs quadratic.
         #: Weak, as asyncio's own registry is: a finished task is nobody's business here.
-        self.tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        #: Plain references without callbacks, swept now and then (`_own`): a ``WeakSet``
+        #: cost three Python frames per task (its add, the task's hash, its removal), all
+        #: watched by the determinism guard when made in a step.
+        self._tasks: list[weakref.ReferenceType[asyncio.Task[Any]]] = []
+        self._sweep_at = _SWEEP_AT
 
     # -- what the engine uses ----------------------------------------------------------------
 
     def next_key(self) -> int:
         return next(self._keys)
+
+    @property
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        """This run's tasks still alive (made by `create_task`), oldest first."""
+        return [task for ref in self._tasks if (task := ref()) is not None]
+
+    def _own(self, task: asyncio.Task[Any]) -> None:
+        tasks = self._tasks
+        tasks.append(weakref.ref(task))
+        if len(tasks) >= self._sweep_at:
+            # Those collected or done are dropped: `abandon` has nothing to tell them. Twice
+            # the live ones before the next sweep: amortized, a constant per task.
+            tasks[:] = [ref for ref in tasks if (alive := ref()) is not None and not alive.done()]
+            self._sweep_at = max(_SWEEP_AT, 2 * len(tasks))
 
     def set_time(self, now: float) -> None:
         self._now = now
@@ -209,15 +237,36 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         """Run ready callbacks, FIFO, and met conditions, until nothing is left to run."""
         previous = asyncio.events._get_running_loop()
         asyncio.events._set_running_loop(self)
+        ready = self._ready
         try:
             with self._owner.guard():
                 while True:
-                    while self._ready:
-                        self._ready.popleft()._run()
+                    while ready:
+                        # `Handle._run`, inline: a frame less per callback (each one, and
+                        # each of its events for the determinism guard's hook, in a step).
+                        # Taken by subscripts, not popleft(): a call is two more events.
+                        handle: Any = ready[0]  # its slots are read (typeshed knows none)
+                        del ready[0]
+                        if handle._cancelled:  # as asyncio's own loop: skipped
+                            continue
+                        try:
+                            handle._context.run(handle._callback, *handle._args)
+                        except (SystemExit, KeyboardInterrupt):
+                            raise
+                        except BaseException as exc:
+                            self._callback_failed(handle, exc)
                     if not self._owner.check_conditions():
                         break
         finally:
             asyncio.events._set_running_loop(previous)
+
+    def _callback_failed(self, handle: Any, exc: BaseException) -> None:
+        """What `asyncio.Handle._run` does with what a callback raised."""
+        source = format_helpers._format_callback_source(handle._callback, handle._args)
+        context = {"message": f"Exception in callback {source}", "exception": exc, "handle": handle}
+        if handle._source_traceback:
+            context["source_traceback"] = handle._source_traceback
+        self.call_exception_handler(context)
 
     def fire(self, handle: WorkflowTimerHandle) -> None:
         """Deliver a durable timer (the run is stepped by the caller)."""
@@ -228,7 +277,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     def abandon(self) -> None:
         """Drop unfinished workflow tasks quietly: the run stops here and resumes elsewhere."""
         self._ready.clear()
-        for task in list(self.tasks):  # list(): a collected task leaves the set meanwhile
+        for task in self.tasks:
             if not task.done():
                 task._log_destroy_pending = False  # type: ignore[attr-defined]
 
@@ -246,9 +295,18 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         *args: *Ts,
         context: contextvars.Context | None = None,
     ) -> asyncio.Handle:
-        handle = asyncio.Handle(callback, args, self, context)
+        # `asyncio.Handle(...)`, its __init__ inline (this loop is never in debug mode): a
+        # frame less for each callback (two a step), and for the guard's hook in a step.
+        handle: Any = _new_handle(asyncio.Handle)  # its slots, unknown to typeshed, are set
+        handle._callback = callback
+        handle._args = args
+        handle._loop = self
+        handle._context = _copy_context() if context is None else context
+        handle._cancelled = False
+        handle._repr = None
+        handle._source_traceback = None
         self._ready.append(handle)
-        return handle
+        return handle  # type: ignore[no-any-return]
 
     def call_later(
         self,
@@ -285,7 +343,21 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         name: str | None = None,
         context: contextvars.Context | None = None,
     ) -> asyncio.Task[T]:
-        return WorkflowTask(coro, loop=self, name=name, context=context)
+        hook = _getprofile()
+        if (
+            hook is None
+            or hook.__class__ is not FunctionType
+            or hook.__code__ is not _runtime.guard_hook_code
+        ):
+            return WorkflowTask(coro, loop=self, name=name, context=context)
+        # In a step the determinism guard watches (Python 3.11): making a task runs none of
+        # the user's code (its first step is scheduled, not run), only asyncio's and wfrun's,
+        # some thirty events for the guard's hook (``asyncio.gather`` makes one per call).
+        _setprofile(None)
+        try:
+            return WorkflowTask(coro, loop=self, name=name, context=context)
+        finally:
+            _setprofile(hook)
 
     #: A C function, not a method: asyncio's future asks its loop this as it is made (one
     #: per activity call), and no Python frame need run for it. ``bool()`` is False.
