@@ -459,10 +459,12 @@ class RunEngine:
                 turn_ends = monotonic() + _TURN
             batch = queue.take()
             appended: list[Event] = []
+            # Reports taken together are recorded in one instant (one clock reading for all).
+            ts = self._writer.stamp() if len(batch) > 1 else None
             for item in batch:
                 if type(item) is tuple:  # an event to record: nearly always
                     cls, fields = item
-                    appended.append(self._writer.append(cls, **fields))
+                    appended.append(self._writer.append(cls, ts, **fields))
                 elif isinstance(item, _Expired):
                     return self._time_out()
                 elif isinstance(item, BaseException):
@@ -685,20 +687,23 @@ class RunEngine:
             self._queue.put_nowait(exc)
 
     def _issue(self, commands: list[Command]) -> None:
+        # Calls scheduled one after another (nothing but their events in between) are
+        # recorded in one instant: one clock reading for all of them and their starts.
+        ts: str | None = None
         for command in commands:
             if isinstance(command, ScheduleActivity):
-                scheduled = self._writer.append(
-                    ActivityScheduled,
-                    seq=command.seq,
-                    name=command.definition.name,
-                    input=Encoded(command.input),
+                definition = command.definition
+                ts = self._writer.append_scheduled(
+                    command.seq, definition.name, Encoded(command.input), ts
                 )
                 # Only a schedule_to_close_timeout counts from the scheduling: parsed for it.
-                timed = command.definition.options.schedule_to_close_timeout is not None
+                timed = definition.options.schedule_to_close_timeout is not None
                 self._start_activity(
-                    command, InFlight(scheduled=scheduled.time) if timed else _AT_ONCE
+                    command, InFlight(scheduled=parse_ts(ts)) if timed else _AT_ONCE, ts
                 )
-            elif isinstance(command, StartTimer):
+                continue
+            ts = None  # anything else may take time (a sync to settle, a child's inbox)
+            if isinstance(command, StartTimer):
                 self._writer.append(
                     TimerStarted,
                     seq=command.seq,
@@ -839,12 +844,15 @@ class RunEngine:
 
     # -- executions on the real loop ---------------------------------------------------------
 
-    def _start_activity(self, command: ScheduleActivity, state: InFlight) -> None:
-        """Record the activity's start; it starts at the end of the `_issue` under way."""
+    def _start_activity(
+        self, command: ScheduleActivity, state: InFlight, ts: str | None = None
+    ) -> None:
+        """Record the activity's start; it starts at the end of the `_issue` under way.
+        ``ts``: its scheduling's time, when it was just scheduled (the same instant)."""
         self._activities.add(command.seq)
         announced = state.due is None
         if announced:  # starts right away: recorded in the same write as its scheduling
-            self._writer.append_started(command.seq, state.attempt)
+            self._writer.append_started(command.seq, state.attempt, ts)
         self._starting[command.seq] = (command, state, announced)
 
     def _start_activities(self) -> None:

@@ -194,10 +194,10 @@ class WorkflowInstance:
         ``decoded``: an activity's result already validated against its annotation (by the
         attempt that returned it, live), so that it is not validated twice.
         """
-        self._now = event.time
-        self._time_text = None
+        # The time is the event's, parsed only if read (`time_now`): most steps never do.
+        self._time_text = event.ts
         self._history_length = event.id
-        self._loop.set_time(self._now.timestamp())
+        self._loop._now = None  # asked of `time_now` when read
         if isinstance(event, ActivityCompleted):
             self._complete_activity(event, decoded)
         elif isinstance(event, (ActivityFailed, ActivityTimedOut)):
