@@ -1052,7 +1052,8 @@ class RunEngine:
         try:
             definition = command.definition
             options = definition.options
-            recorder = _HeartbeatRecorder(self._writer, command.seq, self._queue.put_nowait)
+            # The attempts' hooks and their heartbeats' recorder: one object for the call.
+            recorder = _RecordedAttempts(self._writer, command.seq, self._queue, announced)
             if state.due is not None:
                 await sleep_until(self._clock, state.due)
             info = ActivityInfo(
@@ -1073,7 +1074,7 @@ class RunEngine:
                     max_payload=options.max_payload or self._started.max_payload,
                     heartbeats=Heartbeats(encoded=state.heartbeat_details, recorder=recorder),
                     clock=self._clock,
-                    hooks=_RecordedAttempts(self._writer, command.seq, recorder, announced),
+                    hooks=recorder,
                     threads=self.threads,
                     deadline=_schedule_deadline(options, state),
                 )
@@ -1101,22 +1102,28 @@ class RunEngine:
 
 
 class _RecordedAttempts:
-    """The engine's hooks into the retry loop: each attempt's start and retry, recorded."""
+    """The engine's side of one activity call: its attempts' hooks into the retry loop (each
+    attempt's start and retry, recorded), and the recorder of its latest heartbeat details,
+    at most once per interval, durably (one object for both: one made per call)."""
 
-    def __init__(
-        self, writer: HistoryWriter, seq: int, recorder: _HeartbeatRecorder, announced: bool
-    ) -> None:
+    def __init__(self, writer: HistoryWriter, seq: int, fail: _Reports, announced: bool) -> None:
         self._writer = writer
         self._seq = seq
-        self._recorder = recorder
+        #: Where a failed heartbeat's write goes: it runs in loop callbacks, where raising
+        #: reaches nobody (the run's reports: the engine stops the run with it).
+        self._fail = fail
         #: The first attempt's start was recorded already (with its scheduling).
         self._announced = announced
+        self.attempt = 1
+        self._pending: bytes | None = None
+        self._last = _NEVER
+        self._timer: asyncio.TimerHandle | None = None
 
     def starting(self, attempt: int) -> None:
         # What the workflow saw before it made the call is durable before the call runs
         # (the run's last sync may still be under way: see `HistoryWriter.sync_soon`).
         self._writer.settle()
-        self._recorder.attempt = attempt
+        self.attempt = attempt
         if self._announced:
             self._announced = False
             return
@@ -1124,28 +1131,13 @@ class _RecordedAttempts:
         self._writer.flush()
 
     def retrying(self, attempt: int, outcome: Outcome, delay: float) -> None:
-        self._recorder.flush()
+        self.flush()
         cls, fields = _failure_event(self._seq, attempt, outcome, delay)
         self._writer.append(cls, **fields)
         self._writer.flush()
 
-
-class _HeartbeatRecorder:
-    """Records an attempt's latest heartbeat details, at most once per interval, durably."""
-
-    def __init__(
-        self, writer: HistoryWriter, seq: int, fail: Callable[[BaseException], None]
-    ) -> None:
-        self._writer = writer
-        self._seq = seq
-        #: Where a failed write goes: it runs in loop callbacks, where raising reaches nobody.
-        self._fail = fail
-        self.attempt = 1
-        self._pending: bytes | None = None
-        self._last = float("-inf")
-        self._timer: asyncio.TimerHandle | None = None
-
     def __call__(self, details: bytes) -> None:
+        """The attempt's latest heartbeat details (`Heartbeats.recorder`)."""
         self._pending = details
         loop = asyncio.get_running_loop()
         if loop.time() - self._last >= HEARTBEAT_RECORD_INTERVAL:
@@ -1154,6 +1146,7 @@ class _HeartbeatRecorder:
             self._timer = loop.call_at(self._last + HEARTBEAT_RECORD_INTERVAL, self.flush)
 
     def flush(self) -> None:
+        """Record the latest heartbeat details not recorded yet, durably."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -1166,9 +1159,13 @@ class _HeartbeatRecorder:
             )
             self._writer.sync()
         except HistoryIOError as exc:
-            self._fail(exc)  # the engine stops the run with it
+            self._fail.put_nowait(exc)  # the engine stops the run with it
             return
         self._last = asyncio.get_running_loop().time()
+
+
+#: Never: the time of the heartbeat recorded before any was.
+_NEVER: Final = float("-inf")
 
 
 def _failure_event(

@@ -347,7 +347,11 @@ class WorkflowInstance:
             return future  # type: ignore[return-value]  # awaited at once: no one sees its type
         # A call awaited at once is awaited, live and on replay alike (both ask the same
         # bytecode): only one kept for later can be dropped unawaited.
-        dropped = None if at_once else self._never_awaited(definition.name, *_call_site())
+        dropped = None
+        if not at_once:
+            filename, line = _call_site()
+            # A partial, not a closure: no frame to make it, and two objects instead of five.
+            dropped = functools.partial(self._never_awaited, definition.name, filename, line)
         command = self._schedule_call(definition, args, kwargs, future, encoded)
         if command is None or replayer is None:
             return WorkflowCall(future, hash(future), dropped)
@@ -376,7 +380,9 @@ class WorkflowInstance:
         # A partial, not a closure: no frame of its own for the guard's hook to see.
         abandoned = functools.partial(self._activity_abandoned, command.seq)
         self._activities[command.seq] = (future, command, abandoned)
-        future.add_done_callback(abandoned)
+        # In the run's own context, not a copy of the caller's (one per call, to keep until
+        # the call ends): wfrun's callback reads no context variable.
+        future.add_done_callback(abandoned, context=self._context)
         self._commands.append(command)
         return command
 
@@ -605,22 +611,18 @@ class WorkflowInstance:
         self._seq += 1
         return ScheduleActivity(self._seq, definition, data, values)
 
-    def _never_awaited(self, activity: str, filename: str, line: int) -> Callable[[], None]:
+    def _never_awaited(self, activity: str, filename: str, line: int) -> None:
         """What a call nobody awaited reports when it is collected: the run stops BLOCKED."""
-
-        def dropped() -> None:
-            if self._closed or self._handler_error is not None:
-                return  # the run already stopped, or is stopping for an earlier error
-            where = f"{filename}:{line}"
-            self._handler_error = NotAwaitedError(
-                f"activity {activity!r} was called at {where} but never awaited: add `await` "
-                f"(`result = await {activity}(...)`); a call nobody awaits would be a step "
-                "silently dropped",
-                activity=activity,
-                where=where,
-            )
-
-        return dropped
+        if self._closed or self._handler_error is not None:
+            return  # the run already stopped, or is stopping for an earlier error
+        where = f"{filename}:{line}"
+        self._handler_error = NotAwaitedError(
+            f"activity {activity!r} was called at {where} but never awaited: add `await` "
+            f"(`result = await {activity}(...)`); a call nobody awaits would be a step "
+            "silently dropped",
+            activity=activity,
+            where=where,
+        )
 
     @unwatched  # wfrun's own work, run inside the step: not the guard's to see
     def _settle_at_once(self, command: ScheduleActivity, future: WorkflowFuture[Any]) -> None:
