@@ -489,7 +489,9 @@ class RunEngine:
                     instance.apply(delivered, decoded=decoded.pop(delivered.seq))
                 else:
                     instance.apply(delivered)
-                self._issue(instance.take_commands())
+                commands = instance.take_commands()
+                if commands:  # most outcomes, of a fan-out's calls, issue none
+                    self._issue(commands)
                 if instance.update_results:  # read, not asked: most steps answer none
                     answered |= self._answer_updates(instance)
             if answered:  # read by whoever asked, who takes it as done: durable first
