@@ -271,3 +271,23 @@ class TimerThenCallWorkflow:
         total = await first + await second
         await timer
         return total
+
+
+@pytest.mark.usefixtures("isolated")
+def test_a_task_made_for_a_call_steps_it_without_a_python_frame_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from wfrun.local.loop import WorkflowCall
+
+    sent: list[object] = []
+    original = WorkflowCall.send
+
+    def recorded(self: WorkflowCall[Any], value: Any) -> Any:
+        sent.append(value)
+        return original(self, value)
+
+    monkeypatch.setattr(WorkflowCall, "send", recorded)
+    result, path = run_live(GatheredWorkflow, "stepped", {"count": 3})
+    assert result == 3
+    assert sent == []  # each task sent to its call's future iterator, straight
+    replay(path, GatheredWorkflow)

@@ -95,6 +95,8 @@ class WorkflowTask(asyncio.Task[T]):
         self._key = next(loop._keys)
         super().__init__(coro, loop=loop, name=name, context=context)
         loop._own(self)
+        if coro.__class__ is WorkflowCall:
+            coro._stepped_by_a_task()
 
     def __hash__(self) -> int:
         return self._key
@@ -116,7 +118,8 @@ class WorkflowCall(Coroutine[Any, Any, T]):
     completes without suspending the task and without a trip through the loop.
     """
 
-    __slots__ = ("_awaited", "_dropped", "_future", "_iterator", "_key", "_settle")
+    # ``__dict__``: where a task that steps the call finds its ``send`` (`_stepped_by_a_task`).
+    __slots__ = ("__dict__", "_awaited", "_dropped", "_future", "_iterator", "_key", "_settle")
 
     def __init__(
         self,
@@ -167,12 +170,14 @@ class WorkflowCall(Coroutine[Any, Any, T]):
         return self._iterator
 
     def send(self, value: Any) -> Any:
-        # `_started`, inline: a task's every step of the call sends (a frame less each).
-        self._awaited = True
-        iterator = self._iterator
-        if iterator is None:
-            iterator = self._iterator = self._future.__await__()
-        return iterator.send(value)
+        return self._started().send(value)
+
+    def _stepped_by_a_task(self) -> None:
+        """A task was made to step this call (``asyncio.gather`` makes one per call): it is
+        started (never reported as dropped), and the task's every step sends straight to the
+        future's iterator, a C method found in the instance's dictionary before `send` (a
+        Python frame, and a C call the determinism guard's hook sees, less each step)."""
+        self.__dict__["send"] = self._started().send
 
     def throw(self, typ: Any, value: Any = None, traceback: Any = None) -> Any:
         if value is None and traceback is None:  # the one-argument form (3.12+ deprecates 3)
