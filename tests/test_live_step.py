@@ -291,3 +291,28 @@ def test_a_task_made_for_a_call_steps_it_without_a_python_frame_of_its_own(
     assert result == 3
     assert sent == []  # each task sent to its call's future iterator, straight
     replay(path, GatheredWorkflow)
+
+
+class _SkewedLoop(asyncio.SelectorEventLoop):
+    """A loop with a clock of its own: a thousand seconds later at every reading."""
+
+    readings = 0
+
+    def time(self) -> float:
+        self.readings += 1
+        return super().time() + 1000.0 * self.readings
+
+
+@pytest.mark.usefixtures("isolated")
+def test_an_attempt_is_timed_on_the_clock_of_the_loop_it_runs_on() -> None:
+    loop = _SkewedLoop()
+    try:
+        result = loop.run_until_complete(
+            workflows.execute_workflow(AtCallWorkflow, {"steps": 1}, execution_id="skewed")
+        )
+    finally:
+        loop.close()
+    assert result == 0
+    path = RunStore(Path.cwd() / "home").path("skewed")
+    [completed] = [e for e in events(path) if e["type"] == "ActivityCompleted"]
+    assert completed["duration"] >= 1000.0  # its readings, not the monotonic clock's

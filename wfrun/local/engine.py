@@ -483,8 +483,10 @@ class RunEngine:
             for delivered in appended:
                 if isinstance(delivered, StepEvent):
                     self._executions.pop(delivered.seq, None)
-                    self._timer_dues.pop(delivered.seq, None)
-                    self._child_runs.pop(delivered.seq, None)
+                    if self._timer_dues:  # most runs have no timer or child in flight
+                        self._timer_dues.pop(delivered.seq, None)
+                    if self._child_runs:
+                        self._child_runs.pop(delivered.seq, None)
                 if isinstance(delivered, ActivityCompleted) and delivered.seq in decoded:
                     instance.apply(delivered, decoded=decoded.pop(delivered.seq))
                 else:
