@@ -106,3 +106,32 @@ def test_abandon_quiets_the_pending_tasks_among_many_finished_ones() -> None:
     assert set(loop.tasks) >= set(pending)
     loop.abandon()
     assert not any(task._log_destroy_pending for task in pending)  # type: ignore[attr-defined]
+
+
+class _Counting(_Owner):
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def check_conditions(self) -> bool:
+        self.asked += 1
+        return False
+
+
+def test_an_owner_is_asked_about_its_conditions_only_while_it_holds_any() -> None:
+    owner = _Counting()
+    conditions: list[object] = []
+    loop = WorkflowLoop(owner, 0.0, conditions)
+    loop.call_soon(lambda: None)
+    loop.run_until_quiescent()
+    assert owner.asked == 0
+    conditions.append(object())
+    loop.run_until_quiescent()
+    assert owner.asked == 1
+
+
+def test_an_owner_that_does_not_say_its_conditions_is_asked_at_every_quiescence() -> None:
+    owner = _Counting()
+    loop = WorkflowLoop(owner, 0.0)
+    loop.run_until_quiescent()
+    loop.run_until_quiescent()
+    assert owner.asked == 2

@@ -140,7 +140,11 @@ class WorkflowInstance:
         self._recorded = recorded
         # asyncio's stubs mark the loop API abstract; the methods workflow code may not use
         # (sockets, subprocesses, signals) raise NotImplementedError, which is the point.
-        self._loop = WorkflowLoop(self, start_time.timestamp())  # type: ignore[abstract]
+        self._conditions: list[tuple[Callable[[], bool], WorkflowFuture[None]]] = []
+        # The loop asks `check_conditions` only while there are any.
+        self._loop = WorkflowLoop(  # type: ignore[abstract]
+            self, start_time.timestamp(), self._conditions
+        )
         self._loop.set_exception_handler(self._unhandled)
         self._seq = 0
         self._commands: list[Command] = []
@@ -148,7 +152,6 @@ class WorkflowInstance:
         #: cancels the call if the future is cancelled (`_activity_abandoned`).
         self._activities: dict[int, _Awaited] = {}
         self._timers: dict[int, WorkflowTimerHandle] = {}
-        self._conditions: list[tuple[Callable[[], bool], WorkflowFuture[None]]] = []
         self._patches: dict[str, bool] = {}
         self._guard = Guard(definition.name, definition.determinism_warnings)
         self._main: asyncio.Task[Any] | None = None

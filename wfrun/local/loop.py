@@ -30,7 +30,7 @@ import itertools
 import sys
 import weakref
 from asyncio import format_helpers
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator, Sized
 from datetime import datetime
 from types import FunctionType
 from typing import Any, Final, Protocol, TypeVar, TypeVarTuple
@@ -199,8 +199,11 @@ class WorkflowTimerHandle(asyncio.TimerHandle):
 class WorkflowLoop(asyncio.AbstractEventLoop):
     """The loop workflow code runs on; only `run_until_quiescent` ever runs anything."""
 
-    def __init__(self, owner: LoopOwner, now: float) -> None:
+    def __init__(self, owner: LoopOwner, now: float, conditions: Sized | None = None) -> None:
+        """``conditions``: what the owner's `LoopOwner.check_conditions` looks at, if it says:
+        the owner is asked only while it holds any (else at every quiescence)."""
         self._owner = owner
+        self._conditions = conditions
         self._ready: collections.deque[asyncio.Handle] = collections.deque()
         self._keys = itertools.count(1)
         #: The loop's time; None: to be asked of the owner when read (`LoopOwner.time_now`),
@@ -243,6 +246,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         previous = asyncio.events._get_running_loop()
         asyncio.events._set_running_loop(self)
         ready = self._ready
+        conditions = self._conditions
         try:
             with self._owner.guard():
                 while True:
@@ -260,6 +264,10 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
                             raise
                         except BaseException as exc:
                             self._callback_failed(handle, exc)
+                    # Not asked with nothing to look at: a frame less each step, and the
+                    # guard's hook sees none of it.
+                    if conditions is not None and not conditions:
+                        break
                     if not self._owner.check_conditions():
                         break
         finally:
