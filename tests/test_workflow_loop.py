@@ -135,3 +135,15 @@ def test_an_owner_that_does_not_say_its_conditions_is_asked_at_every_quiescence(
     loop.run_until_quiescent()
     loop.run_until_quiescent()
     assert owner.asked == 2
+
+
+def test_a_handle_made_without_its_init_has_every_field_asyncio_gives_one() -> None:
+    import asyncio
+
+    loop, _ = _reporting_loop()
+    made = loop.call_soon(print, "x")
+    given = asyncio.Handle(print, ("x",), loop, made._context)  # type: ignore[attr-defined]
+    for name in asyncio.Handle.__slots__:
+        if name != "__weakref__":
+            assert getattr(made, name) == getattr(given, name), name
+    assert repr(made) == repr(given)
