@@ -285,3 +285,20 @@ def test_making_a_task_in_a_watched_step_is_out_of_the_guards_sight(
         run(AfterTasksWorkflow)
     assert len(hooks) >= 3  # the entrypoint's task and one per call
     assert hooks == [None] * len(hooks)
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ watches with sys.monitoring")
+def test_asyncio_s_own_callbacks_run_out_of_the_guards_sight_and_the_user_s_code_after_in_it() -> (
+    None
+):
+    from flows.impure import GatheredFutureWorkflow, _SeenFuture
+
+    _SeenFuture.hooks.clear()
+    with pytest.warns(workflows.DeterminismWarning) as caught:
+        result = run(GatheredFutureWorkflow)
+    assert result == [1, True]
+    # gather's callback asks the future (its Python method, called from asyncio's code):
+    # no hook meanwhile, and the workflow's own next line is watched again.
+    assert _SeenFuture.hooks
+    assert all(hook is None for hook in _SeenFuture.hooks)
+    assert {w.lineno for w in caught} == {line_of("IMPURE after a gather")}

@@ -32,7 +32,7 @@ import weakref
 from asyncio import format_helpers
 from collections.abc import Callable, Coroutine, Generator, Sized
 from datetime import datetime
-from types import FunctionType
+from types import CodeType, FunctionType
 from typing import Any, Final, Protocol, TypeVar, TypeVarTuple
 
 from .. import runtime as _runtime
@@ -50,6 +50,56 @@ _copy_context = contextvars.copy_context
 #: How many tasks a loop registers before it first sweeps those gone (`WorkflowLoop._own`).
 _SWEEP_AT: Final = 64
 Ts = TypeVarTuple("Ts")
+
+
+def _nested(function: Any, name: str) -> list[CodeType]:
+    """The code of the functions named ``name`` that ``function`` defines (none if it has
+    no code of its own, as on a Python whose asyncio changed)."""
+    code = getattr(function, "__code__", None)
+    consts = code.co_consts if code is not None else ()
+    return [c for c in consts if isinstance(c, CodeType) and c.co_name == name]
+
+
+#: asyncio's own callbacks that a workflow's steps run most: ``gather``'s for each awaitable
+#: it was given, ``wait``'s and ``as_completed``'s, ``wait_for``'s and ``sleep``'s. They
+#: settle futures and call none of the user's code (but the methods of a user's own Future
+#: subclass, which they ask), so the determinism guard's hook (Python 3.11) is set aside
+#: while they run: some ten events for it saved on each, one a call in a ``gather``. (3.12+
+#: guards with ``sys.monitoring``, which drops asyncio's code at once.)
+_ASYNCIO_CALLBACKS: Final[frozenset[CodeType]] = frozenset(
+    [
+        *_nested(asyncio.tasks.gather, "_done_callback"),
+        *_nested(getattr(asyncio.tasks, "_wait", None), "_on_completion"),
+        *_nested(asyncio.tasks.as_completed, "_on_completion"),
+        *(
+            function.__code__
+            for function in (
+                getattr(asyncio.tasks, "_release_waiter", None),
+                getattr(asyncio.futures, "_set_result_unless_cancelled", None),
+            )
+            if isinstance(function, FunctionType)
+        ),
+    ]
+    if sys.version_info < (3, 12)
+    else []
+)
+
+
+def _out_of_sight(context: contextvars.Context, callback: Any, args: tuple[Any, ...]) -> None:
+    """Run one of `_ASYNCIO_CALLBACKS` with the determinism guard's hook set aside."""
+    hook = _getprofile()
+    if (
+        hook is None
+        or hook.__class__ is not FunctionType
+        or hook.__code__ is not _runtime.guard_hook_code
+    ):
+        context.run(callback, *args)
+        return
+    _setprofile(None)
+    try:
+        context.run(callback, *args)
+    finally:
+        _setprofile(hook)
 
 
 class LoopOwner(Protocol):
@@ -258,8 +308,15 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
                         del ready[0]
                         if handle._cancelled:  # as asyncio's own loop: skipped
                             continue
+                        callback = handle._callback
                         try:
-                            handle._context.run(handle._callback, *handle._args)
+                            if (
+                                callback.__class__ is FunctionType
+                                and callback.__code__ in _ASYNCIO_CALLBACKS
+                            ):
+                                _out_of_sight(handle._context, callback, handle._args)
+                            else:
+                                handle._context.run(callback, *handle._args)
                         except (SystemExit, KeyboardInterrupt):
                             raise
                         except BaseException as exc:
