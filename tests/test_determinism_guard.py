@@ -253,3 +253,52 @@ def test_an_activity_call_in_a_watched_step_is_stepped_out_of_by_the_hook_itself
         line_of("IMPURE after a call"),
         line_of("IMPURE after an await"),
     }
+
+
+def test_the_clock_read_after_tasks_were_made_in_the_step_is_reported() -> None:
+    from flows.impure import AfterTasksWorkflow
+
+    with pytest.warns(workflows.DeterminismWarning) as caught:
+        run(AfterTasksWorkflow)
+    assert {w.lineno for w in caught} == {line_of("IMPURE after making tasks")}
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ watches with sys.monitoring")
+def test_making_a_task_in_a_watched_step_is_out_of_the_guards_sight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from wfrun.local.loop import WorkflowLoop
+
+    from flows.impure import AfterTasksWorkflow
+
+    # Making a task runs none of the user's code (its first step is scheduled): the hook
+    # is set aside meanwhile, not run for each of asyncio's and wfrun's calls in it.
+    hooks: list[object] = []
+    own = WorkflowLoop._own
+
+    def recorded(loop: WorkflowLoop, task: asyncio.Task[object]) -> None:
+        hooks.append(sys.getprofile())
+        own(loop, task)
+
+    monkeypatch.setattr(WorkflowLoop, "_own", recorded)
+    with pytest.warns(workflows.DeterminismWarning):
+        run(AfterTasksWorkflow)
+    assert len(hooks) >= 3  # the entrypoint's task and one per call
+    assert hooks == [None] * len(hooks)
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ watches with sys.monitoring")
+def test_asyncio_s_own_callbacks_run_out_of_the_guards_sight_and_the_user_s_code_after_in_it() -> (
+    None
+):
+    from flows.impure import GatheredFutureWorkflow, _SeenFuture
+
+    _SeenFuture.hooks.clear()
+    with pytest.warns(workflows.DeterminismWarning) as caught:
+        result = run(GatheredFutureWorkflow)
+    assert result == [1, True]
+    # gather's callback asks the future (its Python method, called from asyncio's code):
+    # no hook meanwhile, and the workflow's own next line is watched again.
+    assert _SeenFuture.hooks
+    assert all(hook is None for hook in _SeenFuture.hooks)
+    assert {w.lineno for w in caught} == {line_of("IMPURE after a gather")}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 from wfrun.events import (
     ActivityCompleted,
@@ -12,6 +13,7 @@ from wfrun.events import (
     Encoded,
     Event,
     new_line,
+    scheduled_line,
     serialize,
     started_line,
 )
@@ -68,3 +70,46 @@ def test_a_started_event_written_from_its_fields_is_the_general_serializer_s() -
     for event_id, seq, attempt in ((1, 1, 1), (99, 98, 7), (10**12, 5, 3)):
         event = ActivityStarted(id=event_id, ts=TS, seq=seq, attempt=attempt)
         assert started_line(event_id, TS, seq, attempt) == serialize(event) + b"\n"
+
+
+def test_a_scheduled_event_written_from_its_fields_is_the_general_serializer_s() -> None:
+    for seq, name in enumerate(NAMES, start=1):
+        for payload in PAYLOADS:
+            event = ActivityScheduled(id=seq + 1, ts=TS, seq=seq, name=name, input=Encoded(payload))
+            line = scheduled_line(seq + 1, TS, seq, name, Encoded(payload))
+            # Text that is not ASCII takes the general way (None): escapes to write.
+            if name.isascii() and payload.isascii():
+                assert line == serialize(event) + b"\n", event
+            else:
+                assert line is None
+
+
+def test_a_writer_records_a_scheduling_from_its_fields_as_it_records_the_event(
+    home: Path,
+) -> None:
+    from wfrun.clock import SystemClock
+    from wfrun.local.store import RunStore
+
+    from conftest import new_run_fields
+
+    store = RunStore(home)
+    lean, _ = store.create(new_run_fields("lean"), SystemClock())
+    general, _ = store.create(new_run_fields("general"), SystemClock())
+    try:
+        for seq, name in enumerate(NAMES, start=1):
+            for payload in PAYLOADS:
+                ts = lean.append_scheduled(seq, name, Encoded(payload), TS)
+                general.append(ActivityScheduled, TS, seq=seq, name=name, input=Encoded(payload))
+                assert ts == TS
+        assert lean.append_scheduled(99, "noop", Encoded(b"1")) > TS  # its own reading
+        general.append(ActivityScheduled, seq=99, name="noop", input=Encoded(b"1"))
+        lean.flush()
+        general.flush()
+    finally:
+        lean.close()
+        general.close()
+    lean_lines = store.path("lean").read_bytes().splitlines()
+    general_lines = store.path("general").read_bytes().splitlines()
+    # Past the first event (each its own run): the same lines, the last's time aside.
+    assert lean_lines[1:-1] == general_lines[1:-1]
+    assert len(lean_lines) == 2 + len(NAMES) * len(PAYLOADS)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +183,136 @@ def test_an_activity_s_outcome_schedules_no_callback_of_wfrun_s_beside_its_await
     assert scheduled  # the awaiting tasks' wake-ups
     assert not [name for name in scheduled if "abandoned" in name]
     replay(path, StoredFailingWorkflow)
+
+
+class TickingClock:
+    """A real clock that moves a millisecond on at every reading (no two readings alike)."""
+
+    def __init__(self) -> None:
+        self._now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        self._now += timedelta(milliseconds=1)
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+@workflows.workflow.define(name="live_step_gathered")
+class GatheredWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self, count: int) -> int:
+        return sum(await asyncio.gather(*(echo(i) for i in range(count))))
+
+
+def _stamps(path: Path, kind: str) -> list[str]:
+    return [e["ts"] for e in events(path) if e["type"] == kind]
+
+
+@pytest.mark.usefixtures("isolated")
+def test_calls_scheduled_together_and_their_starts_are_recorded_in_one_instant() -> None:
+    assert (
+        asyncio.run(
+            workflows.execute_workflow(
+                GatheredWorkflow, {"count": 3}, execution_id="together", clock=TickingClock()
+            )
+        )
+        == 3
+    )
+    path = RunStore(Path.cwd() / "home").path("together")
+    stamps = _stamps(path, "ActivityScheduled") + _stamps(path, "ActivityStarted")
+    assert len(stamps) == 6
+    assert len(set(stamps)) == 1
+    replay(path, GatheredWorkflow)
+
+
+@pytest.mark.usefixtures("isolated")
+def test_outcomes_taken_together_are_recorded_in_one_instant_the_workflow_sees() -> None:
+    assert (
+        asyncio.run(
+            workflows.execute_workflow(
+                GatheredWorkflow, {"count": 3}, execution_id="outcomes", clock=TickingClock()
+            )
+        )
+        == 3
+    )
+    path = RunStore(Path.cwd() / "home").path("outcomes")
+    [stamp] = set(_stamps(path, "ActivityCompleted"))
+    # Later than the calls' own instant, and the time the workflow ended at.
+    assert stamp > _stamps(path, "ActivityScheduled")[0]
+    assert _stamps(path, "WorkflowCompleted")[0] > stamp
+    replay(path, GatheredWorkflow)
+
+
+@pytest.mark.usefixtures("isolated")
+def test_a_call_scheduled_after_a_timer_in_the_same_step_reads_the_clock_again() -> None:
+    assert (
+        asyncio.run(
+            workflows.execute_workflow(
+                TimerThenCallWorkflow, execution_id="timer-call", clock=TickingClock()
+            )
+        )
+        == 1
+    )
+    path = RunStore(Path.cwd() / "home").path("timer-call")
+    [timer] = _stamps(path, "TimerStarted")
+    [first, second] = _stamps(path, "ActivityScheduled")
+    assert first < timer < second  # each recorded as it came: a timer is not a call
+
+
+@workflows.workflow.define(name="live_step_timer_then_call")
+class TimerThenCallWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        first = echo(0)
+        timer = asyncio.ensure_future(workflows.workflow.sleep(0.001))
+        second = echo(1)
+        total = await first + await second
+        await timer
+        return total
+
+
+@pytest.mark.usefixtures("isolated")
+def test_a_task_made_for_a_call_steps_it_without_a_python_frame_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from wfrun.local.loop import WorkflowCall
+
+    sent: list[object] = []
+    original = WorkflowCall.send
+
+    def recorded(self: WorkflowCall[Any], value: Any) -> Any:
+        sent.append(value)
+        return original(self, value)
+
+    monkeypatch.setattr(WorkflowCall, "send", recorded)
+    result, path = run_live(GatheredWorkflow, "stepped", {"count": 3})
+    assert result == 3
+    assert sent == []  # each task sent to its call's future iterator, straight
+    replay(path, GatheredWorkflow)
+
+
+class _SkewedLoop(asyncio.SelectorEventLoop):
+    """A loop with a clock of its own: a thousand seconds later at every reading."""
+
+    readings = 0
+
+    def time(self) -> float:
+        self.readings += 1
+        return super().time() + 1000.0 * self.readings
+
+
+@pytest.mark.usefixtures("isolated")
+def test_an_attempt_is_timed_on_the_clock_of_the_loop_it_runs_on() -> None:
+    loop = _SkewedLoop()
+    try:
+        result = loop.run_until_complete(
+            workflows.execute_workflow(AtCallWorkflow, {"steps": 1}, execution_id="skewed")
+        )
+    finally:
+        loop.close()
+    assert result == 0
+    path = RunStore(Path.cwd() / "home").path("skewed")
+    [completed] = [e for e in events(path) if e["type"] == "ActivityCompleted"]
+    assert completed["duration"] >= 1000.0  # its readings, not the monotonic clock's

@@ -110,16 +110,22 @@ def _signed(body: bytes) -> bytes:
 def _scheduled_line(event: ActivityScheduled) -> bytes | None:
     payload: Any = event.input  # annotated as read back (a dict); Encoded as the writer holds it
     if type(event.id) is int and type(event.seq) is int and type(payload) is Encoded:
-        body = b'{"id":%d,"ts":"%b","type":"ActivityScheduled","seq":%d,"name":%b,"input":%b' % (
-            event.id,
-            event.ts.encode(),
-            event.seq,
-            orjson.dumps(event.name),
-            payload,
-        )
-        if body.isascii():
-            return _signed(body)
+        return scheduled_line(event.id, event.ts, event.seq, event.name, payload)
     return None
+
+
+def scheduled_line(event_id: int, ts: str, seq: int, name: str, payload: Encoded) -> bytes | None:
+    """The line of an ActivityScheduled event from its fields (ints, ``ts`` from `format_ts`,
+    the input encoded), as `new_line` writes it; None if it takes the general way (text that
+    is not ASCII): for a writer that needs no event object."""
+    body = b'{"id":%d,"ts":"%b","type":"ActivityScheduled","seq":%d,"name":%b,"input":%b' % (
+        event_id,
+        ts.encode(),
+        seq,
+        orjson.dumps(name),
+        payload,
+    )
+    return _signed(body) if body.isascii() else None
 
 
 def _started_line(event: ActivityStarted) -> bytes | None:

@@ -69,6 +69,14 @@ def implementation_of(definition: ActivityDefinition) -> Callable[..., Any]:
     stand_in = None if substitutes is None else substitutes.stand_ins.get(definition.name)
     if substitutes is None or stand_in is None:
         return definition.fn
+    return _standing_in(definition, substitutes, stand_in)
+
+
+def _standing_in(
+    definition: ActivityDefinition, substitutes: Substitutes, stand_in: Callable[..., Any]
+) -> Callable[..., Any]:
+    # Apart from `implementation_of`: the closures' variables are cells made as a function
+    # starts, four objects for every attempt of every activity if they were made there.
     signature = inspect.signature(definition.fn)
 
     def recorded(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

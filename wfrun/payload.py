@@ -212,7 +212,10 @@ class Signature:
     def call_arguments(self, values: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         """Split decoded values into positional and keyword arguments for the real call."""
         if self._plain:
-            return [values[name] for name in self._names if name in values], {}
+            names = self._names
+            if len(values) == len(names):  # every one (values name no others): no comprehension
+                return list(map(values.__getitem__, names)), {}
+            return [values[name] for name in names if name in values], {}
         positional, keywords = [], {}
         for p in self.parameters:
             if p.name not in values:

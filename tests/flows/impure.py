@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import time
 import uuid
 from datetime import datetime
 from time import time as clock
+from typing import ClassVar
 
 import wfrun as workflows
 
@@ -136,3 +138,36 @@ class AroundCallsWorkflow:
         await step(2)
         awaited = time.time()  # IMPURE after an await
         return [called > 0, awaited > 0]
+
+
+@workflows.workflow.define(name="impure_after_tasks")
+class AfterTasksWorkflow:
+    """The clock read right after tasks were made (the guard's hook steps out meanwhile)."""
+
+    @workflows.workflow.entrypoint
+    async def run(self) -> list[bool]:
+        both = asyncio.gather(step(1), step(2))  # a task for each call
+        made = time.time()  # IMPURE after making tasks
+        return [made > 0, *(n > 0 for n in await both)]
+
+
+class _SeenFuture(asyncio.Future):  # type: ignore[type-arg]
+    """A future that notes the profile hook in force whenever asyncio asks it if it was
+    cancelled (``gather``'s callback does, for each awaitable it was given)."""
+
+    hooks: ClassVar[list[object]] = []
+
+    def cancelled(self) -> bool:
+        _SeenFuture.hooks.append(sys.getprofile())
+        return super().cancelled()
+
+
+@workflows.workflow.define(name="impure_gathered_future")
+class GatheredFutureWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> list[object]:
+        loop = asyncio.get_running_loop()
+        mine = _SeenFuture(loop=loop)
+        loop.call_soon(mine.set_result, 1)
+        value, _ = await asyncio.gather(mine, step(2))
+        return [value, time.time() > 0]  # IMPURE after a gather

@@ -28,6 +28,7 @@ import itertools
 import math
 import os
 import threading
+import time
 import types
 import weakref
 from collections.abc import Callable, Coroutine, Generator
@@ -135,7 +136,12 @@ async def run_attempt(
         if budget is None:  # the same for every attempt of every call: worked out once
             _own_limits[definition] = (definition.options, limit)
     loop = asyncio.get_running_loop()
-    started = loop.time()
+    # The loop's clock: asyncio's own loop reads the monotonic clock in a Python frame (two
+    # an attempt), read here without it.
+    now = loop.time
+    if getattr(now, "__func__", None) is _LOOP_TIME:
+        now = _monotonic
+    started = now()
     heartbeats.last_beat = started
     sink = _HeartbeatSink(loop, heartbeats, info.name)
     context = ActivityContext(info, heartbeat=sink)
@@ -149,14 +155,19 @@ async def run_attempt(
                 definition, positional, keywords, heartbeats, threads, info, limit
             )
     except Exception as exc:
-        return _failed(exc, loop.time() - started)
+        return _failed(exc, now() - started)
     finally:
         reset_activity_context(token)
         sink.closed = True  # an abandoned thread may go on beating: not for this attempt
-    duration = loop.time() - started
+    duration = now() - started
     if expired is not None:
         return _timed_out(definition, info, expired, duration)
     return _checked_result(definition, value, max_payload, duration)
+
+
+_monotonic: Final = time.monotonic
+#: What asyncio's own loops tell the time with (`time.monotonic`, in a Python frame).
+_LOOP_TIME: Final = asyncio.BaseEventLoop.time
 
 
 class _Limit(NamedTuple):
@@ -519,7 +530,8 @@ def _checked_result(
     subject = f"activity {definition.name!r}"
     try:
         data = encode(value, subject=f"the result of {subject}")
-        check_size(data, limit=max_payload, activity=definition.name, side="output")
+        if len(data) > max_payload:  # the test first: a frame less for every result
+            check_size(data, limit=max_payload, activity=definition.name, side="output")
     except (EncodingError, PayloadTooLargeError) as exc:
         return _failed(exc.with_traceback(None), duration, non_retryable=True)
     if definition.signature.unchanged_result(value):  # it is what its encoding decodes to

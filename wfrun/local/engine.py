@@ -459,10 +459,12 @@ class RunEngine:
                 turn_ends = monotonic() + _TURN
             batch = queue.take()
             appended: list[Event] = []
+            # Reports taken together are recorded in one instant (one clock reading for all).
+            ts = self._writer.stamp() if len(batch) > 1 else None
             for item in batch:
                 if type(item) is tuple:  # an event to record: nearly always
                     cls, fields = item
-                    appended.append(self._writer.append(cls, **fields))
+                    appended.append(self._writer.append(cls, ts, **fields))
                 elif isinstance(item, _Expired):
                     return self._time_out()
                 elif isinstance(item, BaseException):
@@ -481,13 +483,17 @@ class RunEngine:
             for delivered in appended:
                 if isinstance(delivered, StepEvent):
                     self._executions.pop(delivered.seq, None)
-                    self._timer_dues.pop(delivered.seq, None)
-                    self._child_runs.pop(delivered.seq, None)
+                    if self._timer_dues:  # most runs have no timer or child in flight
+                        self._timer_dues.pop(delivered.seq, None)
+                    if self._child_runs:
+                        self._child_runs.pop(delivered.seq, None)
                 if isinstance(delivered, ActivityCompleted) and delivered.seq in decoded:
                     instance.apply(delivered, decoded=decoded.pop(delivered.seq))
                 else:
                     instance.apply(delivered)
-                self._issue(instance.take_commands())
+                commands = instance.take_commands()
+                if commands:  # most outcomes, of a fan-out's calls, issue none
+                    self._issue(commands)
                 if instance.update_results:  # read, not asked: most steps answer none
                     answered |= self._answer_updates(instance)
             if answered:  # read by whoever asked, who takes it as done: durable first
@@ -685,20 +691,23 @@ class RunEngine:
             self._queue.put_nowait(exc)
 
     def _issue(self, commands: list[Command]) -> None:
+        # Calls scheduled one after another (nothing but their events in between) are
+        # recorded in one instant: one clock reading for all of them and their starts.
+        ts: str | None = None
         for command in commands:
             if isinstance(command, ScheduleActivity):
-                scheduled = self._writer.append(
-                    ActivityScheduled,
-                    seq=command.seq,
-                    name=command.definition.name,
-                    input=Encoded(command.input),
+                definition = command.definition
+                ts = self._writer.append_scheduled(
+                    command.seq, definition.name, Encoded(command.input), ts
                 )
                 # Only a schedule_to_close_timeout counts from the scheduling: parsed for it.
-                timed = command.definition.options.schedule_to_close_timeout is not None
+                timed = definition.options.schedule_to_close_timeout is not None
                 self._start_activity(
-                    command, InFlight(scheduled=scheduled.time) if timed else _AT_ONCE
+                    command, InFlight(scheduled=parse_ts(ts)) if timed else _AT_ONCE, ts
                 )
-            elif isinstance(command, StartTimer):
+                continue
+            ts = None  # anything else may take time (a sync to settle, a child's inbox)
+            if isinstance(command, StartTimer):
                 self._writer.append(
                     TimerStarted,
                     seq=command.seq,
@@ -839,12 +848,15 @@ class RunEngine:
 
     # -- executions on the real loop ---------------------------------------------------------
 
-    def _start_activity(self, command: ScheduleActivity, state: InFlight) -> None:
-        """Record the activity's start; it starts at the end of the `_issue` under way."""
+    def _start_activity(
+        self, command: ScheduleActivity, state: InFlight, ts: str | None = None
+    ) -> None:
+        """Record the activity's start; it starts at the end of the `_issue` under way.
+        ``ts``: its scheduling's time, when it was just scheduled (the same instant)."""
         self._activities.add(command.seq)
         announced = state.due is None
         if announced:  # starts right away: recorded in the same write as its scheduling
-            self._writer.append_started(command.seq, state.attempt)
+            self._writer.append_started(command.seq, state.attempt, ts)
         self._starting[command.seq] = (command, state, announced)
 
     def _start_activities(self) -> None:
@@ -1044,7 +1056,8 @@ class RunEngine:
         try:
             definition = command.definition
             options = definition.options
-            recorder = _HeartbeatRecorder(self._writer, command.seq, self._queue.put_nowait)
+            # The attempts' hooks and their heartbeats' recorder: one object for the call.
+            recorder = _RecordedAttempts(self._writer, command.seq, self._queue, announced)
             if state.due is not None:
                 await sleep_until(self._clock, state.due)
             info = ActivityInfo(
@@ -1065,7 +1078,7 @@ class RunEngine:
                     max_payload=options.max_payload or self._started.max_payload,
                     heartbeats=Heartbeats(encoded=state.heartbeat_details, recorder=recorder),
                     clock=self._clock,
-                    hooks=_RecordedAttempts(self._writer, command.seq, recorder, announced),
+                    hooks=recorder,
                     threads=self.threads,
                     deadline=_schedule_deadline(options, state),
                 )
@@ -1093,22 +1106,28 @@ class RunEngine:
 
 
 class _RecordedAttempts:
-    """The engine's hooks into the retry loop: each attempt's start and retry, recorded."""
+    """The engine's side of one activity call: its attempts' hooks into the retry loop (each
+    attempt's start and retry, recorded), and the recorder of its latest heartbeat details,
+    at most once per interval, durably (one object for both: one made per call)."""
 
-    def __init__(
-        self, writer: HistoryWriter, seq: int, recorder: _HeartbeatRecorder, announced: bool
-    ) -> None:
+    def __init__(self, writer: HistoryWriter, seq: int, fail: _Reports, announced: bool) -> None:
         self._writer = writer
         self._seq = seq
-        self._recorder = recorder
+        #: Where a failed heartbeat's write goes: it runs in loop callbacks, where raising
+        #: reaches nobody (the run's reports: the engine stops the run with it).
+        self._fail = fail
         #: The first attempt's start was recorded already (with its scheduling).
         self._announced = announced
+        self.attempt = 1
+        self._pending: bytes | None = None
+        self._last = _NEVER
+        self._timer: asyncio.TimerHandle | None = None
 
     def starting(self, attempt: int) -> None:
         # What the workflow saw before it made the call is durable before the call runs
         # (the run's last sync may still be under way: see `HistoryWriter.sync_soon`).
         self._writer.settle()
-        self._recorder.attempt = attempt
+        self.attempt = attempt
         if self._announced:
             self._announced = False
             return
@@ -1116,28 +1135,13 @@ class _RecordedAttempts:
         self._writer.flush()
 
     def retrying(self, attempt: int, outcome: Outcome, delay: float) -> None:
-        self._recorder.flush()
+        self.flush()
         cls, fields = _failure_event(self._seq, attempt, outcome, delay)
         self._writer.append(cls, **fields)
         self._writer.flush()
 
-
-class _HeartbeatRecorder:
-    """Records an attempt's latest heartbeat details, at most once per interval, durably."""
-
-    def __init__(
-        self, writer: HistoryWriter, seq: int, fail: Callable[[BaseException], None]
-    ) -> None:
-        self._writer = writer
-        self._seq = seq
-        #: Where a failed write goes: it runs in loop callbacks, where raising reaches nobody.
-        self._fail = fail
-        self.attempt = 1
-        self._pending: bytes | None = None
-        self._last = float("-inf")
-        self._timer: asyncio.TimerHandle | None = None
-
     def __call__(self, details: bytes) -> None:
+        """The attempt's latest heartbeat details (`Heartbeats.recorder`)."""
         self._pending = details
         loop = asyncio.get_running_loop()
         if loop.time() - self._last >= HEARTBEAT_RECORD_INTERVAL:
@@ -1146,6 +1150,7 @@ class _HeartbeatRecorder:
             self._timer = loop.call_at(self._last + HEARTBEAT_RECORD_INTERVAL, self.flush)
 
     def flush(self) -> None:
+        """Record the latest heartbeat details not recorded yet, durably."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -1158,9 +1163,13 @@ class _HeartbeatRecorder:
             )
             self._writer.sync()
         except HistoryIOError as exc:
-            self._fail(exc)  # the engine stops the run with it
+            self._fail.put_nowait(exc)  # the engine stops the run with it
             return
         self._last = asyncio.get_running_loop().time()
+
+
+#: Never: the time of the heartbeat recorded before any was.
+_NEVER: Final = float("-inf")
 
 
 def _failure_event(

@@ -140,7 +140,11 @@ class WorkflowInstance:
         self._recorded = recorded
         # asyncio's stubs mark the loop API abstract; the methods workflow code may not use
         # (sockets, subprocesses, signals) raise NotImplementedError, which is the point.
-        self._loop = WorkflowLoop(self, start_time.timestamp())  # type: ignore[abstract]
+        self._conditions: list[tuple[Callable[[], bool], WorkflowFuture[None]]] = []
+        # The loop asks `check_conditions` only while there are any.
+        self._loop = WorkflowLoop(  # type: ignore[abstract]
+            self, start_time.timestamp(), self._conditions
+        )
         self._loop.set_exception_handler(self._unhandled)
         self._seq = 0
         self._commands: list[Command] = []
@@ -148,7 +152,6 @@ class WorkflowInstance:
         #: cancels the call if the future is cancelled (`_activity_abandoned`).
         self._activities: dict[int, _Awaited] = {}
         self._timers: dict[int, WorkflowTimerHandle] = {}
-        self._conditions: list[tuple[Callable[[], bool], WorkflowFuture[None]]] = []
         self._patches: dict[str, bool] = {}
         self._guard = Guard(definition.name, definition.determinism_warnings)
         self._main: asyncio.Task[Any] | None = None
@@ -194,10 +197,10 @@ class WorkflowInstance:
         ``decoded``: an activity's result already validated against its annotation (by the
         attempt that returned it, live), so that it is not validated twice.
         """
-        self._now = event.time
-        self._time_text = None
+        # The time is the event's, parsed only if read (`time_now`): most steps never do.
+        self._time_text = event.ts
         self._history_length = event.id
-        self._loop.set_time(self._now.timestamp())
+        self._loop._now = None  # asked of `time_now` when read
         if isinstance(event, ActivityCompleted):
             self._complete_activity(event, decoded)
         elif isinstance(event, (ActivityFailed, ActivityTimedOut)):
@@ -218,7 +221,7 @@ class WorkflowInstance:
             self._end_child(event)
         else:  # pragma: no cover - the engine only passes resolutions
             raise TypeError(f"not a resolution: {event.type}")
-        self._run()
+        self._loop.run_until_quiescent()  # `_run`, inline: a frame less each step
 
     def take_commands(self) -> list[Command]:
         commands, self._commands = self._commands, []
@@ -347,7 +350,11 @@ class WorkflowInstance:
             return future  # type: ignore[return-value]  # awaited at once: no one sees its type
         # A call awaited at once is awaited, live and on replay alike (both ask the same
         # bytecode): only one kept for later can be dropped unawaited.
-        dropped = None if at_once else self._never_awaited(definition.name, *_call_site())
+        dropped = None
+        if not at_once:
+            filename, line = _call_site()
+            # A partial, not a closure: no frame to make it, and two objects instead of five.
+            dropped = functools.partial(self._never_awaited, definition.name, filename, line)
         command = self._schedule_call(definition, args, kwargs, future, encoded)
         if command is None or replayer is None:
             return WorkflowCall(future, hash(future), dropped)
@@ -376,7 +383,9 @@ class WorkflowInstance:
         # A partial, not a closure: no frame of its own for the guard's hook to see.
         abandoned = functools.partial(self._activity_abandoned, command.seq)
         self._activities[command.seq] = (future, command, abandoned)
-        future.add_done_callback(abandoned)
+        # In the run's own context, not a copy of the caller's (one per call, to keep until
+        # the call ends): wfrun's callback reads no context variable.
+        future.add_done_callback(abandoned, context=self._context)
         self._commands.append(command)
         return command
 
@@ -552,6 +561,8 @@ class WorkflowInstance:
             self._commands.append(CancelTimer(handle.seq))
 
     def check_conditions(self) -> bool:  # runs at every quiescence: not worth unwatching
+        if not self._conditions:  # most steps wait on none: no copy (a call the guard sees)
+            return False
         met = False
         for predicate, future in list(self._conditions):
             if future.done():
@@ -607,22 +618,18 @@ class WorkflowInstance:
         self._seq += 1
         return ScheduleActivity(self._seq, definition, data, values)
 
-    def _never_awaited(self, activity: str, filename: str, line: int) -> Callable[[], None]:
+    def _never_awaited(self, activity: str, filename: str, line: int) -> None:
         """What a call nobody awaited reports when it is collected: the run stops BLOCKED."""
-
-        def dropped() -> None:
-            if self._closed or self._handler_error is not None:
-                return  # the run already stopped, or is stopping for an earlier error
-            where = f"{filename}:{line}"
-            self._handler_error = NotAwaitedError(
-                f"activity {activity!r} was called at {where} but never awaited: add `await` "
-                f"(`result = await {activity}(...)`); a call nobody awaits would be a step "
-                "silently dropped",
-                activity=activity,
-                where=where,
-            )
-
-        return dropped
+        if self._closed or self._handler_error is not None:
+            return  # the run already stopped, or is stopping for an earlier error
+        where = f"{filename}:{line}"
+        self._handler_error = NotAwaitedError(
+            f"activity {activity!r} was called at {where} but never awaited: add `await` "
+            f"(`result = await {activity}(...)`); a call nobody awaits would be a step "
+            "silently dropped",
+            activity=activity,
+            where=where,
+        )
 
     @unwatched  # wfrun's own work, run inside the step: not the guard's to see
     def _settle_at_once(self, command: ScheduleActivity, future: WorkflowFuture[Any]) -> None:

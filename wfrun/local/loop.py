@@ -29,9 +29,10 @@ import contextvars
 import itertools
 import sys
 import weakref
-from collections.abc import Callable, Coroutine, Generator
+from asyncio import format_helpers
+from collections.abc import Callable, Coroutine, Generator, Sized
 from datetime import datetime
-from types import FunctionType
+from types import CodeType, FunctionType
 from typing import Any, Final, Protocol, TypeVar, TypeVarTuple
 
 from .. import runtime as _runtime
@@ -44,7 +45,61 @@ current_task: Final[Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | No
 )
 _getprofile = sys.getprofile
 _setprofile = sys.setprofile
+_new_handle = object.__new__
+_copy_context = contextvars.copy_context
+#: How many tasks a loop registers before it first sweeps those gone (`WorkflowLoop._own`).
+_SWEEP_AT: Final = 64
 Ts = TypeVarTuple("Ts")
+
+
+def _nested(function: Any, name: str) -> list[CodeType]:
+    """The code of the functions named ``name`` that ``function`` defines (none if it has
+    no code of its own, as on a Python whose asyncio changed)."""
+    code = getattr(function, "__code__", None)
+    consts = code.co_consts if code is not None else ()
+    return [c for c in consts if isinstance(c, CodeType) and c.co_name == name]
+
+
+#: asyncio's own callbacks that a workflow's steps run most: ``gather``'s for each awaitable
+#: it was given, ``wait``'s and ``as_completed``'s, ``wait_for``'s and ``sleep``'s. They
+#: settle futures and call none of the user's code (but the methods of a user's own Future
+#: subclass, which they ask), so the determinism guard's hook (Python 3.11) is set aside
+#: while they run: some ten events for it saved on each, one a call in a ``gather``. (3.12+
+#: guards with ``sys.monitoring``, which drops asyncio's code at once.)
+_ASYNCIO_CALLBACKS: Final[frozenset[CodeType]] = frozenset(
+    [
+        *_nested(asyncio.tasks.gather, "_done_callback"),
+        *_nested(getattr(asyncio.tasks, "_wait", None), "_on_completion"),
+        *_nested(asyncio.tasks.as_completed, "_on_completion"),
+        *(
+            function.__code__
+            for function in (
+                getattr(asyncio.tasks, "_release_waiter", None),
+                getattr(asyncio.futures, "_set_result_unless_cancelled", None),
+            )
+            if isinstance(function, FunctionType)
+        ),
+    ]
+    if sys.version_info < (3, 12)
+    else []
+)
+
+
+def _out_of_sight(context: contextvars.Context, callback: Any, args: tuple[Any, ...]) -> None:
+    """Run one of `_ASYNCIO_CALLBACKS` with the determinism guard's hook set aside."""
+    hook = _getprofile()
+    if (
+        hook is None
+        or hook.__class__ is not FunctionType
+        or hook.__code__ is not _runtime.guard_hook_code
+    ):
+        context.run(callback, *args)
+        return
+    _setprofile(None)
+    try:
+        context.run(callback, *args)
+    finally:
+        _setprofile(hook)
 
 
 class LoopOwner(Protocol):
@@ -87,9 +142,11 @@ class WorkflowTask(asyncio.Task[T]):
         name: str | None = None,
         context: contextvars.Context | None = None,
     ) -> None:
-        self._key = loop.next_key()
+        self._key = next(loop._keys)
         super().__init__(coro, loop=loop, name=name, context=context)
-        loop.tasks.add(self)
+        loop._own(self)
+        if coro.__class__ is WorkflowCall:
+            coro._stepped_by_a_task()
 
     def __hash__(self) -> int:
         return self._key
@@ -111,7 +168,8 @@ class WorkflowCall(Coroutine[Any, Any, T]):
     completes without suspending the task and without a trip through the loop.
     """
 
-    __slots__ = ("_awaited", "_dropped", "_future", "_iterator", "_key", "_settle")
+    # ``__dict__``: where a task that steps the call finds its ``send`` (`_stepped_by_a_task`).
+    __slots__ = ("__dict__", "_awaited", "_dropped", "_future", "_iterator", "_key", "_settle")
 
     def __init__(
         self,
@@ -164,6 +222,13 @@ class WorkflowCall(Coroutine[Any, Any, T]):
     def send(self, value: Any) -> Any:
         return self._started().send(value)
 
+    def _stepped_by_a_task(self) -> None:
+        """A task was made to step this call (``asyncio.gather`` makes one per call): it is
+        started (never reported as dropped), and the task's every step sends straight to the
+        future's iterator, a C method found in the instance's dictionary before `send` (a
+        Python frame, and a C call the determinism guard's hook sees, less each step)."""
+        self.__dict__["send"] = self._started().send
+
     def throw(self, typ: Any, value: Any = None, traceback: Any = None) -> Any:
         if value is None and traceback is None:  # the one-argument form (3.12+ deprecates 3)
             return self._started().throw(typ)
@@ -184,8 +249,11 @@ class WorkflowTimerHandle(asyncio.TimerHandle):
 class WorkflowLoop(asyncio.AbstractEventLoop):
     """The loop workflow code runs on; only `run_until_quiescent` ever runs anything."""
 
-    def __init__(self, owner: LoopOwner, now: float) -> None:
+    def __init__(self, owner: LoopOwner, now: float, conditions: Sized | None = None) -> None:
+        """``conditions``: what the owner's `LoopOwner.check_conditions` looks at, if it says:
+        the owner is asked only while it holds any (else at every quiescence)."""
         self._owner = owner
+        self._conditions = conditions
         self._ready: collections.deque[asyncio.Handle] = collections.deque()
         self._keys = itertools.count(1)
         #: The loop's time; None: to be asked of the owner when read (`LoopOwner.time_now`),
@@ -195,12 +263,30 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         #: This run's own tasks. `abandon` looks at these only: ``asyncio.all_tasks`` would
         #: scan every task of every run in the process, which made many live runs quadratic.
         #: Weak, as asyncio's own registry is: a finished task is nobody's business here.
-        self.tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        #: Plain references without callbacks, swept now and then (`_own`): a ``WeakSet``
+        #: cost three Python frames per task (its add, the task's hash, its removal), all
+        #: watched by the determinism guard when made in a step.
+        self._tasks: list[weakref.ReferenceType[asyncio.Task[Any]]] = []
+        self._sweep_at = _SWEEP_AT
 
     # -- what the engine uses ----------------------------------------------------------------
 
     def next_key(self) -> int:
         return next(self._keys)
+
+    @property
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        """This run's tasks still alive (made by `create_task`), oldest first."""
+        return [task for ref in self._tasks if (task := ref()) is not None]
+
+    def _own(self, task: asyncio.Task[Any]) -> None:
+        tasks = self._tasks
+        tasks.append(weakref.ref(task))
+        if len(tasks) >= self._sweep_at:
+            # Those collected or done are dropped: `abandon` has nothing to tell them. Twice
+            # the live ones before the next sweep: amortized, a constant per task.
+            tasks[:] = [ref for ref in tasks if (alive := ref()) is not None and not alive.done()]
+            self._sweep_at = max(_SWEEP_AT, 2 * len(tasks))
 
     def set_time(self, now: float) -> None:
         self._now = now
@@ -209,15 +295,48 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         """Run ready callbacks, FIFO, and met conditions, until nothing is left to run."""
         previous = asyncio.events._get_running_loop()
         asyncio.events._set_running_loop(self)
+        ready = self._ready
+        conditions = self._conditions
         try:
             with self._owner.guard():
                 while True:
-                    while self._ready:
-                        self._ready.popleft()._run()
+                    while ready:
+                        # `Handle._run`, inline: a frame less per callback (each one, and
+                        # each of its events for the determinism guard's hook, in a step).
+                        # Taken by subscripts, not popleft(): a call is two more events.
+                        handle: Any = ready[0]  # its slots are read (typeshed knows none)
+                        del ready[0]
+                        if handle._cancelled:  # as asyncio's own loop: skipped
+                            continue
+                        callback = handle._callback
+                        try:
+                            if (
+                                callback.__class__ is FunctionType
+                                and callback.__code__ in _ASYNCIO_CALLBACKS
+                            ):
+                                _out_of_sight(handle._context, callback, handle._args)
+                            else:
+                                handle._context.run(callback, *handle._args)
+                        except (SystemExit, KeyboardInterrupt):
+                            raise
+                        except BaseException as exc:
+                            self._callback_failed(handle, exc)
+                    # Not asked with nothing to look at: a frame less each step, and the
+                    # guard's hook sees none of it.
+                    if conditions is not None and not conditions:
+                        break
                     if not self._owner.check_conditions():
                         break
         finally:
             asyncio.events._set_running_loop(previous)
+
+    def _callback_failed(self, handle: Any, exc: BaseException) -> None:
+        """What `asyncio.Handle._run` does with what a callback raised."""
+        source = format_helpers._format_callback_source(handle._callback, handle._args)
+        context = {"message": f"Exception in callback {source}", "exception": exc, "handle": handle}
+        if handle._source_traceback:
+            context["source_traceback"] = handle._source_traceback
+        self.call_exception_handler(context)
 
     def fire(self, handle: WorkflowTimerHandle) -> None:
         """Deliver a durable timer (the run is stepped by the caller)."""
@@ -228,7 +347,7 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     def abandon(self) -> None:
         """Drop unfinished workflow tasks quietly: the run stops here and resumes elsewhere."""
         self._ready.clear()
-        for task in list(self.tasks):  # list(): a collected task leaves the set meanwhile
+        for task in self.tasks:
             if not task.done():
                 task._log_destroy_pending = False  # type: ignore[attr-defined]
 
@@ -246,9 +365,18 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         *args: *Ts,
         context: contextvars.Context | None = None,
     ) -> asyncio.Handle:
-        handle = asyncio.Handle(callback, args, self, context)
+        # `asyncio.Handle(...)`, its __init__ inline (this loop is never in debug mode): a
+        # frame less for each callback (two a step), and for the guard's hook in a step.
+        handle: Any = _new_handle(asyncio.Handle)  # its slots, unknown to typeshed, are set
+        handle._callback = callback
+        handle._args = args
+        handle._loop = self
+        handle._context = _copy_context() if context is None else context
+        handle._cancelled = False
+        handle._repr = None
+        handle._source_traceback = None
         self._ready.append(handle)
-        return handle
+        return handle  # type: ignore[no-any-return]
 
     def call_later(
         self,
@@ -285,7 +413,21 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         name: str | None = None,
         context: contextvars.Context | None = None,
     ) -> asyncio.Task[T]:
-        return WorkflowTask(coro, loop=self, name=name, context=context)
+        hook = _getprofile()
+        if (
+            hook is None
+            or hook.__class__ is not FunctionType
+            or hook.__code__ is not _runtime.guard_hook_code
+        ):
+            return WorkflowTask(coro, loop=self, name=name, context=context)
+        # In a step the determinism guard watches (Python 3.11): making a task runs none of
+        # the user's code (its first step is scheduled, not run), only asyncio's and wfrun's,
+        # some thirty events for the guard's hook (``asyncio.gather`` makes one per call).
+        _setprofile(None)
+        try:
+            return WorkflowTask(coro, loop=self, name=name, context=context)
+        finally:
+            _setprofile(hook)
 
     #: A C function, not a method: asyncio's future asks its loop this as it is made (one
     #: per activity call), and no Python frame need run for it. ``bool()`` is False.

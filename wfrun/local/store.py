@@ -81,13 +81,16 @@ from ..errors import (
 from ..events import (
     CHECKSUMMED,
     TERMINAL,
+    ActivityScheduled,
     ActivityStarted,
+    Encoded,
     Event,
     Observer,
     WorkflowStarted,
     format_ts,
     is_run_id,
     new_line,
+    scheduled_line,
     started_line,
 )
 from ..loader import fingerprint, target_file
@@ -178,23 +181,42 @@ class HistoryWriter:
         self.observers: list[Observer] = []
         _open_writers.add(self)
 
-    def append(self, cls: type[E], /, **fields: Any) -> E:
-        """Record a new event (numbered and timestamped here); written at the next flush."""
-        event = cls(id=self._next_id, ts=format_ts(self._now()), **fields)
+    def append(self, cls: type[E], /, ts: str | None = None, **fields: Any) -> E:
+        """Record a new event (numbered and timestamped here); written at the next flush.
+
+        ``ts``: its time, when recorded together with others in one instant (`stamp`)."""
+        event = cls(id=self._next_id, ts=ts or format_ts(self._now()), **fields)
         self._buffer += new_line(event)
         self._next_id += 1
         for observer in self.observers:
             observer(event)
         return event
 
-    def append_started(self, seq: int, attempt: int) -> None:
+    def append_started(self, seq: int, attempt: int, ts: str | None = None) -> None:
         """`append` an ActivityStarted event, straight into its line when nobody observes
         the events: one a step, and the engine needs no object of it."""
         if self.observers:
-            self.append(ActivityStarted, seq=seq, attempt=attempt)
+            self.append(ActivityStarted, ts, seq=seq, attempt=attempt)
             return
-        self._buffer += started_line(self._next_id, format_ts(self._now()), seq, attempt)
+        self._buffer += started_line(self._next_id, ts or format_ts(self._now()), seq, attempt)
         self._next_id += 1
+
+    def append_scheduled(self, seq: int, name: str, payload: Encoded, ts: str | None = None) -> str:
+        """`append` an ActivityScheduled event, straight into its line when nobody observes
+        the events (as `append_started`); its time (``ts``) is returned."""
+        ts = ts or format_ts(self._now())
+        if not self.observers:
+            line = scheduled_line(self._next_id, ts, seq, name, payload)
+            if line is not None:
+                self._buffer += line
+                self._next_id += 1
+                return ts
+        return self.append(ActivityScheduled, ts, seq=seq, name=name, input=payload).ts
+
+    def stamp(self) -> str:
+        """The time now, as `append` stamps an event: for events recorded in one instant
+        (each clock reading and its text cost more than the event's line)."""
+        return format_ts(self._now())
 
     def flush(self) -> None:
         """Hand what was appended to the OS (visible to readers, not yet durable)."""
