@@ -338,15 +338,23 @@ def _compile_plain_arguments(
         f"    if kwargs or len(args) != {len(same)}:",
         "        return None",
         f"    {', '.join(values)}, = args",
+        # A class whose metaclass cannot be hashed (``__eq__`` without ``__hash__``) fails
+        # the set lookup: such a value is no plain one, and bind and the encoding say what
+        # it is (a try costs nothing until it catches, on 3.11+).
+        "    try:",
     ]
     for i, (_, types) in enumerate(same):
         namespace[f"T{i}"] = types
-        lines += [f"    if type(a{i}) not in T{i}:", "        return None"]
+        lines += [f"        if type(a{i}) not in T{i}:", "            return None"]
         if float in types:  # NaN and the infinities are no JSON: encoding refuses them
-            lines += [f"    if type(a{i}) is float and not ISFINITE(a{i}):", "        return None"]
-    # Parameter names are identifiers: their reprs are plain string literals.
+            lines += [
+                f"        if type(a{i}) is float and not ISFINITE(a{i}):",
+                "            return None",
+            ]
+    # Parameter names are identifiers: their reprs are plain string literals. (Returned
+    # inside the try: no jump past the handler.)
     pairs = ", ".join(f"{name!r}: a{i}" for i, (name, _) in enumerate(same))
-    lines.append(f"    return {{{pairs}}}")
+    lines += [f"        return {{{pairs}}}", "    except TypeError:", "        return None"]
     exec("\n".join(lines), namespace)
     return namespace["plain_arguments"]  # type: ignore[no-any-return]
 
