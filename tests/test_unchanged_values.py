@@ -147,8 +147,11 @@ def test_plain_arguments_leaves_a_value_whose_class_cannot_be_hashed_to_bind() -
     assert bound_if_plain(Signature(one, owner="one"), tuple(arguments.values()), {}) is None
 
 
-def test_a_value_whose_class_cannot_be_hashed_is_decoded() -> None:
+def test_an_argument_whose_class_cannot_be_hashed_is_decoded() -> None:
     assert not SIGNATURE.unchanged_input({**PLAIN, "anything": Point(1)})
+
+
+def test_a_result_whose_class_cannot_be_hashed_is_decoded() -> None:
     assert not Signature(one, owner="one").unchanged_result(Point(1))  # -> None
 
 

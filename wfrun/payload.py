@@ -252,11 +252,14 @@ class Signature:
                 self.plain_arguments = _compile_plain_arguments(same)
         if not same or len(arguments) != len(same):
             return False
-        for name, types in same:
-            value = arguments.get(name, _MISSING)
-            kind = type(value)
-            if kind not in types or (kind is float and not math.isfinite(value)):
-                return False
+        try:
+            for name, types in same:
+                value = arguments.get(name, _MISSING)
+                kind = type(value)
+                if kind not in types or (kind is float and not math.isfinite(value)):
+                    return False
+        except TypeError:  # a class whose metaclass cannot be hashed: no plain value
+            return False
         return True
 
     def unchanged_result(self, value: Any) -> bool:
@@ -266,7 +269,10 @@ class Signature:
         if same is None:
             same = self._same_result = _same_types(self.result_annotation)
         kind = type(value)
-        return kind in same and (kind is not float or math.isfinite(value))
+        try:
+            return kind in same and (kind is not float or math.isfinite(value))
+        except TypeError:  # a class whose metaclass cannot be hashed: no plain value
+            return False
 
     def _unchanged_inputs(self) -> tuple[tuple[str, frozenset[type]], ...]:
         if not self._plain:
@@ -370,7 +376,9 @@ def _same_types(annotation: Any) -> frozenset[type]:
         return _PLAIN_SCALARS
     if annotation is None or annotation is type(None):
         return frozenset({type(None)})
-    if isinstance(annotation, type) and annotation in _PLAIN_SCALARS:  # a subclass is decoded
+    # Compared by identity, not looked up: a class whose metaclass cannot be hashed is no
+    # scalar, and must not raise here. A subclass is decoded.
+    if isinstance(annotation, type) and any(annotation is plain for plain in _PLAIN_SCALARS):
         return frozenset({annotation})
     return frozenset()
 
