@@ -9,6 +9,7 @@ step's cost); every other value must still be decoded: these tests pin down wher
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +18,7 @@ import pytest
 from pydantic import Field
 
 import wfrun as workflows
+from wfrun.errors import EncodingError
 from wfrun.payload import Signature
 
 from flows.values import ValuesWorkflow
@@ -117,6 +119,47 @@ def test_plain_arguments_never_binds_for_a_parameter_that_is_decoded() -> None:
     assert bound_if_plain(Signature(defaulted, owner="d"), (1,), {}) is None
 
 
+class _EqualityOnly(type):
+    """A metaclass with ``__eq__`` and no ``__hash__``: Python makes its classes unhashable,
+    so ``type(value) in some_set`` raises TypeError for their values."""
+
+    def __eq__(cls, other: object) -> bool:
+        return cls is other
+
+
+class Unencodable(metaclass=_EqualityOnly):
+    """No JSON: the encoding refuses it, as any other object it does not know."""
+
+
+@dataclasses.dataclass
+class Point(metaclass=_EqualityOnly):
+    """JSON, as every dataclass: an object that decodes to a dict under ``Any``."""
+
+    x: int
+
+
+def pointed(point: Point) -> Point:
+    return point
+
+
+def test_plain_arguments_leaves_a_value_whose_class_cannot_be_hashed_to_bind() -> None:
+    arguments = {**PLAIN, "anything": Unencodable()}
+    assert bound_if_plain(Signature(one, owner="one"), tuple(arguments.values()), {}) is None
+
+
+def test_an_argument_whose_class_cannot_be_hashed_is_decoded() -> None:
+    assert not SIGNATURE.unchanged_input({**PLAIN, "anything": Point(1)})
+
+
+def test_a_result_whose_class_cannot_be_hashed_is_decoded() -> None:
+    assert not Signature(one, owner="one").unchanged_result(Point(1))  # -> None
+
+
+def test_an_annotation_whose_class_cannot_be_hashed_is_decoded() -> None:
+    assert not Signature(pointed, owner="p").unchanged_input({"point": Point(1)})
+    assert not Signature(pointed, owner="p").unchanged_result(Point(1))
+
+
 def test_a_constrained_annotation_is_always_decoded() -> None:
     assert not Signature(constrained, owner="c").unchanged_input({"number": 1})
     assert not Signature(constrained, owner="c").unchanged_result(1)
@@ -145,3 +188,48 @@ def test_activities_get_and_give_values_as_their_annotations_type_them(log: Path
         "widened": [3.0, "float"],
         "listed": [[1, 2], "list"],
     }
+
+
+@workflows.activity(name="uv_hashless_int")
+async def hashless_int(value: int) -> int:
+    return value
+
+
+@workflows.activity(name="uv_hashless_any")
+async def hashless_any(value: Any) -> Any:
+    return value
+
+
+@workflows.activity(name="uv_hashless_result")
+async def hashless_result() -> Any:
+    return Point(2)
+
+
+@workflows.workflow.define(name="uv_hashless")
+class HashlessWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self, call: str) -> Any:
+        if call == "unencodable":
+            await hashless_int(1)  # a plain call first: the annotations are read
+            try:
+                return await hashless_int(Unencodable())  # type: ignore[arg-type]
+            except EncodingError as exc:
+                return f"refused: {type(exc).__name__}"
+        if call == "argument":
+            return await hashless_any(Point(1))
+        return await hashless_result()
+
+
+def test_an_unencodable_argument_whose_class_cannot_be_hashed_is_refused_as_unencodable() -> None:
+    result = asyncio.run(workflows.execute_workflow(HashlessWorkflow, {"call": "unencodable"}))
+    assert result == "refused: EncodingError"
+
+
+def test_an_argument_whose_class_cannot_be_hashed_reaches_the_activity_decoded() -> None:
+    result = asyncio.run(workflows.execute_workflow(HashlessWorkflow, {"call": "argument"}))
+    assert result == {"x": 1}
+
+
+def test_a_result_whose_class_cannot_be_hashed_reaches_the_workflow_decoded() -> None:
+    result = asyncio.run(workflows.execute_workflow(HashlessWorkflow, {"call": "result"}))
+    assert result == {"x": 2}

@@ -255,11 +255,14 @@ class Signature:
                 self.plain_arguments = _compile_plain_arguments(same)
         if not same or len(arguments) != len(same):
             return False
-        for name, types in same:
-            value = arguments.get(name, _MISSING)
-            kind = type(value)
-            if kind not in types or (kind is float and not math.isfinite(value)):
-                return False
+        try:
+            for name, types in same:
+                value = arguments.get(name, _MISSING)
+                kind = type(value)
+                if kind not in types or (kind is float and not math.isfinite(value)):
+                    return False
+        except TypeError:  # a class whose metaclass cannot be hashed: no plain value
+            return False
         return True
 
     def unchanged_result(self, value: Any) -> bool:
@@ -269,7 +272,10 @@ class Signature:
         if same is None:
             same = self._same_result = _same_types(self.result_annotation)
         kind = type(value)
-        return kind in same and (kind is not float or math.isfinite(value))
+        try:
+            return kind in same and (kind is not float or math.isfinite(value))
+        except TypeError:  # a class whose metaclass cannot be hashed: no plain value
+            return False
 
     def _unchanged_inputs(self) -> tuple[tuple[str, frozenset[type]], ...]:
         if not self._plain:
@@ -341,15 +347,23 @@ def _compile_plain_arguments(
         f"    if kwargs or len(args) != {len(same)}:",
         "        return None",
         f"    {', '.join(values)}, = args",
+        # A class whose metaclass cannot be hashed (``__eq__`` without ``__hash__``) fails
+        # the set lookup: such a value is no plain one, and bind and the encoding say what
+        # it is (a try costs nothing until it catches, on 3.11+).
+        "    try:",
     ]
     for i, (_, types) in enumerate(same):
         namespace[f"T{i}"] = types
-        lines += [f"    if type(a{i}) not in T{i}:", "        return None"]
+        lines += [f"        if type(a{i}) not in T{i}:", "            return None"]
         if float in types:  # NaN and the infinities are no JSON: encoding refuses them
-            lines += [f"    if type(a{i}) is float and not ISFINITE(a{i}):", "        return None"]
-    # Parameter names are identifiers: their reprs are plain string literals.
+            lines += [
+                f"        if type(a{i}) is float and not ISFINITE(a{i}):",
+                "            return None",
+            ]
+    # Parameter names are identifiers: their reprs are plain string literals. (Returned
+    # inside the try: no jump past the handler.)
     pairs = ", ".join(f"{name!r}: a{i}" for i, (name, _) in enumerate(same))
-    lines.append(f"    return {{{pairs}}}")
+    lines += [f"        return {{{pairs}}}", "    except TypeError:", "        return None"]
     exec("\n".join(lines), namespace)
     return namespace["plain_arguments"]  # type: ignore[no-any-return]
 
@@ -365,7 +379,9 @@ def _same_types(annotation: Any) -> frozenset[type]:
         return _PLAIN_SCALARS
     if annotation is None or annotation is type(None):
         return frozenset({type(None)})
-    if isinstance(annotation, type) and annotation in _PLAIN_SCALARS:  # a subclass is decoded
+    # Compared by identity, not looked up: a class whose metaclass cannot be hashed is no
+    # scalar, and must not raise here. A subclass is decoded.
+    if isinstance(annotation, type) and any(annotation is plain for plain in _PLAIN_SCALARS):
         return frozenset({annotation})
     return frozenset()
 
