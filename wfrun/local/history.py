@@ -236,9 +236,10 @@ class LineReader:
 
     def read(self, lines: list[bytes], events: list[Event]) -> None:
         """Append the events of ``lines`` (the next lines, each without its newline) to
-        ``events``; raises at the first damaged line, with the events before it appended.
-        Without ``keep_starts``, a start held at the last line is appended by the next call
-        or by `finish`."""
+        ``events``; raises at the first damaged line, with the events before it appended
+        (without ``keep_starts``, less a start held back just before it). Without
+        ``keep_starts``, a start held at the last line is appended by the next call or by
+        `finish`."""
         number, last = self.number, self.last
         # Whether the run ended (at `last`): only the long way reads an end (`line_builder`
         # makes no builder for one), so only it has to set this.
