@@ -316,3 +316,31 @@ def test_an_attempt_is_timed_on_the_clock_of_the_loop_it_runs_on() -> None:
     path = RunStore(Path.cwd() / "home").path("skewed")
     [completed] = [e for e in events(path) if e["type"] == "ActivityCompleted"]
     assert completed["duration"] >= 1000.0  # its readings, not the monotonic clock's
+
+
+@workflows.activity(heartbeat_timeout=timedelta(minutes=1), retry_policy_max_attempts=1)
+async def watched(value: int) -> int:
+    return value
+
+
+@workflows.workflow.define(name="live_step_watched")
+class WatchedWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self, value: int) -> int:
+        return await watched(value)
+
+
+@pytest.mark.usefixtures("isolated")
+def test_an_attempt_reads_the_monotonic_clock_its_loop_reads_when_that_one_is_patched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    real = time.monotonic
+    # A clock a test shifts (asyncio's loop reads ``time.monotonic`` at each call): the
+    # attempt's start must be on it too, or its heartbeat silence looks days long.
+    monkeypatch.setattr(time, "monotonic", lambda: real() + 1e6)
+    result = asyncio.run(
+        workflows.execute_workflow(WatchedWorkflow, {"value": 7}, execution_id="shifted")
+    )
+    assert result == 7

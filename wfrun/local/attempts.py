@@ -137,10 +137,11 @@ async def run_attempt(
             _own_limits[definition] = (definition.options, limit)
     loop = asyncio.get_running_loop()
     # The loop's clock: asyncio's own loop reads the monotonic clock in a Python frame (two
-    # an attempt), read here without it.
+    # an attempt), read here without it. Looked up in `time` now, as that loop does at each
+    # reading: a clock patched there after import (a test's) is the one its timers run on.
     now = loop.time
     if getattr(now, "__func__", None) is _LOOP_TIME:
-        now = _monotonic
+        now = time.monotonic
     started = now()
     heartbeats.last_beat = started
     sink = _HeartbeatSink(loop, heartbeats, info.name)
@@ -165,7 +166,6 @@ async def run_attempt(
     return _checked_result(definition, value, max_payload, duration)
 
 
-_monotonic: Final = time.monotonic
 #: What asyncio's own loops tell the time with (`time.monotonic`, in a Python frame).
 _LOOP_TIME: Final = asyncio.BaseEventLoop.time
 
