@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -21,7 +22,7 @@ from typer.testing import CliRunner, Result
 import wfrun as workflows
 from wfrun.cli import app
 from wfrun.events import with_checksum
-from wfrun.local.loop import WorkflowCall
+from wfrun.local.loop import WorkflowCall, WorkflowTimerHandle
 from wfrun.local.store import RunStore
 
 TESTS = Path(__file__).parent
@@ -405,3 +406,17 @@ def as_workflow(path: Path, name: str) -> None:
     lines = path.read_bytes().splitlines(keepends=True)
     lines[0] = signed({**orjson.loads(lines[0]), "workflow": name})
     path.write_bytes(b"".join(lines))
+
+
+class IdleLoopOwner:
+    """A `WorkflowLoop` owner that runs nothing of its own: the loop alone, under test."""
+
+    def start_timer(self, handle: WorkflowTimerHandle) -> None: ...
+
+    def timer_cancelled(self, handle: WorkflowTimerHandle) -> None: ...
+
+    def check_conditions(self) -> bool:
+        return False
+
+    def guard(self) -> Any:
+        return contextlib.nullcontext()

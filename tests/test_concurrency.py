@@ -20,10 +20,10 @@ import pytest
 from wfrun.clock import SystemClock
 from wfrun.errors import RunLockedError
 from wfrun.local import locks
-from wfrun.local.loop import WorkflowLoop, WorkflowTimerHandle
+from wfrun.local.loop import WorkflowLoop
 from wfrun.local.store import RunStore
 
-from conftest import list_runs_json, wait_for_file, where_syncs_run
+from conftest import IdleLoopOwner, list_runs_json, wait_for_file, where_syncs_run
 
 MANY = """
     import asyncio, os, resource, sys
@@ -129,20 +129,6 @@ def test_a_waiting_run_holds_no_descriptor_yet_stays_locked_and_listed(
     assert not RunStore().is_locked("w0")  # the kernel let go of the dead process's locks
 
 
-class _Owner:
-    """A loop owner that runs nothing of its own."""
-
-    def start_timer(self, handle: WorkflowTimerHandle) -> None: ...
-
-    def timer_cancelled(self, handle: WorkflowTimerHandle) -> None: ...
-
-    def check_conditions(self) -> bool:
-        return False
-
-    def guard(self) -> Any:
-        return contextlib.nullcontext()
-
-
 def _pending_tasks(loop: WorkflowLoop, count: int) -> list[asyncio.Task[None]]:
     async def forever() -> None:
         await loop.create_future()
@@ -153,7 +139,7 @@ def _pending_tasks(loop: WorkflowLoop, count: int) -> list[asyncio.Task[None]]:
 
 
 def test_abandoning_a_run_looks_at_its_own_tasks_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    mine, other = WorkflowLoop(_Owner(), 0.0), WorkflowLoop(_Owner(), 0.0)
+    mine, other = WorkflowLoop(IdleLoopOwner(), 0.0), WorkflowLoop(IdleLoopOwner(), 0.0)
     my_tasks, other_tasks = _pending_tasks(mine, 3), _pending_tasks(other, 3)
 
     def every_task_of_the_process(loop: Any = None) -> set[asyncio.Task[Any]]:

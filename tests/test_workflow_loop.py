@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import gc
 from typing import Any
 
-from wfrun.local.loop import WorkflowLoop, WorkflowTimerHandle
+from wfrun.local.loop import WorkflowLoop
 
-
-class _Owner:
-    """A loop owner that runs nothing of its own."""
-
-    def start_timer(self, handle: WorkflowTimerHandle) -> None: ...
-
-    def timer_cancelled(self, handle: WorkflowTimerHandle) -> None: ...
-
-    def check_conditions(self) -> bool:
-        return False
-
-    def guard(self) -> Any:
-        return contextlib.nullcontext()
+from conftest import IdleLoopOwner
 
 
 def _reporting_loop() -> tuple[WorkflowLoop, list[dict[str, Any]]]:
-    loop = WorkflowLoop(_Owner(), 0.0)
+    loop = WorkflowLoop(IdleLoopOwner(), 0.0)
     reported: list[dict[str, Any]] = []
     loop.set_exception_handler(reported.append)
     return loop, reported
@@ -108,7 +95,7 @@ def test_abandon_quiets_the_pending_tasks_among_many_finished_ones() -> None:
     assert not any(task._log_destroy_pending for task in pending)  # type: ignore[attr-defined]
 
 
-class _Counting(_Owner):
+class _Counting(IdleLoopOwner):
     def __init__(self) -> None:
         self.asked = 0
 
