@@ -210,17 +210,18 @@ def _stamps(path: Path, kind: str) -> list[str]:
     return [e["ts"] for e in events(path) if e["type"] == kind]
 
 
+def _gathered_run(run_id: str) -> Path:
+    """Three calls gathered, on a clock that moves at every reading; the run's history."""
+    run = workflows.execute_workflow(
+        GatheredWorkflow, {"count": 3}, execution_id=run_id, clock=TickingClock()
+    )
+    assert asyncio.run(run) == 3
+    return RunStore(Path.cwd() / "home").path(run_id)
+
+
 @pytest.mark.usefixtures("isolated")
 def test_calls_scheduled_together_and_their_starts_are_recorded_in_one_instant() -> None:
-    assert (
-        asyncio.run(
-            workflows.execute_workflow(
-                GatheredWorkflow, {"count": 3}, execution_id="together", clock=TickingClock()
-            )
-        )
-        == 3
-    )
-    path = RunStore(Path.cwd() / "home").path("together")
+    path = _gathered_run("together")
     stamps = _stamps(path, "ActivityScheduled") + _stamps(path, "ActivityStarted")
     assert len(stamps) == 6
     assert len(set(stamps)) == 1
@@ -229,15 +230,7 @@ def test_calls_scheduled_together_and_their_starts_are_recorded_in_one_instant()
 
 @pytest.mark.usefixtures("isolated")
 def test_outcomes_taken_together_are_recorded_in_one_instant_the_workflow_sees() -> None:
-    assert (
-        asyncio.run(
-            workflows.execute_workflow(
-                GatheredWorkflow, {"count": 3}, execution_id="outcomes", clock=TickingClock()
-            )
-        )
-        == 3
-    )
-    path = RunStore(Path.cwd() / "home").path("outcomes")
+    path = _gathered_run("outcomes")
     [stamp] = set(_stamps(path, "ActivityCompleted"))
     # Later than the calls' own instant, and the time the workflow ended at.
     assert stamp > _stamps(path, "ActivityScheduled")[0]

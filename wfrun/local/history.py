@@ -277,7 +277,8 @@ class LineReader:
                             if not keep:  # checked: built only if the next line needs it
                                 held = ts
                                 continue
-                            event = new(ActivityStarted)  # inline: a frame less
+                            # `_first_start`, inline: a frame less a step.
+                            event = new(ActivityStarted)
                             event.id = number
                             event.ts = ts.decode()
                             event.type = "ActivityStarted"

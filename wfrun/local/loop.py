@@ -123,7 +123,7 @@ class WorkflowFuture(asyncio.Future[T]):
     """A future whose hash is deterministic (see the module docstring)."""
 
     def __init__(self, *, loop: WorkflowLoop) -> None:
-        # Without super() and next_key(): one is made per activity call, replayed or live.
+        # Without super(): one is made per activity call, replayed or live.
         asyncio.Future.__init__(self, loop=loop)
         self._key = next(loop._keys)
 
@@ -270,9 +270,6 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._sweep_at = _SWEEP_AT
 
     # -- what the engine uses ----------------------------------------------------------------
-
-    def next_key(self) -> int:
-        return next(self._keys)
 
     @property
     def tasks(self) -> list[asyncio.Task[Any]]:
