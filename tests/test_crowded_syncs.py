@@ -14,9 +14,12 @@ from typing import Any
 import pytest
 
 import wfrun as workflows
+from wfrun.clock import SystemClock
+from wfrun.errors import RunLockedError
 from wfrun.local import aio, store, syncs
 from wfrun.local.store import LoopGroupSync, RunStore
 
+from conftest import new_run_fields
 from flows.steps import StepsWorkflow
 
 needs_aio = pytest.mark.skipif(
@@ -332,6 +335,56 @@ def test_open_files_stay_within_the_slots_while_many_runs_are_created(
     monkeypatch.setattr(store, "keep_open", lambda: 8)
     assert together(home, 120, steps=1) == [[10]] * 120
     assert most[0] <= 8 + syncs.SYNC_SLOTS + syncs.CREATE_SLOTS
+
+
+# -- what a loop's runs share, and a thread's part of a sync ---------------------------------
+
+
+def test_each_event_loop_has_its_own_slots_and_keeps_them() -> None:
+    async def twice() -> tuple[syncs.Slots, syncs.Slots]:
+        return syncs.slot(), syncs.slot()
+
+    first, again = asyncio.run(twice())
+    second, _ = asyncio.run(twice())
+    assert first is again
+    assert second is not first  # a new loop: not the last one's, remembered
+
+
+def test_a_thread_s_part_calls_back_whoever_waits_once_it_is_done() -> None:
+    done: syncs.ThreadDone[int] = syncs.ThreadDone()
+    seen: list[object] = []
+    done.add_done_callback(seen.append)
+    assert not done.done()
+    assert seen == []
+    done.set_result(3)
+    assert done.done()
+    assert seen == [done]
+    assert done.result() == 3
+
+
+def test_a_thread_s_part_already_done_calls_back_at_once() -> None:
+    done: syncs.ThreadDone[None] = syncs.ThreadDone()
+    done.set_exception(OSError(5, "EIO"))
+    seen: list[object] = []
+    done.add_done_callback(seen.append)
+    assert seen == [done]
+    assert isinstance(done.exception(), OSError)
+    assert not done.cancelled()
+    with pytest.raises(OSError, match="EIO"):
+        done.result()
+
+
+def test_a_run_s_lock_is_held_until_a_sync_thread_is_done_with_its_file(home: Path) -> None:
+    """`close` while a thread still syncs the file: the lock goes only once the thread is done."""
+    writer, _ = RunStore(home).create(new_run_fields("held"), SystemClock())
+    busy: syncs.ThreadDone[None] = syncs.ThreadDone()
+    writer._syncing.add(busy)
+    writer.close()
+    with pytest.raises(RunLockedError):
+        RunStore(home).open_for_append("held", SystemClock())
+    busy.set_result(None)
+    other, _ = RunStore(home).open_for_append("held", SystemClock())
+    other.close()
 
 
 # -- kill -9 with a crowd live ---------------------------------------------------------------
