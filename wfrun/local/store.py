@@ -323,6 +323,11 @@ class HistoryWriter:
         if not syncs.crowded():
             self.sync()
             return
+        if self._fd >= 0:
+            # Its file is open already (kept open between writes, within `keep_open`): the
+            # sync holds no descriptor more, so it needs no slot, nor a turn to wait for one.
+            await self._sync_in_slot(last=last)
+            return
         slots = syncs.slot()
         if not slots.take():  # nearly always free: no coroutine of `async with` to make
             await slots.wait()
