@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import wfrun as workflows
 from wfrun.errors import HistoryCorruptError, NonDeterminismError
 from wfrun.events import (
     CHECKSUMMED,
+    CRC_TAIL,
     ActivityCompleted,
     ActivityFailed,
     ActivityHeartbeat,
@@ -257,6 +259,124 @@ def test_a_replays_read_leaves_out_only_starts_their_completion_follows() -> Non
                     left_out += 1
             assert following is None  # each event read is one of the long way's, in order
     assert left_out > 20  # the histories are refused early, most of them
+
+
+#: A completion's duration and result as a line may hold them (raw JSON text, spaces kept):
+#: right ones first (up to `_RIGHT`), then ones a builder refuses or that do not decode alone.
+_DURATIONS = [b"0.1", b"0", b"1", b"4e-05", b"10000000000", b"1.0 ", b" 2.5", b"-0",
+              b"-0.1", b"10000000001", b"1e400", b"true", b"null", b'"1"', b"01", b"1.",
+              b"NaN", b"[1]", b"", b"1,"]  # fmt: skip
+_RESULTS = [b"1", b'"x"', b'{"a":[1,2]}', b"null", b"[]", b' "a,\\"result\\":b" ',
+            b'{"result":1}', b"1 ",
+            b'1,"result":2', b'1,"x":2', b"", b"[", b'"\xff"', b"[" * 300 + b"]" * 300]  # fmt: skip
+_RIGHT = 8
+
+
+def _completion_variants(number: int, seq: int, ts: str, rng: random.Random) -> bytes:
+    """The completion of call ``seq``'s first attempt as line ``number``: as the writer writes
+    it, or off in one way or another (fields, their order, its time, duration or result)."""
+    head = b'{"id":%d,"ts":"%b","type":"ActivityCompleted","seq":%d,"attempt":%d,"duration":'
+    fields = [number, ts.encode(), seq, 1]
+    kind = rng.randrange(18)  # 10 and above: as written
+    if kind == 0:
+        fields[0] = number + rng.choice([-1, 1, 10])
+    elif kind == 1:
+        fields[2] = seq + 1
+    elif kind == 2:
+        fields[3] = 2
+    elif kind == 3:
+        fields[1] = rng.choice(_TIMES).encode()
+    elif kind == 4:
+        head = head.replace(b'"id":%d', b'"id":0%d')
+    elif kind == 5:
+        head = head.replace(b'"duration":', b'"duration": ')
+    duration = rng.choice(_DURATIONS[: _RIGHT if kind != 6 else None])
+    result = rng.choice(_RESULTS[: _RIGHT if kind != 9 else None])
+    body = head % tuple(fields) + duration + b',"result":' + result
+    if kind == 7:
+        body += b',"extra":1'
+    body += b"}"
+    line = body[:-1] + CRC_TAIL % zlib.crc32(body)  # as written, whatever the bytes
+    if kind == 8:  # right but for its checksum
+        line = line[:-3] + (b"0" if line[-3:-2] != b"0" else b"1") + line[-2:]
+    return line
+
+
+def _with_completion_variants(lines: list[bytes], rng: random.Random) -> list[bytes]:
+    """``lines`` with every completion that follows a first attempt's start replaced by one
+    of `_completion_variants` (on the same line: the ids stay as they are)."""
+    out = list(lines)
+    for at in range(1, len(out)):
+        if b'"ActivityCompleted"' not in out[at] or b'"ActivityStarted"' not in out[at - 1]:
+            continue
+        completed = orjson.loads(out[at])
+        out[at] = _completion_variants(at + 2, completed["seq"], completed["ts"], rng)
+    return out
+
+
+def test_a_replays_read_of_completions_after_first_starts_is_the_long_ways() -> None:
+    """Random histories whose completions right after a first start are as written or off in
+    any way (their head, time, duration, result, checksum, a field more), read as a replay
+    reads them, in random chunks: the long way's events in order, less the first starts that
+    their completion follows at once, and the same refusal at the same line."""
+    rng = random.Random(23)
+    read_fast = 0
+    for _ in range(800):
+        lines = _with_completion_variants(_history(rng, rng.choice([12, 40, 150])), rng)
+        long_events, refusal = _long(lines)
+        for part in (lines, lines[: len(long_events)]):
+            cuts = sorted(rng.sample(range(1, len(part)), k=min(3, len(part) - 1)))
+            events, error = _fast_for_replay(part, cuts)
+            assert error == (refusal if part is lines else None)
+            kept = iter(events)
+            following = next(kept, None)
+            for at, event in enumerate(long_events):
+                if following == event:
+                    following = next(kept, None)
+                elif error is not None and at == len(long_events) - 1:
+                    # A start held back just before the refused line is not appended.
+                    assert type(event) is ActivityStarted
+                    assert type(long_events[at - 1]) is ActivityScheduled
+                else:
+                    assert _settled_start(long_events, at), (at, event)
+                    read_fast += 1
+            assert following is None  # each event read is one of the long way's, in order
+    assert read_fast > 200  # many completions pass, not only the refusals
+
+
+def test_every_completion_after_a_first_start_reads_as_the_long_way_reads_it() -> None:
+    """Each duration and result of `_DURATIONS` and `_RESULTS` with each other, and times
+    that share the second of the start before them but are off after it, in a completion
+    right after its call's first start: the same events, or the same refusal, as the long
+    way (a replay's read leaving out the start only where the completion is read)."""
+    start_ts = "2026-11-28T12:00:00.000100Z"
+    times = [start_ts, "2026-11-28T12:00:00.999999Z", "2026-11-28T12:00:01.000000Z"] + [
+        start_ts[:at] + odd + start_ts[at + 1 :]
+        for at in range(19, 27)
+        for odd in ("a", "+", " ", "\u0663", "Z", "0")
+    ]
+    head = b'{"id":4,"ts":"%b","type":"ActivityCompleted","seq":1,"attempt":1,"duration":'
+    cases = [(d, r, start_ts.encode()) for d in _DURATIONS for r in _RESULTS]
+    cases += [(b"0.1", b"1", ts.encode()) for ts in times]
+    read_fast = 0
+    for duration, result, ts in cases:
+        body = head % ts + duration + b',"result":' + result + b"}"
+        lines = [
+            serialize(ActivityScheduled(id=2, ts=start_ts, seq=1, name="f", input={})),
+            serialize(ActivityStarted(id=3, ts=start_ts, seq=1, attempt=1)),
+            body[:-1] + CRC_TAIL % zlib.crc32(body),
+        ]
+        long_events, refusal = _long(lines)
+        events, error = _fast_for_replay(lines, [])
+        assert error == refusal, (duration, result, ts)
+        if refusal is None:
+            # The start may be kept (a line read the long way, as the first of its type in a
+            # process is, keeps it), never lost.
+            assert events in ([long_events[0], long_events[2]], long_events), (duration, result)
+            read_fast += len(events) == 2
+        else:  # the start before the refused line may be among the events appended or not
+            assert events in (long_events[:1], long_events[:2]), (duration, result, ts)
+    assert read_fast > 60
 
 
 @pytest.mark.parametrize("end", ["completion", "start", "failure", "damage"])

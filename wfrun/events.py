@@ -145,6 +145,15 @@ def started_line(event_id: int, ts: str, seq: int, attempt: int) -> bytes:
     return _signed(STARTED_BODY % (event_id, ts.encode(), seq, attempt))
 
 
+#: An ActivityCompleted line as the writer writes it, up to its duration (``% (id, ts, seq,
+#: attempt)``); the duration, ``,"result":``, the result and the checksum field follow. A
+#: reader compares lines with it.
+COMPLETED_HEAD: Final = (
+    b'{"id":%d,"ts":"%b","type":"ActivityCompleted","seq":%d,"attempt":%d,"duration":'
+)
+_COMPLETED_BODY: Final = COMPLETED_HEAD + b'%b,"result":%b'
+
+
 def _completed_line(event: ActivityCompleted) -> bytes | None:
     if (
         type(event.id) is int
@@ -153,17 +162,13 @@ def _completed_line(event: ActivityCompleted) -> bytes | None:
         and type(event.duration) is float
         and type(event.result) is Encoded
     ):
-        body = (
-            b'{"id":%d,"ts":"%b","type":"ActivityCompleted","seq":%d,"attempt":%d,"duration":%b,'
-            b'"result":%b'
-            % (
-                event.id,
-                event.ts.encode(),
-                event.seq,
-                event.attempt,
-                orjson.dumps(event.duration),
-                event.result,
-            )
+        body = _COMPLETED_BODY % (
+            event.id,
+            event.ts.encode(),
+            event.seq,
+            event.attempt,
+            orjson.dumps(event.duration),
+            event.result,
         )
         if body.isascii():
             return _signed(body)
