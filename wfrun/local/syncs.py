@@ -447,10 +447,12 @@ _batches: PerLoop[_Batch] = PerLoop(_Batch)
 
 
 def _forget_in_child() -> None:
-    # A forked child has none of the pool's threads: it would wait forever on a dead queue.
-    global _pool, _mutex
+    # A forked child has none of the pool's threads: it would wait forever on a dead queue,
+    # or on a lock one of them held at the fork (every `ThreadDone` takes the same one).
+    global _pool, _mutex, _done_mutex
     _pool = None
     _mutex = threading.Lock()
+    _done_mutex = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_in_child)
