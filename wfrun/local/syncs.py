@@ -34,6 +34,7 @@ import asyncio
 import collections
 import contextlib
 import errno
+import logging
 import os
 import threading
 import weakref
@@ -61,6 +62,8 @@ class Pending(Protocol):
 
     def add_done_callback(self, fn: Callable[[Any], object], /) -> None: ...
 
+
+_log = logging.getLogger(__name__)
 
 #: The one lock of every `ThreadDone`.
 _done_mutex = threading.Lock()
@@ -107,7 +110,7 @@ class ThreadDone(Generic[R]):
             if not self._done:
                 self._callbacks.append(fn)
                 return
-        fn(self)
+        self._call(fn)
 
     def set_result(self, value: R) -> None:
         self._result = value
@@ -122,7 +125,15 @@ class ThreadDone(Generic[R]):
             self._done = True
             callbacks, self._callbacks = self._callbacks, []
         for fn in callbacks:
+            self._call(fn)
+
+    def _call(self, fn: Callable[[ThreadDone[R]], object]) -> None:
+        # As `concurrent.futures.Future` does: logged, never raised into the thread that
+        # settles, which has the other runs of its batch to hand back (else they wait forever).
+        try:
             fn(self)
+        except Exception:
+            _log.exception("exception calling callback for %r", self)
 
 
 #: Threads that fsync for the runs of this process. More overlap lets the journal merge
