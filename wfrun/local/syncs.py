@@ -110,7 +110,10 @@ class ThreadDone(Generic[R]):
             if not self._done:
                 self._callbacks.append(fn)
                 return
-        self._call(fn)
+        try:  # as in `_finish`
+            fn(self)
+        except Exception:
+            _log.exception("exception calling callback for %r", self)
 
     def set_result(self, value: R) -> None:
         self._result = value
@@ -125,15 +128,13 @@ class ThreadDone(Generic[R]):
             self._done = True
             callbacks, self._callbacks = self._callbacks, []
         for fn in callbacks:
-            self._call(fn)
-
-    def _call(self, fn: Callable[[ThreadDone[R]], object]) -> None:
-        # As `concurrent.futures.Future` does: logged, never raised into the thread that
-        # settles, which has the other runs of its batch to hand back (else they wait forever).
-        try:
-            fn(self)
-        except Exception:
-            _log.exception("exception calling callback for %r", self)
+            # As `concurrent.futures.Future` does: logged, never raised into the thread that
+            # settles, which has the other runs of its batch to hand back (else they would
+            # wait forever). A try costs nothing until it catches.
+            try:
+                fn(self)
+            except Exception:
+                _log.exception("exception calling callback for %r", self)
 
 
 #: Threads that fsync for the runs of this process. More overlap lets the journal merge
