@@ -376,7 +376,9 @@ def test_a_thread_s_part_already_done_calls_back_at_once() -> None:
         done.result()
 
 
-def test_a_thread_s_part_calls_back_the_others_when_one_callback_raises() -> None:
+def test_a_thread_s_part_calls_back_the_others_when_one_callback_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """As a `concurrent.futures.Future` does: a callback's failure is logged, never raised
     into the thread that settles (which has other runs' outcomes to hand back)."""
     done: syncs.ThreadDone[None] = syncs.ThreadDone()
@@ -390,6 +392,8 @@ def test_a_thread_s_part_calls_back_the_others_when_one_callback_raises() -> Non
     done.set_result(None)
     assert seen == [done]
     done.add_done_callback(broken)  # already done: called at once, and not raised either
+    logged = [str(record.exc_info[1]) for record in caplog.records if record.exc_info]
+    assert logged == ["a run's release failed"] * 2  # logged, as a Future's are
 
 
 def test_a_failing_callback_of_one_sync_leaves_the_other_runs_of_its_batch_settled(
