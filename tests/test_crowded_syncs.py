@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -373,6 +374,81 @@ def test_a_thread_s_part_already_done_calls_back_at_once() -> None:
     assert not done.cancelled()
     with pytest.raises(OSError, match="EIO"):
         done.result()
+
+
+def test_a_thread_s_part_calls_back_the_others_when_one_callback_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As a `concurrent.futures.Future` does: a callback's failure is logged, never raised
+    into the thread that settles (which has other runs' outcomes to hand back)."""
+    done: syncs.ThreadDone[None] = syncs.ThreadDone()
+    seen: list[object] = []
+
+    def broken(_: object) -> None:
+        raise RuntimeError("a run's release failed")
+
+    done.add_done_callback(broken)
+    done.add_done_callback(seen.append)
+    done.set_result(None)
+    assert seen == [done]
+    done.add_done_callback(broken)  # already done: called at once, and not raised either
+    logged = [str(record.exc_info[1]) for record in caplog.records if record.exc_info]
+    assert logged == ["a run's release failed"] * 2  # logged, as a Future's are
+
+
+def test_a_failing_callback_of_one_sync_leaves_the_other_runs_of_its_batch_settled(
+    tmp_path: Path,
+) -> None:
+    """A sync thread settles a batch: one run's callback that raises (its `close` releasing
+    the run in the thread) must not keep the batch's other runs waiting forever."""
+    loop = asyncio.new_event_loop()
+    fds = [os.open(tmp_path / f"f{i}", os.O_CREAT | os.O_RDWR, 0o600) for i in range(3)]
+    try:
+        items: list[Any] = [
+            (syncs._Sync(fd, True, None), loop.create_future(), syncs.ThreadDone()) for fd in fds
+        ]
+
+        def broken(_: object) -> None:
+            raise RuntimeError("a run's release failed")
+
+        items[0][2].add_done_callback(broken)
+        syncs._finish(loop, items, [None] * len(items))  # a sync thread's work, run here
+        loop.run_until_complete(asyncio.sleep(0))  # the loop's wake-up: outcomes settled
+        assert [awaited.done() for _, awaited, _ in items] == [True] * len(items)
+    finally:
+        loop.close()
+        for fd in fds:
+            os.close(fd)
+
+
+def test_a_forked_child_settles_a_thread_s_part_though_a_thread_was_settling_one_at_the_fork() -> (
+    None
+):
+    """Every `ThreadDone` shares one lock: a fork while a sync thread held it must not leave
+    the child's copy held forever (the child's first crowded sync would never return)."""
+    holding, let_go = threading.Event(), threading.Event()
+
+    def settling() -> None:  # a sync thread inside `ThreadDone._finish`
+        with syncs._done_mutex:
+            holding.set()
+            let_go.wait()
+
+    thread = threading.Thread(target=settling)
+    thread.start()
+    holding.wait()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:  # the lock a child's ThreadDone takes: blocking on a held one would hang here
+            free = syncs._done_mutex.acquire(blocking=False)
+            code = 0 if free else 3
+        except BaseException:
+            code = 4
+        os._exit(code)
+    let_go.set()
+    thread.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_a_run_s_lock_is_held_until_a_sync_thread_is_done_with_its_file(home: Path) -> None:

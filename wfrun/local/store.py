@@ -337,7 +337,8 @@ class HistoryWriter:
             slots.release()
 
     async def _sync_in_slot(self, *, last: bool = False) -> None:
-        """`sync_aside`'s work, for a caller that holds a `syncs.slot` already."""
+        """`sync_aside`'s work, for a caller that holds a `syncs.slot` already, or whose file
+        is open already (it opens none)."""
         self.settle()  # one begun while the run was alone
         self._flush()
         fd = self._open()

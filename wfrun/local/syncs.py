@@ -34,6 +34,7 @@ import asyncio
 import collections
 import contextlib
 import errno
+import logging
 import os
 import threading
 import weakref
@@ -61,6 +62,8 @@ class Pending(Protocol):
 
     def add_done_callback(self, fn: Callable[[Any], object], /) -> None: ...
 
+
+_log = logging.getLogger(__name__)
 
 #: The one lock of every `ThreadDone`.
 _done_mutex = threading.Lock()
@@ -107,7 +110,10 @@ class ThreadDone(Generic[R]):
             if not self._done:
                 self._callbacks.append(fn)
                 return
-        fn(self)
+        try:  # as in `_finish`
+            fn(self)
+        except Exception:
+            _log.exception("exception calling callback for %r", self)
 
     def set_result(self, value: R) -> None:
         self._result = value
@@ -122,7 +128,13 @@ class ThreadDone(Generic[R]):
             self._done = True
             callbacks, self._callbacks = self._callbacks, []
         for fn in callbacks:
-            fn(self)
+            # As `concurrent.futures.Future` does: logged, never raised into the thread that
+            # settles, which has the other runs of its batch to hand back (else they would
+            # wait forever). A try costs nothing until it catches.
+            try:
+                fn(self)
+            except Exception:
+                _log.exception("exception calling callback for %r", self)
 
 
 #: Threads that fsync for the runs of this process. More overlap lets the journal merge
@@ -447,10 +459,12 @@ _batches: PerLoop[_Batch] = PerLoop(_Batch)
 
 
 def _forget_in_child() -> None:
-    # A forked child has none of the pool's threads: it would wait forever on a dead queue.
-    global _pool, _mutex
+    # A forked child has none of the pool's threads: it would wait forever on a dead queue,
+    # or on a lock one of them held at the fork (every `ThreadDone` takes the same one).
+    global _pool, _mutex, _done_mutex
     _pool = None
     _mutex = threading.Lock()
+    _done_mutex = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_in_child)
