@@ -810,9 +810,7 @@ class RunStore:
     write: Callable[[int, bytearray | memoryview], int] = staticmethod(os.write)
 
     def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
-        self.home = settings.home(home)
-        self.runs_dir = self.home / "runs"
-        self._inbox_dir = self.home / "inbox"
+        self.home, self.runs_dir, self._inbox_dir = _layout(home)
 
     def path(self, run_id: str) -> Path:
         return self.runs_dir / f"{validate_run_id(run_id)}.jsonl"
@@ -820,6 +818,11 @@ class RunStore:
     def inbox_path(self, run_id: str) -> Path:
         """Where messages to the run wait (see `wfrun.local.inbox`)."""
         return self._inbox_dir / f"{validate_run_id(run_id)}.jsonl"
+
+    @property
+    def inbox_dir(self) -> Path:
+        """The folder of the runs' inboxes (`inbox_path`'s)."""
+        return self._inbox_dir
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -1091,10 +1094,10 @@ class RunStore:
             self.path(run_id), self._open(run_id, os.O_RDONLY), run_id, io_error=io_error
         )
 
-    def read_from(self, path: Path, offset: int) -> bytes:
+    def read_from(self, path: Path, offset: int, folder: Path | None = None) -> bytes:
         """What a run file holds past ``offset`` (for following a live run), checked as every
-        read is."""
-        fd = self.open_checked(path, os.O_RDONLY)
+        read is (``folder``: see `open_checked`)."""
+        fd = self.open_checked(path, os.O_RDONLY, folder)
         try:
             size = _content_end(fd, os.fstat(fd).st_size)  # not the zeros reserved past it
             return os.pread(fd, size - offset, offset) if size > offset else b""
@@ -1273,9 +1276,11 @@ class RunStore:
         except FileNotFoundError:
             raise self._not_found(run_id) from None
 
-    def open_checked(self, path: Path, flags: int) -> int:
-        """Open a file of this home that is safe to believe (`FileNotFoundError` if none)."""
-        self._check_folder(path.parent)
+    def open_checked(self, path: Path, flags: int, folder: Path | None = None) -> int:
+        """Open a file of this home that is safe to believe (`FileNotFoundError` if none).
+
+        ``folder``: ``path.parent``, when the caller has it at hand."""
+        self._check_folder(folder or path.parent)
         return _checked(_open_file(path, flags), path)
 
     def _check_folder(self, folder: Path | None = None) -> os.stat_result:
@@ -1296,8 +1301,10 @@ class RunStore:
     def ensure_folder(self, folder: Path) -> os.stat_result:
         """Create a folder of this home (0700) if need be, durably, and check it (its status,
         as checked, is returned)."""
-        with contextlib.suppress(FileNotFoundError):  # there already: one lstat, not three
+        try:  # there already: one lstat, not three
             return self._check_folder(folder)
+        except FileNotFoundError:
+            pass
         created = []
         try:
             for each in (self.home, folder):
@@ -1331,6 +1338,30 @@ class RunStore:
                 os.close(fd)
         except OSError as exc:
             raise io_error(exc, folder, "cannot sync") from None
+
+
+def _layout(home: str | os.PathLike[str] | None) -> tuple[Path, Path, Path]:
+    """A home's folder, its runs folder and its inbox folder (see `settings.home`).
+
+    The same three objects for the same home, as long as it is named the same way (the
+    given path's text, else ``$WFRUN_HOME``'s, read each time): a path object built per run
+    was three parses of the path, and a path asked again for its text or its hash (a dict
+    key) computes it once per object."""
+    text = os.fspath(home) if home else os.environ.get(settings.HOME_ENV) or settings.DEFAULT_HOME
+    found = _layouts.get(text)
+    if found is None:
+        root = Path(text)  # as `settings.home` makes it
+        found = (root, root / "runs", root / "inbox")
+        if len(_layouts) >= _LAYOUTS_KEPT:  # many temporary homes (tests): keep it small
+            _layouts.clear()
+        _layouts[text] = found
+    return found
+
+
+#: `_layout`'s by the home's text (the default, ``.wfrun``, stays relative: it is resolved
+#: where the process is when the path is used, as it always was).
+_layouts: dict[str, tuple[Path, Path, Path]] = {}
+_LAYOUTS_KEPT: Final = 64
 
 
 #: Never follow a link (a planted one could point anywhere), never block on a FIFO, never
