@@ -77,6 +77,8 @@ class LockFile:
 
     def __init__(self, path: Path, opener: Callable[[Path, int], int]) -> None:
         self.path = path
+        #: The runs folder the lock file is in (as it was named when found).
+        self.folder = path.parent
         #: Opens a file of the home after its trust checks (`RunStore.open_checked`).
         self._open = opener
         self._fd = -1
@@ -171,7 +173,9 @@ def lock_file(
     key = (info.st_dev, info.st_ino)
     with _registry_mutex:
         found = _lock_files.get(key)
-        if found is None or (found.path.parent != runs_dir and not found.holds_any()):
+        # The same path object, as a rule (`RunStore` keeps one per home): no comparison.
+        renamed = found is not None and found.folder is not runs_dir and found.folder != runs_dir
+        if found is None or (renamed and not found.holds_any()):
             # New, or a folder that was deleted and whose inode number came back for another
             # (temporary homes do that): a folder reached by another name keeps its locks.
             found = _lock_files[key] = LockFile(runs_dir / LOCK_FILE, opener)
