@@ -19,11 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import os
 import secrets
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import orjson
@@ -56,7 +58,12 @@ class Inbox:
         #: and its file's name in it.
         self.folder = store.inbox_dir
         self.name = f"{validate_run_id(run_id)}.jsonl"
-        self.path = self.folder / self.name
+
+    @functools.cached_property
+    def path(self) -> Path:
+        """The inbox's file (`RunStore.inbox_path`), made when first needed: most runs are
+        sent no message, and only look whether their inbox is there (`read`)."""
+        return self.folder / self.name
 
     def post(
         self, kind: str, name: str, input_data: bytes, ts: str, *, message_id: str | None = None
@@ -99,7 +106,7 @@ class Inbox:
     def read(self, offset: int = 0) -> tuple[list[Message], int]:
         """The whole messages from byte ``offset`` on, and the offset after the last of them."""
         try:
-            data = self._store.read_from(self.path, offset, self.folder)
+            data = self._store.read_in(self.folder, self.name, offset)
         except FileNotFoundError:
             return [], offset
         end = data.rfind(b"\n") + 1

@@ -724,24 +724,33 @@ class LoopGroupSync:
         self._folder = folder
         self._asked = 0
         self._done = 0
-        self._running: asyncio.Future[None] | None = None
+        #: Whether an fsync runs, and the futures of the runs that wait for it to end (each
+        #: its own: a waiter cancelled cancels only its own, as `asyncio.shield` would
+        #: have it, without shield's two futures and callbacks per waiter).
+        self._running = False
+        self._waiting: list[asyncio.Future[None]] = []
 
     async def sync(self) -> None:
         """Return once an fsync of the folder that began after this call has succeeded."""
         self._asked += 1
         mine = self._asked
         while self._done < mine:
-            if self._running is not None:
-                await asyncio.shield(self._running)  # its starter reports a failure
+            if self._running:
+                waiter = asyncio.get_running_loop().create_future()
+                self._waiting.append(waiter)
+                await waiter  # its starter reports a failure
                 continue
             covers = self._asked  # every change asked for by now was made before this
-            self._running = asyncio.get_running_loop().create_future()
+            self._running = True
             try:
                 await self._fsync()
                 self._done = max(self._done, covers)
             finally:
-                running, self._running = self._running, None
-                running.set_result(None)
+                self._running = False
+                waiting, self._waiting = self._waiting, []
+                for waiter in waiting:
+                    if not waiter.done():  # else cancelled meanwhile
+                        waiter.set_result(None)
 
     async def _fsync(self) -> None:
         folder = self._folder
@@ -1094,10 +1103,20 @@ class RunStore:
             self.path(run_id), self._open(run_id, os.O_RDONLY), run_id, io_error=io_error
         )
 
-    def read_from(self, path: Path, offset: int, folder: Path | None = None) -> bytes:
+    def read_from(self, path: Path, offset: int) -> bytes:
         """What a run file holds past ``offset`` (for following a live run), checked as every
-        read is (``folder``: see `open_checked`)."""
-        fd = self.open_checked(path, os.O_RDONLY, folder)
+        read is."""
+        return self._read_past(self.open_checked(path, os.O_RDONLY), path, offset)
+
+    def read_in(self, folder: Path, name: str, offset: int) -> bytes:
+        """`read_from` of the file ``name`` in ``folder`` (a folder of this home): its path is
+        made only if the folder is there (most runs' inboxes are looked at, few exist)."""
+        self._check_folder(folder)
+        path = folder / name
+        return self._read_past(_checked(_open_file(path, os.O_RDONLY), path), path, offset)
+
+    def _read_past(self, fd: int, path: Path, offset: int) -> bytes:
+        """What ``fd``, opened by `read_from` or `read_in`, holds past ``offset``; closed."""
         try:
             size = _content_end(fd, os.fstat(fd).st_size)  # not the zeros reserved past it
             return os.pread(fd, size - offset, offset) if size > offset else b""
