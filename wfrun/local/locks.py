@@ -83,6 +83,8 @@ class LockFile:
         self._open = opener
         self._fd = -1
         self._held: dict[int, str] = {}
+        #: The offsets of the runs held, by run id (a hash each: asked once per run held).
+        self._offsets: dict[str, int] = {}
         # Locks are released from the threads that end a run's last attempt, too.
         self._mutex = threading.Lock()
 
@@ -102,12 +104,13 @@ class LockFile:
                     raise refusal() from None
                 raise
             self._held[at] = run_id
+            self._offsets[run_id] = at
 
     def release(self, run_id: str) -> None:
         """Let ``run_id`` go (a no-op if this process does not hold it)."""
-        at = offset(run_id)
         with self._mutex:
-            if self._held.pop(at, None) is None:
+            at = self._offsets.pop(run_id, None)
+            if at is None or self._held.pop(at, None) is None:
                 return
             with contextlib.suppress(OSError):  # EBADF after a fork: nothing left to unlock
                 fcntl.fcntl(self._fd, _SET, _FLOCK.pack(fcntl.F_UNLCK, os.SEEK_SET, at, 1, 0))
@@ -154,6 +157,7 @@ class LockFile:
                 os.close(self._fd)
         self._fd = -1
         self._held.clear()
+        self._offsets.clear()
         self._mutex = threading.Lock()  # the parent's may have been taken at the fork
 
 
