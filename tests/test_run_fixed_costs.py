@@ -135,12 +135,19 @@ def test_runs_created_in_one_turn_of_the_loop_open_their_files_in_a_few_pool_cal
 
     submitted: list[object] = []
     submit = syncs.submit
+    linked_in: list[str] = []
+    link_one = store._link_one
 
     def counted(function: Callable[[], object]) -> object:
         submitted.append(getattr(function, "func", function))
         return submit(function)
 
+    def linked(temporary: Path, final: Path) -> None:
+        linked_in.append(threading.current_thread().name)
+        link_one(temporary, final)
+
     monkeypatch.setattr(syncs, "submit", counted)
+    monkeypatch.setattr(store, "_link_one", linked)
 
     async def together() -> list[list[int]]:
         created = (
@@ -153,7 +160,10 @@ def test_runs_created_in_one_turn_of_the_loop_open_their_files_in_a_few_pool_cal
     # All of them in the same turn: a few threads' worth of calls, not a call (a hand-off to
     # a thread and a wake-up of the loop) each.
     assert 1 <= submitted.count(store._open_new) <= 4
-    assert 1 <= submitted.count(store._link_new) < syncs.CREATE_SLOTS
+    # Each file is linked into place by the thread that synced it: no pool call of its own.
+    assert submitted == [store._open_new] * len(submitted)
+    assert len(linked_in) == syncs.CREATE_SLOTS
+    assert threading.main_thread().name not in linked_in
     assert all(
         RunStore(home).read(f"o{i}").started.run_id == f"o{i}" for i in range(syncs.CREATE_SLOTS)
     )
@@ -252,6 +262,36 @@ def test_a_crowd_where_one_run_s_link_fails_fails_that_run_only(
     monkeypatch.setattr(store, "_link_one", link_one)
     assert asyncio.run(
         workflows.execute_workflow(StepsWorkflow, {"count": 1}, execution_id="c1", home=home)
+    ) == [10]
+
+
+def test_a_crowd_where_one_run_s_first_sync_fails_fails_that_run_only_and_links_nothing(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thread that syncs a new file links it only once it is durable: a failed sync
+    fails its run with the sync's error (as a failed sync of any step does), nothing is put
+    in place, and its temporary name goes."""
+    from wfrun.errors import HistoryIOError
+    from wfrun.local import syncs
+
+    monkeypatch.setattr(syncs, "_aio_available", lambda: False)  # the plain calls, one per file
+    fdatasync = os.fdatasync
+
+    def failing(fd: int) -> None:
+        if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).startswith(".c2."):
+            raise OSError(errno.EIO, "I/O error")
+        fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+    outcomes = _crowd_where_one_fails(home)
+    assert isinstance(outcomes[2], HistoryIOError)
+    assert "cannot sync the history" in str(outcomes[2])
+    assert [outcomes[i] for i in (0, 1, 3)] == [[10]] * 3
+    assert not (home / "runs" / "c2.jsonl").exists()
+    assert not [name for name in os.listdir(home / "runs") if name.endswith(".tmp")]
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    assert asyncio.run(
+        workflows.execute_workflow(StepsWorkflow, {"count": 1}, execution_id="c2", home=home)
     ) == [10]
 
 

@@ -342,6 +342,39 @@ class HistoryWriter:
         finally:
             self._put_down()
 
+    async def _sync_then_link(self, temporary: Path) -> None:
+        """`_sync_in_slot` for a new run's file, still under its ``temporary`` name, which
+        the sync thread links into place (`_link_one`) once the file is durable: one
+        hand-off to the pool and one wake-up of the loop for both, where a hand-off of the
+        link's own cost the loop about as much as the rest of the run's creation (~60k
+        instructions a run, callgrind). Kept in step with `_sync_in_slot`.
+
+        A failed sync fails the writer as `_sync_in_slot` does (the link is not made); a
+        failed link raises its own error, for `RunStore._linking` to say what it means."""
+        self.settle()
+        self._flush()
+        fd = self._open()
+        refused: list[BaseException] = []
+
+        def link() -> None:
+            try:
+                _link_one(temporary, self.path)
+            except BaseException as exc:  # told apart from a failed sync on the loop
+                refused.append(exc)
+                raise
+
+        awaited, future = syncs.submit_batched(fd, data_only=self._reserving, then=link)
+        self._syncing.add(future)  # `close` waits for it: the link too, the run held meanwhile
+        future.add_done_callback(self._synced)
+        try:
+            await awaited
+        except OSError as exc:
+            if refused and refused[0] is exc:
+                raise
+            self._fail(exc, "sync", keep=None)
+        finally:
+            self._put_down()
+
     def _trim(self, fd: int) -> None:
         """Cut the reserved zeros off (in a sync thread, or at `close`)."""
         with self._trimming:
@@ -612,21 +645,17 @@ def _open_new(requests: list[tuple[Path, locks.LockFile, str]]) -> list[_Result]
     return [_each(_open_one, request) for request in requests]
 
 
-def _link_new(pairs: list[tuple[Path, Path]]) -> list[_Result]:
-    """In a sync thread: `_link_one` for each run linked in one turn of the loop."""
-    return [_each(_link_one, pair) for pair in pairs]
-
-
 #: Threads a turn's calls are spread over, at most: an O_CREAT can take a few hundred µs of
 #: kernel time here, which one thread would add up for the whole turn.
 _SPREAD: Final = 4
 
 
 class _TurnCalls(syncs.TurnBatch[Any, Any]):
-    """The calls of one batch function (`_open_new`, `_link_new`) asked for in one turn of a
-    loop: handed to the sync pool together, a few threads' worth, and settled on the loop
-    together. A call each cost the loop a pool hand-off, a thread's wake-up and a wake-up of
-    the loop of its own (twice per run created in a crowd)."""
+    """The calls of one batch function (`_open_new`) asked for in one turn of a loop: handed
+    to the sync pool together, a few threads' worth, and settled on the loop together. A
+    call each cost the loop a pool hand-off, a thread's wake-up and a wake-up of the loop of
+    its own (per run created in a crowd; a new file's link rides with its first sync:
+    `HistoryWriter._sync_then_link`)."""
 
     def __init__(self, function: Callable[[list[Any]], list[_Result]]) -> None:
         super().__init__()
@@ -674,15 +703,11 @@ async def _aside(
     args: tuple[Any, ...],
     *,
     undo: Callable[[], None] | None = None,
-    hold: HistoryWriter | None = None,
 ) -> Any:
     """``function``'s call for ``args``, made in the sync pool with the others of this turn
     of the loop (`_TurnCalls`). Cancelled meanwhile, it runs to its end all the same (even
-    if no thread took it yet: a link left undone would leave its temporary name behind), and
-    ``undo`` then undoes it if it succeeded; ``hold``, the writer of the run it works for,
-    keeps the run locked until it is done (see `RunStore.remove_stale_temporaries`).
-    Cancelling the caller cancels only the loop's future it awaits, never the thread's
-    work."""
+    if no thread took it yet), and ``undo`` then undoes it if it succeeded. Cancelling the
+    caller cancels only the loop's future it awaits, never the thread's work."""
     loop = asyncio.get_running_loop()
     by_function = _turn_calls.get(loop)
     if by_function is None:
@@ -696,9 +721,6 @@ async def _aside(
     except asyncio.CancelledError:
         if undo is not None:
             done.add_done_callback(lambda finished: _undo_after(finished, undo))
-        if hold is not None:  # `close` waits for it, as for a sync of its descriptor
-            hold._syncing.add(done)
-            done.add_done_callback(hold._synced)
         raise
 
 
@@ -864,8 +886,9 @@ class RunStore:
 
         The two fsyncs (the file's, then the runs folder's) are handed to the sync pool with
         every other sync of the same turn of the loop (`wfrun.local.syncs.submit_batched`),
-        and the changes to the runs folder (creating the file, linking it into place) are
-        made in a sync thread, with those of the other runs of the same turn (`_TurnCalls`):
+        and the changes to the runs folder are made in a sync thread: the file is created
+        with those of the other runs of the same turn (`_TurnCalls`), and linked into place
+        by the thread that synced it, once it is durable (`HistoryWriter._sync_then_link`):
         an O_CREAT can take hundreds of µs of kernel time (measured: ~1.6 ms per creation,
         the whole loop stalled meanwhile). The rest runs on the loop: every system call in a
         thread is a round trip of the GIL, which the busy loop holds (moving the lock, the
@@ -883,16 +906,18 @@ class RunStore:
                 undo=partial(_forget_new, temporary, lock, run_id),
             )
             writer, event = self._first_event(fd, temporary, lock, started, clock)
-            linking = False
             try:
                 with self._linking(writer):
-                    await writer._sync_in_slot()
-                    linking = True  # from here on, the thread takes the temporary name away
-                    await _aside(_link_new, (temporary, writer.path), hold=writer)
+                    await writer._sync_then_link(temporary)
             except BaseException:
-                writer.close()  # after the threads still syncing its descriptor or linking
-                if not linking:
+                # The temporary name goes once no thread works on it: a link (made even if
+                # this run was cancelled meanwhile) took it already, a failed sync did not.
+                in_flight = list(writer._syncing)  # list(): the threads discard from it
+                for future in in_flight:
+                    future.add_done_callback(lambda _: _forget_new(temporary, None, run_id))
+                if not in_flight:
                     _forget_new(temporary, None, run_id)
+                writer.close()  # after the threads still syncing its descriptor or linking
                 raise
         try:
             await _loop_folder_syncs(self.runs_dir).sync()
