@@ -57,9 +57,10 @@ class KernelShim:
     def call(self, *args: Any) -> int:
         number = args[0].value
         if number == self.submit:
-            pointers = args[3]._obj
-            for p in pointers:
-                self.fds[(args[1].value, p.contents.data)] = p.contents.fildes
+            pointers = args[3]._obj[: args[2].value]  # from the first: none here is refused
+            for p in pointers:  # a context's requests are addresses; a flight's, pointers
+                iocb = aio._Iocb.from_address(p) if isinstance(p, int) else p.contents
+                self.fds[(args[1].value, iocb.data)] = iocb.fildes
         if number == self.getevents and self.on_events is not None:
             self.getevents_calls += 1
             return int(self.on_events(args, self))

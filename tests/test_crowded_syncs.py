@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -15,9 +16,12 @@ from typing import Any
 import pytest
 
 import wfrun as workflows
-from wfrun.local import aio, store, syncs
+from wfrun.clock import SystemClock
+from wfrun.errors import RunLockedError
+from wfrun.local import aio, engine, store, syncs
 from wfrun.local.store import LoopGroupSync, RunStore
 
+from conftest import new_run_fields
 from flows.steps import StepsWorkflow
 
 needs_aio = pytest.mark.skipif(
@@ -333,6 +337,127 @@ def test_open_files_stay_within_the_slots_while_many_runs_are_created(
     monkeypatch.setattr(store, "keep_open", lambda: 8)
     assert together(home, 120, steps=1) == [[10]] * 120
     assert most[0] <= 8 + syncs.SYNC_SLOTS + syncs.CREATE_SLOTS
+
+
+# -- what a loop's runs share, and a thread's part of a sync ---------------------------------
+
+
+def test_each_event_loop_has_its_own_slots_and_keeps_them() -> None:
+    async def twice() -> tuple[syncs.Slots, syncs.Slots]:
+        return syncs.slot(), syncs.slot()
+
+    first, again = asyncio.run(twice())
+    second, _ = asyncio.run(twice())
+    assert first is again
+    assert second is not first  # a new loop: not the last one's, remembered
+
+
+def test_a_thread_s_part_calls_back_whoever_waits_once_it_is_done() -> None:
+    done: syncs.ThreadDone[int] = syncs.ThreadDone()
+    seen: list[object] = []
+    done.add_done_callback(seen.append)
+    assert not done.done()
+    assert seen == []
+    done.set_result(3)
+    assert done.done()
+    assert seen == [done]
+    assert done.result() == 3
+
+
+def test_a_thread_s_part_already_done_calls_back_at_once() -> None:
+    done: syncs.ThreadDone[None] = syncs.ThreadDone()
+    done.set_exception(OSError(5, "EIO"))
+    seen: list[object] = []
+    done.add_done_callback(seen.append)
+    assert seen == [done]
+    assert isinstance(done.exception(), OSError)
+    assert not done.cancelled()
+    with pytest.raises(OSError, match="EIO"):
+        done.result()
+
+
+def test_a_run_s_lock_is_held_until_a_sync_thread_is_done_with_its_file(home: Path) -> None:
+    """`close` while a thread still syncs the file: the lock goes only once the thread is done."""
+    writer, _ = RunStore(home).create(new_run_fields("held"), SystemClock())
+    busy: syncs.ThreadDone[None] = syncs.ThreadDone()
+    writer._syncing.add(busy)
+    writer.close()
+    with pytest.raises(RunLockedError):
+        RunStore(home).open_for_append("held", SystemClock())
+    busy.set_result(None)
+    other, _ = RunStore(home).open_for_append("held", SystemClock())
+    other.close()
+
+
+@workflows.activity
+async def at_once(i: int) -> int:
+    """Done as it starts: its report comes with no wait."""
+    return i
+
+
+@workflows.workflow.define(name="crowd_turns")
+class AtOnceSteps:
+    @workflows.workflow.entrypoint
+    async def run(self, steps: int) -> int:
+        return sum([await at_once(i) for i in range(steps)])
+
+
+def test_a_crowded_run_hands_the_loop_one_turn_a_step_however_long_its_sync_takes(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crowded run's wait for a step's sync is a turn for the other runs: the steps taken
+    after it begin a turn of their own. The engine's clock moves only when a sync lands, by
+    a second (a slow disk, or a crowd that takes long to go round): a run that counted its
+    turn from before that wait would hand the loop a second turn at every step."""
+    now = [0.0]
+    monkeypatch.setattr(engine, "monotonic", lambda: now[0])
+    landed = syncs._settle
+
+    def slowly(outcomes: Any) -> None:  # on the loop: never between two reads of the clock
+        now[0] += 1.0
+        landed(outcomes)
+
+    monkeypatch.setattr(syncs, "_settle", slowly)
+    extra_turns = [0]
+    sleep = asyncio.sleep
+
+    async def counted(delay: float, result: Any = None) -> Any:
+        if delay == 0 and sys._getframe(1).f_code.co_name == "_live":
+            extra_turns[0] += 1
+        return await sleep(delay, result)
+
+    monkeypatch.setattr(asyncio, "sleep", counted)
+
+    async def main() -> list[int]:
+        return await asyncio.gather(
+            *(
+                workflows.execute_workflow(
+                    AtOnceSteps, {"steps": 6}, execution_id=f"t{i}", home=home
+                )
+                for i in range(3)
+            )
+        )
+
+    assert asyncio.run(main()) == [15] * 3
+    assert extra_turns == [0]
+
+
+def test_a_crowded_run_whose_file_stays_open_syncs_without_waiting_for_a_slot(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slots bound the descriptors opened for a sync; a file kept open between writes (within
+    `store.keep_open`) needs none more, so its run does not queue for one."""
+    monkeypatch.setattr(syncs, "SYNC_SLOTS", 1)
+    waits = [0]
+    wait = syncs.Slots.wait
+
+    async def counted(self: syncs.Slots) -> None:
+        waits[0] += 1
+        await wait(self)
+
+    monkeypatch.setattr(syncs.Slots, "wait", counted)
+    assert together(home, 6, steps=3) == [[10, 20, 30]] * 6
+    assert waits == [0]
 
 
 # -- kill -9 with a crowd live ---------------------------------------------------------------

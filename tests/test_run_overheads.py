@@ -73,7 +73,7 @@ def test_the_registries_kept_per_event_loop_hold_no_reference_to_it(home: Path) 
             for i in range(3)
         )
         found = await asyncio.gather(*runs)  # in company: the batched syncs are used too
-        kept.extend([attempts._deadlines[loop], syncs._batches[loop]])
+        kept.extend([attempts._deadlines[loop], syncs._batches.get(loop), syncs._batches])
         held: list[object] = list(kept)
         for _ in range(6):  # what they hold, what that holds, and so on
             held += gc.get_referents(*held)

@@ -25,6 +25,7 @@ import ctypes
 import errno
 import os
 import platform
+import struct
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -91,6 +92,12 @@ class _Kernel:
 
 
 _PENDING: Final = -1
+#: The fields of an `_Iocb` a sync sets (data, key, rw_flags, opcode, reqprio, fildes), as
+#: it lays them out: one call fills them.
+_IOCB_HEAD: Final = struct.Struct("<QIiHhI")
+_IOCB_SIZE: Final = ctypes.sizeof(_Iocb)
+#: An `_Event` as it lays it out: the results of a batch read in one call.
+_EVENT: Final = struct.Struct("<QQqq")
 
 
 class _Unreaped(OSError):
@@ -108,6 +115,13 @@ class _Context:
         self._kernel = kernel
         self._id = ctypes.c_ulong(0)
         kernel.call(ctypes.c_long(kernel.setup), ctypes.c_uint(DEPTH), ctypes.byref(self._id))
+        # Made once, used by every `sync` on this context: building a structure, and a
+        # pointer to it, per request and per batch cost more than the system calls.
+        self._iocbs = (_Iocb * DEPTH)()
+        first = ctypes.addressof(self._iocbs)
+        addresses = range(first, first + DEPTH * _IOCB_SIZE, _IOCB_SIZE)
+        self._pointers = (ctypes.c_void_p * DEPTH)(*addresses)
+        self._events = (_Event * DEPTH)()
 
     def destroy(self) -> None:
         """Hand the context back to the kernel, once it cannot be used again (its events
@@ -122,13 +136,10 @@ class _Context:
         """Sync ``requests`` (at most `DEPTH`); per request 0, an errno, or None if the kernel
         did not take it (see `fsync_all`)."""
         kernel, count = self._kernel, len(requests)
-        iocbs = (_Iocb * count)()
-        pointers = (ctypes.POINTER(_Iocb) * count)()
+        iocbs, pointers, pack = self._iocbs, self._pointers, _IOCB_HEAD.pack_into
         for i, (fd, data_only) in enumerate(requests):
-            iocbs[i].data = i
-            iocbs[i].opcode = _FDSYNC if data_only else _FSYNC
-            iocbs[i].fildes = fd
-            pointers[i] = ctypes.pointer(iocbs[i])
+            # Its number, the kind of sync, the file; every other field stays zero.
+            pack(iocbs, i * _IOCB_SIZE, i, 0, 0, _FDSYNC if data_only else _FSYNC, 0, fd)
         results: list[int | None] = [None] * count
         submitted = refused = 0
         at = 0
@@ -159,7 +170,7 @@ class _Context:
             at += taken
         if refused == count > 1:  # no file's own fault: the kernel has no AIO fsync
             raise OSError(errno.EINVAL, "this kernel cannot fsync through AIO")
-        events = (_Event * max(submitted, 1))()
+        events = self._events
         done = 0
         failure: OSError | None = None
         while done < submitted:
@@ -178,8 +189,9 @@ class _Context:
                 failure = exc
                 break
             done += got
-        for event in events[:done]:
-            results[event.data] = -event.res if event.res < 0 else 0
+        reaped = memoryview(events).cast("B")[: done * _EVENT.size]
+        for number, _, res, _ in _EVENT.iter_unpack(reaped):
+            results[number] = -res if res < 0 else 0
         if failure is not None:
             # Submitted, outcome unknown: the kernel may have run them and consumed the
             # file's error (errseq: a plain fsync now would return 0). They fail, resumably.

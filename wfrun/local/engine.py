@@ -490,6 +490,10 @@ class RunEngine:
             # for the disk unless there is nothing else to do.
             if syncs.crowded():
                 await self._writer.sync_aside()
+                # That wait handed the event loop its turn: the next report taken without
+                # one begins a turn of its own (else, in a crowd that takes longer than
+                # `_TURN` to go round, every step would hand the loop a second turn).
+                turn_ends = monotonic() + _TURN
             else:
                 self._writer.sync_soon()
             decoded = self._decoded

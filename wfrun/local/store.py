@@ -175,7 +175,7 @@ class HistoryWriter:
         self._failure: HistoryIOError | None = None
         #: fsyncs of this writer's descriptor running in a sync thread (and a new run file's
         #: link into place: the run stays locked until it is done).
-        self._syncing: set[Future[Any]] = set()
+        self._syncing: set[syncs.Pending] = set()
         #: A sync of the run alone, begun by `sync_soon` (made at the first).
         self._flight: Flight | None = None
         self.observers: list[Observer] = []
@@ -323,8 +323,18 @@ class HistoryWriter:
         if not syncs.crowded():
             self.sync()
             return
-        async with syncs.slot():
+        if self._fd >= 0:
+            # Its file is open already (kept open between writes, within `keep_open`): the
+            # sync holds no descriptor more, so it needs no slot, nor a turn to wait for one.
             await self._sync_in_slot(last=last)
+            return
+        slots = syncs.slot()
+        if not slots.take():  # nearly always free: no coroutine of `async with` to make
+            await slots.wait()
+        try:
+            await self._sync_in_slot(last=last)
+        finally:
+            slots.release()
 
     async def _sync_in_slot(self, *, last: bool = False) -> None:
         """`sync_aside`'s work, for a caller that holds a `syncs.slot` already."""
@@ -384,7 +394,7 @@ class HistoryWriter:
                     os.ftruncate(fd, self._size)
                     self._allocated = self._size
 
-    def _synced(self, future: Future[Any]) -> None:
+    def _synced(self, future: syncs.Pending) -> None:
         # In the sync thread, or here: a run that ended meanwhile is released by `close`.
         self._syncing.discard(future)
 
@@ -450,7 +460,7 @@ class HistoryWriter:
                 self._fail(exc, "repair", keep=None)
             self._size = self._allocated = history.intact_size
 
-    def close(self, *, after: Iterable[Future[Any]] = ()) -> None:
+    def close(self, *, after: Iterable[syncs.Pending] = ()) -> None:
         """Release the run (and its lock) without writing what was not flushed.
 
         With ``after`` (threads of the run's attempts, which nothing can stop), the lock is held
@@ -464,7 +474,7 @@ class HistoryWriter:
         left = [len(pending)]
         guard = threading.Lock()
 
-        def one_returned(_: Future[Any]) -> None:
+        def one_returned(_: object) -> None:
             with guard:
                 left[0] -= 1
                 last = left[0] == 0
@@ -672,7 +682,7 @@ class _TurnCalls(syncs.TurnBatch[Any, Any]):
 
 def _settle_turn(
     loop: asyncio.AbstractEventLoop,
-    share: list[tuple[Any, asyncio.Future[Any], Future[Any]]],
+    share: list[tuple[Any, asyncio.Future[Any], syncs.ThreadDone[Any]]],
     future: Future[list[_Result]],
 ) -> None:
     # In the thread that made the calls (or on the loop): each call's own outcome, then one
@@ -724,7 +734,7 @@ async def _aside(
         raise
 
 
-def _undo_after(done: Future[Any], undo: Callable[[], None]) -> None:
+def _undo_after(done: syncs.ThreadDone[Any], undo: Callable[[], None]) -> None:
     if not done.cancelled() and done.exception() is None:
         result = done.result()
         if isinstance(result, int):  # a descriptor nobody will use

@@ -41,7 +41,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from . import aio
@@ -51,6 +51,79 @@ A = TypeVar("A")
 R = TypeVar("R")
 #: A future a run awaits on its loop, and what to settle it with: a value, or what was raised.
 Outcome = tuple["asyncio.Future[R]", R, BaseException | None]
+
+
+class Pending(Protocol):
+    """Work a thread does that nobody can stop, as `HistoryWriter.close` waits for it: a
+    `concurrent.futures.Future`, or a `ThreadDone`."""
+
+    def done(self) -> bool: ...
+
+    def add_done_callback(self, fn: Callable[[Any], object], /) -> None: ...
+
+
+#: The one lock of every `ThreadDone`.
+_done_mutex = threading.Lock()
+
+
+class ThreadDone(Generic[R]):
+    """Done once a sync thread is done with one request of a batch (and with its descriptor),
+    whatever became of the task that awaited it: the part of a `concurrent.futures.Future`
+    that is used here.
+
+    Nobody blocks on one (the run awaits a future of its loop; `HistoryWriter.close` waits
+    with a callback), so it needs no Condition of its own: making one (an RLock and its
+    bound methods) for every sync of a crowded step cost about 2 µs. One lock, shared by
+    all of them, orders a callback added on the loop against the thread setting the outcome.
+    """
+
+    __slots__ = ("_callbacks", "_done", "_exception", "_result")
+
+    def __init__(self) -> None:
+        self._done = False
+        self._result: R | None = None
+        self._exception: BaseException | None = None
+        self._callbacks: list[Callable[[ThreadDone[R]], object]] = []
+
+    def done(self) -> bool:
+        return self._done
+
+    def cancelled(self) -> bool:
+        """Always False: a thread's work is never cancelled (see `submit`)."""
+        return False
+
+    def result(self) -> R | None:
+        """What the work returned (only once `done`); raises what it raised."""
+        if self._exception is not None:
+            raise self._exception
+        return self._result
+
+    def exception(self) -> BaseException | None:
+        return self._exception
+
+    def add_done_callback(self, fn: Callable[[ThreadDone[R]], object], /) -> None:
+        """Call ``fn(self)`` once done: at once if it is, else in the thread that makes it."""
+        with _done_mutex:
+            if not self._done:
+                self._callbacks.append(fn)
+                return
+        fn(self)
+
+    def set_result(self, value: R) -> None:
+        self._result = value
+        self._finish()
+
+    def set_exception(self, exc: BaseException) -> None:
+        self._exception = exc
+        self._finish()
+
+    def _finish(self) -> None:
+        with _done_mutex:
+            self._done = True
+            callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:
+            fn(self)
+
 
 #: Threads that fsync for the runs of this process. More overlap lets the journal merge
 #: more commits; beyond ~16 this machine's disk gains nothing (measured: 1 thread ~500
@@ -118,23 +191,34 @@ class Slots:
         self._free = count
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
-    async def __aenter__(self) -> None:
+    def take(self) -> bool:
+        """Take a slot if one is free and nobody waits for one (no coroutine to make: a
+        crowded run asks at every step); False: `wait` for one."""
         if self._free > 0 and not self._waiters:
             self._free -= 1
-            return
+            return True
+        return False
+
+    async def __aenter__(self) -> None:
+        if not self.take():
+            await self.wait()
+
+    async def wait(self) -> None:
+        """Wait for a slot, after `take` found none: handed one by `release`."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
             await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():  # handed a slot, too late: pass it on
-                self._release()
+                self.release()
             raise
 
     async def __aexit__(self, *_: object) -> None:
-        self._release()
+        self.release()
 
-    def _release(self) -> None:
+    def release(self) -> None:
+        """Give a slot back: to the first waiter still waiting, if any."""
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():  # a cancelled one gave up its place
@@ -143,16 +227,37 @@ class Slots:
         self._free += 1
 
 
-_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Slots] = weakref.WeakKeyDictionary()
+class PerLoop(Generic[T]):
+    """One ``make()`` per event loop, made at its first use there and let go with the loop.
+
+    The loop that asked last is remembered (weakly): a crowded process asks at every step of
+    every run, nearly always from the same loop, and a `weakref.WeakKeyDictionary` lookup
+    makes a weak reference each time."""
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._last: tuple[weakref.ref[asyncio.AbstractEventLoop], T] | None = None
+
+    def get(self, loop: asyncio.AbstractEventLoop) -> T:
+        last = self._last
+        if last is not None and last[0]() is loop:
+            return last[1]
+        found = self._by_loop.get(loop)
+        if found is None:
+            found = self._by_loop[loop] = self._make()
+        self._last = (weakref.ref(loop), found)
+        return found
+
+
+_slots: PerLoop[Slots] = PerLoop(lambda: Slots(SYNC_SLOTS))
 
 
 def slot() -> Slots:
     """The slots a run holds one of while its history is open for a sync (on this loop)."""
-    loop = asyncio.get_running_loop()
-    found = _slots.get(loop)
-    if found is None:
-        found = _slots[loop] = Slots(SYNC_SLOTS)
-    return found
+    return _slots.get(asyncio.get_running_loop())
 
 
 #: Runs of a loop that may be being created at once (each holds its new file open): as many
@@ -160,16 +265,12 @@ def slot() -> Slots:
 #: that a crowd of runs starting never keeps the live ones from their syncs.
 CREATE_SLOTS: Final = SYNC_THREADS
 
-_creating: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Slots] = weakref.WeakKeyDictionary()
+_creating: PerLoop[Slots] = PerLoop(lambda: Slots(CREATE_SLOTS))
 
 
 def creating() -> Slots:
     """The slots a run holds one of while it is being created (on this loop)."""
-    loop = asyncio.get_running_loop()
-    found = _creating.get(loop)
-    if found is None:
-        found = _creating[loop] = Slots(CREATE_SLOTS)
-    return found
+    return _creating.get(asyncio.get_running_loop())
 
 
 def submit(function: Callable[[], T]) -> Future[T]:
@@ -183,7 +284,7 @@ def submit(function: Callable[[], T]) -> Future[T]:
 
 def submit_batched(
     fd: int, *, data_only: bool, then: Callable[[], None] | None = None
-) -> tuple[asyncio.Future[None], Future[None]]:
+) -> tuple[asyncio.Future[None], ThreadDone[None]]:
     """fsync ``fd`` in the sync pool (fdatasync where ``data_only``), then call ``then()``
     there, handed over with every other one asked for in the same turn of this loop (a
     group commit across runs).
@@ -196,10 +297,7 @@ def submit_batched(
     on), else spread over the pool's threads.
     """
     loop = asyncio.get_running_loop()
-    batch = _batches.get(loop)
-    if batch is None:
-        batch = _batches[loop] = _Batch()
-    return batch.add(loop, _Sync(fd, data_only, then))
+    return _batches.get(loop).add(loop, _Sync(fd, data_only, then))
 
 
 #: Syncs of one turn from which on they go to the kernel at once (`wfrun.local.aio`) rather
@@ -208,7 +306,7 @@ def submit_batched(
 AIO_FROM: Final = 4
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: its __init__ would set each field through object's
 class _Sync:
     fd: int
     data_only: bool
@@ -227,13 +325,13 @@ class TurnBatch(Generic[A, R]):
 
     # It holds no reference to its loop (the registry's key): a finished loop is let go.
     def __init__(self) -> None:
-        self._pending: list[tuple[A, asyncio.Future[R], Future[R]]] = []
+        self._pending: list[tuple[A, asyncio.Future[R], ThreadDone[R]]] = []
 
     def add(
         self, loop: asyncio.AbstractEventLoop, request: A
-    ) -> tuple[asyncio.Future[R], Future[R]]:
+    ) -> tuple[asyncio.Future[R], ThreadDone[R]]:
         awaited: asyncio.Future[R] = loop.create_future()
-        done: Future[R] = Future()
+        done: ThreadDone[R] = ThreadDone()
         if not self._pending:  # the first of this turn: hand them all over once it ends
             loop.call_soon(self._hand_over, loop)
         self._pending.append((request, awaited, done))
@@ -244,7 +342,7 @@ class TurnBatch(Generic[A, R]):
 
 
 #: One sync for the pool, the future its run awaits, and the thread's own.
-_Item = tuple[_Sync, "asyncio.Future[None]", Future[None]]
+_Item = tuple[_Sync, "asyncio.Future[None]", ThreadDone[None]]
 
 
 class _Batch(TurnBatch[_Sync, None]):
@@ -357,7 +455,7 @@ def _settle(outcomes: list[Outcome[R]]) -> None:
             awaited.set_exception(exc)
 
 
-_batches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batch] = weakref.WeakKeyDictionary()
+_batches: PerLoop[_Batch] = PerLoop(_Batch)
 
 
 def _forget_in_child() -> None:
