@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -626,7 +627,8 @@ def test_code_the_standard_library_generates_is_looked_through_like_the_library(
 
 
 class HeldPool:
-    """`syncs.submit` whose functions run only when the test says (as a busy pool would)."""
+    """The sync pool (`syncs._executor`), whose calls run only when the test says (as a busy
+    pool would)."""
 
     def __init__(self) -> None:
         from concurrent.futures import Future
@@ -634,9 +636,9 @@ class HeldPool:
         self.queued: list[tuple[Any, Future[Any]]] = []
         self._future = Future
 
-    def __call__(self, function: Any) -> Any:
+    def submit(self, function: Any, /, *args: Any) -> Any:
         future = self._future()
-        self.queued.append((function, future))
+        self.queued.append((partial(function, *args), future))
         return future
 
     def run_all(self) -> None:
@@ -650,11 +652,19 @@ class HeldPool:
                 future.set_exception(exc)
 
 
-def test_a_run_cancelled_while_its_link_waits_for_a_thread_still_loses_its_temporary_name(
+def test_a_run_cancelled_while_its_first_sync_waits_for_a_thread_still_loses_its_temporary_name(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The thread that syncs a new run's file links it into place: cancelled before any
+    thread took that work, the run's creation is still carried to its end, and its
+    temporary name goes."""
     pool = HeldPool()
-    monkeypatch.setattr(syncs, "submit", pool)
+    monkeypatch.setattr(syncs, "_executor", lambda: pool)
+    runs = home / "runs"
+
+    def written_and_waiting() -> bool:  # the second run's file written, its sync in the pool
+        names = [name for name in os.listdir(runs) if name.startswith(".b.")]
+        return len(names) == 1 and os.path.getsize(runs / names[0]) > 0 and bool(pool.queued)
 
     async def main() -> None:
         first = asyncio.ensure_future(  # alone: created inline, and keeps the second crowded
@@ -664,21 +674,22 @@ def test_a_run_cancelled_while_its_link_waits_for_a_thread_still_loses_its_tempo
         second = asyncio.ensure_future(
             workflows.execute_workflow(StepsWorkflow, {"count": 1}, execution_id="b")
         )
-
-        def linking() -> bool:
-            return any(getattr(f, "func", None) is store._link_new for f, _ in pool.queued)
-
-        for _ in range(2000):  # until its link waits in the pool (a bound only a hang reaches)
-            if linking():
+        for _ in range(2000):  # until its sync waits in the pool (a bound only a hang reaches)
+            if written_and_waiting():
                 break
-            pool.run_all()  # its creation's file, say
+            pool.run_all()  # its file's creation, say
             await asyncio.sleep(0.005)
-        assert linking()
+        assert written_and_waiting()
         second.cancel()
         await asyncio.gather(second, return_exceptions=True)
         pool.run_all()
         first.cancel()
+        for _ in range(50):  # what the first run's end still hands the pool
+            pool.run_all()
+            await asyncio.sleep(0.005)
         await asyncio.gather(first, return_exceptions=True)
+        pool.run_all()
 
     asyncio.run(main())
-    assert not [name for name in os.listdir(home / "runs") if name.endswith(".tmp")]
+    assert not [name for name in os.listdir(runs) if name.endswith(".tmp")]
+    assert RunStore(home).read("b").started.run_id == "b"  # whole: linked once it was durable

@@ -135,12 +135,19 @@ def test_runs_created_in_one_turn_of_the_loop_open_their_files_in_a_few_pool_cal
 
     submitted: list[object] = []
     submit = syncs.submit
+    linked_in: list[str] = []
+    link_one = store._link_one
 
     def counted(function: Callable[[], object]) -> object:
         submitted.append(getattr(function, "func", function))
         return submit(function)
 
+    def linked(temporary: Path, final: Path) -> None:
+        linked_in.append(threading.current_thread().name)
+        link_one(temporary, final)
+
     monkeypatch.setattr(syncs, "submit", counted)
+    monkeypatch.setattr(store, "_link_one", linked)
 
     async def together() -> list[list[int]]:
         created = (
@@ -153,7 +160,10 @@ def test_runs_created_in_one_turn_of_the_loop_open_their_files_in_a_few_pool_cal
     # All of them in the same turn: a few threads' worth of calls, not a call (a hand-off to
     # a thread and a wake-up of the loop) each.
     assert 1 <= submitted.count(store._open_new) <= 4
-    assert 1 <= submitted.count(store._link_new) < syncs.CREATE_SLOTS
+    # Each file is linked into place by the thread that synced it: no pool call of its own.
+    assert submitted == [store._open_new] * len(submitted)
+    assert len(linked_in) == syncs.CREATE_SLOTS
+    assert threading.main_thread().name not in linked_in
     assert all(
         RunStore(home).read(f"o{i}").started.run_id == f"o{i}" for i in range(syncs.CREATE_SLOTS)
     )
@@ -253,3 +263,135 @@ def test_a_crowd_where_one_run_s_link_fails_fails_that_run_only(
     assert asyncio.run(
         workflows.execute_workflow(StepsWorkflow, {"count": 1}, execution_id="c1", home=home)
     ) == [10]
+
+
+def test_a_crowd_where_one_run_s_first_sync_fails_fails_that_run_only_and_links_nothing(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thread that syncs a new file links it only once it is durable: a failed sync
+    fails its run with the sync's error (as a failed sync of any step does), nothing is put
+    in place, and its temporary name goes."""
+    from wfrun.errors import HistoryIOError
+    from wfrun.local import syncs
+
+    monkeypatch.setattr(syncs, "_aio_available", lambda: False)  # the plain calls, one per file
+    fdatasync = os.fdatasync
+
+    def failing(fd: int) -> None:
+        if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).startswith(".c2."):
+            raise OSError(errno.EIO, "I/O error")
+        fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+    outcomes = _crowd_where_one_fails(home)
+    assert isinstance(outcomes[2], HistoryIOError)
+    assert "cannot sync the history" in str(outcomes[2])
+    assert [outcomes[i] for i in (0, 1, 3)] == [[10]] * 3
+    assert not (home / "runs" / "c2.jsonl").exists()
+    assert not [name for name in os.listdir(home / "runs") if name.endswith(".tmp")]
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    assert asyncio.run(
+        workflows.execute_workflow(StepsWorkflow, {"count": 1}, execution_id="c2", home=home)
+    ) == [10]
+
+
+def test_a_run_s_idempotency_key_prefix_is_uuid5_of_its_id_and_seed() -> None:
+    """Computed without uuid's object, the keys activities see stay what they were."""
+    import random
+    import uuid
+
+    from wfrun.local.engine import _IDEMPOTENCY_NAMESPACE, key_prefix
+
+    draw = random.Random(11)
+    for _ in range(2000):
+        run_id = "".join(draw.choices("azAZ09._-", k=draw.randint(1, 128)))
+        seed = draw.getrandbits(63)
+        expected = uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{run_id}/{seed}").hex
+        assert key_prefix(run_id, seed) == expected
+
+
+def test_stores_of_one_home_share_its_folder_paths_and_follow_wfrun_home_as_it_changes(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store made per run made three paths per run; the environment is still read each
+    time, so a changed WFRUN_HOME is the home of the next store."""
+    first, second = isolated / "one", isolated / "two"
+    assert RunStore(first).runs_dir is RunStore(str(first)).runs_dir
+    assert RunStore(first).inbox_dir == first / "inbox"
+    monkeypatch.setenv("WFRUN_HOME", str(first))
+    assert RunStore().runs_dir is RunStore(first).runs_dir
+    monkeypatch.setenv("WFRUN_HOME", str(second))
+    assert RunStore().runs_dir == second / "runs"
+    monkeypatch.delenv("WFRUN_HOME")
+    assert RunStore().home == Path(".wfrun")  # relative, as ever: resolved where it is used
+
+
+def test_a_run_sent_no_message_makes_no_path_for_its_inbox(home: Path) -> None:
+    from wfrun.local.inbox import Inbox
+
+    inbox = Inbox(RunStore(home), "quiet")
+    assert inbox.read() == ([], 0)
+    assert "path" not in vars(inbox)  # made only where the inbox folder is there
+    inbox.post("signal", "go", b"{}", "2026-01-01T00:00:00Z")
+    assert [m.name for m in inbox.read()[0]] == ["go"]
+    assert inbox.path == home / "inbox" / "quiet.jsonl"
+
+
+def test_a_workflow_s_input_model_is_looked_for_once_however_many_runs_it_has(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wfrun import definitions
+
+    @workflows.workflow.define(name="looked_up_once")
+    class Once:
+        @workflows.workflow.entrypoint
+        async def run(self, count: int) -> int:
+            return count
+
+    looked: list[object] = []
+    is_model = definitions._is_model_or_dataclass
+
+    def counted(annotation: object) -> bool:
+        looked.append(annotation)
+        return is_model(annotation)
+
+    monkeypatch.setattr(definitions, "_is_model_or_dataclass", counted)
+    for i in range(3):
+        run = workflows.execute_workflow(Once, {"count": i}, execution_id=f"o{i}", home=home)
+        assert asyncio.run(run) == i
+    assert looked == [int]
+
+
+def test_a_run_cancelled_while_waiting_for_the_runs_folder_s_fsync_leaves_it_to_the_others(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fsync a run waits for is another's: cancelling the waiter cancels only the wait,
+    and the run that started it, and those that wait with it, see it through."""
+    from wfrun.local import store
+
+    folder = home / "runs"
+    started = asyncio.Event()
+    finish = asyncio.Event()
+
+    async def slow_fsync(self: store.LoopGroupSync) -> None:
+        started.set()
+        await finish.wait()
+
+    monkeypatch.setattr(store.LoopGroupSync, "_fsync", slow_fsync)
+
+    async def three_runs() -> list[object]:
+        group = store._loop_folder_syncs(folder)
+        starter = asyncio.ensure_future(group.sync())
+        await started.wait()
+        cancelled = asyncio.ensure_future(group.sync())
+        waiting = asyncio.ensure_future(group.sync())
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        await asyncio.sleep(0)
+        finish.set()
+        return await asyncio.gather(starter, cancelled, waiting, return_exceptions=True)
+
+    outcomes = asyncio.run(three_runs())
+    assert outcomes[0] is None
+    assert outcomes[2] is None
+    assert isinstance(outcomes[1], asyncio.CancelledError)

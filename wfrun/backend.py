@@ -204,10 +204,18 @@ def open_backend(
     if temporal is not None:
         return _temporal_backend(temporal, namespace, task_queue, code)
     # Imported on first use: `import wfrun` (defining workflows, calling activities directly)
-    # needs no engine, store or history reader, which are most of its import time.
-    from .local.backend import LocalBackend
+    # needs no engine, store or history reader, which are most of its import time. Kept
+    # once imported: an import statement per call is a lookup through the import system.
+    global _local_backend
+    if _local_backend is None:
+        from .local.backend import LocalBackend
 
-    return LocalBackend(home)
+        _local_backend = LocalBackend
+    return _local_backend(home)
+
+
+#: `wfrun.local.backend.LocalBackend`, once `open_backend` imported it.
+_local_backend: Callable[[str | os.PathLike[str] | None], Backend] | None = None
 
 
 def _temporal_backend(

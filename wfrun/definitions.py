@@ -216,6 +216,14 @@ class WorkflowDefinition:
     def input_model(self) -> Any:
         """The pydantic model or dataclass the input *is*, when the entrypoint takes a single
         one; else None."""
+        # Kept once found (a run asks three times): the type hints it comes from are read
+        # once too (`Signature.hints`), and raise until they can be.
+        found = self.__dict__.get("_model", _UNKNOWN)
+        if found is _UNKNOWN:
+            found = self.__dict__["_model"] = self._find_input_model()
+        return found
+
+    def _find_input_model(self) -> Any:
         parameters = self.signature.parameters
         if len(parameters) != 1:
             return None
@@ -287,7 +295,9 @@ class WorkflowDefinition:
         return self.signature.decode_result(data)
 
     def _check_names(self, params: Mapping[str, Any]) -> None:
-        known = self.parameter_types()
+        known = self.__dict__.get("_names")
+        if known is None:  # the names alone, kept (their types are not asked here)
+            known = self.__dict__["_names"] = tuple(self.parameter_types())
         unknown = [name for name in params if name not in known]
         if unknown:
             takes = ", ".join(known) if known else "no arguments"
@@ -342,6 +352,10 @@ class WorkflowDefinition:
         if model is not None:
             return [name for name, (_, required) in _fields(model).items() if required]
         return [p.name for p in self.signature.parameters if p.default is p.empty]
+
+
+#: `WorkflowDefinition.input_model` not looked for yet (None is an answer: no model).
+_UNKNOWN: Final = object()
 
 
 def _is_model_or_dataclass(annotation: Any) -> bool:

@@ -414,10 +414,8 @@ class LocalBackend:
         max_wait: float | None,
         ask: InputPrompt | None,
     ) -> RunEngine:
-        from .engine import RunEngine
-
         run_id = history.started.run_id
-        return RunEngine(
+        return _engine_class()(
             definition,
             history,
             writer,
@@ -651,6 +649,20 @@ class LocalBackend:
         if on_history is not None:
             on_history(history)
         return replay_history(history, definition or load_recorded(history.started))
+
+
+def _engine_class() -> type[RunEngine]:
+    """`RunEngine`, imported on first use (see the imports above) and kept: an import
+    statement run per run costs a lookup through the import system each time."""
+    global _run_engine
+    if _run_engine is None:
+        from .engine import RunEngine
+
+        _run_engine = RunEngine
+    return _run_engine
+
+
+_run_engine: type[RunEngine] | None = None
 
 
 def _signal_input(

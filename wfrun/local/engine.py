@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 import sys
 import threading
@@ -225,6 +226,19 @@ _AT_ONCE: Final = InFlight()
 _TURN: Final = 0.005
 
 _IDEMPOTENCY_NAMESPACE: Final = uuid.UUID("8a6f2d1e-53c4-4b0a-9f62-7e1f0c9d3b5a")
+_NAMESPACE_BYTES: Final = _IDEMPOTENCY_NAMESPACE.bytes
+
+
+def key_prefix(run_id: str, seed: int) -> str:
+    """What a run's idempotency keys begin with: ``uuid5(_IDEMPOTENCY_NAMESPACE,
+    f"{run_id}/{seed}").hex``, unique to the run, stable across its attempts and resumes.
+
+    Computed as `uuid.uuid5` does, without its UUID object (whose checks cost more than the
+    hash): the first 16 bytes of the SHA-1, with the version (5) and the variant set."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{run_id}/{seed}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # the version, in the high nibble of byte 6
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant, the high bits of byte 8
+    return digest.hex()
 
 
 def new_instance(
@@ -337,7 +351,7 @@ class RunEngine:
         #: Threads of plain def attempts still running: cancelled or not, they run on.
         self.threads: set[Future[Any]] = set()
         # Unique to this run (its id and seed), stable across attempts and resumes.
-        self._key_prefix = uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{self.run_id}/{started.seed}").hex
+        self._key_prefix = key_prefix(self.run_id, started.seed)
         self._deadline: asyncio.Task[None] | None = None
         self._children = children
         #: Child runs in flight (by seq), and those that stopped without ending.

@@ -19,17 +19,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import os
 import secrets
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import orjson
 
 from ..events import EventFormatError, verify_checksum, with_checksum
-from .store import RunStore, io_error
+from .store import RunStore, io_error, validate_run_id
 
 #: How often a live run looks for new messages (seconds).
 POLL: Final = 0.2
@@ -52,7 +54,16 @@ class Inbox:
 
     def __init__(self, store: RunStore, run_id: str) -> None:
         self._store = store
-        self.path = store.inbox_path(run_id)
+        #: The inbox's folder (the home's, shared by its runs: no path made per run for it)
+        #: and its file's name in it.
+        self.folder = store.inbox_dir
+        self.name = f"{validate_run_id(run_id)}.jsonl"
+
+    @functools.cached_property
+    def path(self) -> Path:
+        """The inbox's file (`RunStore.inbox_path`), made when first needed: most runs are
+        sent no message, and only look whether their inbox is there (`read`)."""
+        return self.folder / self.name
 
     def post(
         self, kind: str, name: str, input_data: bytes, ts: str, *, message_id: str | None = None
@@ -89,13 +100,13 @@ class Inbox:
                 # The first whole message: its file is new, and the fsync above does not make
                 # its name durable (`ensure_folder` did the folder's). Under the lock, so that no
                 # later sender is acknowledged before the file it appended to is there for good.
-                self._store.sync_folder(self.path.parent)
+                self._store.sync_folder(self.folder)
         return message
 
     def read(self, offset: int = 0) -> tuple[list[Message], int]:
         """The whole messages from byte ``offset`` on, and the offset after the last of them."""
         try:
-            data = self._store.read_from(self.path, offset)
+            data = self._store.read_in(self.folder, self.name, offset)
         except FileNotFoundError:
             return [], offset
         end = data.rfind(b"\n") + 1
@@ -103,9 +114,9 @@ class Inbox:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[int]:
-        self._store.ensure_folder(self.path.parent)
+        self._store.ensure_folder(self.folder)
         flags = os.O_RDWR | os.O_CREAT | os.O_APPEND
-        fd = self._store.open_checked(self.path, flags)
+        fd = self._store.open_checked(self.path, flags, self.folder)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield fd
@@ -159,7 +170,7 @@ class InboxWatch:
         self._task: asyncio.Task[None] | None = None
 
     def watch(self, inbox: Inbox, arrived: Callable[[], None]) -> Callable[[], None]:
-        name = inbox.path.name
+        name = inbox.name
         entry = (arrived, [-1])
         self._watched[name] = entry
         if self._task is None or self._task.done():
@@ -196,7 +207,7 @@ _watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, InboxWa
 def watch(inbox: Inbox, arrived: Callable[[], None]) -> Callable[[], None]:
     """Call ``arrived()`` when messages may have reached ``inbox`` (see `InboxWatch`)."""
     loop = asyncio.get_running_loop()
-    folder = str(inbox.path.parent)
+    folder = str(inbox.folder)
     by_folder = _watches.setdefault(loop, {})
     found = by_folder.get(folder)
     if found is None:

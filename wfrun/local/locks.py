@@ -77,10 +77,14 @@ class LockFile:
 
     def __init__(self, path: Path, opener: Callable[[Path, int], int]) -> None:
         self.path = path
+        #: The runs folder the lock file is in (as it was named when found).
+        self.folder = path.parent
         #: Opens a file of the home after its trust checks (`RunStore.open_checked`).
         self._open = opener
         self._fd = -1
         self._held: dict[int, str] = {}
+        #: The offsets of the runs held, by run id (a hash each: asked once per run held).
+        self._offsets: dict[str, int] = {}
         # Locks are released from the threads that end a run's last attempt, too.
         self._mutex = threading.Lock()
 
@@ -100,12 +104,13 @@ class LockFile:
                     raise refusal() from None
                 raise
             self._held[at] = run_id
+            self._offsets[run_id] = at
 
     def release(self, run_id: str) -> None:
         """Let ``run_id`` go (a no-op if this process does not hold it)."""
-        at = offset(run_id)
         with self._mutex:
-            if self._held.pop(at, None) is None:
+            at = self._offsets.pop(run_id, None)
+            if at is None or self._held.pop(at, None) is None:
                 return
             with contextlib.suppress(OSError):  # EBADF after a fork: nothing left to unlock
                 fcntl.fcntl(self._fd, _SET, _FLOCK.pack(fcntl.F_UNLCK, os.SEEK_SET, at, 1, 0))
@@ -152,6 +157,7 @@ class LockFile:
                 os.close(self._fd)
         self._fd = -1
         self._held.clear()
+        self._offsets.clear()
         self._mutex = threading.Lock()  # the parent's may have been taken at the fork
 
 
@@ -171,7 +177,9 @@ def lock_file(
     key = (info.st_dev, info.st_ino)
     with _registry_mutex:
         found = _lock_files.get(key)
-        if found is None or (found.path.parent != runs_dir and not found.holds_any()):
+        # The same path object, as a rule (`RunStore` keeps one per home): no comparison.
+        renamed = found is not None and found.folder is not runs_dir and found.folder != runs_dir
+        if found is None or (renamed and not found.holds_any()):
             # New, or a folder that was deleted and whose inode number came back for another
             # (temporary homes do that): a folder reached by another name keeps its locks.
             found = _lock_files[key] = LockFile(runs_dir / LOCK_FILE, opener)

@@ -353,6 +353,39 @@ class HistoryWriter:
         finally:
             self._put_down()
 
+    async def _sync_then_link(self, temporary: Path) -> None:
+        """`_sync_in_slot` for a new run's file, still under its ``temporary`` name, which
+        the sync thread links into place (`_link_one`) once the file is durable: one
+        hand-off to the pool and one wake-up of the loop for both, where a hand-off of the
+        link's own cost the loop about as much as the rest of the run's creation (~60k
+        instructions a run, callgrind). Kept in step with `_sync_in_slot`.
+
+        A failed sync fails the writer as `_sync_in_slot` does (the link is not made); a
+        failed link raises its own error, for `RunStore._linking` to say what it means."""
+        self.settle()
+        self._flush()
+        fd = self._open()
+        refused: list[BaseException] = []
+
+        def link() -> None:
+            try:
+                _link_one(temporary, self.path)
+            except BaseException as exc:  # told apart from a failed sync on the loop
+                refused.append(exc)
+                raise
+
+        awaited, future = syncs.submit_batched(fd, data_only=self._reserving, then=link)
+        self._syncing.add(future)  # `close` waits for it: the link too, the run held meanwhile
+        future.add_done_callback(self._synced)
+        try:
+            await awaited
+        except OSError as exc:
+            if refused and refused[0] is exc:
+                raise
+            self._fail(exc, "sync", keep=None)
+        finally:
+            self._put_down()
+
     def _trim(self, fd: int) -> None:
         """Cut the reserved zeros off (in a sync thread, or at `close`)."""
         with self._trimming:
@@ -623,21 +656,17 @@ def _open_new(requests: list[tuple[Path, locks.LockFile, str]]) -> list[_Result]
     return [_each(_open_one, request) for request in requests]
 
 
-def _link_new(pairs: list[tuple[Path, Path]]) -> list[_Result]:
-    """In a sync thread: `_link_one` for each run linked in one turn of the loop."""
-    return [_each(_link_one, pair) for pair in pairs]
-
-
 #: Threads a turn's calls are spread over, at most: an O_CREAT can take a few hundred µs of
 #: kernel time here, which one thread would add up for the whole turn.
 _SPREAD: Final = 4
 
 
 class _TurnCalls(syncs.TurnBatch[Any, Any]):
-    """The calls of one batch function (`_open_new`, `_link_new`) asked for in one turn of a
-    loop: handed to the sync pool together, a few threads' worth, and settled on the loop
-    together. A call each cost the loop a pool hand-off, a thread's wake-up and a wake-up of
-    the loop of its own (twice per run created in a crowd)."""
+    """The calls of one batch function (`_open_new`) asked for in one turn of a loop: handed
+    to the sync pool together, a few threads' worth, and settled on the loop together. A
+    call each cost the loop a pool hand-off, a thread's wake-up and a wake-up of the loop of
+    its own (per run created in a crowd; a new file's link rides with its first sync:
+    `HistoryWriter._sync_then_link`)."""
 
     def __init__(self, function: Callable[[list[Any]], list[_Result]]) -> None:
         super().__init__()
@@ -685,15 +714,11 @@ async def _aside(
     args: tuple[Any, ...],
     *,
     undo: Callable[[], None] | None = None,
-    hold: HistoryWriter | None = None,
 ) -> Any:
     """``function``'s call for ``args``, made in the sync pool with the others of this turn
     of the loop (`_TurnCalls`). Cancelled meanwhile, it runs to its end all the same (even
-    if no thread took it yet: a link left undone would leave its temporary name behind), and
-    ``undo`` then undoes it if it succeeded; ``hold``, the writer of the run it works for,
-    keeps the run locked until it is done (see `RunStore.remove_stale_temporaries`).
-    Cancelling the caller cancels only the loop's future it awaits, never the thread's
-    work."""
+    if no thread took it yet), and ``undo`` then undoes it if it succeeded. Cancelling the
+    caller cancels only the loop's future it awaits, never the thread's work."""
     loop = asyncio.get_running_loop()
     by_function = _turn_calls.get(loop)
     if by_function is None:
@@ -707,9 +732,6 @@ async def _aside(
     except asyncio.CancelledError:
         if undo is not None:
             done.add_done_callback(lambda finished: _undo_after(finished, undo))
-        if hold is not None:  # `close` waits for it, as for a sync of its descriptor
-            hold._syncing.add(done)
-            done.add_done_callback(hold._synced)
         raise
 
 
@@ -735,24 +757,33 @@ class LoopGroupSync:
         self._folder = folder
         self._asked = 0
         self._done = 0
-        self._running: asyncio.Future[None] | None = None
+        #: Whether an fsync runs, and the futures of the runs that wait for it to end (each
+        #: its own: a waiter cancelled cancels only its own, as `asyncio.shield` would
+        #: have it, without shield's two futures and callbacks per waiter).
+        self._running = False
+        self._waiting: list[asyncio.Future[None]] = []
 
     async def sync(self) -> None:
         """Return once an fsync of the folder that began after this call has succeeded."""
         self._asked += 1
         mine = self._asked
         while self._done < mine:
-            if self._running is not None:
-                await asyncio.shield(self._running)  # its starter reports a failure
+            if self._running:
+                waiter = asyncio.get_running_loop().create_future()
+                self._waiting.append(waiter)
+                await waiter  # its starter reports a failure
                 continue
             covers = self._asked  # every change asked for by now was made before this
-            self._running = asyncio.get_running_loop().create_future()
+            self._running = True
             try:
                 await self._fsync()
                 self._done = max(self._done, covers)
             finally:
-                running, self._running = self._running, None
-                running.set_result(None)
+                self._running = False
+                waiting, self._waiting = self._waiting, []
+                for waiter in waiting:
+                    if not waiter.done():  # else cancelled meanwhile
+                        waiter.set_result(None)
 
     async def _fsync(self) -> None:
         folder = self._folder
@@ -821,9 +852,7 @@ class RunStore:
     write: Callable[[int, bytearray | memoryview], int] = staticmethod(os.write)
 
     def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
-        self.home = settings.home(home)
-        self.runs_dir = self.home / "runs"
-        self._inbox_dir = self.home / "inbox"
+        self.home, self.runs_dir, self._inbox_dir = _layout(home)
 
     def path(self, run_id: str) -> Path:
         return self.runs_dir / f"{validate_run_id(run_id)}.jsonl"
@@ -831,6 +860,11 @@ class RunStore:
     def inbox_path(self, run_id: str) -> Path:
         """Where messages to the run wait (see `wfrun.local.inbox`)."""
         return self._inbox_dir / f"{validate_run_id(run_id)}.jsonl"
+
+    @property
+    def inbox_dir(self) -> Path:
+        """The folder of the runs' inboxes (`inbox_path`'s)."""
+        return self._inbox_dir
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -863,8 +897,9 @@ class RunStore:
 
         The two fsyncs (the file's, then the runs folder's) are handed to the sync pool with
         every other sync of the same turn of the loop (`wfrun.local.syncs.submit_batched`),
-        and the changes to the runs folder (creating the file, linking it into place) are
-        made in a sync thread, with those of the other runs of the same turn (`_TurnCalls`):
+        and the changes to the runs folder are made in a sync thread: the file is created
+        with those of the other runs of the same turn (`_TurnCalls`), and linked into place
+        by the thread that synced it, once it is durable (`HistoryWriter._sync_then_link`):
         an O_CREAT can take hundreds of µs of kernel time (measured: ~1.6 ms per creation,
         the whole loop stalled meanwhile). The rest runs on the loop: every system call in a
         thread is a round trip of the GIL, which the busy loop holds (moving the lock, the
@@ -882,16 +917,18 @@ class RunStore:
                 undo=partial(_forget_new, temporary, lock, run_id),
             )
             writer, event = self._first_event(fd, temporary, lock, started, clock)
-            linking = False
             try:
                 with self._linking(writer):
-                    await writer._sync_in_slot()
-                    linking = True  # from here on, the thread takes the temporary name away
-                    await _aside(_link_new, (temporary, writer.path), hold=writer)
+                    await writer._sync_then_link(temporary)
             except BaseException:
-                writer.close()  # after the threads still syncing its descriptor or linking
-                if not linking:
+                # The temporary name goes once no thread works on it: a link (made even if
+                # this run was cancelled meanwhile) took it already, a failed sync did not.
+                in_flight = list(writer._syncing)  # list(): the threads discard from it
+                for future in in_flight:
+                    future.add_done_callback(lambda _: _forget_new(temporary, None, run_id))
+                if not in_flight:
                     _forget_new(temporary, None, run_id)
+                writer.close()  # after the threads still syncing its descriptor or linking
                 raise
         try:
             await _loop_folder_syncs(self.runs_dir).sync()
@@ -1105,7 +1142,17 @@ class RunStore:
     def read_from(self, path: Path, offset: int) -> bytes:
         """What a run file holds past ``offset`` (for following a live run), checked as every
         read is."""
-        fd = self.open_checked(path, os.O_RDONLY)
+        return self._read_past(self.open_checked(path, os.O_RDONLY), path, offset)
+
+    def read_in(self, folder: Path, name: str, offset: int) -> bytes:
+        """`read_from` of the file ``name`` in ``folder`` (a folder of this home): its path is
+        made only if the folder is there (most runs' inboxes are looked at, few exist)."""
+        self._check_folder(folder)
+        path = folder / name
+        return self._read_past(_checked(_open_file(path, os.O_RDONLY), path), path, offset)
+
+    def _read_past(self, fd: int, path: Path, offset: int) -> bytes:
+        """What ``fd``, opened by `read_from` or `read_in`, holds past ``offset``; closed."""
         try:
             size = _content_end(fd, os.fstat(fd).st_size)  # not the zeros reserved past it
             return os.pread(fd, size - offset, offset) if size > offset else b""
@@ -1284,9 +1331,11 @@ class RunStore:
         except FileNotFoundError:
             raise self._not_found(run_id) from None
 
-    def open_checked(self, path: Path, flags: int) -> int:
-        """Open a file of this home that is safe to believe (`FileNotFoundError` if none)."""
-        self._check_folder(path.parent)
+    def open_checked(self, path: Path, flags: int, folder: Path | None = None) -> int:
+        """Open a file of this home that is safe to believe (`FileNotFoundError` if none).
+
+        ``folder``: ``path.parent``, when the caller has it at hand."""
+        self._check_folder(folder or path.parent)
         return _checked(_open_file(path, flags), path)
 
     def _check_folder(self, folder: Path | None = None) -> os.stat_result:
@@ -1307,8 +1356,10 @@ class RunStore:
     def ensure_folder(self, folder: Path) -> os.stat_result:
         """Create a folder of this home (0700) if need be, durably, and check it (its status,
         as checked, is returned)."""
-        with contextlib.suppress(FileNotFoundError):  # there already: one lstat, not three
+        try:  # there already: one lstat, not three
             return self._check_folder(folder)
+        except FileNotFoundError:
+            pass
         created = []
         try:
             for each in (self.home, folder):
@@ -1342,6 +1393,30 @@ class RunStore:
                 os.close(fd)
         except OSError as exc:
             raise io_error(exc, folder, "cannot sync") from None
+
+
+def _layout(home: str | os.PathLike[str] | None) -> tuple[Path, Path, Path]:
+    """A home's folder, its runs folder and its inbox folder (see `settings.home`).
+
+    The same three objects for the same home, as long as it is named the same way (the
+    given path's text, else ``$WFRUN_HOME``'s, read each time): a path object built per run
+    was three parses of the path, and a path asked again for its text or its hash (a dict
+    key) computes it once per object."""
+    text = os.fspath(home) if home else os.environ.get(settings.HOME_ENV) or settings.DEFAULT_HOME
+    found = _layouts.get(text)
+    if found is None:
+        root = Path(text)  # as `settings.home` makes it
+        found = (root, root / "runs", root / "inbox")
+        if len(_layouts) >= _LAYOUTS_KEPT:  # many temporary homes (tests): keep it small
+            _layouts.clear()
+        _layouts[text] = found
+    return found
+
+
+#: `_layout`'s by the home's text (the default, ``.wfrun``, stays relative: it is resolved
+#: where the process is when the path is used, as it always was).
+_layouts: dict[str, tuple[Path, Path, Path]] = {}
+_LAYOUTS_KEPT: Final = 64
 
 
 #: Never follow a link (a planted one could point anywhere), never block on a FIFO, never

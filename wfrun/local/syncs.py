@@ -38,7 +38,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
@@ -147,17 +147,29 @@ _mutex = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 
 
-@contextlib.contextmanager
-def live_run() -> Iterator[None]:
+def live_run() -> contextlib.AbstractContextManager[None]:
     """Count a run as live in this process for as long as the block runs."""
-    global _live
-    with _mutex:
-        _live += 1
-    try:
-        yield
-    finally:
+    return _LIVE_RUN
+
+
+class _LiveRun:
+    """`live_run`'s context manager: one for all (it holds no state of its own), and a
+    class, not a generator's, as every run enters it."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        global _live
+        with _mutex:
+            _live += 1
+
+    def __exit__(self, *_: object) -> None:
+        global _live
         with _mutex:
             _live -= 1
+
+
+_LIVE_RUN: Final = _LiveRun()
 
 
 def crowded() -> bool:

@@ -18,7 +18,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import FrameType
 from typing import Final
 
@@ -100,6 +100,8 @@ class _Watcher:
         self._watched: set[LoopWatchdog] = set()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
+        #: Whether the thread waits for a loop to watch (else a notify would find nobody).
+        self._idle = False
 
     def watch(self, watchdog: LoopWatchdog) -> None:
         with self._cond:
@@ -109,7 +111,8 @@ class _Watcher:
                     target=self._run, name="wfrun-watchdog", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            if self._idle:
+                self._cond.notify()
 
     def forget(self, watchdog: LoopWatchdog) -> None:
         with self._cond:
@@ -119,7 +122,9 @@ class _Watcher:
         while True:
             with self._cond:
                 while not self._watched:
+                    self._idle = True
                     self._cond.wait()
+                self._idle = False
             time.sleep(_TICK)
             with self._cond:
                 watched = list(self._watched)
@@ -186,23 +191,35 @@ def _where(frame: FrameType) -> str:
 _watchdogs: dict[asyncio.AbstractEventLoop, LoopWatchdog] = {}
 
 
-@contextlib.contextmanager
-def watching() -> Iterator[None]:
+def watching() -> contextlib.AbstractContextManager[None]:
     """Keep a watchdog on the running loop while the body runs (shared by concurrent runs)."""
-    limit = settings.blocking_threshold()
-    if limit <= 0:
-        yield
-        return
-    loop = asyncio.get_running_loop()
-    watchdog = _watchdogs.get(loop)
-    if watchdog is None:
-        watchdog = _watchdogs[loop] = LoopWatchdog(loop, limit)
-        watchdog.start()
-    watchdog.users += 1
-    try:
-        yield
-    finally:
+    return _Watching()
+
+
+class _Watching:
+    """`watching`'s context manager: a class, not a generator, since every run enters one
+    (and a run that never waits, in a crowd of such runs, starts and stops the watchdog)."""
+
+    __slots__ = ("_loop", "_watchdog")
+
+    def __enter__(self) -> None:
+        limit = settings.blocking_threshold()
+        if limit <= 0:
+            self._watchdog: LoopWatchdog | None = None
+            return
+        loop = self._loop = asyncio.get_running_loop()
+        watchdog = _watchdogs.get(loop)
+        if watchdog is None:
+            watchdog = _watchdogs[loop] = LoopWatchdog(loop, limit)
+            watchdog.start()
+        watchdog.users += 1
+        self._watchdog = watchdog
+
+    def __exit__(self, *_: object) -> None:
+        watchdog = self._watchdog
+        if watchdog is None:
+            return
         watchdog.users -= 1
         if watchdog.users == 0:
             watchdog.stop()
-            del _watchdogs[loop]
+            del _watchdogs[self._loop]
