@@ -336,46 +336,27 @@ class HistoryWriter:
         finally:
             slots.release()
 
-    async def _sync_in_slot(self, *, last: bool = False) -> None:
+    async def _sync_in_slot(self, *, last: bool = False, linking: Path | None = None) -> None:
         """`sync_aside`'s work, for a caller that holds a `syncs.slot` already, or whose file
-        is open already (it opens none)."""
+        is open already (it opens none).
+
+        ``last``: the thread trims the reserved zeros after the sync (see `sync_aside`).
+        ``linking``: the file is a new run's, still under this temporary name, which the
+        thread links into place (`_link_one`) once the file is durable: one hand-off to the
+        pool and one wake-up of the loop for both, where a hand-off of the link's own cost
+        the loop about as much as the rest of the run's creation (~60k instructions a run,
+        callgrind). A failed sync fails the writer (the link is not made); a failed link
+        raises its own error, for `RunStore._linking` to say what it means.
+        """
         self.settle()  # one begun while the run was alone
         self._flush()
         fd = self._open()
-        trim = partial(self._trim, fd) if last else None
-        awaited, future = syncs.submit_batched(fd, data_only=self._reserving, then=trim)
-        self._syncing.add(future)
-        future.add_done_callback(self._synced)
-        try:
-            await awaited
-        except OSError as exc:
-            self._fail(exc, "sync", keep=None)
-        finally:
-            self._put_down()
-
-    async def _sync_then_link(self, temporary: Path) -> None:
-        """`_sync_in_slot` for a new run's file, still under its ``temporary`` name, which
-        the sync thread links into place (`_link_one`) once the file is durable: one
-        hand-off to the pool and one wake-up of the loop for both, where a hand-off of the
-        link's own cost the loop about as much as the rest of the run's creation (~60k
-        instructions a run, callgrind). Kept in step with `_sync_in_slot`.
-
-        A failed sync fails the writer as `_sync_in_slot` does (the link is not made); a
-        failed link raises its own error, for `RunStore._linking` to say what it means."""
-        self.settle()
-        self._flush()
-        fd = self._open()
+        then: Callable[[], None] | None = partial(self._trim, fd) if last else None
         refused: list[BaseException] = []
-
-        def link() -> None:
-            try:
-                _link_one(temporary, self.path)
-            except BaseException as exc:  # told apart from a failed sync on the loop
-                refused.append(exc)
-                raise
-
-        awaited, future = syncs.submit_batched(fd, data_only=self._reserving, then=link)
-        self._syncing.add(future)  # `close` waits for it: the link too, the run held meanwhile
+        if linking is not None:
+            then = partial(_link_noted, linking, self.path, refused)
+        awaited, future = syncs.submit_batched(fd, data_only=self._reserving, then=then)
+        self._syncing.add(future)  # `close` waits for it (and for the link: the run is held)
         future.add_done_callback(self._synced)
         try:
             await awaited
@@ -631,6 +612,16 @@ def _forget_new(temporary: Path, lock: locks.LockFile | None, run_id: str) -> No
         lock.release(run_id)
 
 
+def _link_noted(temporary: Path, path: Path, refused: list[BaseException]) -> None:
+    """`_link_one`, in a sync thread: what it raises is noted in ``refused`` too, so that the
+    loop tells a failed link from a failed sync."""
+    try:
+        _link_one(temporary, path)
+    except BaseException as exc:
+        refused.append(exc)
+        raise
+
+
 def _link_one(temporary: Path, final: Path) -> None:
     """Put a new run file in place under its name; the temporary name goes either way."""
     try:
@@ -666,7 +657,7 @@ class _TurnCalls(syncs.TurnBatch[Any, Any]):
     to the sync pool together, a few threads' worth, and settled on the loop together. A
     call each cost the loop a pool hand-off, a thread's wake-up and a wake-up of the loop of
     its own (per run created in a crowd; a new file's link rides with its first sync:
-    `HistoryWriter._sync_then_link`)."""
+    `HistoryWriter._sync_in_slot`)."""
 
     def __init__(self, function: Callable[[list[Any]], list[_Result]]) -> None:
         super().__init__()
@@ -899,7 +890,7 @@ class RunStore:
         every other sync of the same turn of the loop (`wfrun.local.syncs.submit_batched`),
         and the changes to the runs folder are made in a sync thread: the file is created
         with those of the other runs of the same turn (`_TurnCalls`), and linked into place
-        by the thread that synced it, once it is durable (`HistoryWriter._sync_then_link`):
+        by the thread that synced it, once it is durable (`HistoryWriter._sync_in_slot`):
         an O_CREAT can take hundreds of µs of kernel time (measured: ~1.6 ms per creation,
         the whole loop stalled meanwhile). The rest runs on the loop: every system call in a
         thread is a round trip of the GIL, which the busy loop holds (moving the lock, the
@@ -919,7 +910,7 @@ class RunStore:
             writer, event = self._first_event(fd, temporary, lock, started, clock)
             try:
                 with self._linking(writer):
-                    await writer._sync_then_link(temporary)
+                    await writer._sync_in_slot(linking=temporary)
             except BaseException:
                 # The temporary name goes once no thread works on it: a link (made even if
                 # this run was cancelled meanwhile) took it already, a failed sync did not.
