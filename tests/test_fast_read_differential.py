@@ -242,23 +242,35 @@ def test_a_replays_read_leaves_out_only_starts_their_completion_follows() -> Non
     rng = random.Random(11)
     left_out = 0
     for _ in range(60):
-        lines = _history(rng, rng.choice([30, 150, 1200]))
-        long_events, refusal = _long(lines)
-        # Again up to the first refused line: the rest read as well.
-        for part in (lines, lines[: len(long_events)]):
-            cuts = sorted(rng.sample(range(1, len(part)), k=min(3, len(part) - 1)))
-            events, error = _fast_for_replay(part, cuts)
-            assert error == (refusal if part is lines else None)
-            kept = iter(events)
-            following = next(kept, None)
-            for at, event in enumerate(long_events):
-                if following == event:
-                    following = next(kept, None)
-                else:
-                    assert _settled_start(long_events, at), (at, event)
-                    left_out += 1
-            assert following is None  # each event read is one of the long way's, in order
+        left_out += _read_as_a_replay(_history(rng, rng.choice([30, 150, 1200])), rng)
     assert left_out > 20  # the histories are refused early, most of them
+
+
+def _read_as_a_replay(lines: list[bytes], rng: random.Random) -> int:
+    """Read ``lines`` as a replay reads them, in random chunks, and again up to the first line
+    the long way refuses: assert the long way's events in order, less first starts whose
+    completion follows them at once, and the same refusal at the same line. How many starts
+    were left out."""
+    left_out = 0
+    long_events, refusal = _long(lines)
+    for part in (lines, lines[: len(long_events)]):
+        cuts = sorted(rng.sample(range(1, len(part)), k=min(3, len(part) - 1)))
+        events, error = _fast_for_replay(part, cuts)
+        assert error == (refusal if part is lines else None)
+        kept = iter(events)
+        following = next(kept, None)
+        for at, event in enumerate(long_events):
+            if following == event:
+                following = next(kept, None)
+            elif error is not None and at == len(long_events) - 1:
+                # A start held back just before the refused line is not appended.
+                assert type(event) is ActivityStarted
+                assert type(long_events[at - 1]) is ActivityScheduled
+            else:
+                assert _settled_start(long_events, at), (at, event)
+                left_out += 1
+        assert following is None  # each event read is one of the long way's, in order
+    return left_out
 
 
 #: A completion's duration and result as a line may hold them (raw JSON text, spaces kept):
@@ -323,24 +335,7 @@ def test_a_replays_read_of_completions_after_first_starts_is_the_long_ways() -> 
     read_fast = 0
     for _ in range(800):
         lines = _with_completion_variants(_history(rng, rng.choice([12, 40, 150])), rng)
-        long_events, refusal = _long(lines)
-        for part in (lines, lines[: len(long_events)]):
-            cuts = sorted(rng.sample(range(1, len(part)), k=min(3, len(part) - 1)))
-            events, error = _fast_for_replay(part, cuts)
-            assert error == (refusal if part is lines else None)
-            kept = iter(events)
-            following = next(kept, None)
-            for at, event in enumerate(long_events):
-                if following == event:
-                    following = next(kept, None)
-                elif error is not None and at == len(long_events) - 1:
-                    # A start held back just before the refused line is not appended.
-                    assert type(event) is ActivityStarted
-                    assert type(long_events[at - 1]) is ActivityScheduled
-                else:
-                    assert _settled_start(long_events, at), (at, event)
-                    read_fast += 1
-            assert following is None  # each event read is one of the long way's, in order
+        read_fast += _read_as_a_replay(lines, rng)
     assert read_fast > 200  # many completions pass, not only the refusals
 
 
