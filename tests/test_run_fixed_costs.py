@@ -326,6 +326,18 @@ def test_stores_of_one_home_share_its_folder_paths_and_follow_wfrun_home_as_it_c
     assert RunStore().home == Path(".wfrun")  # relative, as ever: resolved where it is used
 
 
+def test_a_home_s_lock_file_is_known_by_its_store_s_own_runs_folder_path(home: Path) -> None:
+    """A run's lock is found by the store's runs folder path object itself (one per home), so
+    that finding it again asks no comparison of paths."""
+    store = RunStore(home)
+    store._ensure_dirs()
+    lock = store._lock("first")
+    try:
+        assert lock.folder is store.runs_dir
+    finally:
+        lock.release("first")
+
+
 def test_a_run_sent_no_message_makes_no_path_for_its_inbox(home: Path) -> None:
     from wfrun.local.inbox import Inbox
 

@@ -75,10 +75,13 @@ class LockFile:
     so that a process that visits many homes does not keep one descriptor each).
     """
 
-    def __init__(self, path: Path, opener: Callable[[Path, int], int]) -> None:
+    def __init__(
+        self, path: Path, opener: Callable[[Path, int], int], folder: Path | None = None
+    ) -> None:
         self.path = path
-        #: The runs folder the lock file is in (as it was named when found).
-        self.folder = path.parent
+        #: The runs folder the lock file is in (as it was named when found: the caller's own
+        #: path object, which `lock_file` then recognises without a comparison).
+        self.folder = folder or path.parent
         #: Opens a file of the home after its trust checks (`RunStore.open_checked`).
         self._open = opener
         self._fd = -1
@@ -182,7 +185,7 @@ def lock_file(
         if found is None or (renamed and not found.holds_any()):
             # New, or a folder that was deleted and whose inode number came back for another
             # (temporary homes do that): a folder reached by another name keeps its locks.
-            found = _lock_files[key] = LockFile(runs_dir / LOCK_FILE, opener)
+            found = _lock_files[key] = LockFile(runs_dir / LOCK_FILE, opener, runs_dir)
         return found
 
 
