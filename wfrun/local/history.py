@@ -317,7 +317,9 @@ class LineReader:
                                 pass
                             else:
                                 if duration.__class__ in _SECONDS and 0 <= duration <= LIMIT:
-                                    # The start held back is left out: its completion follows.
+                                    # The start held back is left out: its completion
+                                    # follows (built inline, as `_first_start` is: a frame
+                                    # less a step).
                                     event = new(ActivityCompleted)
                                     event.id = number
                                     event.ts = ts.decode()
