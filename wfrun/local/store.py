@@ -313,8 +313,9 @@ class HistoryWriter:
 
         The write stays here, on the loop: appends go on meanwhile and land after it. The
         descriptor stays open until the thread is done with it (nothing closes it meanwhile:
-        `park` waits for the sync), and only so many runs at a time may hold one for a sync
-        (`syncs.slot`): the rest wait for theirs holding none.
+        `park` waits for the sync), and only so many runs at a time may open one for a sync
+        (`syncs.slot`; a file kept open between writes needs none): the rest wait for theirs
+        holding none.
 
         ``last``: the run is about to let go of its file: the thread trims the reserved zeros
         after the sync too, which `close` would otherwise do on the loop (a change of the

@@ -20,12 +20,14 @@ sync one file each as before.
 
 The same count decides when a run keeps its history file open between writes (see
 `wfrun.local.store.HistoryWriter`): alone, it keeps it (an open per step would cost the single
-run ~10 µs); in company it opens it only to write and to sync, and at most `SYNC_SLOTS` runs
-of a loop hold it open for a sync at once (the thread is handed the descriptor itself: an
-fsync through a fresh one would cost three more syscalls, each a wait for the GIL that the
-busy loop thread holds). So the number of runs is not bounded by the limit on open files.
-Runs being created hold a slot of their own (`CREATE_SLOTS`), so a crowd of new runs never
-keeps the live ones from their syncs (see `wfrun.local.store.RunStore.create_aside`).
+run ~10 µs); in company it keeps it only while the process holds few enough of them
+(`wfrun.local.store.keep_open`), else opens it only to write and to sync, and at most
+`SYNC_SLOTS` runs of a loop open it for a sync at once (a file kept open needs no slot; the
+thread is handed the descriptor itself: an fsync through a fresh one would cost three more
+syscalls, each a wait for the GIL that the busy loop thread holds). So the number of runs
+is not bounded by the limit on open files. Runs being created hold a slot of their own
+(`CREATE_SLOTS`), so a crowd of new runs never keeps the live ones from their syncs (see
+`wfrun.local.store.RunStore.create_aside`).
 """
 
 from __future__ import annotations
