@@ -58,13 +58,6 @@ def _default(value: Any) -> Any:
     return _as_pydantic_would(value)
 
 
-#: How `encode` and `encode_arguments` call ``orjson.dumps`` (``default=JSON_DEFAULT,
-#: option=JSON_OPTIONS``), for a caller on a hot path that makes the call itself (a frame
-#: less; on failure it asks `refuse_arguments`).
-JSON_DEFAULT: Final = _default
-JSON_OPTIONS: Final = _OPTIONS
-
-
 def _as_pydantic_would(value: Any) -> Any:
     """Whatever else pydantic validates it also serializes (``HttpUrl``, ``IPv4Address``,
     ``Path``, ...): a type wfrun accepts on the way in must not be refused on the way out."""
@@ -106,15 +99,9 @@ def encode_arguments(arguments: Mapping[str, Any], *, subject: str) -> bytes:
     try:
         return orjson.dumps(arguments, default=_default, option=_OPTIONS)
     except (TypeError, ValueError, UnicodeError):
-        refuse_arguments(arguments, subject=subject)
+        for name, value in arguments.items():
+            encode(value, subject=f"argument {name!r} of {subject}")
         raise  # every argument encodes alone, so the failure is elsewhere: show it as is
-
-
-def refuse_arguments(arguments: Mapping[str, Any], *, subject: str) -> None:
-    """After the encoding of ``arguments`` failed: raise `EncodingError` naming the first
-    argument that cannot be encoded alone, if any (else the caller raises what it caught)."""
-    for name, value in arguments.items():
-        encode(value, subject=f"argument {name!r} of {subject}")
 
 
 def loads(data: bytes) -> Any:

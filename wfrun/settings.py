@@ -40,7 +40,12 @@ DEFAULT_CONTINUE_AS_NEW_AT: Final = 10_000
 
 def home(given: str | os.PathLike[str] | None = None) -> Path:
     """``given`` if set, else ``$WFRUN_HOME``, else ``./.wfrun``."""
-    return Path(given or os.environ.get(HOME_ENV) or DEFAULT_HOME)
+    return Path(home_text(given))
+
+
+def home_text(given: str | os.PathLike[str] | None = None) -> str:
+    """`home` as the text it is made from (a key for what is kept per home)."""
+    return os.fspath(given) if given else os.environ.get(HOME_ENV) or DEFAULT_HOME
 
 
 def max_payload() -> int:

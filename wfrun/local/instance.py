@@ -28,8 +28,6 @@ from pathlib import Path
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
 
-import orjson
-
 from ..errors import (
     ActivityError,
     ApplicationError,
@@ -58,15 +56,7 @@ from ..events import (
     is_run_id,
 )
 from ..loader import target_of
-from ..payload import (
-    JSON_DEFAULT,
-    JSON_OPTIONS,
-    abbreviate,
-    check_size,
-    loads,
-    raw,
-    refuse_arguments,
-)
+from ..payload import abbreviate, check_size, encode_arguments, loads, raw
 from ..runtime import WorkflowInfo, set_workflow_runtime
 from .commands import (
     CancelActivity,
@@ -85,8 +75,6 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from ..definitions import ActivityDefinition, HandlerDefinition, WorkflowDefinition
-
-_dumps = orjson.dumps
 
 #: `WorkflowInstance.apply` was given no validated result: it validates the recorded one.
 _UNDECODED: Final[Any] = object()
@@ -610,11 +598,7 @@ class WorkflowInstance:
         plain = arguments is not None
         if arguments is None:
             arguments = signature.bind(args, kwargs)
-        try:  # `encode_arguments`, inline: a frame less per call
-            data = _dumps(arguments, default=JSON_DEFAULT, option=JSON_OPTIONS)
-        except (TypeError, ValueError, UnicodeError):
-            refuse_arguments(arguments, subject=signature.owner)
-            raise
+        data = encode_arguments(arguments, subject=signature.owner)
         limit = definition.options.max_payload or self.max_payload
         if len(data) > limit:  # the test first: a call with keywords costs every step
             check_size(data, limit=limit, activity=definition.name, side="input")

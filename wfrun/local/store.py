@@ -353,8 +353,9 @@ class HistoryWriter:
         self._flush()
         fd = self._open()
         then: Callable[[], None] | None = partial(self._trim, fd) if last else None
-        refused: list[BaseException] = []
+        refused: list[BaseException] | None = None  # a new run's only: not made every step
         if linking is not None:
+            refused = []
             then = partial(_link_noted, linking, self.path, refused)
         awaited, future = syncs.submit_batched(fd, data_only=self._reserving, then=then)
         self._syncing.add(future)  # `close` waits for it (and for the link: the run is held)
@@ -1394,7 +1395,7 @@ def _layout(home: str | os.PathLike[str] | None) -> tuple[Path, Path, Path]:
     given path's text, else ``$WFRUN_HOME``'s, read each time): a path object built per run
     was three parses of the path, and a path asked again for its text or its hash (a dict
     key) computes it once per object."""
-    text = os.fspath(home) if home else os.environ.get(settings.HOME_ENV) or settings.DEFAULT_HOME
+    text = settings.home_text(home)
     found = _layouts.get(text)
     if found is None:
         root = Path(text)  # as `settings.home` makes it
