@@ -374,6 +374,141 @@ def test_every_completion_after_a_first_start_reads_as_the_long_way_reads_it() -
     assert read_fast > 60
 
 
+#: A scheduling's name and input as a line may hold them (raw JSON text, spaces kept): right
+#: ones first (up to `_RIGHT_CALLS`), then ones a builder refuses or that do not decode alone.
+_NAMES = [b'"f"', b'"g"', b'""', b'"f\\"', b'"a,\\"input\\":b"', b'"\\u00e9t\\u00e9"',
+          b' "f" ', b'"f" ',
+          b"1", b"null", b'["f"]', b"", b'"f', b'"f","input":1', b'"\xff"']  # fmt: skip
+_INPUTS = [b"{}", b'{"x":1}', b'{"a":[1,{"b":null}]}', b' {"x":1} ', b'{"input":1}',
+           b'{"x":"1,\\"crc\\":2"}', b'{"x":1,"x":2}', b"{}  ",
+           b"[]", b"1", b"null", b'"{}"', b"", b'{"x":1},"y":2', b"{", b"[" * 300 + b"]" * 300,
+           b"{" * 300 + b"}" * 300]  # fmt: skip
+_RIGHT_CALLS = 8
+
+
+def _scheduling_variants(number: int, seq: int, ts: str, rng: random.Random) -> bytes:
+    """The scheduling of call ``seq`` as line ``number``: as the writer writes it, or off in
+    one way or another (fields, their order, its time, name or input)."""
+    head = b'{"id":%d,"ts":"%b","type":"ActivityScheduled","seq":%d,"name":'
+    fields = [number, ts.encode(), seq]
+    separator = b',"input":'
+    kind = rng.randrange(19)  # 11 and above: as written
+    if kind == 0:
+        fields[0] = number + rng.choice([-1, 1, 10])
+    elif kind == 1:
+        fields[2] = seq + rng.choice([-1, 1])
+    elif kind == 2:
+        fields[1] = rng.choice(_TIMES).encode()
+    elif kind == 3:
+        head = head.replace(b'"id":%d', b'"id":0%d')
+    elif kind == 4:
+        head = head.replace(b'"name":', b'"name": ')
+    elif kind == 5:
+        head = head.replace(b'"seq":%d', b'"seq":%d.0')
+    elif kind == 10:  # as long as the input's key: the name must be followed by that key
+        separator = b',"Input":'
+    name = rng.choice(_NAMES[: _RIGHT_CALLS if kind != 6 else None])
+    value = rng.choice(_INPUTS[: _RIGHT_CALLS if kind != 9 else None])
+    body = head % tuple(fields) + name + separator + value
+    if kind == 7:
+        body += b',"extra":1'
+    body += b"}"
+    line = body[:-1] + CRC_TAIL % zlib.crc32(body)  # as written, whatever the bytes
+    if kind == 8:  # right but for its checksum
+        line = line[:-3] + (b"0" if line[-3:-2] != b"0" else b"1") + line[-2:]
+    return line
+
+
+def _with_scheduling_variants(lines: list[bytes], rng: random.Random) -> list[bytes]:
+    """``lines`` with every scheduling that follows a completion replaced by one of
+    `_scheduling_variants` (on the same line: the ids stay as they are)."""
+    out = list(lines)
+    for at in range(1, len(out)):
+        if b'"ActivityScheduled"' not in out[at] or b'"ActivityCompleted"' not in out[at - 1]:
+            continue
+        scheduled = orjson.loads(out[at])
+        out[at] = _scheduling_variants(at + 2, scheduled["seq"], scheduled["ts"], rng)
+    return out
+
+
+def test_schedulings_after_completions_read_the_fast_way_as_the_long_way() -> None:
+    """Random histories whose schedulings right after a completion are as written or off in
+    any way (their head, time, name, input, checksum, a field more), read in random chunks,
+    keeping every event and as a replay reads them: the long way's events (less, for a
+    replay, the first starts that their completion follows at once), the same refusal at
+    the same line."""
+    rng = random.Random(31)
+    read_through = 0
+    for _ in range(800):
+        lines = _with_scheduling_variants(_history(rng, rng.choice([12, 40, 150])), rng)
+        long = _long(lines)
+        cuts = sorted(rng.sample(range(1, len(lines)), k=min(3, len(lines) - 1)))
+        assert _fast(lines, cuts) == long
+        _read_as_a_replay(lines, rng)
+        read_through += sum(type(event) is ActivityScheduled for event in long[0][1:])
+    assert read_through > 300  # many schedulings are read, not only the refusals
+
+
+def test_every_scheduling_after_a_completion_reads_as_the_long_way_reads_it() -> None:
+    """Each name and input of `_NAMES` and `_INPUTS` with each other, twice in a row (the
+    second compared with the name before it), and times off after their second: the same
+    events, or the same refusal, as the long way."""
+    ts = "2026-11-28T12:00:00.000100Z"
+    times = [ts, "2026-11-28T12:00:00.999999Z", "2026-11-28T12:00:01.000000Z"] + [
+        ts[:at] + odd + ts[at + 1 :]
+        for at in range(19, 27)
+        for odd in ("a", "+", " ", "\u0663", "Z", "0")
+    ]
+    head = b'{"id":%d,"ts":"%b","type":"ActivityScheduled","seq":%d,"name":'
+
+    def scheduling(number: int, seq: int, name: bytes, value: bytes, at: bytes) -> bytes:
+        body = head % (number, at, seq) + name + b',"input":' + value + b"}"
+        return body[:-1] + CRC_TAIL % zlib.crc32(body)
+
+    def completion(number: int, seq: int) -> bytes:
+        return serialize(
+            ActivityCompleted(id=number, ts=ts, seq=seq, attempt=1, duration=0.1, result=1)
+        )
+
+    cases = [(n, v, ts.encode()) for n in _NAMES for v in _INPUTS]
+    cases += [(b'"f"', b"{}", at.encode()) for at in times]
+    for later in (b'"f"', b'"g"'):
+        for name, value, at in cases:
+            lines = [
+                serialize(ActivityScheduled(id=2, ts=ts, seq=1, name="f", input={})),
+                completion(3, 1),
+                scheduling(4, 2, later, b"{}", ts.encode()),
+                completion(5, 2),
+                scheduling(6, 3, name, value, at),
+                completion(7, 3),
+                scheduling(8, 4, name, value, at),
+            ]
+            long = _long(lines)
+            assert _fast(lines, []) == long, (name, value, at)
+            assert _fast(lines, [5]) == long, (name, value, at)
+
+
+def test_a_scheduling_past_the_largest_seq_is_refused_the_fast_way_as_the_long_way() -> None:
+    from wfrun.events import LIMIT
+
+    ts = "2026-11-28T12:00:00.000100Z"
+    body = b'{"id":5,"ts":"%b","type":"ActivityScheduled","seq":%d,"name":"f","input":{}}' % (
+        ts.encode(),
+        LIMIT + 1,
+    )
+    lines = [
+        serialize(ActivityScheduled(id=2, ts=ts, seq=LIMIT, name="f", input={})),
+        serialize(ActivityStarted(id=3, ts=ts, seq=LIMIT, attempt=1)),
+        serialize(ActivityCompleted(id=4, ts=ts, seq=LIMIT, attempt=1, duration=0.1, result=1)),
+        body[:-1] + CRC_TAIL % zlib.crc32(body),
+    ]
+    long = _long(lines)
+    assert long[1] is not None
+    assert ":5: " in long[1]
+    assert _fast(lines, []) == long
+    assert _fast_for_replay(lines, []) == (long[0][::2], long[1])
+
+
 @pytest.mark.parametrize("end", ["completion", "start", "failure", "damage"])
 def test_a_start_held_back_at_a_chunks_end_is_kept_unless_its_completion_follows(end: str) -> None:
     """The line after a first start decides whether it is left out, in the next chunk or

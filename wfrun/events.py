@@ -114,11 +114,18 @@ def _scheduled_line(event: ActivityScheduled) -> bytes | None:
     return None
 
 
+#: An ActivityScheduled line as the writer writes it, up to its name (``% (id, ts, seq)``);
+#: the name, ``,"input":``, the input and the checksum field follow. A reader compares lines
+#: with it.
+SCHEDULED_HEAD: Final = b'{"id":%d,"ts":"%b","type":"ActivityScheduled","seq":%d,"name":'
+_SCHEDULED_BODY: Final = SCHEDULED_HEAD + b'%b,"input":%b'
+
+
 def scheduled_line(event_id: int, ts: str, seq: int, name: str, payload: Encoded) -> bytes | None:
     """The line of an ActivityScheduled event from its fields (ints, ``ts`` from `format_ts`,
     the input encoded), as `new_line` writes it; None if it takes the general way (text that
     is not ASCII): for a writer that needs no event object."""
-    body = b'{"id":%d,"ts":"%b","type":"ActivityScheduled","seq":%d,"name":%b,"input":%b' % (
+    body = _SCHEDULED_BODY % (
         event_id,
         ts.encode(),
         seq,

@@ -31,6 +31,7 @@ from ..events import (
     EVENT_TYPES,
     FORMAT_VERSION,
     LIMIT,
+    SCHEDULED_HEAD,
     STARTED_BODY,
     TERMINAL,
     ActivityCompleted,
@@ -253,8 +254,11 @@ class LineReader:
         crc32 = zlib.crc32
         loads = orjson.loads
         new = _NEW
-        #: The time to the second of the last `_STARTED` line read (see `_time_second`).
+        #: The time to the second of the last line read by a head compare (`_time_second`).
         second = b""
+        #: The name of the call last scheduled by `_SCHEDULED`'s way, as written and as text:
+        #: a valid pair from the start (the empty name).
+        name_json, name_text = b'""', ""
         # Where the time starts in a line written as `_STARTED` (after the id's digits), and
         # the first id with one digit more.
         at, tens = 13 + len(str(number + 1)), 10 ** len(str(number + 1))
@@ -332,6 +336,60 @@ class LineReader:
                                     last = event
                                     held = None
                                     continue
+                elif last.__class__ is ActivityCompleted:
+                    # A call scheduled after the previous call completed, as a workflow that
+                    # awaits its calls one by one writes it: read by writing its head with
+                    # the next seq and comparing, the name and the input decoded alone (see
+                    # `_SCHEDULED`).
+                    if number >= tens:
+                        at, tens = at + 1, tens * 10
+                    ts = line[at : at + 27]
+                    seq = last.seq + 1
+                    written = _SCHEDULED % (number, ts, seq)
+                    if (
+                        line.startswith(written)
+                        and line[cut:] == CRC_TAIL % crc
+                        and number <= LIMIT
+                        and seq <= LIMIT
+                        and (cut < _MAX_DEPTH or line.count(b"[") + line.count(b"{") <= _MAX_DEPTH)
+                    ):
+                        head = ts[:20]
+                        if head != second:
+                            second = _time_second(ts)
+                        named = len(written)
+                        given = named + len(name_json)
+                        if line.startswith(name_json, named) and line.startswith(_INPUT, given):
+                            name: Any = name_text  # the call before's name, as most often
+                        else:
+                            given = line.find(_INPUT, named, cut)
+                            try:
+                                name = loads(line[named:given]) if given > 0 else None
+                            except ValueError:
+                                name = None
+                            if name.__class__ is str:
+                                name_json, name_text = line[named:given], name
+                        if (
+                            head == second
+                            and ts[20:26].isdigit()
+                            and ts[26:] == b"Z"
+                            and name.__class__ is str
+                        ):
+                            try:
+                                value = loads(line[given + _INPUT_LENGTH : cut])
+                            except ValueError:
+                                value = None
+                            if value.__class__ is dict:
+                                # Built inline, as `_first_start` is: a frame less a step.
+                                event = new(ActivityScheduled)
+                                event.id = number
+                                event.ts = ts.decode()
+                                event.type = "ActivityScheduled"
+                                event.seq = seq
+                                event.name = name
+                                event.input = value
+                                append(event)
+                                last = event
+                                continue
                 # `_intact` and the depth test of `parse_line`, inline (a call per line
                 # counts); the checksum field compared whole, as it would be written.
                 if (
@@ -457,6 +515,22 @@ _STARTED: Final = STARTED_BODY + CRC_TAIL
 #: builder's checks of what the head already fixed (about 2,400 of a replayed step's ~92,000
 #: instructions, callgrind). A line that differs goes the ordinary way.
 _COMPLETED: Final = COMPLETED_HEAD
+#: A call's scheduling, as the writer writes it, up to its name (`wfrun.events.SCHEDULED_HEAD`):
+#: the event's id, time and the call's seq. The line after a completion read the fast way is
+#: read by writing this head from the line's number, the next seq (the completed call's, plus
+#: one) and the time where it stands in the line, comparing, and decoding only what follows
+#: it: the name up to the first `_INPUT` (or, most often, the name of the call scheduled
+#: before, compared as it was written), and the input up to the checksum field (compared as
+#: written). Where the head is equal, the time checked (`_time_second`), the name a JSON
+#: string and the input a JSON object alone, the line is exactly the JSON object ``{"id":
+#: number, "ts": time, "type": "ActivityScheduled", "seq": seq, "name": ..., "input": ...,
+#: "crc": ...}``: a JSON string holds ``"`` only escaped, so no ``,"input":``, and a JSON value
+#: alone cannot end early. That is what its builder would check and build, without the
+#: decode of the whole line into a dict and the builder's checks of what the head already
+#: fixed. A line that differs goes the ordinary way.
+_SCHEDULED: Final = SCHEDULED_HEAD
+_INPUT: Final = b',"input":'
+_INPUT_LENGTH: Final = len(_INPUT)
 _RESULT: Final = b',"result":'
 _RESULT_LENGTH: Final = len(_RESULT)
 #: The JSON types a duration may have (`wfrun.events` reads ``float`` as int or float).
