@@ -212,7 +212,9 @@ class LineReader:
     place (not after the end) compared. Replay and ``history`` read every line of a history
     this way, and calling `parse_line` per line cost several times the checksum and the JSON
     decode themselves. The start of a call's first attempt, right after its scheduling, is
-    read by writing it as the writer does and comparing (`_STARTED`). A line that is off in
+    read by writing it as the writer does and comparing (`_STARTED`); so are the heads of
+    the completion that follows such a start (`_COMPLETED`) and of a scheduling right after
+    a completion (`_SCHEDULED`), whose values alone are decoded. A line that is off in
     any way, or of an older format, goes the long way (`parse_line`, `check_next`), which
     raises `HistoryCorruptError` naming it.
 
@@ -516,18 +518,18 @@ _STARTED: Final = STARTED_BODY + CRC_TAIL
 #: instructions, callgrind). A line that differs goes the ordinary way.
 _COMPLETED: Final = COMPLETED_HEAD
 #: A call's scheduling, as the writer writes it, up to its name (`wfrun.events.SCHEDULED_HEAD`):
-#: the event's id, time and the call's seq. The line after a completion read the fast way is
-#: read by writing this head from the line's number, the next seq (the completed call's, plus
-#: one) and the time where it stands in the line, comparing, and decoding only what follows
-#: it: the name up to the first `_INPUT` (or, most often, the name of the call scheduled
-#: before, compared as it was written), and the input up to the checksum field (compared as
-#: written). Where the head is equal, the time checked (`_time_second`), the name a JSON
-#: string and the input a JSON object alone, the line is exactly the JSON object ``{"id":
-#: number, "ts": time, "type": "ActivityScheduled", "seq": seq, "name": ..., "input": ...,
-#: "crc": ...}``: a JSON string holds ``"`` only escaped, so no ``,"input":``, and a JSON value
-#: alone cannot end early. That is what its builder would check and build, without the
-#: decode of the whole line into a dict and the builder's checks of what the head already
-#: fixed. A line that differs goes the ordinary way.
+#: the event's id, time and the call's seq. The line after a completion is read by writing
+#: this head from the line's number, the next seq (the completed call's, plus one) and the
+#: time where it stands in the line, comparing, and decoding only what follows it: the name
+#: up to the first `_INPUT` (or, most often, the name of the call scheduled before, compared
+#: as it was written), and the input up to the checksum field (compared as written). Where
+#: the head is equal, the time checked (`_time_second`), the name a JSON string and the
+#: input a JSON object alone, the line is exactly the JSON object ``{"id": number, "ts":
+#: time, "type": "ActivityScheduled", "seq": seq, "name": ..., "input": ..., "crc": ...}``:
+#: a JSON string holds ``"`` only escaped, so no ``,"input":``, and a JSON value alone
+#: cannot end early. That is what its builder would check and build, without the decode of
+#: the whole line into a dict and the builder's checks of what the head already fixed. A
+#: line that differs goes the ordinary way.
 _SCHEDULED: Final = SCHEDULED_HEAD
 _INPUT: Final = b',"input":'
 _INPUT_LENGTH: Final = len(_INPUT)
