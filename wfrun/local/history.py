@@ -258,9 +258,9 @@ class LineReader:
         new = _NEW
         #: The time to the second of the last line read by a head compare (`_time_second`).
         second = b""
-        #: The name of the call last scheduled by `_SCHEDULED`'s way, as written and as text:
-        #: a valid pair from the start (the empty name).
-        name_json, name_text = b'""', ""
+        #: The name of the call last scheduled by `_SCHEDULED`'s way, as written (with the
+        #: `_INPUT` after it) and as text: a valid pair from the start (the empty name).
+        named_input, name_text = b'""' + _INPUT, ""
         # Where the time starts in a line written as `_STARTED` (after the id's digits), and
         # the first id with one digit more.
         at, tens = 13 + len(str(number + 1)), 10 ** len(str(number + 1))
@@ -359,17 +359,18 @@ class LineReader:
                         if head != second:
                             second = _time_second(ts)
                         named = len(written)
-                        given = named + len(name_json)
-                        if line.startswith(name_json, named) and line.startswith(_INPUT, given):
+                        if line.startswith(named_input, named):
                             name: Any = name_text  # the call before's name, as most often
+                            given = named + len(named_input)
                         else:
                             given = line.find(_INPUT, named, cut)
                             try:
                                 name = loads(line[named:given]) if given > 0 else None
                             except ValueError:
                                 name = None
+                            given += _INPUT_LENGTH
                             if name.__class__ is str:
-                                name_json, name_text = line[named:given], name
+                                named_input, name_text = line[named:given], name
                         if (
                             head == second
                             and ts[20:26].isdigit()
@@ -377,7 +378,7 @@ class LineReader:
                             and name.__class__ is str
                         ):
                             try:
-                                value = loads(line[given + _INPUT_LENGTH : cut])
+                                value = loads(line[given:cut])
                             except ValueError:
                                 value = None
                             if value.__class__ is dict:
