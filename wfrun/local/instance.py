@@ -328,13 +328,26 @@ class WorkflowInstance:
             awaited = _awaited_in(code)
         at_once = caller.f_lasti in awaited
         if at_once and replayer is not None and not self._commands:
-            # Replay's fastest path: the call resolves from the history here and now.
-            try:
-                encoded = self._encode_call(definition, args, kwargs)
-            except Exception as exc:  # raised below, once the call's future took its key
-                encoded = exc
-            else:
-                done = self._replayed_call(definition, encoded)
+            # Replay's fastest path: the call resolves from the history here and now. Its
+            # arguments are compared with the recorded ones as values: plain ones sure to
+            # encode within the limit are not encoded at all (`replayed_arguments`; should the
+            # ordinary path run after all, it encodes them as a live call does).
+            signature = definition.signature
+            value = signature.replayed_arguments(
+                args, kwargs, definition.options.max_payload or self.max_payload
+            )
+            if value is None:
+                try:
+                    encoded = self._encode_call(definition, args, kwargs)
+                except Exception as exc:  # raised below, once the call's future took its key
+                    encoded = exc
+                else:
+                    arguments, data, values = encoded
+                    # The recorded input is compared as decoded; plain arguments are what
+                    # they decode to (`_encode_call` gave them as the values).
+                    value = arguments if values is arguments else loads(data)
+            if value is not None:
+                done = self._replayed_call(definition, value)
                 if done is not None:
                     return done
         future: WorkflowFuture[Any] = WorkflowFuture(loop=self._loop)
@@ -390,7 +403,7 @@ class WorkflowInstance:
         return command
 
     def _replayed_call(
-        self, definition: ActivityDefinition, encoded: _Encoded
+        self, definition: ActivityDefinition, value: dict[str, Any]
     ) -> Coroutine[Any, Any, Any] | None:
         """Replay's fast path for a call awaited right where it is made (`_awaited_calls`):
         its recorded result, as a done future, if the history's next event is this call's
@@ -414,12 +427,7 @@ class WorkflowInstance:
         task = current_task(loop)
         if task is None or task.cancelling():
             return None
-        # One argument, not three spread from it: a call with ``*`` is a slower call.
-        arguments, data, values = encoded
         signature = definition.signature
-        # The recorded input is compared as decoded; plain arguments are what they decode to
-        # (`_encode_call` gave them as the values).
-        value = arguments if values is arguments else loads(data)
         seq = self._seq + 1
         event = replayer.completion_at_once(seq, definition.name, value)
         if event is None:
