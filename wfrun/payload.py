@@ -174,6 +174,9 @@ class Signature:
         self._same_inputs: tuple[tuple[str, frozenset[type]], ...] | None = None
         #: The same for the result (see `unchanged_result` and `decode_value`).
         self._same_result: frozenset[type] | None = None
+        #: Those types once `unchanged_result` was first asked (empty until then): a value of
+        #: one of them, but a float, passes unchanged, for a caller that tests it inline.
+        self.result_types: frozenset[type] = frozenset()
         #: A call's arguments by name, as `bind` gives them, if they are passed by position,
         #: one per parameter, and `unchanged_input` says True of them; else None (bind them,
         #: and ask). Made from what `unchanged_input` found when first asked (None until then):
@@ -279,7 +282,7 @@ class Signature:
         (as `unchanged_input` says it for arguments)."""
         same = self._same_result
         if same is None:
-            same = self._same_result = _same_types(self.result_annotation)
+            same = self._same_result = self.result_types = _same_types(self.result_annotation)
         kind = type(value)
         try:
             return kind in same and (kind is not float or math.isfinite(value))

@@ -433,10 +433,15 @@ class WorkflowInstance:
         if event is None:
             return None
         result = event.result
-        # `decode_value`'s own test first: a plain result (most are) costs no further frame.
-        # Inside the try: it reads the type hints, which raise if they no longer resolve.
+        # `decode_value`'s own test first: a plain result (most are) costs no further frame,
+        # tested inline by the types `unchanged_result` found (it is asked itself the first
+        # time, and of a float, which must be finite). Inside the try: it reads the type
+        # hints, which raise if they no longer resolve.
         try:
-            if not signature.unchanged_result(result):
+            kind = result.__class__
+            if (
+                kind is float or kind not in signature.result_types
+            ) and not signature.unchanged_result(result):
                 result = signature.decode_value(result)
         except Exception:
             replayer.put_back()
