@@ -154,3 +154,18 @@ def test_replayed_arguments_are_given_only_where_their_encoding_fits_the_limit(
     ]
     assert given  # a limit that surely holds the encoding takes the fast way
     assert min(given) >= size  # never one that the encoding exceeds
+
+
+@pytest.mark.usefixtures("isolated")
+@pytest.mark.parametrize("today", [1.0, True])
+def test_a_plain_argument_equal_to_the_recorded_one_as_a_value_replays_whatever_its_bytes(
+    monkeypatch: pytest.MonkeyPatch, today: object
+) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "ARGUMENT", 1)
+    path = run_live(TakesWorkflow, f"equal-{today}", {"steps": 2})
+    # Encoded as 1.0 or true, not as the recorded 1: compared as values, as the ordinary
+    # path compares them (`replay._same`), they agree.
+    monkeypatch.setattr(sys.modules[__name__], "ARGUMENT", today)
+    made = count_encodings(monkeypatch)
+    assert replay(path, TakesWorkflow).finished
+    assert made == []  # and on the fast path, not encoded
