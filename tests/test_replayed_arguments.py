@@ -4,6 +4,7 @@ int JSON cannot hold, an input over the payload limit) is encoded, and refused a
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,14 @@ def one(value: Any, text: str) -> None:
     pass
 
 
+def typed(value: int, text: str) -> None:
+    pass
+
+
+def ratio(value: float, text: str) -> None:
+    pass
+
+
 @pytest.mark.usefixtures("isolated")
 def test_a_replayed_call_with_plain_arguments_is_compared_without_encoding_them(
     monkeypatch: pytest.MonkeyPatch,
@@ -126,16 +135,28 @@ def test_an_input_over_the_run_s_payload_limit_is_refused_on_replay() -> None:
         replay(path, TextsWorkflow)
 
 
+@pytest.mark.parametrize("fn", [one, typed])
 @pytest.mark.parametrize("number", [2**64, -(2**63) - 1, 2**100])
-def test_replayed_arguments_leave_an_int_json_cannot_hold_to_the_encoding(number: int) -> None:
-    assert replayed(Signature(one, owner="one"), (number, "t"), 10**6) is None
+def test_replayed_arguments_leave_an_int_json_cannot_hold_to_the_encoding(
+    fn: Any, number: int
+) -> None:
+    assert replayed(Signature(fn, owner="fn"), (number, "t"), 10**6) is None
 
 
+@pytest.mark.parametrize("fn", [one, typed])
 @pytest.mark.parametrize("number", [2**64 - 1, -(2**63), 0])
-def test_replayed_arguments_give_an_int_json_holds(number: int) -> None:
+def test_replayed_arguments_give_an_int_json_holds(fn: Any, number: int) -> None:
     orjson.dumps(number)  # the encoding takes it
-    arguments = replayed(Signature(one, owner="one"), (number, "t"), 10**6)
+    arguments = replayed(Signature(fn, owner="fn"), (number, "t"), 10**6)
     assert arguments == {"value": number, "text": "t"}
+
+
+@pytest.mark.parametrize("fn", [one, ratio])
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf])
+def test_replayed_arguments_leave_a_float_json_cannot_hold_to_the_encoding(
+    fn: Any, number: float
+) -> None:
+    assert replayed(Signature(fn, owner="fn"), (number, "t"), 10**6) is None
 
 
 @pytest.mark.parametrize(

@@ -371,7 +371,7 @@ def _compile_plain_arguments(
     arguments as passed."""
     namespace: dict[str, Any] = {"ISFINITE": math.isfinite}
     values = [f"a{i}" for i in range(len(same))]
-    tests = [
+    head = [
         f"    if kwargs or len(args) != {len(same)}:",
         "        return None",
         f"    {', '.join(values)}, = args",
@@ -380,6 +380,7 @@ def _compile_plain_arguments(
         # it is (a try costs nothing until it catches, on 3.11+).
         "    try:",
     ]
+    tests = list(head)
     for i, (_, types) in enumerate(same):
         namespace[f"T{i}"] = types
         tests += [f"        if type(a{i}) not in T{i}:", "            return None"]
@@ -392,21 +393,28 @@ def _compile_plain_arguments(
     # inside the try: no jump past the handler.)
     pairs = ", ".join(f"{name!r}: a{i}" for i, (name, _) in enumerate(same))
     returned = [f"        return {{{pairs}}}", "    except TypeError:", "        return None"]
-    # Replay's: what the encoding would refuse, or find too long, is left to it. Past the
-    # type tests, so each value is of one of its parameter's plain types.
+    # Replay's: the same tests, and what the encoding would refuse, or find too long, left
+    # to it. Each value's type is asked once (replay runs this at every step), and not
+    # tested again where its parameter takes that one type only.
     low, high = _JSON_INTS
-    replayed = []
+    replayed = list(head)
     # Braces, and per parameter its encoded name, a colon and a comma.
     length = 2 + sum(len(orjson.dumps(name)) + 2 + _SCALAR_LENGTH for name, _ in same)
     strings = []
     for i, (_, types) in enumerate(same):
-        if int in types:
-            replayed += [
-                f"        if type(a{i}) is int and not {low} <= a{i} <= {high}:",
-                "            return None",
-            ]
+        replayed += [f"        if (t{i} := type(a{i})) not in T{i}:", "            return None"]
+        for kind, test in (
+            (float, f"not ISFINITE(a{i})"),
+            (int, f"not {low} <= a{i} <= {high}"),
+        ):
+            if kind in types:
+                alone = types == {kind}
+                replayed += [
+                    f"        if {test if alone else f't{i} is {kind.__name__} and {test}'}:",
+                    "            return None",
+                ]
         if str in types:  # its quotes are in _SCALAR_LENGTH
-            strings.append(f"(len(a{i}) if type(a{i}) is str else 0)")
+            strings.append(f"len(a{i})" if types == {str} else f"(len(a{i}) if t{i} is str else 0)")
     if strings:
         replayed += [
             f"        if {length} + {_CHARACTER_LENGTH} * ({' + '.join(strings)}) > limit:",
@@ -415,7 +423,7 @@ def _compile_plain_arguments(
     else:
         replayed += [f"        if {length} > limit:", "            return None"]
     lines = ["def plain_arguments(args, kwargs):", *tests, *returned]
-    lines += ["def replayed_arguments(args, kwargs, limit):", *tests, *replayed, *returned]
+    lines += ["def replayed_arguments(args, kwargs, limit):", *replayed, *returned]
     exec("\n".join(lines), namespace)
     return namespace["plain_arguments"], namespace["replayed_arguments"]
 
