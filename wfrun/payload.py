@@ -174,6 +174,9 @@ class Signature:
         self._same_inputs: tuple[tuple[str, frozenset[type]], ...] | None = None
         #: The same for the result (see `unchanged_result` and `decode_value`).
         self._same_result: frozenset[type] | None = None
+        #: Those types once `unchanged_result` was first asked (empty until then): a value of
+        #: one of them, but a float, passes unchanged, for a caller that tests it inline.
+        self.result_types: frozenset[type] = frozenset()
         #: A call's arguments by name, as `bind` gives them, if they are passed by position,
         #: one per parameter, and `unchanged_input` says True of them; else None (bind them,
         #: and ask). Made from what `unchanged_input` found when first asked (None until then):
@@ -181,6 +184,15 @@ class Signature:
         #: of `bind`'s and `unchanged_input`'s loop over the parameters.
         self.plain_arguments: Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any] | None]
         self.plain_arguments = _no_plain_arguments
+        #: `plain_arguments` for a replay, which compares a call's arguments with the recorded
+        #: ones as values and needs no encoding of them: the same arguments, given only if
+        #: their encoding is also sure to succeed and to fit ``limit`` bytes (`check_size`),
+        #: as the encoding would tell (the ints JSON holds, a bound on the encoding's length);
+        #: else None (encode them). Made when `plain_arguments` is.
+        self.replayed_arguments: Callable[
+            [tuple[Any, ...], dict[str, Any], int], dict[str, Any] | None
+        ]
+        self.replayed_arguments = _no_replayed_arguments
 
     def hints(self) -> dict[str, Any]:
         if self._hints is None:
@@ -252,7 +264,7 @@ class Signature:
         if same is None:
             same = self._same_inputs = self._unchanged_inputs()
             if same:
-                self.plain_arguments = _compile_plain_arguments(same)
+                self.plain_arguments, self.replayed_arguments = _compile_plain_arguments(same)
         if not same or len(arguments) != len(same):
             return False
         try:
@@ -270,7 +282,7 @@ class Signature:
         (as `unchanged_input` says it for arguments)."""
         same = self._same_result
         if same is None:
-            same = self._same_result = _same_types(self.result_annotation)
+            same = self._same_result = self.result_types = _same_types(self.result_annotation)
         kind = type(value)
         try:
             return kind in same and (kind is not float or math.isfinite(value))
@@ -335,15 +347,31 @@ def _no_plain_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     return None
 
 
+def _no_replayed_arguments(args: tuple[Any, ...], kwargs: dict[str, Any], limit: int) -> None:
+    return None
+
+
+#: The ints orjson encodes (64 bits, signed or not); it refuses any other.
+_JSON_INTS: Final = (-(2**63), 2**64 - 1)
+#: The longest encoding of a plain value other than a string: an int's is at most 20
+#: characters, a finite float's at most 24 (17 digits, sign, point, exponent).
+_SCALAR_LENGTH: Final = 32
+#: The longest encoding of one character of a string: ``\u001f``.
+_CHARACTER_LENGTH: Final = 6
+
+
 def _compile_plain_arguments(
     same: tuple[tuple[str, frozenset[type]], ...],
-) -> Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any] | None]:
-    """`Signature.plain_arguments` for parameters ``same`` (`Signature._unchanged_inputs`'s,
-    not empty): `unchanged_input`'s tests unrolled, on the arguments as passed."""
+) -> tuple[
+    Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any] | None],
+    Callable[[tuple[Any, ...], dict[str, Any], int], dict[str, Any] | None],
+]:
+    """`Signature.plain_arguments` and `Signature.replayed_arguments` for parameters ``same``
+    (`Signature._unchanged_inputs`'s, not empty): `unchanged_input`'s tests unrolled, on the
+    arguments as passed."""
     namespace: dict[str, Any] = {"ISFINITE": math.isfinite}
     values = [f"a{i}" for i in range(len(same))]
-    lines = [
-        "def plain_arguments(args, kwargs):",
+    head = [
         f"    if kwargs or len(args) != {len(same)}:",
         "        return None",
         f"    {', '.join(values)}, = args",
@@ -352,20 +380,52 @@ def _compile_plain_arguments(
         # it is (a try costs nothing until it catches, on 3.11+).
         "    try:",
     ]
+    tests = list(head)
     for i, (_, types) in enumerate(same):
         namespace[f"T{i}"] = types
-        lines += [f"        if type(a{i}) not in T{i}:", "            return None"]
+        tests += [f"        if type(a{i}) not in T{i}:", "            return None"]
         if float in types:  # NaN and the infinities are no JSON: encoding refuses them
-            lines += [
+            tests += [
                 f"        if type(a{i}) is float and not ISFINITE(a{i}):",
                 "            return None",
             ]
     # Parameter names are identifiers: their reprs are plain string literals. (Returned
     # inside the try: no jump past the handler.)
     pairs = ", ".join(f"{name!r}: a{i}" for i, (name, _) in enumerate(same))
-    lines += [f"        return {{{pairs}}}", "    except TypeError:", "        return None"]
+    returned = [f"        return {{{pairs}}}", "    except TypeError:", "        return None"]
+    # Replay's: the same tests, and what the encoding would refuse, or find too long, left
+    # to it. Each value's type is asked once (replay runs this at every step), and not
+    # tested again where its parameter takes that one type only.
+    low, high = _JSON_INTS
+    replayed = list(head)
+    # Braces, and per parameter its encoded name, a colon and a comma.
+    length = 2 + sum(len(orjson.dumps(name)) + 2 + _SCALAR_LENGTH for name, _ in same)
+    strings = []
+    for i, (_, types) in enumerate(same):
+        replayed += [f"        if (t{i} := type(a{i})) not in T{i}:", "            return None"]
+        for kind, test in (
+            (float, f"not ISFINITE(a{i})"),
+            (int, f"not {low} <= a{i} <= {high}"),
+        ):
+            if kind in types:
+                alone = types == {kind}
+                replayed += [
+                    f"        if {test if alone else f't{i} is {kind.__name__} and {test}'}:",
+                    "            return None",
+                ]
+        if str in types:  # its quotes are in _SCALAR_LENGTH
+            strings.append(f"len(a{i})" if types == {str} else f"(len(a{i}) if t{i} is str else 0)")
+    if strings:
+        replayed += [
+            f"        if {length} + {_CHARACTER_LENGTH} * ({' + '.join(strings)}) > limit:",
+            "            return None",
+        ]
+    else:
+        replayed += [f"        if {length} > limit:", "            return None"]
+    lines = ["def plain_arguments(args, kwargs):", *tests, *returned]
+    lines += ["def replayed_arguments(args, kwargs, limit):", *replayed, *returned]
     exec("\n".join(lines), namespace)
-    return namespace["plain_arguments"]  # type: ignore[no-any-return]
+    return namespace["plain_arguments"], namespace["replayed_arguments"]
 
 
 #: Plain JSON values that decode, and validate, to an equal value of the same exact type.

@@ -328,15 +328,70 @@ class WorkflowInstance:
             awaited = _awaited_in(code)
         at_once = caller.f_lasti in awaited
         if at_once and replayer is not None and not self._commands:
-            # Replay's fastest path: the call resolves from the history here and now.
-            try:
-                encoded = self._encode_call(definition, args, kwargs)
-            except Exception as exc:  # raised below, once the call's future took its key
-                encoded = exc
-            else:
-                done = self._replayed_call(definition, encoded)
-                if done is not None:
-                    return done
+            # Replay's fastest path: the call resolves from the history here and now, as a
+            # done future, if the history's next event is this call's completion and the
+            # history recorded this very call. It is `_settle_at_once` moved to the call
+            # itself, with the same conditions (nothing else could run first), and without
+            # the objects the ordinary path makes to find out later whether the call is
+            # awaited: that is known from the caller's code here. Inline, not a method of
+            # its own: a frame less on every replayed step.
+            #
+            # The arguments are compared with the recorded ones as values: plain ones sure
+            # to encode within the limit are not encoded at all (`replayed_arguments`; should
+            # the ordinary path run after all, it encodes them as a live call does).
+            signature = definition.signature
+            value = signature.replayed_arguments(
+                args, kwargs, definition.options.max_payload or self.max_payload
+            )
+            if value is None:
+                try:
+                    encoded = self._encode_call(definition, args, kwargs)
+                except Exception as exc:  # raised below, once the call's future took its key
+                    encoded = exc
+                else:
+                    arguments, data, values = encoded
+                    # The recorded input is compared as decoded; plain arguments are what
+                    # they decode to (`_encode_call` gave them as the values).
+                    value = arguments if values is arguments else loads(data)
+            loop = self._loop
+            # `_nothing_could_run_first`, inline.
+            if value is not None and not (
+                loop._ready or self._conditions or self._handler_error is not None
+            ):
+                task = current_task(loop)
+                seq = self._seq + 1
+                event = (
+                    replayer.completion_at_once(seq, definition.name, value)
+                    if task is not None and not task.cancelling()
+                    else None
+                )
+                if event is not None:
+                    result = event.result
+                    # `decode_value`'s own test first: a plain result (most are) costs no
+                    # further frame, tested inline by the types `unchanged_result` found (it
+                    # is asked itself the first time, and of a float, which must be finite).
+                    # Inside the try: it reads the type hints, which raise if they no longer
+                    # resolve.
+                    try:
+                        kind = result.__class__
+                        if (
+                            kind is float or kind not in signature.result_types
+                        ) and not signature.unchanged_result(result):
+                            result = signature.decode_value(result)
+                    except Exception:
+                        replayer.put_back()  # the ordinary path says why, outside the code
+                    else:
+                        self._seq = seq
+                        # The time is the event's, parsed only if read (`time_now`).
+                        self._time_text = event.ts
+                        self._history_length = event.id
+                        loop._now = None  # asked of `time_now` when read
+                        # The ordinary path's future takes a key: every later task and
+                        # future keeps its hash.
+                        next(loop._keys)
+                        done: asyncio.Future[Any] = asyncio.Future(loop=loop)
+                        done.set_result(result)
+                        return done  # type: ignore[return-value]  # awaited at once
         future: WorkflowFuture[Any] = WorkflowFuture(loop=self._loop)
         if at_once and replayer is None:
             # Live, and awaited by the caller's next instruction: the future, bare. The
@@ -388,61 +443,6 @@ class WorkflowInstance:
         future.add_done_callback(abandoned, context=self._context)
         self._commands.append(command)
         return command
-
-    def _replayed_call(
-        self, definition: ActivityDefinition, encoded: _Encoded
-    ) -> Coroutine[Any, Any, Any] | None:
-        """Replay's fast path for a call awaited right where it is made (`_awaited_calls`):
-        its recorded result, as a done future, if the history's next event is this call's
-        completion and the history recorded this very call; else None (the ordinary path).
-
-        It is `_settle_at_once` moved to the call itself, with the same conditions (nothing
-        else could run first), and without the objects the ordinary path makes to find out
-        later whether the call is awaited: that is known from the caller's code here.
-        """
-        replayer = self.replayer
-        loop = self._loop
-        # `_nothing_could_run_first`, inline: a frame less on every replayed step.
-        if (
-            replayer is None
-            or self._commands
-            or loop._ready
-            or self._conditions
-            or self._handler_error is not None
-        ):
-            return None
-        task = current_task(loop)
-        if task is None or task.cancelling():
-            return None
-        # One argument, not three spread from it: a call with ``*`` is a slower call.
-        arguments, data, values = encoded
-        signature = definition.signature
-        # The recorded input is compared as decoded; plain arguments are what they decode to
-        # (`_encode_call` gave them as the values).
-        value = arguments if values is arguments else loads(data)
-        seq = self._seq + 1
-        event = replayer.completion_at_once(seq, definition.name, value)
-        if event is None:
-            return None
-        result = event.result
-        # `decode_value`'s own test first: a plain result (most are) costs no further frame.
-        # Inside the try: it reads the type hints, which raise if they no longer resolve.
-        try:
-            if not signature.unchanged_result(result):
-                result = signature.decode_value(result)
-        except Exception:
-            replayer.put_back()
-            return None  # the ordinary path says why, outside the workflow code
-        self._seq = seq
-        # The time is the event's, parsed only if read (`time_now`).
-        self._time_text = event.ts
-        self._history_length = event.id
-        loop._now = None  # asked of `time_now` when read
-        # The ordinary path's future takes a key: every later task and future keeps its hash.
-        next(loop._keys)
-        future: asyncio.Future[Any] = asyncio.Future(loop=loop)
-        future.set_result(result)
-        return future  # type: ignore[return-value]  # awaited at once: no one sees its type
 
     @unwatched
     def sleep(self, seconds: float) -> Coroutine[Any, Any, None]:

@@ -96,8 +96,8 @@ class RecordedRun:
         #: What reaches the workflow, in history order: outcomes of its steps, and messages.
         self.resolutions: list[Event] = []
         self.terminal: Event | None = None
-        #: Commands whose outcome reached the workflow (by seq).
-        self.resolved: set[int] = set()
+        #: `resolved`, once asked (only a resume asks, once).
+        self._resolved: set[int] | None = None
         self._bookkeeping: dict[int, list[StepEvent]] = {}
         #: The last event that shows the workflow's progress (a command or an outcome).
         self.last_progress = 0
@@ -106,9 +106,8 @@ class RecordedRun:
         # By class: one role lookup per event, `resolves()` called only where a class
         # decides it per event (a retry or a final failure); every event of a long history
         # passes here.
-        commands, resolutions, resolved = self.commands, self.resolutions, self.resolved
+        commands, resolutions = self.commands, self.resolutions
         bookkeeping = self._bookkeeping
-        last_progress = 0
         event: Any  # an Event; a StepEvent wherever its class is in _STEPS (no cast per event)
         # The start of an attempt, held back until the next event: a step's completion most
         # often follows its start, and drops it (bookkeeping of a resolved step is needed
@@ -116,15 +115,15 @@ class RecordedRun:
         held: Any = None
         for event in islice(events, 1, None):
             cls = event.__class__
-            # The three events of every step first, by class (one test each).
+            # The three events of every step first, by class (one test each); a schedule
+            # first, as it leaves a start held back where it is.
+            if cls is ActivityScheduled:
+                commands[event.seq] = event
+                continue
             if cls is ActivityStarted:
                 if held is not None:
                     bookkeeping.setdefault(held.seq, []).append(held)
                 held = event
-                continue
-            if cls is ActivityScheduled:
-                commands[event.seq] = event
-                last_progress = event.id
                 continue
             if held is not None:
                 if cls is not ActivityCompleted or held.seq != event.seq:
@@ -132,20 +131,15 @@ class RecordedRun:
                 held = None
             if cls is ActivityCompleted:
                 resolutions.append(event)
-                last_progress = event.id
-                resolved.add(event.seq)
                 if bookkeeping:  # most often empty: the step's start was dropped above
                     bookkeeping.pop(event.seq, None)
                 continue
             role = cls.role
             if role == COMMAND:
                 commands[event.seq] = event
-                last_progress = event.id
             elif role == RESOLUTION or (cls in _DECIDES and event.resolves()):
                 resolutions.append(event)
-                last_progress = event.id
                 if cls in _STEPS:  # else a message: it moved the workflow on
-                    resolved.add(event.seq)
                     # Attempts and retries of a resolved step are needed no more (only what
                     # is still in flight is carried on): not held for the whole resume.
                     bookkeeping.pop(event.seq, None)
@@ -155,7 +149,24 @@ class RecordedRun:
                 bookkeeping.setdefault(event.seq, []).append(event)
         if held is not None:
             bookkeeping.setdefault(held.seq, []).append(held)
-        self.last_progress = last_progress
+        # Found from the end, not noted at every event: the last is most often one of the
+        # last two (a completion before the run's end).
+        for event in islice(reversed(events), len(events) - 1):
+            cls = event.__class__
+            if cls.role in (COMMAND, RESOLUTION) or (cls in _DECIDES and event.resolves()):
+                self.last_progress = event.id
+                break
+
+    @property
+    def resolved(self) -> set[int]:
+        """Commands whose outcome reached the workflow (by seq)."""
+        found = self._resolved
+        if found is None:
+            # Made when asked, not at every outcome while indexing: only a resume asks.
+            found = self._resolved = {
+                event.seq for event in self.resolutions if event.__class__ in _STEPS
+            }
+        return found
 
     def command(self, seq: int) -> Event | None:
         return self.commands.get(seq)
