@@ -310,12 +310,7 @@ class LineReader:
                         if head != second:
                             second = _time_second(ts)
                         middle = line.find(_RESULT, len(written), cut)
-                        if (
-                            head == second
-                            and ts[20:26].isdigit()
-                            and ts[26] == _Z
-                            and middle > 0
-                        ):
+                        if head == second and ts[20:26].isdigit() and ts[26] == _Z and middle > 0:
                             try:
                                 duration = loads(line[len(written) : middle])
                                 result = loads(line[middle + _RESULT_LENGTH : cut])
