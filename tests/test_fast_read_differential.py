@@ -176,10 +176,15 @@ def _fast(lines: list[bytes], cuts: list[int]) -> tuple[list[Any], str | None]:
 
 
 def _long(lines: list[bytes]) -> tuple[list[Any], str | None]:
+    return _long_from(_started(), lines)
+
+
+def _long_from(before: Any, lines: list[bytes]) -> tuple[list[Any], str | None]:
+    """The long way's events and refusal for ``lines``, the lines after event ``before``."""
     events: list[Any] = []
-    last: Any = _started()
+    last: Any = before
     try:
-        for number, line in enumerate(lines, 2):
+        for number, line in enumerate(lines, before.id + 1):
             event = parse_line(_PATH, number, line, checksummed=True)
             check_next(_PATH, number, event, last)
             events.append(event)
@@ -507,6 +512,41 @@ def test_a_scheduling_past_the_largest_seq_is_refused_the_fast_way_as_the_long_w
     assert ":5: " in long[1]
     assert _fast(lines, []) == long
     assert _fast_for_replay(lines, []) == (long[0][::2], long[1])
+
+
+@pytest.mark.parametrize("kind", ["scheduling", "start", "completion"])
+def test_a_line_past_the_largest_id_is_refused_the_fast_way_as_the_long_way(kind: str) -> None:
+    """Each line a head compare reads (a scheduling after a completion, a first start, a
+    completion after a start held back), as written but with the id after `LIMIT`: refused
+    at that line, with the long way's words. (The reader is set at that id: a file of ten
+    billion lines cannot be written here.)"""
+    from wfrun.events import LIMIT
+
+    ts = "2026-11-28T12:00:00.000100Z"
+    before: Any
+    if kind == "scheduling":
+        before = ActivityCompleted(id=LIMIT, ts=ts, seq=1, attempt=1, duration=0.1, result=1)
+        lines = [serialize(ActivityScheduled(id=LIMIT + 1, ts=ts, seq=2, name="f", input={}))]
+    elif kind == "start":
+        before = ActivityScheduled(id=LIMIT, ts=ts, seq=1, name="f", input={})
+        lines = [serialize(ActivityStarted(id=LIMIT + 1, ts=ts, seq=1, attempt=1))]
+    else:
+        before = ActivityScheduled(id=LIMIT - 1, ts=ts, seq=1, name="f", input={})
+        lines = [
+            serialize(ActivityStarted(id=LIMIT, ts=ts, seq=1, attempt=1)),
+            serialize(
+                ActivityCompleted(id=LIMIT + 1, ts=ts, seq=1, attempt=1, duration=0.1, result=1)
+            ),
+        ]
+    refusal = _long_from(before, lines)[1]
+    assert refusal is not None
+    assert f":{LIMIT + 1}: " in refusal
+    for keep in (True, False):
+        reader = LineReader(_PATH, _started(), keep_starts=keep)
+        reader.number, reader.last = before.id, before
+        with pytest.raises(HistoryCorruptError) as fast:
+            reader.read(lines, [])
+        assert str(fast.value) == refusal
 
 
 @pytest.mark.parametrize("end", ["completion", "start", "failure", "damage"])
