@@ -514,6 +514,38 @@ def test_a_scheduling_past_the_largest_seq_is_refused_the_fast_way_as_the_long_w
     assert _fast_for_replay(lines, []) == (long[0][::2], long[1])
 
 
+@pytest.mark.parametrize(
+    ("value", "read"),
+    [
+        (b'{"a":' + b"[" * 254 + b"]" * 254 + b"}", True),  # 256 levels with the line's own
+        (b'{"a":' + b"[" * 255 + b"]" * 255 + b"}", False),  # one level more
+        (b'{"a":"' + b"[" * 300 + b'"}', True),  # brackets in text: no nesting at all
+    ],
+    ids=["at-the-limit", "past-the-limit", "brackets-in-text"],
+)
+def test_a_scheduling_after_a_completion_nested_past_the_limit_is_refused_as_the_long_way(
+    value: bytes, read: bool
+) -> None:
+    """A scheduling's input nested as deep as a history may hold is read, one level deeper
+    is refused, at that line and with the long way's words; brackets in a text are no
+    nesting."""
+    ts = "2026-11-28T12:00:00.000100Z"
+    body = b'{"id":4,"ts":"%b","type":"ActivityScheduled","seq":2,"name":"f","input":%b}' % (
+        ts.encode(),
+        value,
+    )
+    lines = [
+        serialize(ActivityScheduled(id=2, ts=ts, seq=1, name="f", input={})),
+        serialize(ActivityCompleted(id=3, ts=ts, seq=1, attempt=1, duration=0.1, result=1)),
+        body[:-1] + CRC_TAIL % zlib.crc32(body),
+    ]
+    long = _long(lines)
+    assert (long[1] is None) == read
+    assert long[1] is None or ":4: " in long[1]
+    assert _fast(lines, []) == long
+    assert _fast(lines, [2]) == long
+
+
 @pytest.mark.parametrize("kind", ["scheduling", "start", "completion"])
 def test_a_line_past_the_largest_id_is_refused_the_fast_way_as_the_long_way(kind: str) -> None:
     """Each line a head compare reads (a scheduling after a completion, a first start, a
