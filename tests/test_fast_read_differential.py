@@ -176,10 +176,15 @@ def _fast(lines: list[bytes], cuts: list[int]) -> tuple[list[Any], str | None]:
 
 
 def _long(lines: list[bytes]) -> tuple[list[Any], str | None]:
+    return _long_from(_started(), lines)
+
+
+def _long_from(before: Any, lines: list[bytes]) -> tuple[list[Any], str | None]:
+    """The long way's events and refusal for ``lines``, the lines after event ``before``."""
     events: list[Any] = []
-    last: Any = _started()
+    last: Any = before
     try:
-        for number, line in enumerate(lines, 2):
+        for number, line in enumerate(lines, before.id + 1):
             event = parse_line(_PATH, number, line, checksummed=True)
             check_next(_PATH, number, event, last)
             events.append(event)
@@ -507,6 +512,208 @@ def test_a_scheduling_past_the_largest_seq_is_refused_the_fast_way_as_the_long_w
     assert ":5: " in long[1]
     assert _fast(lines, []) == long
     assert _fast_for_replay(lines, []) == (long[0][::2], long[1])
+
+
+#: Text a random JSON value may hold: quotes, backslashes, the input's key, non-ASCII.
+_TEXTS = ["f", "fg", 'f"', "f\\", 'a,"input":b', "\u00e9", "\u2028", "\x85", "", "input", "crc"]
+#: Between a random JSON value's tokens, now and then: JSON's spaces and others.
+_SPACES = [b" ", b"\t", b"\r", b"\x0c", b"\xc2\xa0"]
+
+
+def _json_text(rng: random.Random) -> bytes:
+    """A JSON string as written, or escaped otherwise, or one that does not decode."""
+    text = orjson.dumps(rng.choice(_TEXTS))
+    odd = rng.randrange(20)
+    if odd == 0:
+        return text.replace(b"f", b"\\u0066")
+    if odd == 1:
+        return b'"\\ud800"'  # a lone surrogate
+    if odd == 2:
+        return b'"\xff"'
+    return text
+
+
+def _space(rng: random.Random) -> bytes:
+    return rng.choice(_SPACES) if rng.random() < 0.05 else b""
+
+
+def _json_value(rng: random.Random, depth: int = 0) -> bytes:
+    """Random JSON text, spaces here and there, now and then off."""
+    kind = rng.random() if depth < 3 else 0.0
+    if kind < 0.3:
+        scalars = [b"1", b"-0", b"0.5", b"1e400", b"null", b"true", b"NaN", b"01", b"1" * 20]
+        return rng.choice(scalars) if rng.random() < 0.5 else _json_text(rng)
+    if kind < 0.8:
+        return _json_object(rng, depth)
+    items = [
+        _space(rng) + _json_value(rng, depth + 1) + _space(rng) for _ in range(rng.randrange(3))
+    ]
+    return b"[" + b",".join(items) + b"]"
+
+
+def _json_object(rng: random.Random, depth: int = 0) -> bytes:
+    """A random JSON object (see `_json_value`), now and then off."""
+    items = [
+        _space(rng)
+        + _json_text(rng)
+        + _space(rng)
+        + b":"
+        + _space(rng)
+        + _json_value(rng, depth + 1)
+        for _ in range(rng.randrange(4))
+    ]
+    text = b"{" + b",".join(items) + b"}"
+    return text[:-1] if rng.random() < 0.02 else text
+
+
+def _random_scheduling(
+    number: int, seq: int, ts: str, rng: random.Random, names: list[bytes], *, wild: bool
+) -> bytes:
+    """Call ``seq``'s scheduling as line ``number``: its name often that of the line before
+    (the last of ``names``). ``wild``: its name and input random JSON, its time one of
+    `_TIMES`, its fields now and then reordered, one twice, one missing or one more, or its
+    name's or input's key off in its last bytes; else a right one."""
+    if names and rng.random() < 0.6:  # most often the name before (see `_SCHEDULED`)
+        name = names[-1] if rng.random() < 0.8 else rng.choice(names)
+    else:
+        name = _json_text(rng) if wild and rng.random() < 0.85 else orjson.dumps(rng.choice(_TEXTS))
+        name = rng.choice([b"", b"", b" "]) + name + rng.choice([b"", b"", b" "])
+        names.append(name)
+    if not wild:
+        value = orjson.dumps(rng.choice([{}, {"x": 1}, {t: [t] for t in _TEXTS}]))
+        body = b'{"id":%d,"ts":"%b","type":"ActivityScheduled","seq":%d,"name":%b,"input":%b}'
+        body %= (number, ts.encode(), seq, name, value)
+        return body[:-1] + CRC_TAIL % zlib.crc32(body)
+    fields = [
+        (b"id", b"%d" % number),
+        (b"ts", orjson.dumps(ts if rng.random() < 0.8 else rng.choice(_TIMES))),
+        (b"type", b'"ActivityScheduled"'),
+        (b"seq", b"%d" % seq),
+        (b"name", name),
+        (b"input", _json_value(rng) if rng.random() < 0.2 else _json_object(rng)),
+    ]
+    odd = rng.randrange(16)
+    if odd == 0:
+        fields.append((b"extra", b"1"))
+    elif odd == 1:
+        fields.insert(rng.randrange(7), (b"name", _json_text(rng)))
+    elif odd == 2:
+        fields.insert(rng.randrange(7), (b"input", b"{}"))
+    elif odd == 3:
+        del fields[rng.choice([4, 5])]
+    elif odd == 4:
+        fields.insert(rng.randrange(7), (b"crc", b'"00000000"'))
+    elif odd == 5:
+        fields[3] = (b"seq", rng.choice([b"%d" % (seq + 1), b"%d.0" % seq, b"-0", b"0"]))
+    elif odd == 6:
+        fields[0], fields[1] = fields[1], fields[0]
+    body = b"{" + b",".join(b'"%b":%b' % field for field in fields) + b"}"
+    if odd == 7:  # the name's key or the input's off in its last bytes, or spaced
+        key = rng.choice([b'"name":', b',"input":'])
+        odd_key = key[:-2] + rng.choice([b'";', b'",', b"T:", b"\\u0020:", b'" :', b'"  '])
+        body = body.replace(key, odd_key, 1)
+    return body[:-1] + CRC_TAIL % zlib.crc32(body)
+
+
+def test_random_schedulings_after_completions_read_the_fast_way_as_the_long_way() -> None:
+    """Random histories of calls awaited one by one whose schedulings after a completion hold
+    random JSON (spaces anywhere, escapes, the input's key in text, non-ASCII, undecodable
+    text, other types) and names of the lines before, fields reordered, twice, missing or
+    one more, read in random chunks, keeping every event and as a replay reads them: the
+    long way's events, the same refusal at the same line."""
+    rng = random.Random(41)
+    read_through = 0
+    for _ in range(1500):
+        lines: list[bytes] = []
+        names: list[bytes] = []
+        rate = rng.choice([0.05, 0.2, 0.5])  # of wild schedulings
+        ts = _TIMES[0]
+        for seq in range(1, rng.choice([3, 10, 40]) + 1):
+            number = len(lines) + 2
+            if lines:
+                ts = rng.choice(_TIMES[:4])
+                wild = rng.random() < rate
+                lines.append(_random_scheduling(number, seq, ts, rng, names, wild=wild))
+            else:
+                lines.append(serialize(ActivityScheduled(id=2, ts=ts, seq=1, name="f", input={})))
+            lines.append(serialize(ActivityStarted(id=number + 1, ts=ts, seq=seq, attempt=1)))
+            completed = ActivityCompleted(
+                id=number + 2, ts=ts, seq=seq, attempt=1, duration=0.1, result=1
+            )
+            lines.append(serialize(completed))
+        long = _long(lines)
+        cuts = sorted(rng.sample(range(1, len(lines)), k=min(3, len(lines) - 1)))
+        assert _fast(lines, cuts) == long
+        _read_as_a_replay(lines, rng)
+        read_through += sum(type(event) is ActivityScheduled for event in long[0][1:])
+    assert read_through > 4000  # many schedulings are read, not only the refusals
+
+
+@pytest.mark.parametrize(
+    ("value", "read"),
+    [
+        (b'{"a":' + b"[" * 254 + b"]" * 254 + b"}", True),  # 256 levels with the line's own
+        (b'{"a":' + b"[" * 255 + b"]" * 255 + b"}", False),  # one level more
+        (b'{"a":"' + b"[" * 300 + b'"}', True),  # brackets in text: no nesting at all
+    ],
+    ids=["at-the-limit", "past-the-limit", "brackets-in-text"],
+)
+def test_a_scheduling_after_a_completion_nested_past_the_limit_is_refused_as_the_long_way(
+    value: bytes, read: bool
+) -> None:
+    """A scheduling's input nested as deep as a history may hold is read, one level deeper
+    is refused, at that line and with the long way's words; brackets in a text are no
+    nesting."""
+    ts = "2026-11-28T12:00:00.000100Z"
+    body = b'{"id":4,"ts":"%b","type":"ActivityScheduled","seq":2,"name":"f","input":%b}' % (
+        ts.encode(),
+        value,
+    )
+    lines = [
+        serialize(ActivityScheduled(id=2, ts=ts, seq=1, name="f", input={})),
+        serialize(ActivityCompleted(id=3, ts=ts, seq=1, attempt=1, duration=0.1, result=1)),
+        body[:-1] + CRC_TAIL % zlib.crc32(body),
+    ]
+    long = _long(lines)
+    assert (long[1] is None) == read
+    assert long[1] is None or ":4: " in long[1]
+    assert _fast(lines, []) == long
+    assert _fast(lines, [2]) == long
+
+
+@pytest.mark.parametrize("kind", ["scheduling", "start", "completion"])
+def test_a_line_past_the_largest_id_is_refused_the_fast_way_as_the_long_way(kind: str) -> None:
+    """Each line a head compare reads (a scheduling after a completion, a first start, a
+    completion after a start held back), as written but with the id after `LIMIT`: refused
+    at that line, with the long way's words. (The reader is set at that id: a file of ten
+    billion lines cannot be written here.)"""
+    from wfrun.events import LIMIT
+
+    ts = "2026-11-28T12:00:00.000100Z"
+    before: Any
+    if kind == "scheduling":
+        before = ActivityCompleted(id=LIMIT, ts=ts, seq=1, attempt=1, duration=0.1, result=1)
+        lines = [serialize(ActivityScheduled(id=LIMIT + 1, ts=ts, seq=2, name="f", input={}))]
+    elif kind == "start":
+        before = ActivityScheduled(id=LIMIT, ts=ts, seq=1, name="f", input={})
+        lines = [serialize(ActivityStarted(id=LIMIT + 1, ts=ts, seq=1, attempt=1))]
+    else:
+        before = ActivityScheduled(id=LIMIT - 1, ts=ts, seq=1, name="f", input={})
+        lines = [
+            serialize(ActivityStarted(id=LIMIT, ts=ts, seq=1, attempt=1)),
+            serialize(
+                ActivityCompleted(id=LIMIT + 1, ts=ts, seq=1, attempt=1, duration=0.1, result=1)
+            ),
+        ]
+    refusal = _long_from(before, lines)[1]
+    assert refusal is not None
+    assert f":{LIMIT + 1}: " in refusal
+    for keep in (True, False):
+        reader = LineReader(_PATH, _started(), keep_starts=keep)
+        reader.number, reader.last = before.id, before
+        with pytest.raises(HistoryCorruptError) as fast:
+            reader.read(lines, [])
+        assert str(fast.value) == refusal
 
 
 @pytest.mark.parametrize("end", ["completion", "start", "failure", "damage"])
