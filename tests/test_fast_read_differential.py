@@ -681,6 +681,26 @@ def test_a_scheduling_after_a_completion_nested_past_the_limit_is_refused_as_the
     assert _fast(lines, [2]) == long
 
 
+@pytest.mark.parametrize("name", [b'"f"', b'"f["'], ids=["plain", "bracket-in-name"])
+@pytest.mark.parametrize("depth", [256, 257])
+def test_how_deep_a_line_may_nest_does_not_depend_on_brackets_in_its_text(
+    name: bytes, depth: int
+) -> None:
+    """Objects and arrays nested 256 deep (the event, its input, and 254 arrays around a
+    number) are read, 257 refused, whether or not a text of the line holds a bracket (which
+    makes the reader walk the values instead of counting brackets)."""
+    arrays = depth - 2
+    value = b'{"x":' + b"[" * arrays + b"1" + b"]" * arrays + b"}"
+    body = b'{"id":2,"ts":"2026-11-28T12:00:00.000100Z","type":"ActivityScheduled","seq":1,'
+    body += b'"name":' + name + b',"input":' + value + b"}"
+    line = body[:-1] + CRC_TAIL % zlib.crc32(body)
+    if depth <= 256:
+        assert parse_line(_PATH, 2, line, checksummed=True).seq == 1  # type: ignore[attr-defined]
+    else:
+        with pytest.raises(HistoryCorruptError, match="nest deeper than 256 levels"):
+            parse_line(_PATH, 2, line, checksummed=True)
+
+
 @pytest.mark.parametrize("kind", ["scheduling", "start", "completion"])
 def test_a_line_past_the_largest_id_is_refused_the_fast_way_as_the_long_way(kind: str) -> None:
     """Each line a head compare reads (a scheduling after a completion, a first start, a

@@ -680,12 +680,15 @@ _CRC_LENGTH: Final = len(b',"crc":"00000000"}')
 
 
 def _check_depth(value: object) -> None:
+    # Objects and arrays count, as in the count of brackets that spares most lines this walk
+    # (no more brackets than `_MAX_DEPTH`: no deeper nesting); a value inside the deepest
+    # has no level of its own.
     level: list[tuple[object, int]] = [(value, 1)]
     while level:
         item, depth = level.pop()
+        if not isinstance(item, dict | list):
+            continue
         if depth > _MAX_DEPTH:
             raise EventFormatError(f"its values nest deeper than {_MAX_DEPTH} levels")
-        if isinstance(item, dict):
-            level.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            level.extend((child, depth + 1) for child in item)
+        children = item.values() if isinstance(item, dict) else item
+        level.extend((child, depth + 1) for child in children)
