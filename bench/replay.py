@@ -26,11 +26,9 @@ import statistics
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
 
-import orjson
-from common import run_command, sequential_history, wfrun_command
+from common import read_floor, run_command, sequential_history, wfrun_command
 from workloads import Sequential
 
 from wfrun.local.engine import replay_only
@@ -78,9 +76,7 @@ def main() -> None:
         data = (runs / "small.jsonl").read_bytes()
         for _ in range(args.repeat):
             start = time.perf_counter()
-            for line in data.splitlines():
-                zlib.crc32(line)
-                orjson.loads(line)
+            read_floor(data)
             floor.append(time.perf_counter() - start)
             start = time.perf_counter()
             replay(runs / "small.jsonl", Sequential)

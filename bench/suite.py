@@ -48,6 +48,7 @@ from common import (
     cache_bytecode_as_installed,
     cpu_seconds,
     floors,
+    read_floor,
     run_command,
     sequential_history,
     timed,
@@ -228,13 +229,21 @@ def child_many(n: int, repeat: int, home: Path) -> None:
 
 
 def replays(report: Report, home: Path, steps: int, repeat: int) -> None:
-    path = write_run(home, "replay-5k", sequential_history("replay-5k", steps))
+    data = sequential_history("replay-5k", steps)
+    path = write_run(home, "replay-5k", data)
     inproc = timed(repeat, lambda: replay(path, Sequential))
+    floor = timed(repeat, lambda: read_floor(data))
+    report.add(
+        "floor: a CRC-32 and a JSON decode of every line",
+        f"{steps / floor.median:,.0f} steps/s",
+        "",
+        f"3 lines a step ({floor.spread()})",
+    )
     report.add(
         f"W4 replay of {steps:,} steps, in-process",
         f"{steps / inproc.median:,.0f} steps/s",
         "≥ 100,000 steps/s",
-        inproc.spread(),
+        f"{floor.median / inproc.median:.2f} × the read floor ({inproc.spread()})",
     )
     cli = [
         run_command(wfrun_command("replay", "replay-5k", "--home", str(home)))
