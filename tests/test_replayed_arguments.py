@@ -4,6 +4,8 @@ int JSON cannot hold, an input over the payload limit) is encoded, and refused a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import sys
 from pathlib import Path
@@ -190,3 +192,31 @@ def test_a_plain_argument_equal_to_the_recorded_one_as_a_value_replays_whatever_
     made = count_encodings(monkeypatch)
     assert replay(path, TakesWorkflow).finished
     assert made == []  # and on the fast path, not encoded
+
+
+class _HashRaises(type):
+    """A metaclass whose classes cannot be hashed, and say so by other means than TypeError."""
+
+    def __hash__(cls) -> int:
+        raise RuntimeError("no hash")
+
+
+class Unhashed(metaclass=_HashRaises):
+    pass
+
+
+@workflows.workflow.define(name="replayed_arguments_unhashed")
+class UnhashedWorkflow:
+    @workflows.workflow.entrypoint
+    async def run(self) -> int:
+        await take(1)  # the activity's argument tests are made by now, live and on replay
+        with contextlib.suppress(RuntimeError):
+            await take(Unhashed())
+        # The call refused above took a future's key, as live: later hashes are the same.
+        return await take(hash(asyncio.get_running_loop().create_future()))
+
+
+@pytest.mark.usefixtures("isolated")
+def test_an_argument_whose_type_test_raises_leaves_later_future_hashes_as_live() -> None:
+    path = run_live(UnhashedWorkflow, "unhashed")
+    assert replay(path, UnhashedWorkflow).finished

@@ -392,7 +392,7 @@ def _compile_plain_arguments(
     # Parameter names are identifiers: their reprs are plain string literals. (Returned
     # inside the try: no jump past the handler.)
     pairs = ", ".join(f"{name!r}: a{i}" for i, (name, _) in enumerate(same))
-    returned = [f"        return {{{pairs}}}", "    except TypeError:", "        return None"]
+    returned = [f"        return {{{pairs}}}"]
     # Replay's: the same tests, and what the encoding would refuse, or find too long, left
     # to it. Each value's type is asked once (replay runs this at every step), and not
     # tested again where its parameter takes that one type only.
@@ -423,7 +423,12 @@ def _compile_plain_arguments(
     else:
         replayed += [f"        if {length} > limit:", "            return None"]
     lines = ["def plain_arguments(args, kwargs):", *tests, *returned]
+    lines += ["    except TypeError:", "        return None"]
+    # Replay's gives up on anything its tests raise (a metaclass whose hash raises other than
+    # TypeError): the ordinary path then raises it as live does, once the call's future took
+    # its key, so that every later future keeps its hash.
     lines += ["def replayed_arguments(args, kwargs, limit):", *replayed, *returned]
+    lines += ["    except Exception:", "        return None"]
     exec("\n".join(lines), namespace)
     return namespace["plain_arguments"], namespace["replayed_arguments"]
 
