@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -309,26 +310,45 @@ def _completion_variants(number: int, seq: int, ts: str, rng: random.Random) -> 
         head = head.replace(b'"duration":', b'"duration": ')
     duration = rng.choice(_DURATIONS[: _RIGHT if kind != 6 else None])
     result = rng.choice(_RESULTS[: _RIGHT if kind != 9 else None])
-    body = head % tuple(fields) + duration + b',"result":' + result
+    return _signed_variant(head % tuple(fields) + duration + b',"result":' + result, kind)
+
+
+def _signed_variant(body: bytes, kind: int) -> bytes:
+    """The line of an object ``body`` (without its closing brace), signed as the writer signs
+    whatever its bytes; with a field more (``kind`` 7) or a wrong checksum (8)."""
     if kind == 7:
         body += b',"extra":1'
     body += b"}"
-    line = body[:-1] + CRC_TAIL % zlib.crc32(body)  # as written, whatever the bytes
+    line = body[:-1] + CRC_TAIL % zlib.crc32(body)
     if kind == 8:  # right but for its checksum
         line = line[:-3] + (b"0" if line[-3:-2] != b"0" else b"1") + line[-2:]
     return line
 
 
-def _with_completion_variants(lines: list[bytes], rng: random.Random) -> list[bytes]:
-    """``lines`` with every completion that follows a first attempt's start replaced by one
-    of `_completion_variants` (on the same line: the ids stay as they are)."""
+def _with_variants(
+    lines: list[bytes],
+    rng: random.Random,
+    kind: bytes,
+    after: bytes,
+    variants: Callable[[int, int, str, random.Random], bytes],
+) -> list[bytes]:
+    """``lines`` with every event of type ``kind`` that follows one of type ``after``
+    replaced by one of ``variants`` (on the same line: the ids stay as they are)."""
     out = list(lines)
     for at in range(1, len(out)):
-        if b'"ActivityCompleted"' not in out[at] or b'"ActivityStarted"' not in out[at - 1]:
+        if b'"%b"' % kind not in out[at] or b'"%b"' % after not in out[at - 1]:
             continue
-        completed = orjson.loads(out[at])
-        out[at] = _completion_variants(at + 2, completed["seq"], completed["ts"], rng)
+        event = orjson.loads(out[at])
+        out[at] = variants(at + 2, event["seq"], event["ts"], rng)
     return out
+
+
+def _with_completion_variants(lines: list[bytes], rng: random.Random) -> list[bytes]:
+    """``lines`` with every completion that follows a first attempt's start replaced by one
+    of `_completion_variants`."""
+    return _with_variants(
+        lines, rng, b"ActivityCompleted", b"ActivityStarted", _completion_variants
+    )
 
 
 def test_a_replays_read_of_completions_after_first_starts_is_the_long_ways() -> None:
@@ -344,17 +364,23 @@ def test_a_replays_read_of_completions_after_first_starts_is_the_long_ways() -> 
     assert read_fast > 200  # many completions pass, not only the refusals
 
 
+def _times_around(ts: str) -> list[str]:
+    """``ts`` (in the second 12:00:00), times later in that second and in the next, and
+    ``ts`` off in one byte after its second: the times a line after ``ts``'s may carry."""
+    return [ts, "2026-11-28T12:00:00.999999Z", "2026-11-28T12:00:01.000000Z"] + [
+        ts[:at] + odd + ts[at + 1 :]
+        for at in range(19, 27)
+        for odd in ("a", "+", " ", "\u0663", "Z", "0")
+    ]
+
+
 def test_every_completion_after_a_first_start_reads_as_the_long_way_reads_it() -> None:
     """Each duration and result of `_DURATIONS` and `_RESULTS` with each other, and times
     that share the second of the start before them but are off after it, in a completion
     right after its call's first start: the same events, or the same refusal, as the long
     way (a replay's read leaving out the start only where the completion is read)."""
     start_ts = "2026-11-28T12:00:00.000100Z"
-    times = [start_ts, "2026-11-28T12:00:00.999999Z", "2026-11-28T12:00:01.000000Z"] + [
-        start_ts[:at] + odd + start_ts[at + 1 :]
-        for at in range(19, 27)
-        for odd in ("a", "+", " ", "\u0663", "Z", "0")
-    ]
+    times = _times_around(start_ts)
     head = b'{"id":4,"ts":"%b","type":"ActivityCompleted","seq":1,"attempt":1,"duration":'
     cases = [(d, r, start_ts.encode()) for d in _DURATIONS for r in _RESULTS]
     cases += [(b"0.1", b"1", ts.encode()) for ts in times]
@@ -414,26 +440,15 @@ def _scheduling_variants(number: int, seq: int, ts: str, rng: random.Random) -> 
         separator = b',"Input":'
     name = rng.choice(_NAMES[: _RIGHT_CALLS if kind != 6 else None])
     value = rng.choice(_INPUTS[: _RIGHT_CALLS if kind != 9 else None])
-    body = head % tuple(fields) + name + separator + value
-    if kind == 7:
-        body += b',"extra":1'
-    body += b"}"
-    line = body[:-1] + CRC_TAIL % zlib.crc32(body)  # as written, whatever the bytes
-    if kind == 8:  # right but for its checksum
-        line = line[:-3] + (b"0" if line[-3:-2] != b"0" else b"1") + line[-2:]
-    return line
+    return _signed_variant(head % tuple(fields) + name + separator + value, kind)
 
 
 def _with_scheduling_variants(lines: list[bytes], rng: random.Random) -> list[bytes]:
     """``lines`` with every scheduling that follows a completion replaced by one of
-    `_scheduling_variants` (on the same line: the ids stay as they are)."""
-    out = list(lines)
-    for at in range(1, len(out)):
-        if b'"ActivityScheduled"' not in out[at] or b'"ActivityCompleted"' not in out[at - 1]:
-            continue
-        scheduled = orjson.loads(out[at])
-        out[at] = _scheduling_variants(at + 2, scheduled["seq"], scheduled["ts"], rng)
-    return out
+    `_scheduling_variants`."""
+    return _with_variants(
+        lines, rng, b"ActivityScheduled", b"ActivityCompleted", _scheduling_variants
+    )
 
 
 def test_schedulings_after_completions_read_the_fast_way_as_the_long_way() -> None:
@@ -459,11 +474,7 @@ def test_every_scheduling_after_a_completion_reads_as_the_long_way_reads_it() ->
     second compared with the name before it), and times off after their second: the same
     events, or the same refusal, as the long way."""
     ts = "2026-11-28T12:00:00.000100Z"
-    times = [ts, "2026-11-28T12:00:00.999999Z", "2026-11-28T12:00:01.000000Z"] + [
-        ts[:at] + odd + ts[at + 1 :]
-        for at in range(19, 27)
-        for odd in ("a", "+", " ", "\u0663", "Z", "0")
-    ]
+    times = _times_around(ts)
     head = b'{"id":%d,"ts":"%b","type":"ActivityScheduled","seq":%d,"name":'
 
     def scheduling(number: int, seq: int, name: bytes, value: bytes, at: bytes) -> bytes:
