@@ -165,9 +165,29 @@ def test_runs_created_together_share_fsyncs_of_their_folder(
     assert 1 <= len(folder_syncs) + len(plain) < 40
 
 
+def settled(home: Path, run_ids: Sequence[str]) -> bool:
+    """Whether no creation of ``run_ids`` is still at work: no temporary file left, and none
+    of them locked.
+
+    Every run started is asked, not only those with a file: a creation takes its run's lock
+    before a thread creates the temporary file, and lets it go only once that file is gone
+    (or linked into place). A creation cancelled before a thread took its file's creation
+    has no file yet, and creates it later, in a thread, once the process has one to spare.
+    So a folder with no temporary file and no locked run *file* says nothing: asked too
+    early, this check said so while a cancelled creation was still queued in the pool, and
+    a temporary file appeared an instant later."""
+    store = RunStore(home)
+    names = os.listdir(home / "runs")
+    return not any(name.endswith(".tmp") for name in names) and not any(
+        store.is_locked(run_id) for run_id in run_ids
+    )
+
+
 def test_a_run_cancelled_while_it_is_created_leaves_no_temporary_file_nor_its_lock(
     home: Path,
 ) -> None:
+    run_ids = [f"c{turns}-{i}" for turns in range(12) for i in range(6)]
+
     async def main() -> None:
         for turns in range(12):  # cancelled at a different point of its creation each time
             tasks = [
@@ -185,26 +205,55 @@ def test_a_run_cancelled_while_it_is_created_leaves_no_temporary_file_nor_its_lo
             await asyncio.gather(*tasks, return_exceptions=True)
 
     asyncio.run(main())
-    runs = home / "runs"
-    created = RunStore(home)
-
-    def settled() -> bool:  # a thread still at work finishes what it began, then lets go
-        names = os.listdir(runs)
-        return not any(name.endswith(".tmp") for name in names) and not any(
-            created.is_locked(name.removesuffix(".jsonl"))
-            for name in names
-            if name.endswith(".jsonl")
-        )
-
+    # A thread still at work finishes what it began, then lets go: once nothing is left, and
+    # no run is held, no creation is left to leave anything (see `settled`).
     for _ in range(3000):  # a bound only a hang reaches
-        if settled():
+        if settled(home, run_ids):
             break
         time.sleep(0.01)
-    assert settled()
-    for name in os.listdir(runs):
+    assert settled(home, run_ids)
+    created = RunStore(home)
+    for name in os.listdir(home / "runs"):
         if name.endswith(".jsonl"):
             run_id = name.removesuffix(".jsonl")
             assert created.read(run_id).started.run_id == run_id  # whole, never half-created
+
+
+def test_a_creation_cancelled_before_a_thread_made_its_file_holds_the_run_until_it_is_undone(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The interleaving the check above once missed: the runs are cancelled while their
+    files' creation waits in the pool, and the event loop is gone before a thread takes it.
+    The folder then holds no file of theirs at all, yet their creation is not over: each
+    run stays locked until a thread has created its file and removed it again."""
+    pool = HeldPool()
+    monkeypatch.setattr(syncs, "_executor", lambda: pool)
+    run_ids = ["a", "b"]
+    runs = home / "runs"
+
+    async def main() -> None:
+        tasks = [
+            asyncio.ensure_future(
+                workflows.execute_workflow(StepsWorkflow, {"count": 1}, execution_id=run_id)
+            )
+            for run_id in run_ids
+        ]
+        for _ in range(2000):  # until both are being created (a bound only a hang reaches)
+            if all(RunStore(home).is_locked(run_id) for run_id in run_ids):
+                break
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the turn that hands the last of them to the pool
+        assert pool.queued  # their files' creation, waiting for a thread
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(main())
+    assert [name for name in os.listdir(runs) if not name.startswith(".locks")] == []
+    assert not settled(home, run_ids)  # held: not a file to show for it yet
+    pool.run_all()  # a thread creates the files, then undoes that for the cancelled runs
+    assert settled(home, run_ids)
+    assert [name for name in os.listdir(runs) if not name.startswith(".locks")] == []
 
 
 # -- the folder's group fsync on the loop ----------------------------------------------------
