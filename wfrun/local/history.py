@@ -261,8 +261,8 @@ class LineReader:
         #: The name of the call last scheduled by `_SCHEDULED`'s way, as written (with the
         #: `_INPUT` after it) and as text: a valid pair from the start (the empty name).
         named_input, name_text = b'""' + _INPUT, ""
-        # Where the time starts in a line written as `_STARTED` (after the id's digits), and
-        # the first id with one digit more.
+        # Where the time starts in a line read by a head compare (after the id's digits),
+        # and the first id with one digit more.
         at, tens = 13 + len(str(number + 1)), 10 ** len(str(number + 1))
         for line in lines:
             number += 1

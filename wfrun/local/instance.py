@@ -328,19 +328,11 @@ class WorkflowInstance:
             awaited = _awaited_in(code)
         at_once = caller.f_lasti in awaited
         if at_once and replayer is not None and not self._commands:
-            # Replay's fastest path: the call resolves from the history here and now, as a
-            # done future, if the history's next event is this call's completion and the
-            # history recorded this very call. It is `_settle_at_once` moved to the call
-            # itself, with the same conditions (nothing else could run first), and without
-            # the objects the ordinary path makes to find out later whether the call is
-            # awaited: that is known from the caller's code here. Inline, not a method of
-            # its own: a frame less on every replayed step.
-            #
-            # The arguments are compared with the recorded ones as values: plain ones sure
-            # to encode within the limit are not encoded at all (`replayed_arguments`; should
+            # Replay's fastest path: the call resolves from the history here and now. The
+            # arguments are compared with the recorded ones as values: plain ones sure to
+            # encode within the limit are not encoded at all (`replayed_arguments`; should
             # the ordinary path run after all, it encodes them as a live call does).
-            signature = definition.signature
-            value = signature.replayed_arguments(
+            value = definition.signature.replayed_arguments(
                 args, kwargs, definition.options.max_payload or self.max_payload
             )
             if value is None:
@@ -353,45 +345,10 @@ class WorkflowInstance:
                     # The recorded input is compared as decoded; plain arguments are what
                     # they decode to (`_encode_call` gave them as the values).
                     value = arguments if values is arguments else loads(data)
-            loop = self._loop
-            # `_nothing_could_run_first`, inline.
-            if value is not None and not (
-                loop._ready or self._conditions or self._handler_error is not None
-            ):
-                task = current_task(loop)
-                seq = self._seq + 1
-                event = (
-                    replayer.completion_at_once(seq, definition.name, value)
-                    if task is not None and not task.cancelling()
-                    else None
-                )
-                if event is not None:
-                    result = event.result
-                    # `decode_value`'s own test first: a plain result (most are) costs no
-                    # further frame, tested inline by the types `unchanged_result` found (it
-                    # is asked itself the first time, and of a float, which must be finite).
-                    # Inside the try: it reads the type hints, which raise if they no longer
-                    # resolve.
-                    try:
-                        kind = result.__class__
-                        if (
-                            kind is float or kind not in signature.result_types
-                        ) and not signature.unchanged_result(result):
-                            result = signature.decode_value(result)
-                    except Exception:
-                        replayer.put_back()  # the ordinary path says why, outside the code
-                    else:
-                        self._seq = seq
-                        # The time is the event's, parsed only if read (`time_now`).
-                        self._time_text = event.ts
-                        self._history_length = event.id
-                        loop._now = None  # asked of `time_now` when read
-                        # The ordinary path's future takes a key: every later task and
-                        # future keeps its hash.
-                        next(loop._keys)
-                        done: asyncio.Future[Any] = asyncio.Future(loop=loop)
-                        done.set_result(result)
-                        return done  # type: ignore[return-value]  # awaited at once
+            if value is not None:
+                done = self._replayed_call(definition, replayer, value)
+                if done is not None:
+                    return done
         future: WorkflowFuture[Any] = WorkflowFuture(loop=self._loop)
         if at_once and replayer is None:
             # Live, and awaited by the caller's next instruction: the future, bare. The
@@ -416,6 +373,55 @@ class WorkflowInstance:
         # A partial, not a closure: no frame of its own for the guard's hook to see.
         settle = functools.partial(self._settle_at_once, command, future)
         return WorkflowCall(future, future._key, dropped, settle)
+
+    def _replayed_call(
+        self, definition: ActivityDefinition, replayer: Replayer, value: dict[str, Any]
+    ) -> Coroutine[Any, Any, Any] | None:
+        """Replay's fast path for a call awaited right where it is made (`_awaited_calls`),
+        its arguments ``value``: its recorded result, as a done future, if the history's next
+        event is this call's completion and the history recorded this very call; else None
+        (the ordinary path).
+
+        It is `_settle_at_once` moved to the call itself, with the same conditions (nothing
+        else could run first), and without the objects the ordinary path makes to find out
+        later whether the call is awaited: that is known from the caller's code here.
+        """
+        loop = self._loop
+        # `_nothing_could_run_first`, inline.
+        if loop._ready or self._conditions or self._handler_error is not None:
+            return None
+        task = current_task(loop)
+        if task is None or task.cancelling():
+            return None
+        seq = self._seq + 1
+        event = replayer.completion_at_once(seq, definition.name, value)
+        if event is None:
+            return None
+        signature = definition.signature
+        result = event.result
+        # `decode_value`'s own test first: a plain result (most are) costs no further frame,
+        # tested inline by the types `unchanged_result` found (it is asked itself the first
+        # time, and of a float, which must be finite). Inside the try: it reads the type
+        # hints, which raise if they no longer resolve.
+        try:
+            kind = result.__class__
+            if (
+                kind is float or kind not in signature.result_types
+            ) and not signature.unchanged_result(result):
+                result = signature.decode_value(result)
+        except Exception:
+            replayer.put_back()
+            return None  # the ordinary path says why, outside the workflow code
+        self._seq = seq
+        # The time is the event's, parsed only if read (`time_now`).
+        self._time_text = event.ts
+        self._history_length = event.id
+        loop._now = None  # asked of `time_now` when read
+        # The ordinary path's future takes a key: every later task and future keeps its hash.
+        next(loop._keys)
+        done: asyncio.Future[Any] = asyncio.Future(loop=loop)
+        done.set_result(result)
+        return done  # type: ignore[return-value]  # awaited at once: no one sees its type
 
     def _schedule_call(
         self,
